@@ -1,0 +1,282 @@
+/* Latch: live updates, plus the few page behaviours htmx does not give us.
+ * Runs after htmx + ws/sse extensions (all `defer`) under `script-src 'self'`.
+ * The server pushes HTML whose top-level elements carry `hx-swap-oob`; the
+ * extensions swap it. This file owns the connection and the ONLY reconnect
+ * loop. Left alone, both extensions reconnect by themselves (ws: on close
+ * 1006/1011/1012/1013 while its element is in the page; sse: EventSource's
+ * retry plus the extension's): two loops, stale last_event_ids. So we create
+ * the sockets (htmx.createWebSocket / createEventSource), our listeners run
+ * first, and on failure they remove the sink element before the extension's
+ * handler runs; both extensions stand down once their element is gone. */
+(function () {
+  'use strict';
+  var htmx = window.htmx;
+  if (!htmx) return;
+
+  // CSP: htmx would inject an inline <style> (app.css has its indicator
+  // rules) and eval hx-on / trigger filters (blocked anyway).
+  htmx.config.includeIndicatorStyles = false;
+  htmx.config.allowEval = false;
+  // Belt and braces: should the ws extension still schedule a reconnect, it
+  // fires in ~25 days. live.js reconnects, nobody else.
+  htmx.config.wsReconnectDelay = function () { return 2147483647; };
+
+  var BASE_MS = 500, CAP_MS = 15000, WS_OPEN_TIMEOUT_MS = 3000;
+  var SSE_EVENTS = 'created,locked,unlocked,checked_in,overridden,deleted,resync,message';
+  var LABELS = { off: 'Off', connecting: 'Connecting…', live: 'Live', reconnecting: 'Reconnecting…' };
+  var NAMES = { ws: 'WebSocket', sse: 'Server-Sent Events' };
+
+  var forced = new URLSearchParams(location.search).get('transport');
+  if (forced !== 'ws' && forced !== 'sse') forced = null;
+
+  var conn = null;                // current attempt: {kind, sink, raw, opened, timer}
+  var failures = 0;               // consecutive failures, drives the backoff
+  var retryTimer = 0;
+  var wsWorked = false;           // a WebSocket opened in this page: keep preferring it
+  var sseOnly = forced === 'sse'; // WS failed (or forced off): stay on SSE
+  var stopped = false;            // page leaving or session over
+
+  // For tests. lastSeq is read from the DOM, so it is always current.
+  var live = window.latchLive = { state: 'off', transport: null, get lastSeq() { return readSeq(); } };
+
+  // The server renders #live-seq and every live message re-sends it OOB:
+  // the DOM is the one record of "what have I seen".
+  function readSeq() {
+    var el = document.getElementById('live-seq'), n = el ? parseInt(el.dataset.seq, 10) : NaN;
+    return n >= 0 ? n : null;
+  }
+
+  function setState(state, note) {
+    live.state = state;
+    var el = document.getElementById('live-status');
+    if (!el) return;
+    el.dataset.state = state;
+    if (live.transport) el.dataset.transport = live.transport;
+    el.textContent = LABELS[state];
+    el.title = note || (state === 'live' ? 'Live updates over ' + NAMES[live.transport] : LABELS[state]);
+  }
+
+  function connect() {
+    clearTimeout(retryTimer); retryTimer = 0;
+    teardown();
+    if (stopped) return;
+    var kind = sseOnly ? 'sse' : 'ws';
+    var seq = readSeq(); // re-read every time: messages keep moving it
+    var q = seq === null ? '' : '?last_event_id=' + seq;
+    var sink = document.createElement('div');
+    var c = conn = { kind: kind, sink: sink, raw: null, opened: false, timer: 0 };
+    live.transport = kind;
+    sink.id = 'live-sink'; sink.hidden = true;
+    sink.setAttribute('hx-ext', kind);
+    if (kind === 'ws') {
+      sink.setAttribute('ws-connect', '/ws' + q);
+      // A proxy that strips Upgrade can leave the socket hanging: give up at 3 s.
+      c.timer = setTimeout(function () { if (!c.opened) failed(c, 0); }, WS_OPEN_TIMEOUT_MS);
+    } else {
+      sink.setAttribute('sse-connect', '/events' + q);
+      sink.setAttribute('sse-swap', SSE_EVENTS);
+      // The sse extension runs htmx's full swap: every hx-swap-oob element
+      // is applied, then "none" skips the main swap into the sink.
+      sink.setAttribute('hx-swap', 'none');
+    }
+    setState(live.state === 'live' || live.state === 'reconnecting' ? 'reconnecting' : 'connecting');
+    document.body.appendChild(sink);
+    htmx.process(sink); // synchronously calls our factories below
+  }
+
+  // Drop the current attempt; removing the sink is what stops the extensions.
+  function teardown() {
+    var c = conn;
+    if (!c) return;
+    conn = null;
+    clearTimeout(c.timer);
+    c.sink.remove();
+    try { if (c.raw) c.raw.close(); } catch (e) { /* already closed */ }
+  }
+
+  function opened(c) {
+    if (conn !== c) return;
+    c.opened = true; failures = 0;
+    clearTimeout(c.timer);
+    if (c.kind === 'ws') wsWorked = true;
+    setState('live');
+  }
+
+  function failed(c, code) {
+    if (conn !== c) return; // a stale socket from an earlier attempt
+    teardown();
+    if (stopped) return;
+    // The first WebSocket never opened: SSE for the rest of this page, now.
+    if (c.kind === 'ws' && !c.opened && !forced && !wsWorked) { sseOnly = true; return connect(); }
+    if (code === 1012) return schedule(250 + Math.random() * 750); // server restart
+    failures += 1;
+    if (failures >= 2) checkSession();
+    // Full jitter: uniform in [0, min(cap, base * 2^n)].
+    schedule(Math.random() * Math.min(CAP_MS, BASE_MS * Math.pow(2, failures)));
+  }
+
+  function schedule(ms) {
+    setState('reconnecting', 'Connection lost; retrying in ' + Math.max(1, Math.round(ms / 1000)) + ' s');
+    retryTimer = setTimeout(connect, ms);
+  }
+
+  // Neither EventSource nor a failed WebSocket shows the HTTP status, so after
+  // repeated failures ask plainly: is the server up, and is our session good?
+  function checkSession() {
+    fetch('/healthz', { cache: 'no-store' }).then(function (r) {
+      if (!r.ok) return; // down or restarting: keep backing off
+      return fetch('/files?limit=0', { credentials: 'same-origin', cache: 'no-store', headers: { 'HX-Request': 'true' } })
+        .then(function (r) {
+          if (r.status === 401 || (r.headers.get('HX-Redirect') || '').indexOf('/login') === 0 ||
+              (r.redirected && new URL(r.url).pathname === '/login')) goLogin();
+        });
+    }).catch(function () { /* offline: keep backing off */ });
+  }
+
+  function goLogin() { stop(); location.assign('/login'); }
+  function stop() { stopped = true; clearTimeout(retryTimer); teardown(); }
+
+  // Listeners added here fire before the extension's onclose/onerror.
+  htmx.createWebSocket = function (url) {
+    var c = conn, ws = new WebSocket(url);
+    ws.binaryType = htmx.config.wsBinaryType;
+    if (!c || c.kind !== 'ws' || c.raw) { ws.close(); return ws; } // not ours: refuse
+    c.raw = ws;
+    ws.addEventListener('open', function () { opened(c); });
+    ws.addEventListener('close', function (e) {
+      if (conn !== c) return;
+      if (e.code === 4001) return goLogin(); // the session was ended
+      failed(c, e.code);
+    });
+    return ws;
+  };
+  htmx.createEventSource = function (url) {
+    var c = conn, es = new EventSource(url, { withCredentials: true });
+    if (!c || c.kind !== 'sse' || c.raw) { es.close(); return es; }
+    c.raw = es;
+    es.addEventListener('open', function () { opened(c); });
+    // Close at once so the browser's own retry (no backoff, old Last-Event-ID)
+    // never runs; we come back with ?last_event_id from the DOM.
+    es.addEventListener('error', function () { es.close(); failed(c, 0); });
+    return es;
+  };
+
+  function start() {
+    if (document.body.dataset.live !== 'on') return;
+    stopped = false;
+    connect();
+  }
+  window.addEventListener('online', function () { if (retryTimer) connect(); });
+  window.addEventListener('pagehide', stop);
+  window.addEventListener('pageshow', function (e) { if (e.persisted) start(); }); // back/forward cache
+
+  /* ---- Toasts: fade after 6 s, or on click. ---- */
+  function armToast(t) {
+    if (!(t instanceof Element) || !t.classList.contains('toast') || t.dataset.armed) return;
+    t.dataset.armed = '1';
+    var timer = setTimeout(dismiss, 6000);
+    t.addEventListener('click', dismiss);
+    function dismiss() {
+      clearTimeout(timer);
+      t.classList.add('toast-leaving');             // CSS fades it
+      setTimeout(function () { t.remove(); }, 250); // no transitionend under reduced motion
+    }
+  }
+  function toast(text) {
+    var box = document.getElementById('toasts'), t = document.createElement('div');
+    if (!box) return;
+    t.className = 'toast toast-error';
+    t.setAttribute('role', 'alert');
+    t.textContent = text;
+    box.appendChild(t);
+  }
+
+  /* ---- Popovers (<details class="popover">): outside click / Esc close. ---- */
+  function eachOpen(fn) { document.querySelectorAll('details.popover[open]').forEach(fn); }
+  document.addEventListener('click', function (e) {
+    eachOpen(function (d) { if (!d.contains(e.target)) d.open = false; });
+  });
+  document.addEventListener('keydown', function (e) {
+    if (e.key === 'Escape') eachOpen(function (d) {
+      var s = d.contains(document.activeElement) && d.querySelector('summary');
+      d.open = false;
+      if (s) s.focus();
+    });
+  });
+  // 'toggle' does not bubble, hence capture. Opening focuses the first field.
+  document.addEventListener('toggle', function (e) {
+    var d = e.target, f = d.open && d.matches('details.popover') &&
+      d.querySelector('input:not([type=hidden]), textarea, select');
+    if (f) f.focus();
+  }, true);
+
+  /* ---- Forms: data-confirm; a popover's form closes it on success. ---- */
+  // Capture on document runs before htmx's submit listener on the form.
+  document.addEventListener('submit', function (e) {
+    var text = e.target.dataset && e.target.dataset.confirm;
+    if (text && !window.confirm(text)) { e.preventDefault(); e.stopImmediatePropagation(); }
+  }, true);
+  document.addEventListener('htmx:afterRequest', function (e) {
+    var d = e.target.closest && e.target.closest('details.popover');
+    if (!d || !e.detail.successful) return;
+    d.open = false;
+    if (e.target.tagName === 'FORM') e.target.reset();
+  });
+
+  /* ---- htmx errors. htmx swaps nothing for 4xx/5xx by default. For 4xx
+   * HTML, let the server's OOB toast (its error sentence) through, but swap
+   * nothing into the target unless the server asks with HX-Reswap. ---- */
+  document.addEventListener('htmx:beforeSwap', function (e) {
+    var d = e.detail, s = d.xhr.status;
+    if (s < 400) return;
+    if (s === 401) { d.shouldSwap = false; return goLogin(); }
+    var body = String(d.serverResponse || '');
+    var reswap = d.xhr.getResponseHeader('HX-Reswap');
+    if (/html/.test(d.xhr.getResponseHeader('Content-Type') || '') && s < 500) {
+      d.shouldSwap = true;
+      if (!reswap) d.swapOverride = 'none';
+      if (reswap || body.indexOf('hx-swap-oob') >= 0) return; // the server shows it
+    }
+    var text = body.length < 500 ? new DOMParser().parseFromString(body, 'text/html').body.textContent.trim() : '';
+    toast(text || 'That did not work (HTTP ' + s + ').');
+  });
+  document.addEventListener('htmx:sendError', function () {
+    toast('Could not reach the server. Check your connection and try again.');
+  });
+
+  /* ---- An OOB card or folder with no target (a new file in a folder the
+   * list does not show yet, a card hidden by the filters): re-fetch the list
+   * once per burst, with the current filters. ---- */
+  var refreshTimer = 0;
+  document.addEventListener('htmx:oobErrorNoTarget', function (e) {
+    var el = e.detail.content;
+    if (!el || !el.matches || refreshTimer || !document.getElementById('file-list')) return;
+    if (!el.matches('.card, .folder') && !el.querySelector('.card, .folder')) return;
+    refreshTimer = setTimeout(function () {
+      refreshTimer = 0;
+      var f = document.getElementById('filters');
+      var q = f ? new URLSearchParams(new FormData(f)).toString() : '';
+      htmx.ajax('GET', '/files?' + q, { target: '#file-list', swap: 'outerHTML' });
+    }, 50);
+  });
+
+  function init() {
+    var box = document.getElementById('toasts');
+    if (box) {
+      box.querySelectorAll('.toast').forEach(armToast); // server-rendered flashes
+      new MutationObserver(function (ms) {
+        ms.forEach(function (m) { m.addedNodes.forEach(armToast); });
+      }).observe(box, { childList: true });
+    }
+    // Opt-in cap (data-max) so a feed left open for weeks stays small.
+    var feed = document.getElementById('activity-list'), max = feed && parseInt(feed.dataset.max, 10);
+    if (max > 0) new MutationObserver(function () {
+      while (feed.children.length > max) feed.lastElementChild.remove();
+    }).observe(feed, { childList: true });
+    start();
+  }
+  // Deferred scripts run before DOMContentLoaded; htmx registered its
+  // listener first, so the body is processed before our sink exists.
+  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', init);
+  else init();
+})();

@@ -1,0 +1,697 @@
+//! Accounts and who is asking: password hashing, users, sessions, API
+//! tokens, login throttling, and the CSRF / Origin checks on requests.
+//!
+//! Only hashes of secrets are stored: argon2id for passwords, SHA-256 for
+//! session and API tokens (random 256-bit values, so a fast hash suffices).
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use argon2::password_hash::rand_core::{OsRng, RngCore};
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use poem::Request;
+use poem::http::{Method, header};
+use poem::web::headers::{
+    Authorization, HeaderMapExt, authorization::Basic, authorization::Bearer,
+};
+use redb::ReadableTable;
+use sha2::{Digest, Sha256};
+
+use crate::App;
+use crate::domain::{Password, Role, Username};
+use crate::error::{AppError, AppResult};
+use crate::files::Actor;
+use crate::store::{
+    self, SESSIONS, SessionRecord, TOKEN_HASHES, TOKENS, TokenRecord, USERS, UserRecord, now,
+};
+
+pub const SESSION_COOKIE: &str = "latch_session";
+pub const CSRF_HEADER: &str = "X-CSRF-Token";
+pub const CSRF_FIELD: &str = "_csrf";
+
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    OsRng.fill_bytes(&mut bytes);
+    bytes
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `n` random bytes as hex.
+pub fn random_hex(n: usize) -> String {
+    let mut bytes = vec![0u8; n];
+    OsRng.fill_bytes(&mut bytes);
+    hex(&bytes)
+}
+
+pub fn sha256(data: &[u8]) -> Vec<u8> {
+    Sha256::digest(data).to_vec()
+}
+
+fn argon2() -> Argon2<'static> {
+    // DESIGN: argon2id, m = 19456 KiB, t = 2, p = 1 (~20 ms per check).
+    let params = Params::new(19_456, 2, 1, None).unwrap_or_default();
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+/// Blocking (~20 ms): call from `spawn_blocking`.
+pub fn hash_password(password: &Password) -> AppResult<String> {
+    let salt = SaltString::generate(&mut OsRng);
+    argon2()
+        .hash_password(password.as_str().as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| AppError::internal("hashing a password", e))
+}
+
+/// Blocking (~20 ms): call from `spawn_blocking`.
+pub fn verify_password(phc: &str, password: &str) -> bool {
+    PasswordHash::new(phc)
+        .map(|hash| argon2().verify_password(password.as_bytes(), &hash).is_ok())
+        .unwrap_or(false)
+}
+
+/// A hash to verify against when the user does not exist, so that an
+/// unknown name costs as much time as a wrong password.
+fn decoy_hash() -> &'static str {
+    static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DECOY.get_or_init(|| {
+        let salt = SaltString::generate(&mut OsRng);
+        argon2()
+            .hash_password(b"decoy password", &salt)
+            .map(|h| h.to_string())
+            .unwrap_or_default()
+    })
+}
+
+pub fn actor_of(user: &UserRecord) -> Actor {
+    Actor {
+        username: user.username.clone(),
+        display_name: user.display_name.clone(),
+        role: user.role,
+    }
+}
+
+/// Fields for a new account, already validated.
+pub struct NewUser {
+    pub username: Username,
+    pub password: Password,
+    pub role: Role,
+    pub display_name: Option<String>,
+}
+
+/// Creates a user; 409 when the name is taken. Blocking.
+pub fn create_user(store: &store::Store, new: NewUser) -> AppResult<UserRecord> {
+    let hash = hash_password(&new.password)?;
+    let rec = UserRecord {
+        username: new.username.as_str().to_string(),
+        display_name: new
+            .display_name
+            .filter(|d| !d.is_empty())
+            .unwrap_or_else(|| new.username.as_str().to_string()),
+        password_hash: hash,
+        role: new.role,
+        disabled: false,
+        created_at: now(),
+    };
+    store.write(|tx| {
+        if store::get_user(&tx.txn.open_table(USERS)?, &rec.username)?.is_some() {
+            return Err(AppError::Conflict(format!(
+                "The username {} is taken.",
+                rec.username
+            )));
+        }
+        store::put_user(&tx.txn, &rec)?;
+        Ok(rec.clone())
+    })
+}
+
+/// Changes to an account, already validated.
+#[derive(Default)]
+pub struct UserPatch {
+    pub role: Option<Role>,
+    pub disabled: Option<bool>,
+    pub password: Option<Password>,
+    pub display_name: Option<String>,
+}
+
+/// Applies `patch`; a change of role, password or a disabling ends the
+/// user's sessions (the caller closes their live connections). Blocking.
+pub fn update_user(
+    store: &store::Store,
+    username: &str,
+    patch: UserPatch,
+) -> AppResult<(UserRecord, bool)> {
+    let hash = patch.password.as_ref().map(hash_password).transpose()?;
+    store.write(|tx| {
+        let mut rec = store::get_user(&tx.txn.open_table(USERS)?, username)?
+            .ok_or_else(|| AppError::NotFound(format!("There is no user {username}.")))?;
+        let mut end_sessions = false;
+        if let Some(role) = patch.role
+            && role != rec.role
+        {
+            if rec.role == Role::Admin && count_active_admins(tx)? <= 1 {
+                return Err(AppError::Conflict(
+                    "This is the last active admin; make another admin first.".into(),
+                ));
+            }
+            rec.role = role;
+            end_sessions = true;
+        }
+        if let Some(disabled) = patch.disabled
+            && disabled != rec.disabled
+        {
+            if disabled && rec.role == Role::Admin && count_active_admins(tx)? <= 1 {
+                return Err(AppError::Conflict(
+                    "This is the last active admin; it cannot be disabled.".into(),
+                ));
+            }
+            rec.disabled = disabled;
+            end_sessions |= disabled;
+        }
+        if let Some(hash) = hash {
+            rec.password_hash = hash;
+            end_sessions = true;
+        }
+        if let Some(name) = patch.display_name.filter(|d| !d.is_empty()) {
+            rec.display_name = name;
+        }
+        store::put_user(&tx.txn, &rec)?;
+        if end_sessions {
+            delete_sessions_of(tx, &rec.username)?;
+        }
+        Ok((rec, end_sessions))
+    })
+}
+
+fn count_active_admins(tx: &store::Tx) -> AppResult<usize> {
+    let users = tx.txn.open_table(USERS)?;
+    let mut count = 0;
+    for row in users.iter()? {
+        let (_, v) = row?;
+        let u: UserRecord = store::decode(v.value())?;
+        if u.role == Role::Admin && !u.disabled {
+            count += 1;
+        }
+    }
+    Ok(count)
+}
+
+fn delete_sessions_of(tx: &store::Tx, username: &str) -> AppResult<()> {
+    let mut sessions = tx.txn.open_table(SESSIONS)?;
+    sessions.retain(|_, v| {
+        serde_json::from_slice::<SessionRecord>(v)
+            .map(|s| s.username != username)
+            .unwrap_or(false)
+    })?;
+    Ok(())
+}
+
+/// A signed-in browser session.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub token_hash: Vec<u8>,
+    pub csrf_token: String,
+    pub user: UserRecord,
+}
+
+impl Session {
+    pub fn actor(&self) -> Actor {
+        actor_of(&self.user)
+    }
+}
+
+/// Starts a session: a fresh random token every login. Returns the token
+/// for the cookie and the session. Blocking.
+pub fn start_session(store: &store::Store, user: &UserRecord) -> AppResult<(String, Session)> {
+    let token = hex(&random_bytes::<32>());
+    let token_hash = sha256(token.as_bytes());
+    let rec = SessionRecord {
+        username: user.username.clone(),
+        csrf_token: random_hex(24),
+        created_at: now(),
+        last_seen: now(),
+    };
+    store.write(|tx| {
+        let mut sessions = tx.txn.open_table(SESSIONS)?;
+        sessions.insert(token_hash.as_slice(), store::encode(&rec)?.as_slice())?;
+        // Sweep expired sessions now and then so the table stays small.
+        if token_hash[0] == 0 {
+            let cutoff = now() - 7 * 24 * 3600;
+            sessions.retain(|_, v| {
+                serde_json::from_slice::<SessionRecord>(v)
+                    .map(|s| s.last_seen > cutoff)
+                    .unwrap_or(false)
+            })?;
+        }
+        Ok(())
+    })?;
+    Ok((
+        token,
+        Session {
+            token_hash,
+            csrf_token: rec.csrf_token,
+            user: user.clone(),
+        },
+    ))
+}
+
+/// Looks a session token up, enforcing idle and absolute expiry and the
+/// user's disabled flag. Blocking.
+pub fn find_session(app: &App, token: &str) -> AppResult<Option<Session>> {
+    if token.len() != 64 {
+        return Ok(None);
+    }
+    let token_hash = sha256(token.as_bytes());
+    let found = app.store.read(|txn| {
+        let Some(value) = txn.open_table(SESSIONS)?.get(token_hash.as_slice())? else {
+            return Ok(None);
+        };
+        let session: SessionRecord = store::decode(value.value())?;
+        let user = store::get_user(&txn.open_table(USERS)?, &session.username)?;
+        Ok(user.map(|u| (session, u)))
+    })?;
+    let Some((session, user)) = found else {
+        return Ok(None);
+    };
+    let t = now();
+    let idle = app.config.session_idle.as_secs() as i64;
+    let absolute = app.config.session_absolute.as_secs() as i64;
+    if user.disabled || t - session.last_seen > idle || t - session.created_at > absolute {
+        end_session(&app.store, &token_hash)?;
+        return Ok(None);
+    }
+    if t - session.last_seen > 60 {
+        let mut touched = session.clone();
+        touched.last_seen = t;
+        let hash = token_hash.clone();
+        app.store.write_lazily(|tx| {
+            tx.txn
+                .open_table(SESSIONS)?
+                .insert(hash.as_slice(), store::encode(&touched)?.as_slice())?;
+            Ok(())
+        })?;
+    }
+    Ok(Some(Session {
+        token_hash,
+        csrf_token: session.csrf_token,
+        user,
+    }))
+}
+
+/// Blocking.
+pub fn end_session(store: &store::Store, token_hash: &[u8]) -> AppResult<()> {
+    store.write(|tx| {
+        tx.txn.open_table(SESSIONS)?.remove(token_hash)?;
+        Ok(())
+    })
+}
+
+/// Creates an API token; the token itself is returned once and never stored.
+pub fn create_token(
+    store: &store::Store,
+    username: &str,
+    name: &str,
+) -> AppResult<(TokenRecord, String)> {
+    let token = format!("latch_{}", hex(&random_bytes::<32>()));
+    let hash = sha256(token.as_bytes());
+    let rec = store.write(|tx| {
+        let id = store::next_token_id(&tx.txn)?;
+        let rec = TokenRecord {
+            id,
+            username: username.to_string(),
+            name: name.to_string(),
+            hash: hash.clone(),
+            created_at: now(),
+            last_used: None,
+        };
+        tx.txn
+            .open_table(TOKENS)?
+            .insert(id, store::encode(&rec)?.as_slice())?;
+        tx.txn
+            .open_table(TOKEN_HASHES)?
+            .insert(hash.as_slice(), id)?;
+        Ok(rec)
+    })?;
+    Ok((rec, token))
+}
+
+pub fn list_tokens(store: &store::Store, username: &str) -> AppResult<Vec<TokenRecord>> {
+    store.read(|txn| {
+        let mut out = Vec::new();
+        for row in txn.open_table(TOKENS)?.iter()? {
+            let (_, v) = row?;
+            let rec: TokenRecord = store::decode(v.value())?;
+            if rec.username == username {
+                out.push(rec);
+            }
+        }
+        Ok(out)
+    })
+}
+
+/// Revokes one of `username`'s tokens (an admin may revoke anyone's).
+pub fn revoke_token(store: &store::Store, actor: &Actor, id: u64) -> AppResult<()> {
+    store.write(|tx| {
+        let mut tokens = tx.txn.open_table(TOKENS)?;
+        let rec: TokenRecord = match tokens.get(id)? {
+            Some(v) => store::decode(v.value())?,
+            None => return Err(AppError::NotFound(format!("There is no token {id}."))),
+        };
+        if rec.username != actor.username && !actor.is_admin() {
+            return Err(AppError::NotFound(format!("There is no token {id}.")));
+        }
+        tokens.remove(id)?;
+        tx.txn
+            .open_table(TOKEN_HASHES)?
+            .remove(rec.hash.as_slice())?;
+        Ok(())
+    })
+}
+
+fn user_by_token(store: &store::Store, token: &str) -> AppResult<Option<UserRecord>> {
+    let hash = sha256(token.as_bytes());
+    store.read(|txn| {
+        let Some(id) = txn
+            .open_table(TOKEN_HASHES)?
+            .get(hash.as_slice())?
+            .map(|v| v.value())
+        else {
+            return Ok(None);
+        };
+        let Some(value) = txn.open_table(TOKENS)?.get(id)? else {
+            return Ok(None);
+        };
+        let rec: TokenRecord = store::decode(value.value())?;
+        let user = store::get_user(&txn.open_table(USERS)?, &rec.username)?;
+        Ok(user.filter(|u| !u.disabled))
+    })
+}
+
+/// Failed-login bookkeeping per username and per client address.
+#[derive(Default)]
+pub struct Throttle {
+    failures: Mutex<HashMap<String, Failures>>,
+}
+
+struct Failures {
+    count: u32,
+    last: Instant,
+}
+
+impl Throttle {
+    /// Failures allowed before waiting is required.
+    const FREE: u32 = 5;
+    const FORGET_AFTER: Duration = Duration::from_secs(15 * 60);
+
+    fn keys(username: &str, ip: IpAddr) -> [String; 2] {
+        [format!("u:{username}"), format!("ip:{ip}")]
+    }
+
+    /// How long this login must wait, if at all.
+    pub fn check(&self, username: &str, ip: IpAddr) -> Option<Duration> {
+        let map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        Self::keys(username, ip)
+            .iter()
+            .filter_map(|k| map.get(k))
+            .filter_map(|f| {
+                let per_ip_extra = 0;
+                let over = f.count.checked_sub(Self::FREE + per_ip_extra)?;
+                // 1 s, 2 s, 4 s … up to 5 minutes after each further failure.
+                let wait = Duration::from_secs((1u64 << over.min(9)).min(300));
+                let since = f.last.elapsed();
+                (since < wait).then(|| wait - since)
+            })
+            .max()
+    }
+
+    pub fn failed(&self, username: &str, ip: IpAddr) {
+        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() > 100_000 {
+            map.retain(|_, f| f.last.elapsed() < Self::FORGET_AFTER);
+        }
+        for key in Self::keys(username, ip) {
+            let entry = map.entry(key).or_insert(Failures {
+                count: 0,
+                last: Instant::now(),
+            });
+            if entry.last.elapsed() > Self::FORGET_AFTER {
+                entry.count = 0;
+            }
+            entry.count += 1;
+            entry.last = Instant::now();
+        }
+    }
+
+    pub fn succeeded(&self, username: &str) {
+        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        map.remove(&format!("u:{username}"));
+    }
+}
+
+/// Checks a username and password, with throttling and one message for
+/// unknown users and wrong passwords alike.
+pub async fn login(app: &App, username: &str, password: &str, ip: IpAddr) -> AppResult<UserRecord> {
+    let wrong = || AppError::Unauthenticated("The username or password is wrong.".into());
+    let name = Username::parse(username)
+        .map(|u| u.as_str().to_string())
+        .unwrap_or_default();
+    if let Some(wait) = app.throttle.check(&name, ip) {
+        return Err(AppError::TooManyRequests {
+            message: format!(
+                "Too many failed logins; try again in {} seconds.",
+                wait.as_secs().max(1)
+            ),
+            retry_after_secs: wait.as_secs().max(1),
+        });
+    }
+    let store = app.store.clone();
+    let password = password.to_string();
+    let lookup = name.clone();
+    let user = tokio::task::spawn_blocking(move || -> AppResult<Option<UserRecord>> {
+        let user = if lookup.is_empty() {
+            None
+        } else {
+            store.user(&lookup)?
+        };
+        let hash = user
+            .as_ref()
+            .map(|u| u.password_hash.as_str())
+            .unwrap_or(decoy_hash());
+        let ok = verify_password(hash, &password);
+        Ok(user.filter(|u| ok && !u.disabled))
+    })
+    .await??;
+    match user {
+        Some(user) => {
+            app.throttle.succeeded(&name);
+            Ok(user)
+        }
+        None => {
+            app.throttle.failed(&name, ip);
+            Err(wrong())
+        }
+    }
+}
+
+/// The value of the `latch_session` cookie, if any.
+pub fn session_cookie(req: &Request) -> Option<String> {
+    req.headers()
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value.trim().to_string())
+}
+
+pub fn session_set_cookie(app: &App, req: &Request, token: &str) -> String {
+    let secure = if is_https(app, req) { "; Secure" } else { "" };
+    format!(
+        "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
+        app.config.session_absolute.as_secs()
+    )
+}
+
+pub fn session_clear_cookie(app: &App, req: &Request) -> String {
+    let secure = if is_https(app, req) { "; Secure" } else { "" };
+    format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{secure}")
+}
+
+/// The session of a request, if it carries a valid one.
+pub async fn request_session(app: &App, req: &Request) -> AppResult<Option<Session>> {
+    let Some(token) = session_cookie(req) else {
+        return Ok(None);
+    };
+    let app = app.clone();
+    tokio::task::spawn_blocking(move || find_session(&app, &token)).await?
+}
+
+fn from_trusted_proxy(app: &App, req: &Request) -> bool {
+    let peer = req.remote_addr().as_socket_addr().map(|a| a.ip());
+    peer.is_some_and(|ip| app.config.trusted_proxies.contains(&ip))
+}
+
+fn forwarded(req: &Request, name: &str) -> Option<String> {
+    req.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(',').next_back().unwrap_or("").trim().to_string())
+        .filter(|v| !v.is_empty())
+}
+
+/// The client's address: the peer, or what a trusted proxy says it is.
+pub fn client_ip(app: &App, req: &Request) -> IpAddr {
+    let peer = req
+        .remote_addr()
+        .as_socket_addr()
+        .map(|a| a.ip())
+        .unwrap_or(IpAddr::from([127, 0, 0, 1]));
+    if from_trusted_proxy(app, req)
+        && let Some(ip) = forwarded(req, "x-forwarded-for").and_then(|v| v.parse().ok())
+    {
+        return ip;
+    }
+    peer
+}
+
+pub fn is_https(app: &App, req: &Request) -> bool {
+    if app.config.secure_cookies {
+        return true;
+    }
+    from_trusted_proxy(app, req)
+        && forwarded(req, "x-forwarded-proto").is_some_and(|p| p.eq_ignore_ascii_case("https"))
+}
+
+/// The `host[:port]` this server is reached at, as the browser sees it.
+fn own_authority(app: &App, req: &Request) -> Option<String> {
+    if from_trusted_proxy(app, req)
+        && let Some(host) = forwarded(req, "x-forwarded-host")
+    {
+        return Some(host.to_ascii_lowercase());
+    }
+    req.headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(|h| h.to_ascii_lowercase())
+        .or_else(|| {
+            req.uri()
+                .authority()
+                .map(|a| a.as_str().to_ascii_lowercase())
+        })
+}
+
+/// Refuses requests a browser sent from another site: `Origin` must name
+/// this server when present, and `Sec-Fetch-Site` must not be cross-site.
+pub fn check_same_origin(app: &App, req: &Request) -> AppResult<()> {
+    let refused =
+        || AppError::Forbidden("This request came from another site and was refused.".into());
+    if let Some(site) = req
+        .headers()
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok())
+        && !matches!(site, "same-origin" | "none")
+    {
+        return Err(refused());
+    }
+    if let Some(origin) = req.headers().get(header::ORIGIN) {
+        let origin = origin.to_str().map_err(|_| refused())?;
+        let authority = origin
+            .split_once("://")
+            .map(|(_, rest)| rest.trim_end_matches('/').to_ascii_lowercase())
+            .ok_or_else(refused)?;
+        if Some(authority) != own_authority(app, req) {
+            return Err(refused());
+        }
+    }
+    Ok(())
+}
+
+pub fn is_unsafe_method(method: &Method) -> bool {
+    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+/// Compares a CSRF token without leaking timing.
+pub fn csrf_matches(session: &Session, presented: Option<&str>) -> bool {
+    let Some(presented) = presented else {
+        return false;
+    };
+    let (a, b) = (session.csrf_token.as_bytes(), presented.trim().as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+pub fn csrf_header(req: &Request) -> Option<String> {
+    req.headers()
+        .get(CSRF_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// How a script authenticated.
+pub enum Credential {
+    Session(Session),
+    Token(UserRecord),
+}
+
+impl Credential {
+    pub fn user(&self) -> &UserRecord {
+        match self {
+            Credential::Session(s) => &s.user,
+            Credential::Token(u) => u,
+        }
+    }
+}
+
+/// Authenticates an API (or LFS) request: bearer token, HTTP Basic with a
+/// password or token, or a session cookie plus CSRF header for writes.
+pub async fn authenticate_api(app: &App, req: &Request) -> AppResult<Credential> {
+    let missing = || {
+        AppError::Unauthenticated(
+            "Sign in first: send a session cookie, an API token (Authorization: Bearer …) or HTTP Basic credentials."
+                .into(),
+        )
+    };
+    if let Some(bearer) = req.headers().typed_get::<Authorization<Bearer>>() {
+        let store = app.store.clone();
+        let token = bearer.token().to_string();
+        let user = tokio::task::spawn_blocking(move || user_by_token(&store, &token)).await??;
+        return user.map(Credential::Token).ok_or_else(|| {
+            AppError::Unauthenticated("The API token is unknown or revoked.".into())
+        });
+    }
+    if let Some(basic) = req.headers().typed_get::<Authorization<Basic>>() {
+        let password = basic.password().to_string();
+        if password.starts_with("latch_") {
+            let store = app.store.clone();
+            let wanted = Username::parse(basic.username())
+                .map(|u| u.as_str().to_string())
+                .unwrap_or_default();
+            let user =
+                tokio::task::spawn_blocking(move || user_by_token(&store, &password)).await??;
+            return user
+                .filter(|u| u.username == wanted)
+                .map(Credential::Token)
+                .ok_or_else(|| {
+                    AppError::Unauthenticated("The username or API token is wrong.".into())
+                });
+        }
+        let user = login(app, basic.username(), basic.password(), client_ip(app, req)).await?;
+        return Ok(Credential::Token(user));
+    }
+    let session = request_session(app, req).await?.ok_or_else(missing)?;
+    if is_unsafe_method(req.method()) {
+        check_same_origin(app, req)?;
+        if !csrf_matches(&session, csrf_header(req).as_deref()) {
+            return Err(AppError::Forbidden(
+                "The X-CSRF-Token header is missing or wrong; it comes from POST /api/login."
+                    .into(),
+            ));
+        }
+    }
+    Ok(Credential::Session(session))
+}

@@ -1,0 +1,157 @@
+//! The one error type of the app, and how each kind becomes a status code
+//! and a sentence (JSON for `/api`, a toast or page for HTML).
+
+use std::fmt;
+
+use poem::http::StatusCode;
+
+use crate::domain::Invalid;
+
+#[derive(Debug)]
+pub enum AppError {
+    /// 400: the request is malformed (bad multipart, missing field).
+    BadRequest(String),
+    /// 401: no valid session, token or password.
+    Unauthenticated(String),
+    /// 403: authenticated, but the role or ownership does not allow it.
+    Forbidden(String),
+    /// 404: no such file, user, version or token.
+    NotFound(String),
+    /// 409: the state changed under the request (lock held, path taken).
+    Conflict(String),
+    /// 413: the upload is over the size limit.
+    TooLarge(String),
+    /// 422: well-formed but invalid values.
+    Invalid(String),
+    /// 429: too many failed logins.
+    TooManyRequests {
+        message: String,
+        retry_after_secs: u64,
+    },
+    /// 500: a fault of ours or of the disk; logged in full, shown vaguely.
+    Internal(String),
+}
+
+pub type AppResult<T> = Result<T, AppError>;
+
+impl AppError {
+    pub fn internal(context: &str, err: impl fmt::Display) -> Self {
+        AppError::Internal(format!("{context}: {err}"))
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AppError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            AppError::Forbidden(_) => StatusCode::FORBIDDEN,
+            AppError::NotFound(_) => StatusCode::NOT_FOUND,
+            AppError::Conflict(_) => StatusCode::CONFLICT,
+            AppError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The sentence a person is shown. Internal details stay in the log.
+    pub fn public_message(&self) -> String {
+        match self {
+            AppError::BadRequest(m)
+            | AppError::Unauthenticated(m)
+            | AppError::Forbidden(m)
+            | AppError::NotFound(m)
+            | AppError::Conflict(m)
+            | AppError::TooLarge(m)
+            | AppError::Invalid(m) => m.clone(),
+            AppError::TooManyRequests { message, .. } => message.clone(),
+            AppError::Internal(_) => "Something went wrong on the server; the change was not made. Try again, and tell your admin if it keeps happening.".to_string(),
+        }
+    }
+
+    /// Logs server faults once, where they are turned into a response.
+    pub fn log(&self) {
+        if let AppError::Internal(detail) = self {
+            tracing::error!(%detail, "internal error");
+        }
+    }
+
+    pub fn to_json_response(&self) -> poem::Response {
+        self.log();
+        let body = serde_json::json!({ "error": self.public_message() }).to_string();
+        let mut builder = poem::Response::builder()
+            .status(self.status())
+            .content_type("application/json; charset=utf-8");
+        if let AppError::TooManyRequests {
+            retry_after_secs, ..
+        } = self
+        {
+            builder = builder.header("Retry-After", retry_after_secs.to_string());
+        }
+        builder.body(body)
+    }
+}
+
+impl fmt::Display for AppError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AppError::Internal(detail) => write!(f, "internal error: {detail}"),
+            other => f.write_str(&other.public_message()),
+        }
+    }
+}
+
+impl std::error::Error for AppError {}
+
+impl From<Invalid> for AppError {
+    fn from(err: Invalid) -> Self {
+        AppError::Invalid(err.0)
+    }
+}
+
+impl From<redb::Error> for AppError {
+    fn from(err: redb::Error) -> Self {
+        AppError::internal("database", err)
+    }
+}
+
+macro_rules! redb_errors {
+    ($($ty:ty),*) => {$(
+        impl From<$ty> for AppError {
+            fn from(err: $ty) -> Self {
+                AppError::internal("database", err)
+            }
+        }
+    )*};
+}
+redb_errors!(
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError,
+    redb::DatabaseError
+);
+
+impl From<serde_json::Error> for AppError {
+    fn from(err: serde_json::Error) -> Self {
+        AppError::internal("record encoding", err)
+    }
+}
+
+impl From<std::io::Error> for AppError {
+    fn from(err: std::io::Error) -> Self {
+        AppError::internal("i/o", err)
+    }
+}
+
+impl From<tokio::task::JoinError> for AppError {
+    fn from(err: tokio::task::JoinError) -> Self {
+        AppError::internal("background task", err)
+    }
+}
+
+/// JSON errors for `/api`: poem-openapi handlers return `poem::Result`.
+impl From<AppError> for poem::Error {
+    fn from(err: AppError) -> Self {
+        poem::Error::from_response(err.to_json_response())
+    }
+}

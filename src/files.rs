@@ -1,0 +1,714 @@
+//! The operations on files — upload, check out, cancel, check in, override,
+//! delete — with their rules, and reconciliation of Git with the database.
+//!
+//! Ordering that keeps Git and redb consistent (DESIGN: "Git holds content;
+//! redb holds state"):
+//! 1. an upload is spooled to disk, then written as a blob, before anything
+//!    else happens; a failure there leaves no record and no reference;
+//! 2. inside one redb write transaction (which also serialises writers) the
+//!    rules are checked, the Git commit is made and `main` moved, then the
+//!    record, the lock and the event are written and committed;
+//! 3. a crash between the Git commit and the redb commit leaves a commit the
+//!    database has not recorded; `reconcile` applies it from its trailers at
+//!    the next start (or before the next commit), keeping the lock as it was.
+//!    So a lock is never released without its commit, and a revision number
+//!    is never handed out twice.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use gix::ObjectId;
+use redb::ReadableTable;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+
+use crate::domain::{Bump, CommitMessage, Description, LockComment, RepoPath, Revision, Role};
+use crate::error::{AppError, AppResult};
+use crate::store::{
+    self, EventDraft, EventKind, FILES, FileRecord, FileSnapshot, LockRecord, META, PATHS,
+    RECORDED_HEAD, Store, Tx, get_file, now, put_file,
+};
+use crate::vault::{Action, Author, Change, CommitInfo, Spool, Trailers, Vault};
+
+/// The signed-in person an operation acts for.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub username: String,
+    pub display_name: String,
+    pub role: Role,
+}
+
+impl Actor {
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+
+    fn author(&self) -> Author<'_> {
+        Author {
+            username: &self.username,
+            display_name: &self.display_name,
+        }
+    }
+}
+
+/// A new file's fields, already validated.
+pub struct NewFile {
+    pub path: RepoPath,
+    pub description: Description,
+    pub revision: Revision,
+}
+
+/// A check-in's fields, already validated.
+pub struct NewVersion {
+    pub message: CommitMessage,
+    pub bump: Bump,
+}
+
+/// One version of a file as history lists it.
+#[derive(Debug, Clone)]
+pub struct Version {
+    pub commit: String,
+    pub revision: String,
+    pub author: String,
+    pub username: String,
+    pub at: i64,
+    pub message: String,
+}
+
+/// A version opened for download.
+pub struct Download {
+    pub file_name: String,
+    pub size: u64,
+    pub reader: Box<dyn std::io::Read + Send>,
+}
+
+#[derive(Clone)]
+pub struct Files {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    store: Store,
+    vault: Vault,
+    spool_dir: PathBuf,
+    max_upload: u64,
+}
+
+fn not_found(id: u64) -> AppError {
+    AppError::NotFound(format!(
+        "There is no file with id {id}; it may have been deleted."
+    ))
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> AppResult<T> + Send + 'static,
+) -> AppResult<T> {
+    tokio::task::spawn_blocking(f).await?
+}
+
+impl Files {
+    pub fn new(
+        store: Store,
+        vault: Vault,
+        spool_dir: PathBuf,
+        max_upload: u64,
+    ) -> AppResult<Files> {
+        std::fs::create_dir_all(&spool_dir)?;
+        // Spooled uploads of a crashed process are never resumed.
+        if let Ok(entries) = std::fs::read_dir(&spool_dir) {
+            for entry in entries.flatten() {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+        Ok(Files {
+            shared: Arc::new(Shared {
+                store,
+                vault,
+                spool_dir,
+                max_upload,
+            }),
+        })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.shared.store
+    }
+
+    pub fn vault(&self) -> &Vault {
+        &self.shared.vault
+    }
+
+    pub fn max_upload(&self) -> u64 {
+        self.shared.max_upload
+    }
+
+    /// Streams an upload body to a spool file, refusing it past the size limit.
+    /// The spool file is removed when the returned value is dropped.
+    pub async fn spool(&self, mut body: impl AsyncRead + Unpin) -> AppResult<Spool> {
+        let path = self
+            .shared
+            .spool_dir
+            .join(format!("upload-{}", crate::auth::random_hex(12)));
+        let mut spool = Spool { path, size: 0 };
+        let mut out = tokio::fs::File::create(&spool.path).await?;
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut size = 0u64;
+        loop {
+            let n = body.read(&mut buf).await.map_err(|e| {
+                AppError::BadRequest(format!("The upload was cut off or malformed: {e}"))
+            })?;
+            if n == 0 {
+                break;
+            }
+            size += n as u64;
+            if size > self.shared.max_upload {
+                return Err(too_large(self.shared.max_upload));
+            }
+            out.write_all(&buf[..n]).await?;
+        }
+        out.flush().await?;
+        drop(out);
+        spool.size = size;
+        Ok(spool)
+    }
+
+    pub async fn list(&self) -> AppResult<Vec<FileRecord>> {
+        let store = self.shared.store.clone();
+        blocking(move || store.all_files()).await
+    }
+
+    pub async fn get(&self, id: u64) -> AppResult<FileRecord> {
+        let store = self.shared.store.clone();
+        blocking(move || store.file(id)?.ok_or_else(|| not_found(id))).await
+    }
+
+    pub async fn upload(&self, actor: &Actor, new: NewFile, spool: Spool) -> AppResult<FileRecord> {
+        if spool.size == 0 {
+            return Err(AppError::Invalid(
+                "The file is empty; choose a file with content.".into(),
+            ));
+        }
+        let this = self.clone();
+        let actor = actor.clone();
+        blocking(move || {
+            let path = new.path.as_str().to_string();
+            let taken =
+                |path: &str| AppError::Conflict(format!("A file named {path} already exists."));
+            if this
+                .shared
+                .store
+                .read(|txn| Ok(txn.open_table(PATHS)?.get(path.as_str())?.is_some()))?
+            {
+                return Err(taken(&path));
+            }
+            let blob = this
+                .shared
+                .vault
+                .write_blob(&mut spool.reader()?, spool.size)?;
+            this.shared.store.write(|tx| {
+                if tx.txn.open_table(PATHS)?.get(path.as_str())?.is_some() {
+                    return Err(taken(&path));
+                }
+                this.reconcile_in(tx)?;
+                let id = store::next_file_id(&tx.txn)?;
+                let description = new.description.into_inner();
+                let subject = if description.is_empty() {
+                    format!("Add {path}")
+                } else {
+                    format!("Add {path}\n\n{description}")
+                };
+                let commit = this.commit_in(
+                    tx,
+                    Change::Put { path: &path, blob },
+                    &actor,
+                    &subject,
+                    Trailers {
+                        action: Action::Create,
+                        file_id: id,
+                        path: path.clone(),
+                        revision: Some(new.revision.to_string()),
+                        user: actor.username.clone(),
+                    },
+                )?;
+                let at = now();
+                let rec = FileRecord {
+                    id,
+                    path: path.clone(),
+                    description,
+                    revision: new.revision,
+                    created_by: actor.username.clone(),
+                    created_at: at,
+                    size: spool.size,
+                    head: commit.to_string(),
+                    blob: blob.to_string(),
+                    modified_at: at,
+                    modified_by: actor.username.clone(),
+                    lock: None,
+                };
+                put_file(&tx.txn, &rec)?;
+                tx.record(EventDraft {
+                    kind: EventKind::Created,
+                    actor: actor.username.clone(),
+                    note: None,
+                    previous_holder: None,
+                    file: FileSnapshot::Present(rec.clone()),
+                })?;
+                Ok(rec)
+            })
+        })
+        .await
+    }
+
+    pub async fn checkout(
+        &self,
+        actor: &Actor,
+        id: u64,
+        comment: Option<LockComment>,
+    ) -> AppResult<FileRecord> {
+        let actor = actor.clone();
+        self.change(id, move |tx, mut rec| {
+            if let Some(lock) = &rec.lock {
+                let who = if lock.owner == actor.username {
+                    "you".to_string()
+                } else {
+                    lock.owner.clone()
+                };
+                return Err(AppError::Conflict(format!(
+                    "{} is already checked out by {who}.",
+                    rec.path
+                )));
+            }
+            let comment = comment.map(LockComment::into_inner);
+            rec.lock = Some(LockRecord {
+                owner: actor.username.clone(),
+                locked_at: now(),
+                comment: comment.clone(),
+            });
+            put_file(&tx.txn, &rec)?;
+            tx.record(EventDraft {
+                kind: EventKind::Locked,
+                actor: actor.username.clone(),
+                note: comment,
+                previous_holder: None,
+                file: FileSnapshot::Present(rec.clone()),
+            })?;
+            Ok(rec)
+        })
+        .await
+    }
+
+    pub async fn cancel(&self, actor: &Actor, id: u64) -> AppResult<FileRecord> {
+        let actor = actor.clone();
+        self.change(id, move |tx, mut rec| {
+            require_holder(&rec, &actor, "cancel the check-out")?;
+            rec.lock = None;
+            put_file(&tx.txn, &rec)?;
+            tx.record(EventDraft {
+                kind: EventKind::Unlocked,
+                actor: actor.username.clone(),
+                note: None,
+                previous_holder: None,
+                file: FileSnapshot::Present(rec.clone()),
+            })?;
+            Ok(rec)
+        })
+        .await
+    }
+
+    pub async fn checkin(
+        &self,
+        actor: &Actor,
+        id: u64,
+        version: NewVersion,
+        spool: Spool,
+    ) -> AppResult<FileRecord> {
+        if spool.size == 0 {
+            return Err(AppError::Invalid(
+                "The file is empty; choose the new version to check in.".into(),
+            ));
+        }
+        // Refuse early, before the blob is written, when the lock is not ours.
+        require_holder(&self.get(id).await?, actor, "check it in")?;
+        let this = self.clone();
+        let actor = actor.clone();
+        blocking(move || {
+            let blob = this
+                .shared
+                .vault
+                .write_blob(&mut spool.reader()?, spool.size)?;
+            this.shared.store.write(|tx| {
+                // Reconciliation first: it may move this record on.
+                this.reconcile_in(tx)?;
+                let mut rec =
+                    get_file(&tx.txn.open_table(FILES)?, id)?.ok_or_else(|| not_found(id))?;
+                require_holder(&rec, &actor, "check it in")?;
+                if rec.blob == blob.to_string() {
+                    return Err(AppError::Invalid(format!(
+                        "This content is identical to revision {} of {}; nothing to check in.",
+                        rec.revision, rec.path
+                    )));
+                }
+                let revision = rec.revision.bump(version.bump);
+                let commit = this.commit_in(
+                    tx,
+                    Change::Put {
+                        path: &rec.path,
+                        blob,
+                    },
+                    &actor,
+                    version.message.as_str(),
+                    Trailers {
+                        action: Action::CheckIn,
+                        file_id: id,
+                        path: rec.path.clone(),
+                        revision: Some(revision.to_string()),
+                        user: actor.username.clone(),
+                    },
+                )?;
+                rec.revision = revision;
+                rec.head = commit.to_string();
+                rec.blob = blob.to_string();
+                rec.size = spool.size;
+                rec.modified_at = now();
+                rec.modified_by = actor.username.clone();
+                rec.lock = None;
+                put_file(&tx.txn, &rec)?;
+                tx.record(EventDraft {
+                    kind: EventKind::CheckedIn,
+                    actor: actor.username.clone(),
+                    note: Some(version.message.as_str().to_string()),
+                    previous_holder: None,
+                    file: FileSnapshot::Present(rec.clone()),
+                })?;
+                Ok(rec)
+            })
+        })
+        .await
+    }
+
+    pub async fn override_lock(&self, actor: &Actor, id: u64) -> AppResult<FileRecord> {
+        require_admin(actor, "override a check-out")?;
+        let actor = actor.clone();
+        self.change(id, move |tx, mut rec| {
+            let Some(lock) = rec.lock.take() else {
+                return Err(AppError::Conflict(format!(
+                    "{} is not checked out; there is nothing to override.",
+                    rec.path
+                )));
+            };
+            put_file(&tx.txn, &rec)?;
+            tx.record(EventDraft {
+                kind: EventKind::Overridden,
+                actor: actor.username.clone(),
+                note: lock.comment,
+                previous_holder: Some(lock.owner),
+                file: FileSnapshot::Present(rec.clone()),
+            })?;
+            Ok(rec)
+        })
+        .await
+    }
+
+    pub async fn delete(&self, actor: &Actor, id: u64) -> AppResult<FileRecord> {
+        require_admin(actor, "delete files")?;
+        let this = self.clone();
+        let actor = actor.clone();
+        self.change(id, move |tx, rec| {
+            if let Some(lock) = &rec.lock {
+                return Err(AppError::Conflict(format!(
+                    "{} is checked out by {}; it can be deleted once it is checked in or the check-out is overridden.",
+                    rec.path, lock.owner
+                )));
+            }
+            this.reconcile_in(tx)?;
+            this.commit_in(
+                tx,
+                Change::Remove { path: &rec.path },
+                &actor,
+                &format!("Delete {}", rec.path),
+                Trailers {
+                    action: Action::Delete,
+                    file_id: id,
+                    path: rec.path.clone(),
+                    revision: None,
+                    user: actor.username.clone(),
+                },
+            )?;
+            tx.txn.open_table(FILES)?.remove(id)?;
+            tx.txn.open_table(PATHS)?.remove(rec.path.as_str())?;
+            tx.record(EventDraft {
+                kind: EventKind::Deleted,
+                actor: actor.username.clone(),
+                note: None,
+                previous_holder: None,
+                file: FileSnapshot::Deleted {
+                    id,
+                    path: rec.path.clone(),
+                },
+            })?;
+            Ok(rec)
+        })
+        .await
+    }
+
+    /// The file's versions from Git, newest first.
+    pub async fn history(&self, id: u64) -> AppResult<(FileRecord, Vec<Version>)> {
+        let rec = self.get(id).await?;
+        let vault = self.shared.vault.clone();
+        let commits = blocking(move || vault.log(None, Some(id), 10_000)).await?;
+        Ok((rec, commits.into_iter().map(version_of).collect()))
+    }
+
+    /// Opens the current version, or the one written by commit `rev`.
+    pub async fn open(&self, id: u64, rev: Option<&str>) -> AppResult<Download> {
+        let rec = self.get(id).await?;
+        let rev = rev
+            .map(str::trim)
+            .filter(|r| !r.is_empty())
+            .map(|r| r.to_string());
+        let vault = self.shared.vault.clone();
+        blocking(move || {
+            let (blob, revision) = match rev {
+                None => (parse_oid(&rec.blob)?, rec.revision.to_string()),
+                Some(rev) => {
+                    let unknown =
+                        || AppError::NotFound(format!("{} has no version {rev}.", rec.path));
+                    let commit = ObjectId::from_hex(rev.as_bytes()).map_err(|_| unknown())?;
+                    let info = vault.commit_info(commit)?.ok_or_else(unknown)?;
+                    let trailers = info
+                        .trailers
+                        .filter(|t| t.file_id == id && t.action != Action::Delete);
+                    let trailers = trailers.ok_or_else(unknown)?;
+                    let blob = vault.blob_at(commit, &trailers.path)?.ok_or_else(unknown)?;
+                    (blob, trailers.revision.unwrap_or_default())
+                }
+            };
+            let (size, reader) = vault.open_blob(blob)?;
+            Ok(Download {
+                file_name: download_name(&rec.path, &revision),
+                size,
+                reader,
+            })
+        })
+        .await
+    }
+
+    /// Applies Git commits the database has not recorded (after a crash
+    /// between the two commits). Returns how many were applied.
+    pub fn reconcile(&self) -> AppResult<usize> {
+        self.shared.store.write(|tx| self.reconcile_in(tx))
+    }
+
+    fn reconcile_in(&self, tx: &mut Tx) -> AppResult<usize> {
+        let head = self.shared.vault.head()?;
+        let recorded = store::meta_get(&tx.txn.open_table(META)?, RECORDED_HEAD)?;
+        let recorded = recorded.as_deref().map(parse_oid).transpose()?;
+        if head == recorded {
+            return Ok(0);
+        }
+        let mut missed = self.shared.vault.log(recorded, None, usize::MAX)?;
+        missed.reverse();
+        for commit in &missed {
+            self.apply_commit(tx, commit)?;
+        }
+        if let Some(head) = head {
+            set_recorded_head(tx, head)?;
+        }
+        tracing::warn!(
+            commits = missed.len(),
+            "reconciled Git commits the database had not recorded"
+        );
+        Ok(missed.len())
+    }
+
+    fn apply_commit(&self, tx: &mut Tx, commit: &CommitInfo) -> AppResult<()> {
+        let Some(t) = &commit.trailers else {
+            return Ok(());
+        };
+        let mut files = tx.txn.open_table(FILES)?;
+        let existing = get_file(&files, t.file_id)?;
+        let (kind, snapshot) = match t.action {
+            Action::Delete => {
+                files.remove(t.file_id)?;
+                drop(files);
+                tx.txn.open_table(PATHS)?.remove(t.path.as_str())?;
+                let snapshot = FileSnapshot::Deleted {
+                    id: t.file_id,
+                    path: t.path.clone(),
+                };
+                (EventKind::Deleted, snapshot)
+            }
+            Action::Create | Action::CheckIn => {
+                drop(files);
+                let Some(blob) = self.shared.vault.blob_at(commit.id, &t.path)? else {
+                    return Ok(());
+                };
+                let (size, _) = self.shared.vault.open_blob(blob)?;
+                let revision = t
+                    .revision
+                    .as_deref()
+                    .and_then(|r| Revision::parse(r).ok())
+                    .unwrap_or(Revision::FIRST);
+                let rec = match existing {
+                    Some(mut rec) => {
+                        rec.revision = revision;
+                        rec.head = commit.id.to_string();
+                        rec.blob = blob.to_string();
+                        rec.size = size;
+                        rec.modified_at = commit.at;
+                        rec.modified_by = t.user.clone();
+                        rec
+                    }
+                    None => FileRecord {
+                        id: t.file_id,
+                        path: t.path.clone(),
+                        description: commit
+                            .message
+                            .split_once("\n\n")
+                            .map(|(_, d)| d.to_string())
+                            .unwrap_or_default(),
+                        revision,
+                        created_by: t.user.clone(),
+                        created_at: commit.at,
+                        size,
+                        head: commit.id.to_string(),
+                        blob: blob.to_string(),
+                        modified_at: commit.at,
+                        modified_by: t.user.clone(),
+                        lock: None,
+                    },
+                };
+                store::reserve_file_id(&tx.txn, t.file_id)?;
+                put_file(&tx.txn, &rec)?;
+                let kind = if t.action == Action::Create {
+                    EventKind::Created
+                } else {
+                    EventKind::CheckedIn
+                };
+                (kind, FileSnapshot::Present(rec))
+            }
+        };
+        tx.record(EventDraft {
+            kind,
+            actor: t.user.clone(),
+            note: Some(commit.message.clone()),
+            previous_holder: None,
+            file: snapshot,
+        })?;
+        Ok(())
+    }
+
+    fn commit_in(
+        &self,
+        tx: &mut Tx,
+        change: Change<'_>,
+        actor: &Actor,
+        message: &str,
+        trailers: Trailers,
+    ) -> AppResult<ObjectId> {
+        let commit = self
+            .shared
+            .vault
+            .commit(change, &actor.author(), message, &trailers)?;
+        set_recorded_head(tx, commit)?;
+        Ok(commit)
+    }
+
+    /// Runs a rule-checked change of one file in one write transaction.
+    async fn change(
+        &self,
+        id: u64,
+        f: impl FnOnce(&mut Tx, FileRecord) -> AppResult<FileRecord> + Send + 'static,
+    ) -> AppResult<FileRecord> {
+        let store = self.shared.store.clone();
+        blocking(move || {
+            store.write(|tx| {
+                let rec = get_file(&tx.txn.open_table(FILES)?, id)?.ok_or_else(|| not_found(id))?;
+                f(tx, rec)
+            })
+        })
+        .await
+    }
+}
+
+fn set_recorded_head(tx: &mut Tx, head: ObjectId) -> AppResult<()> {
+    tx.txn
+        .open_table(META)?
+        .insert(RECORDED_HEAD, head.to_string().as_str())?;
+    Ok(())
+}
+
+fn parse_oid(hex: &str) -> AppResult<ObjectId> {
+    ObjectId::from_hex(hex.as_bytes()).map_err(|e| AppError::internal("stored object id", e))
+}
+
+fn too_large(max: u64) -> AppError {
+    AppError::TooLarge(format!(
+        "The file is larger than the limit of {}; nothing was saved.",
+        crate::views::human_size(max)
+    ))
+}
+
+pub fn require_admin(actor: &Actor, what: &str) -> AppResult<()> {
+    if actor.is_admin() {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden(format!("Only an admin can {what}.")))
+    }
+}
+
+fn require_holder(rec: &FileRecord, actor: &Actor, what: &str) -> AppResult<()> {
+    match &rec.lock {
+        None => Err(AppError::Conflict(format!(
+            "{} is not checked out; check it out first to {what}.",
+            rec.path
+        ))),
+        Some(lock) if lock.owner != actor.username => Err(AppError::Forbidden(format!(
+            "{} is checked out by {}; only they can {what}.",
+            rec.path, lock.owner
+        ))),
+        Some(_) => Ok(()),
+    }
+}
+
+fn version_of(c: CommitInfo) -> Version {
+    let (revision, username) = c
+        .trailers
+        .map(|t| (t.revision.unwrap_or_default(), t.user))
+        .unwrap_or_default();
+    Version {
+        commit: c.id.to_string(),
+        revision,
+        author: c.author_name,
+        username,
+        at: c.at,
+        message: c.message,
+    }
+}
+
+/// `parts/1234567.mcam` at 1.2 downloads as `1234567_rev1.2.mcam`.
+pub fn download_name(path: &str, revision: &str) -> String {
+    let name = Path::new(path)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "file".into());
+    if revision.is_empty() {
+        return name;
+    }
+    match name.rsplit_once('.') {
+        Some((stem, ext)) if !stem.is_empty() => format!("{stem}_rev{revision}.{ext}"),
+        _ => format!("{name}_rev{revision}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn download_names_carry_the_revision() {
+        assert_eq!(
+            super::download_name("parts/1234567.mcam", "1.2"),
+            "1234567_rev1.2.mcam"
+        );
+        assert_eq!(super::download_name("README", "2.0"), "README_rev2.0");
+        assert_eq!(super::download_name(".env", "1.0"), ".env_rev1.0");
+    }
+}

@@ -1,0 +1,193 @@
+//! Latch: live check-out / check-in for files that cannot be merged, kept
+//! in a bare Git repository, with every browser updated the moment anything
+//! changes.
+//!
+//! # Layout
+//! - [`config`] — settings and defaults.
+//! - [`domain`] — validated values from outside (paths, names, revisions…).
+//! - [`error`] — the one error type and its status codes.
+//! - [`store`] — redb tables, records, the event log and its ordering.
+//! - [`vault`] — the Git repository: blobs, commits, history.
+//! - [`files`] — the operations and their rules; Git/redb reconciliation.
+//! - [`auth`] — users, passwords, sessions, tokens, throttling, CSRF/Origin.
+//! - [`live`] — the hub, per-viewer rendering, `/ws` and `/events`.
+//! - [`views`] — maud templates.
+//! - [`forms`] — request bodies at the edge.
+//! - [`web`] — HTML routes; [`api`] — the JSON API.
+//!
+//! [`serve`] starts the app on a listener the caller bound, so tests start
+//! the real server on `127.0.0.1:0` exactly as `main` does.
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod files;
+pub mod forms;
+pub mod live;
+pub mod store;
+pub mod vault;
+pub mod views;
+pub mod web;
+
+use std::sync::{Arc, Mutex};
+
+use poem::endpoint::EmbeddedFilesEndpoint;
+use poem::listener::{Acceptor, TcpAcceptor};
+use poem::{Endpoint, EndpointExt, IntoEndpoint, Server};
+use poem_openapi::OpenApiService;
+
+pub use config::Config;
+use error::AppError;
+
+#[derive(rust_embed::Embed)]
+#[folder = "assets/"]
+struct Assets;
+
+/// Everything a handler needs; cheap to clone.
+#[derive(Clone)]
+pub struct App {
+    pub config: Arc<Config>,
+    pub store: store::Store,
+    pub files: files::Files,
+    pub hub: live::Hub,
+    pub throttle: Arc<auth::Throttle>,
+    /// While no user exists: the token of the one-time `/setup` link.
+    pub setup_token: Arc<Mutex<Option<String>>>,
+}
+
+/// Why the server could not start, said plainly.
+#[derive(Debug)]
+pub struct StartError(pub String);
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for StartError {}
+
+impl From<AppError> for StartError {
+    fn from(e: AppError) -> Self {
+        StartError(e.to_string())
+    }
+}
+
+impl From<std::io::Error> for StartError {
+    fn from(e: std::io::Error) -> Self {
+        StartError(e.to_string())
+    }
+}
+
+/// Opens the data directory: database, repository, reconciliation, first user.
+/// Must run inside a tokio runtime (the hub spawns its task).
+pub fn open(config: Config) -> Result<App, StartError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+        StartError(format!(
+            "cannot create the data directory {}: {e}",
+            config.data_dir.display()
+        ))
+    })?;
+    let store = store::Store::open(&config.db_path()).map_err(|e| StartError(e.to_string()))?;
+    let vault = vault::Vault::open_or_init(&config.vault_path())?;
+    let files = files::Files::new(store.clone(), vault, config.spool_dir(), config.max_upload)?;
+    let hub = live::Hub::start(store.clone())?;
+    let applied = files.reconcile()?;
+    if applied > 0 {
+        tracing::warn!(
+            applied,
+            "applied Git commits that the database had not recorded (after a crash)"
+        );
+    }
+    let setup_token = Arc::new(Mutex::new(None));
+    if store.user_count()? == 0 {
+        match &config.admin_password {
+            Some(password) => {
+                let new = auth::NewUser {
+                    username: domain::Username::parse("admin").map_err(|e| StartError(e.0))?,
+                    password: domain::Password::parse(password)
+                        .map_err(|e| StartError(format!("LATCH_ADMIN_PASSWORD: {e}")))?,
+                    role: domain::Role::Admin,
+                    display_name: Some("Administrator".into()),
+                };
+                auth::create_user(&store, new)?;
+                tracing::info!("created user 'admin' from LATCH_ADMIN_PASSWORD");
+            }
+            None => {
+                let token = auth::random_hex(16);
+                *setup_token.lock().unwrap_or_else(|p| p.into_inner()) = Some(token);
+            }
+        }
+    }
+    Ok(App {
+        config: Arc::new(config),
+        store,
+        files,
+        hub,
+        throttle: Arc::new(auth::Throttle::default()),
+        setup_token,
+    })
+}
+
+/// The whole HTTP app: HTML, JSON API and its docs, live endpoints, assets.
+pub fn endpoint(app: App) -> impl Endpoint + 'static {
+    let api = OpenApiService::new(api::Api, "Latch", env!("CARGO_PKG_VERSION"))
+        .server("/api")
+        .description("Check files out and in; see who holds what. Authenticate with a session cookie plus X-CSRF-Token, an API token (Bearer), or HTTP Basic.");
+    let spec = api.spec_endpoint();
+    let docs = api.swagger_ui();
+    let routes = web::routes()
+        .nest("/assets", EmbeddedFilesEndpoint::<Assets>::new())
+        .at("/api/openapi.json", spec)
+        .nest("/api/docs", docs)
+        .nest("/api", api.into_endpoint().catch_all_error(api::json_error));
+    web::with_middleware(routes.data(app))
+}
+
+/// Serves on `listener` until `shutdown` completes, then closes live
+/// connections (WebSockets with 1012) and lets requests in flight finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
+    let app = open(config)?;
+    run(listener, app, shutdown).await
+}
+
+/// Like [`serve`], with an app already opened.
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    app: App,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
+    let acceptor = TcpAcceptor::from_tokio(listener)?;
+    let addr = acceptor
+        .local_addr()
+        .first()
+        .and_then(|a| a.as_socket_addr().copied())
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    tracing::info!("Latch is serving on http://{addr}");
+    if let Some(token) = app
+        .setup_token
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone()
+    {
+        tracing::warn!("No users yet. Create the first admin at http://{addr}/setup?token={token}");
+    }
+    let hub = app.hub.clone();
+    let grace = app.config.shutdown_grace;
+    let signal = async move {
+        shutdown.await;
+        tracing::info!("shutting down: closing live connections, finishing requests");
+        hub.shutdown();
+    };
+    Server::new_with_acceptor(acceptor)
+        .run_with_graceful_shutdown(endpoint(app), signal, Some(grace))
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,483 @@
+//! The redb database: table definitions, the records kept in them, and the
+//! write path that assigns event sequence numbers in the same transaction as
+//! the change they record.
+//!
+//! Invariants:
+//! - every state change appends its event inside the transaction that makes it;
+//! - committed events leave the store in sequence order (`commit_order`), so
+//!   live clients never see a later state overtaken by an earlier one.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use redb::{
+    Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition,
+    WriteTransaction,
+};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use tokio::sync::mpsc;
+
+use crate::domain::{Revision, Role};
+use crate::error::{AppError, AppResult};
+
+pub const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
+/// SHA-256 of the session token → session.
+pub const SESSIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sessions");
+pub const TOKENS: TableDefinition<u64, &[u8]> = TableDefinition::new("api_tokens");
+/// SHA-256 of the API token → token id.
+pub const TOKEN_HASHES: TableDefinition<&[u8], u64> = TableDefinition::new("api_token_hashes");
+pub const FILES: TableDefinition<u64, &[u8]> = TableDefinition::new("files");
+pub const PATHS: TableDefinition<&str, u64> = TableDefinition::new("paths");
+pub const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
+pub const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
+pub const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
+
+const NEXT_FILE_ID: &str = "next_file_id";
+const NEXT_TOKEN_ID: &str = "next_token_id";
+const NEXT_SEQ: &str = "next_seq";
+/// The `main` commit the file records reflect; reconciliation starts after it.
+pub const RECORDED_HEAD: &str = "recorded_head";
+
+/// The event log keeps at least this many of the newest events.
+pub const EVENT_RETENTION: u64 = 10_000;
+
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UserRecord {
+    pub username: String,
+    pub display_name: String,
+    pub password_hash: String,
+    pub role: Role,
+    pub disabled: bool,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SessionRecord {
+    pub username: String,
+    pub csrf_token: String,
+    pub created_at: i64,
+    pub last_seen: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenRecord {
+    pub id: u64,
+    pub username: String,
+    pub name: String,
+    pub hash: Vec<u8>,
+    pub created_at: i64,
+    pub last_used: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LockRecord {
+    pub owner: String,
+    pub locked_at: i64,
+    pub comment: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileRecord {
+    pub id: u64,
+    pub path: String,
+    pub description: String,
+    pub revision: Revision,
+    pub created_by: String,
+    pub created_at: i64,
+    pub size: u64,
+    /// The commit that wrote the current version.
+    pub head: String,
+    pub blob: String,
+    pub modified_at: i64,
+    pub modified_by: String,
+    pub lock: Option<LockRecord>,
+}
+
+impl FileRecord {
+    pub fn locked_by(&self) -> Option<&str> {
+        self.lock.as_ref().map(|l| l.owner.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    Created,
+    Locked,
+    Unlocked,
+    CheckedIn,
+    Overridden,
+    Deleted,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Created => "created",
+            EventKind::Locked => "locked",
+            EventKind::Unlocked => "unlocked",
+            EventKind::CheckedIn => "checked_in",
+            EventKind::Overridden => "overridden",
+            EventKind::Deleted => "deleted",
+        }
+    }
+}
+
+/// One recorded change: the audit trail and the replay log for live clients.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Event {
+    pub seq: u64,
+    pub kind: EventKind,
+    pub at: i64,
+    pub actor: String,
+    pub file_id: u64,
+    pub path: String,
+    /// Check-out comment, or check-in message.
+    pub note: Option<String>,
+    pub revision: Option<Revision>,
+    /// For `overridden`: whose lock was broken.
+    pub previous_holder: Option<String>,
+    /// The file as it is after the change; `None` once deleted.
+    pub file: Option<FileRecord>,
+}
+
+/// An event before the store numbers it.
+pub struct EventDraft {
+    pub kind: EventKind,
+    pub actor: String,
+    pub note: Option<String>,
+    pub previous_holder: Option<String>,
+    pub file: FileSnapshot,
+}
+
+pub enum FileSnapshot {
+    Present(FileRecord),
+    Deleted { id: u64, path: String },
+}
+
+/// A write transaction that numbers the events it records.
+pub struct Tx {
+    pub txn: WriteTransaction,
+    events: Vec<Arc<Event>>,
+}
+
+impl Tx {
+    pub fn record(&mut self, draft: EventDraft) -> AppResult<Arc<Event>> {
+        let seq = next_counter(&self.txn, NEXT_SEQ)?;
+        let (file_id, path, file) = match draft.file {
+            FileSnapshot::Present(rec) => (rec.id, rec.path.clone(), Some(rec)),
+            FileSnapshot::Deleted { id, path } => (id, path, None),
+        };
+        let event = Event {
+            seq,
+            kind: draft.kind,
+            at: now(),
+            actor: draft.actor,
+            file_id,
+            revision: file.as_ref().map(|f| f.revision),
+            path,
+            note: draft.note,
+            previous_holder: draft.previous_holder,
+            file,
+        };
+        {
+            let mut events = self.txn.open_table(EVENTS)?;
+            events.insert(seq, serde_json::to_vec(&event)?.as_slice())?;
+            // Trim in batches so the log stays bounded without work on every write.
+            if seq % 1000 == 0 && seq > EVENT_RETENTION + 1000 {
+                let cutoff = seq - EVENT_RETENTION;
+                events.retain_in(..cutoff, |_, _| false)?;
+            }
+        }
+        let event = Arc::new(event);
+        self.events.push(event.clone());
+        Ok(event)
+    }
+}
+
+/// Hands out the next value of a named counter (starting at 1).
+pub fn next_counter(txn: &WriteTransaction, name: &str) -> AppResult<u64> {
+    let mut counters = txn.open_table(COUNTERS)?;
+    let next = counters.get(name)?.map(|v| v.value()).unwrap_or(1);
+    counters.insert(name, next + 1)?;
+    Ok(next)
+}
+
+/// Makes sure a counter will hand out values above `at_least`.
+pub fn raise_counter(txn: &WriteTransaction, name: &str, at_least: u64) -> AppResult<()> {
+    let mut counters = txn.open_table(COUNTERS)?;
+    let next = counters.get(name)?.map(|v| v.value()).unwrap_or(1);
+    if next <= at_least {
+        counters.insert(name, at_least + 1)?;
+    }
+    Ok(())
+}
+
+pub fn next_file_id(txn: &WriteTransaction) -> AppResult<u64> {
+    next_counter(txn, NEXT_FILE_ID)
+}
+
+pub fn reserve_file_id(txn: &WriteTransaction, id: u64) -> AppResult<()> {
+    raise_counter(txn, NEXT_FILE_ID, id)
+}
+
+pub fn next_token_id(txn: &WriteTransaction) -> AppResult<u64> {
+    next_counter(txn, NEXT_TOKEN_ID)
+}
+
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> AppResult<T> {
+    Ok(serde_json::from_slice(bytes)?)
+}
+
+pub fn encode<T: Serialize>(value: &T) -> AppResult<Vec<u8>> {
+    Ok(serde_json::to_vec(value)?)
+}
+
+pub fn get_file(
+    table: &impl ReadableTable<u64, &'static [u8]>,
+    id: u64,
+) -> AppResult<Option<FileRecord>> {
+    table.get(id)?.map(|v| decode(v.value())).transpose()
+}
+
+pub fn get_user(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    name: &str,
+) -> AppResult<Option<UserRecord>> {
+    table.get(name)?.map(|v| decode(v.value())).transpose()
+}
+
+pub fn put_file(txn: &WriteTransaction, rec: &FileRecord) -> AppResult<()> {
+    txn.open_table(FILES)?
+        .insert(rec.id, encode(rec)?.as_slice())?;
+    txn.open_table(PATHS)?.insert(rec.path.as_str(), rec.id)?;
+    Ok(())
+}
+
+pub fn put_user(txn: &WriteTransaction, rec: &UserRecord) -> AppResult<()> {
+    txn.open_table(USERS)?
+        .insert(rec.username.as_str(), encode(rec)?.as_slice())?;
+    Ok(())
+}
+
+pub fn meta_get(
+    table: &impl ReadableTable<&'static str, &'static str>,
+    key: &str,
+) -> AppResult<Option<String>> {
+    Ok(table.get(key)?.map(|v| v.value().to_string()))
+}
+
+/// Cheap-to-clone handle on the database.
+#[derive(Clone)]
+pub struct Store {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    db: Database,
+    /// Held from commit until the commit's events are handed on, so events
+    /// leave in the order of their sequence numbers.
+    commit_order: Mutex<()>,
+    /// Committed events, in order, for the live hub. Unbounded so a writer
+    /// never waits on readers; the hub drains it continuously.
+    sink: Mutex<Option<mpsc::UnboundedSender<Arc<Event>>>>,
+}
+
+pub enum OpenError {
+    /// Another process (usually a running server) holds the database.
+    InUse,
+    Other(String),
+}
+
+impl std::fmt::Display for OpenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OpenError::InUse => f.write_str("the database is held by another process (is a Latch server running on this data directory?)"),
+            OpenError::Other(m) => f.write_str(m),
+        }
+    }
+}
+
+impl Store {
+    pub fn open(path: &Path) -> Result<Store, OpenError> {
+        let db = Database::create(path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => OpenError::InUse,
+            redb::DatabaseError::Storage(redb::StorageError::Io(io))
+                if io.kind() == std::io::ErrorKind::WouldBlock =>
+            {
+                OpenError::InUse
+            }
+            other => OpenError::Other(format!("cannot open {}: {other}", path.display())),
+        })?;
+        let store = Store {
+            shared: Arc::new(Shared {
+                db,
+                commit_order: Mutex::new(()),
+                sink: Mutex::new(None),
+            }),
+        };
+        store
+            .create_tables()
+            .map_err(|e| OpenError::Other(e.to_string()))?;
+        Ok(store)
+    }
+
+    fn create_tables(&self) -> AppResult<()> {
+        let txn = self.shared.db.begin_write()?;
+        txn.open_table(USERS)?;
+        txn.open_table(SESSIONS)?;
+        txn.open_table(TOKENS)?;
+        txn.open_table(TOKEN_HASHES)?;
+        txn.open_table(FILES)?;
+        txn.open_table(PATHS)?;
+        txn.open_table(EVENTS)?;
+        txn.open_table(COUNTERS)?;
+        txn.open_table(META)?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    pub fn set_event_sink(&self, sink: mpsc::UnboundedSender<Arc<Event>>) {
+        if let Ok(mut slot) = self.shared.sink.lock() {
+            *slot = Some(sink);
+        }
+    }
+
+    /// Runs `f` in one durable write transaction. Nothing is kept if it fails;
+    /// the events it recorded are handed to the live hub only after commit.
+    /// Blocking: call from `spawn_blocking`.
+    pub fn write<T>(&self, f: impl FnOnce(&mut Tx) -> AppResult<T>) -> AppResult<T> {
+        self.write_with(Durability::Immediate, f)
+    }
+
+    /// For bookkeeping a crash may lose (a session's last-seen time).
+    pub fn write_lazily<T>(&self, f: impl FnOnce(&mut Tx) -> AppResult<T>) -> AppResult<T> {
+        self.write_with(Durability::None, f)
+    }
+
+    fn write_with<T>(
+        &self,
+        durability: Durability,
+        f: impl FnOnce(&mut Tx) -> AppResult<T>,
+    ) -> AppResult<T> {
+        let mut txn = self.shared.db.begin_write()?;
+        txn.set_durability(durability)
+            .map_err(|e| AppError::internal("database durability", e))?;
+        let mut tx = Tx {
+            txn,
+            events: Vec::new(),
+        };
+        let value = f(&mut tx)?;
+        let Tx { txn, events } = tx;
+        // Poisoning only means another writer panicked; ordering still holds.
+        let _order = self
+            .shared
+            .commit_order
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        txn.commit()?;
+        if !events.is_empty()
+            && let Ok(sink) = self.shared.sink.lock()
+            && let Some(sink) = sink.as_ref()
+        {
+            for event in events {
+                let _ = sink.send(event);
+            }
+        }
+        Ok(value)
+    }
+
+    /// Blocking: call from `spawn_blocking` on hot paths.
+    pub fn read<T>(&self, f: impl FnOnce(&ReadTransaction) -> AppResult<T>) -> AppResult<T> {
+        let txn = self.shared.db.begin_read()?;
+        f(&txn)
+    }
+
+    pub fn file(&self, id: u64) -> AppResult<Option<FileRecord>> {
+        self.read(|txn| get_file(&txn.open_table(FILES)?, id))
+    }
+
+    pub fn all_files(&self) -> AppResult<Vec<FileRecord>> {
+        self.read(|txn| {
+            let table = txn.open_table(FILES)?;
+            let mut files = Vec::new();
+            for row in table.iter()? {
+                let (_, value) = row?;
+                files.push(decode(value.value())?);
+            }
+            Ok(files)
+        })
+    }
+
+    pub fn user(&self, name: &str) -> AppResult<Option<UserRecord>> {
+        self.read(|txn| get_user(&txn.open_table(USERS)?, name))
+    }
+
+    pub fn all_users(&self) -> AppResult<Vec<UserRecord>> {
+        self.read(|txn| {
+            let table = txn.open_table(USERS)?;
+            let mut users = Vec::new();
+            for row in table.iter()? {
+                let (_, value) = row?;
+                users.push(decode(value.value())?);
+            }
+            Ok(users)
+        })
+    }
+
+    pub fn user_count(&self) -> AppResult<u64> {
+        use redb::ReadableTableMetadata;
+        self.read(|txn| Ok(txn.open_table(USERS)?.len()?))
+    }
+
+    /// The newest sequence number handed out, 0 when none.
+    pub fn last_seq(&self) -> AppResult<u64> {
+        self.read(|txn| {
+            let counters = txn.open_table(COUNTERS)?;
+            Ok(counters.get(NEXT_SEQ)?.map(|v| v.value()).unwrap_or(1) - 1)
+        })
+    }
+
+    /// Events with a sequence above `after`, oldest first, at most `limit`.
+    /// Also says whether the log still reaches back to `after + 1`.
+    pub fn events_after(&self, after: u64, limit: usize) -> AppResult<(Vec<Event>, bool)> {
+        self.read(|txn| {
+            let table = txn.open_table(EVENTS)?;
+            let oldest = table.first()?.map(|(k, _)| k.value());
+            let complete = match oldest {
+                Some(oldest) => oldest <= after + 1,
+                None => true,
+            };
+            let mut events = Vec::new();
+            for row in table.range(after + 1..)?.take(limit) {
+                let (_, value) = row?;
+                events.push(decode(value.value())?);
+            }
+            Ok((events, complete))
+        })
+    }
+
+    /// The newest events, newest first.
+    pub fn recent_events(&self, limit: usize) -> AppResult<Vec<Event>> {
+        self.read(|txn| {
+            let table = txn.open_table(EVENTS)?;
+            let mut events = Vec::new();
+            for row in table.iter()?.rev().take(limit) {
+                let (_, value) = row?;
+                events.push(decode(value.value())?);
+            }
+            Ok(events)
+        })
+    }
+
+    pub fn meta(&self, key: &str) -> AppResult<Option<String>> {
+        self.read(|txn| meta_get(&txn.open_table(META)?, key))
+    }
+}

@@ -1,0 +1,464 @@
+//! The bare Git repository that holds every version of every file: writing
+//! blobs from spooled uploads, committing one change at a time on `main`,
+//! reading history and old versions, and listing commits the database has
+//! not recorded yet.
+//!
+//! Every commit carries trailers (`Latch-Action`, `Latch-File`, `Latch-Path`,
+//! `Latch-Revision`, `Latch-User`) so the file records can be rebuilt from Git
+//! alone. History on `main` is linear: commits are made one at a time inside
+//! the database's single write transaction, and `commit_as` refuses a stale
+//! parent besides.
+
+use std::collections::BTreeMap;
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use gix::ObjectId;
+use gix::bstr::ByteSlice;
+use gix::objs::tree::EntryKind;
+use gix::prelude::Write as _;
+
+use crate::error::{AppError, AppResult};
+
+pub const MAIN: &str = "refs/heads/main";
+
+fn git_err(context: &'static str) -> impl Fn(gix::Error) -> AppError {
+    move |e| AppError::internal(context, e)
+}
+
+/// What a commit does to the tree.
+pub enum Change<'a> {
+    Put { path: &'a str, blob: ObjectId },
+    Remove { path: &'a str },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Create,
+    CheckIn,
+    Delete,
+}
+
+impl Action {
+    fn as_str(self) -> &'static str {
+        match self {
+            Action::Create => "create",
+            Action::CheckIn => "checkin",
+            Action::Delete => "delete",
+        }
+    }
+
+    fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "create" => Some(Action::Create),
+            "checkin" => Some(Action::CheckIn),
+            "delete" => Some(Action::Delete),
+            _ => None,
+        }
+    }
+}
+
+/// Who makes a commit.
+pub struct Author<'a> {
+    pub username: &'a str,
+    pub display_name: &'a str,
+}
+
+/// The facts a commit's trailers record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trailers {
+    pub action: Action,
+    pub file_id: u64,
+    pub path: String,
+    pub revision: Option<String>,
+    pub user: String,
+}
+
+/// A commit on `main`, as history shows it.
+#[derive(Debug, Clone)]
+pub struct CommitInfo {
+    pub id: ObjectId,
+    pub author_name: String,
+    pub at: i64,
+    /// The message without its trailers.
+    pub message: String,
+    pub trailers: Option<Trailers>,
+}
+
+#[derive(Clone)]
+pub struct Vault {
+    repo: gix::ThreadSafeRepository,
+    path: PathBuf,
+}
+
+impl Vault {
+    pub fn open_or_init(path: &Path) -> AppResult<Vault> {
+        if !path.join("HEAD").exists() {
+            gix::init_bare(path)
+                .map_err(|e| AppError::internal("creating the Git repository", e))?;
+            // `git clone` follows HEAD; make it name the branch we commit to.
+            std::fs::write(path.join("HEAD"), "ref: refs/heads/main\n")?;
+            std::fs::write(
+                path.join("description"),
+                "Latch vault: files are changed by check-in, not by push.\n",
+            )?;
+        }
+        let repo = gix::open_opts(path, gix::open::Options::isolated())
+            .map_err(|e| AppError::internal("opening the Git repository", e))?;
+        Ok(Vault {
+            repo: repo.into_sync(),
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn local(&self) -> gix::Repository {
+        self.repo.to_thread_local()
+    }
+
+    /// The commit `main` points at, if any.
+    pub fn head(&self) -> AppResult<Option<ObjectId>> {
+        let repo = self.local();
+        let reference = repo
+            .try_find_reference(MAIN)
+            .map_err(git_err("reading main"))?;
+        match reference {
+            Some(mut r) => {
+                let id = r.peel_to_id().map_err(git_err("reading main"))?;
+                Ok(Some(id.detach()))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Streams `size` bytes from `source` into a blob. The object is written
+    /// to a temporary file and renamed into place, so a failure leaves nothing.
+    pub fn write_blob(&self, source: &mut dyn Read, size: u64) -> AppResult<ObjectId> {
+        let repo = self.local();
+        repo.objects
+            .write_stream(gix::objs::Kind::Blob, size, source)
+            .map_err(|e| AppError::internal("writing a blob", e))
+    }
+
+    /// The blob at `path` in `commit`'s tree.
+    pub fn blob_at(&self, commit: ObjectId, path: &str) -> AppResult<Option<ObjectId>> {
+        let repo = self.local();
+        let commit = match repo
+            .try_find_object(commit)
+            .map_err(git_err("finding a commit"))?
+        {
+            Some(obj) if obj.kind == gix::objs::Kind::Commit => obj.into_commit(),
+            _ => return Ok(None),
+        };
+        let tree = commit.tree().map_err(git_err("reading a tree"))?;
+        let entry = tree
+            .lookup_entry_by_path(path)
+            .map_err(git_err("reading a tree"))?;
+        Ok(entry.filter(|e| e.mode().is_blob()).map(|e| e.object_id()))
+    }
+
+    /// Makes one commit on `main` applying `change`, authored by `author`.
+    /// Must be called with the database's write transaction open, which is what
+    /// keeps commits one at a time.
+    pub fn commit(
+        &self,
+        change: Change<'_>,
+        author: &Author<'_>,
+        subject_and_body: &str,
+        trailers: &Trailers,
+    ) -> AppResult<ObjectId> {
+        let repo = self.local();
+        let parent = self.head()?;
+        let base_tree = match parent {
+            Some(parent) => repo
+                .find_commit(parent)
+                .map_err(git_err("reading main"))?
+                .tree_id()
+                .map_err(git_err("reading main"))?
+                .detach(),
+            None => ObjectId::empty_tree(repo.object_hash()),
+        };
+        let mut editor = repo
+            .edit_tree(base_tree)
+            .map_err(git_err("editing the tree"))?;
+        match change {
+            Change::Put { path, blob } => {
+                editor
+                    .upsert(path, EntryKind::Blob, blob)
+                    .map_err(git_err("editing the tree"))?;
+            }
+            Change::Remove { path } => {
+                editor.remove(path).map_err(git_err("editing the tree"))?;
+            }
+        }
+        let tree = editor
+            .write()
+            .map_err(git_err("writing the tree"))?
+            .detach();
+
+        let signature = gix::actor::Signature {
+            name: author.display_name.into(),
+            email: format!("{}@latch", author.username).into(),
+            time: gix::date::Time::now_local_or_utc(),
+        };
+        let mut time_buf = gix::date::parse::TimeBuf::default();
+        let sig = signature.to_ref(&mut time_buf);
+        let message = compose_message(subject_and_body, trailers);
+        let id = repo
+            .commit_as(sig, sig, MAIN, message, tree, parent)
+            .map_err(git_err("committing"))?;
+        Ok(id.detach())
+    }
+
+    /// Commits on `main` from the newest back to (not including) `stop`, or to
+    /// the root. With `only_file`, only that file's commits are kept.
+    pub fn log(
+        &self,
+        stop: Option<ObjectId>,
+        only_file: Option<u64>,
+        limit: usize,
+    ) -> AppResult<Vec<CommitInfo>> {
+        let repo = self.local();
+        let mut next = self.head()?;
+        let mut out = Vec::new();
+        while let Some(id) = next {
+            if Some(id) == stop || out.len() >= limit {
+                break;
+            }
+            let commit = repo.find_commit(id).map_err(git_err("reading history"))?;
+            next = commit.parent_ids().next().map(|p| p.detach());
+            let info = describe(&commit)?;
+            if only_file.is_none_or(|f| info.trailers.as_ref().is_some_and(|t| t.file_id == f)) {
+                out.push(info);
+            }
+        }
+        Ok(out)
+    }
+
+    /// One commit, if it exists and is a commit.
+    pub fn commit_info(&self, id: ObjectId) -> AppResult<Option<CommitInfo>> {
+        let repo = self.local();
+        match repo
+            .try_find_object(id)
+            .map_err(git_err("finding a commit"))?
+        {
+            Some(obj) if obj.kind == gix::objs::Kind::Commit => {
+                Ok(Some(describe(&obj.into_commit())?))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Opens a blob for streaming. Loose objects (all Latch writes) are
+    /// inflated as they are read, so a large version is never held whole in
+    /// memory; packed ones (after a manual `git gc`) are read at once.
+    pub fn open_blob(&self, id: ObjectId) -> AppResult<(u64, Box<dyn Read + Send>)> {
+        let hex = id.to_hex().to_string();
+        let loose = self.path.join("objects").join(&hex[..2]).join(&hex[2..]);
+        match std::fs::File::open(&loose) {
+            Ok(file) => {
+                let mut reader = LooseReader {
+                    source: BufReader::with_capacity(64 * 1024, file),
+                    state: gix::zlib::Decompress::new(),
+                };
+                let size = read_loose_header(&mut reader)?;
+                Ok((size, Box::new(reader.take(size))))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let repo = self.local();
+                let blob = repo.find_blob(id).map_err(git_err("reading a blob"))?;
+                let data = blob.detach().data;
+                Ok((data.len() as u64, Box::new(std::io::Cursor::new(data))))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+struct LooseReader {
+    source: BufReader<std::fs::File>,
+    state: gix::zlib::Decompress,
+}
+
+impl Read for LooseReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        gix::zlib::stream::inflate::read(&mut self.source, &mut self.state, buf)
+    }
+}
+
+/// Reads `blob <size>\0` from the start of an inflated loose object.
+fn read_loose_header(reader: &mut LooseReader) -> AppResult<u64> {
+    let mut header = Vec::with_capacity(32);
+    let mut byte = [0u8; 1];
+    loop {
+        if reader.read(&mut byte)? == 0 || header.len() > 40 {
+            return Err(AppError::Internal(
+                "a loose object has a broken header".into(),
+            ));
+        }
+        if byte[0] == 0 {
+            break;
+        }
+        header.push(byte[0]);
+    }
+    let header = String::from_utf8_lossy(&header);
+    header
+        .strip_prefix("blob ")
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| AppError::Internal(format!("object is not a blob: {header}")))
+}
+
+fn describe(commit: &gix::Commit<'_>) -> AppResult<CommitInfo> {
+    let author = commit.author().map_err(git_err("reading a commit"))?;
+    let at = author.time().map(|t| t.seconds).unwrap_or(0);
+    let raw = commit.message_raw_sloppy().to_str_lossy().into_owned();
+    let (message, trailers) = split_trailers(&raw);
+    Ok(CommitInfo {
+        id: commit.id,
+        author_name: author.name.to_str_lossy().into_owned(),
+        at,
+        message,
+        trailers,
+    })
+}
+
+fn compose_message(subject_and_body: &str, t: &Trailers) -> String {
+    let mut message = subject_and_body.trim_end().to_string();
+    message.push_str("\n\n");
+    message.push_str(&format!("Latch-Action: {}\n", t.action.as_str()));
+    message.push_str(&format!("Latch-File: {}\n", t.file_id));
+    message.push_str(&format!("Latch-Path: {}\n", t.path));
+    if let Some(rev) = &t.revision {
+        message.push_str(&format!("Latch-Revision: {rev}\n"));
+    }
+    message.push_str(&format!("Latch-User: {}\n", t.user));
+    message
+}
+
+/// Splits the trailing `Latch-*` paragraph off a commit message.
+pub fn split_trailers(raw: &str) -> (String, Option<Trailers>) {
+    let trimmed = raw.trim_end();
+    let (body, last) = match trimmed.rsplit_once("\n\n") {
+        Some((body, last)) => (body, last),
+        None => ("", trimmed),
+    };
+    let mut fields = BTreeMap::new();
+    for line in last.lines() {
+        match line.split_once(": ") {
+            Some((key, value)) if key.starts_with("Latch-") => {
+                fields.insert(key.to_string(), value.trim().to_string());
+            }
+            _ => return (trimmed.to_string(), None),
+        }
+    }
+    let trailers = (|| {
+        Some(Trailers {
+            action: Action::parse(fields.get("Latch-Action")?)?,
+            file_id: fields.get("Latch-File")?.parse().ok()?,
+            path: fields.get("Latch-Path")?.clone(),
+            revision: fields.get("Latch-Revision").cloned(),
+            user: fields.get("Latch-User")?.clone(),
+        })
+    })();
+    match trailers {
+        Some(t) => (body.trim_end().to_string(), Some(t)),
+        None => (trimmed.to_string(), None),
+    }
+}
+
+/// Spools an upload into a file under `dir`, removed when dropped unless kept.
+pub struct Spool {
+    pub path: PathBuf,
+    pub size: u64,
+}
+
+impl Drop for Spool {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+impl Spool {
+    pub fn reader(&self) -> std::io::Result<std::fs::File> {
+        std::fs::File::open(&self.path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trailers() -> Trailers {
+        Trailers {
+            action: Action::CheckIn,
+            file_id: 7,
+            path: "parts/a b.mcam".into(),
+            revision: Some("1.3".into()),
+            user: "alice".into(),
+        }
+    }
+
+    #[test]
+    fn trailers_round_trip() {
+        let msg = compose_message("Fix the post\n\nLonger body.", &trailers());
+        let (body, parsed) = split_trailers(&msg);
+        assert_eq!(body, "Fix the post\n\nLonger body.");
+        assert_eq!(parsed, Some(trailers()));
+    }
+
+    #[test]
+    fn foreign_commits_have_no_trailers() {
+        let (body, parsed) = split_trailers("Initial import\n\nSigned-off-by: x");
+        assert_eq!(parsed, None);
+        assert_eq!(body, "Initial import\n\nSigned-off-by: x");
+    }
+
+    #[test]
+    fn commits_stream_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let vault = Vault::open_or_init(&dir.path().join("vault.git")).unwrap();
+        let content = vec![42u8; 300_000];
+        let blob = vault
+            .write_blob(&mut content.as_slice(), content.len() as u64)
+            .unwrap();
+        let author = Author {
+            username: "alice",
+            display_name: "Alice",
+        };
+        let c1 = vault
+            .commit(
+                Change::Put {
+                    path: "parts/a b.mcam",
+                    blob,
+                },
+                &author,
+                "Add",
+                &trailers(),
+            )
+            .unwrap();
+        assert_eq!(vault.head().unwrap(), Some(c1));
+        assert_eq!(vault.blob_at(c1, "parts/a b.mcam").unwrap(), Some(blob));
+        let (size, mut reader) = vault.open_blob(blob).unwrap();
+        assert_eq!(size, content.len() as u64);
+        let mut back = Vec::new();
+        reader.read_to_end(&mut back).unwrap();
+        assert_eq!(back, content);
+        let c2 = vault
+            .commit(
+                Change::Remove {
+                    path: "parts/a b.mcam",
+                },
+                &author,
+                "Delete",
+                &trailers(),
+            )
+            .unwrap();
+        assert_eq!(vault.blob_at(c2, "parts/a b.mcam").unwrap(), None);
+        let log = vault.log(None, Some(7), 10).unwrap();
+        assert_eq!(log.iter().map(|c| c.id).collect::<Vec<_>>(), vec![c2, c1]);
+        assert_eq!(vault.log(Some(c1), None, 10).unwrap().len(), 1);
+    }
+}
