@@ -515,7 +515,7 @@ pub fn event_fragment(e: &Event, viewer: &Viewer, c: Counters) -> String {
             None => { article id=(format!("file-{}", e.file_id)) hx-swap-oob="delete" {} }
         }
         (toast(toast_kind, &event_sentence(e)))
-        div hx-swap-oob="afterbegin:#activity-list" { (activity_line(e)) }
+        ol hx-swap-oob="afterbegin:#activity-list" { (activity_line(e)) }
         (counters(c, true))
         div #live-seq data-seq=(e.seq) hidden hx-swap-oob="true" {}
     };

@@ -1,0 +1,355 @@
+//! Test harness shared by the integration tests: the real app on a random
+//! port over a temp data directory, and typed clients for its API.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use latch::Config;
+use reqwest::multipart::{Form, Part};
+use serde_json::{Value, json};
+
+pub const ADMIN_PASSWORD: &str = "admin-password-1";
+pub const USER_PASSWORD: &str = "user-password-1";
+
+/// A running Latch on `127.0.0.1:<random>`, started in-process the same way
+/// `latch serve` starts it.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub base: String,
+    pub data_dir: PathBuf,
+    /// Keeps the temp directory alive for the test's duration.
+    _tmp: Option<tempfile::TempDir>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<Result<(), latch::StartError>>>,
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// Starts with a config adjusted by `tweak` (limits, flags).
+    pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let data_dir = tmp.path().join("data");
+        let mut app = Self::start(&data_dir, tweak).await;
+        app._tmp = Some(tmp);
+        app
+    }
+
+    /// Starts on an existing data directory (for restart tests).
+    pub async fn start(data_dir: &Path, tweak: impl FnOnce(&mut Config)) -> TestApp {
+        let mut config = Config::new(data_dir);
+        config.admin_password = Some(ADMIN_PASSWORD.into());
+        config.shutdown_grace = Duration::from_secs(5);
+        tweak(&mut config);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(latch::serve(listener, config, async move {
+            let _ = stopped.await;
+        }));
+        let app = TestApp {
+            addr,
+            base: format!("http://{addr}"),
+            data_dir: data_dir.to_path_buf(),
+            _tmp: None,
+            stop: Some(stop),
+            task: Some(task),
+        };
+        app.wait_healthy().await;
+        app
+    }
+
+    async fn wait_healthy(&self) {
+        let client = reqwest::Client::new();
+        for _ in 0..200 {
+            if let Ok(r) = client.get(format!("{}/healthz", self.base)).send().await
+                && r.status() == 200
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("the app did not become healthy");
+    }
+
+    /// Stops the server and waits until it has released the data directory.
+    pub async fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let result = tokio::time::timeout(Duration::from_secs(20), task)
+                .await
+                .expect("server stops in time")
+                .expect("server task");
+            result.expect("server ran cleanly");
+        }
+        // The hub's task drops its handle on the database a moment later.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    /// Stops, then starts again on the same data directory.
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        let tmp = self._tmp.take();
+        let mut next = Self::start(&self.data_dir, |_| {}).await;
+        next._tmp = tmp;
+        *self = next;
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub fn vault_path(&self) -> PathBuf {
+        self.data_dir.join("vault.git")
+    }
+
+    /// A client signed in with a session cookie and its CSRF token.
+    pub async fn login(&self, username: &str, password: &str) -> Client {
+        let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+        let http = reqwest::Client::builder()
+            .cookie_provider(jar.clone())
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        let resp = http
+            .post(self.url("/api/login"))
+            .json(&json!({"username": username, "password": password}))
+            .send()
+            .await
+            .expect("login request");
+        assert_eq!(resp.status(), 200, "login as {username}");
+        let body: Value = resp.json().await.expect("login json");
+        Client {
+            http,
+            base: self.base.clone(),
+            csrf: body["csrf_token"].as_str().map(str::to_string),
+            username: username.to_string(),
+            jar,
+        }
+    }
+
+    pub async fn admin(&self) -> Client {
+        self.login("admin", ADMIN_PASSWORD).await
+    }
+
+    /// Creates a user (as admin) and returns a client signed in as them.
+    pub async fn user(&self, username: &str) -> Client {
+        self.create_user(username, "user").await;
+        self.login(username, USER_PASSWORD).await
+    }
+
+    pub async fn create_user(&self, username: &str, role: &str) {
+        let admin = self.admin().await;
+        let resp = admin
+            .post_json(
+                "/api/users",
+                &json!({"username": username, "password": USER_PASSWORD, "role": role}),
+            )
+            .await;
+        assert_eq!(resp.status(), 201, "create user {username}");
+    }
+
+    /// A client with no credentials that does not follow redirects.
+    pub fn anonymous(&self) -> Client {
+        Client {
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client"),
+            base: self.base.clone(),
+            csrf: None,
+            username: String::new(),
+            jar: Default::default(),
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// A signed-in API client; writes carry the CSRF header.
+#[derive(Clone)]
+pub struct Client {
+    pub http: reqwest::Client,
+    pub base: String,
+    pub csrf: Option<String>,
+    pub username: String,
+    pub jar: std::sync::Arc<reqwest::cookie::Jar>,
+}
+
+impl Client {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    fn with_csrf(&self, rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.csrf {
+            Some(token) => rb.header("X-CSRF-Token", token),
+            None => rb,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http.get(self.url(path)).send().await.expect("GET")
+    }
+
+    pub async fn get_json(&self, path: &str) -> Value {
+        let resp = self.get(path).await;
+        assert!(resp.status().is_success(), "GET {path}: {}", resp.status());
+        resp.json().await.expect("json")
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.with_csrf(self.http.post(self.url(path)).json(body))
+            .send()
+            .await
+            .expect("POST")
+    }
+
+    pub async fn post_empty(&self, path: &str) -> reqwest::Response {
+        self.with_csrf(self.http.post(self.url(path))).send().await.expect("POST")
+    }
+
+    pub async fn delete(&self, path: &str) -> reqwest::Response {
+        self.with_csrf(self.http.delete(self.url(path))).send().await.expect("DELETE")
+    }
+
+    pub async fn patch_json(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.with_csrf(self.http.patch(self.url(path)).json(body))
+            .send()
+            .await
+            .expect("PATCH")
+    }
+
+    pub async fn post_form(&self, path: &str, form: Form) -> reqwest::Response {
+        self.with_csrf(self.http.post(self.url(path)).multipart(form))
+            .send()
+            .await
+            .expect("POST multipart")
+    }
+
+    /// Uploads `content` as `path`; returns the response.
+    pub async fn upload(&self, path: &str, content: &[u8]) -> reqwest::Response {
+        let form = Form::new()
+            .text("path", path.to_string())
+            .text("description", format!("test file {path}"))
+            .part("file", Part::bytes(content.to_vec()).file_name("upload.bin"));
+        self.post_form("/api/files", form).await
+    }
+
+    /// Uploads and returns the new file's id, asserting success.
+    pub async fn upload_ok(&self, path: &str, content: &[u8]) -> u64 {
+        let resp = self.upload(path, content).await;
+        assert_eq!(resp.status(), 201, "upload {path}");
+        let body: Value = resp.json().await.expect("json");
+        body["id"].as_u64().expect("id")
+    }
+
+    pub async fn checkout(&self, id: u64, comment: &str) -> reqwest::Response {
+        self.post_json(&format!("/api/files/{id}/checkout"), &json!({"comment": comment}))
+            .await
+    }
+
+    pub async fn cancel(&self, id: u64) -> reqwest::Response {
+        self.post_empty(&format!("/api/files/{id}/cancel")).await
+    }
+
+    pub async fn override_lock(&self, id: u64) -> reqwest::Response {
+        self.post_empty(&format!("/api/files/{id}/override")).await
+    }
+
+    pub async fn checkin(&self, id: u64, content: &[u8], message: &str, bump: &str) -> reqwest::Response {
+        let form = Form::new()
+            .text("message", message.to_string())
+            .text("bump", bump.to_string())
+            .part("file", Part::bytes(content.to_vec()).file_name("new.bin"));
+        self.post_form(&format!("/api/files/{id}/checkin"), form).await
+    }
+
+    pub async fn file(&self, id: u64) -> Value {
+        self.get_json(&format!("/api/files/{id}")).await
+    }
+
+    pub async fn files(&self) -> Vec<Value> {
+        self.get_json("/api/files").await["files"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub async fn history(&self, id: u64) -> Vec<Value> {
+        self.get_json(&format!("/api/files/{id}/history")).await["versions"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub async fn content(&self, id: u64, rev: Option<&str>) -> Vec<u8> {
+        let path = match rev {
+            Some(r) => format!("/api/files/{id}/content?rev={r}"),
+            None => format!("/api/files/{id}/content"),
+        };
+        let resp = self.get(&path).await;
+        assert_eq!(resp.status(), 200, "content of {id}");
+        resp.bytes().await.expect("bytes").to_vec()
+    }
+
+    /// The session cookie's value, for raw WebSocket / SSE clients.
+    pub fn cookie_header(&self) -> String {
+        use reqwest::cookie::CookieStore;
+        let url = self.base.parse().expect("base url");
+        self.jar
+            .cookies(&url)
+            .and_then(|v| v.to_str().ok().map(str::to_string))
+            .unwrap_or_default()
+    }
+}
+
+/// The error sentence of a JSON error response, asserting the status.
+pub async fn expect_error(resp: reqwest::Response, status: u16) -> String {
+    let got = resp.status().as_u16();
+    let text = resp.text().await.unwrap_or_default();
+    assert_eq!(got, status, "unexpected status; body: {text}");
+    let body: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("error body is JSON: {text}"));
+    let message = body["error"].as_str().unwrap_or_default().to_string();
+    assert!(!message.is_empty(), "error has a sentence: {text}");
+    message
+}
+
+/// Runs `git` with `args` in `dir` when git is installed; None otherwise.
+pub fn git(dir: &Path, args: &[&str]) -> Option<std::process::Output> {
+    std::process::Command::new("git").arg("-C").arg(dir).args(args).output().ok()
+}
+
+/// Whether a tool that skippable tests need must be present (CI sets LATCH_REQUIRE_ALL=1).
+pub fn require_all() -> bool {
+    std::env::var("LATCH_REQUIRE_ALL").is_ok_and(|v| v == "1")
+}
+
+/// Skips (returns false) with a message naming the package, or fails under LATCH_REQUIRE_ALL.
+pub fn have_tool(binary: &str, package: &str) -> bool {
+    let found = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {binary}"))
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !found {
+        if require_all() {
+            panic!("{binary} is required (LATCH_REQUIRE_ALL=1): install the Debian package '{package}'");
+        }
+        eprintln!("SKIPPED: {binary} not found; install the Debian package '{package}' to run this test");
+    }
+    found
+}
