@@ -1,5 +1,10 @@
 //! Test harness shared by the integration tests: the real app on a random
 //! port over a temp data directory, and typed clients for its API.
+//!
+//! Working agreement while several engineers share this checkout: add
+//! helpers here but never change existing ones; commit only your own files
+//! (`git add <files>`, never `-A`); keep the tree compiling; run only your
+//! own test file; no `cargo clean`; the machine has 2 cores.
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
