@@ -1,0 +1,291 @@
+//! Figures for the core: dashboard render time at 1,000 and 10,000 files,
+//! check-out + cancel pairs per second over HTTP with durable commits, and
+//! check-in of 1 MiB and 200 MiB files (time and the server's peak RSS).
+//!
+//! Run with `cargo bench --bench vault_ops`. The server runs as the real
+//! release binary in a child process, so its memory is measured alone.
+//! `LATCH_BENCH_QUICK=1` shrinks every size for a smoke run.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use latch::domain::Revision;
+use latch::store::{FileRecord, LockRecord};
+use latch::views::{self, Filters, Viewer};
+
+const ADMIN_PASSWORD: &str = "bench-password-1";
+
+struct Server {
+    child: Child,
+    base: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    async fn start() -> Server {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let child = Command::new(env!("CARGO_BIN_EXE_latch"))
+            .args(["--data", dir.path().join("data").to_str().expect("utf-8 path")])
+            .args(["--bind", &format!("127.0.0.1:{port}")])
+            .args(["--max-upload", "1G"])
+            .env("LATCH_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env("LATCH_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start latch");
+        let base = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::new();
+        for _ in 0..400 {
+            if client.get(format!("{base}/healthz")).send().await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        Server { child, base, _dir: dir }
+    }
+
+    fn status_kib(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        status
+            .lines()
+            .find(|l| l.starts_with(field))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Resets the kernel's peak-RSS mark so the next reading covers one operation.
+    fn reset_peak(&self) {
+        let _ = std::fs::write(format!("/proc/{}/clear_refs", self.child.id()), "5");
+    }
+
+    async fn token(&self) -> String {
+        let client = reqwest::Client::new();
+        let resp: serde_json::Value = client
+            .post(format!("{}/api/tokens", self.base))
+            .basic_auth("admin", Some(ADMIN_PASSWORD))
+            .json(&serde_json::json!({"name": "bench"}))
+            .send()
+            .await
+            .expect("token")
+            .json()
+            .await
+            .expect("token json");
+        resp["token"].as_str().expect("token").to_string()
+    }
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(|a, b| a.total_cmp(b));
+    xs[xs.len() / 2]
+}
+
+fn synthetic_files(n: usize) -> Vec<FileRecord> {
+    (0..n)
+        .map(|i| FileRecord {
+            id: i as u64 + 1,
+            path: format!("machine-{:02}/part-{i:06}.mcam", i % 40),
+            description: format!("Fixture plate {i}, second op"),
+            revision: Revision { major: 1, minor: (i % 7) as u32 },
+            created_by: "alice".into(),
+            created_at: 1_700_000_000,
+            size: 1_234_567 + i as u64,
+            head: "0123456789abcdef0123456789abcdef01234567".into(),
+            blob: "0123456789abcdef0123456789abcdef01234567".into(),
+            modified_at: 1_700_000_000 + i as i64,
+            modified_by: "bob".into(),
+            lock: (i % 5 == 0).then(|| LockRecord {
+                owner: if i % 10 == 0 { "alice".into() } else { "bob".into() },
+                locked_at: 1_700_000_000,
+                comment: Some("fixing the post".into()),
+            }),
+        })
+        .collect()
+}
+
+fn bench_render(n: usize) {
+    let files = synthetic_files(n);
+    let viewer = Viewer {
+        username: "alice".into(),
+        admin: true,
+        csrf: Some("x".repeat(48)),
+    };
+    let mut times = Vec::new();
+    let mut bytes = 0;
+    for _ in 0..7 {
+        let started = Instant::now();
+        let html = views::dashboard(views::Dashboard {
+            files: &files,
+            viewer: &viewer,
+            filters: &Filters::default(),
+            recent: &[],
+            max_upload: 512 << 20,
+        })
+        .into_string();
+        times.push(started.elapsed().as_secs_f64() * 1000.0);
+        bytes = html.len();
+    }
+    println!(
+        "dashboard render, {n:>6} files: median {:.1} ms, {:.1} MiB of HTML",
+        median(times),
+        bytes as f64 / (1 << 20) as f64
+    );
+}
+
+async fn bench_checkout_cancel(server: &Server, token: &str, pairs: usize, clients: usize) {
+    let http = reqwest::Client::new();
+    let mut ids = Vec::new();
+    for c in 0..clients {
+        let form = reqwest::multipart::Form::new()
+            .text("path", format!("bench/pair-{clients}-{c}.bin"))
+            .part("file", reqwest::multipart::Part::bytes(vec![c as u8; 1024]).file_name("x"));
+        let resp: serde_json::Value = http
+            .post(format!("{}/api/files", server.base))
+            .bearer_auth(token)
+            .multipart(form)
+            .send()
+            .await
+            .expect("upload")
+            .json()
+            .await
+            .expect("json");
+        ids.push(resp["id"].as_u64().expect("id"));
+    }
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for id in ids {
+        let http = http.clone();
+        let base = server.base.clone();
+        let token = token.to_string();
+        let per_client = pairs / clients;
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..per_client {
+                for op in ["checkout", "cancel"] {
+                    let resp = http
+                        .post(format!("{base}/api/files/{id}/{op}"))
+                        .bearer_auth(&token)
+                        .send()
+                        .await
+                        .expect("op");
+                    assert!(resp.status().is_success(), "{op}: {}", resp.status());
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("client task");
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "check-out + cancel over HTTP, {clients} client(s): {:.0} pairs/s ({pairs} pairs, durable commits)",
+        pairs as f64 / secs
+    );
+}
+
+async fn bench_checkin(size: usize, label: &str) {
+    let server = Server::start().await;
+    let token = server.token().await;
+    let http = reqwest::Client::new();
+    let form = reqwest::multipart::Form::new()
+        .text("path", format!("big/{label}.bin"))
+        .part("file", reqwest::multipart::Part::bytes(vec![7u8; 1024]).file_name("x"));
+    let created: serde_json::Value = http
+        .post(format!("{}/api/files", server.base))
+        .bearer_auth(&token)
+        .multipart(form)
+        .send()
+        .await
+        .expect("upload")
+        .json()
+        .await
+        .expect("json");
+    let id = created["id"].as_u64().expect("id");
+    http.post(format!("{}/api/files/{id}/checkout", server.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("checkout");
+    // Content that does not compress to nothing, like real CAD/CAM data.
+    let mut content = vec![0u8; size];
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for chunk in content.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let n = chunk.len();
+        chunk.copy_from_slice(&x.to_le_bytes()[..n]);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let idle = server.status_kib("VmRSS:");
+    server.reset_peak();
+    let form = reqwest::multipart::Form::new()
+        .text("message", "bench check-in")
+        .part("file", reqwest::multipart::Part::bytes(content).file_name("x"));
+    let started = Instant::now();
+    let resp = http
+        .post(format!("{}/api/files/{id}/checkin", server.base))
+        .bearer_auth(&token)
+        .multipart(form)
+        .send()
+        .await
+        .expect("checkin");
+    let secs = started.elapsed().as_secs_f64();
+    assert!(resp.status().is_success(), "checkin: {}", resp.status());
+    let peak = server.status_kib("VmHWM:");
+    println!(
+        "check-in of {label}: {:.2} s ({:.0} MiB/s); server RSS idle {:.1} MiB, peak {:.1} MiB (+{:.1} MiB)",
+        secs,
+        size as f64 / (1 << 20) as f64 / secs,
+        idle as f64 / 1024.0,
+        peak as f64 / 1024.0,
+        peak.saturating_sub(idle) as f64 / 1024.0
+    );
+    // Download it back: streaming keeps the peak down there too.
+    server.reset_peak();
+    let started = Instant::now();
+    let mut resp = http
+        .get(format!("{}/api/files/{id}/content", server.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("download");
+    let mut got = 0usize;
+    while let Some(chunk) = resp.chunk().await.expect("chunk") {
+        got += chunk.len();
+    }
+    assert_eq!(got, size);
+    println!(
+        "download of {label}: {:.2} s; server peak RSS +{:.1} MiB over idle",
+        started.elapsed().as_secs_f64(),
+        server.status_kib("VmHWM:").saturating_sub(idle) as f64 / 1024.0
+    );
+}
+
+#[tokio::main]
+async fn main() {
+    let quick = std::env::var("LATCH_BENCH_QUICK").is_ok_and(|v| v == "1");
+    println!("# Latch core figures{}", if quick { " (quick)" } else { "" });
+    for n in if quick { vec![100, 1_000] } else { vec![1_000, 10_000] } {
+        bench_render(n);
+    }
+    let server = Server::start().await;
+    let token = server.token().await;
+    let pairs = if quick { 100 } else { 1_000 };
+    bench_checkout_cancel(&server, &token, pairs, 1).await;
+    bench_checkout_cancel(&server, &token, pairs, 8).await;
+    drop(server);
+    bench_checkin(1 << 20, "1 MiB").await;
+    bench_checkin(if quick { 20 << 20 } else { 200 << 20 }, if quick { "20 MiB" } else { "200 MiB" }).await;
+}
