@@ -456,6 +456,7 @@ impl Api {
         multipart: Multipart,
     ) -> Res<Json<FileJson>> {
         let app = app_of(req)?;
+        app.files.precheck_checkin(&caller.actor(), id.0).await?;
         let mut form = forms::read_upload(&app.files, multipart).await?;
         let version = crate::web::new_version_from(&form.fields)?;
         let (_, spool) = form.take_file()?;

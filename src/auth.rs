@@ -419,8 +419,7 @@ impl Throttle {
             .iter()
             .filter_map(|k| map.get(k))
             .filter_map(|f| {
-                let per_ip_extra = 0;
-                let over = f.count.checked_sub(Self::FREE + per_ip_extra)?;
+                let over = f.count.checked_sub(Self::FREE)?;
                 // 1 s, 2 s, 4 s … up to 5 minutes after each further failure.
                 let wait = Duration::from_secs((1u64 << over.min(9)).min(300));
                 let since = f.last.elapsed();

@@ -314,6 +314,12 @@ impl Files {
         .await
     }
 
+    /// Refuses a check-in before its body is read when the lock is not the
+    /// actor's, so nobody streams hundreds of megabytes only to hear no.
+    pub async fn precheck_checkin(&self, actor: &Actor, id: u64) -> AppResult<()> {
+        require_holder(&self.get(id).await?, actor, "check it in")
+    }
+
     pub async fn checkin(
         &self,
         actor: &Actor,
@@ -326,8 +332,8 @@ impl Files {
                 "The file is empty; choose the new version to check in.".into(),
             ));
         }
-        // Refuse early, before the blob is written, when the lock is not ours.
-        require_holder(&self.get(id).await?, actor, "check it in")?;
+        // Refuse before the blob is written when the lock is not ours.
+        self.precheck_checkin(actor, id).await?;
         let this = self.clone();
         let actor = actor.clone();
         blocking(move || {

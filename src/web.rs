@@ -500,8 +500,9 @@ async fn checkin(
 ) -> Response {
     respond(req, async {
         auth::check_same_origin(app, req)?;
-        require_session(app, req).await?;
+        let early = require_session(app, req).await?;
         let id = parse_id(&id)?;
+        app.files.precheck_checkin(&early.actor(), id).await?;
         let mut form = forms::read_upload(&app.files, multipart).await?;
         let session = require_write_session(app, req, Some(&form.fields)).await?;
         let version = new_version_from(&form.fields)?;
