@@ -14,6 +14,7 @@
 //! - [`views`] — maud templates.
 //! - [`forms`] — request bodies at the edge.
 //! - [`web`] — HTML routes; [`api`] — the JSON API.
+//! - [`lfs`] — `/vault.git`: Git LFS locks (= check-outs) and read-only clone.
 //!
 //! [`serve`] starts the app on a listener the caller bound, so tests start
 //! the real server on `127.0.0.1:0` exactly as `main` does.
@@ -25,6 +26,7 @@ pub mod domain;
 pub mod error;
 pub mod files;
 pub mod forms;
+pub mod lfs;
 pub mod live;
 pub mod store;
 pub mod vault;
@@ -142,7 +144,8 @@ pub fn endpoint(app: App) -> impl Endpoint + 'static {
         .nest("/assets", EmbeddedFilesEndpoint::<Assets>::new())
         .at("/api/openapi.json", spec)
         .nest("/api/docs", docs)
-        .nest("/api", api.into_endpoint().catch_all_error(api::json_error));
+        .nest("/api", api.into_endpoint().catch_all_error(api::json_error))
+        .nest("/vault.git", lfs::routes());
     web::with_middleware(routes.data(app))
 }
 
