@@ -72,9 +72,11 @@ impl Filters {
     }
 
     /// Sorts in place and returns files grouped by folder, folders in name order.
+    /// Sorts, keeps the first `limit`, and groups by folder in name order.
     pub fn arrange<'a>(
         &self,
         files: &mut Vec<&'a FileRecord>,
+        limit: usize,
     ) -> Vec<(String, Vec<&'a FileRecord>)> {
         match self.sort.as_str() {
             "modified" => {
@@ -86,6 +88,7 @@ impl Filters {
             "size" => files.sort_by(|a, b| b.size.cmp(&a.size).then(a.path.cmp(&b.path))),
             _ => files.sort_by(|a, b| a.path.cmp(&b.path)),
         }
+        files.truncate(limit);
         let mut groups: std::collections::BTreeMap<String, Vec<&FileRecord>> = Default::default();
         for f in files.iter() {
             groups
@@ -331,18 +334,28 @@ fn upload_popover(viewer: &Viewer, max_upload: u64) -> Markup {
     }
 }
 
+/// Cards on one page at most: a list of thousands helps nobody, and the
+/// page stays quick to render and to keep live.
+pub const MAX_CARDS: usize = 500;
+
 pub fn file_list(files: &[FileRecord], viewer: &Viewer, filters: &Filters) -> Markup {
     let mut shown: Vec<&FileRecord> = files
         .iter()
         .filter(|f| filters.matches(f, viewer))
         .collect();
-    let groups = filters.arrange(&mut shown);
+    let matching = shown.len();
+    let groups = filters.arrange(&mut shown, MAX_CARDS);
     html! {
         div #file-list .file-list {
             @if files.is_empty() {
                 p.empty { "No files yet. Upload the first one with " b { "Upload file" } "." }
             } @else if groups.is_empty() {
                 p.empty { "No file matches these filters." }
+            }
+            @if matching > MAX_CARDS {
+                p.notice.truncated {
+                    "Showing the first " (MAX_CARDS) " of " (matching) " matching files. Search or filter to find the rest."
+                }
             }
             @for (folder, files) in &groups {
                 section.folder data-folder=(folder) {
@@ -509,7 +522,7 @@ pub fn event_fragment(e: &Event, viewer: &Viewer, c: Counters) -> String {
     let markup = html! {
         @match &e.file {
             Some(f) if e.kind == EventKind::Created => {
-                div hx-swap-oob=(format!("beforeend:#{}", folder_dom_id(folder_of(&f.path)))) { (card(f, viewer, false)) }
+                div.card-insert hx-swap-oob=(format!("beforeend:#{}", folder_dom_id(folder_of(&f.path)))) { (card(f, viewer, false)) }
             }
             Some(f) => { (card(f, viewer, true)) }
             None => { article id=(format!("file-{}", e.file_id)) hx-swap-oob="delete" {} }
