@@ -250,7 +250,7 @@ impl Files {
                     actor: actor.username.clone(),
                     note: None,
                     previous_holder: None,
-                    file: FileSnapshot::Present(rec.clone()),
+                    file: FileSnapshot::Present(Box::new(rec.clone())),
                 })?;
                 Ok(rec)
             })
@@ -289,7 +289,7 @@ impl Files {
                 actor: actor.username.clone(),
                 note: comment,
                 previous_holder: None,
-                file: FileSnapshot::Present(rec.clone()),
+                file: FileSnapshot::Present(Box::new(rec.clone())),
             })?;
             Ok(rec)
         })
@@ -307,7 +307,7 @@ impl Files {
                 actor: actor.username.clone(),
                 note: None,
                 previous_holder: None,
-                file: FileSnapshot::Present(rec.clone()),
+                file: FileSnapshot::Present(Box::new(rec.clone())),
             })?;
             Ok(rec)
         })
@@ -347,7 +347,7 @@ impl Files {
                 let mut rec =
                     get_file(&tx.txn.open_table(FILES)?, id)?.ok_or_else(|| not_found(id))?;
                 require_holder(&rec, &actor, "check it in")?;
-                if rec.blob == blob.to_string() {
+                if parse_oid(&rec.blob)? == blob {
                     return Err(AppError::Invalid(format!(
                         "This content is identical to revision {} of {}; nothing to check in.",
                         rec.revision, rec.path
@@ -383,7 +383,7 @@ impl Files {
                     actor: actor.username.clone(),
                     note: Some(version.message.as_str().to_string()),
                     previous_holder: None,
-                    file: FileSnapshot::Present(rec.clone()),
+                    file: FileSnapshot::Present(Box::new(rec.clone())),
                 })?;
                 Ok(rec)
             })
@@ -407,7 +407,7 @@ impl Files {
                 actor: actor.username.clone(),
                 note: lock.comment,
                 previous_holder: Some(lock.owner),
-                file: FileSnapshot::Present(rec.clone()),
+                file: FileSnapshot::Present(Box::new(rec.clone())),
             })?;
             Ok(rec)
         })
@@ -590,7 +590,7 @@ impl Files {
                 } else {
                     EventKind::CheckedIn
                 };
-                (kind, FileSnapshot::Present(rec))
+                (kind, FileSnapshot::Present(Box::new(rec)))
             }
         };
         tx.record(EventDraft {

@@ -158,7 +158,7 @@ pub struct EventDraft {
 }
 
 pub enum FileSnapshot {
-    Present(FileRecord),
+    Present(Box<FileRecord>),
     Deleted { id: u64, path: String },
 }
 
@@ -172,7 +172,7 @@ impl Tx {
     pub fn record(&mut self, draft: EventDraft) -> AppResult<Arc<Event>> {
         let seq = next_counter(&self.txn, NEXT_SEQ)?;
         let (file_id, path, file) = match draft.file {
-            FileSnapshot::Present(rec) => (rec.id, rec.path.clone(), Some(rec)),
+            FileSnapshot::Present(rec) => (rec.id, rec.path.clone(), Some(*rec)),
             FileSnapshot::Deleted { id, path } => (id, path, None),
         };
         let event = Event {
