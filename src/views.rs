@@ -172,7 +172,8 @@ fn csrf_field(viewer: &Viewer) -> Markup {
 /// response carries out-of-band swaps only.
 fn action_form(viewer: &Viewer, action: &str, class: &str, body: Markup) -> Markup {
     html! {
-        form.inline class=(class) method="post" action=(action) hx-post=(action) hx-swap="none" {
+        // One class attribute: a second `class=` would be ignored by browsers.
+        form class=(format!("inline {class}")) method="post" action=(action) hx-post=(action) hx-swap="none" {
             (csrf_field(viewer))
             (body)
         }
