@@ -802,15 +802,19 @@ async fn setup_form(
 
 #[handler]
 async fn setup_submit(Data(app): Data<&App>, req: &Request, body: Body) -> Response {
-    respond(req, async {
+    let fields = match read_form(body).await {
+        Ok(f) => f,
+        Err(e) => return html_error(req, e),
+    };
+    let presented = fields.text("token").to_string();
+    let result = async {
         auth::check_same_origin(app, req)?;
-        let fields = read_form(body).await?;
         if app.store.user_count()? > 0 {
             return Err(AppError::Conflict(
                 "Latch is already set up; sign in instead.".into(),
             ));
         }
-        if !setup_token_ok(app, fields.text("token")) {
+        if !setup_token_ok(app, &presented) {
             return Err(AppError::Forbidden(
                 "The setup link is not valid; use the one printed in the server's log.".into(),
             ));
@@ -831,8 +835,37 @@ async fn setup_submit(Data(app): Data<&App>, req: &Request, body: Body) -> Respo
         .await??;
         *app.setup_token.lock().unwrap_or_else(|p| p.into_inner()) = None;
         Ok(signed_in(app, req, &token))
-    })
-    .await
+    }
+    .await;
+    // A refusal is shown on the setup form itself, not as a flash: the
+    // dashboard a flash would wait for is not reachable yet, and after a
+    // later successful setup a stale "not valid" would greet the new admin.
+    match result {
+        Ok(resp) => resp,
+        Err(err @ AppError::Conflict(_)) => redirect_with_flash(
+            "/login",
+            &Flash {
+                error: true,
+                text: err.public_message(),
+            },
+        ),
+        Err(err) => {
+            err.log();
+            html_response(
+                err.status(),
+                views::layout(
+                    Page {
+                        title: "Set up",
+                        session: None,
+                        nav: "",
+                        flash: None,
+                        live_seq: None,
+                    },
+                    views::setup_page(&presented, Some(&err.public_message())),
+                ),
+            )
+        }
+    }
 }
 
 #[handler]
