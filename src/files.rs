@@ -181,7 +181,56 @@ impl Files {
         blocking(move || store.file(id)?.ok_or_else(|| not_found(id))).await
     }
 
+    // The operations, each counted in `metrics` by kind and outcome; the
+    // `*_inner` methods below hold their rules.
+
     pub async fn upload(&self, actor: &Actor, new: NewFile, spool: Spool) -> AppResult<FileRecord> {
+        let size = spool.size;
+        let result = self.upload_inner(actor, new, spool).await;
+        if result.is_ok() {
+            crate::metrics::uploaded(size);
+        }
+        crate::metrics::operation("upload", result)
+    }
+
+    pub async fn checkout(
+        &self,
+        actor: &Actor,
+        id: u64,
+        comment: Option<LockComment>,
+    ) -> AppResult<FileRecord> {
+        let result = self.checkout_inner(actor, id, comment).await;
+        crate::metrics::operation("checkout", result)
+    }
+
+    pub async fn cancel(&self, actor: &Actor, id: u64) -> AppResult<FileRecord> {
+        crate::metrics::operation("cancel", self.cancel_inner(actor, id).await)
+    }
+
+    pub async fn checkin(
+        &self,
+        actor: &Actor,
+        id: u64,
+        version: NewVersion,
+        spool: Spool,
+    ) -> AppResult<FileRecord> {
+        let size = spool.size;
+        let result = self.checkin_inner(actor, id, version, spool).await;
+        if result.is_ok() {
+            crate::metrics::checked_in(size);
+        }
+        crate::metrics::operation("checkin", result)
+    }
+
+    pub async fn override_lock(&self, actor: &Actor, id: u64) -> AppResult<FileRecord> {
+        crate::metrics::operation("override", self.override_inner(actor, id).await)
+    }
+
+    pub async fn delete(&self, actor: &Actor, id: u64) -> AppResult<FileRecord> {
+        crate::metrics::operation("delete", self.delete_inner(actor, id).await)
+    }
+
+    async fn upload_inner(&self, actor: &Actor, new: NewFile, spool: Spool) -> AppResult<FileRecord> {
         if spool.size == 0 {
             return Err(AppError::Invalid(
                 "The file is empty; choose a file with content.".into(),
@@ -258,7 +307,7 @@ impl Files {
         .await
     }
 
-    pub async fn checkout(
+    async fn checkout_inner(
         &self,
         actor: &Actor,
         id: u64,
@@ -296,7 +345,7 @@ impl Files {
         .await
     }
 
-    pub async fn cancel(&self, actor: &Actor, id: u64) -> AppResult<FileRecord> {
+    async fn cancel_inner(&self, actor: &Actor, id: u64) -> AppResult<FileRecord> {
         let actor = actor.clone();
         self.change(id, move |tx, mut rec| {
             require_holder(&rec, &actor, "cancel the check-out")?;
@@ -320,7 +369,7 @@ impl Files {
         require_holder(&self.get(id).await?, actor, "check it in")
     }
 
-    pub async fn checkin(
+    async fn checkin_inner(
         &self,
         actor: &Actor,
         id: u64,
@@ -391,7 +440,7 @@ impl Files {
         .await
     }
 
-    pub async fn override_lock(&self, actor: &Actor, id: u64) -> AppResult<FileRecord> {
+    async fn override_inner(&self, actor: &Actor, id: u64) -> AppResult<FileRecord> {
         require_admin(actor, "override a check-out")?;
         let actor = actor.clone();
         self.change(id, move |tx, mut rec| {
@@ -414,7 +463,7 @@ impl Files {
         .await
     }
 
-    pub async fn delete(&self, actor: &Actor, id: u64) -> AppResult<FileRecord> {
+    async fn delete_inner(&self, actor: &Actor, id: u64) -> AppResult<FileRecord> {
         require_admin(actor, "delete files")?;
         let this = self.clone();
         let actor = actor.clone();

@@ -15,12 +15,15 @@
 //! - [`forms`] — request bodies at the edge.
 //! - [`web`] — HTML routes; [`api`] — the JSON API.
 //! - [`lfs`] — `/vault.git`: Git LFS locks (= check-outs) and read-only clone.
+//! - [`metrics`] — `/metrics` in the Prometheus text format.
+//! - [`backup`] — a consistent copy of the data directory, taken while serving.
 //!
 //! [`serve`] starts the app on a listener the caller bound, so tests start
 //! the real server on `127.0.0.1:0` exactly as `main` does.
 
 pub mod api;
 pub mod auth;
+pub mod backup;
 pub mod config;
 pub mod domain;
 pub mod error;
@@ -28,6 +31,7 @@ pub mod files;
 pub mod forms;
 pub mod lfs;
 pub mod live;
+pub mod metrics;
 pub mod store;
 pub mod vault;
 pub mod views;
@@ -135,7 +139,7 @@ pub fn open(config: Config) -> Result<App, StartError> {
 
 /// The whole HTTP app: HTML, JSON API and its docs, live endpoints, assets.
 pub fn endpoint(app: App) -> impl Endpoint + 'static {
-    let api = OpenApiService::new(api::Api, "Latch", env!("CARGO_PKG_VERSION"))
+    let api = OpenApiService::new((api::Api, backup::BackupApi), "Latch", env!("CARGO_PKG_VERSION"))
         .server("/api")
         .description("Check files out and in; see who holds what. Authenticate with a session cookie plus X-CSRF-Token, an API token (Bearer), or HTTP Basic.");
     let spec = api.spec_endpoint();
@@ -145,7 +149,8 @@ pub fn endpoint(app: App) -> impl Endpoint + 'static {
         .at("/api/openapi.json", spec)
         .nest("/api/docs", docs)
         .nest("/api", api.into_endpoint().catch_all_error(api::json_error))
-        .nest("/vault.git", lfs::routes());
+        .nest("/vault.git", lfs::routes())
+        .at("/metrics", poem::get(metrics::admin_endpoint));
     web::with_middleware(routes.data(app))
 }
 

@@ -1,12 +1,14 @@
-//! The `latch` command line: `serve` (the default), `user add`, and
-//! `healthcheck`. Everything else lives in the library.
+//! The `latch` command line: `serve` (the default), `user add`, `backup`
+//! and `healthcheck`. Everything else lives in the library.
 
 use std::io::{BufRead, IsTerminal};
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use futures_util::FutureExt;
 
 use latch::Config;
 
@@ -24,6 +26,26 @@ struct Cli {
     command: Option<Command>,
     #[command(flatten)]
     serve: ServeArgs,
+    /// Log lines for people, or one JSON object per line for a log collector.
+    #[arg(
+        long,
+        global = true,
+        env = "LATCH_LOG_FORMAT",
+        value_name = "FORMAT",
+        value_enum,
+        ignore_case = true,
+        default_value_t = LogFormat::Human
+    )]
+    log_format: LogFormat,
+    /// Which logs to keep, e.g. `info`, `debug`, `latch=debug,poem=warn` (RUST_LOG also works) [default: info].
+    #[arg(long = "log", global = true, env = "LATCH_LOG", value_name = "FILTER")]
+    log_filter: Option<String>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -33,15 +55,42 @@ enum Command {
     /// Manage accounts on a stopped server's data directory.
     #[command(subcommand)]
     User(UserCommand),
-    /// Exit 0 when the server at --url answers /healthz (for container health checks).
+    /// Copy the data directory consistently into DIR, even while the server runs.
+    #[command(long_about = "Copy the data directory (database and Git vault) consistently into DIR, \
+                  a new or empty directory.\n\n\
+                  With the server stopped, the copy is made directly from --data. While a server \
+                  holds the data directory, that server makes the copy: pass an admin's API token \
+                  (--token) and, unless it listens on --bind, its --url. DIR is then a path on \
+                  the server's machine (inside the container, under Docker).\n\n\
+                  To restore, stop Latch and start it with --data DIR (or move DIR into place).")]
+    Backup(BackupArgs),
+    /// Exit 0 when the server answers /healthz (for container health checks).
     Healthcheck {
-        #[arg(
-            long,
-            env = "LATCH_HEALTHCHECK_URL",
-            default_value = "http://127.0.0.1:8000/healthz"
-        )]
-        url: String,
+        /// The URL to check [default: /healthz at the --bind address, on loopback].
+        #[arg(long, env = "LATCH_HEALTHCHECK_URL")]
+        url: Option<String>,
+        /// The address the server listens on.
+        #[arg(long, env = "LATCH_BIND", default_value = "127.0.0.1:8000", value_name = "ADDR")]
+        bind: SocketAddr,
     },
+}
+
+#[derive(Args)]
+struct BackupArgs {
+    /// Where to write the copy: a new or empty directory.
+    dir: PathBuf,
+    /// Data directory of a stopped server.
+    #[arg(long, env = "LATCH_DATA", default_value = "latch-data", value_name = "DIR")]
+    data: PathBuf,
+    /// Base URL of the running server that should make the copy [default: from --bind].
+    #[arg(long, env = "LATCH_URL")]
+    url: Option<String>,
+    /// An admin's API token, for a running server.
+    #[arg(long, env = "LATCH_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// The address the running server listens on.
+    #[arg(long, env = "LATCH_BIND", default_value = "127.0.0.1:8000", value_name = "ADDR")]
+    bind: SocketAddr,
 }
 
 #[derive(Subcommand)]
@@ -52,7 +101,8 @@ enum UserCommand {
         /// Make the user an admin.
         #[arg(long)]
         admin: bool,
-        #[arg(long, env = "LATCH_DATA", default_value = "latch-data")]
+        /// Data directory of the stopped server.
+        #[arg(long, env = "LATCH_DATA", default_value = "latch-data", value_name = "DIR")]
         data: PathBuf,
     },
 }
@@ -60,13 +110,13 @@ enum UserCommand {
 #[derive(Args, Clone)]
 struct ServeArgs {
     /// Data directory (holds latch.redb and vault.git); created if missing.
-    #[arg(long, env = "LATCH_DATA", default_value = "latch-data")]
+    #[arg(long, env = "LATCH_DATA", default_value = "latch-data", value_name = "DIR")]
     data: PathBuf,
     /// Address to listen on.
-    #[arg(long, env = "LATCH_BIND", default_value = "127.0.0.1:8000")]
+    #[arg(long, env = "LATCH_BIND", default_value = "127.0.0.1:8000", value_name = "ADDR")]
     bind: SocketAddr,
     /// Largest upload accepted, e.g. 512M or 2G.
-    #[arg(long, env = "LATCH_MAX_UPLOAD", default_value = "512M", value_parser = latch::config::parse_size)]
+    #[arg(long, env = "LATCH_MAX_UPLOAD", default_value = "512M", value_name = "SIZE", value_parser = latch::config::parse_size)]
     max_upload: u64,
     /// Mark the session cookie Secure (when users reach Latch over HTTPS).
     #[arg(long, env = "LATCH_SECURE_COOKIES")]
@@ -74,42 +124,71 @@ struct ServeArgs {
     /// Let people create their own (non-admin) accounts on the sign-in page.
     #[arg(long, env = "LATCH_ALLOW_SIGNUP")]
     allow_signup: bool,
-    /// A reverse proxy whose X-Forwarded-* headers are believed (repeatable).
+    /// A reverse proxy whose X-Forwarded-* headers are believed (repeatable, or comma-separated).
     #[arg(
         long = "trusted-proxy",
         env = "LATCH_TRUSTED_PROXY",
-        value_delimiter = ','
+        value_delimiter = ',',
+        value_name = "IP"
     )]
     trusted_proxies: Vec<std::net::IpAddr>,
     /// Creates user `admin` with this password on a first start with no users.
-    #[arg(long, env = "LATCH_ADMIN_PASSWORD", hide_env_values = true)]
+    #[arg(long, env = "LATCH_ADMIN_PASSWORD", hide_env_values = true, value_name = "PASSWORD")]
     admin_password: Option<String>,
+    /// Also serve /metrics here, without authentication (on the main address it is admin-only).
+    #[arg(long, env = "LATCH_METRICS_BIND", value_name = "ADDR")]
+    metrics_bind: Option<SocketAddr>,
+    /// On SIGTERM or Ctrl-C, how long requests in flight may take to finish, e.g. 10s.
+    #[arg(long, env = "LATCH_SHUTDOWN_GRACE", default_value = "10s", value_name = "DURATION", value_parser = parse_duration)]
+    shutdown_grace: Duration,
 }
 
-fn init_logging() {
+/// Parses `10`, `10s`, `500ms` or `2m`.
+fn parse_duration(raw: &str) -> Result<Duration, String> {
+    let raw = raw.trim();
+    let split = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());
+    let (digits, unit) = raw.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("'{raw}' is not a duration like 10s"))?;
+    match unit.trim() {
+        "" | "s" => Ok(Duration::from_secs(n)),
+        "ms" => Ok(Duration::from_millis(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        _ => Err(format!("'{raw}' has an unknown unit; use ms, s or m")),
+    }
+}
+
+fn init_logging(format: LogFormat, filter: Option<&str>) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("LATCH_LOG")
-        .or_else(|_| EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| EnvFilter::new("info"));
-    let json = std::env::var("LATCH_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
+    let filter = match filter {
+        Some(f) => EnvFilter::try_new(f).map_err(|e| {
+            eprintln!("latch: ignoring the log filter '{f}' ({e}); logging at info");
+        }),
+        None => EnvFilter::try_from_default_env().map_err(|_| ()),
+    }
+    .unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
+    match format {
+        LogFormat::Json => builder.json().init(),
+        // Colours only on a terminal: `docker logs` and journald show codes raw.
+        LogFormat::Human => builder.with_ansi(std::io::stdout().is_terminal()).init(),
     }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    init_logging(cli.log_format, cli.log_filter.as_deref());
     let result = match cli.command {
         None => serve(cli.serve),
         Some(Command::Serve(args)) => serve(args),
         Some(Command::User(UserCommand::Add { name, admin, data })) => user_add(&name, admin, data),
-        Some(Command::Healthcheck { url }) => healthcheck(&url),
+        Some(Command::Backup(args)) => backup(args),
+        Some(Command::Healthcheck { url, bind }) => {
+            healthcheck(&url.unwrap_or_else(|| format!("{}/healthz", loopback_url(bind))))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -127,17 +206,41 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     config.allow_signup = args.allow_signup;
     config.trusted_proxies = args.trusted_proxies;
     config.admin_password = args.admin_password.filter(|p| !p.is_empty());
+    config.shutdown_grace = args.shutdown_grace;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    runtime.block_on(async move {
+    let result = runtime.block_on(async move {
         let listener =
             bind(args.bind).map_err(|e| format!("cannot listen on {}: {e}", args.bind))?;
-        latch::serve(listener, config, shutdown_signal())
-            .await
-            .map_err(|e| e.to_string())
-    })
+        let metrics_listener = match args.metrics_bind {
+            Some(addr) => Some(
+                bind(addr).map_err(|e| format!("cannot listen on {addr} for metrics: {e}"))?,
+            ),
+            None => None,
+        };
+        let app = latch::open(config).map_err(|e| e.to_string())?;
+        let shutdown = shutdown_signal().shared();
+        let metrics = metrics_listener.map(|l| {
+            if let Ok(addr) = l.local_addr() {
+                tracing::info!("metrics at http://{addr}/metrics (no authentication)");
+            }
+            tokio::spawn(latch::metrics::serve(l, app.clone(), shutdown.clone()))
+        });
+        let result = latch::run(listener, app, shutdown).await;
+        if let Some(task) = metrics {
+            let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
+        }
+        result.map_err(|e| e.to_string())
+    });
+    // Dropping the runtime ends the tasks still holding the database, so
+    // it is closed before the process exits.
+    drop(runtime);
+    if result.is_ok() {
+        tracing::info!("Latch stopped");
+    }
+    result
 }
 
 /// Binds with a deep accept backlog: after a restart every open browser
@@ -214,37 +317,176 @@ fn user_add(name: &str, admin: bool, data: PathBuf) -> Result<(), String> {
     Ok(())
 }
 
-/// A dependency-free HTTP/1.1 GET, so the container image needs no curl.
+/// `http://host:port` reaching a server that listens on `bind` from this
+/// machine: an unspecified address (`0.0.0.0`, `::`) becomes loopback.
+fn loopback_url(bind: SocketAddr) -> String {
+    let ip = match bind.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    format!("http://{}", SocketAddr::new(ip, bind.port()))
+}
+
 fn healthcheck(url: &str) -> Result<(), String> {
+    let response = http("GET", url, &[], None, Some(Duration::from_secs(3)))?;
+    if response.status == 200 {
+        Ok(())
+    } else {
+        Err(format!("unhealthy: {url} answered {}", response.status))
+    }
+}
+
+fn backup(args: BackupArgs) -> Result<(), String> {
+    let dir = std::path::absolute(&args.dir)
+        .map_err(|e| format!("cannot use {}: {e}", args.dir.display()))?;
+    let url = match args.url {
+        Some(url) => url,
+        None => {
+            let config = Config::new(&args.data);
+            if !config.db_path().exists() {
+                return Err(format!(
+                    "{} holds no Latch data; pass --data (or --url and --token for a running server)",
+                    args.data.display()
+                ));
+            }
+            match latch::store::Store::open(&config.db_path()) {
+                Ok(store) => {
+                    let report = latch::backup::write(
+                        &store,
+                        &config.data_dir,
+                        &config.vault_path(),
+                        &dir,
+                    )
+                    .map_err(|e| e.public_message())?;
+                    println!(
+                        "Backup written to {}: {} files, {} users, {} Git objects ({}), events up to #{}.",
+                        dir.display(),
+                        report.files,
+                        report.users,
+                        report.objects,
+                        latch::views::human_size(report.bytes),
+                        report.last_seq
+                    );
+                    return Ok(());
+                }
+                Err(latch::store::OpenError::InUse) => loopback_url(args.bind),
+                Err(other) => return Err(other.to_string()),
+            }
+        }
+    };
+    let token = args.token.ok_or_else(|| {
+        format!(
+            "a running server holds the data; pass --token (an admin's API token) so the server at {url} makes the backup"
+        )
+    })?;
+    let endpoint = format!("{}/api/admin/backup", url.trim_end_matches('/'));
+    let body = serde_json::json!({ "dir": dir.to_string_lossy() }).to_string();
+    let auth = format!("Bearer {token}");
+    let response = http(
+        "POST",
+        &endpoint,
+        &[
+            ("Authorization", auth.as_str()),
+            ("Content-Type", "application/json"),
+        ],
+        Some(&body),
+        None,
+    )?;
+    let json: serde_json::Value = serde_json::from_str(&response.body).unwrap_or_default();
+    if response.status != 200 {
+        let sentence = json["error"].as_str().unwrap_or(response.body.trim());
+        return Err(format!("the server refused ({}): {sentence}", response.status));
+    }
+    println!(
+        "Backup written by the server to {}: {} files, {} users, {} Git objects ({}), events up to #{}.",
+        json["dir"].as_str().unwrap_or_default(),
+        json["files"],
+        json["users"],
+        json["objects"],
+        latch::views::human_size(json["bytes"].as_u64().unwrap_or(0)),
+        json["last_seq"]
+    );
+    Ok(())
+}
+
+struct HttpResponse {
+    status: u16,
+    body: String,
+}
+
+/// A dependency-free HTTP/1.1 client for `http://` URLs, so the container
+/// image needs no curl. `timeout` bounds connecting and each read.
+fn http(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+    timeout: Option<Duration>,
+) -> Result<HttpResponse, String> {
     use std::io::{Read, Write};
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or("the health-check URL must start with http://")?;
+    let rest = url.strip_prefix("http://").ok_or_else(|| {
+        format!("{url}: only http:// URLs are supported (e.g. http://127.0.0.1:8000)")
+    })?;
     let (authority, path) = rest
         .split_once('/')
         .map(|(a, p)| (a, format!("/{p}")))
         .unwrap_or((rest, "/".into()));
-    let timeout = std::time::Duration::from_secs(3);
     let addr = std::net::ToSocketAddrs::to_socket_addrs(authority)
         .map_err(|e| format!("cannot resolve {authority}: {e}"))?
         .next()
         .ok_or_else(|| format!("cannot resolve {authority}"))?;
-    let mut stream = std::net::TcpStream::connect_timeout(&addr, timeout)
+    let connect = timeout.unwrap_or(Duration::from_secs(10));
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, connect)
         .map_err(|e| format!("cannot connect to {authority}: {e}"))?;
-    let _ = stream.set_read_timeout(Some(timeout));
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
-    )
-    .map_err(|e| e.to_string())?;
-    let mut response = String::new();
-    let _ = stream.read_to_string(&mut response);
-    if response.starts_with("HTTP/1.1 200") {
-        Ok(())
-    } else {
-        Err(format!(
-            "unhealthy: {}",
-            response.lines().next().unwrap_or("no answer")
-        ))
+    let _ = stream.set_read_timeout(timeout);
+    let mut request =
+        format!("{method} {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
     }
+    if let Some(body) = body {
+        request.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    request.push_str("\r\n");
+    request.push_str(body.unwrap_or(""));
+    stream
+        .write_all(request.as_bytes())
+        .map_err(|e| format!("cannot talk to {authority}: {e}"))?;
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    let raw = String::from_utf8_lossy(&raw);
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("no HTTP answer from {authority}"))?;
+    let chunked = head.lines().any(|l| {
+        l.to_ascii_lowercase()
+            .replace(' ', "")
+            .starts_with("transfer-encoding:chunked")
+    });
+    let body = if chunked {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    Ok(HttpResponse { status, body })
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let Ok(size) = usize::from_str_radix(size.split(';').next().unwrap_or("").trim(), 16)
+        else {
+            break;
+        };
+        if size == 0 || rest.len() < size {
+            break;
+        }
+        out.push_str(&rest[..size]);
+        body = rest[size..].trim_start_matches("\r\n");
+    }
+    out
 }

@@ -1179,6 +1179,7 @@ pub fn with_middleware(ep: impl Endpoint + 'static) -> impl Endpoint {
         h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
         h.insert("referrer-policy", HeaderValue::from_static("same-origin"));
         h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+        crate::metrics::request(started.elapsed(), resp.status());
         tracing::info!(
             %method,
             path,
