@@ -365,7 +365,15 @@ impl Files {
 
     /// Refuses a check-in before its body is read when the lock is not the
     /// actor's, so nobody streams hundreds of megabytes only to hear no.
+    /// A refusal here counts as a refused check-in.
     pub async fn precheck_checkin(&self, actor: &Actor, id: u64) -> AppResult<()> {
+        match self.check_holder(actor, id).await {
+            Ok(()) => Ok(()),
+            Err(e) => crate::metrics::operation("checkin", Err(e)),
+        }
+    }
+
+    async fn check_holder(&self, actor: &Actor, id: u64) -> AppResult<()> {
         require_holder(&self.get(id).await?, actor, "check it in")
     }
 
@@ -382,7 +390,7 @@ impl Files {
             ));
         }
         // Refuse before the blob is written when the lock is not ours.
-        self.precheck_checkin(actor, id).await?;
+        self.check_holder(actor, id).await?;
         let this = self.clone();
         let actor = actor.clone();
         blocking(move || {
