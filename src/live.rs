@@ -2,20 +2,42 @@
 //! per viewer class, fans the fragments out to every connection, and serves
 //! the `/ws` (WebSocket) and `/events` (SSE) endpoints with resume.
 //!
-//! Each connection reads from a `broadcast` ring of bounded size: a sender
-//! never waits for a reader, and a reader that falls behind the ring is
-//! disconnected (its browser reconnects and resumes from the event log).
+//! Invariants:
+//! - an event is rendered and framed (WebSocket text and SSE bytes) once per
+//!   viewer class; a connection only picks its class's frame;
+//! - a connection subscribes to the ring *before* its session is checked and
+//!   its backlog is read, so no event and no "session ended" can slip
+//!   between admission and the live loop; sequence numbers drop duplicates;
+//! - a sender never waits for a reader: each connection reads from a
+//!   `broadcast` ring of `QUEUE_DEPTH`; one that falls behind the ring, or
+//!   whose socket accepts nothing for `SEND_TIMEOUT`, is disconnected, and
+//!   its browser resumes from the event log;
+//! - a connection's long-lived task holds no database handle, so a restart
+//!   can reopen the data directory while old sockets are still closing.
+//!
+//! Stalled readers are dropped at two levels. The WebSocket loop times out
+//! its own sends. An SSE body is only polled by hyper while hyper's buffer
+//! has room, so a stalled SSE reader can only be seen at the socket:
+//! [`acceptor`] wraps the listener so that a write which makes no progress
+//! for [`WRITE_STALL`] fails and hyper drops the connection (it also turns
+//! Nagle off, so back-to-back events are not held for a delayed ACK).
 
 use std::collections::HashMap;
+use std::io;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use poem::web::sse::{Event as SseEvent, SSE};
+use poem::http::uri::Scheme;
+use poem::listener::{Acceptor, TcpAcceptor};
 use poem::web::websocket::{CloseCode, Message, WebSocket, WebSocketConfig};
-use poem::{IntoResponse, Request, Response};
-use tokio::sync::{broadcast, mpsc};
+use poem::web::{LocalAddr, RemoteAddr};
+use poem::{Body, IntoResponse, Request, Response};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::App;
 use crate::auth::{self, Session};
@@ -27,8 +49,11 @@ use crate::views::{self, Counters, Viewer};
 pub const QUEUE_DEPTH: usize = 512;
 pub const SSE_HEARTBEAT: Duration = Duration::from_secs(15);
 pub const WS_PING: Duration = Duration::from_secs(25);
-/// A send that cannot complete in this time means the peer stopped reading.
-const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// A WebSocket send that cannot complete in this time means the peer stopped reading.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// A socket write that makes no progress for this long fails (see [`acceptor`]).
+/// Longer than `SEND_TIMEOUT`: it also covers downloads on poor links.
+pub const WRITE_STALL: Duration = Duration::from_secs(30);
 /// Most events replayed on resume before a full re-render is cheaper.
 const REPLAY_LIMIT: usize = 2000;
 
@@ -36,17 +61,21 @@ const REPLAY_LIMIT: usize = 2000;
 pub const CLOSE_SESSION_ENDED: u16 = 4001;
 /// WebSocket close code for "you fell behind; reconnect to resync".
 pub const CLOSE_TOO_SLOW: u16 = 4002;
+/// WebSocket close code for "server restarting" (RFC 6455 registry).
+pub const CLOSE_RESTART: u16 = 1012;
 
-/// One event rendered for each viewer class.
+/// One event, rendered and framed for each viewer class.
 pub struct Rendered {
     pub seq: u64,
     pub kind: EventKind,
     /// Who holds the lock after the event; that user gets the holder variant.
-    pub holder: Option<String>,
-    /// Indexed by `class_index(admin, holder)`.
-    pub variants: [String; 4],
+    holder: Option<String>,
+    /// WebSocket text per class, indexed by `class_index(admin, holder)`.
+    html: [String; 4],
+    /// The same HTML framed as an SSE event (`id:`, `event:`, `data:` lines).
+    sse: [String; 4],
     /// An extra toast for one user (the holder whose lock was overridden).
-    pub personal: Option<(String, String)>,
+    personal: Option<(String, String)>,
 }
 
 fn class_index(admin: bool, holder: bool) -> usize {
@@ -54,16 +83,60 @@ fn class_index(admin: bool, holder: bool) -> usize {
 }
 
 impl Rendered {
-    fn for_viewer(&self, username: &str, admin: bool) -> String {
-        let holder = self.holder.as_deref() == Some(username);
-        let mut html = self.variants[class_index(admin, holder)].clone();
-        if let Some((who, extra)) = &self.personal
-            && who == username
-        {
-            html.push_str(extra);
-        }
-        html
+    fn class_of(&self, viewer: &LiveViewer) -> usize {
+        class_index(
+            viewer.admin,
+            self.holder.as_deref() == Some(viewer.username.as_str()),
+        )
     }
+
+    fn personal_for(&self, viewer: &LiveViewer) -> Option<&str> {
+        match &self.personal {
+            Some((who, extra)) if *who == viewer.username => Some(extra),
+            _ => None,
+        }
+    }
+
+    fn ws_text(&self, viewer: &LiveViewer) -> String {
+        let html = &self.html[self.class_of(viewer)];
+        match self.personal_for(viewer) {
+            Some(extra) => format!("{html}{extra}"),
+            None => html.clone(),
+        }
+    }
+
+    fn sse_bytes(&self, viewer: &LiveViewer) -> Vec<u8> {
+        let class = self.class_of(viewer);
+        match self.personal_for(viewer) {
+            Some(extra) => sse_frame(
+                self.seq,
+                self.kind.as_str(),
+                &format!("{}{extra}", self.html[class]),
+            )
+            .into_bytes(),
+            None => self.sse[class].as_bytes().to_vec(),
+        }
+    }
+}
+
+/// One SSE event. Data is split on every line ending the SSE parser knows
+/// (CRLF, LF and a lone CR), so text inside the HTML cannot start a field.
+pub fn sse_frame(id: u64, event: &str, data: &str) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(data.len() + 48);
+    let _ = writeln!(out, "id: {id}");
+    let _ = writeln!(out, "event: {event}");
+    for line in data
+        .split('\n')
+        .map(|l| l.strip_suffix('\r').unwrap_or(l))
+        .flat_map(|l| l.split('\r'))
+    {
+        out.push_str("data: ");
+        out.push_str(line);
+        out.push('\n');
+    }
+    out.push('\n');
+    out
 }
 
 #[derive(Clone)]
@@ -81,13 +154,92 @@ pub struct Hub {
 }
 
 struct Shared {
+    /// The ring every connection reads; its depth bounds how far one may lag.
     frames: broadcast::Sender<Frame>,
     /// Who holds each file, kept from event snapshots, for the counters.
     holders: Mutex<HashMap<u64, Option<String>>>,
     ws_connections: AtomicUsize,
     sse_connections: AtomicUsize,
     events_published: AtomicU64,
-    shutdown: tokio::sync::watch::Sender<bool>,
+    shutdown: watch::Sender<bool>,
+}
+
+/// What a connection keeps of its session: enough to pick its class and to
+/// notice when the session ends.
+#[derive(Clone)]
+struct LiveViewer {
+    username: String,
+    admin: bool,
+    token_hash: Vec<u8>,
+}
+
+impl LiveViewer {
+    fn of(session: &Session) -> LiveViewer {
+        let v = Viewer::of(session);
+        LiveViewer {
+            username: v.username,
+            admin: v.admin,
+            token_hash: session.token_hash.clone(),
+        }
+    }
+
+    /// The template viewer for this person (a full re-render).
+    fn viewer(&self) -> Viewer {
+        Viewer {
+            username: self.username.clone(),
+            admin: self.admin,
+            csrf: None,
+        }
+    }
+
+    /// The template viewer for this connection's class of an event held by `holder`.
+    fn class_viewer(&self, holder: Option<&str>) -> Viewer {
+        Viewer {
+            username: if holder == Some(self.username.as_str()) {
+                self.username.clone()
+            } else {
+                String::new()
+            },
+            admin: self.admin,
+            csrf: None,
+        }
+    }
+}
+
+/// A connection's view of the hub, taken before it is admitted.
+struct Subscription {
+    frames: broadcast::Receiver<Frame>,
+    shutdown: watch::Receiver<bool>,
+}
+
+/// What the connection loop does with one frame from the ring.
+enum Next {
+    Send(Arc<Rendered>),
+    Skip,
+    SessionEnded,
+    FellBehind,
+}
+
+impl Subscription {
+    fn classify(
+        &self,
+        frame: Result<Frame, broadcast::error::RecvError>,
+        viewer: &LiveViewer,
+        last_sent: &mut u64,
+    ) -> Next {
+        match frame {
+            Ok(Frame::Event(r)) if r.seq > *last_sent => {
+                *last_sent = r.seq;
+                Next::Send(r)
+            }
+            Ok(Frame::Event(_)) => Next::Skip,
+            Ok(Frame::EndUser(u)) if u == viewer.username => Next::SessionEnded,
+            Ok(Frame::EndSession(h)) if h == viewer.token_hash => Next::SessionEnded,
+            Ok(_) => Next::Skip,
+            // Lagged, or the hub is gone: either way this stream cannot continue.
+            Err(_) => Next::FellBehind,
+        }
+    }
 }
 
 impl Hub {
@@ -99,7 +251,7 @@ impl Hub {
             .iter()
             .map(|f| (f.id, f.lock.as_ref().map(|l| l.owner.clone())))
             .collect();
-        let (shutdown, _) = tokio::sync::watch::channel(false);
+        let (shutdown, _) = watch::channel(false);
         let hub = Hub {
             shared: Arc::new(Shared {
                 frames,
@@ -119,6 +271,13 @@ impl Hub {
             }
         });
         Ok(hub)
+    }
+
+    fn subscribe(&self) -> Subscription {
+        Subscription {
+            frames: self.shared.frames.subscribe(),
+            shutdown: self.shared.shutdown.subscribe(),
+        }
     }
 
     fn counters_after(&self, event: &Event) -> Counters {
@@ -141,8 +300,8 @@ impl Hub {
         }
     }
 
-    fn publish(&self, event: &Event) {
-        let counters = self.counters_after(event);
+    /// Renders `event` for each class that can exist and puts it on the ring.
+    pub fn render(event: &Event, counters: Counters) -> Rendered {
         let holder = event
             .file
             .as_ref()
@@ -150,7 +309,7 @@ impl Hub {
             .map(str::to_string);
         let render = |admin: bool, is_holder: bool| {
             let viewer = Viewer {
-                // The holder variant must see the holder's own name; others a name that is never a user.
+                // The holder variant sees the holder's name; others a name no user has.
                 username: if is_holder {
                     holder.clone().unwrap_or_default()
                 } else {
@@ -161,25 +320,36 @@ impl Hub {
             };
             views::event_fragment(event, &viewer, counters)
         };
-        let variants = [
-            render(false, false),
-            render(false, true),
-            render(true, false),
-            render(true, true),
-        ];
+        let user = render(false, false);
+        let admin = render(true, false);
+        // With no holder, nobody is in a holder class: reuse the plain variants.
+        let (user_holder, admin_holder) = match holder {
+            Some(_) => (render(false, true), render(true, true)),
+            None => (user.clone(), admin.clone()),
+        };
+        let html = [user, user_holder, admin, admin_holder];
+        let sse = html
+            .each_ref()
+            .map(|h| sse_frame(event.seq, event.kind.as_str(), h));
         let personal = match (&event.kind, &event.previous_holder) {
             (EventKind::Overridden, Some(prev)) => {
                 Some((prev.clone(), views::override_notice(event)))
             }
             _ => None,
         };
-        let rendered = Rendered {
+        Rendered {
             seq: event.seq,
             kind: event.kind,
             holder,
-            variants,
+            html,
+            sse,
             personal,
-        };
+        }
+    }
+
+    fn publish(&self, event: &Event) {
+        let counters = self.counters_after(event);
+        let rendered = Hub::render(event, counters);
         self.shared.events_published.fetch_add(1, Ordering::Relaxed);
         tracing::info!(seq = event.seq, kind = event.kind.as_str(), file = event.file_id, actor = %event.actor, "state change");
         // No receivers is fine: nobody is watching.
@@ -205,6 +375,7 @@ impl Hub {
         let _ = self.shared.shutdown.send(true);
     }
 
+    /// Open (WebSocket, SSE) connections.
     pub fn connections(&self) -> (usize, usize) {
         (
             self.shared.ws_connections.load(Ordering::Relaxed),
@@ -218,18 +389,32 @@ impl Hub {
 }
 
 /// Counts a live connection for as long as it is held.
-struct Connected<'a>(&'a AtomicUsize);
+struct Connected {
+    hub: Arc<Shared>,
+    ws: bool,
+}
 
-impl<'a> Connected<'a> {
-    fn new(counter: &'a AtomicUsize) -> Self {
-        counter.fetch_add(1, Ordering::Relaxed);
-        Connected(counter)
+impl Connected {
+    fn new(hub: &Hub, ws: bool) -> Self {
+        Self::counter(&hub.shared, ws).fetch_add(1, Ordering::Relaxed);
+        Connected {
+            hub: hub.shared.clone(),
+            ws,
+        }
+    }
+
+    fn counter(shared: &Shared, ws: bool) -> &AtomicUsize {
+        if ws {
+            &shared.ws_connections
+        } else {
+            &shared.sse_connections
+        }
     }
 }
 
-impl Drop for Connected<'_> {
+impl Drop for Connected {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        Self::counter(&self.hub, self.ws).fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -250,14 +435,21 @@ fn resume_point(req: &Request) -> Option<u64> {
     })
 }
 
-/// What a connecting client needs before live frames: missed events, or a full list.
+/// One message owed to a connecting client before live frames.
+struct Missed {
+    seq: u64,
+    kind: &'static str,
+    html: String,
+}
+
+/// Missed events, or a full re-render when the log no longer reaches back
+/// (or the client claims a sequence this server never issued). Returns the
+/// messages and the newest sequence they cover.
 async fn catch_up(
-    app: &App,
-    viewer: &Viewer,
+    store: Store,
+    viewer: LiveViewer,
     since: Option<u64>,
-) -> AppResult<(Vec<(u64, &'static str, String)>, u64)> {
-    let store = app.store.clone();
-    let viewer = viewer.clone();
+) -> AppResult<(Vec<Missed>, u64)> {
     tokio::task::spawn_blocking(move || {
         let last = store.last_seq()?;
         let Some(since) = since else {
@@ -267,57 +459,64 @@ async fn catch_up(
             return Ok((Vec::new(), last));
         }
         let (events, complete) = if since > last {
-            // The client knows a future this server never had (data restored
-            // from a backup): only a full re-render is truthful.
+            // A future this server never had (data restored from a backup):
+            // only a full re-render is truthful.
             (Vec::new(), false)
         } else {
             store.events_after(since, REPLAY_LIMIT + 1)?
         };
         if !complete || events.len() > REPLAY_LIMIT {
             let files = store.all_files()?;
-            let html = views::resync_fragment(&files, &viewer, last);
-            return Ok((vec![(last, "resync", html)], last));
+            // The list is read after `last`: it may already show later
+            // events, which then arrive again as harmless re-renders.
+            let html = views::resync_fragment(&files, &viewer.viewer(), last);
+            return Ok((
+                vec![Missed {
+                    seq: last,
+                    kind: "resync",
+                    html,
+                }],
+                last,
+            ));
         }
-        let files = store.all_files()?;
-        let counters = Counters::of(&files);
+        let counters = Counters::of(&store.all_files()?);
+        let mut newest = last;
         let out = events
             .iter()
             .map(|e| {
-                let holder =
-                    e.file.as_ref().and_then(|f| f.locked_by()) == Some(viewer.username.as_str());
-                let class_viewer = Viewer {
-                    username: if holder {
-                        viewer.username.clone()
-                    } else {
-                        String::new()
-                    },
-                    ..viewer.clone()
-                };
-                (
-                    e.seq,
-                    e.kind.as_str(),
-                    views::event_fragment(e, &class_viewer, counters),
-                )
+                newest = newest.max(e.seq);
+                let holder = e.file.as_ref().and_then(|f| f.locked_by());
+                let mut html = views::event_fragment(e, &viewer.class_viewer(holder), counters);
+                if e.kind == EventKind::Overridden
+                    && e.previous_holder.as_deref() == Some(viewer.username.as_str())
+                {
+                    html.push_str(&views::override_notice(e));
+                }
+                Missed {
+                    seq: e.seq,
+                    kind: e.kind.as_str(),
+                    html,
+                }
             })
             .collect();
-        Ok((out, last))
+        // Events committed after `last` was read may be in the replay: the
+        // ring must not send them again.
+        Ok((out, newest))
     })
     .await?
 }
 
-/// Both endpoints: a session and a same-origin browser are required before upgrading.
-async fn admit(app: &App, req: &Request) -> AppResult<Session> {
-    let session = auth::request_session(app, req)
-        .await?
-        .ok_or_else(|| AppError::Unauthenticated("Sign in to receive live updates.".into()))?;
-    let origin = req.headers().get(poem::http::header::ORIGIN);
-    if origin.is_none() && req.headers().contains_key(poem::http::header::UPGRADE) {
+/// Both endpoints: a same-origin browser and a session are required before upgrading.
+async fn admit(app: &App, req: &Request, websocket: bool) -> AppResult<Session> {
+    if websocket && !req.headers().contains_key(poem::http::header::ORIGIN) {
         return Err(AppError::Forbidden(
             "A WebSocket needs an Origin header.".into(),
         ));
     }
     auth::check_same_origin(app, req)?;
-    Ok(session)
+    auth::request_session(app, req)
+        .await?
+        .ok_or_else(|| AppError::Unauthenticated("Sign in to receive live updates.".into()))
 }
 
 fn refuse(err: AppError) -> Response {
@@ -328,138 +527,106 @@ fn refuse(err: AppError) -> Response {
         .body(err.public_message())
 }
 
-pub async fn websocket(app: &App, req: &Request, ws: WebSocket) -> Response {
-    let session = match admit(app, req).await {
-        Ok(s) => s,
-        Err(e) => return refuse(e),
-    };
-    let since = resume_point(req);
-    let app = app.clone();
-    let mut config = WebSocketConfig::default();
-    // An idle connection should cost little: tungstenite reserves its read
-    // buffer per socket, and browsers only send pongs and closes.
-    config.read_buffer_size = 4 * 1024;
-    config.write_buffer_size = 0;
-    config.max_message_size = Some(64 * 1024);
-    config.max_frame_size = Some(64 * 1024);
-    ws.config(config)
-        .on_upgrade(move |socket| async move {
-            let hub = app.hub.clone();
-            let _counted = Connected::new(&hub.shared.ws_connections);
-            let mut frames = hub.shared.frames.subscribe();
-            let mut shutdown = hub.shared.shutdown.subscribe();
-            let viewer = Viewer::of(&session);
-            let (mut sink, mut stream) = socket.split();
-            let mut last_sent = match catch_up(&app, &viewer, since).await {
-                Ok((items, last)) => {
-                    for (_, _, html) in items {
-                        if !send(&mut sink, Message::Text(html)).await {
-                            return;
-                        }
-                    }
-                    last
-                }
-                Err(e) => {
-                    e.log();
-                    return;
-                }
-            };
-            let mut ping = tokio::time::interval(WS_PING);
-            ping.tick().await;
-            let mut awaiting_pong = false;
-            let close = |code: u16, reason: &'static str| Message::Close(Some((CloseCode::from(code), reason.to_string())));
-            loop {
-                tokio::select! {
-                    frame = frames.recv() => match frame {
-                        Ok(Frame::Event(r)) => {
-                            if r.seq <= last_sent { continue; }
-                            last_sent = r.seq;
-                            if !send(&mut sink, Message::Text(r.for_viewer(&viewer.username, viewer.admin))).await {
-                                break;
-                            }
-                        }
-                        Ok(Frame::EndUser(u)) if u == viewer.username => {
-                            let _ = send(&mut sink, close(CLOSE_SESSION_ENDED, "session ended")).await;
-                            break;
-                        }
-                        Ok(Frame::EndSession(h)) if h == session.token_hash => {
-                            let _ = send(&mut sink, close(CLOSE_SESSION_ENDED, "session ended")).await;
-                            break;
-                        }
-                        Ok(_) => {}
-                        Err(broadcast::error::RecvError::Lagged(_)) => {
-                            let _ = send(&mut sink, close(CLOSE_TOO_SLOW, "fell behind; reconnect")).await;
-                            break;
-                        }
-                        Err(broadcast::error::RecvError::Closed) => break,
-                    },
-                    incoming = stream.next() => match incoming {
-                        Some(Ok(Message::Pong(_))) => awaiting_pong = false,
-                        Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
-                        Some(Ok(_)) => {}
-                    },
-                    _ = ping.tick() => {
-                        if awaiting_pong { break; }
-                        awaiting_pong = true;
-                        if !send(&mut sink, Message::Ping(Vec::new())).await { break; }
-                    }
-                    _ = stopped(&mut shutdown) => {
-                        let _ = send(&mut sink, close(1012, "server restarting")).await;
-                        break;
-                    }
-                }
-            }
-        })
-        .into_response()
+/// Admission and backlog, shared by both endpoints.
+async fn open(
+    app: &App,
+    req: &Request,
+    websocket: bool,
+) -> Result<(Subscription, LiveViewer, Vec<Missed>, u64), Response> {
+    // Subscribe first: a session ended after this point reaches us as a
+    // frame; one ended before it fails the session check below.
+    let sub = app.hub.subscribe();
+    let session = admit(app, req, websocket).await.map_err(refuse)?;
+    let viewer = LiveViewer::of(&session);
+    let (missed, last) = catch_up(app.store.clone(), viewer.clone(), resume_point(req))
+        .await
+        .map_err(refuse)?;
+    Ok((sub, viewer, missed, last))
 }
 
-pub async fn sse(app: &App, req: &Request) -> Response {
-    let session = match admit(app, req).await {
-        Ok(s) => s,
-        Err(e) => return refuse(e),
-    };
-    let viewer = Viewer::of(&session);
-    let hub = app.hub.clone();
-    let mut frames = hub.shared.frames.subscribe();
-    let mut shutdown = hub.shared.shutdown.subscribe();
-    let (catch_up_items, mut last_sent) = match catch_up(app, &viewer, resume_point(req)).await {
+fn ws_config() -> WebSocketConfig {
+    let mut config = WebSocketConfig::default();
+    // An idle connection should cost little: tungstenite allocates its read
+    // buffer up front, and browsers only send pongs and closes. Outgoing
+    // frames are written at once (no write buffering to hold them).
+    config.read_buffer_size = 1024;
+    config.write_buffer_size = 0;
+    config.max_write_buffer_size = 1 << 20;
+    config.max_message_size = Some(64 * 1024);
+    config.max_frame_size = Some(64 * 1024);
+    config
+}
+
+pub async fn websocket(app: &App, req: &Request, ws: WebSocket) -> Response {
+    let (sub, viewer, missed, last) = match open(app, req, true).await {
         Ok(x) => x,
-        Err(e) => return refuse(e),
+        Err(resp) => return resp,
     };
-    let stream = async_stream::stream! {
-        let _counted = Connected::new(&hub.shared.sse_connections);
-        for (seq, kind, html) in catch_up_items {
-            yield SseEvent::message(html).event_type(kind).id(seq.to_string());
-        }
-        loop {
-            tokio::select! {
-                frame = frames.recv() => match frame {
-                    Ok(Frame::Event(r)) => {
-                        if r.seq <= last_sent { continue; }
-                        last_sent = r.seq;
-                        yield SseEvent::message(r.for_viewer(&viewer.username, viewer.admin))
-                            .event_type(r.kind.as_str())
-                            .id(r.seq.to_string());
-                    }
-                    Ok(Frame::EndUser(u)) if u == viewer.username => break,
-                    Ok(Frame::EndSession(h)) if h == session.token_hash => break,
-                    Ok(_) => {}
-                    // Fell behind: end the stream; the browser reconnects with Last-Event-ID.
-                    Err(_) => break,
-                },
-                _ = stopped(&mut shutdown) => break,
-            }
-        }
-    };
-    SSE::new(stream)
-        .keep_alive(SSE_HEARTBEAT)
-        .into_response()
-        .with_header("X-Accel-Buffering", "no")
-        .with_header("Cache-Control", "no-cache, no-transform")
+    let hub = app.hub.clone();
+    ws.config(ws_config())
+        .on_upgrade(move |socket| ws_session(socket, hub, sub, viewer, missed, last))
         .into_response()
 }
 
 type WsSink = futures_util::stream::SplitSink<poem::web::websocket::WebSocketStream, Message>;
+
+fn close(code: u16, reason: &str) -> Message {
+    Message::Close(Some((CloseCode::from(code), reason.to_string())))
+}
+
+async fn ws_session(
+    socket: poem::web::websocket::WebSocketStream,
+    hub: Hub,
+    mut sub: Subscription,
+    viewer: LiveViewer,
+    missed: Vec<Missed>,
+    mut last_sent: u64,
+) {
+    let _counted = Connected::new(&hub, true);
+    drop(hub);
+    let (mut sink, mut stream) = socket.split();
+    for m in missed {
+        if !send(&mut sink, Message::Text(m.html)).await {
+            return;
+        }
+    }
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + WS_PING, WS_PING);
+    let mut awaiting_pong = false;
+    loop {
+        tokio::select! {
+            frame = sub.frames.recv() => match sub.classify(frame, &viewer, &mut last_sent) {
+                Next::Send(r) => {
+                    if !send(&mut sink, Message::Text(r.ws_text(&viewer))).await {
+                        break;
+                    }
+                }
+                Next::Skip => {}
+                Next::SessionEnded => {
+                    let _ = send(&mut sink, close(CLOSE_SESSION_ENDED, "session ended")).await;
+                    break;
+                }
+                Next::FellBehind => {
+                    let _ = send(&mut sink, close(CLOSE_TOO_SLOW, "fell behind; reconnect")).await;
+                    break;
+                }
+            },
+            incoming = stream.next() => match incoming {
+                Some(Ok(Message::Pong(_))) => awaiting_pong = false,
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(_)) => {}
+            },
+            _ = ping.tick() => {
+                if awaiting_pong { break; }
+                awaiting_pong = true;
+                if !send(&mut sink, Message::Ping(Vec::new())).await { break; }
+            }
+            _ = stopped(&mut sub.shutdown) => {
+                let _ = send(&mut sink, close(CLOSE_RESTART, "server restarting")).await;
+                break;
+            }
+        }
+    }
+}
 
 /// Sends one message; false when the peer is gone or stopped reading.
 async fn send(sink: &mut WsSink, msg: Message) -> bool {
@@ -469,8 +636,177 @@ async fn send(sink: &mut WsSink, msg: Message) -> bool {
     )
 }
 
+pub async fn sse(app: &App, req: &Request) -> Response {
+    let (mut sub, viewer, missed, mut last_sent) = match open(app, req, false).await {
+        Ok(x) => x,
+        Err(resp) => return resp,
+    };
+    let counted = Connected::new(&app.hub, false);
+    let stream = async_stream::stream! {
+        let _counted = counted;
+        for m in missed {
+            yield Ok::<_, io::Error>(sse_frame(m.seq, m.kind, &m.html).into_bytes());
+        }
+        let mut heartbeat =
+            tokio::time::interval_at(tokio::time::Instant::now() + SSE_HEARTBEAT, SSE_HEARTBEAT);
+        loop {
+            tokio::select! {
+                frame = sub.frames.recv() => match sub.classify(frame, &viewer, &mut last_sent) {
+                    Next::Send(r) => yield Ok(r.sse_bytes(&viewer)),
+                    Next::Skip => {}
+                    // The browser reconnects (with Last-Event-ID) or learns it must sign in.
+                    Next::SessionEnded | Next::FellBehind => break,
+                },
+                _ = heartbeat.tick() => yield Ok(b":\n\n".to_vec()),
+                _ = stopped(&mut sub.shutdown) => break,
+            }
+        }
+    };
+    Response::builder()
+        .content_type("text/event-stream")
+        .header("Cache-Control", "no-cache, no-transform")
+        .header("X-Accel-Buffering", "no")
+        .body(Body::from_bytes_stream(stream))
+}
+
 /// Resolves once shutdown has begun (the guard `wait_for` returns is
 /// dropped here, so callers' futures stay `Send`).
-async fn stopped(rx: &mut tokio::sync::watch::Receiver<bool>) {
+async fn stopped(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|stop| *stop).await;
+}
+
+/// The listener Latch serves on: TCP with Nagle off (a fragment is sent
+/// when it is ready, not after the previous one's ACK) and writes that fail
+/// after [`WRITE_STALL`] without progress, so a peer that stopped reading is
+/// dropped even where the app cannot see it (an SSE body hyper stopped
+/// polling, a download).
+pub fn acceptor(listener: tokio::net::TcpListener) -> io::Result<GuardedAcceptor> {
+    Ok(GuardedAcceptor {
+        inner: TcpAcceptor::from_tokio(listener)?,
+        stall: WRITE_STALL,
+    })
+}
+
+pub struct GuardedAcceptor {
+    inner: TcpAcceptor,
+    stall: Duration,
+}
+
+impl GuardedAcceptor {
+    /// Changes the stall limit (tests use a short one).
+    pub fn with_stall(mut self, stall: Duration) -> Self {
+        self.stall = stall;
+        self
+    }
+}
+
+impl Acceptor for GuardedAcceptor {
+    type Io = GuardedIo<tokio::net::TcpStream>;
+
+    fn local_addr(&self) -> Vec<LocalAddr> {
+        self.inner.local_addr()
+    }
+
+    async fn accept(&mut self) -> io::Result<(Self::Io, LocalAddr, RemoteAddr, Scheme)> {
+        let (io, local, remote, scheme) = self.inner.accept().await?;
+        let _ = io.set_nodelay(true);
+        Ok((GuardedIo::new(io, self.stall), local, remote, scheme))
+    }
+}
+
+/// A stream whose writes fail once they have been pending, with no byte
+/// written, for longer than `stall`.
+pub struct GuardedIo<T> {
+    inner: T,
+    stall: Duration,
+    /// Armed when a write first returns `Pending`; dropped on progress.
+    since: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<T> GuardedIo<T> {
+    pub fn new(inner: T, stall: Duration) -> Self {
+        GuardedIo {
+            inner,
+            stall,
+            since: None,
+        }
+    }
+
+    fn watch<R>(&mut self, cx: &mut Context<'_>, poll: Poll<io::Result<R>>) -> Poll<io::Result<R>> {
+        match poll {
+            Poll::Ready(r) => {
+                self.since = None;
+                Poll::Ready(r)
+            }
+            Poll::Pending => {
+                let stall = self.stall;
+                let timer = self
+                    .since
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(stall)));
+                ready!(timer.as_mut().poll(cx));
+                Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the peer stopped reading",
+                )))
+            }
+        }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for GuardedIo<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for GuardedIo<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let poll = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.watch(cx, poll)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let poll = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.watch(cx, poll)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let poll = Pin::new(&mut self.inner).poll_flush(cx);
+        self.watch(cx, poll)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let poll = Pin::new(&mut self.inner).poll_shutdown(cx);
+        self.watch(cx, poll)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sse_frame;
+
+    #[test]
+    fn sse_data_is_split_on_every_line_ending() {
+        let frame = sse_frame(7, "locked", "a\nb\r\nc\rid: 99\n");
+        assert_eq!(
+            frame,
+            "id: 7\nevent: locked\ndata: a\ndata: b\ndata: c\ndata: id: 99\ndata: \n\n"
+        );
+    }
 }
