@@ -22,7 +22,8 @@ const QUIET: Duration = Duration::from_millis(400);
 
 // ---------------------------------------------------------------- clients
 
-type WsStream = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type WsStream =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// What a WebSocket client saw next.
 #[derive(Debug)]
@@ -51,10 +52,12 @@ async fn ws_connect_with(
         .into_client_request()
         .expect("ws request");
     if let Some(c) = cookie {
-        req.headers_mut().insert("cookie", c.parse().expect("cookie"));
+        req.headers_mut()
+            .insert("cookie", c.parse().expect("cookie"));
     }
     if let Some(o) = origin {
-        req.headers_mut().insert("origin", o.parse().expect("origin"));
+        req.headers_mut()
+            .insert("origin", o.parse().expect("origin"));
     }
     match tokio_tungstenite::connect_async(req).await {
         Ok((stream, _)) => Ok(Ws { stream }),
@@ -132,7 +135,10 @@ impl SseEvent {
         self.data.join("\n")
     }
     fn seq(&self) -> u64 {
-        self.id.as_deref().and_then(|i| i.parse().ok()).expect("numeric id")
+        self.id
+            .as_deref()
+            .and_then(|i| i.parse().ok())
+            .expect("numeric id")
     }
     fn kind(&self) -> &str {
         self.event.as_deref().unwrap_or("message")
@@ -237,8 +243,12 @@ impl Sse {
                 Err(_) => return SseNext::Timeout,
                 Ok(None) | Ok(Some(Err(_))) => self.ended = true,
                 Ok(Some(Ok(chunk))) => {
-                    assert!(!chunk.contains(&b'\r'), "the server frames SSE with LF only");
-                    self.buf.push_str(std::str::from_utf8(&chunk).expect("utf-8 stream"));
+                    assert!(
+                        !chunk.contains(&b'\r'),
+                        "the server frames SSE with LF only"
+                    );
+                    self.buf
+                        .push_str(std::str::from_utf8(&chunk).expect("utf-8 stream"));
                 }
             }
         }
@@ -307,7 +317,10 @@ async fn login_at(addr: SocketAddr, username: &str, password: &str) -> Client {
 /// The sequence a fragment carries in its `#live-seq` element.
 fn seq_of(html: &str) -> u64 {
     let marker = "id=\"live-seq\" data-seq=\"";
-    let start = html.find(marker).unwrap_or_else(|| panic!("no #live-seq in {html}")) + marker.len();
+    let start = html
+        .find(marker)
+        .unwrap_or_else(|| panic!("no #live-seq in {html}"))
+        + marker.len();
     let end = start + html[start..].find('"').expect("closing quote");
     html[start..end].parse().expect("numeric seq")
 }
@@ -315,7 +328,9 @@ fn seq_of(html: &str) -> u64 {
 /// The opening tag of the card `<article id="file-{id}" …>`.
 fn card_tag(html: &str, id: u64) -> String {
     let needle = format!("id=\"file-{id}\"");
-    let at = html.find(&needle).unwrap_or_else(|| panic!("no card file-{id} in {html}"));
+    let at = html
+        .find(&needle)
+        .unwrap_or_else(|| panic!("no card file-{id} in {html}"));
     let start = html[..at].rfind('<').expect("tag start");
     let end = at + html[at..].find('>').expect("tag end");
     let tag = html[start..=end].to_string();
@@ -357,8 +372,18 @@ impl Viewer {
         let text = self.ws.text().await;
         let ev = self.sse.event().await;
         assert_eq!(ev.kind(), kind, "{}: SSE event name", self.name);
-        assert_eq!(ev.seq(), seq_of(&text), "{}: SSE id is the sequence", self.name);
-        assert_eq!(ev.html(), text, "{}: SSE and WebSocket carry the same HTML", self.name);
+        assert_eq!(
+            ev.seq(),
+            seq_of(&text),
+            "{}: SSE id is the sequence",
+            self.name
+        );
+        assert_eq!(
+            ev.html(),
+            text,
+            "{}: SSE and WebSocket carry the same HTML",
+            self.name
+        );
         text
     }
 }
@@ -367,7 +392,10 @@ fn upload_form(path: &str, description: &str) -> reqwest::multipart::Form {
     reqwest::multipart::Form::new()
         .text("path", path.to_string())
         .text("description", description.to_string())
-        .part("file", reqwest::multipart::Part::bytes(b"G0 X0".to_vec()).file_name("a.nc"))
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(b"G0 X0".to_vec()).file_name("a.nc"),
+        )
 }
 
 // ---------------------------------------------------------------- tests
@@ -385,23 +413,39 @@ async fn each_viewer_class_gets_its_own_fragment_for_every_event_kind() {
     // created: inserted into its folder; a multi-line description makes
     // the HTML span several lines, so SSE carries several data: lines.
     let resp = alice
-        .post_form("/api/files", upload_form("parts/p-100.mcam", "first line\nsecond line"))
+        .post_form(
+            "/api/files",
+            upload_form("parts/p-100.mcam", "first line\nsecond line"),
+        )
         .await;
     assert_eq!(resp.status(), 201);
-    let id = resp.json::<serde_json::Value>().await.unwrap()["id"].as_u64().unwrap();
+    let id = resp.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_u64()
+        .unwrap();
     let mut seen = Vec::new();
     for v in [&mut va, &mut vb, &mut vadm] {
         let ws_text = v.ws.text().await;
         let ev = v.sse.event().await;
         assert_eq!(ev.kind(), "created");
-        assert!(ev.data.len() > 1, "multi-line HTML is sent as several data: lines");
+        assert!(
+            ev.data.len() > 1,
+            "multi-line HTML is sent as several data: lines"
+        );
         assert_eq!(ev.html(), ws_text);
-        assert!(ws_text.contains("hx-swap-oob=\"beforeend:#folder-"), "{ws_text}");
+        assert!(
+            ws_text.contains("hx-swap-oob=\"beforeend:#folder-"),
+            "{ws_text}"
+        );
         let tag = card_tag(&ws_text, id);
         assert_eq!(attr(&tag, "data-state").as_deref(), Some("available"));
         assert_eq!(attr(&tag, "data-locked-by"), None);
         assert!(has_action(&ws_text, id, "checkout"));
-        assert_eq!(has_action(&ws_text, id, "delete"), v.name == "admin", "{}: delete button", v.name);
+        assert_eq!(
+            has_action(&ws_text, id, "delete"),
+            v.name == "admin",
+            "{}: delete button",
+            v.name
+        );
         seen.push(ev.seq());
     }
     let created_seq = seen[0];
@@ -419,7 +463,10 @@ async fn each_viewer_class_gets_its_own_fragment_for_every_event_kind() {
         assert_eq!(attr(&tag, "data-locked-by").as_deref(), Some("alice"));
         assert_eq!(attr(&tag, "hx-swap-oob").as_deref(), Some("true"));
         assert!(!has_action(html, id, "checkout"));
-        assert!(!has_action(html, id, "delete"), "a locked file cannot be deleted");
+        assert!(
+            !has_action(html, id, "delete"),
+            "a locked file cannot be deleted"
+        );
     }
     assert!(has_action(&a, id, "checkin") && has_action(&a, id, "cancel"));
     assert!(!has_action(&a, id, "override"));
@@ -445,7 +492,12 @@ async fn each_viewer_class_gets_its_own_fragment_for_every_event_kind() {
     let b = vb.next("locked").await;
     vadm.next("locked").await;
     assert!(has_action(&b, id, "checkin") && !has_action(&a, id, "checkin"));
-    assert_eq!(bob.checkin(id, b"G0 X1", "Move the origin", "minor").await.status(), 200);
+    assert_eq!(
+        bob.checkin(id, b"G0 X1", "Move the origin", "minor")
+            .await
+            .status(),
+        200
+    );
     for v in [&mut va, &mut vb, &mut vadm] {
         let html = v.next("checked_in").await;
         let tag = card_tag(&html, id);
@@ -550,7 +602,13 @@ async fn an_event_stream_resumes_from_last_event_id_or_the_query() {
     drop(sse);
 
     churn(&alice, id, 2).await;
-    let mut sse = sse_open(app.addr, &alice, &format!("?last_event_id={}", last + 4), &[]).await;
+    let mut sse = sse_open(
+        app.addr,
+        &alice,
+        &format!("?last_event_id={}", last + 4),
+        &[],
+    )
+    .await;
     assert_eq!(sse.event().await.seq(), last + 5);
     assert_eq!(sse.event().await.seq(), last + 6);
     sse.quiet().await;
@@ -572,7 +630,11 @@ async fn no_event_is_lost_or_repeated_across_a_server_restart() {
     assert_eq!(last_ws, last_sse);
 
     app.restart().await;
-    assert_eq!(ws.close_code().await, Some(1012), "shutdown closes WebSockets with 1012");
+    assert_eq!(
+        ws.close_code().await,
+        Some(1012),
+        "shutdown closes WebSockets with 1012"
+    );
     sse.ends().await;
 
     // Changes while the clients are away, made through the new server.
@@ -581,13 +643,23 @@ async fn no_event_is_lost_or_repeated_across_a_server_restart() {
 
     // The old session cookie still works after the restart.
     let origin = origin_of(app.addr);
-    let mut ws = ws_connect_with(app.addr, Some(&cookie), Some(&origin), &format!("?last_event_id={last_ws}"))
-        .await
-        .expect("resume after restart");
+    let mut ws = ws_connect_with(
+        app.addr,
+        Some(&cookie),
+        Some(&origin),
+        &format!("?last_event_id={last_ws}"),
+    )
+    .await
+    .expect("resume after restart");
     let header = last_sse.to_string();
-    let mut sse = sse_open_with(app.addr, Some(&cookie), &[("Last-Event-ID", header.as_str())], "")
-        .await
-        .expect("resume after restart");
+    let mut sse = sse_open_with(
+        app.addr,
+        Some(&cookie),
+        &[("Last-Event-ID", header.as_str())],
+        "",
+    )
+    .await
+    .expect("resume after restart");
     for expect in last_ws + 1..=last_ws + 3 {
         assert_eq!(seq_of(&ws.text().await), expect);
         assert_eq!(sse.event().await.seq(), expect);
@@ -625,7 +697,10 @@ async fn text_with_carriage_returns_cannot_forge_sse_fields() {
     // A lone CR ends a line for an SSE parser: unsplit, this would set the
     // browser's last event id to 999999 and rename the event.
     let resp = alice
-        .post_form("/api/files", upload_form("cr.nc", "one\rid: 999999\revent: resync\r\ntwo"))
+        .post_form(
+            "/api/files",
+            upload_form("cr.nc", "one\rid: 999999\revent: resync\r\ntwo"),
+        )
         .await;
     assert_eq!(resp.status(), 201);
     let ev = sse.event().await; // the parser here asserts no CR reaches the wire
@@ -634,7 +709,10 @@ async fn text_with_carriage_returns_cannot_forge_sse_fields() {
 }
 
 fn assert_full_list(html: &str, ids: &[u64]) {
-    assert!(html.contains("hx-swap-oob=\"outerHTML:#file-list\""), "{html}");
+    assert!(
+        html.contains("hx-swap-oob=\"outerHTML:#file-list\""),
+        "{html}"
+    );
     assert!(html.contains("id=\"file-list\""), "{html}");
     for id in ids {
         card_tag(html, *id);
@@ -674,16 +752,25 @@ async fn a_resume_point_older_than_the_log_gets_a_full_resync() {
     {
         // 12,000 events in one transaction: the log keeps the newest
         // 10,000 and trims the rest, so seq 5 is no longer there.
-        let store = Store::open(&data.join("latch.redb")).map_err(|e| e.to_string()).unwrap();
+        let store = Store::open(&data.join("latch.redb"))
+            .map_err(|e| e.to_string())
+            .unwrap();
         let (events, complete) = store
             .write(|tx| {
                 for i in 0..12_000u64 {
                     tx.record(EventDraft {
-                        kind: if i % 2 == 0 { EventKind::Created } else { EventKind::Deleted },
+                        kind: if i % 2 == 0 {
+                            EventKind::Created
+                        } else {
+                            EventKind::Deleted
+                        },
                         actor: "admin".into(),
                         note: None,
                         previous_holder: None,
-                        file: FileSnapshot::Deleted { id: 1, path: "gone.nc".into() },
+                        file: FileSnapshot::Deleted {
+                            id: 1,
+                            path: "gone.nc".into(),
+                        },
                     })?;
                 }
                 Ok(())
@@ -725,7 +812,12 @@ async fn cross_site_and_session_less_connections_are_refused_before_upgrading() 
         (Some(&cookie), Some(evil), 403, "another site's page"),
         (Some(&cookie), None, 403, "a WebSocket without Origin"),
         (None, Some(&good), 401, "no session"),
-        (Some("latch_session=forged"), Some(&good), 401, "an unknown session"),
+        (
+            Some("latch_session=forged"),
+            Some(&good),
+            401,
+            "an unknown session",
+        ),
         (None, Some(evil), 403, "another site, no session"),
     ];
     for (c, o, status, why) in ws_cases {
@@ -735,8 +827,18 @@ async fn cross_site_and_session_less_connections_are_refused_before_upgrading() 
         }
     }
     let sse_cases: [(Option<&str>, &[(&str, &str)], u16, &str); 5] = [
-        (Some(&cookie), &[("Origin", evil)], 403, "another site's page"),
-        (Some(&cookie), &[("Sec-Fetch-Site", "cross-site")], 403, "a cross-site fetch"),
+        (
+            Some(&cookie),
+            &[("Origin", evil)],
+            403,
+            "another site's page",
+        ),
+        (
+            Some(&cookie),
+            &[("Sec-Fetch-Site", "cross-site")],
+            403,
+            "a cross-site fetch",
+        ),
         (None, &[], 401, "no session"),
         (Some("latch_session=forged"), &[], 401, "an unknown session"),
         (None, &[("Origin", evil)], 403, "another site, no session"),
@@ -749,12 +851,26 @@ async fn cross_site_and_session_less_connections_are_refused_before_upgrading() 
     }
     // The same-origin browser is let in on both.
     ws_connect(app.addr, &alice, "").await;
-    sse_open(app.addr, &alice, "", &[("Origin", good.as_str()), ("Sec-Fetch-Site", "same-origin")]).await;
+    sse_open(
+        app.addr,
+        &alice,
+        "",
+        &[("Origin", good.as_str()), ("Sec-Fetch-Site", "same-origin")],
+    )
+    .await;
 
     // A session that logged out no longer connects.
     assert_eq!(alice.post_empty("/api/logout").await.status(), 204);
-    assert_eq!(ws_connect_with(app.addr, Some(&cookie), Some(&good), "").await.err(), Some(401));
-    assert_eq!(sse_open_with(app.addr, Some(&cookie), &[], "").await.err(), Some(401));
+    assert_eq!(
+        ws_connect_with(app.addr, Some(&cookie), Some(&good), "")
+            .await
+            .err(),
+        Some(401)
+    );
+    assert_eq!(
+        sse_open_with(app.addr, Some(&cookie), &[], "").await.err(),
+        Some(401)
+    );
 }
 
 #[tokio::test]
@@ -781,7 +897,9 @@ async fn ending_a_session_closes_its_live_connections() {
     let mut bob_ws = ws_connect(app.addr, &bob, "").await;
     let mut bob_sse = sse_open(app.addr, &bob, "", &[]).await;
     let mut carol_ws = ws_connect(app.addr, &carol, "").await;
-    let resp = admin.patch_json("/api/users/bob", &json!({"disabled": true})).await;
+    let resp = admin
+        .patch_json("/api/users/bob", &json!({"disabled": true}))
+        .await;
     assert_eq!(resp.status(), 200);
     assert_eq!(bob_ws.close_code().await, Some(4001));
     bob_sse.ends().await;
@@ -816,7 +934,12 @@ async fn shutdown_closes_websockets_with_1012_and_ends_event_streams() {
 
 /// A raw connection that completes the handshake and then never reads.
 /// Its receive buffer is made small so the server's side fills quickly.
-async fn stalled(addr: SocketAddr, client: &Client, request_path: &str, websocket: bool) -> tokio::net::TcpStream {
+async fn stalled(
+    addr: SocketAddr,
+    client: &Client,
+    request_path: &str,
+    websocket: bool,
+) -> tokio::net::TcpStream {
     let sock = tokio::net::TcpSocket::new_v4().unwrap();
     sock.set_recv_buffer_size(4096).unwrap();
     let mut s = sock.connect(addr).await.unwrap();
@@ -900,9 +1023,13 @@ const BULK_BYTES: usize = 6 << 20;
 async fn bulky_file(client: &Client) -> u64 {
     let path = format!("fixtures/{}.nc", "x".repeat(200));
     let description = "Fixture notes. ".repeat(134)[..2000].to_string();
-    let resp = client.post_form("/api/files", upload_form(&path, &description)).await;
+    let resp = client
+        .post_form("/api/files", upload_form(&path, &description))
+        .await;
     assert_eq!(resp.status(), 201);
-    resp.json::<serde_json::Value>().await.unwrap()["id"].as_u64().unwrap()
+    resp.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_u64()
+        .unwrap()
 }
 
 /// `n` events on a bulky file; returns when each request was answered.
@@ -910,7 +1037,11 @@ async fn bulky_churn(client: &Client, id: u64, n: u64) -> Vec<Instant> {
     let comment = "c".repeat(500);
     let mut answered = Vec::new();
     for i in 0..n {
-        let resp = if i % 2 == 0 { client.checkout(id, &comment).await } else { client.cancel(id).await };
+        let resp = if i % 2 == 0 {
+            client.checkout(id, &comment).await
+        } else {
+            client.cancel(id).await
+        };
         assert_eq!(resp.status(), 200);
         answered.push(Instant::now());
     }
@@ -939,17 +1070,27 @@ async fn a_websocket_that_never_reads_is_dropped_while_others_keep_receiving() {
     eprintln!("{BULK_EVENTS} events in {:?}", started.elapsed());
     for (name, got) in [("WebSocket", &ws_got), ("SSE", &sse_got)] {
         let seqs: Vec<u64> = got.iter().map(|(s, _, _)| *s).collect();
-        assert_eq!(seqs, (first..=last).collect::<Vec<_>>(), "{name} reader got every event once, in order");
+        assert_eq!(
+            seqs,
+            (first..=last).collect::<Vec<_>>(),
+            "{name} reader got every event once, in order"
+        );
         let worst = got
             .iter()
             .zip(&answered)
             .map(|((_, at, _), answered)| at.saturating_duration_since(*answered))
             .max()
             .unwrap();
-        assert!(worst < Duration::from_secs(5), "{name} reader was held up: {worst:?}");
+        assert!(
+            worst < Duration::from_secs(5),
+            "{name} reader was held up: {worst:?}"
+        );
     }
     let sent: usize = ws_got.iter().map(|(_, _, n)| n).sum();
-    assert!(sent > BULK_BYTES, "enough was sent to fill any socket buffer ({sent} bytes)");
+    assert!(
+        sent > BULK_BYTES,
+        "enough was sent to fill any socket buffer ({sent} bytes)"
+    );
 
     // The stalled socket was cut off: once it finally reads, it gets what
     // was buffered and then the end of the connection, well short of all
@@ -971,12 +1112,18 @@ async fn an_event_stream_that_never_reads_is_dropped_by_the_write_guard() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let latch_app = latch::open(config).unwrap();
-    let acceptor = latch::live::acceptor(listener).unwrap().with_stall(Duration::from_secs(3));
-    let server = tokio::spawn(poem::Server::new_with_acceptor(acceptor).run(latch::endpoint(latch_app)));
+    let acceptor = latch::live::acceptor(listener)
+        .unwrap()
+        .with_stall(Duration::from_secs(3));
+    let server =
+        tokio::spawn(poem::Server::new_with_acceptor(acceptor).run(latch::endpoint(latch_app)));
     let admin = login_at(addr, "admin", common::ADMIN_PASSWORD).await;
     for name in ["alice", "mallory"] {
         let resp = admin
-            .post_json("/api/users", &json!({"username": name, "password": common::USER_PASSWORD, "role": "user"}))
+            .post_json(
+                "/api/users",
+                &json!({"username": name, "password": common::USER_PASSWORD, "role": "user"}),
+            )
             .await;
         assert_eq!(resp.status(), 201);
     }
@@ -984,12 +1131,22 @@ async fn an_event_stream_that_never_reads_is_dropped_by_the_write_guard() {
     let mallory = login_at(addr, "mallory", common::USER_PASSWORD).await;
     let id = bulky_file(&alice).await;
     let mut stalled_sse = stalled(addr, &mallory, "/events", false).await;
-    let reader = tokio::spawn(record_sse(sse_open(addr, &alice, "", &[]).await, 1 + BULK_EVENTS));
+    let reader = tokio::spawn(record_sse(
+        sse_open(addr, &alice, "", &[]).await,
+        1 + BULK_EVENTS,
+    ));
     bulky_churn(&alice, id, BULK_EVENTS).await;
     let got = reader.await.unwrap();
-    assert_eq!(got.len() as u64, BULK_EVENTS, "the reading client got everything");
+    assert_eq!(
+        got.len() as u64,
+        BULK_EVENTS,
+        "the reading client got everything"
+    );
     let sent: usize = got.iter().map(|(_, _, n)| n).sum();
-    assert!(sent > BULK_BYTES, "enough was sent to fill any socket buffer ({sent} bytes)");
+    assert!(
+        sent > BULK_BYTES,
+        "enough was sent to fill any socket buffer ({sent} bytes)"
+    );
     tokio::time::sleep(Duration::from_secs(5)).await;
     let (closed, bytes) = drained_to_close(&mut stalled_sse, Duration::from_secs(20)).await;
     eprintln!("stalled event stream: closed={closed}, {bytes} of {sent} bytes were buffered");
