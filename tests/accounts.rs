@@ -449,11 +449,15 @@ async fn an_admin_creates_and_changes_users_and_changes_end_their_sessions() {
     assert_eq!(bobby.get_json("/api/me").await["role"], "admin");
     assert_eq!(bobby.get("/api/users").await.status(), 200, "admins may list users");
 
-    // A password change ends sessions and swaps the password.
+    // A password change ends sessions and swaps the password, also for
+    // HTTP Basic, which remembers a good password for a while.
+    assert_eq!(me_with(&app, &basic("bobby", USER_PASSWORD)).await.status(), 200);
+    assert_eq!(me_with(&app, &basic("bobby", USER_PASSWORD)).await.status(), 200);
     let patched = json_of(admin.patch_json("/api/users/bobby", &json!({"password": "a-new-password-2"})).await, 200).await;
     assert_eq!(patched["username"], "bobby");
     expect_error(bobby.get("/api/me").await, 401).await;
     expect_error(api_login(&app, "bobby", USER_PASSWORD).await, 401).await;
+    expect_error(me_with(&app, &basic("bobby", USER_PASSWORD)).await, 401).await;
     let bobby = app.login("bobby", "a-new-password-2").await;
     expect_error(admin.patch_json("/api/users/bobby", &json!({"password": "short"})).await, 422).await;
 
@@ -619,6 +623,9 @@ async fn a_disabled_users_tokens_stop_working() {
         .unwrap()
         .to_string();
     assert_eq!(me_with(&app, &format!("Bearer {token}")).await.status(), 200);
+    // Used (and so remembered) just before the account is disabled.
+    assert_eq!(me_with(&app, &basic("alice", USER_PASSWORD)).await.status(), 200);
+    assert_eq!(me_with(&app, &basic("alice", USER_PASSWORD)).await.status(), 200);
     assert_eq!(admin.patch_json("/api/users/alice", &json!({"disabled": true})).await.status(), 200);
     expect_error(me_with(&app, &format!("Bearer {token}")).await, 401).await;
     expect_error(me_with(&app, &basic("alice", &token)).await, 401).await;
