@@ -44,7 +44,11 @@ fn cookie_value(set_cookie: &str) -> String {
 }
 
 fn attributes(set_cookie: &str) -> Vec<String> {
-    set_cookie.split(';').skip(1).map(|a| a.trim().to_ascii_lowercase()).collect()
+    set_cookie
+        .split(';')
+        .skip(1)
+        .map(|a| a.trim().to_ascii_lowercase())
+        .collect()
 }
 
 fn plain_client() -> reqwest::Client {
@@ -96,7 +100,11 @@ fn basic(user: &str, secret: &str) -> String {
     let bytes = input.as_bytes();
     let mut out = String::from("Basic ");
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -118,7 +126,9 @@ async fn json_of(resp: reqwest::Response, status: u16) -> Value {
 
 fn hidden_csrf(page: &str) -> String {
     let marker = r#"name="_csrf" value=""#;
-    let at = page.find(marker).unwrap_or_else(|| panic!("a hidden _csrf input: {page}"));
+    let at = page
+        .find(marker)
+        .unwrap_or_else(|| panic!("a hidden _csrf input: {page}"));
     let rest = &page[at + marker.len()..];
     rest[..rest.find('"').unwrap()].to_string()
 }
@@ -143,7 +153,12 @@ async fn latch_cli(args: &[&str], stdin: &str) -> Output {
             .stderr(Stdio::piped())
             .spawn()
             .expect("run latch");
-        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
         child.wait_with_output().unwrap()
     })
     .await
@@ -169,7 +184,10 @@ async fn signing_in_sets_a_safe_session_cookie_and_signing_out_ends_the_session(
     assert!(attrs.contains(&"httponly".into()), "{set_cookie}");
     assert!(attrs.contains(&"samesite=lax".into()), "{set_cookie}");
     assert!(attrs.contains(&"path=/".into()), "{set_cookie}");
-    assert!(!attrs.contains(&"secure".into()), "no Secure over plain HTTP by default: {set_cookie}");
+    assert!(
+        !attrs.contains(&"secure".into()),
+        "no Secure over plain HTTP by default: {set_cookie}"
+    );
     let token = cookie_value(&set_cookie);
     assert_eq!(token.len(), 64, "a 256-bit token in hex");
     let body: Value = resp.json().await.unwrap();
@@ -179,7 +197,10 @@ async fn signing_in_sets_a_safe_session_cookie_and_signing_out_ends_the_session(
     assert!(csrf.len() >= 32, "{csrf}");
 
     let me = json_of(me_with_cookie(&app, &token).await, 200).await;
-    assert_eq!((me["username"].as_str(), me["role"].as_str()), (Some("alice"), Some("user")));
+    assert_eq!(
+        (me["username"].as_str(), me["role"].as_str()),
+        (Some("alice"), Some("user"))
+    );
     // The names are case-insensitive at the door.
     assert_eq!(api_login(&app, "ALICE", USER_PASSWORD).await.status(), 200);
 
@@ -230,7 +251,10 @@ async fn the_html_sign_in_and_sign_out_work_as_plain_forms() {
     let http = browser_client();
 
     let resp = http.get(app.url("/")).send().await.unwrap();
-    assert_eq!((resp.status().as_u16(), header(&resp, "location")), (303, "/login".into()));
+    assert_eq!(
+        (resp.status().as_u16(), header(&resp, "location")),
+        (303, "/login".into())
+    );
     let resp = http
         .post(app.url("/login"))
         .form(&[("username", "alice"), ("password", USER_PASSWORD)])
@@ -241,25 +265,56 @@ async fn the_html_sign_in_and_sign_out_work_as_plain_forms() {
     assert_eq!(header(&resp, "location"), "/");
     let set_cookie = session_set_cookie(&resp);
     let attrs = attributes(&set_cookie);
-    assert!(attrs.contains(&"httponly".into()) && attrs.contains(&"samesite=lax".into()), "{set_cookie}");
+    assert!(
+        attrs.contains(&"httponly".into()) && attrs.contains(&"samesite=lax".into()),
+        "{set_cookie}"
+    );
     assert!(!attrs.contains(&"secure".into()), "{set_cookie}");
     let token = cookie_value(&set_cookie);
 
-    let page = http.get(app.url("/")).send().await.unwrap().text().await.unwrap();
+    let page = http
+        .get(app.url("/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let csrf = hidden_csrf(&page);
     let resp = http.get(app.url("/login")).send().await.unwrap();
-    assert_eq!((resp.status().as_u16(), header(&resp, "location")), (303, "/".into()), "signed in already");
+    assert_eq!(
+        (resp.status().as_u16(), header(&resp, "location")),
+        (303, "/".into()),
+        "signed in already"
+    );
 
     // Sign-out without the form's token is refused; with it, the cookie is cleared.
-    let resp = http.post(app.url("/logout")).form(&[("x", "y")]).send().await.unwrap();
+    let resp = http
+        .post(app.url("/logout"))
+        .form(&[("x", "y")])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 303);
-    assert_eq!(me_with_cookie(&app, &token).await.status(), 200, "still signed in");
-    let resp = http.post(app.url("/logout")).form(&[("_csrf", csrf.as_str())]).send().await.unwrap();
+    assert_eq!(
+        me_with_cookie(&app, &token).await.status(),
+        200,
+        "still signed in"
+    );
+    let resp = http
+        .post(app.url("/logout"))
+        .form(&[("_csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 303);
     assert_eq!(header(&resp, "location"), "/login");
     let cleared = session_set_cookie(&resp);
     assert!(cleared.starts_with("latch_session=;"), "{cleared}");
-    assert!(attributes(&cleared).contains(&"max-age=0".into()), "{cleared}");
+    assert!(
+        attributes(&cleared).contains(&"max-age=0".into()),
+        "{cleared}"
+    );
     expect_error(me_with_cookie(&app, &token).await, 401).await;
     let resp = http.get(app.url("/")).send().await.unwrap();
     assert_eq!(header(&resp, "location"), "/login");
@@ -273,7 +328,10 @@ async fn the_session_cookie_is_secure_when_configured() {
     let set_cookie = session_set_cookie(&resp);
     let attrs = attributes(&set_cookie);
     assert!(attrs.contains(&"secure".into()), "{set_cookie}");
-    assert!(attrs.contains(&"httponly".into()) && attrs.contains(&"samesite=lax".into()), "{set_cookie}");
+    assert!(
+        attrs.contains(&"httponly".into()) && attrs.contains(&"samesite=lax".into()),
+        "{set_cookie}"
+    );
     let resp = plain_client()
         .post(app.url("/login"))
         .form(&[("username", "admin"), ("password", ADMIN_PASSWORD)])
@@ -332,7 +390,10 @@ async fn a_wrong_password_and_an_unknown_user_get_the_same_answer() {
     let invalid = expect_error(api_login(&app, "x!", "not-the-password").await, 401).await;
     assert_eq!(wrong, unknown);
     assert_eq!(wrong, invalid);
-    assert!(!wrong.to_lowercase().contains("unknown") && !wrong.contains("alice"), "{wrong}");
+    assert!(
+        !wrong.to_lowercase().contains("unknown") && !wrong.contains("alice"),
+        "{wrong}"
+    );
 
     let page = |user: &'static str| {
         let app_url = app.url("/login");
@@ -344,7 +405,11 @@ async fn a_wrong_password_and_an_unknown_user_get_the_same_answer() {
                 .await
                 .unwrap();
             assert_eq!(resp.status(), 401, "HTML sign-in failure for {user}");
-            assert!(resp.headers().get("set-cookie").is_none_or(|c| !c.to_str().unwrap().starts_with("latch_session=")));
+            assert!(
+                resp.headers()
+                    .get("set-cookie")
+                    .is_none_or(|c| !c.to_str().unwrap().starts_with("latch_session="))
+            );
             resp.text().await.unwrap()
         }
     };
@@ -372,12 +437,20 @@ async fn repeated_failed_sign_ins_are_throttled_with_a_time_to_retry() {
         }
     }
     let (attempt, resp) = throttled.expect("a 429 within 8 failed attempts");
-    assert!((5..=7).contains(&attempt), "throttled from about the sixth attempt, got {attempt}");
-    let retry_after: u64 = header(&resp, "retry-after").parse().expect("Retry-After in seconds");
+    assert!(
+        (5..=7).contains(&attempt),
+        "throttled from about the sixth attempt, got {attempt}"
+    );
+    let retry_after: u64 = header(&resp, "retry-after")
+        .parse()
+        .expect("Retry-After in seconds");
     assert!((1..=300).contains(&retry_after), "{retry_after}");
     let message = expect_error(resp, 429).await;
     assert!(message.contains("try again in"), "{message}");
-    assert!(message.contains(&retry_after.to_string()), "the sentence names the wait: {message}");
+    assert!(
+        message.contains(&retry_after.to_string()),
+        "the sentence names the wait: {message}"
+    );
 
     // While throttled, even the right password waits, on the API and the HTML form.
     let resp = api_login(&app, "alice", USER_PASSWORD).await;
@@ -406,7 +479,12 @@ async fn an_admin_creates_and_changes_users_and_changes_end_their_sessions() {
     let admin = app.admin().await;
 
     let users = admin.get_json("/api/users").await;
-    let names: Vec<&str> = users["users"].as_array().unwrap().iter().map(|u| u["username"].as_str().unwrap()).collect();
+    let names: Vec<&str> = users["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["username"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["admin"]);
 
     let created = json_of(
@@ -425,44 +503,108 @@ async fn an_admin_creates_and_changes_users_and_changes_end_their_sessions() {
     assert_eq!(created["disabled"], false);
     assert!(created.get("password").is_none() && !created.to_string().contains("argon2"));
 
-    let err = expect_error(admin.post_json("/api/users", &json!({"username": "bobby", "password": USER_PASSWORD})).await, 409).await;
+    let err = expect_error(
+        admin
+            .post_json(
+                "/api/users",
+                &json!({"username": "bobby", "password": USER_PASSWORD}),
+            )
+            .await,
+        409,
+    )
+    .await;
     assert!(err.contains("taken"), "{err}");
     for (body, why) in [
-        (json!({"username": "x", "password": USER_PASSWORD}), "a short name"),
-        (json!({"username": "bad name", "password": USER_PASSWORD}), "a space"),
-        (json!({"username": "carol", "password": "short"}), "a short password"),
-        (json!({"username": "carol", "password": USER_PASSWORD, "role": "root"}), "an unknown role"),
-        (json!({"username": "carol", "password": USER_PASSWORD, "display_name": "<b>x</b>"}), "markup in the name"),
+        (
+            json!({"username": "x", "password": USER_PASSWORD}),
+            "a short name",
+        ),
+        (
+            json!({"username": "bad name", "password": USER_PASSWORD}),
+            "a space",
+        ),
+        (
+            json!({"username": "carol", "password": "short"}),
+            "a short password",
+        ),
+        (
+            json!({"username": "carol", "password": USER_PASSWORD, "role": "root"}),
+            "an unknown role",
+        ),
+        (
+            json!({"username": "carol", "password": USER_PASSWORD, "display_name": "<b>x</b>"}),
+            "markup in the name",
+        ),
     ] {
         let resp = admin.post_json("/api/users", &body).await;
         assert_eq!(resp.status(), 422, "{why}");
     }
-    assert_eq!(admin.get_json("/api/users").await["users"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        admin.get_json("/api/users").await["users"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
 
     // A role change ends bobby's sessions; he signs in again as an admin.
     let bobby = app.login("bobby", USER_PASSWORD).await;
     assert_eq!(bobby.get("/api/me").await.status(), 200);
-    let patched = json_of(admin.patch_json("/api/users/bobby", &json!({"role": "admin"})).await, 200).await;
+    let patched = json_of(
+        admin
+            .patch_json("/api/users/bobby", &json!({"role": "admin"}))
+            .await,
+        200,
+    )
+    .await;
     assert_eq!(patched["role"], "admin");
     expect_error(bobby.get("/api/me").await, 401).await;
     let bobby = app.login("bobby", USER_PASSWORD).await;
     assert_eq!(bobby.get_json("/api/me").await["role"], "admin");
-    assert_eq!(bobby.get("/api/users").await.status(), 200, "admins may list users");
+    assert_eq!(
+        bobby.get("/api/users").await.status(),
+        200,
+        "admins may list users"
+    );
 
     // A password change ends sessions and swaps the password, also for
     // HTTP Basic, which remembers a good password for a while.
-    assert_eq!(me_with(&app, &basic("bobby", USER_PASSWORD)).await.status(), 200);
-    assert_eq!(me_with(&app, &basic("bobby", USER_PASSWORD)).await.status(), 200);
-    let patched = json_of(admin.patch_json("/api/users/bobby", &json!({"password": "a-new-password-2"})).await, 200).await;
+    assert_eq!(
+        me_with(&app, &basic("bobby", USER_PASSWORD)).await.status(),
+        200
+    );
+    assert_eq!(
+        me_with(&app, &basic("bobby", USER_PASSWORD)).await.status(),
+        200
+    );
+    let patched = json_of(
+        admin
+            .patch_json("/api/users/bobby", &json!({"password": "a-new-password-2"}))
+            .await,
+        200,
+    )
+    .await;
     assert_eq!(patched["username"], "bobby");
     expect_error(bobby.get("/api/me").await, 401).await;
     expect_error(api_login(&app, "bobby", USER_PASSWORD).await, 401).await;
     expect_error(me_with(&app, &basic("bobby", USER_PASSWORD)).await, 401).await;
     let bobby = app.login("bobby", "a-new-password-2").await;
-    expect_error(admin.patch_json("/api/users/bobby", &json!({"password": "short"})).await, 422).await;
+    expect_error(
+        admin
+            .patch_json("/api/users/bobby", &json!({"password": "short"}))
+            .await,
+        422,
+    )
+    .await;
 
     // A display-name change alone keeps the session.
-    let patched = json_of(admin.patch_json("/api/users/bobby", &json!({"display_name": "Robert"})).await, 200).await;
+    let patched = json_of(
+        admin
+            .patch_json("/api/users/bobby", &json!({"display_name": "Robert"}))
+            .await,
+        200,
+    )
+    .await;
     assert_eq!(patched["display_name"], "Robert");
     assert_eq!(bobby.get_json("/api/me").await["display_name"], "Robert");
 
@@ -475,34 +617,85 @@ async fn an_admin_creates_and_changes_users_and_changes_end_their_sessions() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 303);
-    let patched = json_of(admin.patch_json("/api/users/bobby", &json!({"disabled": true})).await, 200).await;
+    let patched = json_of(
+        admin
+            .patch_json("/api/users/bobby", &json!({"disabled": true}))
+            .await,
+        200,
+    )
+    .await;
     assert_eq!(patched["disabled"], true);
     expect_error(bobby.get("/api/me").await, 401).await;
     expect_error(bobby.get("/api/files").await, 401).await;
     let resp = browser.get(app.url("/")).send().await.unwrap();
-    assert_eq!((resp.status().as_u16(), header(&resp, "location")), (303, "/login".into()));
+    assert_eq!(
+        (resp.status().as_u16(), header(&resp, "location")),
+        (303, "/login".into())
+    );
     let err = expect_error(api_login(&app, "bobby", "a-new-password-2").await, 401).await;
     assert_eq!(err, "The username or password is wrong.");
     let users = admin.get_json("/api/users").await;
-    let bob = users["users"].as_array().unwrap().iter().find(|u| u["username"] == "bobby").unwrap();
+    let bob = users["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["username"] == "bobby")
+        .unwrap();
     assert_eq!(bob["disabled"], true);
 
     // Enabled again, he can sign in.
-    json_of(admin.patch_json("/api/users/bobby", &json!({"disabled": false})).await, 200).await;
-    assert_eq!(api_login(&app, "bobby", "a-new-password-2").await.status(), 200);
+    json_of(
+        admin
+            .patch_json("/api/users/bobby", &json!({"disabled": false}))
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(
+        api_login(&app, "bobby", "a-new-password-2").await.status(),
+        200
+    );
 
-    expect_error(admin.patch_json("/api/users/nobody", &json!({"disabled": true})).await, 404).await;
-    expect_error(admin.patch_json("/api/users/bobby", &json!({"role": "owner"})).await, 422).await;
+    expect_error(
+        admin
+            .patch_json("/api/users/nobody", &json!({"disabled": true}))
+            .await,
+        404,
+    )
+    .await;
+    expect_error(
+        admin
+            .patch_json("/api/users/bobby", &json!({"role": "owner"}))
+            .await,
+        422,
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn the_last_active_admin_cannot_be_demoted_or_disabled() {
     let app = TestApp::spawn().await;
     let admin = app.admin().await;
-    let err = expect_error(admin.patch_json("/api/users/admin", &json!({"role": "user"})).await, 409).await;
+    let err = expect_error(
+        admin
+            .patch_json("/api/users/admin", &json!({"role": "user"}))
+            .await,
+        409,
+    )
+    .await;
     assert!(err.contains("last"), "{err}");
-    expect_error(admin.patch_json("/api/users/admin", &json!({"disabled": true})).await, 409).await;
-    assert_eq!(admin.get_json("/api/me").await["role"], "admin", "the session survived the refusal");
+    expect_error(
+        admin
+            .patch_json("/api/users/admin", &json!({"disabled": true}))
+            .await,
+        409,
+    )
+    .await;
+    assert_eq!(
+        admin.get_json("/api/me").await["role"],
+        "admin",
+        "the session survived the refusal"
+    );
 }
 
 #[tokio::test]
@@ -511,13 +704,30 @@ async fn users_cannot_list_create_or_change_users() {
     let alice = app.user("alice").await;
     expect_error(alice.get("/api/users").await, 403).await;
     let err = expect_error(
-        alice.post_json("/api/users", &json!({"username": "mallory", "password": USER_PASSWORD, "role": "admin"})).await,
+        alice
+            .post_json(
+                "/api/users",
+                &json!({"username": "mallory", "password": USER_PASSWORD, "role": "admin"}),
+            )
+            .await,
         403,
     )
     .await;
     assert!(err.contains("admin"), "{err}");
-    expect_error(alice.patch_json("/api/users/alice", &json!({"role": "admin"})).await, 403).await;
-    expect_error(alice.patch_json("/api/users/admin", &json!({"disabled": true})).await, 403).await;
+    expect_error(
+        alice
+            .patch_json("/api/users/alice", &json!({"role": "admin"}))
+            .await,
+        403,
+    )
+    .await;
+    expect_error(
+        alice
+            .patch_json("/api/users/admin", &json!({"disabled": true}))
+            .await,
+        403,
+    )
+    .await;
     assert_eq!(alice.get_json("/api/me").await["role"], "user");
     expect_error(api_login(&app, "mallory", USER_PASSWORD).await, 401).await;
 
@@ -552,12 +762,22 @@ async fn api_tokens_work_as_bearer_and_as_basic_passwords_until_revoked() {
     let alice = app.user("alice").await;
     let bob = app.user("bobby").await;
 
-    let created = json_of(alice.post_json("/api/tokens", &json!({"name": "cam-sync script"})).await, 201).await;
+    let created = json_of(
+        alice
+            .post_json("/api/tokens", &json!({"name": "cam-sync script"}))
+            .await,
+        201,
+    )
+    .await;
     let token = created["token"].as_str().unwrap().to_string();
     let token_id = created["id"].as_u64().unwrap();
     assert_eq!(created["name"], "cam-sync script");
     assert!(token.len() >= 64, "a 256-bit token: {token}");
-    expect_error(alice.post_json("/api/tokens", &json!({"name": "  "})).await, 422).await;
+    expect_error(
+        alice.post_json("/api/tokens", &json!({"name": "  "})).await,
+        422,
+    )
+    .await;
 
     // Listed by name, never shown again.
     let listed = alice.get_json("/api/tokens").await;
@@ -565,17 +785,32 @@ async fn api_tokens_work_as_bearer_and_as_basic_passwords_until_revoked() {
     assert_eq!(tokens.len(), 1);
     assert_eq!(tokens[0]["name"], "cam-sync script");
     assert_eq!(tokens[0]["id"], token_id);
-    assert!(!listed.to_string().contains(&token), "the token is shown once only");
-    assert!(bob.get_json("/api/tokens").await["tokens"].as_array().unwrap().is_empty(), "tokens are per user");
+    assert!(
+        !listed.to_string().contains(&token),
+        "the token is shown once only"
+    );
+    assert!(
+        bob.get_json("/api/tokens").await["tokens"]
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "tokens are per user"
+    );
     let account = alice.get("/account").await.text().await.unwrap();
     assert!(account.contains("cam-sync script") && !account.contains(&token));
 
     // Bearer: reads and writes, with no CSRF token needed.
     let bearer = format!("Bearer {token}");
-    assert_eq!(json_of(me_with(&app, &bearer).await, 200).await["username"], "alice");
+    assert_eq!(
+        json_of(me_with(&app, &bearer).await, 200).await["username"],
+        "alice"
+    );
     let form = reqwest::multipart::Form::new()
         .text("path", "parts/by-token.mcam")
-        .part("file", reqwest::multipart::Part::bytes(b"x".to_vec()).file_name("x"));
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(b"x".to_vec()).file_name("x"),
+        );
     let resp = plain_client()
         .post(app.url("/api/files"))
         .header("Authorization", &bearer)
@@ -592,13 +827,23 @@ async fn api_tokens_work_as_bearer_and_as_basic_passwords_until_revoked() {
         .send()
         .await
         .unwrap();
-    assert_eq!(json_of(resp, 200).await["lock"]["owner"], "alice", "the token acts as its owner");
+    assert_eq!(
+        json_of(resp, 200).await["lock"]["owner"],
+        "alice",
+        "the token acts as its owner"
+    );
 
     // Basic with the token as the password; the username must match.
-    assert_eq!(json_of(me_with(&app, &basic("alice", &token)).await, 200).await["username"], "alice");
+    assert_eq!(
+        json_of(me_with(&app, &basic("alice", &token)).await, 200).await["username"],
+        "alice"
+    );
     expect_error(me_with(&app, &basic("bobby", &token)).await, 401).await;
     // Basic with the account password.
-    assert_eq!(json_of(me_with(&app, &basic("bobby", USER_PASSWORD)).await, 200).await["username"], "bobby");
+    assert_eq!(
+        json_of(me_with(&app, &basic("bobby", USER_PASSWORD)).await, 200).await["username"],
+        "bobby"
+    );
     expect_error(me_with(&app, &basic("bobby", "wrong-password")).await, 401).await;
     expect_error(me_with(&app, "Bearer latch_0000").await, 401).await;
 
@@ -610,7 +855,12 @@ async fn api_tokens_work_as_bearer_and_as_basic_passwords_until_revoked() {
     expect_error(me_with(&app, &bearer).await, 401).await;
     expect_error(me_with(&app, &basic("alice", &token)).await, 401).await;
     expect_error(alice.delete(&format!("/api/tokens/{token_id}")).await, 404).await;
-    assert!(alice.get_json("/api/tokens").await["tokens"].as_array().unwrap().is_empty());
+    assert!(
+        alice.get_json("/api/tokens").await["tokens"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test]
@@ -618,15 +868,34 @@ async fn a_disabled_users_tokens_stop_working() {
     let app = TestApp::spawn().await;
     let admin = app.admin().await;
     let alice = app.user("alice").await;
-    let token = json_of(alice.post_json("/api/tokens", &json!({"name": "t"})).await, 201).await["token"]
+    let token = json_of(
+        alice.post_json("/api/tokens", &json!({"name": "t"})).await,
+        201,
+    )
+    .await["token"]
         .as_str()
         .unwrap()
         .to_string();
-    assert_eq!(me_with(&app, &format!("Bearer {token}")).await.status(), 200);
+    assert_eq!(
+        me_with(&app, &format!("Bearer {token}")).await.status(),
+        200
+    );
     // Used (and so remembered) just before the account is disabled.
-    assert_eq!(me_with(&app, &basic("alice", USER_PASSWORD)).await.status(), 200);
-    assert_eq!(me_with(&app, &basic("alice", USER_PASSWORD)).await.status(), 200);
-    assert_eq!(admin.patch_json("/api/users/alice", &json!({"disabled": true})).await.status(), 200);
+    assert_eq!(
+        me_with(&app, &basic("alice", USER_PASSWORD)).await.status(),
+        200
+    );
+    assert_eq!(
+        me_with(&app, &basic("alice", USER_PASSWORD)).await.status(),
+        200
+    );
+    assert_eq!(
+        admin
+            .patch_json("/api/users/alice", &json!({"disabled": true}))
+            .await
+            .status(),
+        200
+    );
     expect_error(me_with(&app, &format!("Bearer {token}")).await, 401).await;
     expect_error(me_with(&app, &basic("alice", &token)).await, 401).await;
     expect_error(me_with(&app, &basic("alice", USER_PASSWORD)).await, 401).await;
@@ -647,20 +916,36 @@ async fn with_no_users_every_page_leads_to_setup_which_needs_the_one_time_token(
     let resp = http.get(app.url("/setup")).send().await.unwrap();
     assert_eq!(resp.status(), 403, "no token, no form");
     assert!(resp.text().await.unwrap().contains("setup link"));
-    let resp = http.get(app.url("/setup?token=0123456789abcdef0123456789abcdef")).send().await.unwrap();
+    let resp = http
+        .get(app.url("/setup?token=0123456789abcdef0123456789abcdef"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 403, "a wrong token, no form");
 
     for token in ["", "0123456789abcdef0123456789abcdef", "guess"] {
         let resp = http
             .post(app.url("/setup"))
-            .form(&[("token", token), ("username", "mallory"), ("password", "mallory-password")])
+            .form(&[
+                ("token", token),
+                ("username", "mallory"),
+                ("password", "mallory-password"),
+            ])
             .send()
             .await
             .unwrap();
         assert_eq!(resp.status(), 403, "refused with token {token:?}");
-        assert!(resp.headers().get_all("set-cookie").iter().all(|c| !c.to_str().unwrap().starts_with("latch_session=")));
+        assert!(
+            resp.headers()
+                .get_all("set-cookie")
+                .iter()
+                .all(|c| !c.to_str().unwrap().starts_with("latch_session="))
+        );
         let page = resp.text().await.unwrap();
-        assert!(page.contains("The setup link is not valid"), "the form says why: {page}");
+        assert!(
+            page.contains("The setup link is not valid"),
+            "the form says why: {page}"
+        );
         assert!(page.contains(r#"action="/setup""#), "and is shown again");
     }
     expect_error(api_login(&app, "mallory", "mallory-password").await, 401).await;
@@ -690,7 +975,13 @@ async fn the_setup_link_in_the_log_creates_the_first_admin_once() {
         }
     }
     let child = cmd
-        .args(["serve", "--data", data.to_str().unwrap(), "--bind", "127.0.0.1:0"])
+        .args([
+            "serve",
+            "--data",
+            data.to_str().unwrap(),
+            "--bind",
+            "127.0.0.1:0",
+        ])
         .env("NO_COLOR", "1")
         .env("LATCH_LOG", "info")
         .stdin(Stdio::null())
@@ -703,11 +994,17 @@ async fn the_setup_link_in_the_log_creates_the_first_admin_once() {
     // The log is read on a thread; the setup URL arrives within seconds.
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
             if let Some(at) = line.find("http://")
                 && line.contains("/setup?token=")
             {
-                let url: String = line[at..].chars().take_while(|c| !c.is_whitespace() && *c != '\u{1b}').collect();
+                let url: String = line[at..]
+                    .chars()
+                    .take_while(|c| !c.is_whitespace() && *c != '\u{1b}')
+                    .collect();
                 let _ = tx.send(url);
             }
         }
@@ -723,23 +1020,43 @@ async fn the_setup_link_in_the_log_creates_the_first_admin_once() {
 
     let resp = http.get(format!("{base}/")).send().await.unwrap();
     assert_eq!(header(&resp, "location"), "/setup");
-    let resp = http.get(format!("{base}/setup?token={token}")).send().await.unwrap();
+    let resp = http
+        .get(format!("{base}/setup?token={token}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     let form = resp.text().await.unwrap();
-    assert!(form.contains(&format!(r#"name="token" value="{token}""#)), "the form carries the token");
+    assert!(
+        form.contains(&format!(r#"name="token" value="{token}""#)),
+        "the form carries the token"
+    );
 
     let resp = http
         .post(format!("{base}/setup"))
-        .form(&[("token", "ffff"), ("username", "mallory"), ("password", "mallory-password")])
+        .form(&[
+            ("token", "ffff"),
+            ("username", "mallory"),
+            ("password", "mallory-password"),
+        ])
         .send()
         .await
         .unwrap();
     assert_eq!(resp.status(), 403);
-    assert!(resp.text().await.unwrap().contains("The setup link is not valid"));
+    assert!(
+        resp.text()
+            .await
+            .unwrap()
+            .contains("The setup link is not valid")
+    );
     // A bad password keeps the token in the form so the link need not be opened again.
     let resp = http
         .post(format!("{base}/setup"))
-        .form(&[("token", token.as_str()), ("username", "boss"), ("password", "short")])
+        .form(&[
+            ("token", token.as_str()),
+            ("username", "boss"),
+            ("password", "short"),
+        ])
         .send()
         .await
         .unwrap();
@@ -749,35 +1066,90 @@ async fn the_setup_link_in_the_log_creates_the_first_admin_once() {
     assert!(page.contains(&format!(r#"name="token" value="{token}""#)));
     let resp = http
         .post(format!("{base}/setup"))
-        .form(&[("token", token.as_str()), ("username", "boss"), ("display_name", "The Boss"), ("password", "boss-password-1")])
+        .form(&[
+            ("token", token.as_str()),
+            ("username", "boss"),
+            ("display_name", "The Boss"),
+            ("password", "boss-password-1"),
+        ])
         .send()
         .await
         .unwrap();
     assert_eq!(resp.status(), 303);
     assert_eq!(header(&resp, "location"), "/");
-    assert!(!session_set_cookie(&resp).is_empty(), "signed in as the new admin");
-    let page = http.get(format!("{base}/")).send().await.unwrap().text().await.unwrap();
-    assert!(page.contains(r#"data-role="admin""#) && page.contains("The Boss"), "the dashboard, as admin");
-    assert!(!page.contains("setup link"), "no stale error from the refused attempt: {page}");
+    assert!(
+        !session_set_cookie(&resp).is_empty(),
+        "signed in as the new admin"
+    );
+    let page = http
+        .get(format!("{base}/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains(r#"data-role="admin""#) && page.contains("The Boss"),
+        "the dashboard, as admin"
+    );
+    assert!(
+        !page.contains("setup link"),
+        "no stale error from the refused attempt: {page}"
+    );
 
     // Once only.
-    let resp = http.get(format!("{base}/setup?token={token}")).send().await.unwrap();
-    assert_eq!((resp.status().as_u16(), header(&resp, "location")), (303, "/login".into()));
-    let late = browser_client();
-    let resp = late
-        .post(format!("{base}/setup"))
-        .form(&[("token", token.as_str()), ("username", "second"), ("password", "second-password")])
+    let resp = http
+        .get(format!("{base}/setup?token={token}"))
         .send()
         .await
         .unwrap();
-    assert_eq!((resp.status().as_u16(), header(&resp, "location")), (303, "/login".into()));
-    let page = late.get(format!("{base}/login")).send().await.unwrap().text().await.unwrap();
-    assert!(page.contains("already set up"), "told to sign in instead: {page}");
+    assert_eq!(
+        (resp.status().as_u16(), header(&resp, "location")),
+        (303, "/login".into())
+    );
+    let late = browser_client();
+    let resp = late
+        .post(format!("{base}/setup"))
+        .form(&[
+            ("token", token.as_str()),
+            ("username", "second"),
+            ("password", "second-password"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (resp.status().as_u16(), header(&resp, "location")),
+        (303, "/login".into())
+    );
+    let page = late
+        .get(format!("{base}/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("already set up"),
+        "told to sign in instead: {page}"
+    );
     let login = |u: &'static str, p: &'static str| {
         let url = format!("{base}/api/login");
-        async move { plain_client().post(url).json(&json!({"username": u, "password": p})).send().await.unwrap() }
+        async move {
+            plain_client()
+                .post(url)
+                .json(&json!({"username": u, "password": p}))
+                .send()
+                .await
+                .unwrap()
+        }
     };
-    assert_eq!(json_of(login("boss", "boss-password-1").await, 200).await["role"], "admin");
+    assert_eq!(
+        json_of(login("boss", "boss-password-1").await, 200).await["role"],
+        "admin"
+    );
     expect_error(login("second", "second-password").await, 401).await;
     expect_error(login("mallory", "mallory-password").await, 401).await;
     drop(server);
@@ -793,35 +1165,88 @@ async fn latch_user_add_works_on_a_stopped_data_dir_and_refuses_a_running_one() 
     let data = app.data_dir.to_str().unwrap().to_string();
 
     // While the server runs, the database is held: a clear refusal.
-    let out = latch_cli(&["user", "add", "dave", "--data", &data], "dave-password-1\n").await;
+    let out = latch_cli(
+        &["user", "add", "dave", "--data", &data],
+        "dave-password-1\n",
+    )
+    .await;
     assert!(!out.status.success(), "refused while running");
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("in use"), "says the data is in use: {stderr}");
+    assert!(
+        stderr.contains("in use"),
+        "says the data is in use: {stderr}"
+    );
     assert!(stderr.contains("stop"), "says what to do: {stderr}");
 
     app.stop().await;
-    let out = latch_cli(&["user", "add", "carol", "--admin", "--data", &data], "carol-password-1\n").await;
-    assert!(out.status.success(), "stdout: {} stderr: {}", text(&out.stdout), text(&out.stderr));
-    assert!(text(&out.stdout).contains("Added carol (admin)"), "{}", text(&out.stdout));
-    let out = latch_cli(&["user", "add", "erin", "--data", &data], "erin-password-1\n").await;
+    let out = latch_cli(
+        &["user", "add", "carol", "--admin", "--data", &data],
+        "carol-password-1\n",
+    )
+    .await;
+    assert!(
+        out.status.success(),
+        "stdout: {} stderr: {}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stdout).contains("Added carol (admin)"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = latch_cli(
+        &["user", "add", "erin", "--data", &data],
+        "erin-password-1\n",
+    )
+    .await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("Added erin (user)"));
 
     for (args, stdin, says) in [
-        (vec!["user", "add", "carol", "--data", &data], "carol-password-2\n", "taken"),
-        (vec!["user", "add", "frank", "--data", &data], "short\n", "at least 8"),
-        (vec!["user", "add", "Bad Name!", "--data", &data], "frank-password-1\n", "username"),
+        (
+            vec!["user", "add", "carol", "--data", &data],
+            "carol-password-2\n",
+            "taken",
+        ),
+        (
+            vec!["user", "add", "frank", "--data", &data],
+            "short\n",
+            "at least 8",
+        ),
+        (
+            vec!["user", "add", "Bad Name!", "--data", &data],
+            "frank-password-1\n",
+            "username",
+        ),
     ] {
         let out = latch_cli(&args, stdin).await;
         assert!(!out.status.success(), "{args:?} fails");
-        assert!(text(&out.stderr).contains(says), "{args:?}: {}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains(says),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
     }
 
     app.restart().await;
     let carol = app.login("carol", "carol-password-1").await;
     assert_eq!(carol.get_json("/api/me").await["role"], "admin");
-    assert_eq!(app.login("erin", "erin-password-1").await.get_json("/api/me").await["role"], "user");
-    assert_eq!(app.login("alice", USER_PASSWORD).await.get("/api/me").await.status(), 200);
+    assert_eq!(
+        app.login("erin", "erin-password-1")
+            .await
+            .get_json("/api/me")
+            .await["role"],
+        "user"
+    );
+    assert_eq!(
+        app.login("alice", USER_PASSWORD)
+            .await
+            .get("/api/me")
+            .await
+            .status(),
+        200
+    );
     expect_error(api_login(&app, "dave", "dave-password-1").await, 401).await;
     expect_error(api_login(&app, "frank", "frank-password-1").await, 401).await;
 }
@@ -830,11 +1255,26 @@ async fn latch_user_add_works_on_a_stopped_data_dir_and_refuses_a_running_one() 
 async fn a_first_admin_added_by_the_cli_skips_setup() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("fresh");
-    let out = latch_cli(&["user", "add", "root", "--admin", "--data", data.to_str().unwrap()], "root-password-1\n").await;
+    let out = latch_cli(
+        &[
+            "user",
+            "add",
+            "root",
+            "--admin",
+            "--data",
+            data.to_str().unwrap(),
+        ],
+        "root-password-1\n",
+    )
+    .await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     let app = TestApp::start(&data, |c| c.admin_password = None).await;
     let resp = app.anonymous().get("/").await;
-    assert_eq!(header(&resp, "location"), "/login", "no setup once a user exists");
+    assert_eq!(
+        header(&resp, "location"),
+        "/login",
+        "no setup once a user exists"
+    );
     let resp = app.anonymous().get("/setup").await;
     assert_eq!(header(&resp, "location"), "/login");
     let root: Client = app.login("root", "root-password-1").await;

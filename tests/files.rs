@@ -168,11 +168,21 @@ impl Browser {
 
     /// A plain url-encoded form post (no HX-Request, no CSRF header).
     async fn post(&self, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
-        self.http.post(self.url(path)).form(fields).send().await.unwrap()
+        self.http
+            .post(self.url(path))
+            .form(fields)
+            .send()
+            .await
+            .unwrap()
     }
 
     async fn post_multipart(&self, path: &str, form: Form) -> reqwest::Response {
-        self.http.post(self.url(path)).multipart(form).send().await.unwrap()
+        self.http
+            .post(self.url(path))
+            .multipart(form)
+            .send()
+            .await
+            .unwrap()
     }
 }
 
@@ -187,17 +197,28 @@ fn hidden_csrf(page: &str) -> String {
 
 /// A 303 back to the dashboard, whose next view shows `expect` as a flash.
 async fn assert_flash(browser: &Browser, resp: reqwest::Response, expect: &str, error: bool) {
-    assert_eq!(resp.status(), 303, "a plain form post answers with a redirect");
+    assert_eq!(
+        resp.status(),
+        303,
+        "a plain form post answers with a redirect"
+    );
     assert_eq!(header(&resp, "location"), "/");
     let page = browser.page("/").await;
-    let class = if error { r#"class="error""# } else { r#"class="notice""# };
+    let class = if error {
+        r#"class="error""#
+    } else {
+        r#"class="notice""#
+    };
     let flash = page
         .find(class)
         .map(|at| &page[at..(at + 400).min(page.len())])
         .unwrap_or_else(|| panic!("a {class} flash on the next page: {page}"));
     assert!(flash.contains(expect), "flash {flash:?} says {expect:?}");
     // One-shot: it is gone on the page after.
-    assert!(!browser.page("/").await.contains(class), "the flash is shown once");
+    assert!(
+        !browser.page("/").await.contains(class),
+        "the flash is shown once"
+    );
 }
 
 fn git_ok(dir: &Path, args: &[&str]) -> String {
@@ -222,7 +243,10 @@ async fn an_upload_starts_at_revision_1_0_keeps_its_folders_and_a_taken_path_is_
         .post_form(
             "/api/files",
             upload_form(
-                &[("path", "parts/sub/1234567.mcam"), ("description", "Bracket, op 10")],
+                &[
+                    ("path", "parts/sub/1234567.mcam"),
+                    ("description", "Bracket, op 10"),
+                ],
                 Some(b"G0 X0 Y0"),
             ),
         )
@@ -234,15 +258,26 @@ async fn an_upload_starts_at_revision_1_0_keeps_its_folders_and_a_taken_path_is_
     assert_eq!(file["lock"], Value::Null);
     assert_eq!(file["size"], 8);
     assert_eq!(file["description"], "Bracket, op 10");
-    assert_eq!(file["head"].as_str().unwrap().len(), 40, "head is a commit id");
+    assert_eq!(
+        file["head"].as_str().unwrap().len(),
+        40,
+        "head is a commit id"
+    );
     let id = file["id"].as_u64().unwrap();
-    assert_eq!(alice.file(id).await, file, "GET /api/files/{{id}} answers the same");
+    assert_eq!(
+        alice.file(id).await,
+        file,
+        "GET /api/files/{{id}} answers the same"
+    );
 
     // A custom initial revision.
     let resp = alice
         .post_form(
             "/api/files",
-            upload_form(&[("path", "fixtures/vise.mcam"), ("revision", "3.5")], Some(b"vise")),
+            upload_form(
+                &[("path", "fixtures/vise.mcam"), ("revision", "3.5")],
+                Some(b"vise"),
+            ),
         )
         .await;
     let vise = json_of(resp, 201).await;
@@ -254,17 +289,30 @@ async fn an_upload_starts_at_revision_1_0_keeps_its_folders_and_a_taken_path_is_
     // A path is normalised; with no path, the uploaded file's name is used.
     let resp = alice.upload("./parts//other.mcam", b"other").await;
     assert_eq!(json_of(resp, 201).await["path"], "parts/other.mcam");
-    let form = Form::new().part("file", Part::bytes(b"plate".to_vec()).file_name("plate.mcam"));
-    assert_eq!(json_of(alice.post_form("/api/files", form).await, 201).await["path"], "plate.mcam");
+    let form = Form::new().part(
+        "file",
+        Part::bytes(b"plate".to_vec()).file_name("plate.mcam"),
+    );
+    assert_eq!(
+        json_of(alice.post_form("/api/files", form).await, 201).await["path"],
+        "plate.mcam"
+    );
 
     // The path is taken, however it is spelled.
-    for taken in ["parts/sub/1234567.mcam", "parts/sub//1234567.mcam", "./parts/sub/1234567.mcam"] {
+    for taken in [
+        "parts/sub/1234567.mcam",
+        "parts/sub//1234567.mcam",
+        "./parts/sub/1234567.mcam",
+    ] {
         let err = expect_error(alice.upload(taken, b"another").await, 409).await;
         assert!(err.contains("parts/sub/1234567.mcam"), "{taken}: {err}");
     }
     // A revision that is not MAJOR.MINOR.
     let resp = alice
-        .post_form("/api/files", upload_form(&[("path", "r.mcam"), ("revision", "one")], Some(b"r")))
+        .post_form(
+            "/api/files",
+            upload_form(&[("path", "r.mcam"), ("revision", "one")], Some(b"r")),
+        )
         .await;
     expect_error(resp, 422).await;
 
@@ -275,7 +323,12 @@ async fn an_upload_starts_at_revision_1_0_keeps_its_folders_and_a_taken_path_is_
         names.sort();
         assert_eq!(
             names,
-            ["fixtures/vise.mcam", "parts/other.mcam", "parts/sub/1234567.mcam", "plate.mcam"]
+            [
+                "fixtures/vise.mcam",
+                "parts/other.mcam",
+                "parts/sub/1234567.mcam",
+                "plate.mcam"
+            ]
         );
     }
 }
@@ -292,15 +345,30 @@ async fn a_check_out_locks_the_file_with_an_optional_comment_and_a_second_one_na
     let noted = alice.upload_ok("parts/noted.mcam", b"noted").await;
 
     // No comment: no body at all, and an empty JSON object, both work.
-    let file = json_of(alice.post_empty(&format!("/api/files/{plain}/checkout")).await, 200).await;
+    let file = json_of(
+        alice
+            .post_empty(&format!("/api/files/{plain}/checkout"))
+            .await,
+        200,
+    )
+    .await;
     assert_eq!(file["state"], "locked");
     assert_eq!(file["lock"]["owner"], "alice");
     assert_eq!(file["lock"]["comment"], Value::Null);
     assert!(file["lock"]["locked_at"].as_str().unwrap().ends_with('Z'));
 
     let err = expect_error(bob.checkout(plain, "").await, 409).await;
-    assert!(err.contains("alice"), "the loser is told who holds it: {err}");
-    let err = expect_error(alice.post_json(&format!("/api/files/{plain}/checkout"), &json!({})).await, 409).await;
+    assert!(
+        err.contains("alice"),
+        "the loser is told who holds it: {err}"
+    );
+    let err = expect_error(
+        alice
+            .post_json(&format!("/api/files/{plain}/checkout"), &json!({}))
+            .await,
+        409,
+    )
+    .await;
     assert!(err.contains("you"), "{err}");
     assert_eq!(alice.file(plain).await["lock"]["owner"], "alice");
 
@@ -315,7 +383,10 @@ async fn a_check_out_locks_the_file_with_an_optional_comment_and_a_second_one_na
     let other = alice.upload_ok("parts/other.mcam", b"other").await;
     expect_error(alice.checkout(other, &"x".repeat(501)).await, 422).await;
     assert_eq!(alice.file(other).await["state"], "available");
-    assert_eq!(json_of(alice.checkout(other, &"x".repeat(500)).await, 200).await["state"], "locked");
+    assert_eq!(
+        json_of(alice.checkout(other, &"x".repeat(500)).await, 200).await["state"],
+        "locked"
+    );
 }
 
 #[tokio::test]
@@ -339,9 +410,17 @@ async fn only_the_holder_can_cancel_a_check_out() {
     let file = json_of(alice.cancel(id).await, 200).await;
     assert_eq!(file["state"], "available");
     assert_eq!(file["lock"], Value::Null);
-    assert_eq!(alice.history(id).await.len(), 1, "a cancel makes no version");
+    assert_eq!(
+        alice.history(id).await.len(),
+        1,
+        "a cancel makes no version"
+    );
     expect_error(alice.cancel(id).await, 409).await;
-    assert_eq!(bob.checkout(id, "").await.status(), 200, "free for the next person");
+    assert_eq!(
+        bob.checkout(id, "").await.status(),
+        200,
+        "free for the next person"
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -355,7 +434,10 @@ async fn a_check_in_needs_the_lock_and_a_message_bumps_the_revision_and_releases
     let resp = alice
         .post_form(
             "/api/files",
-            upload_form(&[("path", "parts/1234567.mcam"), ("revision", "1.2")], Some(b"v1.2")),
+            upload_form(
+                &[("path", "parts/1234567.mcam"), ("revision", "1.2")],
+                Some(b"v1.2"),
+            ),
         )
         .await;
     let id = json_of(resp, 201).await["id"].as_u64().unwrap();
@@ -367,7 +449,13 @@ async fn a_check_in_needs_the_lock_and_a_message_bumps_the_revision_and_releases
     let err = expect_error(alice.checkin(id, b"v1.3", "   ", "minor").await, 422).await;
     assert!(err.contains("message"), "{err}");
     let form = upload_form(&[("bump", "minor")], Some(b"v1.3"));
-    expect_error(alice.post_form(&format!("/api/files/{id}/checkin"), form).await, 422).await;
+    expect_error(
+        alice
+            .post_form(&format!("/api/files/{id}/checkin"), form)
+            .await,
+        422,
+    )
+    .await;
     let err = expect_error(alice.checkin(id, b"v1.3", "Fix", "patch").await, 422).await;
     assert!(err.contains("patch"), "{err}");
     let err = expect_error(alice.checkin(id, b"v1.2", "Same bytes", "minor").await, 422).await;
@@ -375,13 +463,28 @@ async fn a_check_in_needs_the_lock_and_a_message_bumps_the_revision_and_releases
     let err = expect_error(alice.checkin(id, b"", "Empty", "minor").await, 422).await;
     assert!(err.contains("empty"), "{err}");
     let form = upload_form(&[("message", "no file"), ("bump", "minor")], None);
-    expect_error(alice.post_form(&format!("/api/files/{id}/checkin"), form).await, 422).await;
+    expect_error(
+        alice
+            .post_form(&format!("/api/files/{id}/checkin"), form)
+            .await,
+        422,
+    )
+    .await;
     let file = alice.file(id).await;
-    assert_eq!((file["revision"].as_str(), file["lock"]["owner"].as_str()), (Some("1.2"), Some("alice")));
+    assert_eq!(
+        (file["revision"].as_str(), file["lock"]["owner"].as_str()),
+        (Some("1.2"), Some("alice"))
+    );
     assert_eq!(alice.history(id).await.len(), 1);
 
     // minor: 1.2 → 1.3, and the lock is released.
-    let file = json_of(alice.checkin(id, b"v1.3 bytes", "Fix the post", "minor").await, 200).await;
+    let file = json_of(
+        alice
+            .checkin(id, b"v1.3 bytes", "Fix the post", "minor")
+            .await,
+        200,
+    )
+    .await;
     assert_eq!(file["revision"], "1.3");
     assert_eq!(file["state"], "available");
     assert_eq!(file["lock"], Value::Null);
@@ -395,7 +498,12 @@ async fn a_check_in_needs_the_lock_and_a_message_bumps_the_revision_and_releases
     assert_eq!(file["revision"], "2.0");
     assert_eq!(bob.checkout(id, "").await.status(), 200);
     let form = upload_form(&[("message", "Tweak")], Some(b"v2.1"));
-    let file = json_of(bob.post_form(&format!("/api/files/{id}/checkin"), form).await, 200).await;
+    let file = json_of(
+        bob.post_form(&format!("/api/files/{id}/checkin"), form)
+            .await,
+        200,
+    )
+    .await;
     assert_eq!(file["revision"], "2.1");
     assert_eq!(file["head"], bob.history(id).await[0]["commit"]);
 }
@@ -428,18 +536,27 @@ async fn only_an_admin_can_override_and_the_event_names_the_previous_holder() {
 
     let activity = bob.get_json("/api/activity").await;
     let events = activity["events"].as_array().unwrap();
-    let overridden: Vec<&Value> = events.iter().filter(|e| e["kind"] == "overridden").collect();
+    let overridden: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["kind"] == "overridden")
+        .collect();
     assert_eq!(overridden.len(), 1, "{activity}");
     assert_eq!(overridden[0]["previous_holder"], "alice");
     assert_eq!(overridden[0]["actor"], "admin");
     assert_eq!(overridden[0]["file_id"], id);
     assert_eq!(overridden[0]["path"], "parts/a.mcam");
     let kinds: Vec<&str> = events.iter().map(|e| e["kind"].as_str().unwrap()).collect();
-    assert_eq!(kinds, ["created", "locked", "overridden", "locked"], "oldest first");
+    assert_eq!(
+        kinds,
+        ["created", "locked", "overridden", "locked"],
+        "oldest first"
+    );
     let seqs: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
     assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
     assert_eq!(activity["last_seq"], *seqs.last().unwrap());
-    let since = bob.get_json(&format!("/api/activity?since={}", seqs[1])).await;
+    let since = bob
+        .get_json(&format!("/api/activity?since={}", seqs[1]))
+        .await;
     assert_eq!(since["events"].as_array().unwrap().len(), 2);
 }
 
@@ -466,16 +583,33 @@ async fn only_an_admin_can_delete_and_never_while_the_file_is_checked_out() {
     expect_error(alice.get(&format!("/api/files/{id}/content")).await, 404).await;
     expect_error(alice.checkout(id, "").await, 404).await;
     expect_error(admin.delete(&format!("/api/files/{id}")).await, 404).await;
-    let ids: Vec<u64> = alice.files().await.iter().map(|f| f["id"].as_u64().unwrap()).collect();
+    let ids: Vec<u64> = alice
+        .files()
+        .await
+        .iter()
+        .map(|f| f["id"].as_u64().unwrap())
+        .collect();
     assert_eq!(ids, [kept]);
     let activity = alice.get_json("/api/activity").await;
-    let last = activity["events"].as_array().unwrap().last().cloned().unwrap();
-    assert_eq!((last["kind"].as_str(), last["file_id"].as_u64()), (Some("deleted"), Some(id)));
+    let last = activity["events"]
+        .as_array()
+        .unwrap()
+        .last()
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        (last["kind"].as_str(), last["file_id"].as_u64()),
+        (Some("deleted"), Some(id))
+    );
 
     // The path is free again; the id is not reused.
     let again = alice.upload_ok("parts/gone.mcam", b"gone again").await;
     assert!(again > kept, "ids are never reused: {again}");
-    assert_eq!(alice.history(again).await.len(), 1, "a new file starts a new history");
+    assert_eq!(
+        alice.history(again).await.len(),
+        1,
+        "a new file starts a new history"
+    );
 
     if common::have_tool("git", "git") {
         let vault = app.vault_path();
@@ -493,22 +627,41 @@ async fn history_is_newest_first_and_every_version_downloads_with_its_revision_i
     let alice = app.user("alice").await;
     let other = alice.upload_ok("parts/other.mcam", b"other").await;
     let id = alice.upload_ok("parts/1234567.mcam", b"version one").await;
-    for (content, message) in [(&b"version two"[..], "Second cut"), (b"version three", "Third cut")] {
+    for (content, message) in [
+        (&b"version two"[..], "Second cut"),
+        (b"version three", "Third cut"),
+    ] {
         assert_eq!(alice.checkout(id, "").await.status(), 200);
-        assert_eq!(alice.checkin(id, content, message, "minor").await.status(), 200);
+        assert_eq!(
+            alice.checkin(id, content, message, "minor").await.status(),
+            200
+        );
     }
 
     let history = alice.history(id).await;
-    let revisions: Vec<&str> = history.iter().map(|v| v["revision"].as_str().unwrap()).collect();
+    let revisions: Vec<&str> = history
+        .iter()
+        .map(|v| v["revision"].as_str().unwrap())
+        .collect();
     assert_eq!(revisions, ["1.2", "1.1", "1.0"]);
-    let messages: Vec<&str> = history.iter().map(|v| v["message"].as_str().unwrap()).collect();
+    let messages: Vec<&str> = history
+        .iter()
+        .map(|v| v["message"].as_str().unwrap())
+        .collect();
     assert_eq!(messages[..2], ["Third cut", "Second cut"]);
-    assert!(messages[2].starts_with("Add parts/1234567.mcam"), "{}", messages[2]);
+    assert!(
+        messages[2].starts_with("Add parts/1234567.mcam"),
+        "{}",
+        messages[2]
+    );
     for v in &history {
         assert_eq!(v["commit"].as_str().unwrap().len(), 40, "{v}");
         assert_eq!(v["author"], "alice");
         assert!(v["at"].as_str().unwrap().ends_with('Z'), "{v}");
-        assert!(!v["message"].as_str().unwrap().contains("Latch-"), "trailers are not shown: {v}");
+        assert!(
+            !v["message"].as_str().unwrap().contains("Latch-"),
+            "trailers are not shown: {v}"
+        );
     }
     assert_eq!(alice.file(id).await["head"], history[0]["commit"]);
     let commit = |i: usize| history[i]["commit"].as_str().unwrap().to_string();
@@ -528,20 +681,35 @@ async fn history_is_newest_first_and_every_version_downloads_with_its_revision_i
     .into_iter()
     .enumerate()
     {
-        let resp = alice.get(&format!("/api/files/{id}/content?rev={}", commit(i))).await;
+        let resp = alice
+            .get(&format!("/api/files/{id}/content?rev={}", commit(i)))
+            .await;
         assert_eq!(resp.status(), 200);
-        assert!(header(&resp, "content-disposition").contains(name), "{name}");
+        assert!(
+            header(&resp, "content-disposition").contains(name),
+            "{name}"
+        );
         assert_eq!(resp.bytes().await.unwrap(), content);
     }
 
     // The HTML download, with a session cookie.
     let browser = Browser::sign_in(&app, "alice", USER_PASSWORD).await;
-    let resp = browser.http.get(browser.url(&format!("/files/{id}/download?rev={}", commit(1)))).send().await.unwrap();
+    let resp = browser
+        .http
+        .get(browser.url(&format!("/files/{id}/download?rev={}", commit(1))))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     assert!(header(&resp, "content-disposition").contains("1234567_rev1.1.mcam"));
     assert_eq!(header(&resp, "content-type"), "application/octet-stream");
     assert_eq!(resp.bytes().await.unwrap(), &b"version two"[..]);
-    let resp = browser.http.get(browser.url(&format!("/files/{id}/download"))).send().await.unwrap();
+    let resp = browser
+        .http
+        .get(browser.url(&format!("/files/{id}/download")))
+        .send()
+        .await
+        .unwrap();
     assert!(header(&resp, "content-disposition").contains("1234567_rev1.2.mcam"));
     assert_eq!(resp.bytes().await.unwrap(), &b"version three"[..]);
     let page = browser.page(&format!("/files/{id}/history")).await;
@@ -552,19 +720,46 @@ async fn history_is_newest_first_and_every_version_downloads_with_its_revision_i
     let resp = anonymous.get(&format!("/files/{id}/download")).await;
     assert_eq!(resp.status(), 303, "no session, no download");
     assert_eq!(header(&resp, "location"), "/login");
-    expect_error(anonymous.get(&format!("/api/files/{id}/content")).await, 401).await;
+    expect_error(
+        anonymous.get(&format!("/api/files/{id}/content")).await,
+        401,
+    )
+    .await;
 
     // Unknown versions and files.
-    let other_commit = alice.history(other).await[0]["commit"].as_str().unwrap().to_string();
-    for rev in ["0000000000000000000000000000000000000000", "not-a-commit", other_commit.as_str()] {
-        expect_error(alice.get(&format!("/api/files/{id}/content?rev={rev}")).await, 404).await;
-        let resp = browser.http.get(browser.url(&format!("/files/{id}/download?rev={rev}"))).send().await.unwrap();
+    let other_commit = alice.history(other).await[0]["commit"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for rev in [
+        "0000000000000000000000000000000000000000",
+        "not-a-commit",
+        other_commit.as_str(),
+    ] {
+        expect_error(
+            alice
+                .get(&format!("/api/files/{id}/content?rev={rev}"))
+                .await,
+            404,
+        )
+        .await;
+        let resp = browser
+            .http
+            .get(browser.url(&format!("/files/{id}/download?rev={rev}")))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 404, "rev {rev}");
     }
     expect_error(alice.get("/api/files/999/content").await, 404).await;
     expect_error(alice.get("/api/files/999/history").await, 404).await;
     expect_error(alice.get("/api/files/999").await, 404).await;
-    let resp = browser.http.get(browser.url("/files/999/download")).send().await.unwrap();
+    let resp = browser
+        .http
+        .get(browser.url("/files/999/download"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 404);
     let page = resp.text().await.unwrap();
     assert!(page.contains("There is no file with id 999"), "{page}");
@@ -582,7 +777,10 @@ async fn racing_check_outs_of_one_file_have_exactly_one_winner() {
     for i in 0..RACERS {
         let name = format!("racer{i:02}");
         let resp = admin
-            .post_json("/api/users", &json!({"username": name, "password": USER_PASSWORD, "role": "user"}))
+            .post_json(
+                "/api/users",
+                &json!({"username": name, "password": USER_PASSWORD, "role": "user"}),
+            )
             .await;
         assert_eq!(resp.status(), 201);
         racers.push(app.login(&name, USER_PASSWORD).await);
@@ -598,7 +796,11 @@ async fn racing_check_outs_of_one_file_have_exactly_one_winner() {
                 start.wait().await;
                 let resp = c.checkout(id, &format!("{} wants it", c.username)).await;
                 let status = resp.status().as_u16();
-                (c.username.clone(), status, resp.json::<Value>().await.unwrap())
+                (
+                    c.username.clone(),
+                    status,
+                    resp.json::<Value>().await.unwrap(),
+                )
             })
         })
         .collect();
@@ -617,13 +819,21 @@ async fn racing_check_outs_of_one_file_have_exactly_one_winner() {
         }
         assert_eq!(*status, 409, "{name}: {body}");
         let err = body["error"].as_str().unwrap();
-        assert!(err.contains(winner.as_str()), "{name} is told {winner} won: {err}");
+        assert!(
+            err.contains(winner.as_str()),
+            "{name} is told {winner} won: {err}"
+        );
     }
     let file = admin.file(id).await;
     assert_eq!(file["lock"]["owner"], winner.as_str());
     assert_eq!(file["lock"]["comment"], format!("{winner} wants it"));
     let events = admin.get_json("/api/activity").await;
-    let locks = events["events"].as_array().unwrap().iter().filter(|e| e["kind"] == "locked").count();
+    let locks = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "locked")
+        .count();
     assert_eq!(locks, 1, "one lock event");
 }
 
@@ -636,11 +846,16 @@ async fn racing_check_ins_of_different_files_all_land_on_one_linear_main() {
     for i in 0..FILES {
         let name = format!("writer{i:02}");
         let resp = admin
-            .post_json("/api/users", &json!({"username": name, "password": USER_PASSWORD}))
+            .post_json(
+                "/api/users",
+                &json!({"username": name, "password": USER_PASSWORD}),
+            )
             .await;
         assert_eq!(resp.status(), 201);
         let client = app.login(&name, USER_PASSWORD).await;
-        let id = client.upload_ok(&format!("parts/{name}.mcam"), name.as_bytes()).await;
+        let id = client
+            .upload_ok(&format!("parts/{name}.mcam"), name.as_bytes())
+            .await;
         assert_eq!(client.checkout(id, "").await.status(), 200);
         holders.push((client, id));
     }
@@ -653,7 +868,14 @@ async fn racing_check_ins_of_different_files_all_land_on_one_linear_main() {
             tokio::spawn(async move {
                 start.wait().await;
                 let content = format!("{} v2", c.username);
-                let resp = c.checkin(id, content.as_bytes(), &format!("{} checks in", c.username), "minor").await;
+                let resp = c
+                    .checkin(
+                        id,
+                        content.as_bytes(),
+                        &format!("{} checks in", c.username),
+                        "minor",
+                    )
+                    .await;
                 let status = resp.status().as_u16();
                 (id, status, resp.json::<Value>().await.unwrap())
             })
@@ -679,9 +901,16 @@ async fn racing_check_ins_of_different_files_all_land_on_one_linear_main() {
     let vault = app.vault_path();
     let log = git_ok(&vault, &["log", "--format=%H", "refs/heads/main"]);
     let commits: Vec<&str> = log.lines().collect();
-    assert_eq!(commits.len(), 2 * FILES, "one commit per upload and per check-in");
+    assert_eq!(
+        commits.len(),
+        2 * FILES,
+        "one commit per upload and per check-in"
+    );
     for head in &heads {
-        assert!(commits.contains(&head.as_str()), "check-in {head} is on main");
+        assert!(
+            commits.contains(&head.as_str()),
+            "check-in {head} is on main"
+        );
     }
     let merges = git_ok(&vault, &["rev-list", "--min-parents=2", "main"]);
     assert!(merges.trim().is_empty(), "no merges: {merges}");
@@ -691,7 +920,11 @@ async fn racing_check_ins_of_different_files_all_land_on_one_linear_main() {
     let tree = git_ok(&vault, &["ls-tree", "-r", "--name-only", "main"]);
     assert_eq!(tree.lines().count(), FILES);
     let fsck = common::git(&vault, &["fsck", "--strict"]).unwrap();
-    assert!(fsck.status.success(), "{}", String::from_utf8_lossy(&fsck.stderr));
+    assert!(
+        fsck.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fsck.stderr)
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -708,21 +941,46 @@ async fn bad_requests_are_refused_with_a_reason_and_change_nothing() {
     let free = bob.upload_ok("parts/free.mcam", b"free").await;
     let alice_no_csrf = without_csrf(&alice);
 
-    let upload = |client: &Client, path: String, file: Option<&'static [u8]>| -> BoxFuture<'static, reqwest::Response> {
+    let upload = |client: &Client,
+                  path: String,
+                  file: Option<&'static [u8]>|
+     -> BoxFuture<'static, reqwest::Response> {
         let c = client.clone();
         async move {
-            c.post_form("/api/files", upload_form(&[("path", &path), ("description", "bad")], file)).await
+            c.post_form(
+                "/api/files",
+                upload_form(&[("path", &path), ("description", "bad")], file),
+            )
+            .await
         }
         .boxed()
     };
-    let checkin = |client: &Client, fields: Vec<(&'static str, &'static str)>, file: Option<&'static [u8]>| -> BoxFuture<'static, reqwest::Response> {
-        let c = client.clone();
-        async move { c.post_form(&format!("/api/files/{held}/checkin"), upload_form(&fields, file)).await }.boxed()
-    };
-    let raw_multipart = |client: &Client, path: String, content_type: &'static str, body: &'static str| -> BoxFuture<'static, reqwest::Response> {
+    let checkin = |client: &Client,
+                   fields: Vec<(&'static str, &'static str)>,
+                   file: Option<&'static [u8]>|
+     -> BoxFuture<'static, reqwest::Response> {
         let c = client.clone();
         async move {
-            let mut rb = c.http.post(c.url(&path)).header("content-type", content_type).body(body);
+            c.post_form(
+                &format!("/api/files/{held}/checkin"),
+                upload_form(&fields, file),
+            )
+            .await
+        }
+        .boxed()
+    };
+    let raw_multipart = |client: &Client,
+                         path: String,
+                         content_type: &'static str,
+                         body: &'static str|
+     -> BoxFuture<'static, reqwest::Response> {
+        let c = client.clone();
+        async move {
+            let mut rb = c
+                .http
+                .post(c.url(&path))
+                .header("content-type", content_type)
+                .body(body);
             if let Some(csrf) = &c.csrf {
                 rb = rb.header("X-CSRF-Token", csrf);
             }
@@ -734,23 +992,80 @@ async fn bad_requests_are_refused_with_a_reason_and_change_nothing() {
     assert_eq!(long_name.len(), 256);
 
     let cases: Vec<(&str, u16, BoxFuture<'static, reqwest::Response>)> = vec![
-        ("a path that climbs out of the vault", 422, upload(&alice, "../x".into(), Some(b"x"))),
-        ("a path climbing out from inside a folder", 422, upload(&alice, "parts/../../x".into(), Some(b"x"))),
-        ("an absolute path", 422, upload(&alice, "/abs".into(), Some(b"x"))),
-        ("a path through a .git folder", 422, upload(&alice, "a/.git/x".into(), Some(b"x"))),
-        ("a path into .git in capitals", 422, upload(&alice, ".GIT/config".into(), Some(b"x"))),
-        ("a backslash in the path", 422, upload(&alice, "a\\b".into(), Some(b"x"))),
-        ("a control character in the path", 422, upload(&alice, "a\u{7}b.mcam".into(), Some(b"x"))),
-        ("a newline in the path", 422, upload(&alice, "a\nb.mcam".into(), Some(b"x"))),
-        ("a 256-byte path", 422, upload(&alice, long_name.clone(), Some(b"x"))),
-        ("a path that names no file", 422, upload(&alice, "/".into(), Some(b"x"))),
-        ("a path that is taken", 409, upload(&bob, "parts/held.mcam".into(), Some(b"other"))),
-        ("an empty file", 422, upload(&alice, "parts/empty.mcam".into(), Some(b""))),
-        ("no file part", 422, upload(&alice, "parts/nofile.mcam".into(), None)),
+        (
+            "a path that climbs out of the vault",
+            422,
+            upload(&alice, "../x".into(), Some(b"x")),
+        ),
+        (
+            "a path climbing out from inside a folder",
+            422,
+            upload(&alice, "parts/../../x".into(), Some(b"x")),
+        ),
+        (
+            "an absolute path",
+            422,
+            upload(&alice, "/abs".into(), Some(b"x")),
+        ),
+        (
+            "a path through a .git folder",
+            422,
+            upload(&alice, "a/.git/x".into(), Some(b"x")),
+        ),
+        (
+            "a path into .git in capitals",
+            422,
+            upload(&alice, ".GIT/config".into(), Some(b"x")),
+        ),
+        (
+            "a backslash in the path",
+            422,
+            upload(&alice, "a\\b".into(), Some(b"x")),
+        ),
+        (
+            "a control character in the path",
+            422,
+            upload(&alice, "a\u{7}b.mcam".into(), Some(b"x")),
+        ),
+        (
+            "a newline in the path",
+            422,
+            upload(&alice, "a\nb.mcam".into(), Some(b"x")),
+        ),
+        (
+            "a 256-byte path",
+            422,
+            upload(&alice, long_name.clone(), Some(b"x")),
+        ),
+        (
+            "a path that names no file",
+            422,
+            upload(&alice, "/".into(), Some(b"x")),
+        ),
+        (
+            "a path that is taken",
+            409,
+            upload(&bob, "parts/held.mcam".into(), Some(b"other")),
+        ),
+        (
+            "an empty file",
+            422,
+            upload(&alice, "parts/empty.mcam".into(), Some(b"")),
+        ),
+        (
+            "no file part",
+            422,
+            upload(&alice, "parts/nofile.mcam".into(), None),
+        ),
         (
             "a multipart body that is not multipart",
             400,
-            raw_multipart(&alice, "/api/files".into(), "multipart/form-data; boundary=XYZ", "this is not multipart at all"),
+            raw_multipart(
+                &alice,
+                "/api/files".into(),
+                "multipart/form-data; boundary=XYZ",
+                "this is not multipart at all",
+            ),
         ),
         (
             "a multipart body cut off in the middle",
@@ -762,54 +1077,146 @@ async fn bad_requests_are_refused_with_a_reason_and_change_nothing() {
                 "--XYZ\r\nContent-Disposition: form-data; name=\"path\"\r\n\r\nparts/cut.mcam\r\n--XYZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a\"\r\n\r\nhalf a fi",
             ),
         ),
-        ("a check-in without a message", 422, checkin(&alice, vec![("bump", "minor")], Some(b"new"))),
-        ("a check-in with a blank message", 422, checkin(&alice, vec![("message", " \n "), ("bump", "minor")], Some(b"new"))),
-        ("a check-in message forging a trailer", 422, checkin(&alice, vec![("message", "Fix\n\nLatch-Revision: 9.9"), ("bump", "minor")], Some(b"new"))),
-        ("a check-in with an unknown bump", 422, checkin(&alice, vec![("message", "Fix"), ("bump", "huge")], Some(b"new"))),
-        ("a check-in without a file", 422, checkin(&alice, vec![("message", "Fix")], None)),
-        ("a check-in of an empty file", 422, checkin(&alice, vec![("message", "Fix")], Some(b""))),
-        ("a check-in of identical content", 422, checkin(&alice, vec![("message", "Fix")], Some(b"held"))),
-        ("a check-in by someone who does not hold the lock", 403, checkin(&bob, vec![("message", "Fix")], Some(b"new"))),
+        (
+            "a check-in without a message",
+            422,
+            checkin(&alice, vec![("bump", "minor")], Some(b"new")),
+        ),
+        (
+            "a check-in with a blank message",
+            422,
+            checkin(
+                &alice,
+                vec![("message", " \n "), ("bump", "minor")],
+                Some(b"new"),
+            ),
+        ),
+        (
+            "a check-in message forging a trailer",
+            422,
+            checkin(
+                &alice,
+                vec![("message", "Fix\n\nLatch-Revision: 9.9"), ("bump", "minor")],
+                Some(b"new"),
+            ),
+        ),
+        (
+            "a check-in with an unknown bump",
+            422,
+            checkin(
+                &alice,
+                vec![("message", "Fix"), ("bump", "huge")],
+                Some(b"new"),
+            ),
+        ),
+        (
+            "a check-in without a file",
+            422,
+            checkin(&alice, vec![("message", "Fix")], None),
+        ),
+        (
+            "a check-in of an empty file",
+            422,
+            checkin(&alice, vec![("message", "Fix")], Some(b"")),
+        ),
+        (
+            "a check-in of identical content",
+            422,
+            checkin(&alice, vec![("message", "Fix")], Some(b"held")),
+        ),
+        (
+            "a check-in by someone who does not hold the lock",
+            403,
+            checkin(&bob, vec![("message", "Fix")], Some(b"new")),
+        ),
         (
             "a malformed check-in body",
             400,
-            raw_multipart(&alice, format!("/api/files/{held}/checkin"), "multipart/form-data; boundary=XYZ", "garbage"),
+            raw_multipart(
+                &alice,
+                format!("/api/files/{held}/checkin"),
+                "multipart/form-data; boundary=XYZ",
+                "garbage",
+            ),
         ),
-        ("a check-out of an unknown file", 404, { let c = alice.clone(); async move { c.checkout(999, "").await }.boxed() }),
-        ("a check-in of an unknown file", 404, { let c = alice.clone(); async move { c.checkin(999, b"x", "Fix", "minor").await }.boxed() }),
-        ("a check-out of a held file", 409, { let c = bob.clone(); async move { c.checkout(held, "").await }.boxed() }),
-        ("a check-out with malformed JSON", 400, raw_multipart(&bob, format!("/api/files/{free}/checkout"), "application/json", "{\"comment\":")),
-        ("a user overriding", 403, { let c = bob.clone(); async move { c.override_lock(held).await }.boxed() }),
-        ("a user deleting", 403, { let c = bob.clone(); async move { c.delete(&format!("/api/files/{free}")).await }.boxed() }),
-        ("an admin deleting a held file", 409, { let c = admin.clone(); async move { c.delete(&format!("/api/files/{held}")).await }.boxed() }),
-        ("an admin deleting an unknown file", 404, { let c = admin.clone(); async move { c.delete("/api/files/999").await }.boxed() }),
-        ("someone else cancelling", 403, { let c = bob.clone(); async move { c.cancel(held).await }.boxed() }),
-        ("a cookie write without the CSRF header (cancel)", 403, { let c = alice_no_csrf.clone(); async move { c.cancel(held).await }.boxed() }),
-        ("a cookie write without the CSRF header (check-out)", 403, { let c = alice_no_csrf.clone(); async move { c.checkout(free, "").await }.boxed() }),
-        ("a cookie upload without the CSRF header", 403, upload(&alice_no_csrf, "parts/nocsrf.mcam".into(), Some(b"x"))),
+        ("a check-out of an unknown file", 404, {
+            let c = alice.clone();
+            async move { c.checkout(999, "").await }.boxed()
+        }),
+        ("a check-in of an unknown file", 404, {
+            let c = alice.clone();
+            async move { c.checkin(999, b"x", "Fix", "minor").await }.boxed()
+        }),
+        ("a check-out of a held file", 409, {
+            let c = bob.clone();
+            async move { c.checkout(held, "").await }.boxed()
+        }),
         (
-            "a cookie write with a wrong CSRF header",
-            403,
-            { let mut c = alice.clone(); c.csrf = Some("0".repeat(48)); async move { c.cancel(held).await }.boxed() },
+            "a check-out with malformed JSON",
+            400,
+            raw_multipart(
+                &bob,
+                format!("/api/files/{free}/checkout"),
+                "application/json",
+                "{\"comment\":",
+            ),
         ),
+        ("a user overriding", 403, {
+            let c = bob.clone();
+            async move { c.override_lock(held).await }.boxed()
+        }),
+        ("a user deleting", 403, {
+            let c = bob.clone();
+            async move { c.delete(&format!("/api/files/{free}")).await }.boxed()
+        }),
+        ("an admin deleting a held file", 409, {
+            let c = admin.clone();
+            async move { c.delete(&format!("/api/files/{held}")).await }.boxed()
+        }),
+        ("an admin deleting an unknown file", 404, {
+            let c = admin.clone();
+            async move { c.delete("/api/files/999").await }.boxed()
+        }),
+        ("someone else cancelling", 403, {
+            let c = bob.clone();
+            async move { c.cancel(held).await }.boxed()
+        }),
+        ("a cookie write without the CSRF header (cancel)", 403, {
+            let c = alice_no_csrf.clone();
+            async move { c.cancel(held).await }.boxed()
+        }),
+        ("a cookie write without the CSRF header (check-out)", 403, {
+            let c = alice_no_csrf.clone();
+            async move { c.checkout(free, "").await }.boxed()
+        }),
         (
-            "a cookie write from another site",
+            "a cookie upload without the CSRF header",
             403,
-            {
-                let c = alice.clone();
-                async move {
-                    c.http
-                        .post(c.url(&format!("/api/files/{held}/cancel")))
-                        .header("X-CSRF-Token", c.csrf.clone().unwrap())
-                        .header("Origin", "http://evil.example")
-                        .send()
-                        .await
-                        .unwrap()
-                }
-                .boxed()
-            },
+            upload(&alice_no_csrf, "parts/nocsrf.mcam".into(), Some(b"x")),
         ),
-        ("a write with no credentials at all", 401, upload(&app.anonymous(), "parts/anon.mcam".into(), Some(b"x"))),
+        ("a cookie write with a wrong CSRF header", 403, {
+            let mut c = alice.clone();
+            c.csrf = Some("0".repeat(48));
+            async move { c.cancel(held).await }.boxed()
+        }),
+        ("a cookie write from another site", 403, {
+            let c = alice.clone();
+            async move {
+                c.http
+                    .post(c.url(&format!("/api/files/{held}/cancel")))
+                    .header("X-CSRF-Token", c.csrf.clone().unwrap())
+                    .header("Origin", "http://evil.example")
+                    .send()
+                    .await
+                    .unwrap()
+            }
+            .boxed()
+        }),
+        (
+            "a write with no credentials at all",
+            401,
+            upload(&app.anonymous(), "parts/anon.mcam".into(), Some(b"x")),
+        ),
     ];
 
     for (reason, status, request) in cases {
@@ -823,10 +1230,17 @@ async fn bad_requests_are_refused_with_a_reason_and_change_nothing() {
             .and_then(|v| v["error"].as_str().map(str::to_string))
             .unwrap_or_else(|| panic!("{reason}: the error is a JSON sentence: {body}"));
         assert!(!message.is_empty(), "{reason}: an empty sentence");
-        assert!(!message.contains("panicked") && !message.contains("src/"), "{reason}: {message}");
+        assert!(
+            !message.contains("panicked") && !message.contains("src/"),
+            "{reason}: {message}"
+        );
         let after = snapshot(&app, &admin).await;
         assert_eq!(before, after, "{reason}: something changed");
-        assert!(after.spool.is_empty(), "{reason}: spool left behind {:?}", after.spool);
+        assert!(
+            after.spool.is_empty(),
+            "{reason}: spool left behind {:?}",
+            after.spool
+        );
     }
     assert_eq!(admin.file(held).await["lock"]["owner"], "alice");
 }
@@ -842,23 +1256,46 @@ async fn an_upload_over_the_limit_is_refused_with_413_and_leaves_nothing_behind(
     let before = snapshot(&app, &admin).await;
 
     let err = expect_error(alice.upload("parts/big.mcam", &[1u8; 1025]).await, 413).await;
-    assert!(err.contains("1.0 KiB") || err.contains("1024") || err.contains("limit"), "{err}");
-    let err = expect_error(alice.upload("parts/bigger.mcam", &[1u8; 64 * 1024]).await, 413).await;
+    assert!(
+        err.contains("1.0 KiB") || err.contains("1024") || err.contains("limit"),
+        "{err}"
+    );
+    let err = expect_error(
+        alice.upload("parts/bigger.mcam", &[1u8; 64 * 1024]).await,
+        413,
+    )
+    .await;
     assert!(err.contains("nothing was saved"), "{err}");
     // Far over the limit: the client still gets the answer, not a reset.
-    expect_error(alice.upload("parts/huge.mcam", &vec![1u8; 8 << 20]).await, 413).await;
+    expect_error(
+        alice.upload("parts/huge.mcam", &vec![1u8; 8 << 20]).await,
+        413,
+    )
+    .await;
     assert_eq!(snapshot(&app, &admin).await, before);
 
     // The same limit on check-in; the lock stays.
     assert_eq!(alice.checkout(at_limit, "").await.status(), 200);
     let before = snapshot(&app, &admin).await;
-    expect_error(alice.checkin(at_limit, &[2u8; 4096], "Too big", "minor").await, 413).await;
+    expect_error(
+        alice
+            .checkin(at_limit, &[2u8; 4096], "Too big", "minor")
+            .await,
+        413,
+    )
+    .await;
     assert_eq!(snapshot(&app, &admin).await, before);
-    assert!(files_under(&app.data_dir.join("spool")).is_empty(), "the spool directory is empty");
+    assert!(
+        files_under(&app.data_dir.join("spool")).is_empty(),
+        "the spool directory is empty"
+    );
 
     // A plain HTML form upload over the limit: refused, told, nothing kept.
     let browser = Browser::sign_in(&app, "alice", USER_PASSWORD).await;
-    let form = upload_form(&[("_csrf", &browser.csrf), ("path", "parts/html-big.mcam")], Some(&[3u8; 2048]));
+    let form = upload_form(
+        &[("_csrf", &browser.csrf), ("path", "parts/html-big.mcam")],
+        Some(&[3u8; 2048]),
+    );
     let resp = browser.post_multipart("/files", form).await;
     assert_flash(&browser, resp, "larger than the limit", true).await;
     assert_eq!(snapshot(&app, &admin).await, before);
@@ -870,22 +1307,42 @@ async fn markup_in_a_description_is_shown_escaped_and_never_raw() {
     let alice = app.user("alice").await;
     let evil = r#"<script>alert("pwned")</script><img src=x onerror=alert(1)>"#;
     let resp = alice
-        .post_form("/api/files", upload_form(&[("path", "parts/evil.mcam"), ("description", evil)], Some(b"x")))
+        .post_form(
+            "/api/files",
+            upload_form(
+                &[("path", "parts/evil.mcam"), ("description", evil)],
+                Some(b"x"),
+            ),
+        )
         .await;
     let file = json_of(resp, 201).await;
     assert_eq!(file["description"], evil, "JSON carries the text as given");
     let id = file["id"].as_u64().unwrap();
-    assert_eq!(alice.checkout(id, "<b>bold</b> comment").await.status(), 200);
+    assert_eq!(
+        alice.checkout(id, "<b>bold</b> comment").await.status(),
+        200
+    );
 
     let browser = Browser::sign_in(&app, "alice", USER_PASSWORD).await;
-    for path in [format!("/files/{id}"), "/".to_string(), format!("/files/{id}/history"), "/activity".into()] {
+    for path in [
+        format!("/files/{id}"),
+        "/".to_string(),
+        format!("/files/{id}/history"),
+        "/activity".into(),
+    ] {
         let page = browser.page(&path).await;
         assert!(!page.contains("<script>alert"), "{path} has the raw script");
         assert!(!page.contains("<img src=x"), "{path} has the raw img");
         assert!(!page.contains("<b>bold</b>"), "{path} has the raw comment");
         if path.starts_with("/files/") && !path.ends_with("history") || path == "/" {
-            assert!(page.contains("&lt;script&gt;alert("), "{path} shows the description escaped");
-            assert!(page.contains("&lt;b&gt;bold&lt;/b&gt; comment"), "{path} shows the comment escaped");
+            assert!(
+                page.contains("&lt;script&gt;alert("),
+                "{path} shows the description escaped"
+            );
+            assert!(
+                page.contains("&lt;b&gt;bold&lt;/b&gt; comment"),
+                "{path} shows the comment escaped"
+            );
         }
     }
 }
@@ -903,16 +1360,37 @@ async fn users_locks_files_and_history_survive_a_restart() {
     let versioned = bob.upload_ok("parts/versioned.mcam", b"versioned v1").await;
     let deleted = bob.upload_ok("parts/deleted.mcam", b"deleted").await;
     assert_eq!(bob.checkout(versioned, "").await.status(), 200);
-    assert_eq!(bob.checkin(versioned, b"versioned v2", "Second", "major").await.status(), 200);
-    assert_eq!(alice.checkout(locked, "on the mill until Friday").await.status(), 200);
-    assert_eq!(admin.delete(&format!("/api/files/{deleted}")).await.status(), 204);
+    assert_eq!(
+        bob.checkin(versioned, b"versioned v2", "Second", "major")
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        alice
+            .checkout(locked, "on the mill until Friday")
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        admin
+            .delete(&format!("/api/files/{deleted}"))
+            .await
+            .status(),
+        204
+    );
     let before = snapshot(&app, &admin).await;
     let users_before = admin.get_json("/api/users").await;
 
     app.restart().await;
 
     let admin = app.admin().await;
-    assert_eq!(snapshot(&app, &admin).await, before, "files, locks, history and events are as they were");
+    assert_eq!(
+        snapshot(&app, &admin).await,
+        before,
+        "files, locks, history and events are as they were"
+    );
     assert_eq!(admin.get_json("/api/users").await, users_before);
     let file = admin.file(locked).await;
     assert_eq!(file["lock"]["owner"], "alice");
@@ -922,20 +1400,36 @@ async fn users_locks_files_and_history_survive_a_restart() {
 
     // Sessions are kept too; and work goes on where it stopped.
     let alice = app.login("alice", USER_PASSWORD).await;
-    let file = json_of(alice.checkin(locked, b"locked v2", "After the restart", "minor").await, 200).await;
+    let file = json_of(
+        alice
+            .checkin(locked, b"locked v2", "After the restart", "minor")
+            .await,
+        200,
+    )
+    .await;
     assert_eq!(file["revision"], "1.1");
     let bob_again = app.login("bobby", USER_PASSWORD).await;
     let next = bob_again.upload_ok("parts/new.mcam", b"new").await;
-    assert!(next > deleted, "a deleted file's id is not handed out again: {next}");
+    assert!(
+        next > deleted,
+        "a deleted file's id is not handed out again: {next}"
+    );
     let history = alice.history(locked).await;
     assert_eq!(history.len(), 2);
     assert_eq!(history[0]["message"], "After the restart");
 
     if common::have_tool("git", "git") {
         let fsck = common::git(&app.vault_path(), &["fsck", "--full", "--strict"]).unwrap();
-        assert!(fsck.status.success(), "git fsck: {}", String::from_utf8_lossy(&fsck.stderr));
+        assert!(
+            fsck.status.success(),
+            "git fsck: {}",
+            String::from_utf8_lossy(&fsck.stderr)
+        );
         let stderr = String::from_utf8_lossy(&fsck.stderr);
-        assert!(!stderr.contains("error") && !stderr.contains("missing"), "{stderr}");
+        assert!(
+            !stderr.contains("error") && !stderr.contains("missing"),
+            "{stderr}"
+        );
     }
 }
 
@@ -965,52 +1459,103 @@ async fn every_action_works_as_a_plain_form_post_without_javascript() {
 
     // Upload.
     let form = upload_form(
-        &[("_csrf", &browser.csrf), ("path", "parts/1234567.mcam"), ("description", "Bracket"), ("revision", "1.0")],
+        &[
+            ("_csrf", &browser.csrf),
+            ("path", "parts/1234567.mcam"),
+            ("description", "Bracket"),
+            ("revision", "1.0"),
+        ],
         Some(b"first"),
     );
     let resp = browser.post_multipart("/files", form).await;
-    assert_flash(&browser, resp, "parts/1234567.mcam uploaded as revision 1.0", false).await;
+    assert_flash(
+        &browser,
+        resp,
+        "parts/1234567.mcam uploaded as revision 1.0",
+        false,
+    )
+    .await;
     let files = api.files().await;
     assert_eq!(files.len(), 1);
     let id = files[0]["id"].as_u64().unwrap();
     let page = browser.page("/").await;
-    assert!(page.contains(&format!(r#"id="file-{id}""#)), "the dashboard shows the card");
+    assert!(
+        page.contains(&format!(r#"id="file-{id}""#)),
+        "the dashboard shows the card"
+    );
 
     // Check out with a comment.
     let resp = browser
-        .post(&format!("/files/{id}/checkout"), &[("_csrf", &browser.csrf), ("comment", "on the mill")])
+        .post(
+            &format!("/files/{id}/checkout"),
+            &[("_csrf", &browser.csrf), ("comment", "on the mill")],
+        )
         .await;
     assert_flash(&browser, resp, "You checked out parts/1234567.mcam", false).await;
     let file = api.file(id).await;
-    assert_eq!((file["lock"]["owner"].as_str(), file["lock"]["comment"].as_str()), (Some("alice"), Some("on the mill")));
+    assert_eq!(
+        (
+            file["lock"]["owner"].as_str(),
+            file["lock"]["comment"].as_str()
+        ),
+        (Some("alice"), Some("on the mill"))
+    );
     let page = browser.page("/").await;
     assert!(page.contains(r#"data-state="locked""#) && page.contains("Check in"));
 
     // Check in, major.
-    let form = upload_form(&[("_csrf", &browser.csrf), ("message", "New fixture"), ("bump", "major")], Some(b"second"));
-    let resp = browser.post_multipart(&format!("/files/{id}/checkin"), form).await;
+    let form = upload_form(
+        &[
+            ("_csrf", &browser.csrf),
+            ("message", "New fixture"),
+            ("bump", "major"),
+        ],
+        Some(b"second"),
+    );
+    let resp = browser
+        .post_multipart(&format!("/files/{id}/checkin"), form)
+        .await;
     assert_flash(&browser, resp, "checked in as revision 2.0", false).await;
     let file = api.file(id).await;
-    assert_eq!((file["revision"].as_str(), file["state"].as_str()), (Some("2.0"), Some("available")));
+    assert_eq!(
+        (file["revision"].as_str(), file["state"].as_str()),
+        (Some("2.0"), Some("available"))
+    );
 
     // A failing action comes back as an error flash.
-    let form = upload_form(&[("_csrf", &browser.csrf), ("message", "Again")], Some(b"third"));
-    let resp = browser.post_multipart(&format!("/files/{id}/checkin"), form).await;
+    let form = upload_form(
+        &[("_csrf", &browser.csrf), ("message", "Again")],
+        Some(b"third"),
+    );
+    let resp = browser
+        .post_multipart(&format!("/files/{id}/checkin"), form)
+        .await;
     assert_flash(&browser, resp, "not checked out", true).await;
 
     // Check out, then cancel.
-    let resp = browser.post(&format!("/files/{id}/checkout"), &[("_csrf", &browser.csrf)]).await;
+    let resp = browser
+        .post(
+            &format!("/files/{id}/checkout"),
+            &[("_csrf", &browser.csrf)],
+        )
+        .await;
     assert_flash(&browser, resp, "You checked out", false).await;
     assert_eq!(api.file(id).await["lock"]["comment"], Value::Null);
-    let resp = browser.post(&format!("/files/{id}/cancel"), &[("_csrf", &browser.csrf)]).await;
+    let resp = browser
+        .post(&format!("/files/{id}/cancel"), &[("_csrf", &browser.csrf)])
+        .await;
     assert_flash(&browser, resp, "cancelled", false).await;
     assert_eq!(api.file(id).await["state"], "available");
 
     // Refused: no token, a wrong token, another site.
     let before = snapshot(&app, &api).await;
-    let resp = browser.post(&format!("/files/{id}/checkout"), &[("comment", "no token")]).await;
+    let resp = browser
+        .post(&format!("/files/{id}/checkout"), &[("comment", "no token")])
+        .await;
     assert_flash(&browser, resp, "reload and try again", true).await;
-    let resp = browser.post(&format!("/files/{id}/checkout"), &[("_csrf", "forged")]).await;
+    let resp = browser
+        .post(&format!("/files/{id}/checkout"), &[("_csrf", "forged")])
+        .await;
     assert_flash(&browser, resp, "reload and try again", true).await;
     let resp = browser
         .http
@@ -1033,10 +1578,17 @@ async fn every_action_works_as_a_plain_form_post_without_javascript() {
     let form = upload_form(&[("path", "parts/no-token.mcam")], Some(b"x"));
     let resp = browser.post_multipart("/files", form).await;
     assert_flash(&browser, resp, "reload and try again", true).await;
-    let form = upload_form(&[("_csrf", &browser.csrf), ("path", "../escape")], Some(b"x"));
+    let form = upload_form(
+        &[("_csrf", &browser.csrf), ("path", "../escape")],
+        Some(b"x"),
+    );
     let resp = browser.post_multipart("/files", form).await;
     assert_flash(&browser, resp, "..", true).await;
-    assert_eq!(snapshot(&app, &api).await, before, "refused forms change nothing");
+    assert_eq!(
+        snapshot(&app, &api).await,
+        before,
+        "refused forms change nothing"
+    );
 
     // Log out: the session ends.
     let resp = browser.post("/logout", &[("_csrf", &browser.csrf)]).await;
@@ -1056,16 +1608,26 @@ async fn an_admin_overrides_and_deletes_through_plain_forms() {
     let admin = Browser::sign_in(&app, "admin", common::ADMIN_PASSWORD).await;
     let user = Browser::sign_in(&app, "alice", USER_PASSWORD).await;
 
-    let resp = user.post(&format!("/files/{id}/override"), &[("_csrf", &user.csrf)]).await;
+    let resp = user
+        .post(&format!("/files/{id}/override"), &[("_csrf", &user.csrf)])
+        .await;
     assert_flash(&user, resp, "Only an admin", true).await;
-    let resp = admin.post(&format!("/files/{id}/delete"), &[("_csrf", &admin.csrf)]).await;
+    let resp = admin
+        .post(&format!("/files/{id}/delete"), &[("_csrf", &admin.csrf)])
+        .await;
     assert_flash(&admin, resp, "checked out by alice", true).await;
-    let resp = admin.post(&format!("/files/{id}/override"), &[("_csrf", &admin.csrf)]).await;
+    let resp = admin
+        .post(&format!("/files/{id}/override"), &[("_csrf", &admin.csrf)])
+        .await;
     assert_flash(&admin, resp, "was overridden", false).await;
     assert_eq!(alice.file(id).await["state"], "available");
-    let resp = user.post(&format!("/files/{id}/delete"), &[("_csrf", &user.csrf)]).await;
+    let resp = user
+        .post(&format!("/files/{id}/delete"), &[("_csrf", &user.csrf)])
+        .await;
     assert_flash(&user, resp, "Only an admin", true).await;
-    let resp = admin.post(&format!("/files/{id}/delete"), &[("_csrf", &admin.csrf)]).await;
+    let resp = admin
+        .post(&format!("/files/{id}/delete"), &[("_csrf", &admin.csrf)])
+        .await;
     assert_flash(&admin, resp, "parts/a.mcam was deleted", false).await;
     expect_error(alice.get(&format!("/api/files/{id}")).await, 404).await;
 
@@ -1101,7 +1663,10 @@ async fn an_htmx_action_answers_with_out_of_band_fragments() {
         .unwrap();
     assert_eq!(resp.status(), 200);
     let fragment = resp.text().await.unwrap();
-    assert!(fragment.contains(&format!(r#"id="file-{id}""#)), "{fragment}");
+    assert!(
+        fragment.contains(&format!(r#"id="file-{id}""#)),
+        "{fragment}"
+    );
     assert!(fragment.contains("hx-swap-oob"), "{fragment}");
     assert!(fragment.contains(r#"data-state="locked""#), "{fragment}");
     assert!(fragment.contains(r#"data-locked-by="alice""#), "{fragment}");
@@ -1120,7 +1685,10 @@ async fn an_htmx_action_answers_with_out_of_band_fragments() {
     assert_eq!(resp.status(), 409);
     assert_eq!(header(&resp, "hx-reswap"), "none");
     let fragment = resp.text().await.unwrap();
-    assert!(fragment.contains("already checked out by alice"), "{fragment}");
+    assert!(
+        fragment.contains("already checked out by alice"),
+        "{fragment}"
+    );
     assert!(fragment.contains("hx-swap-oob"), "{fragment}");
 
     // Without the header token, htmx is refused too.
