@@ -188,6 +188,7 @@ pub async fn run(
         tracing::warn!("No users yet. Create the first admin at http://{addr}/setup?token={token}");
     }
     let hub = app.hub.clone();
+    let live = app.hub.clone();
     let grace = app.config.shutdown_grace;
     let signal = async move {
         shutdown.await;
@@ -197,5 +198,11 @@ pub async fn run(
     Server::new_with_acceptor(acceptor)
         .run_with_graceful_shutdown(endpoint(app), signal, Some(grace))
         .await?;
+    // Upgraded WebSockets are no longer the server's connections: give their
+    // tasks a moment to send 1012 before the caller drops the runtime.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
+    while live.connections() != (0, 0) && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     Ok(())
 }
