@@ -106,6 +106,17 @@ pub struct NewUser {
 
 /// Creates a user; 409 when the name is taken. Blocking.
 pub fn create_user(store: &store::Store, new: NewUser) -> AppResult<UserRecord> {
+    insert_user(store, new, false)
+}
+
+/// Creates the first account; 409 if any account exists by the time the
+/// write happens, so two racing set-ups cannot both make an admin. Blocking.
+pub fn create_first_user(store: &store::Store, new: NewUser) -> AppResult<UserRecord> {
+    insert_user(store, new, true)
+}
+
+fn insert_user(store: &store::Store, new: NewUser, only_if_none: bool) -> AppResult<UserRecord> {
+    use redb::ReadableTableMetadata;
     let hash = hash_password(&new.password)?;
     let rec = UserRecord {
         username: new.username.as_str().to_string(),
@@ -119,6 +130,11 @@ pub fn create_user(store: &store::Store, new: NewUser) -> AppResult<UserRecord> 
         created_at: now(),
     };
     store.write(|tx| {
+        if only_if_none && tx.txn.open_table(USERS)?.len()? > 0 {
+            return Err(AppError::Conflict(
+                "Latch is already set up; sign in instead.".into(),
+            ));
+        }
         if store::get_user(&tx.txn.open_table(USERS)?, &rec.username)?.is_some() {
             return Err(AppError::Conflict(format!(
                 "The username {} is taken.",
@@ -447,8 +463,11 @@ struct Failures {
 }
 
 impl Throttle {
-    /// Failures allowed before waiting is required.
+    /// Failures allowed per username before waiting is required.
     const FREE: u32 = 5;
+    /// Per client address the allowance is larger: many people may share one
+    /// address (an office NAT, a proxy not declared as trusted).
+    const FREE_PER_ADDRESS: u32 = 30;
     const FORGET_AFTER: Duration = Duration::from_secs(15 * 60);
 
     fn keys(username: &str, ip: IpAddr) -> [String; 2] {
@@ -460,9 +479,10 @@ impl Throttle {
         let map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         Self::keys(username, ip)
             .iter()
-            .filter_map(|k| map.get(k))
-            .filter_map(|f| {
-                let over = f.count.checked_sub(Self::FREE)?;
+            .zip([Self::FREE, Self::FREE_PER_ADDRESS])
+            .filter_map(|(key, free)| map.get(key).map(|f| (f, free)))
+            .filter_map(|(f, free)| {
+                let over = f.count.checked_sub(free)?;
                 // 1 s, 2 s, 4 s … up to 5 minutes after each further failure.
                 let wait = Duration::from_secs((1u64 << over.min(9)).min(300));
                 let since = f.last.elapsed();
@@ -504,10 +524,10 @@ pub async fn login(app: &App, username: &str, password: &str, ip: IpAddr) -> App
         .unwrap_or_default();
     if let Some(wait) = app.throttle.check(&name, ip) {
         return Err(AppError::TooManyRequests {
-            message: format!(
-                "Too many failed logins; try again in {} seconds.",
-                wait.as_secs().max(1)
-            ),
+            message: match wait.as_secs().max(1) {
+                1 => "Too many failed logins; try again in 1 second.".to_string(),
+                n => format!("Too many failed logins; try again in {n} seconds."),
+            },
             retry_after_secs: wait.as_secs().max(1),
         });
     }

@@ -829,7 +829,7 @@ async fn setup_submit(Data(app): Data<&App>, req: &Request, body: Body) -> Respo
         };
         let store = app.store.clone();
         let (token, _) = tokio::task::spawn_blocking(move || {
-            let user = auth::create_user(&store, new)?;
+            let user = auth::create_first_user(&store, new)?;
             auth::start_session(&store, &user)
         })
         .await??;
