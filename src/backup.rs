@@ -382,9 +382,7 @@ fn copy_vault(src: &Path, dst: &Path, refs: &Refs) -> AppResult<(u64, u64)> {
             Err(e) => return Err(e.into()),
         }
         if relative.components().count() == 2
-            && relative
-                .parent()
-                .is_some_and(|p| p.as_os_str().len() == 2)
+            && relative.parent().is_some_and(|p| p.as_os_str().len() == 2)
         {
             count += 1;
         }

@@ -230,7 +230,12 @@ impl Files {
         crate::metrics::operation("delete", self.delete_inner(actor, id).await)
     }
 
-    async fn upload_inner(&self, actor: &Actor, new: NewFile, spool: Spool) -> AppResult<FileRecord> {
+    async fn upload_inner(
+        &self,
+        actor: &Actor,
+        new: NewFile,
+        spool: Spool,
+    ) -> AppResult<FileRecord> {
         if spool.size == 0 {
             return Err(AppError::Invalid(
                 "The file is empty; choose a file with content.".into(),

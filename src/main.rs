@@ -56,13 +56,15 @@ enum Command {
     #[command(subcommand)]
     User(UserCommand),
     /// Copy the data directory consistently into DIR, even while the server runs.
-    #[command(long_about = "Copy the data directory (database and Git vault) consistently into DIR, \
+    #[command(
+        long_about = "Copy the data directory (database and Git vault) consistently into DIR, \
                   a new or empty directory.\n\n\
                   With the server stopped, the copy is made directly from --data. While a server \
                   holds the data directory, that server makes the copy: pass an admin's API token \
                   (--token) and, unless it listens on --bind, its --url. DIR is then a path on \
                   the server's machine (inside the container, under Docker).\n\n\
-                  To restore, stop Latch and start it with --data DIR (or move DIR into place).")]
+                  To restore, stop Latch and start it with --data DIR (or move DIR into place)."
+    )]
     Backup(BackupArgs),
     /// Exit 0 when the server answers /healthz (for container health checks).
     Healthcheck {
@@ -70,7 +72,12 @@ enum Command {
         #[arg(long, env = "LATCH_HEALTHCHECK_URL")]
         url: Option<String>,
         /// The address the server listens on.
-        #[arg(long, env = "LATCH_BIND", default_value = "127.0.0.1:8000", value_name = "ADDR")]
+        #[arg(
+            long,
+            env = "LATCH_BIND",
+            default_value = "127.0.0.1:8000",
+            value_name = "ADDR"
+        )]
         bind: SocketAddr,
     },
 }
@@ -80,7 +87,12 @@ struct BackupArgs {
     /// Where to write the copy: a new or empty directory.
     dir: PathBuf,
     /// Data directory of a stopped server.
-    #[arg(long, env = "LATCH_DATA", default_value = "latch-data", value_name = "DIR")]
+    #[arg(
+        long,
+        env = "LATCH_DATA",
+        default_value = "latch-data",
+        value_name = "DIR"
+    )]
     data: PathBuf,
     /// Base URL of the running server that should make the copy [default: from --bind].
     #[arg(long, env = "LATCH_URL")]
@@ -89,7 +101,12 @@ struct BackupArgs {
     #[arg(long, env = "LATCH_TOKEN", hide_env_values = true)]
     token: Option<String>,
     /// The address the running server listens on.
-    #[arg(long, env = "LATCH_BIND", default_value = "127.0.0.1:8000", value_name = "ADDR")]
+    #[arg(
+        long,
+        env = "LATCH_BIND",
+        default_value = "127.0.0.1:8000",
+        value_name = "ADDR"
+    )]
     bind: SocketAddr,
 }
 
@@ -102,7 +119,12 @@ enum UserCommand {
         #[arg(long)]
         admin: bool,
         /// Data directory of the stopped server.
-        #[arg(long, env = "LATCH_DATA", default_value = "latch-data", value_name = "DIR")]
+        #[arg(
+            long,
+            env = "LATCH_DATA",
+            default_value = "latch-data",
+            value_name = "DIR"
+        )]
         data: PathBuf,
     },
 }
@@ -110,10 +132,20 @@ enum UserCommand {
 #[derive(Args, Clone)]
 struct ServeArgs {
     /// Data directory (holds latch.redb and vault.git); created if missing.
-    #[arg(long, env = "LATCH_DATA", default_value = "latch-data", value_name = "DIR")]
+    #[arg(
+        long,
+        env = "LATCH_DATA",
+        default_value = "latch-data",
+        value_name = "DIR"
+    )]
     data: PathBuf,
     /// Address to listen on.
-    #[arg(long, env = "LATCH_BIND", default_value = "127.0.0.1:8000", value_name = "ADDR")]
+    #[arg(
+        long,
+        env = "LATCH_BIND",
+        default_value = "127.0.0.1:8000",
+        value_name = "ADDR"
+    )]
     bind: SocketAddr,
     /// Largest upload accepted, e.g. 512M or 2G.
     #[arg(long, env = "LATCH_MAX_UPLOAD", default_value = "512M", value_name = "SIZE", value_parser = latch::config::parse_size)]
@@ -133,7 +165,12 @@ struct ServeArgs {
     )]
     trusted_proxies: Vec<std::net::IpAddr>,
     /// Creates user `admin` with this password on a first start with no users.
-    #[arg(long, env = "LATCH_ADMIN_PASSWORD", hide_env_values = true, value_name = "PASSWORD")]
+    #[arg(
+        long,
+        env = "LATCH_ADMIN_PASSWORD",
+        hide_env_values = true,
+        value_name = "PASSWORD"
+    )]
     admin_password: Option<String>,
     /// Also serve /metrics here, without authentication (on the main address it is admin-only).
     #[arg(long, env = "LATCH_METRICS_BIND", value_name = "ADDR")]
@@ -215,9 +252,9 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         let listener =
             bind(args.bind).map_err(|e| format!("cannot listen on {}: {e}", args.bind))?;
         let metrics_listener = match args.metrics_bind {
-            Some(addr) => Some(
-                bind(addr).map_err(|e| format!("cannot listen on {addr} for metrics: {e}"))?,
-            ),
+            Some(addr) => {
+                Some(bind(addr).map_err(|e| format!("cannot listen on {addr} for metrics: {e}"))?)
+            }
             None => None,
         };
         let app = latch::open(config).map_err(|e| e.to_string())?;
@@ -352,13 +389,9 @@ fn backup(args: BackupArgs) -> Result<(), String> {
             }
             match latch::store::Store::open(&config.db_path()) {
                 Ok(store) => {
-                    let report = latch::backup::write(
-                        &store,
-                        &config.data_dir,
-                        &config.vault_path(),
-                        &dir,
-                    )
-                    .map_err(|e| e.public_message())?;
+                    let report =
+                        latch::backup::write(&store, &config.data_dir, &config.vault_path(), &dir)
+                            .map_err(|e| e.public_message())?;
                     println!(
                         "Backup written to {}: {} files, {} users, {} Git objects ({}), events up to #{}.",
                         dir.display(),
@@ -396,7 +429,10 @@ fn backup(args: BackupArgs) -> Result<(), String> {
     let json: serde_json::Value = serde_json::from_str(&response.body).unwrap_or_default();
     if response.status != 200 {
         let sentence = json["error"].as_str().unwrap_or(response.body.trim());
-        return Err(format!("the server refused ({}): {sentence}", response.status));
+        return Err(format!(
+            "the server refused ({}): {sentence}",
+            response.status
+        ));
     }
     println!(
         "Backup written by the server to {}: {} files, {} users, {} Git objects ({}), events up to #{}.",

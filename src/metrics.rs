@@ -26,7 +26,9 @@ use crate::error::{AppError, AppResult};
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Operation kinds, as `kind` labels. `Files` reports each one.
-pub const OPERATIONS: [&str; 6] = ["upload", "checkout", "cancel", "checkin", "override", "delete"];
+pub const OPERATIONS: [&str; 6] = [
+    "upload", "checkout", "cancel", "checkin", "override", "delete",
+];
 
 /// Outcomes, as `outcome` labels: `ok`, or the error's class.
 const OUTCOMES: [&str; 10] = [
@@ -137,7 +139,12 @@ pub fn render(app: &App) -> String {
     let r = registry();
     let mut out = String::with_capacity(4096);
 
-    family(&mut out, "latch_build_info", "gauge", "The running version.");
+    family(
+        &mut out,
+        "latch_build_info",
+        "gauge",
+        "The running version.",
+    );
     let _ = writeln!(
         out,
         "latch_build_info{{version=\"{}\"}} 1",
@@ -163,7 +170,10 @@ pub fn render(app: &App) -> String {
         "gauge",
         "Open live-update connections, by transport.",
     );
-    let _ = writeln!(out, "latch_live_connections{{transport=\"websocket\"}} {ws}");
+    let _ = writeln!(
+        out,
+        "latch_live_connections{{transport=\"websocket\"}} {ws}"
+    );
     let _ = writeln!(out, "latch_live_connections{{transport=\"sse\"}} {sse}");
 
     family(
@@ -256,7 +266,10 @@ pub fn render(app: &App) -> String {
     );
     let sum = r.latency_sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
     let _ = writeln!(out, "latch_http_request_duration_seconds_sum {sum}");
-    let _ = writeln!(out, "latch_http_request_duration_seconds_count {cumulative}");
+    let _ = writeln!(
+        out,
+        "latch_http_request_duration_seconds_count {cumulative}"
+    );
     out
 }
 

@@ -16,7 +16,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{ADMIN_PASSWORD, Client, TestApp, USER_PASSWORD, expect_error, have_tool, require_all};
+use common::{
+    ADMIN_PASSWORD, Client, TestApp, USER_PASSWORD, expect_error, have_tool, require_all,
+};
 use futures_util::StreamExt;
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
@@ -128,7 +130,11 @@ impl Server {
     async fn stop(&mut self) {
         self.signal("TERM");
         let status = self.wait_exit(Duration::from_secs(20)).await;
-        assert!(status.success(), "exit status {status}:\n{}", self.log_text());
+        assert!(
+            status.success(),
+            "exit status {status}:\n{}",
+            self.log_text()
+        );
     }
 
     async fn login(&self, username: &str, password: &str) -> Client {
@@ -223,9 +229,8 @@ fn assert_closed_cleanly(db: &Path) {
 // ---------------------------------------------------------------------------
 // Live connections as a browser makes them.
 
-type Ws = tokio_tungstenite::WebSocketStream<
-    tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
->;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn open_ws(base: &str, client: &Client) -> Ws {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -349,7 +354,9 @@ async fn churn(client: Client, id: u64, stop: Arc<AtomicBool>) -> Ledger {
                 };
                 ledger.locked = false;
                 ledger.revision = body["revision"].as_str().expect("revision").into();
-                ledger.heads.push(body["head"].as_str().expect("head").into());
+                ledger
+                    .heads
+                    .push(body["head"].as_str().expect("head").into());
             }
             Ok(r) => panic!("checkin of {id} answered {}", r.status()),
             Err(_) => {
@@ -426,10 +433,18 @@ async fn sigterm_closes_live_connections_finishes_requests_and_keeps_every_ackno
     let stop = Arc::new(AtomicBool::new(false));
     let mut workers = Vec::new();
     for (n, id) in ids.iter().enumerate() {
-        let client = if n % 2 == 0 { alice.clone() } else { bob.clone() };
+        let client = if n % 2 == 0 {
+            alice.clone()
+        } else {
+            bob.clone()
+        };
         workers.push(tokio::spawn(churn(client, *id, stop.clone())));
     }
-    let slow = tokio::spawn(slow_checkin(alice.clone(), slow_id, Duration::from_millis(2000)));
+    let slow = tokio::spawn(slow_checkin(
+        alice.clone(),
+        slow_id,
+        Duration::from_millis(2000),
+    ));
 
     // Traffic is flowing and the slow body is half sent when the signal comes.
     tokio::time::sleep(Duration::from_millis(1000)).await;
@@ -449,7 +464,11 @@ async fn sigterm_closes_live_connections_finishes_requests_and_keeps_every_ackno
         .await
         .expect("the WebSocket was closed")
         .expect("reader");
-    assert_eq!(close, Some(1012), "the WebSocket is closed with 1012 (restart)");
+    assert_eq!(
+        close,
+        Some(1012),
+        "the WebSocket is closed with 1012 (restart)"
+    );
     let ended = tokio::time::timeout(Duration::from_secs(5), sse)
         .await
         .expect("the SSE stream ended")
@@ -463,7 +482,10 @@ async fn sigterm_closes_live_connections_finishes_requests_and_keeps_every_ackno
         ledgers.push(w.await.expect("worker"));
     }
     let acknowledged: usize = ledgers.iter().map(|l| l.heads.len()).sum();
-    assert!(acknowledged > 0, "some check-ins were acknowledged before the signal");
+    assert!(
+        acknowledged > 0,
+        "some check-ins were acknowledged before the signal"
+    );
 
     assert_closed_cleanly(&data.join("latch.redb"));
 
@@ -492,7 +514,10 @@ async fn sigterm_closes_live_connections_finishes_requests_and_keeps_every_ackno
             .filter_map(|v| v["commit"].as_str().map(str::to_string))
             .collect();
         for head in &ledger.heads {
-            assert!(history.contains(head), "acknowledged commit {head} survived");
+            assert!(
+                history.contains(head),
+                "acknowledged commit {head} survived"
+            );
         }
     }
     let file = alice.file(slow_id).await;
@@ -507,8 +532,13 @@ async fn sigterm_closes_live_connections_finishes_requests_and_keeps_every_ackno
 // Metrics, logs, help.
 
 fn metric(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
+    text.lines().find_map(|l| {
+        l.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
 }
 
 /// Checks the text against the exposition format: every sample belongs to a
@@ -543,18 +573,21 @@ fn assert_exposition(text: &str) {
             .iter()
             .find_map(|s| name.strip_suffix(s).filter(|f| families.contains(*f)))
             .unwrap_or(name);
-        assert!(families.contains(family), "{name} has a # TYPE line before it");
-        if let Some(labels) = series.strip_prefix(name) {
-            if !labels.is_empty() {
-                let inner = labels
-                    .strip_prefix('{')
-                    .and_then(|l| l.strip_suffix('}'))
-                    .expect("labels in braces");
-                for pair in inner.split(',') {
-                    let (k, v) = pair.split_once('=').expect("label=value");
-                    assert!(k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
-                    assert!(v.starts_with('"') && v.ends_with('"'), "quoted: {pair}");
-                }
+        assert!(
+            families.contains(family),
+            "{name} has a # TYPE line before it"
+        );
+        if let Some(labels) = series.strip_prefix(name)
+            && !labels.is_empty()
+        {
+            let inner = labels
+                .strip_prefix('{')
+                .and_then(|l| l.strip_suffix('}'))
+                .expect("labels in braces");
+            for pair in inner.split(',') {
+                let (k, v) = pair.split_once('=').expect("label=value");
+                assert!(k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
+                assert!(v.starts_with('"') && v.ends_with('"'), "quoted: {pair}");
             }
         }
     }
@@ -615,7 +648,13 @@ async fn metrics_count_operations_connections_and_latency_for_admins_and_on_the_
     expect_error(bob.checkout(id, "").await, 409).await;
     expect_error(bob.cancel(id).await, 403).await;
     expect_error(bob.override_lock(id).await, 403).await;
-    assert_eq!(alice.checkin(id, &[8u8; 2500], "v2", "minor").await.status(), 200);
+    assert_eq!(
+        alice
+            .checkin(id, &[8u8; 2500], "v2", "minor")
+            .await
+            .status(),
+        200
+    );
     expect_error(alice.checkin(id, &[9u8; 10], "v3", "minor").await, 409).await;
 
     let ws = open_ws(&server.base, &alice).await;
@@ -643,14 +682,38 @@ async fn metrics_count_operations_connections_and_latency_for_admins_and_on_the_
         ("latch_live_connections{transport=\"websocket\"}", 1.0),
         ("latch_live_connections{transport=\"sse\"}", 1.0),
         ("latch_events_published_total", 3.0),
-        ("latch_operations_total{kind=\"upload\",outcome=\"ok\"}", 1.0),
-        ("latch_operations_total{kind=\"checkout\",outcome=\"ok\"}", 1.0),
-        ("latch_operations_total{kind=\"checkout\",outcome=\"conflict\"}", 1.0),
-        ("latch_operations_total{kind=\"cancel\",outcome=\"forbidden\"}", 1.0),
-        ("latch_operations_total{kind=\"override\",outcome=\"forbidden\"}", 1.0),
-        ("latch_operations_total{kind=\"checkin\",outcome=\"ok\"}", 1.0),
-        ("latch_operations_total{kind=\"checkin\",outcome=\"conflict\"}", 1.0),
-        ("latch_operations_total{kind=\"delete\",outcome=\"ok\"}", 0.0),
+        (
+            "latch_operations_total{kind=\"upload\",outcome=\"ok\"}",
+            1.0,
+        ),
+        (
+            "latch_operations_total{kind=\"checkout\",outcome=\"ok\"}",
+            1.0,
+        ),
+        (
+            "latch_operations_total{kind=\"checkout\",outcome=\"conflict\"}",
+            1.0,
+        ),
+        (
+            "latch_operations_total{kind=\"cancel\",outcome=\"forbidden\"}",
+            1.0,
+        ),
+        (
+            "latch_operations_total{kind=\"override\",outcome=\"forbidden\"}",
+            1.0,
+        ),
+        (
+            "latch_operations_total{kind=\"checkin\",outcome=\"ok\"}",
+            1.0,
+        ),
+        (
+            "latch_operations_total{kind=\"checkin\",outcome=\"conflict\"}",
+            1.0,
+        ),
+        (
+            "latch_operations_total{kind=\"delete\",outcome=\"ok\"}",
+            0.0,
+        ),
         ("latch_checkin_bytes_total", 2500.0),
         ("latch_upload_bytes_total", 1000.0),
     ];
@@ -660,17 +723,26 @@ async fn metrics_count_operations_connections_and_latency_for_admins_and_on_the_
     // Requests so far: at least the ones above, all in the histogram.
     let count = metric(&body, "latch_http_request_duration_seconds_count").expect("count");
     assert!(count >= 15.0, "{count} requests counted");
-    let inf = metric(&body, "latch_http_request_duration_seconds_bucket{le=\"+Inf\"}");
+    let inf = metric(
+        &body,
+        "latch_http_request_duration_seconds_bucket{le=\"+Inf\"}",
+    );
     assert_eq!(inf, Some(count));
     let buckets: Vec<f64> = body
         .lines()
         .filter(|l| l.starts_with("latch_http_request_duration_seconds_bucket"))
         .filter_map(|l| l.rsplit_once(' ')?.1.parse().ok())
         .collect();
-    assert!(buckets.windows(2).all(|w| w[0] <= w[1]), "cumulative buckets");
+    assert!(
+        buckets.windows(2).all(|w| w[0] <= w[1]),
+        "cumulative buckets"
+    );
     assert!(metric(&body, "latch_http_request_duration_seconds_sum").unwrap_or(0.0) > 0.0);
     let responses_4xx = metric(&body, "latch_http_responses_total{class=\"4xx\"}");
-    assert!(responses_4xx >= Some(6.0), "4xx responses: {responses_4xx:?}");
+    assert!(
+        responses_4xx >= Some(6.0),
+        "4xx responses: {responses_4xx:?}"
+    );
 
     // Ctrl-C stops it as cleanly as SIGTERM, with nothing in flight to wait for.
     drop(sse);
@@ -682,7 +754,11 @@ async fn metrics_count_operations_connections_and_latency_for_admins_and_on_the_
         .await
         .expect("the WebSocket was closed")
         .expect("reader");
-    assert_eq!(close, Some(1012), "closed with 1012 before the process exited");
+    assert_eq!(
+        close,
+        Some(1012),
+        "closed with 1012 before the process exited"
+    );
     assert_closed_cleanly(&data.join("latch.redb"));
 
     // LATCH_LOG_FORMAT=json: one JSON object per line, requests included.
@@ -691,7 +767,10 @@ async fn metrics_count_operations_connections_and_latency_for_admins_and_on_the_
     for line in log.lines().filter(|l| !l.trim().is_empty()) {
         let v: Value = serde_json::from_str(line)
             .unwrap_or_else(|e| panic!("log line is not JSON ({e}): {line}"));
-        assert!(v["level"].is_string() && v["timestamp"].is_string(), "{line}");
+        assert!(
+            v["level"].is_string() && v["timestamp"].is_string(),
+            "{line}"
+        );
         if v["fields"]["message"] == "request" && v["fields"]["path"] == "/metrics" {
             assert!(v["fields"]["status"].is_u64() && v["fields"]["ms"].is_number());
             requests += 1;
@@ -726,7 +805,10 @@ fn help_gives_every_flag_an_environment_variable() {
             }
         }
         for block in &blocks {
-            let flag = block.split_whitespace().find(|w| w.starts_with("--")).unwrap_or("");
+            let flag = block
+                .split_whitespace()
+                .find(|w| w.starts_with("--"))
+                .unwrap_or("");
             if ["--help", "--version", "--admin"].contains(&flag) {
                 continue;
             }
@@ -737,7 +819,14 @@ fn help_gives_every_flag_an_environment_variable() {
         }
     }
     let help = text(&run(&["--help"], &[]).stdout);
-    for word in ["serve", "backup", "healthcheck", "user", "--metrics-bind", "LATCH_LOG_FORMAT"] {
+    for word in [
+        "serve",
+        "backup",
+        "healthcheck",
+        "user",
+        "--metrics-bind",
+        "LATCH_LOG_FORMAT",
+    ] {
         assert!(help.contains(word), "--help mentions {word}");
     }
 }
@@ -762,7 +851,10 @@ async fn login_throttling_keys_on_the_forwarded_address_only_when_the_peer_is_a_
     // Behind a trusted proxy, each client address has its own budget.
     let app = TestApp::spawn_with(|c| c.trusted_proxies = vec!["127.0.0.1".parse().unwrap()]).await;
     for i in 0..5 {
-        assert_eq!(failed_login(&app, &format!("ghost{i}"), "203.0.113.7").await, 401);
+        assert_eq!(
+            failed_login(&app, &format!("ghost{i}"), "203.0.113.7").await,
+            401
+        );
     }
     assert_eq!(failed_login(&app, "ghost5", "203.0.113.7").await, 429);
     // The proxy appends the address it saw; what the client wrote before it is not believed.
@@ -791,7 +883,8 @@ async fn login_throttling_keys_on_the_forwarded_address_only_when_the_peer_is_a_
 // Backups.
 
 fn git_fsck(vault: &Path) {
-    let out = common::git(vault, &["fsck", "--full", "--strict", "--no-dangling"]).expect("git runs");
+    let out =
+        common::git(vault, &["fsck", "--full", "--strict", "--no-dangling"]).expect("git runs");
     assert!(
         out.status.success(),
         "git fsck {}:\n{}{}",
@@ -823,15 +916,24 @@ async fn a_backup_taken_while_files_change_starts_with_every_file_lock_and_versi
 
     let a = alice.upload_ok("parts/a.mcam", b"a 1.0").await;
     assert_eq!(alice.checkout(a, "").await.status(), 200);
-    assert_eq!(alice.checkin(a, b"a 1.1", "one", "minor").await.status(), 200);
+    assert_eq!(
+        alice.checkin(a, b"a 1.1", "one", "minor").await.status(),
+        200
+    );
     assert_eq!(alice.checkout(a, "").await.status(), 200);
-    assert_eq!(alice.checkin(a, b"a 2.0", "two", "major").await.status(), 200);
+    assert_eq!(
+        alice.checkin(a, b"a 2.0", "two", "major").await.status(),
+        200
+    );
     let b = bob.upload_ok("cad/b.step", b"b").await;
     assert_eq!(bob.checkout(b, "fixing the post").await.status(), 200);
     let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
     let c = alice.upload_ok("art/big.psd", &big).await;
     let gone = alice.upload_ok("tmp/gone.txt", b"x").await;
-    assert_eq!(admin.delete(&format!("/api/files/{gone}")).await.status(), 204);
+    assert_eq!(
+        admin.delete(&format!("/api/files/{gone}")).await.status(),
+        204
+    );
     let busy = alice.upload_ok("parts/busy.mcam", b"busy").await;
 
     // Keep changing a file while the backups are taken.
@@ -856,7 +958,10 @@ async fn a_backup_taken_while_files_change_starts_with_every_file_lock_and_versi
     }
     stop.store(true, Ordering::SeqCst);
     let ledger = churner.await.expect("churn");
-    assert!(!ledger.heads.is_empty(), "the file kept changing during the backups");
+    assert!(
+        !ledger.heads.is_empty(),
+        "the file kept changing during the backups"
+    );
 
     for dir in &copies {
         git_fsck(&dir.join("vault.git"));
@@ -866,7 +971,12 @@ async fn a_backup_taken_while_files_change_starts_with_every_file_lock_and_versi
         let paths: HashSet<&str> = files.iter().filter_map(|f| f["path"].as_str()).collect();
         assert_eq!(
             paths,
-            HashSet::from(["parts/a.mcam", "cad/b.step", "art/big.psd", "parts/busy.mcam"])
+            HashSet::from([
+                "parts/a.mcam",
+                "cad/b.step",
+                "art/big.psd",
+                "parts/busy.mcam"
+            ])
         );
         let fa = alice.file(a).await;
         assert_eq!(fa["revision"], "2.0");
@@ -888,8 +998,14 @@ async fn a_backup_taken_while_files_change_starts_with_every_file_lock_and_versi
             fbusy["revision"].as_str().unwrap_or_default(),
         );
         let minor = |r: &str| r.split_once('.').and_then(|(_, m)| m.parse::<u64>().ok());
-        assert!(minor(after) >= minor(before), "{after} is not older than {before}");
-        assert!(git_has(&dir.join("vault.git"), fbusy["head"].as_str().unwrap_or("")));
+        assert!(
+            minor(after) >= minor(before),
+            "{after} is not older than {before}"
+        );
+        assert!(git_has(
+            &dir.join("vault.git"),
+            fbusy["head"].as_str().unwrap_or("")
+        ));
         assert!(!alice.content(busy, None).await.is_empty());
         // The copy takes changes of its own.
         assert_eq!(alice.checkout(c, "after restore").await.status(), 200);
@@ -936,14 +1052,20 @@ async fn latch_backup_asks_the_running_server_and_copies_a_stopped_one_directly(
     add_user(&admin, "alice", "user").await;
     let alice = server.login("alice", USER_PASSWORD).await;
     let id = alice.upload_ok("parts/cli.mcam", b"cli").await;
-    assert_eq!(alice.checkout(id, "held across backups").await.status(), 200);
+    assert_eq!(
+        alice.checkout(id, "held across backups").await.status(),
+        200
+    );
     let token = api_token(&admin).await;
     let bind = format!("127.0.0.1:{}", server.port);
     let data_s = data.to_string_lossy().into_owned();
 
     let online = tmp.path().join("online");
     let online_s = online.to_string_lossy().into_owned();
-    let out = run(&["backup", &online_s, "--data", &data_s, "--bind", &bind], &[]);
+    let out = run(
+        &["backup", &online_s, "--data", &data_s, "--bind", &bind],
+        &[],
+    );
     assert!(!out.status.success());
     let err = text(&out.stderr);
     assert!(err.contains("--token"), "says a token is needed: {err}");
@@ -953,7 +1075,11 @@ async fn latch_backup_asks_the_running_server_and_copies_a_stopped_one_directly(
         &[("LATCH_TOKEN", &token)],
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("Backup written"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("Backup written"),
+        "{}",
+        text(&out.stdout)
+    );
 
     server.stop().await;
     let offline = tmp.path().join("offline");
@@ -1069,7 +1195,10 @@ fn the_release_binary_is_static_and_serves_on_its_own() {
             "ldd: {said}"
         );
     }
-    let out = Command::new(&bin).arg("--help").output().expect("run --help");
+    let out = Command::new(&bin)
+        .arg("--help")
+        .output()
+        .expect("run --help");
     assert!(out.status.success());
     assert!(text(&out.stdout).contains("healthcheck"));
 
@@ -1137,7 +1266,10 @@ fn the_dockerfile_builds_a_static_binary_into_a_non_root_image_with_a_healthchec
 }
 
 fn docker(args: &[&str]) -> Output {
-    Command::new("docker").args(args).output().expect("run docker")
+    Command::new("docker")
+        .args(args)
+        .output()
+        .expect("run docker")
 }
 
 /// Binary (the static build, in an image). Needs a Docker daemon.
@@ -1175,7 +1307,15 @@ fn the_image_runs_as_non_root_under_30_mb_and_answers_healthz() {
     .expect("Dockerfile.runtime");
     let tag = format!("latch-ops-test:{}", std::process::id());
     let ctx_s = ctx.path().to_string_lossy().into_owned();
-    let out = docker(&["build", "-q", "-f", &format!("{ctx_s}/Dockerfile.runtime"), "-t", &tag, &ctx_s]);
+    let out = docker(&[
+        "build",
+        "-q",
+        "-f",
+        &format!("{ctx_s}/Dockerfile.runtime"),
+        "-t",
+        &tag,
+        &ctx_s,
+    ]);
     assert!(out.status.success(), "docker build: {}", text(&out.stderr));
     let inspect = |format: &str| {
         text(&docker(&["image", "inspect", "--format", format, &tag]).stdout)
@@ -1187,12 +1327,25 @@ fn the_image_runs_as_non_root_under_30_mb_and_answers_healthz() {
     assert_eq!(inspect("{{.Config.User}}"), "10001:10001");
 
     let out = docker(&[
-        "run", "-d", "-p", "127.0.0.1::8000", "-e", "LATCH_ADMIN_PASSWORD=admin-password-1", &tag,
+        "run",
+        "-d",
+        "-p",
+        "127.0.0.1::8000",
+        "-e",
+        "LATCH_ADMIN_PASSWORD=admin-password-1",
+        &tag,
     ]);
     assert!(out.status.success(), "docker run: {}", text(&out.stderr));
     let id = text(&out.stdout).trim().to_string();
     let port = text(&docker(&["port", &id, "8000/tcp"]).stdout);
-    let port = port.lines().next().unwrap_or("").rsplit(':').next().unwrap_or("").to_string();
+    let port = port
+        .lines()
+        .next()
+        .unwrap_or("")
+        .rsplit(':')
+        .next()
+        .unwrap_or("")
+        .to_string();
     let url = format!("http://127.0.0.1:{port}/healthz");
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut healthy = false;
@@ -1209,7 +1362,11 @@ fn the_image_runs_as_non_root_under_30_mb_and_answers_healthz() {
     let exit = text(&docker(&["inspect", "--format", "{{.State.ExitCode}}", &id]).stdout);
     let _ = docker(&["rm", "-f", &id]);
     let _ = docker(&["rmi", "-f", &tag]);
-    assert!(healthy, "GET /healthz through the port: {}", text(&logs.stdout));
+    assert!(
+        healthy,
+        "GET /healthz through the port: {}",
+        text(&logs.stdout)
+    );
     assert!(in_container.status.success(), "HEALTHCHECK command passes");
     assert!(stopped.status.success());
     assert_eq!(exit.trim(), "0", "docker stop (SIGTERM) exits 0");
