@@ -191,17 +191,41 @@
     box.appendChild(t);
   }
 
+  /* ---- Live toasts about my own actions: this tab (if it acted) already
+   * shows the action's reply, so the broadcast copy would say it twice. ---- */
+  document.addEventListener('htmx:oobBeforeSwap', function (e) {
+    var d = e.detail, me = document.body.dataset.user, f = d && d.fragment;
+    if (!me || !f || !f.querySelectorAll || !d.target || d.target.id !== 'toasts') return;
+    f.querySelectorAll('.toast[data-actor]').forEach(function (t) {
+      if (t.dataset.actor === me) t.remove();
+    });
+  });
+
+  /* ---- The side panel (#panel: history): its close button and Esc. ---- */
+  function closePanel() {
+    var p = document.getElementById('panel');
+    if (!p || !p.firstChild) return false;
+    p.replaceChildren();
+    return true;
+  }
+  document.addEventListener('click', function (e) {
+    if (e.target.closest && e.target.closest('[data-close-panel]')) closePanel();
+  });
+
   /* ---- Popovers (<details class="popover">): outside click / Esc close. ---- */
   function eachOpen(fn) { document.querySelectorAll('details.popover[open]').forEach(fn); }
   document.addEventListener('click', function (e) {
     eachOpen(function (d) { if (!d.contains(e.target)) d.open = false; });
   });
   document.addEventListener('keydown', function (e) {
-    if (e.key === 'Escape') eachOpen(function (d) {
+    if (e.key !== 'Escape') return;
+    var any = false;
+    eachOpen(function (d) {
       var s = d.contains(document.activeElement) && d.querySelector('summary');
-      d.open = false;
+      d.open = false; any = true;
       if (s) s.focus();
     });
+    if (!any) closePanel(); // innermost first: a popover, then the panel
   });
   // 'toggle' does not bubble, hence capture. Opening focuses the first field.
   document.addEventListener('toggle', function (e) {

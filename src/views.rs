@@ -528,7 +528,11 @@ pub fn event_fragment(e: &Event, viewer: &Viewer, c: Counters) -> String {
             Some(f) => { (card(f, viewer, true)) }
             None => { article id=(format!("file-{}", e.file_id)) hx-swap-oob="delete" {} }
         }
-        (toast(toast_kind, &event_sentence(e)))
+        // The actor's own tab already has the action's reply as a toast;
+        // live.js drops this one there (data-actor = the viewer).
+        div hx-swap-oob="beforeend:#toasts" {
+            div class=(format!("toast toast-{toast_kind}")) role="status" data-actor=(e.actor) { (event_sentence(e)) }
+        }
         ol hx-swap-oob="afterbegin:#activity-list" { (activity_line(e)) }
         (counters(c, true))
         div #live-seq data-seq=(e.seq) hidden hx-swap-oob="true" {}

@@ -1,0 +1,796 @@
+//! Latch driven through headless Chromium: the check-out / check-in flow as
+//! a person clicks it, live updates between several browsers (WebSocket and
+//! SSE), the plain-form fallback without JavaScript, and the README picture.
+//!
+//! Every test skips politely when chromedriver or Chromium is missing (and
+//! fails under `LATCH_REQUIRE_ALL=1`). Screenshots land in
+//! `target/screenshots/`. Waits poll the DOM with a generous ceiling; no test
+//! asserts on how fast anything happened.
+
+#[path = "common/browser.rs"]
+mod browser;
+mod common;
+
+use std::path::PathBuf;
+
+use browser::{Browser, Driver, Options};
+use common::{ADMIN_PASSWORD, TestApp, USER_PASSWORD};
+use serde_json::{Value, json};
+
+/// Three Chromiums per test are plenty for a shared 2-core machine: the
+/// tests in this file take turns (an async mutex: tokio's does not poison
+/// when a test fails).
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// A file on disk for the browser's file picker (which wants an absolute path).
+fn disk_file(dir: &tempfile::TempDir, name: &str, content: &[u8]) -> PathBuf {
+    let path = dir.path().join(name);
+    std::fs::write(&path, content).expect("write temp file");
+    path
+}
+
+/// A card's state as the page shows it: `[data-state, data-locked-by, text]`.
+async fn card(b: &Browser, id: u64) -> Value {
+    b.exec(
+        "const c = document.getElementById('file-' + arguments[0]);
+         return c ? [c.dataset.state, c.dataset.lockedBy || null, c.innerText] : null;",
+        json!([id]),
+    )
+    .await
+}
+
+/// Waits until card `id` shows `state` (and `holder`, when locked).
+async fn wait_card(b: &Browser, id: u64, state: &str, holder: Option<&str>, what: &str) {
+    let holder_check = match holder {
+        Some(h) => format!("c.dataset.lockedBy === {}", json!(h)),
+        None => "!c.dataset.lockedBy".to_string(),
+    };
+    b.wait_until(
+        &format!(
+            "(() => {{ const c = document.getElementById('file-{id}');
+                return !!c && c.dataset.state === {} && {holder_check}; }})()",
+            json!(state)
+        ),
+        what,
+    )
+    .await;
+}
+
+/// Whether the element matching `css` exists and its text contains `text`.
+async fn has_text(b: &Browser, css: &str, text: &str) -> bool {
+    b.exec(
+        "const e = document.querySelector(arguments[0]);
+         return !!e && e.textContent.includes(arguments[1]);",
+        json!([css, text]),
+    )
+    .await
+        == json!(true)
+}
+
+/// Marks the current document; `still_same_page` proves no reload happened.
+async fn mark_page(b: &Browser) {
+    b.exec("window.__latchTestMark = 'unreloaded';", json!([]))
+        .await;
+}
+
+async fn still_same_page(b: &Browser) -> bool {
+    b.exec("return window.__latchTestMark === 'unreloaded';", json!([]))
+        .await
+        == json!(true)
+}
+
+/// Console lines that mean something is broken: script errors, CSP refusals,
+/// failed loads. A 4xx/5xx an action deliberately provoked is filtered by the
+/// caller's `allowed` fragments.
+async fn assert_clean_console(b: &Browser, step: &str, allowed: &[&str]) {
+    let bad: Vec<String> = b
+        .console()
+        .await
+        .into_iter()
+        .filter(|l| {
+            l.starts_with("SEVERE")
+                || l.contains("Content Security Policy")
+                || l.contains("Refused to")
+        })
+        // htmx logs an OOB fragment with no target as an error; live.js
+        // answers it by re-fetching the list (a card in a new folder).
+        .filter(|l| !l.contains("htmx:oobErrorNoTarget"))
+        .filter(|l| !allowed.iter().any(|a| l.contains(a)))
+        .collect();
+    assert!(bad.is_empty(), "console problems after {step}: {bad:#?}");
+}
+
+async fn open_popover(b: &Browser, details_css: &str) {
+    b.click(&format!("{details_css} > summary")).await;
+    b.wait_until(
+        &format!("document.querySelector({}).open", json!(details_css)),
+        &format!("the popover {details_css} to open"),
+    )
+    .await;
+}
+
+async fn file_id_by_path(b: &Browser, path: &str) -> u64 {
+    let id = b
+        .wait_until(
+            &format!(
+                "(() => {{ const c = document.querySelector('#file-list article.card[data-path=\"' + {} + '\"]');
+                    return c && c.id; }})()",
+                json!(path)
+            ),
+            &format!("the card of {path}"),
+        )
+        .await;
+    id.as_str()
+        .and_then(|s| s.strip_prefix("file-"))
+        .and_then(|s| s.parse().ok())
+        .expect("card id is file-N")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_logs_in_uploads_checks_out_and_checks_in_through_the_ui() {
+    if !browser::browser_available() {
+        return;
+    }
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let app = TestApp::spawn().await;
+    app.create_user("alice", "user").await;
+    let tmp = tempfile::tempdir().unwrap();
+    let v1 = disk_file(&tmp, "bracket.mcam", b"first cut of the bracket");
+    let v2 = disk_file(&tmp, "bracket-v2.mcam", b"second cut, deeper pocket");
+
+    let driver = Driver::start().await;
+    let b = driver.session(Options::default()).await;
+
+    b.goto(&app.url("/login")).await;
+    b.type_into("input[name=username]", "alice").await;
+    b.type_into("input[name=password]", USER_PASSWORD).await;
+    b.screenshot("ui-01-login").await;
+    b.click("form[action='/login'] button[type=submit]").await;
+    b.wait_for_path("/").await;
+    assert_eq!(
+        b.wait_live().await,
+        "ws",
+        "a plain setup goes live over WebSocket"
+    );
+    assert_eq!(b.text("#live-status").await, "Live");
+    b.screenshot("ui-02-empty-dashboard").await;
+    assert_clean_console(&b, "login", &[]).await;
+
+    // Upload through the popover; the card arrives over the live stream.
+    open_popover(&b, "details.upload").await;
+    b.type_into("details.upload input[type=file]", v1.to_str().unwrap())
+        .await;
+    b.type_into("details.upload input[name=path]", "parts/bracket.mcam")
+        .await;
+    b.type_into(
+        "details.upload input[name=description]",
+        "Bracket for the 5-axis fixture",
+    )
+    .await;
+    b.screenshot("ui-03-upload-popover").await;
+    b.click("details.upload button[type=submit]").await;
+    let id = file_id_by_path(&b, "parts/bracket.mcam").await;
+    wait_card(&b, id, "available", None, "the uploaded card").await;
+    b.wait_until(
+        "!document.querySelector('details.upload').open",
+        "the upload popover to close after success",
+    )
+    .await;
+    assert!(has_text(&b, &format!("#file-{id} .badge.rev"), "rev 1.0").await);
+    assert!(
+        has_text(&b, "#toasts", "uploaded").await,
+        "a toast confirms the upload"
+    );
+    b.screenshot("ui-04-uploaded").await;
+    assert_clean_console(&b, "upload", &[]).await;
+
+    // Check out with a comment.
+    b.type_into(&format!("#file-{id} input.comment"), "deepening the pocket")
+        .await;
+    b.click(&format!("#file-{id} form.checkout button[type=submit]"))
+        .await;
+    wait_card(&b, id, "locked", Some("alice"), "alice's check-out").await;
+    let text = card(&b, id).await[2]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        text.contains("Checked out by you"),
+        "card says it is mine: {text}"
+    );
+    assert!(
+        text.contains("deepening the pocket"),
+        "card shows the comment: {text}"
+    );
+    assert!(
+        b.try_find(&format!("#file-{id} details.checkin"))
+            .await
+            .is_some()
+    );
+    assert!(
+        b.try_find(&format!("#file-{id} form.cancel"))
+            .await
+            .is_some()
+    );
+    b.screenshot("ui-05-checked-out").await;
+
+    // Check in a new version through the "Check in…" popover, major bump.
+    open_popover(&b, &format!("#file-{id} details.checkin")).await;
+    b.type_into(
+        &format!("#file-{id} details.checkin input[type=file]"),
+        v2.to_str().unwrap(),
+    )
+    .await;
+    b.type_into(
+        &format!("#file-{id} details.checkin textarea[name=message]"),
+        "Deeper pocket for the new clamp",
+    )
+    .await;
+    b.click(&format!(
+        "#file-{id} details.checkin input[name=bump][value=major]"
+    ))
+    .await;
+    b.screenshot("ui-06-checkin-popover").await;
+    b.click(&format!("#file-{id} details.checkin button[type=submit]"))
+        .await;
+    wait_card(&b, id, "available", None, "the check-in").await;
+    b.wait_until(
+        &format!("document.querySelector('#file-{id} .badge.rev').textContent.includes('2.0')"),
+        "the new revision on the card",
+    )
+    .await;
+    b.screenshot("ui-07-checked-in").await;
+    assert_clean_console(&b, "check-in", &[]).await;
+
+    let alice = app.login("alice", USER_PASSWORD).await;
+    let file = alice.file(id).await;
+    assert_eq!(file["revision"], "2.0");
+    assert_eq!(file["state"], "available");
+    assert_eq!(alice.content(id, None).await, b"second cut, deeper pocket");
+    let history = alice.history(id).await;
+    assert_eq!(history.len(), 2);
+    assert_eq!(history[0]["message"], "Deeper pocket for the new clamp");
+
+    // History opens in the side panel.
+    b.click(&format!("#file-{id} a[href$='/history']")).await;
+    b.wait_until(
+        "document.querySelector('#panel .history') !== null",
+        "the history panel",
+    )
+    .await;
+    assert!(has_text(&b, "#panel", "Deeper pocket for the new clamp").await);
+    b.screenshot("ui-08-history").await;
+    b.click("#panel [data-close-panel]").await;
+    b.wait_until(
+        "document.getElementById('panel').children.length === 0",
+        "the history panel to close",
+    )
+    .await;
+    assert_clean_console(&b, "history", &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_check_out_by_alice_reaches_bob_and_the_admin_without_a_reload() {
+    if !browser::browser_available() {
+        return;
+    }
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let app = TestApp::spawn().await;
+    app.create_user("bob", "user").await;
+    let alice_api = app.user("alice").await;
+    let id = alice_api.upload_ok("parts/bracket.mcam", b"v1").await;
+    let other = alice_api.upload_ok("parts/plate.mcam", b"plate").await;
+    let tmp = tempfile::tempdir().unwrap();
+    let v2 = disk_file(&tmp, "bracket.mcam", b"v2");
+
+    let driver = Driver::start().await;
+    let alice = driver.session(Options::default()).await;
+    let bob = driver.session(Options::default()).await;
+    let admin = driver.session(Options::default()).await;
+    alice.login(&app.base, "alice", USER_PASSWORD).await;
+    bob.login(&app.base, "bob", USER_PASSWORD).await;
+    admin.login(&app.base, "admin", ADMIN_PASSWORD).await;
+    for b in [&alice, &bob, &admin] {
+        b.wait_live().await;
+        mark_page(b).await;
+    }
+
+    // Alice checks out; Bob's and the admin's cards change by themselves.
+    alice
+        .type_into(&format!("#file-{id} input.comment"), "new fillet")
+        .await;
+    alice
+        .click(&format!("#file-{id} form.checkout button[type=submit]"))
+        .await;
+    wait_card(
+        &bob,
+        id,
+        "locked",
+        Some("alice"),
+        "Bob sees Alice's check-out",
+    )
+    .await;
+    wait_card(&admin, id, "locked", Some("alice"), "the admin sees it").await;
+    wait_card(&alice, id, "locked", Some("alice"), "Alice sees it").await;
+    let bob_text = card(&bob, id).await[2]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(bob_text.contains("Checked out by alice"), "{bob_text}");
+    assert!(bob_text.contains("new fillet"), "{bob_text}");
+    assert!(
+        bob.try_find(&format!("#file-{id} details.checkin"))
+            .await
+            .is_none()
+    );
+    assert!(
+        bob.try_find(&format!("#file-{id} form.cancel"))
+            .await
+            .is_none()
+    );
+    assert!(
+        bob.try_find(&format!("#file-{id} form.checkout"))
+            .await
+            .is_none()
+    );
+    assert!(
+        bob.try_find(&format!("#file-{id} form.override"))
+            .await
+            .is_none()
+    );
+    assert!(
+        has_text(
+            &alice,
+            &format!("#file-{id} details.checkin > summary"),
+            "Check in"
+        )
+        .await
+    );
+    assert!(has_text(&alice, &format!("#file-{id} form.cancel"), "Cancel").await);
+    assert!(
+        has_text(
+            &admin,
+            &format!("#file-{id} details.danger-zone > summary"),
+            "Override"
+        )
+        .await
+    );
+    assert!(has_text(&bob, "#counters", "1 checked out").await);
+    assert!(
+        has_text(
+            &bob,
+            "#activity-list",
+            "alice checked out parts/bracket.mcam"
+        )
+        .await
+    );
+    wait_card(&bob, other, "available", None, "the other card untouched").await;
+    bob.screenshot("live-01-bob-sees-alice-checkout").await;
+    admin.screenshot("live-02-admin-sees-override").await;
+    alice.screenshot("live-03-alice-holds-it").await;
+
+    // Alice checks in; everyone sees the new revision, available again.
+    open_popover(&alice, &format!("#file-{id} details.checkin")).await;
+    alice
+        .type_into(
+            &format!("#file-{id} details.checkin input[type=file]"),
+            v2.to_str().unwrap(),
+        )
+        .await;
+    alice
+        .type_into(
+            &format!("#file-{id} details.checkin textarea[name=message]"),
+            "Fillet radius 3 mm",
+        )
+        .await;
+    alice
+        .click(&format!("#file-{id} details.checkin button[type=submit]"))
+        .await;
+    for (b, who) in [(&bob, "bob"), (&admin, "admin"), (&alice, "alice")] {
+        wait_card(
+            b,
+            id,
+            "available",
+            None,
+            &format!("{who} sees the check-in"),
+        )
+        .await;
+        b.wait_until(
+            &format!("document.querySelector('#file-{id} .badge.rev').textContent.includes('1.1')"),
+            &format!("{who} sees revision 1.1"),
+        )
+        .await;
+    }
+    assert!(
+        has_text(
+            &admin,
+            &format!("#file-{id} details.danger-zone > summary"),
+            "Delete"
+        )
+        .await
+    );
+
+    // Bob checks out; the admin overrides; Bob is told, Alice sees it free.
+    bob.click(&format!("#file-{id} form.checkout button[type=submit]"))
+        .await;
+    wait_card(
+        &admin,
+        id,
+        "locked",
+        Some("bob"),
+        "the admin sees Bob's check-out",
+    )
+    .await;
+    wait_card(
+        &alice,
+        id,
+        "locked",
+        Some("bob"),
+        "Alice sees Bob's check-out",
+    )
+    .await;
+    open_popover(&admin, &format!("#file-{id} details.danger-zone")).await;
+    admin
+        .click(&format!("#file-{id} form.override button[type=submit]"))
+        .await;
+    wait_card(&bob, id, "available", None, "Bob sees the override").await;
+    wait_card(&alice, id, "available", None, "Alice sees the override").await;
+    bob.wait_until(
+        "[...document.querySelectorAll('#toasts .toast')].some(t => t.textContent.includes('overrode your check-out'))",
+        "Bob is told his lock was overridden",
+    )
+    .await;
+    bob.screenshot("live-04-bob-overridden").await;
+
+    // The admin deletes it; it leaves every list.
+    open_popover(&admin, &format!("#file-{id} details.danger-zone")).await;
+    admin
+        .click(&format!("#file-{id} form.delete button[type=submit]"))
+        .await;
+    for (b, who) in [(&bob, "bob"), (&alice, "alice"), (&admin, "admin")] {
+        b.wait_until(
+            &format!("document.getElementById('file-{id}') === null"),
+            &format!("{who} sees the file deleted"),
+        )
+        .await;
+        assert!(b.try_find(&format!("#file-{other}")).await.is_some());
+        assert!(still_same_page(b).await, "{who}'s page was never reloaded");
+        assert_clean_console(b, &format!("{who}'s live session"), &[]).await;
+    }
+    alice.screenshot("live-05-after-delete").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_uploaded_by_one_user_appears_in_another_users_list_even_in_a_new_folder() {
+    if !browser::browser_available() {
+        return;
+    }
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let app = TestApp::spawn().await;
+    app.create_user("alice", "user").await;
+    let bob_api = app.user("bob").await;
+    let tmp = tempfile::tempdir().unwrap();
+    let file = disk_file(&tmp, "plate.mcam", b"plate");
+
+    let driver = Driver::start().await;
+    let alice = driver.session(Options::default()).await;
+    let bob = driver.session(Options::default()).await;
+    alice.login(&app.base, "alice", USER_PASSWORD).await;
+    bob.login(&app.base, "bob", USER_PASSWORD).await;
+    alice.wait_live().await;
+    bob.wait_live().await;
+    mark_page(&alice).await;
+    assert!(has_text(&alice, "#file-list", "No files yet").await);
+
+    // The very first file: Alice's list had no folder to put it in.
+    let first = bob_api.upload_ok("parts/bracket.mcam", b"v1").await;
+    wait_card(
+        &alice,
+        first,
+        "available",
+        None,
+        "the first file in an empty list",
+    )
+    .await;
+    assert!(!has_text(&alice, "#file-list", "No files yet").await);
+
+    // Bob uploads through the UI into the same folder; the file's own name
+    // is the path when the path field is left empty.
+    open_popover(&bob, "details.upload").await;
+    bob.type_into("details.upload input[type=file]", file.to_str().unwrap())
+        .await;
+    bob.click("details.upload button[type=submit]").await;
+    let plate = file_id_by_path(&alice, "plate.mcam").await;
+    wait_card(&alice, plate, "available", None, "Bob's UI upload").await;
+
+    // A folder nobody has seen yet.
+    let vise = bob_api
+        .upload_ok("fixtures/soft-jaws/vise.mcam", b"vise")
+        .await;
+    wait_card(&alice, vise, "available", None, "a file in a new folder").await;
+    assert!(
+        alice
+            .try_find(&format!(
+                "section.folder[data-folder='fixtures/soft-jaws'] #file-{vise}"
+            ))
+            .await
+            .is_some(),
+        "the new card sits in its folder's section"
+    );
+    let parts = alice
+        .exec(
+            "return [...document.querySelectorAll('section.folder')].map(s => s.dataset.folder)",
+            json!([]),
+        )
+        .await;
+    assert_eq!(parts, json!(["", "fixtures/soft-jaws", "parts"]));
+    // A second file in that now-known folder goes straight in.
+    let clamp = bob_api
+        .upload_ok("fixtures/soft-jaws/clamp.mcam", b"clamp")
+        .await;
+    wait_card(
+        &alice,
+        clamp,
+        "available",
+        None,
+        "a second file in the new folder",
+    )
+    .await;
+    assert!(still_same_page(&alice).await);
+    assert!(has_text(&alice, "#counters", "4 files").await);
+    alice.screenshot("live-06-new-folders").await;
+    assert_clean_console(&alice, "uploads by another user", &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_updates_arrive_over_server_sent_events() {
+    if !browser::browser_available() {
+        return;
+    }
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let app = TestApp::spawn().await;
+    app.create_user("alice", "user").await;
+    let bob = app.user("bob").await;
+    let id = bob.upload_ok("parts/bracket.mcam", b"v1").await;
+
+    let driver = Driver::start().await;
+    let alice = driver.session(Options::default()).await;
+    alice.login(&app.base, "alice", USER_PASSWORD).await;
+    alice.goto(&app.url("/?transport=sse")).await;
+    assert_eq!(alice.wait_live().await, "sse");
+    assert_eq!(
+        alice
+            .exec(
+                "return document.getElementById('live-status').dataset.transport",
+                json!([])
+            )
+            .await,
+        "sse"
+    );
+    mark_page(&alice).await;
+
+    assert_eq!(bob.checkout(id, "over SSE").await.status(), 200);
+    wait_card(
+        &alice,
+        id,
+        "locked",
+        Some("bob"),
+        "Bob's check-out over SSE",
+    )
+    .await;
+    assert!(has_text(&alice, &format!("#file-{id}"), "Checked out by bob").await);
+    assert_eq!(
+        bob.checkin(id, b"v2", "over SSE", "minor").await.status(),
+        200
+    );
+    wait_card(&alice, id, "available", None, "Bob's check-in over SSE").await;
+    assert!(has_text(&alice, &format!("#file-{id} .badge.rev"), "1.1").await);
+    let new = bob.upload_ok("fixtures/vise.mcam", b"vise").await;
+    wait_card(&alice, new, "available", None, "a new folder over SSE").await;
+
+    // Alice's own action over htmx, while the stream is SSE.
+    alice
+        .click(&format!("#file-{id} form.checkout button[type=submit]"))
+        .await;
+    wait_card(&alice, id, "locked", Some("alice"), "Alice's own check-out").await;
+    assert_eq!(bob.file(id).await["lock"]["owner"], "alice");
+    assert!(still_same_page(&alice).await);
+    assert_eq!(
+        alice
+            .exec("return window.latchLive.transport", json!([]))
+            .await,
+        "sse",
+        "the page stayed on SSE"
+    );
+    assert_clean_console(&alice, "SSE session", &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_out_and_check_in_work_with_javascript_disabled() {
+    if !browser::browser_available() {
+        return;
+    }
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let app = TestApp::spawn().await;
+    let alice_api = app.user("alice").await;
+    let id = alice_api.upload_ok("parts/bracket.mcam", b"v1").await;
+    let tmp = tempfile::tempdir().unwrap();
+    let v2 = disk_file(&tmp, "bracket.mcam", b"v2 without js");
+
+    let driver = Driver::start().await;
+    let b = driver
+        .session(Options {
+            javascript: false,
+            ..Options::default()
+        })
+        .await;
+    b.login(&app.base, "alice", USER_PASSWORD).await;
+    assert_eq!(
+        b.exec("return typeof window.htmx", json!([])).await,
+        "undefined",
+        "page scripts really are off"
+    );
+
+    b.type_into(&format!("#file-{id} input.comment"), "no script here")
+        .await;
+    b.click(&format!("#file-{id} form.checkout button[type=submit]"))
+        .await;
+    wait_card(
+        &b,
+        id,
+        "locked",
+        Some("alice"),
+        "the check-out after a plain post",
+    )
+    .await;
+    assert!(
+        has_text(&b, "main", "You checked out parts/bracket.mcam").await,
+        "a flash message says so"
+    );
+    b.screenshot("nojs-01-checked-out").await;
+    assert_eq!(
+        b.exec(
+            "const s = document.getElementById('live-status'); return s ? getComputedStyle(s).display : 'none';",
+            json!([])
+        )
+        .await,
+        "none",
+        "no live-status pill claims to be connecting when scripts are off"
+    );
+    assert_eq!(
+        alice_api.file(id).await["lock"]["comment"],
+        "no script here"
+    );
+
+    // <details> opens without script; the multipart form posts plainly.
+    b.click(&format!("#file-{id} details.checkin > summary"))
+        .await;
+    b.type_into(
+        &format!("#file-{id} details.checkin input[type=file]"),
+        v2.to_str().unwrap(),
+    )
+    .await;
+    b.type_into(
+        &format!("#file-{id} details.checkin textarea[name=message]"),
+        "Checked in with scripts off",
+    )
+    .await;
+    b.click(&format!("#file-{id} details.checkin button[type=submit]"))
+        .await;
+    wait_card(&b, id, "available", None, "the check-in after a plain post").await;
+    assert!(has_text(&b, &format!("#file-{id} .badge.rev"), "1.1").await);
+    assert_eq!(alice_api.content(id, None).await, b"v2 without js");
+    b.screenshot("nojs-02-checked-in").await;
+}
+
+/// Makes `docs/screenshot.png` for the README:
+/// `cargo test --test browser -- --ignored make_readme_screenshot`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn make_readme_screenshot() {
+    if !browser::browser_available() {
+        return;
+    }
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let app = TestApp::spawn().await;
+    let dana = app.user("dana").await;
+    let marco = app.user("marco").await;
+    let upload = |c: &common::Client, path: &'static str, desc: &'static str, size: usize| {
+        let c = c.clone();
+        async move {
+            let content: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
+            let form = reqwest::multipart::Form::new()
+                .text("path", path)
+                .text("description", desc)
+                .part(
+                    "file",
+                    reqwest::multipart::Part::bytes(content).file_name("f.bin"),
+                );
+            let resp = c.post_form("/api/files", form).await;
+            assert_eq!(resp.status(), 201, "upload {path}");
+            resp.json::<Value>().await.unwrap()["id"].as_u64().unwrap()
+        }
+    };
+    let housing = upload(
+        &marco,
+        "fixtures/pump-housing-op1.mcam",
+        "Pump housing, first op: face, rough and drill",
+        2_400_000,
+    )
+    .await;
+    let _jaws = upload(
+        &dana,
+        "fixtures/soft-jaws-6in.mcam",
+        "Soft jaws for the 6\" vise",
+        310_000,
+    )
+    .await;
+    let bracket = upload(
+        &dana,
+        "parts/bracket-5axis.mcam",
+        "Bracket for the 5-axis trunnion",
+        1_150_000,
+    )
+    .await;
+    let _plate = upload(
+        &marco,
+        "parts/base-plate.mcam",
+        "Base plate, 12 mm 6061",
+        842_000,
+    )
+    .await;
+    let manifold = upload(
+        &dana,
+        "parts/manifold-block.mcam",
+        "Hydraulic manifold, four ports",
+        3_700_000,
+    )
+    .await;
+    // A little history, so revisions differ.
+    assert_eq!(marco.checkout(manifold, "").await.status(), 200);
+    let v2 = |n: usize| (0..n).map(|i| (i * 13 % 251) as u8).collect::<Vec<u8>>();
+    assert_eq!(
+        marco
+            .checkin(manifold, &v2(3_650_000), "Port 3 moved 2 mm", "minor")
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(dana.checkout(bracket, "").await.status(), 200);
+    assert_eq!(
+        dana.checkin(bracket, &v2(1_240_000), "New trunnion clamp", "major")
+            .await
+            .status(),
+        200
+    );
+    // One held by someone else, one by the viewer.
+    assert_eq!(
+        marco
+            .checkout(housing, "Tightening the bore tolerance")
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        dana.checkout(bracket, "Adding chamfers").await.status(),
+        200
+    );
+
+    let driver = Driver::start().await;
+    let b = driver.session(Options::default()).await;
+    b.login(&app.base, "dana", USER_PASSWORD).await;
+    b.wait_live().await;
+    let path = b.screenshot("readme").await;
+    let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    std::fs::copy(&path, docs.join("screenshot.png")).unwrap();
+    let dark = driver
+        .session(Options {
+            color_scheme: "dark",
+            ..Options::default()
+        })
+        .await;
+    dark.login(&app.base, "dana", USER_PASSWORD).await;
+    dark.wait_live().await;
+    dark.screenshot("readme-dark").await;
+}
