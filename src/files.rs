@@ -298,15 +298,7 @@ impl Files {
                     modified_by: actor.username.clone(),
                     lock: None,
                 };
-                put_file(&tx.txn, &rec)?;
-                tx.record(EventDraft {
-                    kind: EventKind::Created,
-                    actor: actor.username.clone(),
-                    note: None,
-                    previous_holder: None,
-                    file: FileSnapshot::Present(Box::new(rec.clone())),
-                })?;
-                Ok(rec)
+                save_and_record(tx, rec, EventKind::Created, &actor, None, None)
             })
         })
         .await
@@ -337,15 +329,7 @@ impl Files {
                 locked_at: now(),
                 comment: comment.clone(),
             });
-            put_file(&tx.txn, &rec)?;
-            tx.record(EventDraft {
-                kind: EventKind::Locked,
-                actor: actor.username.clone(),
-                note: comment,
-                previous_holder: None,
-                file: FileSnapshot::Present(Box::new(rec.clone())),
-            })?;
-            Ok(rec)
+            save_and_record(tx, rec, EventKind::Locked, &actor, comment, None)
         })
         .await
     }
@@ -355,15 +339,7 @@ impl Files {
         self.change(id, move |tx, mut rec| {
             require_holder(&rec, &actor, "cancel the check-out")?;
             rec.lock = None;
-            put_file(&tx.txn, &rec)?;
-            tx.record(EventDraft {
-                kind: EventKind::Unlocked,
-                actor: actor.username.clone(),
-                note: None,
-                previous_holder: None,
-                file: FileSnapshot::Present(Box::new(rec.clone())),
-            })?;
-            Ok(rec)
+            save_and_record(tx, rec, EventKind::Unlocked, &actor, None, None)
         })
         .await
     }
@@ -439,15 +415,14 @@ impl Files {
                 rec.modified_at = now();
                 rec.modified_by = actor.username.clone();
                 rec.lock = None;
-                put_file(&tx.txn, &rec)?;
-                tx.record(EventDraft {
-                    kind: EventKind::CheckedIn,
-                    actor: actor.username.clone(),
-                    note: Some(version.message.as_str().to_string()),
-                    previous_holder: None,
-                    file: FileSnapshot::Present(Box::new(rec.clone())),
-                })?;
-                Ok(rec)
+                save_and_record(
+                    tx,
+                    rec,
+                    EventKind::CheckedIn,
+                    &actor,
+                    Some(version.message.as_str().to_string()),
+                    None,
+                )
             })
         })
         .await
@@ -463,15 +438,14 @@ impl Files {
                     rec.path
                 )));
             };
-            put_file(&tx.txn, &rec)?;
-            tx.record(EventDraft {
-                kind: EventKind::Overridden,
-                actor: actor.username.clone(),
-                note: lock.comment,
-                previous_holder: Some(lock.owner),
-                file: FileSnapshot::Present(Box::new(rec.clone())),
-            })?;
-            Ok(rec)
+            save_and_record(
+                tx,
+                rec,
+                EventKind::Overridden,
+                &actor,
+                lock.comment,
+                Some(lock.owner),
+            )
         })
         .await
     }
@@ -696,6 +670,26 @@ impl Files {
         })
         .await
     }
+}
+
+/// Stores the changed record and records its event; returns the record.
+fn save_and_record(
+    tx: &mut Tx,
+    rec: FileRecord,
+    kind: EventKind,
+    actor: &Actor,
+    note: Option<String>,
+    previous_holder: Option<String>,
+) -> AppResult<FileRecord> {
+    put_file(&tx.txn, &rec)?;
+    tx.record(EventDraft {
+        kind,
+        actor: actor.username.clone(),
+        note,
+        previous_holder,
+        file: FileSnapshot::Present(Box::new(rec.clone())),
+    })?;
+    Ok(rec)
 }
 
 fn set_recorded_head(tx: &mut Tx, head: ObjectId) -> AppResult<()> {
