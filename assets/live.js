@@ -276,6 +276,15 @@
     var el = e.detail.content;
     if (!el || !el.matches || refreshTimer || !document.getElementById('file-list')) return;
     if (!el.matches('.card, .folder') && !el.querySelector('.card, .folder')) return;
+    // Refresh for a new file whose folder is not on the page, or when the view
+    // is filtered (the changed card may match now). A card that is missing only
+    // because the list stops at its first 500 needs nothing: refreshing there
+    // would cost every browser a request for every event.
+    var isInsert = el.matches('.card-insert') || !!el.querySelector('.card-insert');
+    var form = document.getElementById('filters');
+    var filtered = !!form && ((form.elements.q && form.elements.q.value.trim() !== '') ||
+      (form.elements.state && ['', 'all'].indexOf(form.elements.state.value) < 0));
+    if (!isInsert && !filtered) return;
     refreshTimer = setTimeout(function () {
       refreshTimer = 0;
       var f = document.getElementById('filters');
