@@ -51,6 +51,9 @@ impl RepoPath {
         if trimmed.chars().any(|c| c.is_control()) {
             return invalid("The path contains a control character.");
         }
+        if trimmed.chars().any(is_invisible) {
+            return invalid("The path contains an invisible formatting character.");
+        }
         if trimmed.starts_with('/') {
             return invalid(
                 "The path is absolute; give it relative to the vault, e.g. parts/bracket.mcam.",
@@ -71,7 +74,7 @@ impl RepoPath {
                     "The path part '{part}' begins or ends with a space."
                 ));
             }
-            if part.eq_ignore_ascii_case(".git") || part.to_ascii_lowercase().starts_with(".git~") {
+            if names_git_dir(part) {
                 return invalid("The path may not contain a '.git' folder.");
             }
             if part.ends_with('.') {
@@ -109,6 +112,20 @@ impl fmt::Display for RepoPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
+}
+
+/// Characters HFS+ ignores when comparing names (Git's `is_hfs_dotgit`
+/// list), so `.g\u{200c}it` would be `.git` on a Mac clone of the vault.
+fn is_invisible(c: char) -> bool {
+    matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{206f}' | '\u{feff}')
+}
+
+/// Whether a path part would be the `.git` folder on some checkout of the
+/// vault: any case, `.git~…`, and NTFS's short name `git~1` (Git's own
+/// `is_ntfs_dotgit` refuses these on clone; Latch refuses them at the door).
+fn names_git_dir(part: &str) -> bool {
+    let lower = part.to_ascii_lowercase();
+    lower == ".git" || lower.starts_with(".git~") || lower == "git~1"
 }
 
 /// A login name: lower-case, 3–32 of `a-z 0-9 . _ -`.
@@ -287,7 +304,8 @@ fn bounded_text(
     {
         return invalid(format!("The {what} contains a control character."));
     }
-    Ok(text.replace("\r\n", "\n"))
+    // A lone CR would end a line in an SSE stream (and let text forge fields).
+    Ok(text.replace("\r\n", "\n").replace('\r', "\n"))
 }
 
 /// The optional note a holder leaves on a check-out.
@@ -397,6 +415,9 @@ mod tests {
             ("/", "only slash"),
             ("a/ b", "leading space part"),
             ("a/b.", "trailing dot"),
+            ("git~1/config", "NTFS short name of .git"),
+            (".g\u{200c}it/config", "HFS-ignorable character in .git"),
+            ("a\u{feff}b", "invisible character"),
         ];
         for (raw, why) in cases {
             assert!(RepoPath::parse(raw).is_err(), "{why}: {raw:?} was accepted");
@@ -419,6 +440,12 @@ mod tests {
         for bad in ["ab", "a b", "ali<ce", &"x".repeat(33), "bob!"] {
             assert!(Username::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_lone_carriage_return_becomes_a_newline() {
+        let text = CommitMessage::parse("fix\rid: 9\r\nmore").unwrap();
+        assert_eq!(text.as_str(), "fix\nid: 9\nmore");
     }
 
     #[test]

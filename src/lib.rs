@@ -98,6 +98,8 @@ pub fn open(config: Config) -> Result<App, StartError> {
     })?;
     let store = store::Store::open(&config.db_path()).map_err(|e| StartError(e.to_string()))?;
     let vault = vault::Vault::open_or_init(&config.vault_path())?;
+    // The database is open, so no other Latch process holds this vault.
+    vault.clear_stale_locks()?;
     let files = files::Files::new(store.clone(), vault, config.spool_dir(), config.max_upload)?;
     let hub = live::Hub::start(store.clone())?;
     let applied = files.reconcile()?;

@@ -115,6 +115,26 @@ impl Vault {
         &self.path
     }
 
+    /// Removes the lock files a killed process leaves behind while it moves
+    /// `main` (`refs/heads/main.lock`, `packed-refs.lock`, `HEAD.lock`): Git
+    /// never breaks a lock itself, so one stale lock would fail every later
+    /// check-in. Only safe once the database is open, since its lock proves
+    /// no other Latch process is writing this vault. Returns how many it removed.
+    pub fn clear_stale_locks(&self) -> AppResult<usize> {
+        let mut removed = 0;
+        for name in ["refs/heads/main.lock", "packed-refs.lock", "HEAD.lock"] {
+            match std::fs::remove_file(self.path.join(name)) {
+                Ok(()) => {
+                    tracing::warn!(lock = name, "removed a stale Git lock left by a crash");
+                    removed += 1;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(removed)
+    }
+
     fn local(&self) -> gix::Repository {
         self.repo.to_thread_local()
     }
