@@ -718,6 +718,13 @@ pub async fn authenticate_api(app: &App, req: &Request) -> AppResult<Credential>
                 .into(),
         )
     };
+    // Whatever the credential: a browser replays cached Basic credentials on
+    // a cross-site form post, so a write that a browser marks as coming from
+    // another site is refused before any credential counts. Scripts and Git
+    // send neither header.
+    if is_unsafe_method(req.method()) {
+        check_same_origin(app, req)?;
+    }
     if let Some(bearer) = req.headers().typed_get::<Authorization<Bearer>>() {
         let store = app.store.clone();
         let token = bearer.token().to_string();
@@ -745,21 +752,22 @@ pub async fn authenticate_api(app: &App, req: &Request) -> AppResult<Credential>
         return basic_password(app, req, basic.username(), basic.password()).await;
     }
     let session = request_session(app, req).await?.ok_or_else(missing)?;
-    if is_unsafe_method(req.method()) {
-        check_same_origin(app, req)?;
-        if !csrf_matches(&session, csrf_header(req).as_deref()) {
-            return Err(AppError::Forbidden(
-                "The X-CSRF-Token header is missing or wrong; it comes from POST /api/login."
-                    .into(),
-            ));
-        }
+    if is_unsafe_method(req.method()) && !csrf_matches(&session, csrf_header(req).as_deref()) {
+        return Err(AppError::Forbidden(
+            "The X-CSRF-Token header is missing or wrong; it comes from POST /api/login.".into(),
+        ));
     }
     Ok(Credential::Session(session))
 }
 
 /// HTTP Basic with a password: a full login the first time, then a
 /// remembered success for a few minutes (see `Throttle::verified`).
-async fn basic_password(app: &App, req: &Request, username: &str, password: &str) -> AppResult<Credential> {
+async fn basic_password(
+    app: &App,
+    req: &Request,
+    username: &str,
+    password: &str,
+) -> AppResult<Credential> {
     let name = Username::parse(username)
         .map(|u| u.as_str().to_string())
         .unwrap_or_default();

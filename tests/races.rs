@@ -428,7 +428,7 @@ async fn load_many_clients_and_live_subscribers_lose_no_event() {
     for (i, (name, token)) in accounts.iter().cloned().enumerate() {
         let (http, base, tally, ids) = (http.clone(), base.clone(), tally.clone(), ids.clone());
         client_tasks.push(tokio::spawn(async move {
-            let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (i as u64 + 1) * 7919);
+            let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ ((i as u64 + 1) * 7919));
             let mut held: Vec<u64> = Vec::new();
             let mut serial = 0u64;
             while Instant::now() < deadline {
