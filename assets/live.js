@@ -241,8 +241,10 @@
     if (text && !window.confirm(text)) { e.preventDefault(); e.stopImmediatePropagation(); }
   }, true);
   document.addEventListener('htmx:afterRequest', function (e) {
-    var d = e.target.closest && e.target.closest('details.popover');
-    if (!d || !e.detail.successful) return;
+    var d = e.target.closest && e.target.closest('details.popover'), x = e.detail.xhr;
+    // Not detail.successful: the htmx-config meta marks 4xx "error": false
+    // (so their toasts swap in), which makes a refused request "successful".
+    if (!d || !x || x.status < 200 || x.status >= 300) return;
     d.open = false;
     if (e.target.tagName === 'FORM') e.target.reset();
   });
@@ -272,25 +274,36 @@
    * list does not show yet, a card hidden by the filters): re-fetch the list
    * once per burst, with the current filters. ---- */
   var refreshTimer = 0;
-  document.addEventListener('htmx:oobErrorNoTarget', function (e) {
-    var el = e.detail.content;
-    if (!el || !el.matches || refreshTimer || !document.getElementById('file-list')) return;
-    if (!el.matches('.card, .folder') && !el.querySelector('.card, .folder')) return;
-    // Refresh for a new file whose folder is not on the page, or when the view
-    // is filtered (the changed card may match now). A card that is missing only
-    // because the list stops at its first 500 needs nothing: refreshing there
-    // would cost every browser a request for every event.
-    var isInsert = el.matches('.card-insert') || !!el.querySelector('.card-insert');
+  function isFiltered() {
     var form = document.getElementById('filters');
-    var filtered = !!form && ((form.elements.q && form.elements.q.value.trim() !== '') ||
+    return !!form && ((form.elements.q && form.elements.q.value.trim() !== '') ||
       (form.elements.state && ['', 'all'].indexOf(form.elements.state.value) < 0));
-    if (!isInsert && !filtered) return;
+  }
+  function refreshList() {
+    if (refreshTimer || !document.getElementById('file-list')) return;
     refreshTimer = setTimeout(function () {
       refreshTimer = 0;
       var f = document.getElementById('filters');
       var q = f ? new URLSearchParams(new FormData(f)).toString() : '';
       htmx.ajax('GET', '/files?' + q, { target: '#file-list', swap: 'outerHTML' });
     }, 50);
+  }
+  document.addEventListener('htmx:oobErrorNoTarget', function (e) {
+    var el = e.detail.content;
+    if (!el || !el.matches) return;
+    if (!el.matches('.card, .folder') && !el.querySelector('.card, .folder')) return;
+    // Refresh for a new file whose folder is not on the page, or when the view
+    // is filtered (the changed card may match now). A card that is missing only
+    // because the list stops at its first 500 needs nothing: refreshing there
+    // would cost every browser a request for every event.
+    var isInsert = el.matches('.card-insert') || !!el.querySelector('.card-insert');
+    if (isInsert || isFiltered()) refreshList();
+  });
+  // A card that was swapped in place may no longer match the filters (a
+  // "Checked out" view whose file was just checked in): let the server decide.
+  document.addEventListener('htmx:oobAfterSwap', function (e) {
+    var t = e.detail && e.detail.target;
+    if (t && t.matches && t.matches('article.card') && isFiltered()) refreshList();
   });
 
   function init() {

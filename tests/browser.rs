@@ -184,6 +184,36 @@ async fn a_user_logs_in_uploads_checks_out_and_checks_in_through_the_ui() {
     b.screenshot("ui-04-uploaded").await;
     assert_clean_console(&b, "upload", &[]).await;
 
+    // The same path again: the server's sentence shows, the popover stays.
+    open_popover(&b, "details.upload").await;
+    b.type_into("details.upload input[type=file]", v1.to_str().unwrap())
+        .await;
+    b.type_into("details.upload input[name=path]", "parts/bracket.mcam")
+        .await;
+    b.click("details.upload button[type=submit]").await;
+    b.wait_until(
+        "[...document.querySelectorAll('#toasts .toast-error')].some(t => t.textContent.includes('already exists'))",
+        "the conflict explained in a toast",
+    )
+    .await;
+    assert_eq!(
+        b.exec(
+            "return document.querySelector('details.upload').open",
+            json!([])
+        )
+        .await,
+        true,
+        "a failed upload leaves the form open to correct"
+    );
+    b.screenshot("ui-04b-upload-conflict").await;
+    // The browser logs the 409 itself; nothing else may appear.
+    assert_clean_console(&b, "a refused upload", &["409"]).await;
+    b.exec(
+        "document.querySelector('details.upload').open = false;",
+        json!([]),
+    )
+    .await;
+
     // Check out with a comment.
     b.type_into(&format!("#file-{id} input.comment"), "deepening the pocket")
         .await;
@@ -543,6 +573,79 @@ async fn a_file_uploaded_by_one_user_appears_in_another_users_list_even_in_a_new
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_and_state_filters_narrow_the_list_and_live_updates_respect_them() {
+    if !browser::browser_available() {
+        return;
+    }
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let app = TestApp::spawn().await;
+    app.create_user("alice", "user").await;
+    let bob = app.user("bob").await;
+    let bracket = bob.upload_ok("parts/bracket.mcam", b"1").await;
+    let plate = bob.upload_ok("parts/plate.mcam", b"2").await;
+    let vise = bob.upload_ok("fixtures/vise.mcam", b"3").await;
+
+    let driver = Driver::start().await;
+    let b = driver.session(Options::default()).await;
+    b.login(&app.base, "alice", USER_PASSWORD).await;
+    b.wait_live().await;
+    mark_page(&b).await;
+
+    b.type_into("#q", "vise").await;
+    b.wait_until(
+        &format!(
+            "document.querySelectorAll('#file-list article.card').length === 1 && !!document.getElementById('file-{vise}')"
+        ),
+        "the search to narrow the list",
+    )
+    .await;
+    assert!(
+        b.current_url().await.contains("q=vise"),
+        "the filter is in the address, so a reload keeps it"
+    );
+    b.clear("#q").await;
+    b.type_into("#q", "parts").await;
+    b.wait_until(
+        "document.querySelectorAll('#file-list article.card').length === 2",
+        "the search for a folder",
+    )
+    .await;
+
+    // "Checked out" shows none; Bob's check-out brings his card in, live.
+    b.clear("#q").await;
+    b.exec(
+        "const s = document.getElementById('state'); s.value = 'locked'; s.dispatchEvent(new Event('change', {bubbles: true}));",
+        json!([]),
+    )
+    .await;
+    b.wait_until(
+        "document.querySelectorAll('#file-list article.card').length === 0",
+        "the state filter",
+    )
+    .await;
+    assert_eq!(bob.checkout(plate, "").await.status(), 200);
+    wait_card(
+        &b,
+        plate,
+        "locked",
+        Some("bob"),
+        "a card the filter now admits",
+    )
+    .await;
+    assert!(b.try_find(&format!("#file-{bracket}")).await.is_none());
+    assert!(still_same_page(&b).await);
+    b.screenshot("filters-01-checked-out-only").await;
+    // And leaves it when it is no longer checked out.
+    assert_eq!(bob.cancel(plate).await.status(), 200);
+    b.wait_until(
+        &format!("document.getElementById('file-{plate}') === null"),
+        "a card the filter no longer admits to leave",
+    )
+    .await;
+    assert_clean_console(&b, "filters", &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_updates_arrive_over_server_sent_events() {
     if !browser::browser_available() {
         return;
@@ -793,4 +896,32 @@ async fn make_readme_screenshot() {
     dark.login(&app.base, "dana", USER_PASSWORD).await;
     dark.wait_live().await;
     dark.screenshot("readme-dark").await;
+
+    // The other pages, for a look (not for the README).
+    b.click(&format!("#file-{bracket} a[href$='/history']"))
+        .await;
+    b.wait_for_element("#panel .history").await;
+    b.screenshot("tour-history").await;
+    for (path, name) in [("/activity", "tour-activity"), ("/account", "tour-account")] {
+        b.goto(&app.url(path)).await;
+        b.screenshot(name).await;
+    }
+    let admin = driver.session(Options::default()).await;
+    admin.login(&app.base, "admin", ADMIN_PASSWORD).await;
+    admin.goto(&app.url("/admin/users")).await;
+    admin.screenshot("tour-users").await;
+    let phone = driver
+        .session(Options {
+            width: 390,
+            height: 844,
+            ..Options::default()
+        })
+        .await;
+    phone.login(&app.base, "dana", USER_PASSWORD).await;
+    phone.wait_live().await;
+    phone.screenshot("tour-phone").await;
+    phone
+        .click(&format!("#file-{bracket} details.checkin > summary"))
+        .await;
+    phone.screenshot("tour-phone-checkin").await;
 }
