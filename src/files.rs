@@ -12,7 +12,12 @@
 //!    database has not recorded; `reconcile` applies it from its trailers at
 //!    the next start (or before the next commit), keeping the lock as it was.
 //!    So a lock is never released without its commit, and a revision number
-//!    is never handed out twice.
+//!    is never handed out twice;
+//! 4. a crash while `main` is being moved leaves `refs/heads/main.lock`,
+//!    which would fail every later commit; `Vault::clear_stale_locks` removes
+//!    it at start, once the open database proves no other Latch runs.
+//!
+//! `tests/crash.rs` kills the real binary mid-operation to prove all of this.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
