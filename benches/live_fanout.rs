@@ -38,7 +38,6 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{Semaphore, watch};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
@@ -254,10 +253,63 @@ impl Drop for Alive<'_> {
     }
 }
 
+/// The sequence near the end of a fragment (its `#live-seq` element comes
+/// last), found without scanning the whole text.
+fn seq_near_end(p: &[u8]) -> Option<u64> {
+    const PAT: &[u8] = b"data-seq=\"";
+    let tail = &p[p.len().saturating_sub(768)..];
+    let at = tail.windows(PAT.len()).rposition(|w| w == PAT)? + PAT.len();
+    let digits = &tail[at..];
+    let end = digits.iter().position(|b| !b.is_ascii_digit())?;
+    std::str::from_utf8(&digits[..end]).ok()?.parse().ok()
+}
+
+/// A minimal WebSocket client reader (server frames are not masked): it
+/// answers pings and hands over each data message. Both the Latch and the
+/// floor subscribers use it, so neither pays for a heavier client.
+#[derive(Default)]
+struct Frames {
+    buf: Vec<u8>,
+}
+
+impl Frames {
+    /// Consumes complete frames; returns false once a close frame arrived.
+    fn drain(&mut self, mut on_data: impl FnMut(&[u8]), mut on_ping: impl FnMut(&[u8])) -> bool {
+        let mut at = 0;
+        let mut open = true;
+        loop {
+            let b = &self.buf[at..];
+            if b.len() < 2 {
+                break;
+            }
+            let opcode = b[0] & 0x0f;
+            let (hdr, len) = match b[1] & 0x7f {
+                126 if b.len() >= 4 => (4, u16::from_be_bytes([b[2], b[3]]) as usize),
+                127 if b.len() >= 10 => (10, u64::from_be_bytes(b[2..10].try_into().expect("8 bytes")) as usize),
+                126 | 127 => break,
+                n => (2, n as usize),
+            };
+            if b.len() < hdr + len {
+                break;
+            }
+            let payload = &b[hdr..hdr + len];
+            match opcode {
+                0..=2 => on_data(payload),
+                8 => open = false,
+                9 => on_ping(payload),
+                _ => {}
+            }
+            at += hdr + len;
+        }
+        self.buf.drain(..at);
+        open
+    }
+}
+
 async fn ws_subscriber(
-    url: String,
+    addr: SocketAddr,
+    path: &'static str,
     cookie: Option<String>,
-    origin: Option<String>,
     tally: Arc<Tally>,
     connect_gate: Arc<Semaphore>,
     mut stop: watch::Receiver<bool>,
@@ -269,28 +321,26 @@ async fn ws_subscriber(
         captured: Vec::new(),
         ended_early: false,
     };
-    let mut req = url.into_client_request().expect("request");
+    let mut headers = format!(
+        "Origin: http://{addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+    );
     if let Some(c) = &cookie {
-        req.headers_mut().insert("cookie", c.parse().expect("cookie"));
+        headers.push_str(&format!("Cookie: {c}\r\n"));
     }
-    if let Some(o) = &origin {
-        req.headers_mut().insert("origin", o.parse().expect("origin"));
-    }
-    let mut config = WebSocketConfig::default();
-    config.read_buffer_size = 16 * 1024;
     let permit = connect_gate.acquire().await.expect("gate");
-    let mut ws = None;
+    let mut opened = None;
     for _ in 0..5 {
-        match tokio_tungstenite::connect_async_with_config(req.clone(), Some(config), false).await {
-            Ok((s, _)) => {
-                ws = Some(s);
+        match http_get_head(addr, path, &headers, None).await {
+            Ok((s, head, rest)) if head.starts_with("HTTP/1.1 101") => {
+                opened = Some((s, rest));
                 break;
             }
-            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            _ => tokio::time::sleep(Duration::from_millis(200)).await,
         }
     }
     drop(permit);
-    let Some(mut ws) = ws else {
+    let Some((mut s, rest)) = opened else {
         tally.failed.fetch_add(1, Ordering::Relaxed);
         seen.ended_early = true;
         return seen;
@@ -298,20 +348,38 @@ async fn ws_subscriber(
     tally.alive.fetch_add(1, Ordering::Relaxed);
     let _alive = Alive(&tally);
     tally.connected.fetch_add(1, Ordering::Relaxed);
+    let mut frames = Frames { buf: rest };
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut pongs: Vec<u8> = Vec::new();
     loop {
-        tokio::select! {
-            m = ws.next() => match m {
-                Some(Ok(Message::Text(t))) => {
-                    let at = now_ns();
-                    if let Some(seq) = seq_in(&t) {
-                        tally.hit(seq);
-                        seen.got.push((seq, at));
-                        if capture {
-                            seen.captured.push((seq, t.to_string()));
-                        }
+        let open = frames.drain(
+            |payload| {
+                let at = now_ns();
+                if let Some(seq) = seq_near_end(payload) {
+                    tally.hit(seq);
+                    seen.got.push((seq, at));
+                    if capture {
+                        seen.captured.push((seq, String::from_utf8_lossy(payload).into_owned()));
                     }
                 }
-                Some(Ok(_)) => {}
+            },
+            // A masked pong (a zero key is a valid key).
+            |ping| {
+                pongs.extend_from_slice(&[0x8a, 0x80 | ping.len().min(125) as u8, 0, 0, 0, 0]);
+                pongs.extend_from_slice(&ping[..ping.len().min(125)]);
+            },
+        );
+        if !pongs.is_empty() {
+            let _ = s.write_all(&pongs).await;
+            pongs.clear();
+        }
+        if !open {
+            seen.ended_early = !*stop.borrow();
+            break;
+        }
+        tokio::select! {
+            r = s.read(&mut buf) => match r {
+                Ok(n) if n > 0 => frames.buf.extend_from_slice(&buf[..n]),
                 _ => {
                     seen.ended_early = !*stop.borrow();
                     break;
@@ -607,6 +675,8 @@ struct Latch {
     addr: SocketAddr,
     base: String,
     published: Published,
+    /// How long each check-out/cancel took inside the server (its request log), in ms.
+    served_ms: Arc<Mutex<Vec<f64>>>,
     _dir: tempfile::TempDir,
 }
 
@@ -625,20 +695,33 @@ impl Latch {
             .args(["--data", dir.path().join("data").to_str().expect("utf-8 path")])
             .args(["--bind", &format!("127.0.0.1:{port}")])
             .env("LATCH_ADMIN_PASSWORD", ADMIN_PASSWORD)
-            // Only the hub's "state change" lines: they time each publish.
-            .env("LATCH_LOG", "warn,latch::live=info")
+            // The hub's "state change" lines time each publish; request
+            // lines say how long the server took over a request.
+            .env("LATCH_LOG", "warn,latch::live=info,latch::web=info")
             .env("LATCH_LOG_FORMAT", "json")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start latch");
         let published: Published = Default::default();
+        let served_ms: Arc<Mutex<Vec<f64>>> = Default::default();
         let out = child.stdout.take().expect("stdout");
         let sink = published.clone();
+        let served = served_ms.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(out).lines().map_while(Result::ok) {
                 let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
-                if v["fields"]["message"] != "state change" {
+                let fields = &v["fields"];
+                if fields["message"] == "request" {
+                    let path = fields["path"].as_str().unwrap_or_default();
+                    if path.ends_with("/checkout") || path.ends_with("/cancel") {
+                        if let Some(ms) = fields["ms"].as_f64() {
+                            served.lock().expect("lock").push(ms);
+                        }
+                    }
+                    continue;
+                }
+                if fields["message"] != "state change" {
                     continue;
                 }
                 let seq = v["fields"]["seq"].as_u64();
@@ -660,7 +743,7 @@ impl Latch {
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
-        Latch { child, addr, base, published, _dir: dir }
+        Latch { child, addr, base, published, served_ms, _dir: dir }
     }
 
     fn pid(&self) -> u32 {
@@ -761,20 +844,58 @@ async fn upload(acc: &Accounts, base: &str, path: &str, description: &str) -> u6
     v["id"].as_u64().expect("file id")
 }
 
-/// One check-out or cancel by the actor; returns how long the request took.
-async fn cause(acc: &Accounts, base: &str, id: u64, lock: bool, comment: &str) -> Duration {
-    let t = Instant::now();
-    let rb = if lock {
-        acc.http
-            .post(format!("{base}/api/files/{id}/checkout"))
-            .json(&serde_json::json!({"comment": comment}))
-    } else {
-        acc.http.post(format!("{base}/api/files/{id}/cancel"))
-    };
-    let resp = rb.bearer_auth(&acc.actor_token).send().await.expect("cause");
-    assert_eq!(resp.status(), 200, "check-out/cancel");
-    let _ = resp.bytes().await;
-    t.elapsed()
+/// Check-outs and cancels by the actor, sent from a thread of their own:
+/// on the subscribers' runtime, a response would queue behind thousands
+/// of client reads and the request would look slower than it is.
+struct Causer {
+    tx: tokio::sync::mpsc::UnboundedSender<(String, bool, String, tokio::sync::oneshot::Sender<Duration>)>,
+}
+
+impl Causer {
+    fn start(token: String) -> Causer {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(
+            String,
+            bool,
+            String,
+            tokio::sync::oneshot::Sender<Duration>,
+        )>();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                let http = reqwest::Client::new();
+                while let Some((url, lock, comment, reply)) = rx.recv().await {
+                    let t = Instant::now();
+                    let rb = if lock {
+                        http.post(url).json(&serde_json::json!({"comment": comment}))
+                    } else {
+                        http.post(url)
+                    };
+                    let resp = rb.bearer_auth(&token).send().await.expect("cause");
+                    assert_eq!(resp.status(), 200, "check-out/cancel");
+                    let _ = resp.bytes().await;
+                    let _ = reply.send(t.elapsed());
+                }
+            });
+        });
+        Causer { tx }
+    }
+
+    /// One check-out (`lock`) or cancel; returns how long the request took.
+    async fn cause(&self, base: &str, id: u64, lock: bool, comment: &str) -> Duration {
+        let url = if lock {
+            format!("{base}/api/files/{id}/checkout")
+        } else {
+            format!("{base}/api/files/{id}/cancel")
+        };
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.tx
+            .send((url, lock, comment.to_string(), reply))
+            .expect("causer thread");
+        answer.await.expect("causer reply")
+    }
 }
 
 async fn live_connections(acc: &Accounts, base: &str) -> (u64, u64) {
@@ -875,6 +996,7 @@ async fn run_size(n: usize, events: u64, fill: u64) -> Summary {
     )
     .await;
     tokio::time::sleep(Duration::from_millis(200)).await;
+    let causer = Causer::start(acc.actor_token.clone());
     let mut next_seq = latch.last_published() + 1;
     let tally = Tally::new();
     let mut locked = HashMap::from([(normal, false), (bulky, false)]);
@@ -884,26 +1006,27 @@ async fn run_size(n: usize, events: u64, fill: u64) -> Summary {
     let mut idle = Vec::new();
     for _ in 0..events {
         let l = locked.get_mut(&normal).expect("file");
-        idle.push(cause(&acc, &latch.base, normal, !*l, "").await.as_secs_f64() * 1e3);
+        idle.push(causer.cause(&latch.base, normal, !*l, "").await.as_secs_f64() * 1e3);
         *l = !*l;
         next_seq += 1;
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let req_idle = durations_ms(&mut idle);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let served_idle = durations_ms(&mut latch.served_ms.lock().expect("lock").drain(..).collect::<Vec<_>>());
 
     // Connect: WebSockets first, then SSE, to see each one's memory.
     let (stop_tx, stop_rx) = watch::channel(false);
     let gate = Arc::new(Semaphore::new(64));
-    let origin = format!("http://{}", latch.addr);
     let rss0 = proc_status_kib(latch.pid(), "VmRSS");
     let mut tasks = Vec::new();
     let t = Instant::now();
     for i in 0..n / 2 {
         let user = i % USERS.len();
         tasks.push(tokio::spawn(ws_subscriber(
-            format!("ws://{}/ws", latch.addr),
+            latch.addr,
+            "/ws",
             Some(acc.cookies[user].clone()),
-            Some(origin.clone()),
             tally.clone(),
             gate.clone(),
             stop_rx.clone(),
@@ -946,7 +1069,7 @@ async fn run_size(n: usize, events: u64, fill: u64) -> Summary {
     let mut late = 0;
     for _ in 0..events {
         let l = locked.get_mut(&normal).expect("file");
-        busy.push(cause(&acc, &latch.base, normal, !*l, "fixing the post").await.as_secs_f64() * 1e3);
+        busy.push(causer.cause(&latch.base, normal, !*l, "fixing the post").await.as_secs_f64() * 1e3);
         *l = !*l;
         if !tally.wait_for(next_seq, Duration::from_secs(10)).await {
             late += 1;
@@ -960,6 +1083,8 @@ async fn run_size(n: usize, events: u64, fill: u64) -> Summary {
     let cpu_latch = cpu_a * 1e6 / (events as f64 * readers as f64);
     let rss_after = proc_status_kib(latch.pid(), "VmRSS");
     let req_busy = durations_ms(&mut busy);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let served_busy = durations_ms(&mut latch.served_ms.lock().expect("lock").drain(..).collect::<Vec<_>>());
     println!(
         "phase A: {events} events; {late} not everywhere within 10 s; server CPU {cpu_a:.2} s; RSS after traffic {} MiB ({:.1} KiB per connection over the start)",
         rss_after / 1024,
@@ -978,7 +1103,7 @@ async fn run_size(n: usize, events: u64, fill: u64) -> Summary {
     let b_fill_first = next_seq;
     for _ in 0..fill {
         let l = locked.get_mut(&bulky).expect("file");
-        cause(&acc, &latch.base, bulky, !*l, &comment_bulky).await;
+        causer.cause(&latch.base, bulky, !*l, &comment_bulky).await;
         *l = !*l;
         tally.wait_for(next_seq, Duration::from_secs(10)).await;
         next_seq += 1;
@@ -994,7 +1119,7 @@ async fn run_size(n: usize, events: u64, fill: u64) -> Summary {
     let b_first = next_seq;
     for _ in 0..events {
         let l = locked.get_mut(&normal).expect("file");
-        cause(&acc, &latch.base, normal, !*l, "fixing the post").await;
+        causer.cause(&latch.base, normal, !*l, "fixing the post").await;
         *l = !*l;
         tally.wait_for(next_seq, Duration::from_secs(10)).await;
         next_seq += 1;
@@ -1051,8 +1176,9 @@ async fn run_size(n: usize, events: u64, fill: u64) -> Summary {
         dis_a + dis_b
     );
     println!(
-        "causing request: p50/p99 {:.2}/{:.2} ms idle vs {:.2}/{:.2} ms with {n} subscribers",
-        req_idle.0, req_idle.1, req_busy.0, req_busy.1
+        "causing request: p50/p99 {:.2}/{:.2} ms idle vs {:.2}/{:.2} ms with {n} subscribers \
+         (inside the server: {:.2}/{:.2} vs {:.2}/{:.2} ms)",
+        req_idle.0, req_idle.1, req_busy.0, req_busy.1, served_idle.0, served_idle.1, served_busy.0, served_busy.1
     );
     let payloads: Vec<String> = seen
         .iter()
@@ -1132,8 +1258,8 @@ async fn floor_run(n: usize, payloads: &[String]) -> (Lat, f64, f64) {
     let mut tasks = Vec::new();
     for _ in 0..n {
         tasks.push(tokio::spawn(ws_subscriber(
-            format!("ws://127.0.0.1:{port}/"),
-            None,
+            SocketAddr::from(([127, 0, 0, 1], port)),
+            "/",
             None,
             tally.clone(),
             gate.clone(),

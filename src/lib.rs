@@ -40,7 +40,7 @@ pub mod web;
 use std::sync::{Arc, Mutex};
 
 use poem::endpoint::EmbeddedFilesEndpoint;
-use poem::listener::{Acceptor, TcpAcceptor};
+use poem::listener::Acceptor;
 use poem::{Endpoint, EndpointExt, IntoEndpoint, Server};
 use poem_openapi::OpenApiService;
 
@@ -173,7 +173,8 @@ pub async fn run(
     app: App,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
-    let acceptor = TcpAcceptor::from_tokio(listener)?;
+    // Nagle off and a write-stall limit per connection: see `live::acceptor`.
+    let acceptor = live::acceptor(listener)?;
     let addr = acceptor
         .local_addr()
         .first()
