@@ -1126,8 +1126,9 @@ async fn run_size(n: usize, events: u64, fill: u64) -> Summary {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let b_last = next_seq - 1;
-    // Past the send timeout, then see who is still connected.
-    tokio::time::sleep(latch::live::SEND_TIMEOUT + Duration::from_secs(3)).await;
+    // Past the WebSocket send timeout and the socket write-stall limit,
+    // then see who is still connected.
+    tokio::time::sleep(latch::live::SEND_TIMEOUT.max(latch::live::WRITE_STALL) + Duration::from_secs(3)).await;
     let (cws, csse) = live_connections(&acc, &latch.base).await;
     let readers_ws = n / 2;
     let readers_sse = n - n / 2;

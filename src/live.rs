@@ -265,11 +265,18 @@ impl Hub {
         let (tx, mut rx) = mpsc::unbounded_channel::<Arc<Event>>();
         store.set_event_sink(tx);
         let worker = hub.clone();
-        tokio::spawn(async move {
-            while let Some(event) = rx.recv().await {
-                worker.publish(&event);
-            }
-        });
+        // A thread of its own, not a task: its wake-ups of thousands of
+        // connection tasks then queue behind the request that caused the
+        // event (woken a moment earlier, when its database write returned),
+        // so that request is answered first. Rendering stays off the workers.
+        std::thread::Builder::new()
+            .name("latch-hub".into())
+            .spawn(move || {
+                while let Some(event) = rx.blocking_recv() {
+                    worker.publish(&event);
+                }
+            })
+            .map_err(|e| AppError::internal("starting the live hub", e))?;
         Ok(hub)
     }
 
