@@ -45,7 +45,9 @@ const ADMIN_PASSWORD: &str = "bench-admin-password-1";
 const USER_PASSWORD: &str = "bench-user-password-1";
 /// Viewer classes: the admin, the user who causes every event (the lock
 /// holder's variant), and plain users.
-const USERS: [&str; 8] = ["admin", "actor", "user1", "user2", "user3", "user4", "user5", "user6"];
+const USERS: [&str; 8] = [
+    "admin", "actor", "user1", "user2", "user3", "user4", "user5", "user6",
+];
 /// Largest sequence tracked (setup + phases stay far below).
 const MAX_SEQ: usize = 1 << 16;
 
@@ -65,7 +67,10 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    println!("live_fanout: {} cores; sizes {sizes:?}; {events} paced events per phase; {fill} fill events while stalled", cores());
+    println!(
+        "live_fanout: {} cores; sizes {sizes:?}; {events} paced events per phase; {fill} fill events while stalled",
+        cores()
+    );
     print_render_cost();
     let limit = fd_limit();
     let mut summaries = Vec::new();
@@ -90,7 +95,9 @@ fn main() {
 }
 
 fn cores() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }
 
 /// The soft open-file limit of this process (the server inherits it).
@@ -175,7 +182,10 @@ fn print_render_cost() {
         previous_holder: None,
         file: Some(file),
     };
-    let counters = latch::views::Counters { files: 1000, locked: 100 };
+    let counters = latch::views::Counters {
+        files: 1000,
+        locked: 100,
+    };
     let rounds = 2000;
     let t = Instant::now();
     for _ in 0..rounds {
@@ -285,7 +295,10 @@ impl Frames {
             let opcode = b[0] & 0x0f;
             let (hdr, len) = match b[1] & 0x7f {
                 126 if b.len() >= 4 => (4, u16::from_be_bytes([b[2], b[3]]) as usize),
-                127 if b.len() >= 10 => (10, u64::from_be_bytes(b[2..10].try_into().expect("8 bytes")) as usize),
+                127 if b.len() >= 10 => (
+                    10,
+                    u64::from_be_bytes(b[2..10].try_into().expect("8 bytes")) as usize,
+                ),
                 126 | 127 => break,
                 n => (2, n as usize),
             };
@@ -359,7 +372,8 @@ async fn ws_subscriber(
                     tally.hit(seq);
                     seen.got.push((seq, at));
                     if capture {
-                        seen.captured.push((seq, String::from_utf8_lossy(payload).into_owned()));
+                        seen.captured
+                            .push((seq, String::from_utf8_lossy(payload).into_owned()));
                     }
                 }
             },
@@ -407,8 +421,15 @@ impl Chunks {
     fn parse_head(&mut self, on_seq: &mut impl FnMut(u64)) {
         self.head_done = true;
         if let Some(rest) = self.head.strip_prefix(b"id: ") {
-            let digits: Vec<u8> = rest.iter().copied().take_while(u8::is_ascii_digit).collect();
-            if let Some(seq) = std::str::from_utf8(&digits).ok().and_then(|d| d.parse().ok()) {
+            let digits: Vec<u8> = rest
+                .iter()
+                .copied()
+                .take_while(u8::is_ascii_digit)
+                .collect();
+            if let Some(seq) = std::str::from_utf8(&digits)
+                .ok()
+                .and_then(|d| d.parse().ok())
+            {
                 on_seq(seq);
             }
         }
@@ -578,7 +599,11 @@ async fn stalled_subscriber(addr: SocketAddr, cookie: &str, websocket: bool) -> 
     };
     let path = if websocket { "/ws" } else { "/events" };
     let (s, head, _) = http_get_head(addr, path, &headers, Some(4096)).await.ok()?;
-    let ok = if websocket { "HTTP/1.1 101" } else { "HTTP/1.1 200" };
+    let ok = if websocket {
+        "HTTP/1.1 101"
+    } else {
+        "HTTP/1.1 200"
+    };
     head.starts_with(ok).then_some(s)
 }
 
@@ -649,8 +674,16 @@ fn latencies(
 fn missed(seen: &[Seen], seqs: std::ops::RangeInclusive<u64>) -> (usize, usize) {
     let mut missing = 0;
     let mut disorder = 0;
+    if seqs.is_empty() {
+        return (0, 0);
+    }
     for s in seen.iter().filter(|s| !s.ended_early) {
-        let got: Vec<u64> = s.got.iter().map(|(q, _)| *q).filter(|q| seqs.contains(q)).collect();
+        let got: Vec<u64> = s
+            .got
+            .iter()
+            .map(|(q, _)| *q)
+            .filter(|q| seqs.contains(q))
+            .collect();
         let expected = (seqs.end() - seqs.start() + 1) as usize;
         let mut uniq = got.clone();
         uniq.dedup();
@@ -692,7 +725,10 @@ impl Latch {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();
         let mut child = Command::new(env!("CARGO_BIN_EXE_latch"))
-            .args(["--data", dir.path().join("data").to_str().expect("utf-8 path")])
+            .args([
+                "--data",
+                dir.path().join("data").to_str().expect("utf-8 path"),
+            ])
             .args(["--bind", &format!("127.0.0.1:{port}")])
             .env("LATCH_ADMIN_PASSWORD", ADMIN_PASSWORD)
             // The hub's "state change" lines time each publish; request
@@ -710,14 +746,16 @@ impl Latch {
         let served = served_ms.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(out).lines().map_while(Result::ok) {
-                let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
+                let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
+                    continue;
+                };
                 let fields = &v["fields"];
                 if fields["message"] == "request" {
                     let path = fields["path"].as_str().unwrap_or_default();
-                    if path.ends_with("/checkout") || path.ends_with("/cancel") {
-                        if let Some(ms) = fields["ms"].as_f64() {
-                            served.lock().expect("lock").push(ms);
-                        }
+                    if (path.ends_with("/checkout") || path.ends_with("/cancel"))
+                        && let Some(ms) = fields["ms"].as_f64()
+                    {
+                        served.lock().expect("lock").push(ms);
                     }
                     continue;
                 }
@@ -743,7 +781,14 @@ impl Latch {
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
-        Latch { child, addr, base, published, served_ms, _dir: dir }
+        Latch {
+            child,
+            addr,
+            base,
+            published,
+            served_ms,
+            _dir: dir,
+        }
     }
 
     fn pid(&self) -> u32 {
@@ -751,7 +796,13 @@ impl Latch {
     }
 
     fn last_published(&self) -> u64 {
-        self.published.lock().expect("lock").keys().copied().max().unwrap_or(0)
+        self.published
+            .lock()
+            .expect("lock")
+            .keys()
+            .copied()
+            .max()
+            .unwrap_or(0)
     }
 }
 
@@ -804,7 +855,11 @@ async fn setup_accounts(latch: &Latch) -> Accounts {
     let actor_token = token("actor", USER_PASSWORD).await;
     let mut cookies = Vec::new();
     for user in USERS {
-        let password = if user == "admin" { ADMIN_PASSWORD } else { USER_PASSWORD };
+        let password = if user == "admin" {
+            ADMIN_PASSWORD
+        } else {
+            USER_PASSWORD
+        };
         let resp = http
             .post(format!("{}/api/login", latch.base))
             .json(&serde_json::json!({"username": user, "password": password}))
@@ -822,14 +877,22 @@ async fn setup_accounts(latch: &Latch) -> Accounts {
             .to_string();
         cookies.push(cookie);
     }
-    Accounts { http, admin_token, actor_token, cookies }
+    Accounts {
+        http,
+        admin_token,
+        actor_token,
+        cookies,
+    }
 }
 
 async fn upload(acc: &Accounts, base: &str, path: &str, description: &str) -> u64 {
     let form = reqwest::multipart::Form::new()
         .text("path", path.to_string())
         .text("description", description.to_string())
-        .part("file", reqwest::multipart::Part::bytes(b"G0 X0 Y0".to_vec()).file_name("f.nc"));
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(b"G0 X0 Y0".to_vec()).file_name("f.nc"),
+        );
     let v: serde_json::Value = acc
         .http
         .post(format!("{base}/api/files"))
@@ -848,7 +911,12 @@ async fn upload(acc: &Accounts, base: &str, path: &str, description: &str) -> u6
 /// on the subscribers' runtime, a response would queue behind thousands
 /// of client reads and the request would look slower than it is.
 struct Causer {
-    tx: tokio::sync::mpsc::UnboundedSender<(String, bool, String, tokio::sync::oneshot::Sender<Duration>)>,
+    tx: tokio::sync::mpsc::UnboundedSender<(
+        String,
+        bool,
+        String,
+        tokio::sync::oneshot::Sender<Duration>,
+    )>,
 }
 
 impl Causer {
@@ -869,7 +937,8 @@ impl Causer {
                 while let Some((url, lock, comment, reply)) = rx.recv().await {
                     let t = Instant::now();
                     let rb = if lock {
-                        http.post(url).json(&serde_json::json!({"comment": comment}))
+                        http.post(url)
+                            .json(&serde_json::json!({"comment": comment}))
                     } else {
                         http.post(url)
                     };
@@ -957,7 +1026,11 @@ impl std::fmt::Display for Summary {
             self.latch_stalled.p99 / self.latch.p99,
             self.stalled_dropped
         )?;
-        writeln!(f, "   events missed by reading subscribers: {}", self.missed)?;
+        writeln!(
+            f,
+            "   events missed by reading subscribers: {}",
+            self.missed
+        )?;
         writeln!(
             f,
             "   server memory per idle connection: WebSocket {:.1} KiB, SSE {:.1} KiB, floor {:.1} KiB (goal ≤ 24 KiB)",
@@ -984,10 +1057,21 @@ impl std::fmt::Display for Summary {
 }
 
 async fn run_size(n: usize, events: u64, fill: u64) -> Summary {
-    println!("\n== {n} subscribers ({} WebSocket + {} SSE, over {} users incl. an admin and the lock holder)", n / 2, n - n / 2, USERS.len());
+    println!(
+        "\n== {n} subscribers ({} WebSocket + {} SSE, over {} users incl. an admin and the lock holder)",
+        n / 2,
+        n - n / 2,
+        USERS.len()
+    );
     let latch = Latch::start().await;
     let acc = setup_accounts(&latch).await;
-    let normal = upload(&acc, &latch.base, "parts/1234567.mcam", "Main housing, second op").await;
+    let normal = upload(
+        &acc,
+        &latch.base,
+        "parts/1234567.mcam",
+        "Main housing, second op",
+    )
+    .await;
     let bulky = upload(
         &acc,
         &latch.base,
@@ -1006,14 +1090,27 @@ async fn run_size(n: usize, events: u64, fill: u64) -> Summary {
     let mut idle = Vec::new();
     for _ in 0..events {
         let l = locked.get_mut(&normal).expect("file");
-        idle.push(causer.cause(&latch.base, normal, !*l, "").await.as_secs_f64() * 1e3);
+        idle.push(
+            causer
+                .cause(&latch.base, normal, !*l, "")
+                .await
+                .as_secs_f64()
+                * 1e3,
+        );
         *l = !*l;
         next_seq += 1;
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let req_idle = durations_ms(&mut idle);
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let served_idle = durations_ms(&mut latch.served_ms.lock().expect("lock").drain(..).collect::<Vec<_>>());
+    let served_idle = durations_ms(
+        &mut latch
+            .served_ms
+            .lock()
+            .expect("lock")
+            .drain(..)
+            .collect::<Vec<_>>(),
+    );
 
     // Connect: WebSockets first, then SSE, to see each one's memory.
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -1069,7 +1166,13 @@ async fn run_size(n: usize, events: u64, fill: u64) -> Summary {
     let mut late = 0;
     for _ in 0..events {
         let l = locked.get_mut(&normal).expect("file");
-        busy.push(causer.cause(&latch.base, normal, !*l, "fixing the post").await.as_secs_f64() * 1e3);
+        busy.push(
+            causer
+                .cause(&latch.base, normal, !*l, "fixing the post")
+                .await
+                .as_secs_f64()
+                * 1e3,
+        );
         *l = !*l;
         if !tally.wait_for(next_seq, Duration::from_secs(10)).await {
             late += 1;
@@ -1084,74 +1187,94 @@ async fn run_size(n: usize, events: u64, fill: u64) -> Summary {
     let rss_after = proc_status_kib(latch.pid(), "VmRSS");
     let req_busy = durations_ms(&mut busy);
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let served_busy = durations_ms(&mut latch.served_ms.lock().expect("lock").drain(..).collect::<Vec<_>>());
+    let served_busy = durations_ms(
+        &mut latch
+            .served_ms
+            .lock()
+            .expect("lock")
+            .drain(..)
+            .collect::<Vec<_>>(),
+    );
     println!(
         "phase A: {events} events; {late} not everywhere within 10 s; server CPU {cpu_a:.2} s; RSS after traffic {} MiB ({:.1} KiB per connection over the start)",
         rss_after / 1024,
         rss_after.saturating_sub(rss0) as f64 / n as f64
     );
 
-    // Phase B: 1 % stalled (half WebSocket, half SSE), large fill events, then the same paced events.
-    let stalled_n = (n / 100).max(2);
-    let mut stalled = Vec::new();
-    for i in 0..stalled_n {
-        if let Some(s) = stalled_subscriber(latch.addr, &acc.cookies[2 + i % 6], i % 2 == 0).await {
-            stalled.push((i % 2 == 0, s));
+    // Phase B: 1 % stalled (half WebSocket, half SSE), large fill events,
+    // then the same paced events. LATCH_BENCH_FILL=0 leaves it out.
+    let (b_fill_first, b_fill_last, b_first, b_last, stalled_dropped) = if fill == 0 {
+        (1, 0, 1, 0, "not measured (LATCH_BENCH_FILL=0)".to_string())
+    } else {
+        let stalled_n = (n / 100).max(2);
+        let mut stalled = Vec::new();
+        for i in 0..stalled_n {
+            if let Some(s) =
+                stalled_subscriber(latch.addr, &acc.cookies[2 + i % 6], i % 2 == 0).await
+            {
+                stalled.push((i % 2 == 0, s));
+            }
         }
-    }
-    let t = Instant::now();
-    let b_fill_first = next_seq;
-    for _ in 0..fill {
-        let l = locked.get_mut(&bulky).expect("file");
-        causer.cause(&latch.base, bulky, !*l, &comment_bulky).await;
-        *l = !*l;
-        tally.wait_for(next_seq, Duration::from_secs(10)).await;
-        next_seq += 1;
-    }
-    let b_fill_last = next_seq - 1;
-    println!(
-        "phase B: {} stalled ({} WebSocket, {} SSE); {fill} large events in {:.1} s",
-        stalled.len(),
-        stalled.iter().filter(|(ws, _)| *ws).count(),
-        stalled.iter().filter(|(ws, _)| !*ws).count(),
-        t.elapsed().as_secs_f64()
-    );
-    let b_first = next_seq;
-    for _ in 0..events {
-        let l = locked.get_mut(&normal).expect("file");
-        causer.cause(&latch.base, normal, !*l, "fixing the post").await;
-        *l = !*l;
-        tally.wait_for(next_seq, Duration::from_secs(10)).await;
-        next_seq += 1;
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let b_last = next_seq - 1;
-    // Past the WebSocket send timeout and the socket write-stall limit,
-    // then see who is still connected.
-    tokio::time::sleep(latch::live::SEND_TIMEOUT.max(latch::live::WRITE_STALL) + Duration::from_secs(3)).await;
-    let (cws, csse) = live_connections(&acc, &latch.base).await;
-    let readers_ws = n / 2;
-    let readers_sse = n - n / 2;
-    let stalled_ws = stalled.iter().filter(|(ws, _)| *ws).count();
-    let stalled_sse = stalled.len() - stalled_ws;
-    let open_ws = cws as usize - readers_ws.min(cws as usize);
-    let open_sse = csse as usize - readers_sse.min(csse as usize);
-    let mut closed = (0, 0);
-    let checks: Vec<_> = stalled
-        .into_iter()
-        .map(|(ws, s)| tokio::spawn(async move { (ws, closed_by_server(s).await) }))
-        .collect();
-    for c in checks {
-        let (ws, was_closed) = c.await.expect("drain");
-        if was_closed {
-            if ws { closed.0 += 1 } else { closed.1 += 1 }
+        let t = Instant::now();
+        let b_fill_first = next_seq;
+        for _ in 0..fill {
+            let l = locked.get_mut(&bulky).expect("file");
+            causer.cause(&latch.base, bulky, !*l, &comment_bulky).await;
+            *l = !*l;
+            tally.wait_for(next_seq, Duration::from_secs(10)).await;
+            next_seq += 1;
         }
-    }
-    let stalled_dropped = format!(
-        "WebSocket {}/{} (server still counts {open_ws} open), SSE {}/{} (server still counts {open_sse} open)",
-        closed.0, stalled_ws, closed.1, stalled_sse
-    );
-    println!("phase B: stalled subscribers dropped — {stalled_dropped}");
+        let b_fill_last = next_seq - 1;
+        println!(
+            "phase B: {} stalled ({} WebSocket, {} SSE); {fill} large events in {:.1} s",
+            stalled.len(),
+            stalled.iter().filter(|(ws, _)| *ws).count(),
+            stalled.iter().filter(|(ws, _)| !*ws).count(),
+            t.elapsed().as_secs_f64()
+        );
+        let b_first = next_seq;
+        for _ in 0..events {
+            let l = locked.get_mut(&normal).expect("file");
+            causer
+                .cause(&latch.base, normal, !*l, "fixing the post")
+                .await;
+            *l = !*l;
+            tally.wait_for(next_seq, Duration::from_secs(10)).await;
+            next_seq += 1;
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let b_last = next_seq - 1;
+        // Past the WebSocket send timeout and the socket write-stall limit,
+        // then see who is still connected.
+        tokio::time::sleep(
+            latch::live::SEND_TIMEOUT.max(latch::live::WRITE_STALL) + Duration::from_secs(3),
+        )
+        .await;
+        let (cws, csse) = live_connections(&acc, &latch.base).await;
+        let readers_ws = n / 2;
+        let readers_sse = n - n / 2;
+        let stalled_ws = stalled.iter().filter(|(ws, _)| *ws).count();
+        let stalled_sse = stalled.len() - stalled_ws;
+        let open_ws = cws as usize - readers_ws.min(cws as usize);
+        let open_sse = csse as usize - readers_sse.min(csse as usize);
+        let mut closed = (0, 0);
+        let checks: Vec<_> = stalled
+            .into_iter()
+            .map(|(ws, s)| tokio::spawn(async move { (ws, closed_by_server(s).await) }))
+            .collect();
+        for c in checks {
+            let (ws, was_closed) = c.await.expect("drain");
+            if was_closed {
+                if ws { closed.0 += 1 } else { closed.1 += 1 }
+            }
+        }
+        let stalled_dropped = format!(
+            "WebSocket {}/{} (server still counts {open_ws} open), SSE {}/{} (server still counts {open_sse} open)",
+            closed.0, stalled_ws, closed.1, stalled_sse
+        );
+        println!("phase B: stalled subscribers dropped — {stalled_dropped}");
+        (b_fill_first, b_fill_last, b_first, b_last, stalled_dropped)
+    };
 
     let _ = stop_tx.send(true);
     let mut seen = Vec::new();
@@ -1160,8 +1283,12 @@ async fn run_size(n: usize, events: u64, fill: u64) -> Summary {
     }
     let published = latch.published.lock().expect("lock").clone();
     let lat_a = latencies(&seen, &published, a_first..=a_last, |_| true);
-    let lat_a_ws = latencies(&seen, &published, a_first..=a_last, |s| s.transport == Transport::Ws);
-    let lat_a_sse = latencies(&seen, &published, a_first..=a_last, |s| s.transport == Transport::Sse);
+    let lat_a_ws = latencies(&seen, &published, a_first..=a_last, |s| {
+        s.transport == Transport::Ws
+    });
+    let lat_a_sse = latencies(&seen, &published, a_first..=a_last, |s| {
+        s.transport == Transport::Sse
+    });
     let lat_fill = latencies(&seen, &published, b_fill_first..=b_fill_last, |_| true);
     let lat_b = latencies(&seen, &published, b_first..=b_last, |_| true);
     let (miss_a, dis_a) = missed(&seen, a_first..=a_last);
@@ -1179,7 +1306,14 @@ async fn run_size(n: usize, events: u64, fill: u64) -> Summary {
     println!(
         "causing request: p50/p99 {:.2}/{:.2} ms idle vs {:.2}/{:.2} ms with {n} subscribers \
          (inside the server: {:.2}/{:.2} vs {:.2}/{:.2} ms)",
-        req_idle.0, req_idle.1, req_busy.0, req_busy.1, served_idle.0, served_idle.1, served_busy.0, served_busy.1
+        req_idle.0,
+        req_idle.1,
+        req_busy.0,
+        req_busy.1,
+        served_idle.0,
+        served_idle.1,
+        served_busy.0,
+        served_busy.1
     );
     let payloads: Vec<String> = seen
         .iter()
@@ -1234,7 +1368,11 @@ async fn floor_run(n: usize, payloads: &[String]) -> (Lat, f64, f64) {
     let mut out = BufReader::new(child.stdout.take().expect("stdout"));
     let mut line = String::new();
     out.read_line(&mut line).expect("floor port");
-    let port: u16 = line.trim().strip_prefix("port ").and_then(|p| p.parse().ok()).expect("port line");
+    let port: u16 = line
+        .trim()
+        .strip_prefix("port ")
+        .and_then(|p| p.parse().ok())
+        .expect("port line");
     let published: Published = Default::default();
     let sink = published.clone();
     std::thread::spawn(move || {
@@ -1319,7 +1457,9 @@ mod floor {
             .build()
             .expect("runtime");
         rt.block_on(async {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
             let port = listener.local_addr().expect("addr").port();
             println!("port {port}");
             let _ = std::io::stdout().flush();
@@ -1327,7 +1467,9 @@ mod floor {
             let accept_tx = tx.clone();
             tokio::spawn(async move {
                 loop {
-                    let Ok((s, _)) = listener.accept().await else { continue };
+                    let Ok((s, _)) = listener.accept().await else {
+                        continue;
+                    };
                     let _ = s.set_nodelay(true);
                     let rx = accept_tx.subscribe();
                     tokio::spawn(connection(s, rx));
@@ -1342,7 +1484,9 @@ mod floor {
                     if input.read_line(&mut line).unwrap_or(0) == 0 {
                         break;
                     }
-                    let Ok(len) = line.trim().parse::<usize>() else { break };
+                    let Ok(len) = line.trim().parse::<usize>() else {
+                        break;
+                    };
                     let mut buf = vec![0u8; len];
                     if input.read_exact(&mut buf).is_err() {
                         break;

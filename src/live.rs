@@ -54,6 +54,9 @@ pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// A socket write that makes no progress for this long fails (see [`acceptor`]).
 /// Longer than `SEND_TIMEOUT`: it also covers downloads on poor links.
 pub const WRITE_STALL: Duration = Duration::from_secs(30);
+/// How long the hub holds an event before fanning it out, so the request
+/// that caused it is answered first (see `Hub::start`).
+const ANSWER_FIRST: Duration = Duration::from_micros(500);
 /// Most events replayed on resume before a full re-render is cheaper.
 const REPLAY_LIMIT: usize = 2000;
 
@@ -265,15 +268,21 @@ impl Hub {
         let (tx, mut rx) = mpsc::unbounded_channel::<Arc<Event>>();
         store.set_event_sink(tx);
         let worker = hub.clone();
-        // A thread of its own, not a task: its wake-ups of thousands of
-        // connection tasks then queue behind the request that caused the
-        // event (woken a moment earlier, when its database write returned),
-        // so that request is answered first. Rendering stays off the workers.
+        // A thread of its own, not a task, so rendering stays off the
+        // workers and the request that caused an event is answered before
+        // its fan-out: that request's task is woken just after the event is
+        // handed over here, and must not queue behind thousands of
+        // connection wake-ups (nor be preempted by this thread making them).
         std::thread::Builder::new()
             .name("latch-hub".into())
             .spawn(move || {
                 while let Some(event) = rx.blocking_recv() {
+                    std::thread::sleep(ANSWER_FIRST);
                     worker.publish(&event);
+                    // What arrived meanwhile has waited long enough.
+                    while let Ok(event) = rx.try_recv() {
+                        worker.publish(&event);
+                    }
                 }
             })
             .map_err(|e| AppError::internal("starting the live hub", e))?;
@@ -644,12 +653,28 @@ async fn send(sink: &mut WsSink, msg: Message) -> bool {
 }
 
 pub async fn sse(app: &App, req: &Request) -> Response {
-    let (mut sub, viewer, missed, mut last_sent) = match open(app, req, false).await {
+    let (sub, viewer, missed, last_sent) = match open(app, req, false).await {
         Ok(x) => x,
         Err(resp) => return resp,
     };
     let counted = Connected::new(&app.hub, false);
-    let stream = async_stream::stream! {
+    let stream = sse_stream(sub, viewer, missed, last_sent, Some(counted));
+    Response::builder()
+        .content_type("text/event-stream")
+        .header("Cache-Control", "no-cache, no-transform")
+        .header("X-Accel-Buffering", "no")
+        .body(Body::from_bytes_stream(stream))
+}
+
+/// The body of one `/events` response: the backlog, then live frames and heartbeats.
+fn sse_stream(
+    mut sub: Subscription,
+    viewer: LiveViewer,
+    missed: Vec<Missed>,
+    mut last_sent: u64,
+    counted: Option<Connected>,
+) -> impl futures_util::Stream<Item = io::Result<Vec<u8>>> + Send + 'static {
+    async_stream::stream! {
         let _counted = counted;
         for m in missed {
             yield Ok::<_, io::Error>(sse_frame(m.seq, m.kind, &m.html).into_bytes());
@@ -668,12 +693,7 @@ pub async fn sse(app: &App, req: &Request) -> Response {
                 _ = stopped(&mut sub.shutdown) => break,
             }
         }
-    };
-    Response::builder()
-        .content_type("text/event-stream")
-        .header("Cache-Control", "no-cache, no-transform")
-        .header("X-Accel-Buffering", "no")
-        .body(Body::from_bytes_stream(stream))
+    }
 }
 
 /// Resolves once shutdown has begun (the guard `wait_for` returns is
@@ -806,7 +826,26 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for GuardedIo<T> {
 
 #[cfg(test)]
 mod tests {
-    use super::sse_frame;
+    use super::*;
+
+    #[test]
+    fn an_idle_event_stream_is_small() {
+        let (frames, _) = broadcast::channel(4);
+        let (shutdown, _) = watch::channel(false);
+        let sub = Subscription {
+            frames: frames.subscribe(),
+            shutdown: shutdown.subscribe(),
+        };
+        let viewer = LiveViewer {
+            username: "alice".into(),
+            admin: false,
+            token_hash: vec![0; 32],
+        };
+        let stream = sse_stream(sub, viewer, Vec::new(), 0, None);
+        // hyper and poem hold ~20 KiB per HTTP/1 connection; ours stays small.
+        let size = std::mem::size_of_val(&stream);
+        assert!(size < 1024, "the SSE body state is {size} bytes");
+    }
 
     #[test]
     fn sse_data_is_split_on_every_line_ending() {

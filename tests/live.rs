@@ -826,7 +826,8 @@ async fn cross_site_and_session_less_connections_are_refused_before_upgrading() 
             Ok(_) => panic!("/ws upgraded for {why}"),
         }
     }
-    let sse_cases: [(Option<&str>, &[(&str, &str)], u16, &str); 5] = [
+    type Case<'a> = (Option<&'a str>, &'a [(&'a str, &'a str)], u16, &'a str);
+    let sse_cases: [Case; 5] = [
         (
             Some(&cookie),
             &[("Origin", evil)],
