@@ -13,7 +13,10 @@
 //!   whose socket accepts nothing for `SEND_TIMEOUT`, is disconnected, and
 //!   its browser resumes from the event log;
 //! - a connection's long-lived task holds no database handle, so a restart
-//!   can reopen the data directory while old sockets are still closing.
+//!   can reopen the data directory while old sockets are still closing;
+//! - the hub is a thread, not a task: it renders off the runtime's workers
+//!   and holds each event `ANSWER_FIRST` before the fan-out, so the request
+//!   that caused it is answered before thousands of connection wake-ups.
 //!
 //! Stalled readers are dropped at two levels. The WebSocket loop times out
 //! its own sends. An SSE body is only polled by hyper while hyper's buffer
