@@ -59,9 +59,6 @@ impl RepoPath {
                 "The path is absolute; give it relative to the vault, e.g. parts/bracket.mcam.",
             );
         }
-        if trimmed.len() >= 2 && trimmed.as_bytes()[1] == b':' {
-            return invalid("The path looks like a drive letter; give it relative to the vault.");
-        }
         let mut parts = Vec::new();
         for part in trimmed.split('/') {
             match part {
@@ -88,7 +85,12 @@ impl RepoPath {
         if parts.len() > 32 {
             return invalid("The path is nested more than 32 folders deep.");
         }
-        Ok(RepoPath(parts.join("/")))
+        let path = parts.join("/");
+        // Checked on the normalised path, so `./C:/x` is refused like `C:/x`.
+        if path.len() >= 2 && path.as_bytes()[1] == b':' {
+            return invalid("The path looks like a drive letter; give it relative to the vault.");
+        }
+        Ok(RepoPath(path))
     }
 
     pub fn as_str(&self) -> &str {
@@ -412,6 +414,7 @@ mod tests {
             ("a\nb", "newline"),
             (long.as_str(), "too long"),
             ("C:/x", "drive"),
+            ("./C:/x", "drive after normalising"),
             ("/", "only slash"),
             ("a/ b", "leading space part"),
             ("a/b.", "trailing dot"),
