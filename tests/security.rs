@@ -4,6 +4,7 @@
 //! downloads, login throttling and enumeration, a table of hostile inputs,
 //! and property tests of the parsers for outside values.
 
+mod binary;
 mod common;
 
 use std::collections::BTreeSet;
@@ -1012,6 +1013,34 @@ async fn an_unknown_user_and_a_wrong_password_get_the_same_answer() {
     assert_eq!(answers[0], disabled, "a disabled account is not revealed");
     assert_eq!(answers[0].0, 401);
     assert!(answers[1].1.ends_with("true"), "{:?}", answers[1]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_flood_of_wrong_passwords_does_not_grow_the_server() {
+    // Each argon2 check takes 19 MiB; run on whatever blocking thread was
+    // free, the allocator kept that much per thread for good (+1.9 GiB here).
+    let tmp = tempfile::tempdir().unwrap();
+    let server = binary::Server::start(&tmp.path().join("data"), &tmp.path().join("log")).await;
+    let http = reqwest::Client::new();
+    let login = |name: String| {
+        http.post(format!("{}/api/login", server.base))
+            .json(&json!({"username": name, "password": "wrong-password"}))
+            .send()
+    };
+    assert_eq!(login("warmup".into()).await.unwrap().status(), 401);
+    let before = server.rss_kib();
+    let attempts: Vec<_> = (0..100).map(|i| login(format!("guess{i}"))).collect();
+    for resp in futures_util::future::join_all(attempts).await {
+        let status = resp.unwrap().status().as_u16();
+        assert!(status == 401 || status == 429, "{status}");
+    }
+    let after = server.rss_kib();
+    assert!(
+        after < before + 256 * 1024,
+        "100 concurrent sign-ins grew the server from {} MiB to {} MiB",
+        before / 1024,
+        after / 1024
+    );
 }
 
 // --------------------------------------------------------- hostile inputs
