@@ -709,7 +709,7 @@ struct Latch {
     base: String,
     published: Published,
     /// How long each check-out/cancel took inside the server (its request log), in ms.
-    served_ms: Arc<Mutex<Vec<f64>>>,
+    served_ms: Arc<Mutex<Vec<(i64, f64)>>>,
     _dir: tempfile::TempDir,
 }
 
@@ -740,7 +740,7 @@ impl Latch {
             .spawn()
             .expect("start latch");
         let published: Published = Default::default();
-        let served_ms: Arc<Mutex<Vec<f64>>> = Default::default();
+        let served_ms: Arc<Mutex<Vec<(i64, f64)>>> = Default::default();
         let out = child.stdout.take().expect("stdout");
         let sink = published.clone();
         let served = served_ms.clone();
@@ -752,10 +752,14 @@ impl Latch {
                 let fields = &v["fields"];
                 if fields["message"] == "request" {
                     let path = fields["path"].as_str().unwrap_or_default();
+                    let at = v["timestamp"]
+                        .as_str()
+                        .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+                        .map(|t| t.as_nanosecond() as i64);
                     if (path.ends_with("/checkout") || path.ends_with("/cancel"))
-                        && let Some(ms) = fields["ms"].as_f64()
+                        && let (Some(ms), Some(at)) = (fields["ms"].as_f64(), at)
                     {
-                        served.lock().expect("lock").push(ms);
+                        served.lock().expect("lock").push((at, ms));
                     }
                     continue;
                 }
@@ -1109,6 +1113,7 @@ async fn run_size(n: usize, events: u64, fill: u64) -> Summary {
             .lock()
             .expect("lock")
             .drain(..)
+            .map(|(_, ms)| ms)
             .collect::<Vec<_>>(),
     );
 
@@ -1187,13 +1192,27 @@ async fn run_size(n: usize, events: u64, fill: u64) -> Summary {
     let rss_after = proc_status_kib(latch.pid(), "VmRSS");
     let req_busy = durations_ms(&mut busy);
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let served_busy = durations_ms(
-        &mut latch
-            .served_ms
-            .lock()
-            .expect("lock")
-            .drain(..)
-            .collect::<Vec<_>>(),
+    let served_a: Vec<(i64, f64)> = latch.served_ms.lock().expect("lock").drain(..).collect();
+    let served_busy = durations_ms(&mut served_a.iter().map(|(_, ms)| *ms).collect::<Vec<_>>());
+    // When each event's fan-out began, relative to its request's answer
+    // being ready (positive: the answer came first).
+    let mut head_start: Vec<f64> = {
+        let published = latch.published.lock().expect("lock");
+        served_a
+            .iter()
+            .enumerate()
+            .filter_map(|(k, (done, _))| {
+                published
+                    .get(&(a_first + k as u64))
+                    .map(|p| (*p - *done) as f64 / 1e6)
+            })
+            .collect()
+    };
+    head_start.sort_by(|a, b| a.total_cmp(b));
+    println!(
+        "phase A: the fan-out began {:.2} ms (median; min {:.2}) after the causing request's answer was ready",
+        pct(&head_start, 0.5),
+        head_start.first().copied().unwrap_or(f64::NAN)
     );
     println!(
         "phase A: {events} events; {late} not everywhere within 10 s; server CPU {cpu_a:.2} s; RSS after traffic {} MiB ({:.1} KiB per connection over the start)",
