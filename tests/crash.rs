@@ -609,6 +609,7 @@ async fn nothing_acknowledged_is_lost_across_twenty_sigkills() {
     }));
     let sse_http = reqwest::Client::new();
     let mut killed = 0;
+    let mut early_kills = 0;
     loop {
         // The live client resumes from its last event id, as a browser would.
         let follower = {
@@ -675,6 +676,13 @@ async fn nothing_acknowledged_is_lost_across_twenty_sigkills() {
         admin.await.expect("admin task");
         let _ = follower.await;
 
+        // Now and then the restart itself is cut short, maybe mid-reconcile.
+        if rng.below(4) == 0 {
+            let mut early = Server::spawn(&data, &log);
+            tokio::time::sleep(Duration::from_millis(rng.below(60))).await;
+            early.kill();
+            early_kills += 1;
+        }
         server = Server::start(&data, &log).await;
     }
     let log_text = std::fs::read_to_string(&log).unwrap_or_default();
@@ -683,7 +691,7 @@ async fn nothing_acknowledged_is_lost_across_twenty_sigkills() {
     let m = model.lock().unwrap();
     let seen = view.lock().unwrap().clone();
     eprintln!(
-        "crash torture: {killed} kills in {:.1} s; acknowledged: {:?}; {} versions checked; \
+        "crash torture: {killed} kills while serving and {early_kills} while starting, in {:.1} s; acknowledged: {:?}; {} versions checked; \
          live client saw {} events ({} resyncs); {reconciled_starts} starts reconciled Git \
          commits the database had not recorded; {stale_locks} stale Git locks removed",
         started.elapsed().as_secs_f64(),

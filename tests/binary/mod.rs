@@ -35,6 +35,13 @@ pub fn log_tail(log: &Path) -> String {
 impl Server {
     /// Starts `latch --data DATA --bind 127.0.0.1:PORT` and waits for /healthz.
     pub async fn start(data: &Path, log: &Path) -> Server {
+        let mut server = Self::spawn(data, log);
+        server.wait_healthy(log).await;
+        server
+    }
+
+    /// Starts the process without waiting for it to serve.
+    pub fn spawn(data: &Path, log: &Path) -> Server {
         let port = free_port();
         let out = std::fs::OpenOptions::new()
             .create(true)
@@ -53,10 +60,14 @@ impl Server {
             .stderr(out)
             .spawn()
             .expect("start latch");
-        let mut server = Server {
+        Server {
             child,
             base: format!("http://127.0.0.1:{port}"),
-        };
+        }
+    }
+
+    async fn wait_healthy(&mut self, log: &Path) {
+        let server = self;
         let http = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
@@ -69,7 +80,7 @@ impl Server {
             if let Ok(r) = http.get(format!("{}/healthz", server.base)).send().await
                 && r.status() == 200
             {
-                return server;
+                return;
             }
             assert!(
                 Instant::now() < deadline,
