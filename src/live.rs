@@ -88,6 +88,16 @@ fn class_index(admin: bool, holder: bool) -> usize {
     (admin as usize) * 2 + holder as usize
 }
 
+/// The template viewer of a class: `holder` is the holder's name when the
+/// class is "holds the lock"; otherwise a name no user has, so no card is "mine".
+fn class_viewer(admin: bool, holder: Option<&str>) -> Viewer {
+    Viewer {
+        username: holder.unwrap_or_default().to_string(),
+        admin,
+        csrf: None,
+    }
+}
+
 impl Rendered {
     fn class_of(&self, viewer: &LiveViewer) -> usize {
         class_index(
@@ -200,15 +210,7 @@ impl LiveViewer {
 
     /// The template viewer for this connection's class of an event held by `holder`.
     fn class_viewer(&self, holder: Option<&str>) -> Viewer {
-        Viewer {
-            username: if holder == Some(self.username.as_str()) {
-                self.username.clone()
-            } else {
-                String::new()
-            },
-            admin: self.admin,
-            csrf: None,
-        }
+        class_viewer(self.admin, holder.filter(|h| *h == self.username))
     }
 }
 
@@ -327,16 +329,7 @@ impl Hub {
             .and_then(|f| f.locked_by())
             .map(str::to_string);
         let render = |admin: bool, is_holder: bool| {
-            let viewer = Viewer {
-                // The holder variant sees the holder's name; others a name no user has.
-                username: if is_holder {
-                    holder.clone().unwrap_or_default()
-                } else {
-                    String::new()
-                },
-                admin,
-                csrf: None,
-            };
+            let viewer = class_viewer(admin, holder.as_deref().filter(|_| is_holder));
             views::event_fragment(event, &viewer, counters)
         };
         let user = render(false, false);
@@ -567,10 +560,11 @@ fn ws_config() -> WebSocketConfig {
     let mut config = WebSocketConfig::default();
     // An idle connection should cost little: tungstenite allocates its read
     // buffer up front, and browsers only send pongs and closes. Outgoing
-    // frames are written at once (no write buffering to hold them).
+    // frames are written at once (no write buffering to hold them). The
+    // write buffer is not capped: each send waits for its flush, so it holds
+    // one message, and a resync of a long list is one message of megabytes.
     config.read_buffer_size = 1024;
     config.write_buffer_size = 0;
-    config.max_write_buffer_size = 1 << 20;
     config.max_message_size = Some(64 * 1024);
     config.max_frame_size = Some(64 * 1024);
     config

@@ -744,6 +744,35 @@ async fn a_resume_point_the_server_never_issued_gets_a_full_resync() {
 }
 
 #[tokio::test]
+async fn a_resync_of_a_long_list_reaches_a_websocket_whole() {
+    // Several hundred cards make a resync of more than a MiB: one message.
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+    let description = "Fixture notes. ".repeat(134)[..2000].to_string();
+    let mut ids = Vec::new();
+    for i in 0..400 {
+        let resp = alice
+            .post_form(
+                "/api/files",
+                upload_form(&format!("bulk/part-{i:04}.nc"), &description),
+            )
+            .await;
+        assert_eq!(resp.status(), 201);
+        ids.push(
+            resp.json::<serde_json::Value>().await.unwrap()["id"]
+                .as_u64()
+                .unwrap(),
+        );
+    }
+    let mut ws = ws_connect(app.addr, &alice, "?last_event_id=999999").await;
+    let html = ws.text().await;
+    assert!(html.len() > 1 << 20, "the resync is {} bytes", html.len());
+    assert_full_list(&html, &ids);
+    let mut sse = sse_open(app.addr, &alice, "?last_event_id=999999", &[]).await;
+    assert_full_list(&sse.event().await.html(), &ids);
+}
+
+#[tokio::test]
 async fn a_resume_point_older_than_the_log_gets_a_full_resync() {
     use latch::store::{EventDraft, EventKind, FileSnapshot, Store};
     let tmp = tempfile::tempdir().unwrap();
