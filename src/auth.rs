@@ -604,21 +604,27 @@ pub async fn login(app: &App, username: &str, password: &str, ip: IpAddr) -> App
     let name = Username::parse(username)
         .map(|u| u.as_str().to_string())
         .unwrap_or_default();
+    let throttled = |wait: Duration| AppError::TooManyRequests {
+        message: match wait.as_secs().max(1) {
+            1 => "Too many failed logins; try again in 1 second.".to_string(),
+            n => format!("Too many failed logins; try again in {n} seconds."),
+        },
+        retry_after_secs: wait.as_secs().max(1),
+    };
     if let Some(wait) = app.throttle.check(&name, ip) {
-        return Err(AppError::TooManyRequests {
-            message: match wait.as_secs().max(1) {
-                1 => "Too many failed logins; try again in 1 second.".to_string(),
-                n => format!("Too many failed logins; try again in {n} seconds."),
-            },
-            retry_after_secs: wait.as_secs().max(1),
-        });
+        return Err(throttled(wait));
+    }
+    // Checked again once it is this attempt's turn, and the outcome recorded
+    // before the turn passes on: otherwise a burst of attempts all pass the
+    // check before any failure counts (200 at once were 200 guesses).
+    let turn = argon2_turn().await;
+    if let Some(wait) = app.throttle.check(&name, ip) {
+        return Err(throttled(wait));
     }
     let store = app.store.clone();
     let password = password.to_string();
     let lookup = name.clone();
-    let turn = argon2_turn().await;
     let user = tokio::task::spawn_blocking(move || -> AppResult<Option<UserRecord>> {
-        let _turn = turn;
         let user = if lookup.is_empty() {
             None
         } else {
@@ -632,7 +638,7 @@ pub async fn login(app: &App, username: &str, password: &str, ip: IpAddr) -> App
         Ok(user.filter(|u| ok && !u.disabled))
     })
     .await??;
-    match user {
+    let outcome = match user {
         Some(user) => {
             app.throttle.succeeded(&name);
             Ok(user)
@@ -641,7 +647,9 @@ pub async fn login(app: &App, username: &str, password: &str, ip: IpAddr) -> App
             app.throttle.failed(&name, ip);
             Err(wrong())
         }
-    }
+    };
+    drop(turn);
+    outcome
 }
 
 /// The value of the `latch_session` cookie, if any.

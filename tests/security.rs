@@ -976,6 +976,33 @@ async fn repeated_wrong_passwords_are_throttled_with_retry_after() {
     assert_eq!(resp.status(), 429);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_burst_of_guesses_sent_at_once_is_throttled_like_guesses_one_by_one() {
+    let fx = Fixture::new().await;
+    let guesses: Vec<_> = (0..60)
+        .map(|i| {
+            fx.request("POST", "/api/login")
+                .json(&json!({"username": "ursula", "password": format!("guess-number-{i}")}))
+                .send()
+        })
+        .collect();
+    let mut tried = 0;
+    for resp in futures_util::future::join_all(guesses).await {
+        match resp.unwrap().status().as_u16() {
+            401 => tried += 1,
+            429 => {}
+            other => panic!("a guess got {other}"),
+        }
+    }
+    // Five free failures, plus at most one more per password check that was
+    // already running when the fifth failure was recorded.
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).max(2);
+    assert!(
+        (5..=5 + cores).contains(&tried),
+        "{tried} of 60 simultaneous guesses were checked"
+    );
+}
+
 #[tokio::test]
 async fn an_unknown_user_and_a_wrong_password_get_the_same_answer() {
     let fx = Fixture::new().await;
