@@ -88,7 +88,6 @@ impl From<std::io::Error> for StartError {
 }
 
 /// Opens the data directory: database, repository, reconciliation, first user.
-/// Must run inside a tokio runtime (the hub spawns its task).
 pub fn open(config: Config) -> Result<App, StartError> {
     std::fs::create_dir_all(&config.data_dir).map_err(|e| {
         StartError(format!(
