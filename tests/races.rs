@@ -166,8 +166,13 @@ async fn a_check_in_racing_an_override_has_one_outcome_told_truthfully_to_both()
             status_and_body(holder.checkin(id, body.as_bytes(), "race", "minor").await).await
         });
         let boss = admin.clone();
+        // A check-in does more work before its transaction than an override,
+        // so the override starts a little later in some rounds: both
+        // outcomes get their turn.
+        let head_start = Duration::from_millis((round % 5) as u64 * 3);
         let overriding = tokio::spawn(async move {
             b.wait().await;
+            tokio::time::sleep(head_start).await;
             status_and_body(boss.override_lock(id).await).await
         });
         let (ci, ov) = (checkin.await.unwrap(), overriding.await.unwrap());
