@@ -36,7 +36,10 @@ impl Server {
             .expect("free port")
             .port();
         let child = Command::new(env!("CARGO_BIN_EXE_latch"))
-            .args(["--data", dir.path().join("data").to_str().expect("utf-8 path")])
+            .args([
+                "--data",
+                dir.path().join("data").to_str().expect("utf-8 path"),
+            ])
             .args(["--bind", &format!("127.0.0.1:{port}")])
             .args(["--max-upload", "1G"])
             .env("LATCH_ADMIN_PASSWORD", ADMIN_PASSWORD)
@@ -53,11 +56,16 @@ impl Server {
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
-        Server { child, base, _dir: dir }
+        Server {
+            child,
+            base,
+            _dir: dir,
+        }
     }
 
     fn status_kib(&self, field: &str) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
         status
             .lines()
             .find(|l| l.starts_with(field))
@@ -98,7 +106,10 @@ fn synthetic_files(n: usize) -> Vec<FileRecord> {
             id: i as u64 + 1,
             path: format!("machine-{:02}/part-{i:06}.mcam", i % 40),
             description: format!("Fixture plate {i}, second op"),
-            revision: Revision { major: 1, minor: (i % 7) as u32 },
+            revision: Revision {
+                major: 1,
+                minor: (i % 7) as u32,
+            },
             created_by: "alice".into(),
             created_at: 1_700_000_000,
             size: 1_234_567 + i as u64,
@@ -107,7 +118,11 @@ fn synthetic_files(n: usize) -> Vec<FileRecord> {
             modified_at: 1_700_000_000 + i as i64,
             modified_by: "bob".into(),
             lock: (i % 5 == 0).then(|| LockRecord {
-                owner: if i % 10 == 0 { "alice".into() } else { "bob".into() },
+                owner: if i % 10 == 0 {
+                    "alice".into()
+                } else {
+                    "bob".into()
+                },
                 locked_at: 1_700_000_000,
                 comment: Some("fixing the post".into()),
             }),
@@ -150,7 +165,10 @@ async fn bench_checkout_cancel(server: &Server, token: &str, pairs: usize, clien
     for c in 0..clients {
         let form = reqwest::multipart::Form::new()
             .text("path", format!("bench/pair-{clients}-{c}.bin"))
-            .part("file", reqwest::multipart::Part::bytes(vec![c as u8; 1024]).file_name("x"));
+            .part(
+                "file",
+                reqwest::multipart::Part::bytes(vec![c as u8; 1024]).file_name("x"),
+            );
         let resp: serde_json::Value = http
             .post(format!("{}/api/files", server.base))
             .bearer_auth(token)
@@ -200,7 +218,10 @@ async fn bench_checkin(size: usize, label: &str) {
     let http = reqwest::Client::new();
     let form = reqwest::multipart::Form::new()
         .text("path", format!("big/{label}.bin"))
-        .part("file", reqwest::multipart::Part::bytes(vec![7u8; 1024]).file_name("x"));
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(vec![7u8; 1024]).file_name("x"),
+        );
     let created: serde_json::Value = http
         .post(format!("{}/api/files", server.base))
         .bearer_auth(&token)
@@ -232,7 +253,10 @@ async fn bench_checkin(size: usize, label: &str) {
     server.reset_peak();
     let form = reqwest::multipart::Form::new()
         .text("message", "bench check-in")
-        .part("file", reqwest::multipart::Part::bytes(content).file_name("x"));
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(content).file_name("x"),
+        );
     let started = Instant::now();
     let resp = http
         .post(format!("{}/api/files/{id}/checkin", server.base))
@@ -276,8 +300,15 @@ async fn bench_checkin(size: usize, label: &str) {
 #[tokio::main]
 async fn main() {
     let quick = std::env::var("LATCH_BENCH_QUICK").is_ok_and(|v| v == "1");
-    println!("# Latch core figures{}", if quick { " (quick)" } else { "" });
-    for n in if quick { vec![100, 1_000] } else { vec![1_000, 10_000] } {
+    println!(
+        "# Latch core figures{}",
+        if quick { " (quick)" } else { "" }
+    );
+    for n in if quick {
+        vec![100, 1_000]
+    } else {
+        vec![1_000, 10_000]
+    } {
         bench_render(n);
     }
     let server = Server::start().await;
@@ -287,5 +318,9 @@ async fn main() {
     bench_checkout_cancel(&server, &token, pairs, 8).await;
     drop(server);
     bench_checkin(1 << 20, "1 MiB").await;
-    bench_checkin(if quick { 20 << 20 } else { 200 << 20 }, if quick { "20 MiB" } else { "200 MiB" }).await;
+    bench_checkin(
+        if quick { 20 << 20 } else { 200 << 20 },
+        if quick { "20 MiB" } else { "200 MiB" },
+    )
+    .await;
 }

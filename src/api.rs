@@ -266,6 +266,8 @@ enum Content {
         Binary<Body>,
         #[oai(header = "Content-Disposition")] String,
         #[oai(header = "X-Content-Type-Options")] String,
+        #[oai(header = "Content-Security-Policy")] String,
+        #[oai(header = "Cache-Control")] String,
     ),
 }
 
@@ -524,6 +526,9 @@ impl Api {
             Binary(resp.into_body()),
             disposition,
             "nosniff".into(),
+            // As for the HTML download: never rendered, never cached shared.
+            "default-src 'none'; sandbox".into(),
+            "private, no-cache".into(),
         ))
     }
 

@@ -80,8 +80,9 @@ pub struct Rendered {
     html: [String; 4],
     /// The same HTML framed as an SSE event (`id:`, `event:`, `data:` lines).
     sse: [String; 4],
-    /// An extra toast for one user (the holder whose lock was overridden).
-    personal: Option<(String, String)>,
+    /// For one user (the holder whose lock was overridden): their own toast
+    /// in place of the general one, as (user, general toast, their toast).
+    personal: Option<(String, String, String)>,
 }
 
 fn class_index(admin: bool, holder: bool) -> usize {
@@ -106,32 +107,36 @@ impl Rendered {
         )
     }
 
-    fn personal_for(&self, viewer: &LiveViewer) -> Option<&str> {
+    /// The viewer's HTML when it differs from its class's: the overridden
+    /// holder gets their own toast instead of the general one.
+    fn personal_html(&self, viewer: &LiveViewer) -> Option<String> {
         match &self.personal {
-            Some((who, extra)) if *who == viewer.username => Some(extra),
+            Some((who, general, own)) if *who == viewer.username => {
+                Some(swap_toast(&self.html[self.class_of(viewer)], general, own))
+            }
             _ => None,
         }
     }
 
     fn ws_text(&self, viewer: &LiveViewer) -> String {
-        let html = &self.html[self.class_of(viewer)];
-        match self.personal_for(viewer) {
-            Some(extra) => format!("{html}{extra}"),
-            None => html.clone(),
-        }
+        self.personal_html(viewer)
+            .unwrap_or_else(|| self.html[self.class_of(viewer)].clone())
     }
 
     fn sse_bytes(&self, viewer: &LiveViewer) -> Vec<u8> {
-        let class = self.class_of(viewer);
-        match self.personal_for(viewer) {
-            Some(extra) => sse_frame(
-                self.seq,
-                self.kind.as_str(),
-                &format!("{}{extra}", self.html[class]),
-            )
-            .into_bytes(),
-            None => self.sse[class].as_bytes().to_vec(),
+        match self.personal_html(viewer) {
+            Some(html) => sse_frame(self.seq, self.kind.as_str(), &html).into_bytes(),
+            None => self.sse[self.class_of(viewer)].as_bytes().to_vec(),
         }
+    }
+}
+
+/// Puts `own` in place of the `general` toast (one toast per event, not two).
+fn swap_toast(html: &str, general: &str, own: &str) -> String {
+    if html.contains(general) {
+        html.replacen(general, own, 1)
+    } else {
+        format!("{html}{own}")
     }
 }
 
@@ -344,9 +349,11 @@ impl Hub {
             .each_ref()
             .map(|h| sse_frame(event.seq, event.kind.as_str(), h));
         let personal = match (&event.kind, &event.previous_holder) {
-            (EventKind::Overridden, Some(prev)) => {
-                Some((prev.clone(), views::override_notice(event)))
-            }
+            (EventKind::Overridden, Some(prev)) => Some((
+                prev.clone(),
+                views::override_toast(event),
+                views::override_notice(event),
+            )),
             _ => None,
         };
         Rendered {
@@ -502,7 +509,7 @@ async fn catch_up(
                 if e.kind == EventKind::Overridden
                     && e.previous_holder.as_deref() == Some(viewer.username.as_str())
                 {
-                    html.push_str(&views::override_notice(e));
+                    html = swap_toast(&html, &views::override_toast(e), &views::override_notice(e));
                 }
                 Missed {
                     seq: e.seq,

@@ -513,6 +513,21 @@ pub fn activity_line(e: &Event) -> Markup {
     }
 }
 
+/// The toast a live event brings. The actor's own tab already has the
+/// action's reply as a toast; live.js drops this one there (`data-actor`).
+fn live_toast(e: &Event, kind: &str) -> Markup {
+    html! {
+        div hx-swap-oob="beforeend:#toasts" {
+            div class=(format!("toast toast-{kind}")) role="status" data-actor=(e.actor) { (event_sentence(e)) }
+        }
+    }
+}
+
+/// The toast everyone but the previous holder gets for an override.
+pub fn override_toast(e: &Event) -> String {
+    live_toast(e, "info").into_string()
+}
+
 /// The live fragment for one event, for one class of viewer.
 pub fn event_fragment(e: &Event, viewer: &Viewer, c: Counters) -> String {
     let toast_kind = match e.kind {
@@ -528,11 +543,7 @@ pub fn event_fragment(e: &Event, viewer: &Viewer, c: Counters) -> String {
             Some(f) => { (card(f, viewer, true)) }
             None => { article id=(format!("file-{}", e.file_id)) hx-swap-oob="delete" {} }
         }
-        // The actor's own tab already has the action's reply as a toast;
-        // live.js drops this one there (data-actor = the viewer).
-        div hx-swap-oob="beforeend:#toasts" {
-            div class=(format!("toast toast-{toast_kind}")) role="status" data-actor=(e.actor) { (event_sentence(e)) }
-        }
+        (live_toast(e, toast_kind))
         ol hx-swap-oob="afterbegin:#activity-list" { (activity_line(e)) }
         (counters(c, true))
         div #live-seq data-seq=(e.seq) hidden hx-swap-oob="true" {}

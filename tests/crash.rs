@@ -371,7 +371,12 @@ impl Check<'_> {
 
     async fn json(&self, path: &str) -> Value {
         let (status, body) = self.get(path).await;
-        assert_eq!(status, 200, "GET {path}: {}", String::from_utf8_lossy(&body));
+        assert_eq!(
+            status,
+            200,
+            "GET {path}: {}",
+            String::from_utf8_lossy(&body)
+        );
         serde_json::from_slice(&body).expect("json")
     }
 }
@@ -700,5 +705,8 @@ async fn nothing_acknowledged_is_lost_across_twenty_sigkills() {
         seen.events,
         seen.resyncs,
     );
-    assert!(m.acks.get("checkin").copied().unwrap_or(0) > 0, "no check-in was acknowledged");
+    assert!(
+        m.acks.get("checkin").copied().unwrap_or(0) > 0,
+        "no check-in was acknowledged"
+    );
 }

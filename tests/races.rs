@@ -94,7 +94,9 @@ async fn twenty_concurrent_check_ins_make_twenty_commits_on_one_linear_history()
     let clients = sign_in_all(&app, &names).await;
     let mut ids = Vec::new();
     for c in &clients {
-        let id = c.upload_ok(&format!("{}/part.mcam", c.username), b"v1").await;
+        let id = c
+            .upload_ok(&format!("{}/part.mcam", c.username), b"v1")
+            .await;
         assert_eq!(c.checkout(id, "").await.status(), 200);
         ids.push(id);
     }
@@ -129,7 +131,10 @@ async fn twenty_concurrent_check_ins_make_twenty_commits_on_one_linear_history()
     assert!(merges.status.success());
     assert!(merges.stdout.is_empty(), "main has merge commits");
     let count = common::git(&vault, &["rev-list", "--count", "refs/heads/main"]).unwrap();
-    let count: usize = String::from_utf8_lossy(&count.stdout).trim().parse().unwrap();
+    let count: usize = String::from_utf8_lossy(&count.stdout)
+        .trim()
+        .parse()
+        .unwrap();
     assert_eq!(count, 40, "20 uploads and 20 check-ins, one commit each");
     let first_parent =
         common::git(&vault, &["rev-list", "--first-parent", "refs/heads/main"]).unwrap();
@@ -177,7 +182,10 @@ async fn a_check_in_racing_an_override_has_one_outcome_told_truthfully_to_both()
         });
         let (ci, ov) = (checkin.await.unwrap(), overriding.await.unwrap());
         let after = alice.file(id).await;
-        assert!(after["lock"].is_null(), "round {round}: the lock is gone either way");
+        assert!(
+            after["lock"].is_null(),
+            "round {round}: the lock is gone either way"
+        );
         match (ci.0, ov.0) {
             (200, 409) => {
                 checkin_won += 1;
@@ -191,7 +199,10 @@ async fn a_check_in_racing_an_override_has_one_outcome_told_truthfully_to_both()
             (403 | 409, 200) => {
                 override_won += 1;
                 assert!(ov.1["lock"].is_null());
-                assert_eq!(after["head"], before["head"], "round {round}: no new version");
+                assert_eq!(
+                    after["head"], before["head"],
+                    "round {round}: no new version"
+                );
                 assert_eq!(after["revision"], before["revision"]);
                 assert_eq!(
                     alice.history(id).await.len(),
@@ -447,9 +458,15 @@ async fn load_many_clients_and_live_subscribers_lose_no_event() {
                 } else if roll < 40 {
                     ("get", http.get(format!("{base}/api/files/{id}")))
                 } else if roll < 48 {
-                    ("history", http.get(format!("{base}/api/files/{id}/history")))
+                    (
+                        "history",
+                        http.get(format!("{base}/api/files/{id}/history")),
+                    )
                 } else if roll < 55 {
-                    ("content", http.get(format!("{base}/api/files/{id}/content")))
+                    (
+                        "content",
+                        http.get(format!("{base}/api/files/{id}/content")),
+                    )
                 } else if roll < 80 || held.is_empty() {
                     (
                         "checkout",
@@ -474,7 +491,10 @@ async fn load_many_clients_and_live_subscribers_lose_no_event() {
                                 .multipart(form),
                         )
                     } else {
-                        ("cancel", http.post(format!("{base}/api/files/{mine}/cancel")))
+                        (
+                            "cancel",
+                            http.post(format!("{base}/api/files/{mine}/cancel")),
+                        )
                     }
                 };
                 let sent = Instant::now();
@@ -493,8 +513,10 @@ async fn load_many_clients_and_live_subscribers_lose_no_event() {
                         t.latencies_us.push(elapsed);
                         *t.by_status.entry(status).or_default() += 1;
                         if status >= 500 {
-                            t.server_errors
-                                .push(format!("{what}: {status} {}", String::from_utf8_lossy(&body)));
+                            t.server_errors.push(format!(
+                                "{what}: {status} {}",
+                                String::from_utf8_lossy(&body)
+                            ));
                         }
                         if what == "checkout" && status == 200 {
                             held.push(id);
@@ -565,7 +587,11 @@ async fn load_many_clients_and_live_subscribers_lose_no_event() {
         rss_after_run / 1024,
         rss_idle / 1024,
     );
-    assert!(t.server_errors.is_empty(), "5xx: {:?}", &t.server_errors[..t.server_errors.len().min(5)]);
+    assert!(
+        t.server_errors.is_empty(),
+        "5xx: {:?}",
+        &t.server_errors[..t.server_errors.len().min(5)]
+    );
     assert_eq!(t.transport_errors, 0, "requests failed in transport");
     assert_eq!(unconverged, 0, "every subscriber ends on the true state");
     // 200 sign-ups and 200 Basic sign-ins ran at once before `rss_before`.

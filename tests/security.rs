@@ -48,7 +48,12 @@ fn raw_client() -> reqwest::Client {
         .unwrap()
 }
 
-async fn sign_in(app: &TestApp, http: &reqwest::Client, name: &str, password: &str) -> (String, String) {
+async fn sign_in(
+    app: &TestApp,
+    http: &reqwest::Client,
+    name: &str,
+    password: &str,
+) -> (String, String) {
     let resp = http
         .post(app.url("/api/login"))
         .json(&json!({"username": name, "password": password}))
@@ -321,75 +326,595 @@ const PUBLIC: [u16; 5] = [200, 200, 200, 200, 200];
 fn matrix() -> Vec<Row> {
     vec![
         // HTML pages and actions (src/web.rs).
-        row(("web.rs", "GET", "/"), "GET", "/", V::Browser, N::Nothing, P::Empty, [303, 200, 200, 200, 303]),
-        row(("web.rs", "GET", "/login"), "GET", "/login", V::Browser, N::Nothing, P::Empty, [200, 303, 303, 303, 200]),
-        row(("web.rs", "POST", "/login"), "POST", "/login", V::Nothing, N::Nothing, P::LoginForm, [401, 303, 303, 303, 401]),
-        row(("web.rs", "GET", "/setup"), "GET", "/setup", V::Browser, N::Nothing, P::Empty, [303; 5]),
-        row(("web.rs", "POST", "/setup"), "POST", "/setup", V::Browser, N::Nothing, P::Form("token=x&username=mallory&password=whatever-long"), [303; 5]),
-        row(("web.rs", "POST", "/signup"), "POST", "/signup", V::Browser, N::Nothing, P::Form("username=mallory&password=whatever-long"), [403; 5]),
-        row(("web.rs", "GET", "/files"), "GET", "/files", V::Browser, N::Nothing, P::Empty, SIGNED_IN),
-        row(("web.rs", "POST", "/files"), "POST", "/files", V::Browser, N::Nothing, P::Upload, SIGNED_IN),
-        row(("web.rs", "GET", "/files/:id"), "GET", "/files/{id}", V::Browser, N::Unlocked, P::Empty, SIGNED_IN),
-        row(("web.rs", "DELETE", "/files/:id"), "DELETE", "/files/{id}", V::Browser, N::Unlocked, P::Empty, ADMIN_ONLY),
-        row(("web.rs", "POST", "/files/:id/checkout"), "POST", "/files/{id}/checkout", V::Browser, N::Unlocked, P::Form("comment=mine"), SIGNED_IN),
-        row(("web.rs", "POST", "/files/:id/cancel"), "POST", "/files/{id}/cancel", V::Browser, N::Locked, P::Empty, HOLDER_ONLY),
-        row(("web.rs", "POST", "/files/:id/checkin"), "POST", "/files/{id}/checkin", V::Browser, N::Locked, P::Checkin, HOLDER_ONLY),
-        row(("web.rs", "POST", "/files/:id/override"), "POST", "/files/{id}/override", V::Browser, N::Locked, P::Empty, ADMIN_ONLY),
-        row(("web.rs", "POST", "/files/:id/delete"), "POST", "/files/{id}/delete", V::Browser, N::Unlocked, P::Empty, ADMIN_ONLY),
-        row(("web.rs", "GET", "/files/:id/history"), "GET", "/files/{id}/history", V::Browser, N::Unlocked, P::Empty, SIGNED_IN),
-        row(("web.rs", "GET", "/files/:id/download"), "GET", "/files/{id}/download", V::Browser, N::Unlocked, P::Empty, SIGNED_IN),
-        row(("web.rs", "GET", "/activity"), "GET", "/activity", V::Browser, N::Nothing, P::Empty, SIGNED_IN),
-        row(("web.rs", "GET", "/admin/users"), "GET", "/admin/users", V::Browser, N::Nothing, P::Empty, ADMIN_ONLY),
-        row(("web.rs", "POST", "/admin/users"), "POST", "/admin/users", V::Browser, N::Nothing, P::NewUserForm, [401, 403, 403, 303, 401]),
-        row(("web.rs", "POST", "/admin/users/:name"), "POST", "/admin/users/tess", V::Browser, N::Nothing, P::Form("display_name=Tess"), [401, 403, 403, 303, 401]),
-        row(("web.rs", "GET", "/account"), "GET", "/account", V::Browser, N::Nothing, P::Empty, SIGNED_IN),
-        row(("web.rs", "POST", "/account/tokens"), "POST", "/account/tokens", V::Browser, N::Nothing, P::Form("name=laptop"), SIGNED_IN),
-        row(("web.rs", "POST", "/account/tokens/:id/revoke"), "POST", "/account/tokens/{token}/revoke", V::Browser, N::HolderToken, P::Empty, [401, 404, 303, 303, 401]),
-        row(("web.rs", "GET", "/ws"), "GET", "/ws", V::WebSocket, N::Nothing, P::Empty, [401, 101, 101, 101, 401]),
-        row(("web.rs", "GET", "/events"), "GET", "/events", V::Browser, N::Nothing, P::Empty, SIGNED_IN),
-        row(("web.rs", "GET", "/healthz"), "GET", "/healthz", V::Nothing, N::Nothing, P::Empty, PUBLIC),
+        row(
+            ("web.rs", "GET", "/"),
+            "GET",
+            "/",
+            V::Browser,
+            N::Nothing,
+            P::Empty,
+            [303, 200, 200, 200, 303],
+        ),
+        row(
+            ("web.rs", "GET", "/login"),
+            "GET",
+            "/login",
+            V::Browser,
+            N::Nothing,
+            P::Empty,
+            [200, 303, 303, 303, 200],
+        ),
+        row(
+            ("web.rs", "POST", "/login"),
+            "POST",
+            "/login",
+            V::Nothing,
+            N::Nothing,
+            P::LoginForm,
+            [401, 303, 303, 303, 401],
+        ),
+        row(
+            ("web.rs", "GET", "/setup"),
+            "GET",
+            "/setup",
+            V::Browser,
+            N::Nothing,
+            P::Empty,
+            [303; 5],
+        ),
+        row(
+            ("web.rs", "POST", "/setup"),
+            "POST",
+            "/setup",
+            V::Browser,
+            N::Nothing,
+            P::Form("token=x&username=mallory&password=whatever-long"),
+            [303; 5],
+        ),
+        row(
+            ("web.rs", "POST", "/signup"),
+            "POST",
+            "/signup",
+            V::Browser,
+            N::Nothing,
+            P::Form("username=mallory&password=whatever-long"),
+            [403; 5],
+        ),
+        row(
+            ("web.rs", "GET", "/files"),
+            "GET",
+            "/files",
+            V::Browser,
+            N::Nothing,
+            P::Empty,
+            SIGNED_IN,
+        ),
+        row(
+            ("web.rs", "POST", "/files"),
+            "POST",
+            "/files",
+            V::Browser,
+            N::Nothing,
+            P::Upload,
+            SIGNED_IN,
+        ),
+        row(
+            ("web.rs", "GET", "/files/:id"),
+            "GET",
+            "/files/{id}",
+            V::Browser,
+            N::Unlocked,
+            P::Empty,
+            SIGNED_IN,
+        ),
+        row(
+            ("web.rs", "DELETE", "/files/:id"),
+            "DELETE",
+            "/files/{id}",
+            V::Browser,
+            N::Unlocked,
+            P::Empty,
+            ADMIN_ONLY,
+        ),
+        row(
+            ("web.rs", "POST", "/files/:id/checkout"),
+            "POST",
+            "/files/{id}/checkout",
+            V::Browser,
+            N::Unlocked,
+            P::Form("comment=mine"),
+            SIGNED_IN,
+        ),
+        row(
+            ("web.rs", "POST", "/files/:id/cancel"),
+            "POST",
+            "/files/{id}/cancel",
+            V::Browser,
+            N::Locked,
+            P::Empty,
+            HOLDER_ONLY,
+        ),
+        row(
+            ("web.rs", "POST", "/files/:id/checkin"),
+            "POST",
+            "/files/{id}/checkin",
+            V::Browser,
+            N::Locked,
+            P::Checkin,
+            HOLDER_ONLY,
+        ),
+        row(
+            ("web.rs", "POST", "/files/:id/override"),
+            "POST",
+            "/files/{id}/override",
+            V::Browser,
+            N::Locked,
+            P::Empty,
+            ADMIN_ONLY,
+        ),
+        row(
+            ("web.rs", "POST", "/files/:id/delete"),
+            "POST",
+            "/files/{id}/delete",
+            V::Browser,
+            N::Unlocked,
+            P::Empty,
+            ADMIN_ONLY,
+        ),
+        row(
+            ("web.rs", "GET", "/files/:id/history"),
+            "GET",
+            "/files/{id}/history",
+            V::Browser,
+            N::Unlocked,
+            P::Empty,
+            SIGNED_IN,
+        ),
+        row(
+            ("web.rs", "GET", "/files/:id/download"),
+            "GET",
+            "/files/{id}/download",
+            V::Browser,
+            N::Unlocked,
+            P::Empty,
+            SIGNED_IN,
+        ),
+        row(
+            ("web.rs", "GET", "/activity"),
+            "GET",
+            "/activity",
+            V::Browser,
+            N::Nothing,
+            P::Empty,
+            SIGNED_IN,
+        ),
+        row(
+            ("web.rs", "GET", "/admin/users"),
+            "GET",
+            "/admin/users",
+            V::Browser,
+            N::Nothing,
+            P::Empty,
+            ADMIN_ONLY,
+        ),
+        row(
+            ("web.rs", "POST", "/admin/users"),
+            "POST",
+            "/admin/users",
+            V::Browser,
+            N::Nothing,
+            P::NewUserForm,
+            [401, 403, 403, 303, 401],
+        ),
+        row(
+            ("web.rs", "POST", "/admin/users/:name"),
+            "POST",
+            "/admin/users/tess",
+            V::Browser,
+            N::Nothing,
+            P::Form("display_name=Tess"),
+            [401, 403, 403, 303, 401],
+        ),
+        row(
+            ("web.rs", "GET", "/account"),
+            "GET",
+            "/account",
+            V::Browser,
+            N::Nothing,
+            P::Empty,
+            SIGNED_IN,
+        ),
+        row(
+            ("web.rs", "POST", "/account/tokens"),
+            "POST",
+            "/account/tokens",
+            V::Browser,
+            N::Nothing,
+            P::Form("name=laptop"),
+            SIGNED_IN,
+        ),
+        row(
+            ("web.rs", "POST", "/account/tokens/:id/revoke"),
+            "POST",
+            "/account/tokens/{token}/revoke",
+            V::Browser,
+            N::HolderToken,
+            P::Empty,
+            [401, 404, 303, 303, 401],
+        ),
+        row(
+            ("web.rs", "GET", "/ws"),
+            "GET",
+            "/ws",
+            V::WebSocket,
+            N::Nothing,
+            P::Empty,
+            [401, 101, 101, 101, 401],
+        ),
+        row(
+            ("web.rs", "GET", "/events"),
+            "GET",
+            "/events",
+            V::Browser,
+            N::Nothing,
+            P::Empty,
+            SIGNED_IN,
+        ),
+        row(
+            ("web.rs", "GET", "/healthz"),
+            "GET",
+            "/healthz",
+            V::Nothing,
+            N::Nothing,
+            P::Empty,
+            PUBLIC,
+        ),
         // Mounted in src/lib.rs.
-        row(("lib.rs", "NEST", "/assets"), "GET", "/assets/app.css", V::Nothing, N::Nothing, P::Empty, PUBLIC),
-        row(("lib.rs", "ANY", "/api/openapi.json"), "GET", "/api/openapi.json", V::Nothing, N::Nothing, P::Empty, PUBLIC),
-        row(("lib.rs", "NEST", "/api/docs"), "GET", "/api/docs/", V::Nothing, N::Nothing, P::Empty, PUBLIC),
-        row(("lib.rs", "NEST", "/api"), "GET", "/api/no-such-route", V::Token, N::Nothing, P::Empty, [404; 5]),
-        row(("lib.rs", "GET", "/metrics"), "GET", "/metrics", V::Token, N::Nothing, P::Empty, ADMIN_ONLY),
+        row(
+            ("lib.rs", "NEST", "/assets"),
+            "GET",
+            "/assets/app.css",
+            V::Nothing,
+            N::Nothing,
+            P::Empty,
+            PUBLIC,
+        ),
+        row(
+            ("lib.rs", "ANY", "/api/openapi.json"),
+            "GET",
+            "/api/openapi.json",
+            V::Nothing,
+            N::Nothing,
+            P::Empty,
+            PUBLIC,
+        ),
+        row(
+            ("lib.rs", "NEST", "/api/docs"),
+            "GET",
+            "/api/docs/",
+            V::Nothing,
+            N::Nothing,
+            P::Empty,
+            PUBLIC,
+        ),
+        row(
+            ("lib.rs", "NEST", "/api"),
+            "GET",
+            "/api/no-such-route",
+            V::Token,
+            N::Nothing,
+            P::Empty,
+            [404; 5],
+        ),
+        row(
+            ("lib.rs", "GET", "/metrics"),
+            "GET",
+            "/metrics",
+            V::Token,
+            N::Nothing,
+            P::Empty,
+            ADMIN_ONLY,
+        ),
         // The JSON API (src/api.rs, under /api).
-        row(("api.rs", "POST", "/login"), "POST", "/api/login", V::Nothing, N::Nothing, P::LoginJson, [401, 200, 200, 200, 401]),
-        row(("api.rs", "POST", "/tokens"), "POST", "/api/tokens", V::Token, N::Nothing, P::Json(r#"{"name":"ci"}"#), [401, 201, 201, 201, 401]),
-        row(("api.rs", "GET", "/tokens"), "GET", "/api/tokens", V::Token, N::Nothing, P::Empty, SIGNED_IN),
-        row(("api.rs", "DELETE", "/tokens/:id"), "DELETE", "/api/tokens/{token}", V::Token, N::HolderToken, P::Empty, [401, 404, 204, 204, 401]),
-        row(("api.rs", "GET", "/files"), "GET", "/api/files", V::Token, N::Nothing, P::Empty, SIGNED_IN),
-        row(("api.rs", "POST", "/files"), "POST", "/api/files", V::Token, N::Nothing, P::Upload, [401, 201, 201, 201, 401]),
-        row(("api.rs", "GET", "/files/:id"), "GET", "/api/files/{id}", V::Token, N::Unlocked, P::Empty, SIGNED_IN),
-        row(("api.rs", "POST", "/files/:id/checkout"), "POST", "/api/files/{id}/checkout", V::Token, N::Unlocked, P::Json(r#"{"comment":"mine"}"#), SIGNED_IN),
-        row(("api.rs", "POST", "/files/:id/cancel"), "POST", "/api/files/{id}/cancel", V::Token, N::Locked, P::Empty, HOLDER_ONLY),
-        row(("api.rs", "POST", "/files/:id/checkin"), "POST", "/api/files/{id}/checkin", V::Token, N::Locked, P::Checkin, HOLDER_ONLY),
-        row(("api.rs", "POST", "/files/:id/override"), "POST", "/api/files/{id}/override", V::Token, N::Locked, P::Empty, ADMIN_ONLY),
-        row(("api.rs", "DELETE", "/files/:id"), "DELETE", "/api/files/{id}", V::Token, N::Unlocked, P::Empty, [401, 403, 403, 204, 401]),
-        row(("api.rs", "GET", "/files/:id/history"), "GET", "/api/files/{id}/history", V::Token, N::Unlocked, P::Empty, SIGNED_IN),
-        row(("api.rs", "GET", "/files/:id/content"), "GET", "/api/files/{id}/content", V::Token, N::Unlocked, P::Empty, SIGNED_IN),
-        row(("api.rs", "GET", "/activity"), "GET", "/api/activity", V::Token, N::Nothing, P::Empty, SIGNED_IN),
-        row(("api.rs", "GET", "/me"), "GET", "/api/me", V::Token, N::Nothing, P::Empty, SIGNED_IN),
-        row(("api.rs", "GET", "/users"), "GET", "/api/users", V::Token, N::Nothing, P::Empty, ADMIN_ONLY),
-        row(("api.rs", "POST", "/users"), "POST", "/api/users", V::Token, N::Nothing, P::NewUserJson, [401, 403, 403, 201, 401]),
-        row(("api.rs", "PATCH", "/users/:username"), "PATCH", "/api/users/tess", V::Token, N::Nothing, P::Json(r#"{"display_name":"Tess"}"#), ADMIN_ONLY),
-        row(("backup.rs", "POST", "/admin/backup"), "POST", "/api/admin/backup", V::Token, N::Nothing, P::Json(r#"{"dir":"not/absolute"}"#), [401, 403, 403, 422, 401]),
+        row(
+            ("api.rs", "POST", "/login"),
+            "POST",
+            "/api/login",
+            V::Nothing,
+            N::Nothing,
+            P::LoginJson,
+            [401, 200, 200, 200, 401],
+        ),
+        row(
+            ("api.rs", "POST", "/tokens"),
+            "POST",
+            "/api/tokens",
+            V::Token,
+            N::Nothing,
+            P::Json(r#"{"name":"ci"}"#),
+            [401, 201, 201, 201, 401],
+        ),
+        row(
+            ("api.rs", "GET", "/tokens"),
+            "GET",
+            "/api/tokens",
+            V::Token,
+            N::Nothing,
+            P::Empty,
+            SIGNED_IN,
+        ),
+        row(
+            ("api.rs", "DELETE", "/tokens/:id"),
+            "DELETE",
+            "/api/tokens/{token}",
+            V::Token,
+            N::HolderToken,
+            P::Empty,
+            [401, 404, 204, 204, 401],
+        ),
+        row(
+            ("api.rs", "GET", "/files"),
+            "GET",
+            "/api/files",
+            V::Token,
+            N::Nothing,
+            P::Empty,
+            SIGNED_IN,
+        ),
+        row(
+            ("api.rs", "POST", "/files"),
+            "POST",
+            "/api/files",
+            V::Token,
+            N::Nothing,
+            P::Upload,
+            [401, 201, 201, 201, 401],
+        ),
+        row(
+            ("api.rs", "GET", "/files/:id"),
+            "GET",
+            "/api/files/{id}",
+            V::Token,
+            N::Unlocked,
+            P::Empty,
+            SIGNED_IN,
+        ),
+        row(
+            ("api.rs", "POST", "/files/:id/checkout"),
+            "POST",
+            "/api/files/{id}/checkout",
+            V::Token,
+            N::Unlocked,
+            P::Json(r#"{"comment":"mine"}"#),
+            SIGNED_IN,
+        ),
+        row(
+            ("api.rs", "POST", "/files/:id/cancel"),
+            "POST",
+            "/api/files/{id}/cancel",
+            V::Token,
+            N::Locked,
+            P::Empty,
+            HOLDER_ONLY,
+        ),
+        row(
+            ("api.rs", "POST", "/files/:id/checkin"),
+            "POST",
+            "/api/files/{id}/checkin",
+            V::Token,
+            N::Locked,
+            P::Checkin,
+            HOLDER_ONLY,
+        ),
+        row(
+            ("api.rs", "POST", "/files/:id/override"),
+            "POST",
+            "/api/files/{id}/override",
+            V::Token,
+            N::Locked,
+            P::Empty,
+            ADMIN_ONLY,
+        ),
+        row(
+            ("api.rs", "DELETE", "/files/:id"),
+            "DELETE",
+            "/api/files/{id}",
+            V::Token,
+            N::Unlocked,
+            P::Empty,
+            [401, 403, 403, 204, 401],
+        ),
+        row(
+            ("api.rs", "GET", "/files/:id/history"),
+            "GET",
+            "/api/files/{id}/history",
+            V::Token,
+            N::Unlocked,
+            P::Empty,
+            SIGNED_IN,
+        ),
+        row(
+            ("api.rs", "GET", "/files/:id/content"),
+            "GET",
+            "/api/files/{id}/content",
+            V::Token,
+            N::Unlocked,
+            P::Empty,
+            SIGNED_IN,
+        ),
+        row(
+            ("api.rs", "GET", "/activity"),
+            "GET",
+            "/api/activity",
+            V::Token,
+            N::Nothing,
+            P::Empty,
+            SIGNED_IN,
+        ),
+        row(
+            ("api.rs", "GET", "/me"),
+            "GET",
+            "/api/me",
+            V::Token,
+            N::Nothing,
+            P::Empty,
+            SIGNED_IN,
+        ),
+        row(
+            ("api.rs", "GET", "/users"),
+            "GET",
+            "/api/users",
+            V::Token,
+            N::Nothing,
+            P::Empty,
+            ADMIN_ONLY,
+        ),
+        row(
+            ("api.rs", "POST", "/users"),
+            "POST",
+            "/api/users",
+            V::Token,
+            N::Nothing,
+            P::NewUserJson,
+            [401, 403, 403, 201, 401],
+        ),
+        row(
+            ("api.rs", "PATCH", "/users/:username"),
+            "PATCH",
+            "/api/users/tess",
+            V::Token,
+            N::Nothing,
+            P::Json(r#"{"display_name":"Tess"}"#),
+            ADMIN_ONLY,
+        ),
+        row(
+            ("backup.rs", "POST", "/admin/backup"),
+            "POST",
+            "/api/admin/backup",
+            V::Token,
+            N::Nothing,
+            P::Json(r#"{"dir":"not/absolute"}"#),
+            [401, 403, 403, 422, 401],
+        ),
         // Git's view of the vault (src/lfs.rs, under /vault.git).
-        row(("lib.rs", "NEST", "/vault.git"), "GET", "/vault.git/info/refs", V::GitBasic, N::Nothing, P::Empty, SIGNED_IN),
-        row(("lfs.rs", "ANY", "/info/lfs/locks"), "GET", "/vault.git/info/lfs/locks", V::GitBasic, N::Nothing, P::Empty, SIGNED_IN),
-        row(("lfs.rs", "ANY", "/info/lfs/locks"), "POST", "/vault.git/info/lfs/locks", V::GitBasic, N::Unlocked, P::LfsPath, [401, 201, 201, 201, 401]),
-        row(("lfs.rs", "ANY", "/info/lfs/locks/verify"), "POST", "/vault.git/info/lfs/locks/verify", V::GitBasic, N::Nothing, P::Json("{}"), SIGNED_IN),
-        row(("lfs.rs", "ANY", "/info/lfs/locks/:id/unlock"), "POST", "/vault.git/info/lfs/locks/{id}/unlock", V::GitBasic, N::Locked, P::Json("{}"), HOLDER_ONLY),
-        row(("lfs.rs", "ANY", "/info/lfs/locks/:id/unlock"), "POST", "/vault.git/info/lfs/locks/{id}/unlock", V::GitBasic, N::Locked, P::Json(r#"{"force":true}"#), [401, 403, 200, 200, 401]),
-        row(("lfs.rs", "ANY", "/"), "GET", "/vault.git/", V::GitBasic, N::Nothing, P::Empty, [401, 404, 404, 404, 401]),
-        row(("lfs.rs", "ANY", "/*path"), "GET", "/vault.git/HEAD", V::GitBasic, N::Nothing, P::Empty, SIGNED_IN),
-        row(("lfs.rs", "ANY", "/*path"), "GET", "/vault.git/config", V::GitBasic, N::Nothing, P::Empty, [401, 404, 404, 404, 401]),
-        row(("lfs.rs", "ANY", "/*path"), "POST", "/vault.git/git-receive-pack", V::GitBasic, N::Nothing, P::Empty, [403; 5]),
+        row(
+            ("lib.rs", "NEST", "/vault.git"),
+            "GET",
+            "/vault.git/info/refs",
+            V::GitBasic,
+            N::Nothing,
+            P::Empty,
+            SIGNED_IN,
+        ),
+        row(
+            ("lfs.rs", "ANY", "/info/lfs/locks"),
+            "GET",
+            "/vault.git/info/lfs/locks",
+            V::GitBasic,
+            N::Nothing,
+            P::Empty,
+            SIGNED_IN,
+        ),
+        row(
+            ("lfs.rs", "ANY", "/info/lfs/locks"),
+            "POST",
+            "/vault.git/info/lfs/locks",
+            V::GitBasic,
+            N::Unlocked,
+            P::LfsPath,
+            [401, 201, 201, 201, 401],
+        ),
+        row(
+            ("lfs.rs", "ANY", "/info/lfs/locks/verify"),
+            "POST",
+            "/vault.git/info/lfs/locks/verify",
+            V::GitBasic,
+            N::Nothing,
+            P::Json("{}"),
+            SIGNED_IN,
+        ),
+        row(
+            ("lfs.rs", "ANY", "/info/lfs/locks/:id/unlock"),
+            "POST",
+            "/vault.git/info/lfs/locks/{id}/unlock",
+            V::GitBasic,
+            N::Locked,
+            P::Json("{}"),
+            HOLDER_ONLY,
+        ),
+        row(
+            ("lfs.rs", "ANY", "/info/lfs/locks/:id/unlock"),
+            "POST",
+            "/vault.git/info/lfs/locks/{id}/unlock",
+            V::GitBasic,
+            N::Locked,
+            P::Json(r#"{"force":true}"#),
+            [401, 403, 200, 200, 401],
+        ),
+        row(
+            ("lfs.rs", "ANY", "/"),
+            "GET",
+            "/vault.git/",
+            V::GitBasic,
+            N::Nothing,
+            P::Empty,
+            [401, 404, 404, 404, 401],
+        ),
+        row(
+            ("lfs.rs", "ANY", "/*path"),
+            "GET",
+            "/vault.git/HEAD",
+            V::GitBasic,
+            N::Nothing,
+            P::Empty,
+            SIGNED_IN,
+        ),
+        row(
+            ("lfs.rs", "ANY", "/*path"),
+            "GET",
+            "/vault.git/config",
+            V::GitBasic,
+            N::Nothing,
+            P::Empty,
+            [401, 404, 404, 404, 401],
+        ),
+        row(
+            ("lfs.rs", "ANY", "/*path"),
+            "POST",
+            "/vault.git/git-receive-pack",
+            V::GitBasic,
+            N::Nothing,
+            P::Empty,
+            [403; 5],
+        ),
         // These end sessions, so they run last, each on a fresh session.
-        row(("web.rs", "POST", "/logout"), "POST", "/logout", V::Browser, N::FreshSession, P::Empty, [401, 303, 303, 303, 401]),
-        row(("api.rs", "POST", "/logout"), "POST", "/api/logout", V::Token, N::Nothing, P::Empty, [401, 204, 204, 204, 401]),
-        row(("web.rs", "POST", "/account/password"), "POST", "/account/password", V::Browser, N::FreshSession, P::SamePassword, [401, 303, 303, 303, 401]),
+        row(
+            ("web.rs", "POST", "/logout"),
+            "POST",
+            "/logout",
+            V::Browser,
+            N::FreshSession,
+            P::Empty,
+            [401, 303, 303, 303, 401],
+        ),
+        row(
+            ("api.rs", "POST", "/logout"),
+            "POST",
+            "/api/logout",
+            V::Token,
+            N::Nothing,
+            P::Empty,
+            [401, 204, 204, 204, 401],
+        ),
+        row(
+            ("web.rs", "POST", "/account/password"),
+            "POST",
+            "/account/password",
+            V::Browser,
+            N::FreshSession,
+            P::SamePassword,
+            [401, 303, 303, 303, 401],
+        ),
     ]
 }
 
@@ -462,7 +987,9 @@ async fn call(fx: &Fixture, r: &Row, role: usize) -> u16 {
         P::LoginJson => rb.json(&json!({"username": name, "password": password})),
         P::LoginForm => rb.form(&[("username", name), ("password", password)]),
         P::SamePassword => rb.form(&[("current", &who.password), ("password", &who.password)]),
-        P::NewUserJson => rb.json(&json!({"username": format!("new{n}"), "password": USER_PASSWORD})),
+        P::NewUserJson => {
+            rb.json(&json!({"username": format!("new{n}"), "password": USER_PASSWORD}))
+        }
         P::NewUserForm => rb.form(&[
             ("username", format!("new{n}")),
             ("password", USER_PASSWORD.to_string()),
@@ -472,11 +999,10 @@ async fn call(fx: &Fixture, r: &Row, role: usize) -> u16 {
                 .text("path", format!("matrix/new-{n}.bin"))
                 .part("file", Part::bytes(b"new".to_vec()).file_name("n.bin")),
         ),
-        P::Checkin => rb.multipart(
-            Form::new()
-                .text("message", "matrix")
-                .part("file", Part::bytes(format!("v{n}").into_bytes()).file_name("n.bin")),
-        ),
+        P::Checkin => rb.multipart(Form::new().text("message", "matrix").part(
+            "file",
+            Part::bytes(format!("v{n}").into_bytes()).file_name("n.bin"),
+        )),
         P::LfsPath => rb
             .header("Content-Type", "application/vnd.git-lfs+json")
             .body(json!({ "path": path }).to_string()),
@@ -526,7 +1052,11 @@ async fn every_route_allows_exactly_the_roles_its_matrix_row_names() {
             }
         }
     }
-    assert!(wrong.is_empty(), "authorization matrix:\n{}", wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "authorization matrix:\n{}",
+        wrong.join("\n")
+    );
 }
 
 /// The routes the source declares: `.at("…", …)` / `.nest("…", …)` and
@@ -567,7 +1097,11 @@ fn declared_routes() -> BTreeSet<(String, String, String)> {
                         ("patch(", "PATCH"),
                     ] {
                         let found = tail.match_indices(token).any(|(p, _)| {
-                            p == 0 || matches!(tail.as_bytes()[p - 1], b'.' | b' ' | b':' | b',' | b'(')
+                            p == 0
+                                || matches!(
+                                    tail.as_bytes()[p - 1],
+                                    b'.' | b' ' | b':' | b',' | b'('
+                                )
                         });
                         if found {
                             methods.push(method);
@@ -640,8 +1174,16 @@ async fn every_state_changing_request_needs_the_csrf_token_and_a_same_site_origi
             || r.url.contains("git-receive-pack");
         let mut variants: Vec<Forgery> = vec![
             ("a foreign Origin", vec![("Origin", evil.to_string())], true),
-            ("Sec-Fetch-Site: cross-site", vec![("Sec-Fetch-Site", "cross-site".into())], true),
-            ("Sec-Fetch-Site: same-site", vec![("Sec-Fetch-Site", "same-site".into())], true),
+            (
+                "Sec-Fetch-Site: cross-site",
+                vec![("Sec-Fetch-Site", "cross-site".into())],
+                true,
+            ),
+            (
+                "Sec-Fetch-Site: same-site",
+                vec![("Sec-Fetch-Site", "same-site".into())],
+                true,
+            ),
             ("Origin: null", vec![("Origin", "null".into())], true),
         ];
         // Git's Basic credentials are not a cookie; the Origin checks cover
@@ -655,7 +1197,10 @@ async fn every_state_changing_request_needs_the_csrf_token_and_a_same_site_origi
             let status = forged(&fx, &r, &url, &path, &headers, with_csrf).await;
             let after = fx.snapshot().await;
             if status != 403 {
-                wrong.push(format!("{} {} with {what}: {status}, want 403", r.method, r.url));
+                wrong.push(format!(
+                    "{} {} with {what}: {status}, want 403",
+                    r.method, r.url
+                ));
             }
             if before != after {
                 wrong.push(format!("{} {} with {what} changed state", r.method, r.url));
@@ -691,7 +1236,14 @@ type Forgery = (&'static str, Vec<(&'static str, String)>, bool);
 
 /// The admin's browser session (or, for Git routes, cached Basic
 /// credentials a browser would replay) on a request another site forged.
-async fn forged(fx: &Fixture, r: &Row, url: &str, path: &str, headers: &[(&str, String)], with_csrf: bool) -> u16 {
+async fn forged(
+    fx: &Fixture,
+    r: &Row,
+    url: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    with_csrf: bool,
+) -> u16 {
     let n = fx.next();
     let admin = &fx.roles[ADMIN];
     let method = reqwest::Method::from_bytes(r.method.as_bytes()).unwrap();
@@ -700,7 +1252,9 @@ async fn forged(fx: &Fixture, r: &Row, url: &str, path: &str, headers: &[(&str, 
         rb = rb.basic_auth("admin", Some(ADMIN_PASSWORD));
     } else if r.via != V::Nothing {
         // htmx's header, so a refusal comes back as a status, not a redirect.
-        rb = rb.header("Cookie", &admin.cookie).header("HX-Request", "true");
+        rb = rb
+            .header("Cookie", &admin.cookie)
+            .header("HX-Request", "true");
         if with_csrf {
             rb = rb.header("X-CSRF-Token", &admin.csrf);
         }
@@ -716,19 +1270,26 @@ async fn forged(fx: &Fixture, r: &Row, url: &str, path: &str, headers: &[(&str, 
             .body(text),
         P::LoginJson => rb.json(&json!({"username": "admin", "password": ADMIN_PASSWORD})),
         P::LoginForm => rb.form(&[("username", "admin"), ("password", ADMIN_PASSWORD)]),
-        P::SamePassword => rb.form(&[("current", ADMIN_PASSWORD), ("password", "hijacked-password")]),
-        P::NewUserJson => rb.json(&json!({"username": format!("forged{n}"), "password": USER_PASSWORD})),
-        P::NewUserForm => rb.form(&[("username", format!("forged{n}")), ("password", USER_PASSWORD.into())]),
+        P::SamePassword => rb.form(&[
+            ("current", ADMIN_PASSWORD),
+            ("password", "hijacked-password"),
+        ]),
+        P::NewUserJson => {
+            rb.json(&json!({"username": format!("forged{n}"), "password": USER_PASSWORD}))
+        }
+        P::NewUserForm => rb.form(&[
+            ("username", format!("forged{n}")),
+            ("password", USER_PASSWORD.into()),
+        ]),
         P::Upload => rb.multipart(
             Form::new()
                 .text("path", format!("forged/new-{n}.bin"))
                 .part("file", Part::bytes(b"x".to_vec()).file_name("x.bin")),
         ),
-        P::Checkin => rb.multipart(
-            Form::new()
-                .text("message", "forged")
-                .part("file", Part::bytes(format!("f{n}").into_bytes()).file_name("x.bin")),
-        ),
+        P::Checkin => rb.multipart(Form::new().text("message", "forged").part(
+            "file",
+            Part::bytes(format!("f{n}").into_bytes()).file_name("x.bin"),
+        )),
         P::LfsPath => rb
             .header("Content-Type", "application/vnd.git-lfs+json")
             .body(json!({ "path": path }).to_string()),
@@ -737,7 +1298,12 @@ async fn forged(fx: &Fixture, r: &Row, url: &str, path: &str, headers: &[(&str, 
     let status = resp.status().as_u16();
     // A refused request must not have set a cookie (no login by forgery).
     if status == 403 {
-        assert!(set_cookie_line(&resp).is_none(), "{} {} set a session cookie", r.method, url);
+        assert!(
+            set_cookie_line(&resp).is_none(),
+            "{} {} set a session cookie",
+            r.method,
+            url
+        );
     }
     let _ = resp.bytes().await;
     status
@@ -774,9 +1340,19 @@ async fn cross_site_websocket_and_sse_are_refused_before_upgrading() {
     let cookie = fx.roles[USER].cookie.clone();
     let own = origin_of(&fx);
     assert_eq!(websocket_status(&fx, "/ws", &cookie, Some(&own)).await, 101);
-    assert_eq!(websocket_status(&fx, "/ws", &cookie, Some("http://evil.example")).await, 403);
-    assert_eq!(websocket_status(&fx, "/ws", &cookie, Some("null")).await, 403);
-    assert_eq!(websocket_status(&fx, "/ws", &cookie, None).await, 403, "a WebSocket without Origin");
+    assert_eq!(
+        websocket_status(&fx, "/ws", &cookie, Some("http://evil.example")).await,
+        403
+    );
+    assert_eq!(
+        websocket_status(&fx, "/ws", &cookie, Some("null")).await,
+        403
+    );
+    assert_eq!(
+        websocket_status(&fx, "/ws", &cookie, None).await,
+        403,
+        "a WebSocket without Origin"
+    );
     assert_eq!(websocket_status(&fx, "/ws", "", Some(&own)).await, 401);
     let sse = |origin: Option<&'static str>, site: Option<&'static str>| {
         let mut rb = fx.request("GET", "/events").header("Cookie", &cookie);
@@ -788,7 +1364,13 @@ async fn cross_site_websocket_and_sse_are_refused_before_upgrading() {
         }
         rb.send()
     };
-    assert_eq!(sse(Some("http://evil.example"), None).await.unwrap().status(), 403);
+    assert_eq!(
+        sse(Some("http://evil.example"), None)
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
     assert_eq!(sse(None, Some("cross-site")).await.unwrap().status(), 403);
     assert_eq!(sse(None, Some("same-origin")).await.unwrap().status(), 200);
 }
@@ -808,9 +1390,13 @@ async fn the_session_cookie_is_httponly_lax_and_secure_only_over_https() {
     let plain = set_cookie_line(&login(vec![]).await.unwrap()).unwrap();
     assert!(plain.contains("HttpOnly"), "{plain}");
     assert!(plain.contains("SameSite=Lax"), "{plain}");
-    assert!(!plain.contains("Secure"), "no Secure over plain HTTP: {plain}");
+    assert!(
+        !plain.contains("Secure"),
+        "no Secure over plain HTTP: {plain}"
+    );
     // An untrusted peer cannot claim HTTPS.
-    let claimed = set_cookie_line(&login(vec![("X-Forwarded-Proto", "https")]).await.unwrap()).unwrap();
+    let claimed =
+        set_cookie_line(&login(vec![("X-Forwarded-Proto", "https")]).await.unwrap()).unwrap();
     assert!(!claimed.contains("Secure"), "{claimed}");
 
     // With --secure-cookies.
@@ -822,7 +1408,10 @@ async fn the_session_cookie_is_httponly_lax_and_secure_only_over_https() {
         .await
         .unwrap();
     let secure = set_cookie_line(&resp).unwrap();
-    assert!(secure.contains("Secure") && secure.contains("HttpOnly") && secure.contains("SameSite=Lax"), "{secure}");
+    assert!(
+        secure.contains("Secure") && secure.contains("HttpOnly") && secure.contains("SameSite=Lax"),
+        "{secure}"
+    );
 
     // Behind a trusted proxy that says the browser used HTTPS.
     let app = TestApp::spawn_with(|c| c.trusted_proxies = vec!["127.0.0.1".parse().unwrap()]).await;
@@ -856,12 +1445,21 @@ async fn every_login_issues_a_new_session_token_and_ignores_a_planted_one() {
             let resp = rb.header("Cookie", &planted).send().await.unwrap();
             let cookie = session_cookie_of(&resp).expect("a session cookie at login");
             assert_ne!(cookie, planted, "the planted session was adopted");
-            assert_eq!(cookie.len(), "latch_session=".len() + 64, "256-bit token: {cookie}");
+            assert_eq!(
+                cookie.len(),
+                "latch_session=".len() + 64,
+                "256-bit token: {cookie}"
+            );
             assert!(seen.insert(cookie), "a session token was reused");
         }
     }
     // The planted value never became a session.
-    let resp = fx.request("GET", "/api/me").header("Cookie", &planted).send().await.unwrap();
+    let resp = fx
+        .request("GET", "/api/me")
+        .header("Cookie", &planted)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 401);
 }
 
@@ -879,7 +1477,12 @@ async fn pages_carry_a_strict_content_security_policy_and_the_other_security_hea
         "/api/files".into(),
         "/no-such-page".into(),
     ] {
-        let resp = fx.request("GET", &path).header("Cookie", &cookie).send().await.unwrap();
+        let resp = fx
+            .request("GET", &path)
+            .header("Cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
         let h = resp.headers();
         let csp = h
             .get("content-security-policy")
@@ -890,12 +1493,28 @@ async fn pages_carry_a_strict_content_security_policy_and_the_other_security_hea
             .map(str::trim)
             .find(|d| d.starts_with("script-src") || d.starts_with("default-src"))
             .unwrap_or_default();
-        assert!(!csp.contains("'unsafe-inline'") || !script_src.contains("'unsafe-inline'"), "{path}: {csp}");
-        let script = csp.split(';').map(str::trim).find(|d| d.starts_with("script-src"));
-        assert!(script.is_none_or(|s| !s.contains("unsafe-inline") && !s.contains("unsafe-eval")), "{path}: {csp}");
+        assert!(
+            !csp.contains("'unsafe-inline'") || !script_src.contains("'unsafe-inline'"),
+            "{path}: {csp}"
+        );
+        let script = csp
+            .split(';')
+            .map(str::trim)
+            .find(|d| d.starts_with("script-src"));
+        assert!(
+            script.is_none_or(|s| !s.contains("unsafe-inline") && !s.contains("unsafe-eval")),
+            "{path}: {csp}"
+        );
         assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
-        assert_eq!(h.get("x-content-type-options").unwrap(), "nosniff", "{path}");
-        assert!(h.get("referrer-policy").is_some(), "{path} has no Referrer-Policy");
+        assert_eq!(
+            h.get("x-content-type-options").unwrap(),
+            "nosniff",
+            "{path}"
+        );
+        assert!(
+            h.get("referrer-policy").is_some(),
+            "{path} has no Referrer-Policy"
+        );
     }
 }
 
@@ -905,37 +1524,69 @@ async fn downloads_are_attachments_with_an_escaped_name_and_nosniff() {
     let mut ids = Vec::new();
     for (path, content) in [
         ("evil\".html", "<script>alert(document.cookie)</script>"),
-        ("x.svg", "<svg xmlns=\"http://www.w3.org/2000/svg\"><script>alert(1)</script></svg>"),
+        (
+            "x.svg",
+            "<svg xmlns=\"http://www.w3.org/2000/svg\"><script>alert(1)</script></svg>",
+        ),
         ("a;b=c%41\u{e9}.txt", "<script>alert(2)</script>"),
     ] {
-        let form = Form::new()
-            .text("path", path.to_string())
-            .part("file", Part::bytes(content.as_bytes().to_vec()).file_name("x"));
-        let resp = fx.api(USER, "POST", "/api/files").multipart(form).send().await.unwrap();
+        let form = Form::new().text("path", path.to_string()).part(
+            "file",
+            Part::bytes(content.as_bytes().to_vec()).file_name("x"),
+        );
+        let resp = fx
+            .api(USER, "POST", "/api/files")
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 201, "{path}");
         ids.push(resp.json::<Value>().await.unwrap()["id"].as_u64().unwrap());
     }
     for id in ids {
         for resp in [
-            fx.browser(USER, "GET", &format!("/files/{id}/download")).send().await.unwrap(),
-            fx.api(USER, "GET", &format!("/api/files/{id}/content")).send().await.unwrap(),
+            fx.browser(USER, "GET", &format!("/files/{id}/download"))
+                .send()
+                .await
+                .unwrap(),
+            fx.api(USER, "GET", &format!("/api/files/{id}/content"))
+                .send()
+                .await
+                .unwrap(),
         ] {
             assert_eq!(resp.status(), 200);
             let h = resp.headers();
-            let cd = h.get("content-disposition").unwrap().to_str().unwrap().to_string();
+            let cd = h
+                .get("content-disposition")
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .to_string();
             assert!(cd.starts_with("attachment;"), "{cd}");
-            let quoted = cd.split("filename=\"").nth(1).and_then(|r| r.split('"').next()).unwrap();
+            let quoted = cd
+                .split("filename=\"")
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .unwrap();
             assert!(
-                quoted.chars().all(|c| c.is_ascii_graphic() || c == ' ') && !quoted.contains(['\\', ';', '%']),
+                quoted.chars().all(|c| c.is_ascii_graphic() || c == ' ')
+                    && !quoted.contains(['\\', ';', '%']),
                 "the fallback name is not plain ASCII: {cd}"
             );
             // Exactly two quotes: the fallback's own; the exact name is %-encoded.
             assert_eq!(cd.matches('"').count(), 2, "{cd}");
             let star = cd.split("filename*=UTF-8''").nth(1).unwrap();
-            assert!(star.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~%".contains(&b)), "{cd}");
+            assert!(
+                star.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-._~%".contains(&b)),
+                "{cd}"
+            );
             assert_eq!(h.get("x-content-type-options").unwrap(), "nosniff");
             let ct = h.get("content-type").unwrap().to_str().unwrap();
-            assert!(!ct.contains("html") && !ct.contains("svg"), "rendered type {ct}");
+            assert!(
+                !ct.contains("html") && !ct.contains("svg"),
+                "rendered type {ct}"
+            );
         }
     }
 }
@@ -953,10 +1604,16 @@ async fn repeated_wrong_passwords_are_throttled_with_retry_after() {
             .unwrap();
         statuses.push(resp.status().as_u16());
         if resp.status() == 429 {
-            assert!(resp.headers().get("retry-after").is_some(), "429 without Retry-After");
+            assert!(
+                resp.headers().get("retry-after").is_some(),
+                "429 without Retry-After"
+            );
         }
     }
-    assert!(statuses.starts_with(&[401, 401, 401, 401, 401]), "{statuses:?}");
+    assert!(
+        statuses.starts_with(&[401, 401, 401, 401, 401]),
+        "{statuses:?}"
+    );
     assert!(statuses.contains(&429), "never throttled: {statuses:?}");
     // Even the right password waits while throttled.
     let resp = fx
@@ -996,7 +1653,10 @@ async fn a_burst_of_guesses_sent_at_once_is_throttled_like_guesses_one_by_one() 
     }
     // Five free failures, plus at most one more per password check that was
     // already running when the fifth failure was recorded.
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).max(2);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .max(2);
     assert!(
         (5..=5 + cores).contains(&tried),
         "{tried} of 60 simultaneous guesses were checked"
@@ -1034,9 +1694,18 @@ async fn an_unknown_user_and_a_wrong_password_get_the_same_answer() {
         .await
         .unwrap();
     let disabled = (resp.status().as_u16(), resp.text().await.unwrap());
-    assert_eq!(answers[0], answers[2], "unknown user vs wrong password (JSON)");
-    assert_eq!(answers[1], answers[3], "unknown user vs wrong password (form)");
-    assert_eq!(answers[0], answers[4], "unknown user vs disabled user (JSON)");
+    assert_eq!(
+        answers[0], answers[2],
+        "unknown user vs wrong password (JSON)"
+    );
+    assert_eq!(
+        answers[1], answers[3],
+        "unknown user vs wrong password (form)"
+    );
+    assert_eq!(
+        answers[0], answers[4],
+        "unknown user vs disabled user (JSON)"
+    );
     assert_eq!(answers[0], disabled, "a disabled account is not revealed");
     assert_eq!(answers[0].0, 401);
     assert!(answers[1].1.ends_with("true"), "{:?}", answers[1]);
@@ -1093,9 +1762,14 @@ fn multipart_body(boundary: &str, parts: &[(&str, Vec<u8>, Option<&str>)]) -> Ve
         body.extend(format!("--{boundary}\r\n").as_bytes());
         match file {
             Some(f) => body.extend(
-                format!("Content-Disposition: form-data; name=\"{name}\"; filename=\"{f}\"\r\n\r\n").as_bytes(),
+                format!(
+                    "Content-Disposition: form-data; name=\"{name}\"; filename=\"{f}\"\r\n\r\n"
+                )
+                .as_bytes(),
             ),
-            None => body.extend(format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n").as_bytes()),
+            None => body.extend(
+                format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n").as_bytes(),
+            ),
         }
         body.extend(value);
         body.extend(b"\r\n");
@@ -1108,7 +1782,10 @@ fn file_part(content: &[u8]) -> (&'static str, Vec<u8>, Option<&'static str>) {
     ("file", content.to_vec(), Some("f.bin"))
 }
 
-fn text_part(name: &'static str, value: impl Into<Vec<u8>>) -> (&'static str, Vec<u8>, Option<&'static str>) {
+fn text_part(
+    name: &'static str,
+    value: impl Into<Vec<u8>>,
+) -> (&'static str, Vec<u8>, Option<&'static str>) {
     (name, value.into(), None)
 }
 
@@ -1120,9 +1797,16 @@ async fn raw_exchange(addr: std::net::SocketAddr, bytes: &[u8]) -> u16 {
     // End of request: a body shorter than announced is seen as cut off.
     let _ = stream.shutdown().await;
     let mut buf = Vec::new();
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), stream.read_to_end(&mut buf)).await;
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_to_end(&mut buf),
+    )
+    .await;
     let head = String::from_utf8_lossy(&buf[..buf.len().min(200)]).to_string();
-    head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+    head.split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1255,7 +1939,10 @@ async fn hostile_input_gets_a_clear_4xx_and_changes_nothing() {
             Hostile::Upload(parts) => {
                 let boundary = "HostileBoundary7";
                 fx.api(USER, "POST", "/api/files")
-                    .header("Content-Type", format!("multipart/form-data; boundary={boundary}"))
+                    .header(
+                        "Content-Type",
+                        format!("multipart/form-data; boundary={boundary}"),
+                    )
                     .body(multipart_body(boundary, &parts))
                     .send()
                     .await
@@ -1283,13 +1970,23 @@ async fn hostile_input_gets_a_clear_4xx_and_changes_nothing() {
                 .as_u16(),
             Hostile::CheckinMessage(message) => fx
                 .api(HOLDER, "POST", &format!("/api/files/{held}/checkin"))
-                .multipart(Form::new().text("message", message).part("file", Part::bytes(b"new".to_vec()).file_name("f")))
+                .multipart(
+                    Form::new()
+                        .text("message", message)
+                        .part("file", Part::bytes(b"new".to_vec()).file_name("f")),
+                )
                 .send()
                 .await
                 .unwrap()
                 .status()
                 .as_u16(),
-            Hostile::Get(path) => fx.api(USER, "GET", &path).send().await.unwrap().status().as_u16(),
+            Hostile::Get(path) => fx
+                .api(USER, "GET", &path)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16(),
         };
         // Give a spool file of a refused upload its moment to be removed.
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
@@ -1303,7 +2000,14 @@ async fn hostile_input_gets_a_clear_4xx_and_changes_nothing() {
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
     // The server is still fine.
-    assert_eq!(fx.api(USER, "GET", "/api/files").send().await.unwrap().status(), 200);
+    assert_eq!(
+        fx.api(USER, "GET", "/api/files")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
 }
 
 #[tokio::test]
@@ -1322,16 +2026,28 @@ async fn look_alike_characters_are_ordinary_names_that_stay_inside_the_vault() {
         let form = Form::new()
             .text("path", raw.to_string())
             .part("file", Part::bytes(why.as_bytes().to_vec()).file_name("f"));
-        let resp = fx.api(USER, "POST", "/api/files").multipart(form).send().await.unwrap();
+        let resp = fx
+            .api(USER, "POST", "/api/files")
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 201, "{why}");
         let file: Value = resp.json().await.unwrap();
         assert_eq!(file["path"], raw, "{why}: stored as given");
         let id = file["id"].as_u64().unwrap();
-        let content = fx.api(USER, "GET", &format!("/api/files/{id}/content")).send().await.unwrap();
+        let content = fx
+            .api(USER, "GET", &format!("/api/files/{id}/content"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(content.bytes().await.unwrap().as_ref(), why.as_bytes());
     }
     let vault = fx.app.vault_path();
-    let Some(tree) = common::git(&vault, &["ls-tree", "-r", "-z", "--name-only", "refs/heads/main"]) else {
+    let Some(tree) = common::git(
+        &vault,
+        &["ls-tree", "-r", "-z", "--name-only", "refs/heads/main"],
+    ) else {
         assert!(!common::have_tool("git", "git"));
         return;
     };
@@ -1343,12 +2059,19 @@ async fn look_alike_characters_are_ordinary_names_that_stay_inside_the_vault() {
     assert_eq!(names.len(), 6, "{names:?}");
     for name in &names {
         for part in name.split('/') {
-            assert!(!part.eq_ignore_ascii_case(".git") && part != ".." && part != ".", "{name}");
+            assert!(
+                !part.eq_ignore_ascii_case(".git") && part != ".." && part != ".",
+                "{name}"
+            );
         }
     }
     // Nothing was written outside the vault's object store.
     let fsck = common::git(&vault, &["fsck", "--strict", "--no-dangling"]).unwrap();
-    assert!(fsck.status.success(), "{}", String::from_utf8_lossy(&fsck.stderr));
+    assert!(
+        fsck.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fsck.stderr)
+    );
 }
 
 #[tokio::test]
@@ -1375,7 +2098,9 @@ async fn a_carriage_return_in_a_message_cannot_forge_live_stream_fields() {
         .await
         .unwrap();
     let mut raw = Vec::new();
-    while let Ok(Ok(Some(chunk))) = tokio::time::timeout(std::time::Duration::from_secs(2), resp.chunk()).await {
+    while let Ok(Ok(Some(chunk))) =
+        tokio::time::timeout(std::time::Duration::from_secs(2), resp.chunk()).await
+    {
         raw.extend_from_slice(&chunk);
         if String::from_utf8_lossy(&raw).contains("event: checked_in") {
             break;
@@ -1384,13 +2109,18 @@ async fn a_carriage_return_in_a_message_cannot_forge_live_stream_fields() {
     let text = String::from_utf8_lossy(&raw);
     assert!(text.contains("event: checked_in"), "{text}");
     assert!(!raw.contains(&b'\r'), "a bare CR reached the stream");
-    assert!(!text.lines().any(|l| l.starts_with("id: 999999")), "forged id field");
+    assert!(
+        !text.lines().any(|l| l.starts_with("id: 999999")),
+        "forged id field"
+    );
 }
 
 // --------------------------------------------------------- property tests
 
 mod properties {
-    use latch::domain::{Bump, CommitMessage, Description, LockComment, RepoPath, Revision, Username};
+    use latch::domain::{
+        Bump, CommitMessage, Description, LockComment, RepoPath, Revision, Username,
+    };
     use proptest::prelude::*;
 
     fn path_like() -> impl Strategy<Value = String> {
@@ -1406,7 +2136,11 @@ mod properties {
             "\\PC{1,6}",
             any::<String>(),
         ];
-        (proptest::collection::vec(part, 0..8), any::<bool>(), any::<bool>())
+        (
+            proptest::collection::vec(part, 0..8),
+            any::<bool>(),
+            any::<bool>(),
+        )
             .prop_map(|(parts, lead, trail)| {
                 let mut s = parts.join("/");
                 if lead {

@@ -50,7 +50,9 @@ impl TestApp {
         config.admin_password = Some(ADMIN_PASSWORD.into());
         config.shutdown_grace = Duration::from_secs(5);
         tweak(&mut config);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(latch::serve(listener, config, async move {
@@ -223,11 +225,17 @@ impl Client {
     }
 
     pub async fn post_empty(&self, path: &str) -> reqwest::Response {
-        self.with_csrf(self.http.post(self.url(path))).send().await.expect("POST")
+        self.with_csrf(self.http.post(self.url(path)))
+            .send()
+            .await
+            .expect("POST")
     }
 
     pub async fn delete(&self, path: &str) -> reqwest::Response {
-        self.with_csrf(self.http.delete(self.url(path))).send().await.expect("DELETE")
+        self.with_csrf(self.http.delete(self.url(path)))
+            .send()
+            .await
+            .expect("DELETE")
     }
 
     pub async fn patch_json(&self, path: &str, body: &Value) -> reqwest::Response {
@@ -249,7 +257,10 @@ impl Client {
         let form = Form::new()
             .text("path", path.to_string())
             .text("description", format!("test file {path}"))
-            .part("file", Part::bytes(content.to_vec()).file_name("upload.bin"));
+            .part(
+                "file",
+                Part::bytes(content.to_vec()).file_name("upload.bin"),
+            );
         self.post_form("/api/files", form).await
     }
 
@@ -262,8 +273,11 @@ impl Client {
     }
 
     pub async fn checkout(&self, id: u64, comment: &str) -> reqwest::Response {
-        self.post_json(&format!("/api/files/{id}/checkout"), &json!({"comment": comment}))
-            .await
+        self.post_json(
+            &format!("/api/files/{id}/checkout"),
+            &json!({"comment": comment}),
+        )
+        .await
     }
 
     pub async fn cancel(&self, id: u64) -> reqwest::Response {
@@ -274,12 +288,19 @@ impl Client {
         self.post_empty(&format!("/api/files/{id}/override")).await
     }
 
-    pub async fn checkin(&self, id: u64, content: &[u8], message: &str, bump: &str) -> reqwest::Response {
+    pub async fn checkin(
+        &self,
+        id: u64,
+        content: &[u8],
+        message: &str,
+        bump: &str,
+    ) -> reqwest::Response {
         let form = Form::new()
             .text("message", message.to_string())
             .text("bump", bump.to_string())
             .part("file", Part::bytes(content.to_vec()).file_name("new.bin"));
-        self.post_form(&format!("/api/files/{id}/checkin"), form).await
+        self.post_form(&format!("/api/files/{id}/checkin"), form)
+            .await
     }
 
     pub async fn file(&self, id: u64) -> Value {
@@ -326,7 +347,8 @@ pub async fn expect_error(resp: reqwest::Response, status: u16) -> String {
     let got = resp.status().as_u16();
     let text = resp.text().await.unwrap_or_default();
     assert_eq!(got, status, "unexpected status; body: {text}");
-    let body: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("error body is JSON: {text}"));
+    let body: Value =
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("error body is JSON: {text}"));
     let message = body["error"].as_str().unwrap_or_default().to_string();
     assert!(!message.is_empty(), "error has a sentence: {text}");
     message
@@ -334,7 +356,12 @@ pub async fn expect_error(resp: reqwest::Response, status: u16) -> String {
 
 /// Runs `git` with `args` in `dir` when git is installed; None otherwise.
 pub fn git(dir: &Path, args: &[&str]) -> Option<std::process::Output> {
-    std::process::Command::new("git").arg("-C").arg(dir).args(args).output().ok()
+    std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .output()
+        .ok()
 }
 
 /// Whether a tool that skippable tests need must be present (CI sets LATCH_REQUIRE_ALL=1).
@@ -352,9 +379,13 @@ pub fn have_tool(binary: &str, package: &str) -> bool {
         .unwrap_or(false);
     if !found {
         if require_all() {
-            panic!("{binary} is required (LATCH_REQUIRE_ALL=1): install the Debian package '{package}'");
+            panic!(
+                "{binary} is required (LATCH_REQUIRE_ALL=1): install the Debian package '{package}'"
+            );
         }
-        eprintln!("SKIPPED: {binary} not found; install the Debian package '{package}' to run this test");
+        eprintln!(
+            "SKIPPED: {binary} not found; install the Debian package '{package}' to run this test"
+        );
     }
     found
 }
