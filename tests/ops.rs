@@ -152,27 +152,7 @@ impl Drop for Server {
 }
 
 async fn login(base: &str, username: &str, password: &str) -> Client {
-    let jar = Arc::new(reqwest::cookie::Jar::default());
-    let http = reqwest::Client::builder()
-        .cookie_provider(jar.clone())
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
-    let resp = http
-        .post(format!("{base}/api/login"))
-        .json(&json!({"username": username, "password": password}))
-        .send()
-        .await
-        .expect("login request");
-    assert_eq!(resp.status(), 200, "login as {username}");
-    let body: Value = resp.json().await.expect("login json");
-    Client {
-        http,
-        base: base.to_string(),
-        csrf: body["csrf_token"].as_str().map(str::to_string),
-        username: username.to_string(),
-        jar,
-    }
+    common::login_at(base, username, password).await
 }
 
 async fn add_user(admin: &Client, username: &str, role: &str) {

@@ -15,13 +15,12 @@ mod common;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use browser::{Driver, Options};
 use common::{Client, TestApp, USER_PASSWORD};
 use futures_util::StreamExt;
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 /// Only a guard against hanging; the properties tested are "it arrives".
@@ -206,23 +205,7 @@ impl Nginx {
 impl Drop for Nginx {
     fn drop(&mut self) {
         // The group holds the master and its workers.
-        let pid = self.child.id();
-        let _ = Command::new("kill")
-            .args(["-TERM", "--", &format!("-{pid}")])
-            .stderr(Stdio::null())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{pid}")])
-            .stderr(Stdio::null())
-            .status();
-        let _ = self.child.wait();
+        common::stop_process_group(&mut self.child);
     }
 }
 
@@ -239,29 +222,9 @@ async fn app_behind_proxy() -> TestApp {
     TestApp::spawn_with(|c| c.trusted_proxies = vec!["127.0.0.1".parse().unwrap()]).await
 }
 
-/// An API client signed in through the proxy (same shape as `TestApp::login`).
+/// An API client signed in through the proxy.
 async fn login_via(base: &str, username: &str, password: &str) -> Client {
-    let jar = Arc::new(reqwest::cookie::Jar::default());
-    let http = reqwest::Client::builder()
-        .cookie_provider(jar.clone())
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
-    let resp = http
-        .post(format!("{base}/api/login"))
-        .json(&json!({"username": username, "password": password}))
-        .send()
-        .await
-        .expect("login through the proxy");
-    assert_eq!(resp.status(), 200, "login as {username} through the proxy");
-    let body: Value = resp.json().await.expect("login json");
-    Client {
-        http,
-        base: base.to_string(),
-        csrf: body["csrf_token"].as_str().map(str::to_string),
-        username: username.to_string(),
-        jar,
-    }
+    common::login_at(base, username, password).await
 }
 
 /// `GET /events` as a browser's EventSource sends it (reqwest decodes no

@@ -176,25 +176,8 @@ impl Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
-        let pid = self.child.id();
         // The group holds chromedriver and the browsers it launched.
-        let _ = Command::new("kill")
-            .args(["-TERM", "--", &format!("-{pid}")])
-            .stderr(Stdio::null())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{pid}")])
-            .stderr(Stdio::null())
-            .status();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        crate::common::stop_process_group(&mut self.child);
     }
 }
 

@@ -118,27 +118,7 @@ impl TestApp {
 
     /// A client signed in with a session cookie and its CSRF token.
     pub async fn login(&self, username: &str, password: &str) -> Client {
-        let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
-        let http = reqwest::Client::builder()
-            .cookie_provider(jar.clone())
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("client");
-        let resp = http
-            .post(self.url("/api/login"))
-            .json(&json!({"username": username, "password": password}))
-            .send()
-            .await
-            .expect("login request");
-        assert_eq!(resp.status(), 200, "login as {username}");
-        let body: Value = resp.json().await.expect("login json");
-        Client {
-            http,
-            base: self.base.clone(),
-            csrf: body["csrf_token"].as_str().map(str::to_string),
-            username: username.to_string(),
-            jar,
-        }
+        login_at(&self.base, username, password).await
     }
 
     pub async fn admin(&self) -> Client {
@@ -340,6 +320,56 @@ impl Client {
             .and_then(|v| v.to_str().ok().map(str::to_string))
             .unwrap_or_default()
     }
+}
+
+/// Signs in at `base` (the app, or a proxy in front of it) with a session
+/// cookie, and keeps the CSRF token for writes.
+pub async fn login_at(base: &str, username: &str, password: &str) -> Client {
+    let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+    let http = reqwest::Client::builder()
+        .cookie_provider(jar.clone())
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let resp = http
+        .post(format!("{base}/api/login"))
+        .json(&json!({"username": username, "password": password}))
+        .send()
+        .await
+        .expect("login request");
+    assert_eq!(resp.status(), 200, "login as {username} at {base}");
+    let body: Value = resp.json().await.expect("login json");
+    Client {
+        http,
+        base: base.to_string(),
+        csrf: body["csrf_token"].as_str().map(str::to_string),
+        username: username.to_string(),
+        jar,
+    }
+}
+
+/// Stops a child that leads its own process group (a browser driver, nginx):
+/// TERM to the group, a grace period, then KILL.
+pub fn stop_process_group(child: &mut std::process::Child) {
+    use std::process::{Command, Stdio};
+    let group = format!("-{}", child.id());
+    let _ = Command::new("kill")
+        .args(["-TERM", "--", &group])
+        .stderr(Stdio::null())
+        .status();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while std::time::Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", &group])
+        .stderr(Stdio::null())
+        .status();
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 /// The error sentence of a JSON error response, asserting the status.
