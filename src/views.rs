@@ -2,7 +2,7 @@
 //! live fragments pushed to browsers, history, activity, login and admin.
 //! Every user-supplied string goes through maud's escaping.
 
-use maud::{DOCTYPE, Markup, PreEscaped, html};
+use maud::{DOCTYPE, Markup, html};
 
 use crate::auth::{CSRF_FIELD, Session};
 use crate::domain::Role;
@@ -769,9 +769,4 @@ pub fn error_page(status: u16, text: &str) -> Markup {
             p { a href="/" { "Back to the files" } }
         }
     }
-}
-
-/// Keeps maud's escaping explicit where a prebuilt fragment is embedded.
-pub fn raw(s: &str) -> PreEscaped<&str> {
-    PreEscaped(s)
 }

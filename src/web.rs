@@ -63,6 +63,15 @@ fn html_response(status: StatusCode, markup: Markup) -> Response {
         .body(markup.into_string())
 }
 
+/// Fills a response that may already carry cookies (a consumed flash) with a page.
+fn set_html_body(resp: &mut Response, markup: Markup) {
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    resp.set_body(markup.into_string());
+}
+
 fn redirect(to: &str) -> Response {
     Response::builder()
         .status(StatusCode::SEE_OTHER)
@@ -124,8 +133,7 @@ fn html_error(req: &Request, err: AppError) -> Response {
         return sign_in_redirect(req);
     }
     if is_htmx(req) {
-        let body = views::toast("error", &text).into_string();
-        let mut resp = html_response(err.status(), html! { (maud::PreEscaped(body)) });
+        let mut resp = html_response(err.status(), views::toast("error", &text));
         resp.headers_mut()
             .insert("HX-Reswap", HeaderValue::from_static("none"));
         return resp;
@@ -261,13 +269,7 @@ async fn dashboard(
         });
         let mut page = page("Files", &session, "files", flash);
         page.live_seq = Some(seq);
-        let body = views::layout(page, content).into_string();
-        resp.set_status(StatusCode::OK);
-        resp.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/html; charset=utf-8"),
-        );
-        resp.set_body(body);
+        set_html_body(&mut resp, views::layout(page, content));
         Ok(resp)
     })
     .await
@@ -664,11 +666,7 @@ async fn login_form(Data(app): Data<&App>, req: &Request) -> Response {
             },
             views::login_page(error, "", app.config.allow_signup),
         );
-        resp.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/html; charset=utf-8"),
-        );
-        resp.set_body(markup.into_string());
+        set_html_body(&mut resp, markup);
         Ok(resp)
     })
     .await
@@ -909,11 +907,7 @@ async fn users_page(Data(app): Data<&App>, req: &Request) -> Response {
             page("Users", &session, "users", flash),
             views::users_page(&users, &Viewer::of(&session)),
         );
-        resp.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/html; charset=utf-8"),
-        );
-        resp.set_body(markup.into_string());
+        set_html_body(&mut resp, markup);
         Ok(resp)
     })
     .await
@@ -1022,13 +1016,9 @@ async fn account_view(
         page("Account", session, "account", flash),
         views::account_page(&session.user, &tokens, &Viewer::of(session), new_token),
     );
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    resp.set_body(markup.into_string());
+    set_html_body(&mut resp, markup);
     Ok(resp)
 }
 
