@@ -7,6 +7,7 @@
 //! - [`domain`] — validated values from outside (paths, names, revisions…).
 //! - [`error`] — the one error type and its status codes.
 //! - [`store`] — redb tables, records, the event log and its ordering.
+//! - [`schema`] — the database's schema version and its migrations.
 //! - [`vault`] — the Git repository: blobs, commits, history.
 //! - [`files`] — the operations and their rules; Git/redb reconciliation.
 //! - [`auth`] — users, passwords, sessions, tokens, throttling, CSRF/Origin.
@@ -32,6 +33,7 @@ pub mod forms;
 pub mod lfs;
 pub mod live;
 pub mod metrics;
+pub mod schema;
 pub mod store;
 pub mod vault;
 pub mod views;

@@ -387,7 +387,7 @@ fn backup(args: BackupArgs) -> Result<(), String> {
                     args.data.display()
                 ));
             }
-            match latch::store::Store::open(&config.db_path()) {
+            match latch::store::Store::open_to_copy(&config.db_path()) {
                 Ok(store) => {
                     let report =
                         latch::backup::write(&store, &config.data_dir, &config.vault_path(), &dir)

@@ -306,7 +306,19 @@ impl std::fmt::Display for OpenError {
 }
 
 impl Store {
+    /// Opens the database, bringing an older one up to this Latch's schema.
     pub fn open(path: &Path) -> Result<Store, OpenError> {
+        Self::open_with(path, true)
+    }
+
+    /// Opens the database to copy it as it is: an older one is neither
+    /// migrated nor given new tables (a backup never changes its source),
+    /// a newer one is refused.
+    pub fn open_to_copy(path: &Path) -> Result<Store, OpenError> {
+        Self::open_with(path, false)
+    }
+
+    fn open_with(path: &Path, migrate: bool) -> Result<Store, OpenError> {
         let db = Database::create(path).map_err(|e| match e {
             redb::DatabaseError::DatabaseAlreadyOpen => OpenError::InUse,
             redb::DatabaseError::Storage(redb::StorageError::Io(io))
@@ -316,6 +328,20 @@ impl Store {
             }
             other => OpenError::Other(format!("cannot open {}: {other}", path.display())),
         })?;
+        // Before any table is touched, so a newer Latch's database is left as it was.
+        let refused =
+            |e: crate::schema::SchemaError| OpenError::Other(format!("{}: {e}", path.display()));
+        if migrate {
+            crate::schema::migrate(&db, crate::schema::MIGRATIONS, crate::schema::CURRENT)
+                .map_err(refused)?;
+        } else if let Some(found) = crate::schema::version(&db).map_err(refused)?
+            && found > crate::schema::CURRENT
+        {
+            return Err(refused(crate::schema::SchemaError::Newer {
+                found,
+                supported: crate::schema::CURRENT,
+            }));
+        }
         let store = Store {
             shared: Arc::new(Shared {
                 db,
@@ -323,9 +349,11 @@ impl Store {
                 sink: Mutex::new(None),
             }),
         };
-        store
-            .create_tables()
-            .map_err(|e| OpenError::Other(e.to_string()))?;
+        if migrate {
+            store
+                .create_tables()
+                .map_err(|e| OpenError::Other(e.to_string()))?;
+        }
         Ok(store)
     }
 
