@@ -125,11 +125,9 @@
   function checkSession() {
     fetch('/healthz', { cache: 'no-store' }).then(function (r) {
       if (!r.ok) return; // down or restarting: keep backing off
-      return fetch('/files?limit=0', { credentials: 'same-origin', cache: 'no-store', headers: { 'HX-Request': 'true' } })
-        .then(function (r) {
-          if (r.status === 401 || (r.headers.get('HX-Redirect') || '').indexOf('/login') === 0 ||
-              (r.redirected && new URL(r.url).pathname === '/login')) goLogin();
-        });
+      // /api/me is the smallest answer that needs a session: 401 without one.
+      return fetch('/api/me', { credentials: 'same-origin', cache: 'no-store' })
+        .then(function (r) { if (r.status === 401) goLogin(); });
     }).catch(function () { /* offline: keep backing off */ });
   }
 
@@ -234,12 +232,7 @@
     if (f) f.focus();
   }, true);
 
-  /* ---- Forms: data-confirm; a popover's form closes it on success. ---- */
-  // Capture on document runs before htmx's submit listener on the form.
-  document.addEventListener('submit', function (e) {
-    var text = e.target.dataset && e.target.dataset.confirm;
-    if (text && !window.confirm(text)) { e.preventDefault(); e.stopImmediatePropagation(); }
-  }, true);
+  /* ---- Forms: a popover's form closes it on success. ---- */
   document.addEventListener('htmx:afterRequest', function (e) {
     var d = e.target.closest && e.target.closest('details.popover'), x = e.detail.xhr;
     // Not detail.successful: the htmx-config meta marks 4xx "error": false

@@ -100,6 +100,9 @@ impl Filters {
     }
 }
 
+/// How many recent events the dashboard lists (and keeps, as more arrive).
+pub const DASHBOARD_ACTIVITY: usize = 20;
+
 pub fn folder_of(path: &str) -> &str {
     path.rsplit_once('/').map(|(d, _)| d).unwrap_or("")
 }
@@ -304,7 +307,9 @@ pub fn dashboard(d: Dashboard<'_>) -> Markup {
             (file_list(d.files, d.viewer, d.filters))
             aside.side {
                 h2 { "Recent activity" }
-                ol #activity-list .activity {
+                // live.js trims the list to data-max as events arrive, so a
+                // dashboard left open for weeks stays small.
+                ol #activity-list .activity data-max=(DASHBOARD_ACTIVITY) {
                     @for event in d.recent { (activity_line(event)) }
                 }
                 p { a href="/activity" { "All activity →" } }

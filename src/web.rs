@@ -254,7 +254,11 @@ async fn dashboard(
         let (files, recent, seq) = tokio::task::spawn_blocking(move || -> AppResult<_> {
             // The sequence is read first: anything after it is replayed on connect.
             let seq = store.last_seq()?;
-            Ok((store.all_files()?, store.recent_events(20)?, seq))
+            Ok((
+                store.all_files()?,
+                store.recent_events(views::DASHBOARD_ACTIVITY)?,
+                seq,
+            ))
         })
         .await??;
         let filters = filters_from(&query);

@@ -709,6 +709,57 @@ async fn the_same_updates_arrive_over_server_sent_events() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_dashboard_keeps_only_the_newest_activity_lines() {
+    if !browser::browser_available() {
+        return;
+    }
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let app = TestApp::spawn().await;
+    app.create_user("alice", "user").await;
+    let bob = app.user("bob").await;
+    let id = bob.upload_ok("parts/bracket.mcam", b"v1").await;
+
+    let driver = Driver::start().await;
+    let alice = driver.session(Options::default()).await;
+    alice.login(&app.base, "alice", USER_PASSWORD).await;
+    alice.goto(&app.url("/")).await;
+    alice.wait_live().await;
+    let max = alice
+        .exec(
+            "return parseInt(document.getElementById('activity-list').dataset.max, 10)",
+            json!([]),
+        )
+        .await
+        .as_u64()
+        .expect("the activity list says how many lines it keeps");
+    assert!(max > 0);
+    // More events than the list keeps, each a new line at the top.
+    for i in 0..max / 2 + 2 {
+        assert_eq!(bob.checkout(id, &format!("look {i}")).await.status(), 200);
+        assert_eq!(bob.cancel(id).await.status(), 200);
+    }
+    alice
+        .wait_until(
+            &format!(
+                "document.querySelector('#activity-list > li')?.dataset.seq === '{}'",
+                2 * (max / 2 + 2) + 1
+            ),
+            "the newest event at the top of the activity list",
+        )
+        .await;
+    // The cap holds: nothing beyond it arrives late.
+    alice.settle().await;
+    let lines = alice
+        .exec(
+            "return document.querySelectorAll('#activity-list > *').length",
+            json!([]),
+        )
+        .await;
+    assert_eq!(lines, json!(max));
+    assert_clean_console(&alice, "activity cap", &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_out_and_check_in_work_with_javascript_disabled() {
     if !browser::browser_available() {
         return;
