@@ -22,6 +22,39 @@ use serde_json::{Value, json};
 /// when a test fails).
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// The cast of the live tests: Alice signed in to a browser, Bob on the API
+/// with one file he uploaded. `None` (skip) without a browser.
+struct AliceWatchesBob {
+    _turn: tokio::sync::MutexGuard<'static, ()>,
+    app: TestApp,
+    bob: common::Client,
+    id: u64,
+    _driver: Driver,
+    alice: Browser,
+}
+
+async fn alice_watches_bob() -> Option<AliceWatchesBob> {
+    if !browser::browser_available() {
+        return None;
+    }
+    let turn = ONE_AT_A_TIME.lock().await;
+    let app = TestApp::spawn().await;
+    app.create_user("alice", "user").await;
+    let bob = app.user("bob").await;
+    let id = bob.upload_ok("parts/bracket.mcam", b"v1").await;
+    let driver = Driver::start().await;
+    let alice = driver.session(Options::default()).await;
+    alice.login(&app.base, "alice", USER_PASSWORD).await;
+    Some(AliceWatchesBob {
+        _turn: turn,
+        app,
+        bob,
+        id,
+        _driver: driver,
+        alice,
+    })
+}
+
 /// A file on disk for the browser's file picker (which wants an absolute path).
 fn disk_file(dir: &tempfile::TempDir, name: &str, content: &[u8]) -> PathBuf {
     let path = dir.path().join(name);
@@ -647,18 +680,10 @@ async fn search_and_state_filters_narrow_the_list_and_live_updates_respect_them(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_updates_arrive_over_server_sent_events() {
-    if !browser::browser_available() {
+    let Some(cast) = alice_watches_bob().await else {
         return;
-    }
-    let _turn = ONE_AT_A_TIME.lock().await;
-    let app = TestApp::spawn().await;
-    app.create_user("alice", "user").await;
-    let bob = app.user("bob").await;
-    let id = bob.upload_ok("parts/bracket.mcam", b"v1").await;
-
-    let driver = Driver::start().await;
-    let alice = driver.session(Options::default()).await;
-    alice.login(&app.base, "alice", USER_PASSWORD).await;
+    };
+    let (app, bob, id, alice) = (&cast.app, &cast.bob, cast.id, &cast.alice);
     alice.goto(&app.url("/?transport=sse")).await;
     assert_eq!(alice.wait_live().await, "sse");
     assert_eq!(
@@ -670,34 +695,27 @@ async fn the_same_updates_arrive_over_server_sent_events() {
             .await,
         "sse"
     );
-    mark_page(&alice).await;
+    mark_page(alice).await;
 
     assert_eq!(bob.checkout(id, "over SSE").await.status(), 200);
-    wait_card(
-        &alice,
-        id,
-        "locked",
-        Some("bob"),
-        "Bob's check-out over SSE",
-    )
-    .await;
-    assert!(has_text(&alice, &format!("#file-{id}"), "Checked out by bob").await);
+    wait_card(alice, id, "locked", Some("bob"), "Bob's check-out over SSE").await;
+    assert!(has_text(alice, &format!("#file-{id}"), "Checked out by bob").await);
     assert_eq!(
         bob.checkin(id, b"v2", "over SSE", "minor").await.status(),
         200
     );
-    wait_card(&alice, id, "available", None, "Bob's check-in over SSE").await;
-    assert!(has_text(&alice, &format!("#file-{id} .badge.rev"), "1.1").await);
+    wait_card(alice, id, "available", None, "Bob's check-in over SSE").await;
+    assert!(has_text(alice, &format!("#file-{id} .badge.rev"), "1.1").await);
     let new = bob.upload_ok("fixtures/vise.mcam", b"vise").await;
-    wait_card(&alice, new, "available", None, "a new folder over SSE").await;
+    wait_card(alice, new, "available", None, "a new folder over SSE").await;
 
     // Alice's own action over htmx, while the stream is SSE.
     alice
         .click(&format!("#file-{id} form.checkout button[type=submit]"))
         .await;
-    wait_card(&alice, id, "locked", Some("alice"), "Alice's own check-out").await;
+    wait_card(alice, id, "locked", Some("alice"), "Alice's own check-out").await;
     assert_eq!(bob.file(id).await["lock"]["owner"], "alice");
-    assert!(still_same_page(&alice).await);
+    assert!(still_same_page(alice).await);
     assert_eq!(
         alice
             .exec("return window.latchLive.transport", json!([]))
@@ -705,23 +723,15 @@ async fn the_same_updates_arrive_over_server_sent_events() {
         "sse",
         "the page stayed on SSE"
     );
-    assert_clean_console(&alice, "SSE session", &[]).await;
+    assert_clean_console(alice, "SSE session", &[]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_open_dashboard_keeps_only_the_newest_activity_lines() {
-    if !browser::browser_available() {
+    let Some(cast) = alice_watches_bob().await else {
         return;
-    }
-    let _turn = ONE_AT_A_TIME.lock().await;
-    let app = TestApp::spawn().await;
-    app.create_user("alice", "user").await;
-    let bob = app.user("bob").await;
-    let id = bob.upload_ok("parts/bracket.mcam", b"v1").await;
-
-    let driver = Driver::start().await;
-    let alice = driver.session(Options::default()).await;
-    alice.login(&app.base, "alice", USER_PASSWORD).await;
+    };
+    let (app, bob, id, alice) = (&cast.app, &cast.bob, cast.id, &cast.alice);
     alice.goto(&app.url("/")).await;
     alice.wait_live().await;
     let max = alice
@@ -756,7 +766,7 @@ async fn an_open_dashboard_keeps_only_the_newest_activity_lines() {
         )
         .await;
     assert_eq!(lines, json!(max));
-    assert_clean_console(&alice, "activity cap", &[]).await;
+    assert_clean_console(alice, "activity cap", &[]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -86,6 +86,17 @@ fn assert_keeps(now: &Value, then: &Value, at: &str) {
     }
 }
 
+/// `latch backup TO --data FROM`, offline.
+fn latch_backup(from: &Path, to: impl AsRef<Path>) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_latch"))
+        .arg("backup")
+        .arg(to.as_ref())
+        .arg("--data")
+        .arg(from)
+        .output()
+        .expect("run latch backup")
+}
+
 struct Api {
     base: String,
     http: reqwest::Client,
@@ -398,13 +409,7 @@ async fn every_fixture_opens_with_everything_in_it() {
 
         // A backup of the upgraded directory is a data directory like any other.
         let copy = tmp.path().join("backup");
-        let out = Command::new(env!("CARGO_BIN_EXE_latch"))
-            .arg("backup")
-            .arg(&copy)
-            .arg("--data")
-            .arg(&data)
-            .output()
-            .expect("run latch backup");
+        let out = latch_backup(&data, &copy);
         assert!(out.status.success(), "latch backup: {out:?}");
         let server = Server::start(&copy, &log).await;
         let api = Api::new(&server);
@@ -416,13 +421,7 @@ async fn every_fixture_opens_with_everything_in_it() {
         let pristine = unpack(&fixture, &tmp.path().join("pristine"));
         let before = schema_version(&pristine);
         let copy = tmp.path().join("backup-of-old");
-        let out = Command::new(env!("CARGO_BIN_EXE_latch"))
-            .arg("backup")
-            .arg(&copy)
-            .arg("--data")
-            .arg(&pristine)
-            .output()
-            .expect("run latch backup");
+        let out = latch_backup(&pristine, &copy);
         assert!(out.status.success(), "latch backup: {out:?}");
         assert_eq!(
             schema_version(&pristine),
@@ -464,13 +463,7 @@ async fn a_database_from_a_newer_latch_is_refused_untouched() {
     assert!(said.contains("newer Latch"), "{said}");
     assert_eq!(schema_version(&data), Some(newer));
     // `latch user add` and `latch backup` refuse it the same way.
-    let out = Command::new(env!("CARGO_BIN_EXE_latch"))
-        .arg("backup")
-        .arg(tmp.path().join("copy"))
-        .arg("--data")
-        .arg(&data)
-        .output()
-        .expect("run latch backup");
+    let out = latch_backup(&data, tmp.path().join("copy"));
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("newer Latch"));
     assert_eq!(schema_version(&data), Some(newer));
