@@ -2186,7 +2186,7 @@ mod properties {
                 }
                 if let Ok(r) = Revision::parse(input) {
                     prop_assert_eq!(Revision::parse(&r.to_string()), Ok(r));
-                    let _ = r.bump(Bump::Minor).bump(Bump::Major);
+                    let _ = r.bump(Bump::Minor).and_then(|r| r.bump(Bump::Major));
                 }
                 if let Ok(Some(c)) = LockComment::parse(input) {
                     prop_assert!(c.into_inner().chars().count() <= LockComment::MAX_CHARS);
