@@ -1523,7 +1523,8 @@ async fn downloads_are_attachments_with_an_escaped_name_and_nosniff() {
     let fx = Fixture::new().await;
     let mut ids = Vec::new();
     for (path, content) in [
-        ("evil\".html", "<script>alert(document.cookie)</script>"),
+        // '"' itself is refused in a path (Windows cannot name a file so).
+        ("evil'.html", "<script>alert(document.cookie)</script>"),
         (
             "x.svg",
             "<svg xmlns=\"http://www.w3.org/2000/svg\"><script>alert(1)</script></svg>",
