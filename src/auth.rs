@@ -315,6 +315,25 @@ pub struct Session {
     pub token_hash: Vec<u8>,
     pub csrf_token: String,
     pub user: UserRecord,
+    /// When it began (unix seconds): it ends `session_absolute` after.
+    pub created_at: i64,
+    /// Its last recorded activity, this request included when recorded: it
+    /// ends `session_idle` after unless activity is recorded again.
+    pub last_seen: i64,
+}
+
+impl Session {
+    /// The unix second from which `find_session` refuses this session
+    /// unless activity after `last_seen` is recorded: the earlier of idle
+    /// and absolute expiry.
+    pub fn expires_at(&self, config: &crate::Config, last_seen: i64) -> i64 {
+        let idle = last_seen.saturating_add(config.session_idle.as_secs() as i64);
+        let absolute = self
+            .created_at
+            .saturating_add(config.session_absolute.as_secs() as i64);
+        // `find_session` refuses once the elapsed time is *over* the limit.
+        idle.min(absolute).saturating_add(1)
+    }
 }
 
 impl Session {
@@ -334,6 +353,7 @@ pub fn start_session(store: &store::Store, user: &UserRecord) -> AppResult<(Stri
         created_at: now(),
         last_seen: now(),
     };
+    let (created_at, last_seen) = (rec.created_at, rec.last_seen);
     store.write(|tx| {
         let mut sessions = tx.txn.open_table(SESSIONS)?;
         sessions.insert(token_hash.as_slice(), store::encode(&rec)?.as_slice())?;
@@ -354,6 +374,8 @@ pub fn start_session(store: &store::Store, user: &UserRecord) -> AppResult<(Stri
             token_hash,
             csrf_token: rec.csrf_token,
             user: user.clone(),
+            created_at,
+            last_seen,
         },
     ))
 }
@@ -383,7 +405,10 @@ pub fn find_session(app: &App, token: &str) -> AppResult<Option<Session>> {
         end_session(&app.store, &token_hash)?;
         return Ok(None);
     }
-    if t - session.last_seen > 60 {
+    // Activity is recorded at most once a minute, and more often when the
+    // idle limit is short, so activity always keeps a session alive.
+    let mut last_seen = session.last_seen;
+    if t - session.last_seen > (idle / 4).min(60) {
         let mut touched = session.clone();
         touched.last_seen = t;
         let hash = token_hash.clone();
@@ -393,11 +418,16 @@ pub fn find_session(app: &App, token: &str) -> AppResult<Option<Session>> {
                 .insert(hash.as_slice(), store::encode(&touched)?.as_slice())?;
             Ok(())
         })?;
+        last_seen = t;
+        // The session's live connections move their idle deadline on.
+        app.hub.session_active(&token_hash, t);
     }
     Ok(Some(Session {
         token_hash,
         csrf_token: session.csrf_token,
         user,
+        created_at: session.created_at,
+        last_seen,
     }))
 }
 
@@ -552,8 +582,15 @@ impl Throttle {
     const FREE_PER_ADDRESS: u32 = 30;
     const FORGET_AFTER: Duration = Duration::from_secs(15 * 60);
 
-    fn keys(username: &str, ip: IpAddr) -> [String; 2] {
-        [format!("u:{username}"), format!("ip:{ip}")]
+    /// Per username, per address (both checked), and per username at an
+    /// address (only kept so a success can take its own failures back off
+    /// the address's count).
+    fn keys(username: &str, ip: IpAddr) -> [String; 3] {
+        [
+            format!("u:{username}"),
+            format!("ip:{ip}"),
+            format!("ui:{username}@{ip}"),
+        ]
     }
 
     /// How long this login must wait, if at all.
@@ -562,6 +599,7 @@ impl Throttle {
         Self::keys(username, ip)
             .iter()
             .zip([Self::FREE, Self::FREE_PER_ADDRESS])
+            .take(2)
             .filter_map(|(key, free)| map.get(key).map(|f| (f, free)))
             .filter_map(|(f, free)| {
                 let over = f.count.checked_sub(free)?;
@@ -591,9 +629,19 @@ impl Throttle {
         }
     }
 
-    pub fn succeeded(&self, username: &str) {
+    /// A good credential leaves no failures behind: the user's own, and
+    /// their share of the address's (typos before the right password).
+    /// Other people's failures from the same address stay counted, so one
+    /// good account cannot reset the address for guesses at another.
+    pub fn succeeded(&self, username: &str, ip: IpAddr) {
+        let [user, address, user_at_address] = Self::keys(username, ip);
         let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        map.remove(&format!("u:{username}"));
+        map.remove(&user);
+        if let Some(own) = map.remove(&user_at_address)
+            && let Some(all) = map.get_mut(&address)
+        {
+            all.count = all.count.saturating_sub(own.count);
+        }
     }
 }
 
@@ -601,6 +649,13 @@ impl Throttle {
 /// unknown users and wrong passwords alike.
 pub async fn login(app: &App, username: &str, password: &str, ip: IpAddr) -> AppResult<UserRecord> {
     let wrong = || AppError::Unauthenticated("The username or password is wrong.".into());
+    // An empty password is no guess: Git sends one (or none) to learn
+    // whether the server wants credentials before it asks its helper.
+    // Answered 401 (with the challenge, where the caller adds one), counted
+    // nowhere, and before the throttle so Git is never told to wait for it.
+    if password.is_empty() {
+        return Err(wrong());
+    }
     let name = Username::parse(username)
         .map(|u| u.as_str().to_string())
         .unwrap_or_default();
@@ -640,7 +695,7 @@ pub async fn login(app: &App, username: &str, password: &str, ip: IpAddr) -> App
     .await??;
     let outcome = match user {
         Some(user) => {
-            app.throttle.succeeded(&name);
+            app.throttle.succeeded(&name, ip);
             Ok(user)
         }
         None => {

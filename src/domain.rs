@@ -72,11 +72,19 @@ impl RepoPath {
                 ));
             }
             if names_git_dir(part) {
-                return invalid("The path may not contain a '.git' folder.");
+                return invalid(
+                    "The path may not contain a '.git' folder, in any spelling Windows or macOS would read as .git.",
+                );
             }
             if part.ends_with('.') {
                 return invalid(format!("The path part '{part}' ends with a dot."));
             }
+            if let Some(c) = part.chars().find(|c| WINDOWS_FORBIDDEN.contains(*c)) {
+                return invalid(format!(
+                    "The path part '{part}' contains '{c}', which Windows does not allow in a name (none of < > : \" | ? * may be used)."
+                ));
+            }
+            git_accepts(part)?;
             parts.push(part);
         }
         if parts.is_empty() {
@@ -85,12 +93,8 @@ impl RepoPath {
         if parts.len() > 32 {
             return invalid("The path is nested more than 32 folders deep.");
         }
-        let path = parts.join("/");
-        // Checked on the normalised path, so `./C:/x` is refused like `C:/x`.
-        if path.len() >= 2 && path.as_bytes()[1] == b':' {
-            return invalid("The path looks like a drive letter; give it relative to the vault.");
-        }
-        Ok(RepoPath(path))
+        // A drive letter (`C:/x`) is refused above: ':' is in no name.
+        Ok(RepoPath(parts.join("/")))
     }
 
     pub fn as_str(&self) -> &str {
@@ -122,12 +126,56 @@ fn is_invisible(c: char) -> bool {
     matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{206f}' | '\u{feff}')
 }
 
+/// Characters Windows refuses in a name; a vault is cloned on Windows.
+const WINDOWS_FORBIDDEN: &str = "<>:\"|?*";
+
 /// Whether a path part would be the `.git` folder on some checkout of the
-/// vault: any case, `.git~…`, and NTFS's short name `git~1` (Git's own
-/// `is_ntfs_dotgit` refuses these on clone; Latch refuses them at the door).
+/// vault: any case, `.git~…`, NTFS's short name `git~1`, and either
+/// followed by what NTFS ignores (trailing dots and spaces, or an
+/// alternate data stream `:…` such as `.git::$INDEX_ALLOCATION`).
 fn names_git_dir(part: &str) -> bool {
     let lower = part.to_ascii_lowercase();
-    lower == ".git" || lower.starts_with(".git~") || lower == "git~1"
+    let ntfs_same = |name: &str| {
+        lower.strip_prefix(name).is_some_and(|rest| {
+            let rest = rest.trim_start_matches([' ', '.']);
+            rest.is_empty() || rest.starts_with(':')
+        })
+    };
+    lower.starts_with(".git~") || ntfs_same(".git") || ntfs_same("git~1")
+}
+
+/// The Git layer's own check of a tree entry name (`gix-validate`), with
+/// every protection on: a superset of what the tree editor applies
+/// (NTFS always; Windows and HFS+ when the vault's config asks), and as if
+/// the entry were a symbolic link, which also refuses every spelling of
+/// `.gitmodules` (Git reads that file as submodule settings). So whatever
+/// this accepts, committing it cannot fail on its name.
+fn git_accepts(part: &str) -> Result<(), Invalid> {
+    use gix::bstr::ByteSlice;
+    use gix::validate::path::component::{Error, Mode, Options};
+    let refused = match gix::validate::path::component(
+        part.as_bytes().as_bstr(),
+        Some(Mode::Symlink),
+        Options::default(),
+    ) {
+        Ok(_) => return Ok(()),
+        Err(e) => e,
+    };
+    invalid(match refused {
+        Error::WindowsReservedName => format!(
+            "'{part}' is a device name on Windows (CON, PRN, AUX, NUL, COM1-COM9, LPT0-LPT9, also with an extension); choose another name."
+        ),
+        Error::DotGitDir => {
+            "The path may not contain a '.git' folder, in any spelling Windows or macOS would read as .git.".to_string()
+        }
+        Error::SymlinkedGitModules => format!(
+            "'{part}' would be Git's .gitmodules file on some computers; choose another name."
+        ),
+        Error::WindowsPathPrefix => {
+            format!("The path part '{part}' looks like a drive letter; give the path relative to the vault.")
+        }
+        _ => format!("The path part '{part}' is not a name Git can store; choose another name."),
+    })
 }
 
 /// A login name: lower-case, 3–32 of `a-z 0-9 . _ -`.
@@ -209,7 +257,13 @@ impl Role {
     }
 }
 
-/// A file's revision, `MAJOR.MINOR`.
+/// A file's revision, `MAJOR.MINOR`, each part at most [`Revision::MAX_PART`].
+///
+/// Two ways in, on purpose: [`Revision::parse`] is the edge parser for what
+/// a person types (six digits a part); a stored revision is read back by
+/// [`Revision::from_stored`], which takes any value the type can hold, so a
+/// record written once (by this version or an older one) always reads again.
+/// Writing keeps to the limit: [`Revision::bump`] refuses to pass it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Revision {
     pub major: u32,
@@ -218,6 +272,8 @@ pub struct Revision {
 
 impl Revision {
     pub const FIRST: Revision = Revision { major: 1, minor: 0 };
+    /// The largest part a person may type or a check-in may reach.
+    pub const MAX_PART: u32 = 999_999;
 
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
         let raw = raw.trim();
@@ -238,17 +294,48 @@ impl Revision {
         })
     }
 
-    pub fn bump(self, bump: Bump) -> Revision {
-        match bump {
+    /// Reads a revision this program wrote (a record, an event, a commit
+    /// trailer): any `u32.u32`, never the edge's limits. `None` only for
+    /// text that is no revision at all.
+    pub fn from_stored(raw: &str) -> Option<Self> {
+        let (major, minor) = raw.trim().split_once('.')?;
+        let part = |s: &str| {
+            s.bytes()
+                .all(|b| b.is_ascii_digit())
+                .then(|| s.parse::<u32>().ok())
+                .flatten()
+        };
+        Some(Revision {
+            major: part(major)?,
+            minor: part(minor)?,
+        })
+    }
+
+    /// The next revision; refused (nothing is written) when the part it
+    /// raises would pass [`Revision::MAX_PART`]. The other part is carried
+    /// as it is, so a record an older version wrote past the limit can
+    /// still take the bump that stays within it.
+    pub fn bump(self, bump: Bump) -> Result<Revision, Invalid> {
+        let raised = |part: u32, which: &str| {
+            part.checked_add(1)
+                .filter(|p| *p <= Self::MAX_PART)
+                .ok_or_else(|| {
+                    Invalid(format!(
+                        "Revision {self} cannot take a {which} bump: a revision part may be at most {}.",
+                        Self::MAX_PART
+                    ))
+                })
+        };
+        Ok(match bump {
             Bump::Minor => Revision {
                 major: self.major,
-                minor: self.minor + 1,
+                minor: raised(self.minor, "minor")?,
             },
             Bump::Major => Revision {
-                major: self.major + 1,
+                major: raised(self.major, "major")?,
                 minor: 0,
             },
-        }
+        })
     }
 }
 
@@ -264,10 +351,12 @@ impl serde::Serialize for Revision {
     }
 }
 
+/// Stored records only: lenient by design (see [`Revision::from_stored`]).
 impl<'de> serde::Deserialize<'de> for Revision {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let raw = String::deserialize(d)?;
-        Revision::parse(&raw).map_err(serde::de::Error::custom)
+        Revision::from_stored(&raw)
+            .ok_or_else(|| serde::de::Error::custom(format!("'{raw}' is not a stored revision")))
     }
 }
 
@@ -430,8 +519,14 @@ mod tests {
     #[test]
     fn revisions_bump() {
         let r = Revision::parse("1.2").unwrap();
-        assert_eq!(r.bump(Bump::Minor).to_string(), "1.3");
-        assert_eq!(r.bump(Bump::Major).to_string(), "2.0");
+        assert_eq!(r.bump(Bump::Minor).unwrap().to_string(), "1.3");
+        assert_eq!(r.bump(Bump::Major).unwrap().to_string(), "2.0");
+        let top = Revision::parse("999999.999999").unwrap();
+        assert!(top.bump(Bump::Minor).is_err());
+        assert!(top.bump(Bump::Major).is_err());
+        let legacy = Revision::from_stored("1000000.4").unwrap();
+        assert_eq!(legacy.bump(Bump::Minor).unwrap().to_string(), "1000000.5");
+        assert!(legacy.bump(Bump::Major).is_err());
         for bad in ["1", "1.", ".1", "a.b", "1.2.3", "-1.0", "1234567.0"] {
             assert!(Revision::parse(bad).is_err(), "{bad}");
         }
@@ -456,5 +551,101 @@ mod tests {
         assert!(CommitMessage::parse("fix\n\nLatch-Revision: 9.9").is_err());
         assert!(CommitMessage::parse("   ").is_err());
         assert!(CommitMessage::parse("Fix the post").is_ok());
+    }
+
+    #[test]
+    fn ntfs_and_windows_spellings_are_refused_with_a_sentence() {
+        for raw in [
+            ".git::$INDEX_ALLOCATION/config",
+            "a/.GIT:stream",
+            "git~1::$INDEX_ALLOCATION/x",
+            ".git . :x/y",
+            ".gitmodules",
+            "a/.GitModules",
+            "gitmod~1",
+            "GI7EBA~1",
+            "CON",
+            "a/nul.txt",
+            "com1.mcam",
+            "LPT0",
+            "conin$",
+            "a/b:c",
+            "a/b|c",
+            "what?",
+            "a*",
+            "<x>",
+            "\"q\"",
+        ] {
+            let err = RepoPath::parse(raw).expect_err(raw);
+            assert!(err.0.ends_with('.'), "{raw}: {err}");
+        }
+        for fine in [
+            "console.mcam",
+            "com10",
+            "lpt",
+            "a/.gitignore",
+            "git~2",
+            "gitmodules",
+        ] {
+            assert!(RepoPath::parse(fine).is_ok(), "{fine}");
+        }
+    }
+
+    /// The tree editor's options as gix derives them for the vault (no
+    /// config: NTFS on, Windows and HFS+ only on those systems).
+    fn tree_editor_options() -> gix::validate::path::component::Options {
+        gix::validate::path::component::Options {
+            protect_windows: cfg!(windows),
+            protect_hfs: cfg!(target_os = "macos"),
+            protect_ntfs: true,
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        /// Whatever `RepoPath::parse` accepts, the Git layer stores: every
+        /// component passes gix-validate with the tree editor's options,
+        /// and with every protection on (a vault config may turn them on).
+        #[test]
+        fn accepted_paths_pass_the_git_layers_check(
+            raw in proptest::string::string_regex(
+                "(\\.git|git~1|\\.gitmodules|gitmod~[0-9]|gi7eba~[0-9]|con|CONOUT\\$|nul|Aux|prn|com[0-9]|lpt[0-9]|[a-zA-Z0-9. ~:$/\\\\<|?*\"\u{200c}-]){1,12}"
+            ).unwrap()
+        ) {
+            use gix::bstr::ByteSlice;
+            use gix::validate::path::component;
+            if let Ok(path) = RepoPath::parse(&raw) {
+                for part in path.as_str().split('/') {
+                    for options in [tree_editor_options(), component::Options::default()] {
+                        proptest::prop_assert!(
+                            component(part.as_bytes().as_bstr(), None, options).is_ok(),
+                            "{raw:?} accepted, but gix refuses {part:?}"
+                        );
+                    }
+                }
+            }
+        }
+
+        /// A revision any write can store reads back as itself.
+        #[test]
+        fn stored_revisions_read_back(major in proptest::prelude::any::<u32>(), minor in proptest::prelude::any::<u32>()) {
+            let r = Revision { major, minor };
+            let json = serde_json::to_string(&r).unwrap();
+            proptest::prop_assert_eq!(serde_json::from_str::<Revision>(&json).unwrap(), r);
+        }
+
+        /// A bump stays within what a person may type.
+        #[test]
+        fn a_bump_stays_within_the_edge_parser(
+            major in 0..=Revision::MAX_PART,
+            minor in 0..=Revision::MAX_PART,
+            major_bump in proptest::prelude::any::<bool>(),
+        ) {
+            let bump = if major_bump { Bump::Major } else { Bump::Minor };
+            if let Ok(next) = (Revision { major, minor }).bump(bump) {
+                proptest::prop_assert_eq!(Revision::parse(&next.to_string()), Ok(next));
+            }
+        }
     }
 }

@@ -228,7 +228,24 @@ impl Files {
     }
 
     pub async fn override_lock(&self, actor: &Actor, id: u64) -> AppResult<FileRecord> {
-        crate::metrics::operation("override", self.override_inner(actor, id).await)
+        let result = self.override_inner(actor, id, None).await;
+        crate::metrics::operation("override", result.map(|(rec, _)| rec))
+    }
+
+    /// Compare-and-swap override: breaks the check-out only while `holder`
+    /// still holds it, and answers 409 naming the current holder otherwise,
+    /// so a caller that read the lock first never breaks someone else's.
+    /// Returns the file and the lock that was broken (what the event says).
+    pub async fn override_lock_held_by(
+        &self,
+        actor: &Actor,
+        id: u64,
+        holder: &str,
+    ) -> AppResult<(FileRecord, LockRecord)> {
+        let result = self
+            .override_inner(actor, id, Some(holder.to_string()))
+            .await;
+        crate::metrics::operation("override", result)
     }
 
     pub async fn delete(&self, actor: &Actor, id: u64) -> AppResult<FileRecord> {
@@ -250,24 +267,18 @@ impl Files {
         let actor = actor.clone();
         blocking(move || {
             let path = new.path.as_str().to_string();
-            let taken =
-                |path: &str| AppError::Conflict(format!("A file named {path} already exists."));
-            if this
-                .shared
+            // Once before the blob is written, to spare it when refused...
+            this.shared
                 .store
-                .read(|txn| Ok(txn.open_table(PATHS)?.get(path.as_str())?.is_some()))?
-            {
-                return Err(taken(&path));
-            }
+                .read(|txn| check_name_free(&txn.open_table(PATHS)?, &path))?;
             let blob = this
                 .shared
                 .vault
                 .write_blob(&mut spool.reader()?, spool.size)?;
             this.shared.store.write(|tx| {
-                if tx.txn.open_table(PATHS)?.get(path.as_str())?.is_some() {
-                    return Err(taken(&path));
-                }
                 this.reconcile_in(tx)?;
+                // ...and where it counts: inside the transaction that adds it.
+                check_name_free(&tx.txn.open_table(PATHS)?, &path)?;
                 let id = store::next_file_id(&tx.txn)?;
                 let description = new.description.into_inner();
                 let subject = if description.is_empty() {
@@ -396,7 +407,8 @@ impl Files {
                         rec.revision, rec.path
                     )));
                 }
-                let revision = rec.revision.bump(version.bump);
+                // Before the commit: a refused bump leaves Git and the record as they were.
+                let revision = rec.revision.bump(version.bump)?;
                 let commit = this.commit_in(
                     tx,
                     Change::Put {
@@ -433,26 +445,38 @@ impl Files {
         .await
     }
 
-    async fn override_inner(&self, actor: &Actor, id: u64) -> AppResult<FileRecord> {
+    async fn override_inner(
+        &self,
+        actor: &Actor,
+        id: u64,
+        expected: Option<String>,
+    ) -> AppResult<(FileRecord, LockRecord)> {
         require_admin(actor, "override a check-out")?;
         let actor = actor.clone();
         self.change(id, move |tx, mut rec| {
-            let Some(lock) = rec.lock.take() else {
-                return Err(AppError::Conflict(format!(
-                    "{} is not checked out; there is nothing to override.",
-                    rec.path
-                )));
-            };
-            save_and_record(
-                tx,
-                rec,
-                EventKind::Overridden,
-                &actor,
-                lock.comment,
-                Some(lock.owner),
-            )
-        })
-        .await
+                let Some(lock) = rec.lock.take() else {
+                    return Err(AppError::Conflict(format!(
+                        "{} is not checked out; there is nothing to override.",
+                        rec.path
+                    )));
+                };
+                if let Some(expected) = expected.filter(|e| *e != lock.owner) {
+                    return Err(AppError::Conflict(format!(
+                        "{} is now checked out by {}, not {expected}; nothing was overridden. Look again before breaking {}'s check-out.",
+                        rec.path, lock.owner, lock.owner
+                    )));
+                }
+                let rec = save_and_record(
+                    tx,
+                    rec,
+                    EventKind::Overridden,
+                    &actor,
+                    lock.comment.clone(),
+                    Some(lock.owner.clone()),
+                )?;
+                Ok((rec, lock))
+            })
+            .await
     }
 
     async fn delete_inner(&self, actor: &Actor, id: u64) -> AppResult<FileRecord> {
@@ -590,11 +614,7 @@ impl Files {
                     return Ok(());
                 };
                 let (size, _) = self.shared.vault.open_blob(blob)?;
-                let revision = t
-                    .revision
-                    .as_deref()
-                    .and_then(|r| Revision::parse(r).ok())
-                    .unwrap_or(Revision::FIRST);
+                let revision = trailer_revision(t, commit.id, existing.as_ref());
                 let rec = match existing {
                     Some(mut rec) => {
                         rec.revision = revision;
@@ -661,11 +681,11 @@ impl Files {
     }
 
     /// Runs a rule-checked change of one file in one write transaction.
-    async fn change(
+    async fn change<T: Send + 'static>(
         &self,
         id: u64,
-        f: impl FnOnce(&mut Tx, FileRecord) -> AppResult<FileRecord> + Send + 'static,
-    ) -> AppResult<FileRecord> {
+        f: impl FnOnce(&mut Tx, FileRecord) -> AppResult<T> + Send + 'static,
+    ) -> AppResult<T> {
         let store = self.shared.store.clone();
         blocking(move || {
             store.write(|tx| {
@@ -675,6 +695,75 @@ impl Files {
         })
         .await
     }
+}
+
+/// Refuses `path` when it would share a name with what the vault holds:
+/// the same path; a file where the path needs a folder (`a` for `a/b`); a
+/// folder where the path would be a file (`parts` while `parts/x` exists);
+/// or a name that differs from an existing file or folder only in letter
+/// case. Git's tree holds one entry per name, so either of the first would
+/// silently replace the other in `main`; the last is one file on Windows
+/// and macOS clones. Every path in the vault is in `PATHS`, so the table
+/// proves all of this. Run it inside the write transaction that adds `path`.
+pub(crate) fn check_name_free(
+    paths: &impl ReadableTable<&'static str, u64>,
+    path: &str,
+) -> AppResult<()> {
+    if paths.get(path)?.is_some() {
+        return Err(AppError::Conflict(format!(
+            "A file named {path} already exists."
+        )));
+    }
+    for (end, _) in path.match_indices('/') {
+        let folder = &path[..end];
+        if paths.get(folder)?.is_some() {
+            return Err(AppError::Conflict(format!(
+                "{folder} is a file, so nothing can be put inside it; choose another name."
+            )));
+        }
+    }
+    // Everything below `path/` sorts in [`path/`, `path0`): '0' follows '/'.
+    let (below, past) = (format!("{path}/"), format!("{path}0"));
+    if let Some(row) = paths.range(below.as_str()..past.as_str())?.next() {
+        let (inside, _) = row?;
+        return Err(AppError::Conflict(format!(
+            "{} is inside a folder named {path}; choose another name.",
+            inside.value()
+        )));
+    }
+    let wanted: Vec<&str> = path.split('/').collect();
+    for row in paths.iter()? {
+        let (existing, _) = row?;
+        if let Some(message) = case_clash(&wanted, existing.value()) {
+            return Err(AppError::Conflict(message));
+        }
+    }
+    Ok(())
+}
+
+/// Where `wanted` first names the same file or folder as `existing` but for
+/// letter case, the sentence saying so.
+fn case_clash(wanted: &[&str], existing: &str) -> Option<String> {
+    let have: Vec<&str> = existing.split('/').collect();
+    for (depth, (w, h)) in wanted.iter().zip(&have).enumerate() {
+        if w == h {
+            continue;
+        }
+        if w.to_lowercase() != h.to_lowercase() {
+            return None;
+        }
+        let ours = wanted[..=depth].join("/");
+        let theirs = have[..=depth].join("/");
+        let what = if depth + 1 == have.len() {
+            format!("the file {theirs}")
+        } else {
+            format!("the folder {theirs} (which holds {existing})")
+        };
+        return Some(format!(
+            "{ours} differs from {what} only in letter case; on Windows and macOS they would be one, so choose another name."
+        ));
+    }
+    None
 }
 
 /// Stores the changed record and records its event; returns the record.
@@ -702,6 +791,26 @@ fn set_recorded_head(tx: &mut Tx, head: ObjectId) -> AppResult<()> {
         .open_table(META)?
         .insert(RECORDED_HEAD, head.to_string().as_str())?;
     Ok(())
+}
+
+/// A commit's `Latch-Revision`, read like any stored value (no edge limits).
+/// One that is missing or unreadable keeps the record's revision (a new
+/// record starts at 1.0), and says so in the log rather than silently.
+fn trailer_revision(t: &Trailers, commit: ObjectId, existing: Option<&FileRecord>) -> Revision {
+    let kept = existing.map(|r| r.revision).unwrap_or(Revision::FIRST);
+    match t.revision.as_deref().map(|r| (r, Revision::from_stored(r))) {
+        Some((_, Some(revision))) => revision,
+        raw => {
+            tracing::warn!(
+                %commit,
+                file = t.file_id,
+                trailer = raw.map(|(r, _)| r).unwrap_or("(none)"),
+                kept = %kept,
+                "a commit's Latch-Revision is not a revision; keeping the record's"
+            );
+            kept
+        }
+    }
 }
 
 fn parse_oid(hex: &str) -> AppResult<ObjectId> {

@@ -373,8 +373,9 @@ async fn unlock_lock(app: &App, req: &Request, raw_id: &str, body: Body) -> AppR
             rec.path
         )));
     };
-    if lock.owner.name == actor.username {
+    let lock = if lock.owner.name == actor.username {
         app.files.cancel(&actor, id).await?;
+        lock
     } else if !request.force {
         return Err(AppError::Forbidden(format!(
             "{} is locked by {}; only they can unlock it (an admin can break the lock with git lfs unlock --force).",
@@ -386,8 +387,21 @@ async fn unlock_lock(app: &App, req: &Request, raw_id: &str, body: Body) -> AppR
             rec.path, lock.owner.name
         )));
     } else {
-        app.files.override_lock(&actor, id).await?;
-    }
+        // Compare-and-swap on the holder read above: if the file changed
+        // hands since, this is a 409 naming the new holder, never a break
+        // of their lock in the old holder's name. The reply shows the lock
+        // the override broke, which is what the `overridden` event records.
+        let (rec, broken) = app
+            .files
+            .override_lock_held_by(&actor, id, &lock.owner.name)
+            .await?;
+        LockJson {
+            id: rec.id.to_string(),
+            path: rec.path,
+            locked_at: iso_time(broken.locked_at),
+            owner: Owner { name: broken.owner },
+        }
+    };
     Ok(lfs_json(
         StatusCode::OK,
         serde_json::json!({ "lock": lock }),

@@ -18,6 +18,16 @@
 //!   and holds each event `ANSWER_FIRST` before the fan-out, so the request
 //!   that caused it is answered before thousands of connection wake-ups.
 //!
+//! A connection ends with its session: at the session's absolute expiry,
+//! and at its idle expiry, when the WebSocket is closed with
+//! [`CLOSE_SESSION_ENDED`] and the SSE stream ends. An open connection is
+//! not activity: idle expiry exists for the screen left signed in and
+//! unattended, and a tab that is merely open would otherwise keep such a
+//! session (and its live view of the vault) alive until the absolute limit.
+//! Requests are activity, from any tab of the session: when one is
+//! recorded, the hub tells that session's connections (`session_active`),
+//! which move their deadline on. No connection reads the database for this.
+//!
 //! Stalled readers are dropped at two levels. The WebSocket loop times out
 //! its own sends. An SSE body is only polled by hyper while hyper's buffer
 //! has room, so a stalled SSE reader can only be seen at the socket:
@@ -183,6 +193,9 @@ struct Shared {
     sse_connections: AtomicUsize,
     events_published: AtomicU64,
     shutdown: watch::Sender<bool>,
+    /// Per session with live connections (by token hash): its last
+    /// recorded activity, so those connections can move their idle deadline.
+    sessions: Mutex<HashMap<Vec<u8>, watch::Sender<i64>>>,
 }
 
 /// What a connection keeps of its session: enough to pick its class and to
@@ -223,6 +236,53 @@ impl LiveViewer {
 struct Subscription {
     frames: broadcast::Receiver<Frame>,
     shutdown: watch::Receiver<bool>,
+}
+
+/// When a connection's session ends: absolute expiry, or idle expiry
+/// counted from the session's last recorded activity.
+struct Expiry {
+    created_at: i64,
+    last_seen: i64,
+    idle: i64,
+    absolute: i64,
+    /// Activity recorded after admission (see `Hub::session_active`).
+    seen: watch::Receiver<i64>,
+}
+
+impl Expiry {
+    fn of(app: &App, session: &Session, seen: watch::Receiver<i64>) -> Expiry {
+        Expiry {
+            created_at: session.created_at,
+            last_seen: session.last_seen,
+            idle: app.config.session_idle.as_secs() as i64,
+            absolute: app.config.session_absolute.as_secs() as i64,
+            seen,
+        }
+    }
+
+    /// The first unix second at which `auth::find_session` refuses the
+    /// session, given the activity recorded so far.
+    fn unix_deadline(&self) -> i64 {
+        let last_seen = self.last_seen.max(*self.seen.borrow());
+        let idle = last_seen.saturating_add(self.idle);
+        let absolute = self.created_at.saturating_add(self.absolute);
+        idle.min(absolute).saturating_add(1)
+    }
+
+    /// The deadline on the runtime's clock; never early (`now()` truncates).
+    fn deadline(&self) -> tokio::time::Instant {
+        let secs = self
+            .unix_deadline()
+            .saturating_sub(crate::store::now())
+            .max(0) as u64;
+        tokio::time::Instant::now() + Duration::from_secs(secs)
+    }
+
+    /// At a timer's firing: whether the session has ended, or else the
+    /// deadline that activity moved it to.
+    fn check(&self) -> Option<tokio::time::Instant> {
+        (self.unix_deadline() > crate::store::now()).then(|| self.deadline())
+    }
 }
 
 /// What the connection loop does with one frame from the ring.
@@ -273,6 +333,7 @@ impl Hub {
                 sse_connections: AtomicUsize::new(0),
                 events_published: AtomicU64::new(0),
                 shutdown,
+                sessions: Mutex::new(HashMap::new()),
             }),
         };
         let (tx, mut rx) = mpsc::unbounded_channel::<Arc<Event>>();
@@ -387,6 +448,45 @@ impl Hub {
             .shared
             .frames
             .send(Frame::EndSession(token_hash.to_vec()));
+    }
+
+    /// Activity of a session was recorded at `at` (unix seconds): its live
+    /// connections' idle deadline moves on.
+    pub fn session_active(&self, token_hash: &[u8], at: i64) {
+        let mut sessions = self
+            .shared
+            .sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(seen) = sessions.get(token_hash) {
+            if seen.receiver_count() == 0 {
+                sessions.remove(token_hash);
+            } else {
+                seen.send_if_modified(|last| {
+                    let newer = at > *last;
+                    *last = (*last).max(at);
+                    newer
+                });
+            }
+        }
+    }
+
+    /// A receiver of a session's recorded activity, taken before the
+    /// session is checked so no activity can slip between.
+    fn watch_session(&self, token_hash: &[u8]) -> watch::Receiver<i64> {
+        let mut sessions = self
+            .shared
+            .sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        // Sessions whose connections all ended are dropped now and then.
+        if sessions.len() >= 1024 && sessions.len().is_power_of_two() {
+            sessions.retain(|_, seen| seen.receiver_count() > 0);
+        }
+        sessions
+            .entry(token_hash.to_vec())
+            .or_insert_with(|| watch::channel(0).0)
+            .subscribe()
     }
 
     /// Closes WebSockets with 1012 and ends SSE streams.
@@ -551,16 +651,20 @@ async fn open(
     app: &App,
     req: &Request,
     websocket: bool,
-) -> Result<(Subscription, LiveViewer, Vec<Missed>, u64), Response> {
+) -> Result<(Subscription, LiveViewer, Expiry, Vec<Missed>, u64), Response> {
     // Subscribe first: a session ended after this point reaches us as a
-    // frame; one ended before it fails the session check below.
+    // frame; one ended before it fails the session check below. Likewise
+    // activity recorded after this point moves the idle deadline.
     let sub = app.hub.subscribe();
+    let cookie = auth::session_cookie(req).unwrap_or_default();
+    let seen = app.hub.watch_session(&auth::sha256(cookie.as_bytes()));
     let session = admit(app, req, websocket).await.map_err(refuse)?;
     let viewer = LiveViewer::of(&session);
+    let expiry = Expiry::of(app, &session, seen);
     let (missed, last) = catch_up(app.store.clone(), viewer.clone(), resume_point(req))
         .await
         .map_err(refuse)?;
-    Ok((sub, viewer, missed, last))
+    Ok((sub, viewer, expiry, missed, last))
 }
 
 fn ws_config() -> WebSocketConfig {
@@ -578,13 +682,13 @@ fn ws_config() -> WebSocketConfig {
 }
 
 pub async fn websocket(app: &App, req: &Request, ws: WebSocket) -> Response {
-    let (sub, viewer, missed, last) = match open(app, req, true).await {
+    let (sub, viewer, expiry, missed, last) = match open(app, req, true).await {
         Ok(x) => x,
         Err(resp) => return resp,
     };
     let hub = app.hub.clone();
     ws.config(ws_config())
-        .on_upgrade(move |socket| ws_session(socket, hub, sub, viewer, missed, last))
+        .on_upgrade(move |socket| ws_session(socket, hub, sub, viewer, expiry, missed, last))
         .into_response()
 }
 
@@ -599,6 +703,7 @@ async fn ws_session(
     hub: Hub,
     mut sub: Subscription,
     viewer: LiveViewer,
+    expiry: Expiry,
     missed: Vec<Missed>,
     mut last_sent: u64,
 ) {
@@ -612,6 +717,8 @@ async fn ws_session(
     }
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + WS_PING, WS_PING);
     let mut awaiting_pong = false;
+    let session_ends = tokio::time::sleep_until(expiry.deadline());
+    tokio::pin!(session_ends);
     loop {
         tokio::select! {
             frame = sub.frames.recv() => match sub.classify(frame, &viewer, &mut last_sent) {
@@ -640,6 +747,13 @@ async fn ws_session(
                 awaiting_pong = true;
                 if !send(&mut sink, Message::Ping(Vec::new())).await { break; }
             }
+            _ = &mut session_ends => match expiry.check() {
+                Some(later) => session_ends.as_mut().reset(later),
+                None => {
+                    let _ = send(&mut sink, close(CLOSE_SESSION_ENDED, "session expired")).await;
+                    break;
+                }
+            },
             _ = stopped(&mut sub.shutdown) => {
                 let _ = send(&mut sink, close(CLOSE_RESTART, "server restarting")).await;
                 break;
@@ -657,12 +771,12 @@ async fn send(sink: &mut WsSink, msg: Message) -> bool {
 }
 
 pub async fn sse(app: &App, req: &Request) -> Response {
-    let (sub, viewer, missed, last_sent) = match open(app, req, false).await {
+    let (sub, viewer, expiry, missed, last_sent) = match open(app, req, false).await {
         Ok(x) => x,
         Err(resp) => return resp,
     };
     let counted = Connected::new(&app.hub, false);
-    let stream = sse_stream(sub, viewer, missed, last_sent, Some(counted));
+    let stream = sse_stream(sub, viewer, Some(expiry), missed, last_sent, Some(counted));
     Response::builder()
         .content_type("text/event-stream")
         .header("Cache-Control", "no-cache, no-transform")
@@ -674,6 +788,7 @@ pub async fn sse(app: &App, req: &Request) -> Response {
 fn sse_stream(
     mut sub: Subscription,
     viewer: LiveViewer,
+    expiry: Option<Expiry>,
     missed: Vec<Missed>,
     mut last_sent: u64,
     counted: Option<Connected>,
@@ -685,6 +800,10 @@ fn sse_stream(
         }
         let mut heartbeat =
             tokio::time::interval_at(tokio::time::Instant::now() + SSE_HEARTBEAT, SSE_HEARTBEAT);
+        // No expiry (a test of the stream alone): a deadline far away.
+        let far = tokio::time::Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600);
+        let session_ends = tokio::time::sleep_until(expiry.as_ref().map_or(far, Expiry::deadline));
+        tokio::pin!(session_ends);
         loop {
             tokio::select! {
                 frame = sub.frames.recv() => match sub.classify(frame, &viewer, &mut last_sent) {
@@ -694,6 +813,12 @@ fn sse_stream(
                     Next::SessionEnded | Next::FellBehind => break,
                 },
                 _ = heartbeat.tick() => yield Ok(b":\n\n".to_vec()),
+                // The browser reconnects, and learns it must sign in again.
+                _ = &mut session_ends => match expiry.as_ref().and_then(Expiry::check) {
+                    Some(later) => session_ends.as_mut().reset(later),
+                    None if expiry.is_none() => session_ends.as_mut().reset(far),
+                    None => break,
+                },
                 _ = stopped(&mut sub.shutdown) => break,
             }
         }
@@ -845,7 +970,7 @@ mod tests {
             admin: false,
             token_hash: vec![0; 32],
         };
-        let stream = sse_stream(sub, viewer, Vec::new(), 0, None);
+        let stream = sse_stream(sub, viewer, None, Vec::new(), 0, None);
         // hyper and poem hold ~20 KiB per HTTP/1 connection; ours stays small.
         let size = std::mem::size_of_val(&stream);
         assert!(size < 1024, "the SSE body state is {size} bytes");

@@ -190,6 +190,10 @@ impl Vault {
         subject_and_body: &str,
         trailers: &Trailers,
     ) -> AppResult<ObjectId> {
+        let path = match change {
+            Change::Put { path, .. } | Change::Remove { path } => path,
+        };
+        check_path(path)?;
         let repo = self.local();
         let parent = self.head()?;
         let base_tree = match parent {
@@ -296,6 +300,26 @@ impl Vault {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+/// Refuses, as the caller's mistake (422), a path whose name the tree
+/// editor would refuse when it writes: `RepoPath::parse` already refuses
+/// every such name, so this only keeps a future caller from turning one
+/// into a 500. All protections on: a superset of the editor's options.
+fn check_path(path: &str) -> AppResult<()> {
+    use gix::validate::path::component;
+    for part in path.split('/') {
+        if let Err(e) = component(
+            part.as_bytes().as_bstr(),
+            None,
+            component::Options::default(),
+        ) {
+            return Err(AppError::Invalid(format!(
+                "The name '{part}' cannot be stored in Git ({e}); choose another name."
+            )));
+        }
+    }
+    Ok(())
 }
 
 struct LooseReader {

@@ -425,8 +425,11 @@ pub fn card(f: &FileRecord, viewer: &Viewer, oob: bool) -> Markup {
                                 label { "What changed" textarea name="message" rows="3" required maxlength="5000" {} }
                                 fieldset.bump {
                                     legend { "Revision" }
-                                    label { input type="radio" name="bump" value="minor" checked; " Minor → " (f.revision.bump(crate::domain::Bump::Minor)) }
-                                    label { input type="radio" name="bump" value="major"; " Major → " (f.revision.bump(crate::domain::Bump::Major)) }
+                                    // A bump past the revision limit is refused; offer only those that fit.
+                                    @let minor = f.revision.bump(crate::domain::Bump::Minor).ok();
+                                    @let major = f.revision.bump(crate::domain::Bump::Major).ok();
+                                    label { input type="radio" name="bump" value="minor" checked[minor.is_some()] disabled[minor.is_none()]; " Minor → " @if let Some(r) = minor { (r) } @else { "at the limit" } }
+                                    label { input type="radio" name="bump" value="major" checked[minor.is_none() && major.is_some()] disabled[major.is_none()]; " Major → " @if let Some(r) = major { (r) } @else { "at the limit" } }
                                 }
                                 button.btn.primary type="submit" { "Check in" }
                             }

@@ -1523,7 +1523,8 @@ async fn downloads_are_attachments_with_an_escaped_name_and_nosniff() {
     let fx = Fixture::new().await;
     let mut ids = Vec::new();
     for (path, content) in [
-        ("evil\".html", "<script>alert(document.cookie)</script>"),
+        // '"' itself is refused in a path (Windows cannot name a file so).
+        ("evil'.html", "<script>alert(document.cookie)</script>"),
         (
             "x.svg",
             "<svg xmlns=\"http://www.w3.org/2000/svg\"><script>alert(1)</script></svg>",
@@ -2186,7 +2187,7 @@ mod properties {
                 }
                 if let Ok(r) = Revision::parse(input) {
                     prop_assert_eq!(Revision::parse(&r.to_string()), Ok(r));
-                    let _ = r.bump(Bump::Minor).bump(Bump::Major);
+                    let _ = r.bump(Bump::Minor).and_then(|r| r.bump(Bump::Major));
                 }
                 if let Ok(Some(c)) = LockComment::parse(input) {
                     prop_assert!(c.into_inner().chars().count() <= LockComment::MAX_CHARS);
