@@ -26,10 +26,10 @@ use model::{Run, run_sequence};
 /// CI: a few short sequences, each on its own fresh server.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_sequences_agree_with_the_model() {
-    let steps = env_u64("LATCH_MODEL_STEPS").unwrap_or(60) as usize;
+    let steps = env_u64("LATCH_MODEL_STEPS").unwrap_or(75) as usize;
     let seeds: Vec<u64> = match env_u64("LATCH_MODEL_SEED") {
         Some(seed) => vec![seed],
-        None => (0..3).map(|i| model::fresh_seed(i)).collect(),
+        None => (0..4).map(model::fresh_seed).collect(),
     };
     check_all(&seeds, steps).await;
 }

@@ -97,6 +97,8 @@ struct Ev {
     kind: &'static str,
     file_id: u64,
     actor: String,
+    /// For `overridden`: whose check-out was broken.
+    previous: Option<String>,
 }
 
 fn rev_string(r: (u32, u32)) -> String {
@@ -287,6 +289,8 @@ struct Outcome {
     status: u16,
     model: Model,
     events: Vec<Ev>,
+    /// The holder an LFS unlock's reply must name.
+    reply_owner: Option<String>,
 }
 
 fn parse_rev(raw: &str) -> Option<(u32, u32)> {
@@ -305,6 +309,7 @@ fn expect(m: &Model, act: &Act) -> Vec<Outcome> {
             status,
             model: m.clone(),
             events: vec![],
+            reply_owner: None,
         }]
     };
     let changed = |status: u16, model: Model, events: Vec<Ev>| {
@@ -312,12 +317,18 @@ fn expect(m: &Model, act: &Act) -> Vec<Outcome> {
             status,
             model,
             events,
+            reply_owner: None,
         }]
     };
     let ev = |kind: &'static str, file_id: u64| Ev {
         kind,
         file_id,
         actor: act.by().to_string(),
+        previous: None,
+    };
+    let overridden = |file_id: u64, previous: &str| Ev {
+        previous: Some(previous.to_string()),
+        ..ev("overridden", file_id)
     };
     let Some(caller) = m.user(act.by()) else {
         return same(401);
@@ -464,12 +475,12 @@ fn expect(m: &Model, act: &Act) -> Vec<Outcome> {
             let Some(f) = m.file(*id) else {
                 return same(404);
             };
-            if f.lock.is_none() {
+            let Some(lock) = &f.lock else {
                 return same(409);
-            }
+            };
             let mut next = m.clone();
             next.file_mut(*id).lock = None;
-            changed(200, next, vec![ev("overridden", *id)])
+            changed(200, next, vec![overridden(*id, &lock.owner)])
         }
         Act::Delete { id, .. } => {
             if !admin {
@@ -507,16 +518,18 @@ fn expect(m: &Model, act: &Act) -> Vec<Outcome> {
             let Some(lock) = &f.lock else {
                 return same(404);
             };
-            let kind = if lock.owner == by {
-                "unlocked"
+            let event = if lock.owner == by {
+                ev("unlocked", *id)
             } else if !force || !admin {
                 return same(403);
             } else {
-                "overridden"
+                overridden(*id, &lock.owner)
             };
             let mut next = m.clone();
             next.file_mut(*id).lock = None;
-            changed(200, next, vec![ev(kind, *id)])
+            let mut done = changed(200, next, vec![event]);
+            done[0].reply_owner = Some(lock.owner.clone());
+            done
         }
     }
 }
@@ -526,7 +539,7 @@ fn expect(m: &Model, act: &Act) -> Vec<Outcome> {
 enum Step {
     One(Act),
     /// Two requests sent at once.
-    Pair(Act, Act),
+    Together(Vec<Act>),
     Restart,
     /// SIGKILL, with a request in flight or not; `u64` is the delay in ms.
     Kill(Option<Act>, u64),
@@ -556,7 +569,7 @@ const OTHER_BAD_PATHS: &[&str] = &[
     "../x{n}",
     "/abs{n}.bin",
     "a\\b{n}",
-    "",
+    "/",
     "a/ b{n}",
     "d{n}/x.",
     "C:/x{n}",
@@ -853,17 +866,39 @@ impl Gen {
                 content,
             };
             let (ca, cb) = (self.content("race"), self.content("race"));
-            return Step::Pair(up(a, ca), up(b, cb));
+            return Step::Together(vec![up(a, ca), up(b, cb)]);
         }
         let f = self.rng.pick(&m.files).clone();
         let id = f.id;
         match &f.lock {
-            Some(l) => match self.rng.below(4) {
-                0 => Step::Pair(
+            Some(l) => match self.rng.below(5) {
+                4 => {
+                    // The forced unlock names the holder it read; by the
+                    // time it acts, the holder may have let go and someone
+                    // else taken the file.
+                    let other = self.rng.pick(&enabled).name.clone();
+                    Step::Together(vec![
+                        Act::LfsUnlock {
+                            by: admin,
+                            id,
+                            force: true,
+                        },
+                        Act::Cancel {
+                            by: l.owner.clone(),
+                            id,
+                        },
+                        Act::Checkout {
+                            by: other,
+                            id,
+                            comment: None,
+                        },
+                    ])
+                }
+                0 => Step::Together(vec![
                     self.checkin_by(&l.owner, id, &f),
                     Act::Override { by: admin, id },
-                ),
-                1 => Step::Pair(
+                ]),
+                1 => Step::Together(vec![
                     Act::Cancel {
                         by: l.owner.clone(),
                         id,
@@ -873,28 +908,28 @@ impl Gen {
                         id,
                         force: true,
                     },
-                ),
+                ]),
                 2 => {
                     let other = self.admin_user(m);
-                    Step::Pair(
+                    Step::Together(vec![
                         Act::Override { by: admin, id },
                         Act::LfsUnlock {
                             by: other,
                             id,
                             force: true,
                         },
-                    )
+                    ])
                 }
-                _ => Step::Pair(
+                _ => Step::Together(vec![
                     self.checkin_by(&l.owner, id, &f),
                     Act::Cancel {
                         by: l.owner.clone(),
                         id,
                     },
-                ),
+                ]),
             },
             None => match self.rng.below(3) {
-                0 => Step::Pair(
+                0 => Step::Together(vec![
                     Act::Checkout {
                         by: a,
                         id,
@@ -905,8 +940,8 @@ impl Gen {
                         id,
                         comment: Some("mine".into()),
                     },
-                ),
-                1 => Step::Pair(
+                ]),
+                1 => Step::Together(vec![
                     Act::LfsLock {
                         by: a,
                         path: f.path.clone(),
@@ -916,15 +951,15 @@ impl Gen {
                         id,
                         comment: None,
                     },
-                ),
-                _ => Step::Pair(
+                ]),
+                _ => Step::Together(vec![
                     Act::Delete { by: admin, id },
                     Act::Checkout {
                         by: a,
                         id,
                         comment: None,
                     },
-                ),
+                ]),
             },
         }
     }
@@ -1283,6 +1318,8 @@ impl Harness {
                 kind,
                 file_id: e["file_id"].as_u64().unwrap_or(0),
                 actor: e["actor"].as_str().unwrap_or("").to_string(),
+                previous: (kind == "overridden")
+                    .then(|| e["previous_holder"].as_str().unwrap_or("").to_string()),
             });
         }
         self.since = a["last_seq"].as_u64().unwrap_or(self.since);
@@ -1632,7 +1669,10 @@ async fn do_step(h: &mut Harness, run: &mut Run, m: &Model, step: Step) -> Resul
             let (status, body) = send(h.request(&act))
                 .await
                 .map_err(|e| format!("request failed: {e}"))?;
-            let outcomes = expect(m, &act);
+            let outcomes: Vec<Outcome> = expect(m, &act)
+                .into_iter()
+                .filter(|o| o.status != status || reply_agrees(o, &body))
+                .collect();
             if status >= 500 || !outcomes.iter().any(|o| o.status == status) {
                 let want: Vec<u16> = outcomes.iter().map(|o| o.status).collect();
                 return Err(format!(
@@ -1648,46 +1688,40 @@ async fn do_step(h: &mut Harness, run: &mut Run, m: &Model, step: Step) -> Resul
                 new_user = Some(name.clone());
             }
         }
-        Step::Pair(a, b) => {
-            push(
-                &mut run.trace,
-                format!("at once: [{}] and [{}]", a.describe(), b.describe()),
-            );
-            let (ra, rb) = tokio::join!(send(h.request(&a)), send(h.request(&b)));
-            let (sa, ba) = ra.map_err(|e| format!("request failed: {e}"))?;
-            let (sb, bb) = rb.map_err(|e| format!("request failed: {e}"))?;
-            for (first, second, s1, s2, b1, b2) in
-                [(&a, &b, sa, sb, &ba, &bb), (&b, &a, sb, sa, &bb, &ba)]
-            {
-                for mut o1 in expect(m, first).into_iter().filter(|o| o.status == s1) {
-                    fix_upload_id(&mut o1, b1);
-                    // The loser of a race may also hear 409 ("who won")
-                    // where, asked afterwards, it would hear 404 or 403.
-                    let won = (200..300).contains(&o1.status);
-                    for mut o2 in expect(&o1.model, second).into_iter().filter(|o| {
-                        o.status == s2
-                            || (won
-                                && s2 == 409
-                                && o.events.is_empty()
-                                && matches!(o.status, 403 | 404))
-                    }) {
-                        fix_upload_id(&mut o2, b2);
-                        let events = [o1.events.clone(), o2.events].concat();
-                        candidates.push((o2.model, events));
-                    }
-                }
+        Step::Together(acts) => {
+            let list: Vec<String> = acts.iter().map(|a| format!("[{}]", a.describe())).collect();
+            push(&mut run.trace, format!("at once: {}", list.join(" and ")));
+            let answers =
+                futures_util::future::join_all(acts.iter().map(|a| send(h.request(a)))).await;
+            let mut answered = Vec::new();
+            for (act, answer) in acts.iter().zip(answers) {
+                let (status, body) = answer.map_err(|e| format!("request failed: {e}"))?;
+                answered.push((act.clone(), status, body));
             }
-            if sa >= 500 || sb >= 500 || candidates.is_empty() {
+            orders(
+                m,
+                (0..answered.len()).collect(),
+                &answered,
+                false,
+                vec![],
+                &mut candidates,
+            );
+            if answered.iter().any(|(_, s, _)| *s >= 500) || candidates.is_empty() {
+                let got: Vec<String> = answered
+                    .iter()
+                    .map(|(_, s, b)| format!("{s} {}", body_text(b)))
+                    .collect();
                 return Err(format!(
-                    "racing requests answered {sa} and {sb}, which no order of the two explains: {} / {}",
-                    body_text(&ba),
-                    body_text(&bb)
+                    "racing requests answered, in the order listed: {}; no order of them explains that",
+                    got.join(" / ")
                 ));
             }
         }
         Step::Restart => {
-            run.trace
-                .push("graceful restart (SIGTERM, start again)".into());
+            push(
+                &mut run.trace,
+                "graceful restart (SIGTERM, start again)".into(),
+            );
             h.stop().await?;
             h.start().await?;
             run.restarts += 1;
@@ -1701,8 +1735,10 @@ async fn do_step(h: &mut Harness, run: &mut Run, m: &Model, step: Step) -> Resul
             candidates.push((m.clone(), vec![]));
             match act {
                 None => {
-                    run.trace
-                        .push("SIGKILL with nothing in flight, start again".into());
+                    push(
+                        &mut run.trace,
+                        "SIGKILL with nothing in flight, start again".into(),
+                    );
                     h.kill();
                 }
                 Some(act) => {
@@ -1798,6 +1834,50 @@ async fn do_step(h: &mut Harness, run: &mut Run, m: &Model, step: Step) -> Resul
         "the server's state matches no outcome the model allows:\n  {}",
         first_diff.unwrap_or_default()
     ))
+}
+
+/// Every serial order of racing requests that explains their answers.
+fn orders(
+    m: &Model,
+    left: Vec<usize>,
+    acts: &[(Act, u16, String)],
+    won: bool,
+    events: Vec<Ev>,
+    out: &mut Vec<(Model, Vec<Ev>)>,
+) {
+    if left.is_empty() {
+        out.push((m.clone(), events));
+        return;
+    }
+    for (k, &i) in left.iter().enumerate() {
+        let (act, status, body) = &acts[i];
+        let mut rest = left.clone();
+        rest.remove(k);
+        // The loser of a race may also hear 409 ("who won") where, asked
+        // afterwards, it would hear 404 or 403.
+        let fits = |o: &Outcome| {
+            o.status == *status
+                || (won && *status == 409 && o.events.is_empty() && matches!(o.status, 403 | 404))
+        };
+        for mut o in expect(m, act).into_iter().filter(fits) {
+            if o.status == *status && !reply_agrees(&o, body) {
+                continue;
+            }
+            fix_upload_id(&mut o, body);
+            let won = won || (200..300).contains(&o.status);
+            let events = [events.clone(), o.events].concat();
+            orders(&o.model, rest.clone(), acts, won, events, out);
+        }
+    }
+}
+
+/// An LFS unlock's reply names the lock it ended: the holder the model had.
+fn reply_agrees(o: &Outcome, body: &str) -> bool {
+    match &o.reply_owner {
+        None => true,
+        Some(owner) => serde_json::from_str::<Value>(body)
+            .is_ok_and(|v| v["lock"]["owner"]["name"] == owner.as_str()),
+    }
 }
 
 fn push(trace: &mut Vec<String>, line: String) {
