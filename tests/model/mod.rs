@@ -1628,8 +1628,10 @@ pub async fn run_sequence(seed: u64, steps: usize) -> Run {
 /// What a failure left behind: the read surfaces' statuses, and whether the
 /// server still stops and starts on its data.
 async fn aftermath(h: &mut Harness) -> String {
-    if h.server.is_none() {
-        return "the server is not running".into();
+    if h.server.is_none()
+        && let Err(e) = h.start().await
+    {
+        return format!("the server was down and does not start again: {e}");
     }
     let mut notes = Vec::new();
     for path in [
@@ -1645,6 +1647,27 @@ async fn aftermath(h: &mut Harness) -> String {
     }
     if let Err(e) = h.get(&h.web, "/").await {
         notes.push(format!("dashboard -> {}", clip(&e, 160)));
+    }
+    // Whether Git and the file list still agree, whatever the model thinks.
+    if let (Ok(files), Ok(tree)) = (
+        h.get_json("/api/files").await,
+        ls_tree(&h.data.join("vault.git")),
+    ) {
+        let listed: BTreeSet<String> = files["files"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|f| f["path"].as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if listed != tree {
+            let only_git: Vec<&String> = tree.difference(&listed).collect();
+            let only_list: Vec<&String> = listed.difference(&tree).collect();
+            notes.push(format!(
+                "Git and /api/files disagree: only in Git {only_git:?}, only in the list {only_list:?}"
+            ));
+        }
     }
     let restart = match h.stop().await {
         Err(e) => e,
