@@ -1,0 +1,1924 @@
+//! The reference model of the contract, the step generator and the driver
+//! that runs both against the real binary for `tests/model.rs`.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use reqwest::multipart::{Form, Part};
+use serde_json::{Value, json};
+
+use crate::binary::{self, ADMIN_PASSWORD, Server};
+
+const PASSWORD: &str = "user-password-1";
+/// The largest value of either revision part.
+const MAX_PART: u32 = 999_999;
+const LFS_JSON: &str = "application/vnd.git-lfs+json";
+const LFS_COMMENT: &str = "locked with git lfs";
+
+/// A seed for sequence `i` of this run: different every run, printed on failure.
+pub fn fresh_seed(i: u64) -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    (nanos ^ (i + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)) % 1_000_000_000_000
+}
+
+/// xorshift64*: small, seedable, and enough to pick moves.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+
+    fn chance(&mut self, percent: u64) -> bool {
+        self.next() % 100 < percent
+    }
+
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len())]
+    }
+}
+
+// ------------------------------------------------------------------ model
+
+#[derive(Clone, Debug, PartialEq)]
+struct MUser {
+    name: String,
+    admin: bool,
+    disabled: bool,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+struct MLock {
+    owner: String,
+    comment: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+struct MFile {
+    /// 0 until the server has told which id it gave.
+    id: u64,
+    path: String,
+    description: String,
+    rev: (u32, u32),
+    lock: Option<MLock>,
+    content: Vec<u8>,
+    /// Oldest first.
+    revisions: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default)]
+struct Model {
+    users: Vec<MUser>,
+    files: Vec<MFile>,
+    /// The highest file id ever handed out: ids are never reused.
+    max_id: u64,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+struct Ev {
+    kind: &'static str,
+    file_id: u64,
+    actor: String,
+    /// For `overridden`: whose check-out was broken.
+    previous: Option<String>,
+}
+
+fn rev_string(r: (u32, u32)) -> String {
+    format!("{}.{}", r.0, r.1)
+}
+
+impl Model {
+    fn user(&self, name: &str) -> Option<&MUser> {
+        self.users.iter().find(|u| u.name == name)
+    }
+
+    fn file(&self, id: u64) -> Option<&MFile> {
+        self.files.iter().find(|f| f.id == id)
+    }
+
+    fn file_mut(&mut self, id: u64) -> &mut MFile {
+        self.files
+            .iter_mut()
+            .find(|f| f.id == id)
+            .expect("the model looks up a file it just found")
+    }
+
+    /// A new path that is an existing file (in any letter case), one of its
+    /// folders, or lies inside one: refused (`hard`). A path whose folders
+    /// differ from an existing file's only in letter case (`soft`) may be
+    /// refused or taken: the contract does not say.
+    fn clash(&self, path: &str) -> (bool, bool) {
+        let lp = path.to_lowercase();
+        let mut soft = false;
+        for f in &self.files {
+            let le = f.path.to_lowercase();
+            if le == lp || le.starts_with(&format!("{lp}/")) || lp.starts_with(&format!("{le}/")) {
+                return (true, soft);
+            }
+            let (a, b): (Vec<&str>, Vec<&str>) =
+                (path.split('/').collect(), f.path.split('/').collect());
+            let folders = a.len().min(b.len()).saturating_sub(1);
+            for i in 0..folders {
+                if a[i] != b[i] {
+                    soft |= a[i].to_lowercase() == b[i].to_lowercase();
+                    break;
+                }
+            }
+        }
+        (false, soft)
+    }
+}
+
+/// One request, fully decided.
+#[derive(Clone, Debug)]
+enum Act {
+    AddUser {
+        by: String,
+        name: String,
+        admin: bool,
+    },
+    Disable {
+        by: String,
+        name: String,
+    },
+    Upload {
+        by: String,
+        raw_path: String,
+        /// The normalised path, or None when the path must be refused.
+        path: Option<String>,
+        desc: String,
+        rev: Option<String>,
+        content: Vec<u8>,
+    },
+    Checkout {
+        by: String,
+        id: u64,
+        comment: Option<String>,
+    },
+    Cancel {
+        by: String,
+        id: u64,
+    },
+    Checkin {
+        by: String,
+        id: u64,
+        major: bool,
+        content: Vec<u8>,
+    },
+    Override {
+        by: String,
+        id: u64,
+    },
+    Delete {
+        by: String,
+        id: u64,
+    },
+    LfsLock {
+        by: String,
+        path: String,
+    },
+    LfsUnlock {
+        by: String,
+        id: u64,
+        force: bool,
+    },
+}
+
+fn short(s: &str) -> String {
+    clip(s, 48)
+}
+
+/// A response body in a failure message.
+fn body_text(s: &str) -> String {
+    clip(s, 400)
+}
+
+fn clip(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        format!("{s:?}")
+    } else {
+        let head: String = s.chars().take(max / 2).collect();
+        format!("{head:?}…({} chars, {} bytes)", s.chars().count(), s.len())
+    }
+}
+
+impl Act {
+    fn by(&self) -> &str {
+        match self {
+            Act::AddUser { by, .. }
+            | Act::Disable { by, .. }
+            | Act::Upload { by, .. }
+            | Act::Checkout { by, .. }
+            | Act::Cancel { by, .. }
+            | Act::Checkin { by, .. }
+            | Act::Override { by, .. }
+            | Act::Delete { by, .. }
+            | Act::LfsLock { by, .. }
+            | Act::LfsUnlock { by, .. } => by,
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Act::AddUser { by, name, admin } => {
+                format!(
+                    "{by}: add user {name} ({})",
+                    if *admin { "admin" } else { "user" }
+                )
+            }
+            Act::Disable { by, name } => format!("{by}: disable {name}"),
+            Act::Upload {
+                by,
+                raw_path,
+                desc,
+                rev,
+                content,
+                ..
+            } => format!(
+                "{by}: upload path={} desc={} rev={rev:?} content={} bytes",
+                short(raw_path),
+                short(desc),
+                content.len()
+            ),
+            Act::Checkout { by, id, comment } => format!(
+                "{by}: check out #{id} comment={}",
+                comment
+                    .as_deref()
+                    .map(short)
+                    .unwrap_or_else(|| "none".into())
+            ),
+            Act::Cancel { by, id } => format!("{by}: cancel #{id}"),
+            Act::Checkin {
+                by,
+                id,
+                major,
+                content,
+            } => format!(
+                "{by}: check in #{id} bump={} content={:?}",
+                if *major { "major" } else { "minor" },
+                String::from_utf8_lossy(content)
+            ),
+            Act::Override { by, id } => format!("{by}: override #{id}"),
+            Act::Delete { by, id } => format!("{by}: delete #{id}"),
+            Act::LfsLock { by, path } => format!("{by}: lfs lock {}", short(path)),
+            Act::LfsUnlock { by, id, force } => format!("{by}: lfs unlock #{id} force={force}"),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Outcome {
+    status: u16,
+    model: Model,
+    events: Vec<Ev>,
+    /// The holder an LFS unlock's reply must name.
+    reply_owner: Option<String>,
+}
+
+fn parse_rev(raw: &str) -> Option<(u32, u32)> {
+    let (a, b) = raw.trim().split_once('.')?;
+    let ok = |s: &str| !s.is_empty() && s.len() <= 6 && s.bytes().all(|c| c.is_ascii_digit());
+    if !ok(a) || !ok(b) {
+        return None;
+    }
+    Some((a.parse().ok()?, b.parse().ok()?))
+}
+
+/// Everything the contract allows `act` to do to `m`.
+fn expect(m: &Model, act: &Act) -> Vec<Outcome> {
+    let same = |status: u16| {
+        vec![Outcome {
+            status,
+            model: m.clone(),
+            events: vec![],
+            reply_owner: None,
+        }]
+    };
+    let changed = |status: u16, model: Model, events: Vec<Ev>| {
+        vec![Outcome {
+            status,
+            model,
+            events,
+            reply_owner: None,
+        }]
+    };
+    let ev = |kind: &'static str, file_id: u64| Ev {
+        kind,
+        file_id,
+        actor: act.by().to_string(),
+        previous: None,
+    };
+    let overridden = |file_id: u64, previous: &str| Ev {
+        previous: Some(previous.to_string()),
+        ..ev("overridden", file_id)
+    };
+    let Some(caller) = m.user(act.by()) else {
+        return same(401);
+    };
+    if caller.disabled {
+        return same(401);
+    }
+    let admin = caller.admin;
+    let by = act.by().to_string();
+    match act {
+        Act::AddUser {
+            name,
+            admin: as_admin,
+            ..
+        } => {
+            if !admin {
+                return same(403);
+            }
+            if m.user(name).is_some() {
+                return same(409);
+            }
+            let mut next = m.clone();
+            next.users.push(MUser {
+                name: name.clone(),
+                admin: *as_admin,
+                disabled: false,
+            });
+            changed(201, next, vec![])
+        }
+        Act::Disable { name, .. } => {
+            if !admin {
+                return same(403);
+            }
+            let mut next = m.clone();
+            match next.users.iter_mut().find(|u| &u.name == name) {
+                None => same(404),
+                Some(u) => {
+                    u.disabled = true;
+                    changed(200, next, vec![])
+                }
+            }
+        }
+        Act::Upload {
+            path,
+            desc,
+            rev,
+            content,
+            ..
+        } => {
+            let rev = match rev.as_deref().map(str::trim) {
+                None | Some("") => Some((1, 0)),
+                Some(r) => parse_rev(r),
+            };
+            let desc = desc.trim();
+            let (Some(rev), Some(path)) = (rev, path) else {
+                return same(422);
+            };
+            if desc.chars().count() > 2000 || content.is_empty() {
+                return same(422);
+            }
+            let (hard, soft) = m.clash(path);
+            if hard {
+                return same(409);
+            }
+            let mut next = m.clone();
+            next.files.push(MFile {
+                id: 0,
+                path: path.clone(),
+                description: desc.to_string(),
+                rev,
+                lock: None,
+                content: content.clone(),
+                revisions: vec![rev_string(rev)],
+            });
+            let mut all = changed(201, next, vec![ev("created", 0)]);
+            if soft {
+                all.extend(same(409));
+            }
+            all
+        }
+        Act::Checkout { id, comment, .. } => {
+            let comment = comment.as_deref().map(str::trim).filter(|c| !c.is_empty());
+            if comment.is_some_and(|c| c.chars().count() > 500) {
+                return same(422);
+            }
+            let Some(f) = m.file(*id) else {
+                return same(404);
+            };
+            if f.lock.is_some() {
+                return same(409);
+            }
+            let mut next = m.clone();
+            next.file_mut(*id).lock = Some(MLock {
+                owner: by,
+                comment: comment.map(String::from),
+            });
+            changed(200, next, vec![ev("locked", *id)])
+        }
+        Act::Cancel { id, .. } => {
+            let Some(f) = m.file(*id) else {
+                return same(404);
+            };
+            match &f.lock {
+                None => same(409),
+                Some(l) if l.owner != by => same(403),
+                Some(_) => {
+                    let mut next = m.clone();
+                    next.file_mut(*id).lock = None;
+                    changed(200, next, vec![ev("unlocked", *id)])
+                }
+            }
+        }
+        Act::Checkin {
+            id, major, content, ..
+        } => {
+            let Some(f) = m.file(*id) else {
+                return same(404);
+            };
+            match &f.lock {
+                None => return same(409),
+                Some(l) if l.owner != by => return same(403),
+                Some(_) => {}
+            }
+            if content.is_empty() || *content == f.content {
+                return same(422);
+            }
+            let (a, b) = f.rev;
+            let rev = if *major { (a + 1, 0) } else { (a, b + 1) };
+            if rev.0 > MAX_PART || rev.1 > MAX_PART {
+                return same(422);
+            }
+            let mut next = m.clone();
+            let g = next.file_mut(*id);
+            g.rev = rev;
+            g.lock = None;
+            g.content = content.clone();
+            g.revisions.push(rev_string(rev));
+            changed(200, next, vec![ev("checked_in", *id)])
+        }
+        Act::Override { id, .. } => {
+            if !admin {
+                return same(403);
+            }
+            let Some(f) = m.file(*id) else {
+                return same(404);
+            };
+            let Some(lock) = &f.lock else {
+                return same(409);
+            };
+            let mut next = m.clone();
+            next.file_mut(*id).lock = None;
+            changed(200, next, vec![overridden(*id, &lock.owner)])
+        }
+        Act::Delete { id, .. } => {
+            if !admin {
+                return same(403);
+            }
+            let Some(f) = m.file(*id) else {
+                return same(404);
+            };
+            if f.lock.is_some() {
+                return same(409);
+            }
+            let mut next = m.clone();
+            next.files.retain(|g| g.id != *id);
+            changed(204, next, vec![ev("deleted", *id)])
+        }
+        Act::LfsLock { path, .. } => {
+            let Some(f) = m.files.iter().find(|f| &f.path == path) else {
+                return same(404);
+            };
+            if f.lock.is_some() {
+                return same(409);
+            }
+            let id = f.id;
+            let mut next = m.clone();
+            next.file_mut(id).lock = Some(MLock {
+                owner: by,
+                comment: Some(LFS_COMMENT.into()),
+            });
+            changed(201, next, vec![ev("locked", id)])
+        }
+        Act::LfsUnlock { id, force, .. } => {
+            let Some(f) = m.file(*id) else {
+                return same(404);
+            };
+            let Some(lock) = &f.lock else {
+                return same(404);
+            };
+            let event = if lock.owner == by {
+                ev("unlocked", *id)
+            } else if !force || !admin {
+                return same(403);
+            } else {
+                overridden(*id, &lock.owner)
+            };
+            let mut next = m.clone();
+            next.file_mut(*id).lock = None;
+            let mut done = changed(200, next, vec![event]);
+            done[0].reply_owner = Some(lock.owner.clone());
+            done
+        }
+    }
+}
+
+// -------------------------------------------------------------- generator
+
+enum Step {
+    One(Act),
+    /// Two requests sent at once.
+    Together(Vec<Act>),
+    Restart,
+    /// SIGKILL, with a request in flight or not; `u64` is the delay in ms.
+    Kill(Option<Act>, u64),
+}
+
+struct Gen {
+    rng: Rng,
+    /// Kinds of input left out (`LATCH_MODEL_AVOID`), to look past a known bug.
+    avoid: Vec<String>,
+    serial: u32,
+    users_made: u32,
+}
+
+const GIT_SPELLINGS: &[&str] = &[
+    ".git/x{n}",
+    ".GIT/config",
+    ".Git/hooks/post-{n}",
+    ".git::$INDEX_ALLOCATION/x{n}",
+    ".GIT::$INDEX_ALLOCATION",
+    "d{n}/.git::$INDEX_ALLOCATION/y",
+    "git~1/x{n}",
+    "GIT~1/config",
+    ".git~2/x{n}",
+];
+
+const OTHER_BAD_PATHS: &[&str] = &[
+    "../x{n}",
+    "/abs{n}.bin",
+    "a\\b{n}",
+    "/",
+    "a/ b{n}",
+    "d{n}/x.",
+    "C:/x{n}",
+];
+
+impl Gen {
+    fn n(&mut self) -> u32 {
+        self.serial += 1;
+        self.serial
+    }
+
+    fn content(&mut self, tag: &str) -> Vec<u8> {
+        let n = self.n();
+        format!("{tag} content {n}").into_bytes()
+    }
+
+    fn enabled_users<'a>(&self, m: &'a Model) -> Vec<&'a MUser> {
+        m.users.iter().filter(|u| !u.disabled).collect()
+    }
+
+    /// Mostly enabled users; now and then a disabled one (who must get 401).
+    fn any_user(&mut self, m: &Model) -> String {
+        let enabled = self.enabled_users(m);
+        if enabled.is_empty() || (self.rng.chance(4) && m.users.iter().any(|u| u.disabled)) {
+            let disabled: Vec<&MUser> = m.users.iter().filter(|u| u.disabled).collect();
+            if !disabled.is_empty() {
+                return self.rng.pick(&disabled).name.clone();
+            }
+        }
+        self.rng.pick(&enabled).name.clone()
+    }
+
+    fn admin_user(&mut self, m: &Model) -> String {
+        let admins: Vec<&MUser> = m.users.iter().filter(|u| u.admin && !u.disabled).collect();
+        self.rng.pick(&admins).name.clone()
+    }
+
+    /// An existing file's id, or now and then one that does not exist.
+    fn file_id(&mut self, m: &Model) -> u64 {
+        if m.files.is_empty() || self.rng.chance(4) {
+            return m.max_id + 1 + self.rng.below(3) as u64;
+        }
+        self.rng.pick(&m.files).id
+    }
+
+    /// The holder of `id` most of the time, anyone otherwise.
+    fn holder_or_any(&mut self, m: &Model, id: u64) -> String {
+        match m.file(id).and_then(|f| f.lock.as_ref()) {
+            Some(l) if self.rng.chance(75) => l.owner.clone(),
+            _ => self.any_user(m),
+        }
+    }
+
+    fn avoids(&self, what: &str) -> bool {
+        self.avoid.iter().any(|a| a == what)
+    }
+
+    fn path(&mut self, m: &Model) -> (String, Option<String>) {
+        let n = self.n();
+        let existing = (!m.files.is_empty()).then(|| self.rng.pick(&m.files).path.clone());
+        let mut kind = self.rng.below(20);
+        let avoided = match kind {
+            9 | 13 => self.avoids("case"),
+            10 | 11 => self.avoids("clash"),
+            14 | 15 => self.avoids("git"),
+            _ => false,
+        };
+        if avoided {
+            kind = 0;
+        }
+        let valid = |p: String| (p.clone(), Some(p));
+        match (kind, existing) {
+            (0..=2, _) => valid(format!("f{n}.bin")),
+            (3, _) => valid(format!("parts/p{n}.mcam")),
+            (4, _) => valid(format!("d{}/e{}/g{n}.txt", n % 3, n % 2)),
+            (5, _) => {
+                let p =
+                    *self
+                        .rng
+                        .pick(&["Ünïcødé/файл {n}.txt", "日本/図面{n}.dwg", "emoji/🔧{n}.nc"]);
+                valid(p.replace("{n}", &n.to_string()))
+            }
+            (6, _) => {
+                // Exactly 255 bytes: the longest path allowed; now and then in two-byte letters.
+                let tail = format!("{n}.bin");
+                let room = 255 - "long/".len() - tail.len();
+                let fill = if self.rng.chance(50) {
+                    "é".repeat(room / 2) + &"a".repeat(room % 2)
+                } else {
+                    "a".repeat(room)
+                };
+                valid(format!("long/{fill}{tail}"))
+            }
+            (7, _) => {
+                // 256 bytes: one too many.
+                let tail = format!("{n}.bin");
+                let fill = "é".repeat((256 - "long/".len() - tail.len()) / 2);
+                let mut p = format!("long/{fill}{tail}");
+                while p.len() < 256 {
+                    p.insert(5, 'a');
+                }
+                (p, None)
+            }
+            (8, Some(e)) => valid(e),
+            (9, Some(e)) => {
+                let upper = e.to_ascii_uppercase();
+                let variant = if upper != e {
+                    upper
+                } else {
+                    e.to_ascii_lowercase()
+                };
+                valid(variant)
+            }
+            (10, Some(e)) => match e.rsplit_once('/') {
+                Some((folder, _)) => valid(folder.to_string()),
+                None => valid(format!("{e}/under{n}.bin")),
+            },
+            (11, Some(e)) => valid(format!("{e}/x{n}.bin")),
+            (12, Some(e)) => match e.rsplit_once('/') {
+                Some((folder, _)) => valid(format!("{folder}/s{n}.bin")),
+                None => valid(format!("s{n}.bin")),
+            },
+            (13, Some(e)) => match e.rsplit_once('/') {
+                Some((folder, _)) => valid(format!("{}/c{n}.bin", folder.to_ascii_uppercase())),
+                None => valid(format!("{}/c{n}.bin", e.to_ascii_uppercase())),
+            },
+            (14 | 15, _) => {
+                let p = self.rng.pick(GIT_SPELLINGS).replace("{n}", &n.to_string());
+                (p, None)
+            }
+            (16, _) => (format!("./n{n}//x.txt/"), Some(format!("n{n}/x.txt"))),
+            (17, _) => (format!("  sp{n}.txt  "), Some(format!("sp{n}.txt"))),
+            (18, _) => {
+                let p = self
+                    .rng
+                    .pick(OTHER_BAD_PATHS)
+                    .replace("{n}", &n.to_string());
+                (p, None)
+            }
+            _ => valid(format!("misc/m{n}.dat")),
+        }
+    }
+
+    fn description(&mut self) -> String {
+        match self.rng.below(8) {
+            0 => "x".repeat(2000),
+            1 => "y".repeat(2001),
+            2 => "multi\nline\twith tab".into(),
+            3 => "ünïcødé ✓ 図面".into(),
+            4 => "  padded  ".into(),
+            5 => "a short note".into(),
+            _ => String::new(),
+        }
+    }
+
+    fn revision(&mut self) -> Option<String> {
+        if self.avoids("revision") {
+            return None;
+        }
+        let all = [
+            "999999.999999",
+            "1.999999",
+            "999999.0",
+            "999998.999999",
+            "0.0",
+            "01.5",
+            "1000000.0",
+            "1.1234567",
+            "abc",
+            "2.3",
+        ];
+        if self.rng.chance(40) {
+            None
+        } else {
+            Some(self.rng.pick(&all).to_string())
+        }
+    }
+
+    fn comment(&mut self) -> Option<String> {
+        match self.rng.below(8) {
+            0 => Some(String::new()),
+            1 => Some("   ".into()),
+            2 => Some("é".repeat(500)),
+            3 => Some("é".repeat(501)),
+            4 => Some("working on the fixture ✓".into()),
+            _ => None,
+        }
+    }
+
+    fn upload(&mut self, m: &Model) -> Act {
+        let (raw_path, path) = self.path(m);
+        let empty = self.rng.chance(3);
+        Act::Upload {
+            by: self.any_user(m),
+            raw_path,
+            path,
+            desc: self.description(),
+            rev: self.revision(),
+            content: if empty {
+                vec![]
+            } else {
+                self.content("upload")
+            },
+        }
+    }
+
+    fn checkin(&mut self, m: &Model, id: u64) -> Act {
+        let by = self.holder_or_any(m, id);
+        let content = match m.file(id) {
+            Some(f) if self.rng.chance(15) => f.content.clone(),
+            _ => self.content("checkin"),
+        };
+        Act::Checkin {
+            by,
+            id,
+            major: self.rng.chance(50),
+            content,
+        }
+    }
+
+    /// One file operation on the current model.
+    fn file_op(&mut self, m: &Model) -> Act {
+        let id = self.file_id(m);
+        match self.rng.below(100) {
+            0..=29 => self.upload(m),
+            30..=47 => Act::Checkout {
+                by: self.any_user(m),
+                id,
+                comment: self.comment(),
+            },
+            48..=55 => Act::Cancel {
+                by: self.holder_or_any(m, id),
+                id,
+            },
+            56..=73 => self.checkin(m, id),
+            74..=79 => {
+                let by = if self.rng.chance(75) {
+                    self.admin_user(m)
+                } else {
+                    self.any_user(m)
+                };
+                Act::Override { by, id }
+            }
+            80..=85 => {
+                let by = if self.rng.chance(75) {
+                    self.admin_user(m)
+                } else {
+                    self.any_user(m)
+                };
+                Act::Delete { by, id }
+            }
+            86..=92 => {
+                let n = self.n();
+                let path = match m.file(id) {
+                    Some(f) if !self.rng.chance(15) => f.path.clone(),
+                    _ => format!("nope{n}.bin"),
+                };
+                Act::LfsLock {
+                    by: self.any_user(m),
+                    path,
+                }
+            }
+            _ => {
+                let by = if self.rng.chance(40) {
+                    self.admin_user(m)
+                } else {
+                    self.holder_or_any(m, id)
+                };
+                Act::LfsUnlock {
+                    by,
+                    id,
+                    force: self.rng.chance(60),
+                }
+            }
+        }
+    }
+
+    /// Two users who want the same thing at once.
+    fn pair(&mut self, m: &Model) -> Step {
+        let enabled = self.enabled_users(m);
+        let a = self.rng.pick(&enabled).name.clone();
+        let b = self.rng.pick(&enabled).name.clone();
+        let admin = self.admin_user(m);
+        if m.files.is_empty() || self.rng.chance(15) {
+            // Two uploads of one new path.
+            let n = self.n();
+            let path = format!("race/r{n}.bin");
+            let up = |by: String, content: Vec<u8>| Act::Upload {
+                by,
+                raw_path: path.clone(),
+                path: Some(path.clone()),
+                desc: String::new(),
+                rev: None,
+                content,
+            };
+            let (ca, cb) = (self.content("race"), self.content("race"));
+            return Step::Together(vec![up(a, ca), up(b, cb)]);
+        }
+        let f = self.rng.pick(&m.files).clone();
+        let id = f.id;
+        match &f.lock {
+            Some(l) => match self.rng.below(5) {
+                4 => {
+                    // The forced unlock names the holder it read; by the
+                    // time it acts, the holder may have let go and someone
+                    // else taken the file.
+                    let other = self.rng.pick(&enabled).name.clone();
+                    Step::Together(vec![
+                        Act::LfsUnlock {
+                            by: admin,
+                            id,
+                            force: true,
+                        },
+                        Act::Cancel {
+                            by: l.owner.clone(),
+                            id,
+                        },
+                        Act::Checkout {
+                            by: other,
+                            id,
+                            comment: None,
+                        },
+                    ])
+                }
+                0 => Step::Together(vec![
+                    self.checkin_by(&l.owner, id, &f),
+                    Act::Override { by: admin, id },
+                ]),
+                1 => Step::Together(vec![
+                    Act::Cancel {
+                        by: l.owner.clone(),
+                        id,
+                    },
+                    Act::LfsUnlock {
+                        by: admin,
+                        id,
+                        force: true,
+                    },
+                ]),
+                2 => {
+                    let other = self.admin_user(m);
+                    Step::Together(vec![
+                        Act::Override { by: admin, id },
+                        Act::LfsUnlock {
+                            by: other,
+                            id,
+                            force: true,
+                        },
+                    ])
+                }
+                _ => Step::Together(vec![
+                    self.checkin_by(&l.owner, id, &f),
+                    Act::Cancel {
+                        by: l.owner.clone(),
+                        id,
+                    },
+                ]),
+            },
+            None => match self.rng.below(3) {
+                0 => Step::Together(vec![
+                    Act::Checkout {
+                        by: a,
+                        id,
+                        comment: None,
+                    },
+                    Act::Checkout {
+                        by: b,
+                        id,
+                        comment: Some("mine".into()),
+                    },
+                ]),
+                1 => Step::Together(vec![
+                    Act::LfsLock {
+                        by: a,
+                        path: f.path.clone(),
+                    },
+                    Act::Checkout {
+                        by: b,
+                        id,
+                        comment: None,
+                    },
+                ]),
+                _ => Step::Together(vec![
+                    Act::Delete { by: admin, id },
+                    Act::Checkout {
+                        by: a,
+                        id,
+                        comment: None,
+                    },
+                ]),
+            },
+        }
+    }
+
+    fn checkin_by(&mut self, by: &str, id: u64, f: &MFile) -> Act {
+        let content = if self.rng.chance(10) {
+            f.content.clone()
+        } else {
+            self.content("checkin")
+        };
+        Act::Checkin {
+            by: by.to_string(),
+            id,
+            major: self.rng.chance(50),
+            content,
+        }
+    }
+
+    fn step(&mut self, m: &Model) -> Step {
+        let few_users = m.users.len() < 4;
+        let roll = self.rng.below(100);
+        if few_users && self.rng.chance(50) || roll < 4 {
+            let by = if self.rng.chance(85) {
+                self.admin_user(m)
+            } else {
+                self.any_user(m)
+            };
+            let dup = self.rng.chance(10) && m.users.len() > 1;
+            let name = if dup {
+                self.rng.pick(&m.users).name.clone()
+            } else {
+                self.users_made += 1;
+                format!("user{}", self.users_made)
+            };
+            return Step::One(Act::AddUser {
+                by,
+                name,
+                admin: self.rng.chance(25),
+            });
+        }
+        match roll {
+            4..=5 => {
+                let candidates: Vec<&MUser> = m
+                    .users
+                    .iter()
+                    .filter(|u| u.name != "admin" && !u.disabled)
+                    .collect();
+                if candidates.is_empty() {
+                    return Step::One(self.file_op(m));
+                }
+                let name = self.rng.pick(&candidates).name.clone();
+                let by = if self.rng.chance(80) {
+                    self.admin_user(m)
+                } else {
+                    self.any_user(m)
+                };
+                Step::One(Act::Disable { by, name })
+            }
+            6..=7 => Step::Restart,
+            8..=10 => {
+                let act = self.rng.chance(70).then(|| self.file_op(m));
+                Step::Kill(act, self.rng.below(30) as u64)
+            }
+            11..=21 => self.pair(m),
+            _ => Step::One(self.file_op(m)),
+        }
+    }
+}
+
+// ----------------------------------------------------------------- driver
+
+/// The result of one sequence.
+pub struct Run {
+    pub trace: Vec<String>,
+    pub failure: Option<String>,
+    pub log_tail: String,
+    pub restarts: usize,
+    pub kills: usize,
+}
+
+struct Harness {
+    _dir: tempfile::TempDir,
+    data: PathBuf,
+    log: PathBuf,
+    server: Option<Server>,
+    http: reqwest::Client,
+    /// The admin's browser session, for the dashboard.
+    web: reqwest::Client,
+    tokens: HashMap<String, String>,
+    since: u64,
+}
+
+/// What the server showed on every read surface.
+#[derive(Debug, Default)]
+struct Observed {
+    files: Vec<Value>,
+    /// id, data-state, data-locked-by
+    cards: Vec<(u64, String, Option<String>)>,
+    /// id, path, owner
+    locks: Vec<(u64, String, String)>,
+    tree: BTreeSet<String>,
+    /// Newest first.
+    histories: BTreeMap<u64, Vec<String>>,
+}
+
+type Fail = String;
+
+fn status_ok(what: &str, status: u16, body: &str) -> Result<(), Fail> {
+    if status == 200 {
+        Ok(())
+    } else {
+        Err(format!("{what} answered {status}: {}", body_text(body)))
+    }
+}
+
+impl Harness {
+    fn base(&self) -> String {
+        self.server
+            .as_ref()
+            .map(|s| s.base.clone())
+            .unwrap_or_default()
+    }
+
+    async fn start(&mut self) -> Result<(), Fail> {
+        let mut server = Server::spawn(&self.data, &self.log);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                return Err(format!("latch exited ({status}) instead of starting"));
+            }
+            if let Ok(r) = self
+                .http
+                .get(format!("{}/healthz", server.base))
+                .send()
+                .await
+                && r.status() == 200
+            {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err("latch did not become healthy within 60 s".into());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.server = Some(server);
+        self.web = reqwest::Client::builder()
+            .cookie_store(true)
+            .build()
+            .map_err(|e| e.to_string())?;
+        let r = self
+            .web
+            .post(format!("{}/api/login", self.base()))
+            .json(&json!({"username": "admin", "password": ADMIN_PASSWORD}))
+            .send()
+            .await
+            .map_err(|e| format!("login: {e}"))?;
+        let status = r.status().as_u16();
+        status_ok("admin login", status, &r.text().await.unwrap_or_default())?;
+        if !self.tokens.contains_key("admin") {
+            self.make_token("admin", ADMIN_PASSWORD).await?;
+        }
+        Ok(())
+    }
+
+    async fn make_token(&mut self, user: &str, password: &str) -> Result<(), Fail> {
+        let r = self
+            .http
+            .post(format!("{}/api/tokens", self.base()))
+            .basic_auth(user, Some(password))
+            .json(&json!({"name": "model"}))
+            .send()
+            .await
+            .map_err(|e| format!("token for {user}: {e}"))?;
+        let status = r.status().as_u16();
+        let body: Value = r.json().await.unwrap_or(Value::Null);
+        if status != 201 {
+            return Err(format!("token for {user} answered {status}: {body}"));
+        }
+        let token = body["token"].as_str().ok_or("token missing")?.to_string();
+        self.tokens.insert(user.to_string(), token);
+        Ok(())
+    }
+
+    /// SIGTERM, and wait for the process to finish its shutdown.
+    async fn stop(&mut self) -> Result<(), Fail> {
+        let Some(mut server) = self.server.take() else {
+            return Ok(());
+        };
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(server.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(_)) = server.child.try_wait() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err("latch did not stop within 30 s of SIGTERM".into());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut server) = self.server.take() {
+            server.kill();
+        }
+    }
+
+    fn request(&self, act: &Act) -> reqwest::RequestBuilder {
+        let base = self.base();
+        let token = self.tokens.get(act.by()).cloned().unwrap_or_default();
+        let h = &self.http;
+        let rb = match act {
+            Act::AddUser { name, admin, .. } => h.post(format!("{base}/api/users")).json(&json!({
+                "username": name,
+                "password": PASSWORD,
+                "role": if *admin { "admin" } else { "user" },
+            })),
+            Act::Disable { name, .. } => h
+                .patch(format!("{base}/api/users/{name}"))
+                .json(&json!({"disabled": true})),
+            Act::Upload {
+                raw_path,
+                desc,
+                rev,
+                content,
+                ..
+            } => {
+                let mut form = Form::new()
+                    .text("path", raw_path.clone())
+                    .text("description", desc.clone());
+                if let Some(rev) = rev {
+                    form = form.text("revision", rev.clone());
+                }
+                let part = Part::bytes(content.clone()).file_name("upload.bin");
+                h.post(format!("{base}/api/files"))
+                    .multipart(form.part("file", part))
+            }
+            Act::Checkout { id, comment, .. } => {
+                let rb = h.post(format!("{base}/api/files/{id}/checkout"));
+                match comment {
+                    Some(c) => rb.json(&json!({"comment": c})),
+                    None => rb,
+                }
+            }
+            Act::Cancel { id, .. } => h.post(format!("{base}/api/files/{id}/cancel")),
+            Act::Checkin {
+                id, major, content, ..
+            } => {
+                let form = Form::new()
+                    .text("message", "model check-in")
+                    .text("bump", if *major { "major" } else { "minor" })
+                    .part("file", Part::bytes(content.clone()).file_name("upload.bin"));
+                h.post(format!("{base}/api/files/{id}/checkin"))
+                    .multipart(form)
+            }
+            Act::Override { id, .. } => h.post(format!("{base}/api/files/{id}/override")),
+            Act::Delete { id, .. } => h.delete(format!("{base}/api/files/{id}")),
+            Act::LfsLock { path, .. } => h
+                .post(format!("{base}/vault.git/info/lfs/locks"))
+                .header("content-type", LFS_JSON)
+                .body(json!({"path": path}).to_string()),
+            Act::LfsUnlock { id, force, .. } => h
+                .post(format!("{base}/vault.git/info/lfs/locks/{id}/unlock"))
+                .header("content-type", LFS_JSON)
+                .body(json!({"force": force}).to_string()),
+        };
+        rb.bearer_auth(token)
+    }
+
+    async fn get(&self, client: &reqwest::Client, path: &str) -> Result<String, Fail> {
+        let r = client
+            .get(format!("{}{path}", self.base()))
+            .bearer_auth(self.tokens.get("admin").cloned().unwrap_or_default())
+            .send()
+            .await
+            .map_err(|e| format!("GET {path}: {e}"))?;
+        let status = r.status().as_u16();
+        let text = r.text().await.map_err(|e| format!("GET {path}: {e}"))?;
+        status_ok(&format!("GET {path}"), status, &text)?;
+        Ok(text)
+    }
+
+    async fn get_json(&self, path: &str) -> Result<Value, Fail> {
+        let text = self.get(&self.http, path).await?;
+        serde_json::from_str(&text).map_err(|e| format!("GET {path}: not JSON ({e})"))
+    }
+
+    async fn observe(&self) -> Result<Observed, Fail> {
+        let mut o = Observed::default();
+        let files = self.get_json("/api/files").await?;
+        o.files = files["files"]
+            .as_array()
+            .cloned()
+            .ok_or("GET /api/files: no files array")?;
+        let page = {
+            let r = self
+                .web
+                .get(format!("{}/", self.base()))
+                .send()
+                .await
+                .map_err(|e| format!("GET /: {e}"))?;
+            let status = r.status().as_u16();
+            let text = r.text().await.unwrap_or_default();
+            status_ok("GET / (dashboard)", status, &text)?;
+            text
+        };
+        o.cards = cards(&page)?;
+        let locks = self
+            .get_json("/vault.git/info/lfs/locks?limit=1000")
+            .await?;
+        for l in locks["locks"]
+            .as_array()
+            .ok_or("LFS locks: no locks array")?
+        {
+            o.locks.push((
+                l["id"].as_str().and_then(|i| i.parse().ok()).unwrap_or(0),
+                l["path"].as_str().unwrap_or("").to_string(),
+                l["owner"]["name"].as_str().unwrap_or("").to_string(),
+            ));
+        }
+        for f in &o.files {
+            let id = f["id"].as_u64().unwrap_or(0);
+            let h = self.get_json(&format!("/api/files/{id}/history")).await?;
+            let revs = h["versions"]
+                .as_array()
+                .ok_or("history: no versions array")?
+                .iter()
+                .map(|v| v["revision"].as_str().unwrap_or("").to_string())
+                .collect();
+            o.histories.insert(id, revs);
+        }
+        o.tree = ls_tree(&self.data.join("vault.git"))?;
+        Ok(o)
+    }
+
+    /// The events since the last step: (kind, file id, actor).
+    async fn events(&mut self) -> Result<Vec<Ev>, Fail> {
+        let a = self
+            .get_json(&format!("/api/activity?since={}", self.since))
+            .await?;
+        let mut out = Vec::new();
+        for e in a["events"].as_array().ok_or("activity: no events array")? {
+            let kind = match e["kind"].as_str().unwrap_or("") {
+                "created" => "created",
+                "locked" => "locked",
+                "unlocked" => "unlocked",
+                "checked_in" => "checked_in",
+                "overridden" => "overridden",
+                "deleted" => "deleted",
+                other => return Err(format!("activity: an event of unknown kind {other:?}")),
+            };
+            out.push(Ev {
+                kind,
+                file_id: e["file_id"].as_u64().unwrap_or(0),
+                actor: e["actor"].as_str().unwrap_or("").to_string(),
+                previous: (kind == "overridden")
+                    .then(|| e["previous_holder"].as_str().unwrap_or("").to_string()),
+            });
+        }
+        self.since = a["last_seq"].as_u64().unwrap_or(self.since);
+        Ok(out)
+    }
+
+    async fn check_contents(&self, m: &Model) -> Result<(), Fail> {
+        for f in &m.files {
+            let path = format!("/api/files/{}/content", f.id);
+            let r = self
+                .http
+                .get(format!("{}{path}", self.base()))
+                .bearer_auth(self.tokens.get("admin").cloned().unwrap_or_default())
+                .send()
+                .await
+                .map_err(|e| format!("GET {path}: {e}"))?;
+            let status = r.status().as_u16();
+            let bytes = r.bytes().await.map_err(|e| format!("GET {path}: {e}"))?;
+            if status != 200 || bytes.as_ref() != f.content.as_slice() {
+                return Err(format!(
+                    "GET {path} answered {status} with {:?}; the model holds {:?}",
+                    String::from_utf8_lossy(&bytes),
+                    String::from_utf8_lossy(&f.content)
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The file cards of the dashboard: `<article id="file-N" data-state=… data-locked-by=…>`.
+fn cards(page: &str) -> Result<Vec<(u64, String, Option<String>)>, Fail> {
+    let attr = |tag: &str, name: &str| -> Option<String> {
+        let start = tag.find(&format!(" {name}=\""))? + name.len() + 3;
+        let end = tag[start..].find('"')? + start;
+        Some(tag[start..end].to_string())
+    };
+    let mut out = Vec::new();
+    for (i, _) in page.match_indices("<article") {
+        let tag = &page[i..i + page[i..].find('>').ok_or("an unclosed <article> tag")?];
+        let Some(id) =
+            attr(tag, "id").and_then(|v| v.strip_prefix("file-").and_then(|n| n.parse().ok()))
+        else {
+            continue;
+        };
+        let state =
+            attr(tag, "data-state").ok_or_else(|| format!("card {id} has no data-state"))?;
+        out.push((id, state, attr(tag, "data-locked-by")));
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn ls_tree(git_dir: &Path) -> Result<BTreeSet<String>, Fail> {
+    let has_main = Command::new("git")
+        .arg("--git-dir")
+        .arg(git_dir)
+        .args(["rev-parse", "--verify", "--quiet", "refs/heads/main"])
+        .output()
+        .map_err(|e| format!("git: {e}"))?;
+    if !has_main.status.success() {
+        return Ok(BTreeSet::new());
+    }
+    let out = Command::new("git")
+        .arg("--git-dir")
+        .arg(git_dir)
+        .args(["ls-tree", "-r", "-z", "--name-only", "main"])
+        .output()
+        .map_err(|e| format!("git: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "git ls-tree failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(out
+        .stdout
+        .split(|b| *b == 0)
+        .filter(|p| !p.is_empty())
+        .map(|p| String::from_utf8_lossy(p).into_owned())
+        .collect())
+}
+
+/// Gives files the model knows only by path (new uploads) the id the server gave them.
+fn learn_ids(m: &mut Model, events: &mut [Ev], o: &Observed) {
+    let known: BTreeSet<u64> = m.files.iter().map(|f| f.id).collect();
+    let mut learned = Vec::new();
+    for f in m.files.iter_mut().filter(|f| f.id == 0) {
+        if let Some(id) = o
+            .files
+            .iter()
+            .find(|j| j["path"] == f.path.as_str())
+            .and_then(|j| j["id"].as_u64())
+            .filter(|id| !known.contains(id))
+        {
+            f.id = id;
+            learned.push(id);
+        }
+    }
+    // At most one upload per step and pair succeeds, so one new id at most.
+    if let [id] = learned[..] {
+        for e in events.iter_mut().filter(|e| e.file_id == 0) {
+            e.file_id = id;
+        }
+    }
+}
+
+/// Every way the server's surfaces differ from the model.
+fn diff(m: &Model, o: &Observed) -> Vec<String> {
+    let mut d = Vec::new();
+    let mut want: Vec<&MFile> = m.files.iter().collect();
+    want.sort_by_key(|f| f.id);
+    let got_ids: Vec<u64> = o.files.iter().filter_map(|f| f["id"].as_u64()).collect();
+    let want_ids: Vec<u64> = want.iter().map(|f| f.id).collect();
+    if got_ids.len() != want_ids.len() || want.iter().any(|f| !got_ids.contains(&f.id)) {
+        let paths: Vec<String> = o
+            .files
+            .iter()
+            .map(|f| format!("#{} {}", f["id"], f["path"]))
+            .collect();
+        let wanted: Vec<String> = want
+            .iter()
+            .map(|f| format!("#{} {:?}", f.id, f.path))
+            .collect();
+        d.push(format!(
+            "/api/files lists {paths:?}; the model has {wanted:?}"
+        ));
+    }
+    for f in &want {
+        let Some(j) = o.files.iter().find(|j| j["id"].as_u64() == Some(f.id)) else {
+            continue;
+        };
+        let lock = &j["lock"];
+        let got = (
+            j["path"].as_str().unwrap_or(""),
+            j["description"].as_str().unwrap_or(""),
+            j["revision"].as_str().unwrap_or(""),
+            j["state"].as_str().unwrap_or(""),
+            lock["owner"].as_str(),
+            lock["comment"].as_str(),
+            j["size"].as_u64().unwrap_or(0),
+        );
+        let want_state = if f.lock.is_some() {
+            "locked"
+        } else {
+            "available"
+        };
+        let wanted = (
+            f.path.as_str(),
+            f.description.as_str(),
+            rev_string(f.rev),
+            want_state,
+            f.lock.as_ref().map(|l| l.owner.as_str()),
+            f.lock.as_ref().and_then(|l| l.comment.as_deref()),
+            f.content.len() as u64,
+        );
+        if (got.0, got.1, got.2, got.3, got.4, got.5, got.6)
+            != (
+                wanted.0,
+                wanted.1,
+                wanted.2.as_str(),
+                wanted.3,
+                wanted.4,
+                wanted.5,
+                wanted.6,
+            )
+        {
+            d.push(format!(
+                "/api/files #{}: (path, description, revision, state, owner, comment, size) = {:?}; the model has {:?}",
+                f.id,
+                (got.0, short(got.1), got.2, got.3, got.4, got.5.map(short), got.6),
+                (wanted.0, short(wanted.1), wanted.2, wanted.3, wanted.4, wanted.5.map(short), wanted.6)
+            ));
+        }
+        let history: Vec<String> = f.revisions.iter().rev().cloned().collect();
+        match o.histories.get(&f.id) {
+            Some(h) if *h == history => {}
+            got => d.push(format!(
+                "history of #{}: {got:?}; the model has {history:?}",
+                f.id
+            )),
+        }
+    }
+    let want_cards: Vec<(u64, String, Option<String>)> = want
+        .iter()
+        .map(|f| {
+            let state = if f.lock.is_some() {
+                "locked"
+            } else {
+                "available"
+            };
+            (
+                f.id,
+                state.to_string(),
+                f.lock.as_ref().map(|l| l.owner.clone()),
+            )
+        })
+        .collect();
+    if o.cards != want_cards {
+        d.push(format!(
+            "dashboard cards {:?}; the model has {want_cards:?}",
+            o.cards
+        ));
+    }
+    let want_locks: Vec<(u64, String, String)> = want
+        .iter()
+        .filter_map(|f| {
+            f.lock
+                .as_ref()
+                .map(|l| (f.id, f.path.clone(), l.owner.clone()))
+        })
+        .collect();
+    let mut got_locks = o.locks.clone();
+    got_locks.sort();
+    if got_locks != want_locks {
+        d.push(format!(
+            "LFS locks {got_locks:?}; the model has {want_locks:?}"
+        ));
+    }
+    let want_tree: BTreeSet<String> = m.files.iter().map(|f| f.path.clone()).collect();
+    if o.tree != want_tree {
+        let extra: Vec<&String> = o.tree.difference(&want_tree).collect();
+        let missing: Vec<&String> = want_tree.difference(&o.tree).collect();
+        d.push(format!(
+            "git ls-tree -r main differs from the model: in Git only {extra:?}, missing from Git {missing:?}"
+        ));
+    }
+    d
+}
+
+async fn send(rb: reqwest::RequestBuilder) -> Result<(u16, String), String> {
+    let r = rb.send().await.map_err(|e| e.to_string())?;
+    let status = r.status().as_u16();
+    let text = r.text().await.map_err(|e| e.to_string())?;
+    Ok((status, text))
+}
+
+fn body_id(body: &str) -> Option<u64> {
+    serde_json::from_str::<Value>(body).ok()?["id"].as_u64()
+}
+
+/// Runs one sequence of `steps` steps from `seed` on a fresh server.
+pub async fn run_sequence(seed: u64, steps: usize) -> Run {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let log = dir.path().join("latch.log");
+    let mut h = Harness {
+        data,
+        log,
+        _dir: dir,
+        server: None,
+        http: reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("http client"),
+        web: reqwest::Client::new(),
+        tokens: HashMap::new(),
+        since: 0,
+    };
+    let mut run = Run {
+        trace: Vec::new(),
+        failure: None,
+        log_tail: String::new(),
+        restarts: 0,
+        kills: 0,
+    };
+    let mut model = Model {
+        users: vec![MUser {
+            name: "admin".into(),
+            admin: true,
+            disabled: false,
+        }],
+        ..Model::default()
+    };
+    let result = async {
+        h.start().await?;
+        h.events().await?;
+        let avoid = std::env::var("LATCH_MODEL_AVOID")
+            .unwrap_or_default()
+            .split(',')
+            .map(|a| a.trim().to_string())
+            .filter(|a| !a.is_empty())
+            .collect();
+        let mut g = Gen {
+            rng: Rng::new(seed),
+            avoid,
+            serial: 0,
+            users_made: 0,
+        };
+        for _ in 0..steps {
+            let step = g.step(&model);
+            model = do_step(&mut h, &mut run, &model, step).await?;
+        }
+        Ok::<(), Fail>(())
+    }
+    .await;
+    if let Err(e) = result {
+        let after = aftermath(&mut h).await;
+        run.failure = Some(format!("{e}\n\nAfter that step: {after}"));
+        run.log_tail = binary::log_tail(&h.log);
+    }
+    drop(h);
+    run
+}
+
+/// What a failure left behind: the read surfaces' statuses, and whether the
+/// server still stops and starts on its data.
+async fn aftermath(h: &mut Harness) -> String {
+    if h.server.is_none()
+        && let Err(e) = h.start().await
+    {
+        return format!("the server was down and does not start again: {e}");
+    }
+    let mut notes = Vec::new();
+    for path in [
+        "/api/files",
+        "/api/activity?since=0",
+        "/vault.git/info/lfs/locks",
+    ] {
+        let status = match h.get(&h.http, path).await {
+            Ok(_) => "200".to_string(),
+            Err(e) => e,
+        };
+        notes.push(format!("GET {path} -> {}", clip(&status, 160)));
+    }
+    if let Err(e) = h.get(&h.web, "/").await {
+        notes.push(format!("dashboard -> {}", clip(&e, 160)));
+    }
+    // Whether Git and the file list still agree, whatever the model thinks.
+    if let (Ok(files), Ok(tree)) = (
+        h.get_json("/api/files").await,
+        ls_tree(&h.data.join("vault.git")),
+    ) {
+        let listed: BTreeSet<String> = files["files"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|f| f["path"].as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if listed != tree {
+            let only_git: Vec<&String> = tree.difference(&listed).collect();
+            let only_list: Vec<&String> = listed.difference(&tree).collect();
+            notes.push(format!(
+                "Git and /api/files disagree: only in Git {only_git:?}, only in the list {only_list:?}"
+            ));
+        }
+    }
+    let restart = match h.stop().await {
+        Err(e) => e,
+        Ok(()) => match h.start().await {
+            Ok(()) => "restarts fine".into(),
+            Err(e) => format!("does not start again: {e}"),
+        },
+    };
+    notes.push(format!("graceful restart: {restart}"));
+    notes.join("; ")
+}
+
+async fn do_step(h: &mut Harness, run: &mut Run, m: &Model, step: Step) -> Result<Model, Fail> {
+    // Each candidate: a model and the events that lead to it.
+    let mut candidates: Vec<(Model, Vec<Ev>)> = Vec::new();
+    let mut after_kill = false;
+    let mut restarted = false;
+    let mut new_user: Option<String> = None;
+    match step {
+        Step::One(act) => {
+            push(&mut run.trace, act.describe());
+            let (status, body) = send(h.request(&act))
+                .await
+                .map_err(|e| format!("request failed: {e}"))?;
+            let outcomes: Vec<Outcome> = expect(m, &act)
+                .into_iter()
+                .filter(|o| o.status != status || reply_agrees(o, &body))
+                .collect();
+            if status >= 500 || !outcomes.iter().any(|o| o.status == status) {
+                let want: Vec<u16> = outcomes.iter().map(|o| o.status).collect();
+                return Err(format!(
+                    "answered {status} (expected {want:?}): {}",
+                    body_text(&body)
+                ));
+            }
+            for mut o in outcomes.into_iter().filter(|o| o.status == status) {
+                fix_upload_id(&mut o, &body);
+                candidates.push((o.model, o.events));
+            }
+            if let (Act::AddUser { name, .. }, 201) = (&act, status) {
+                new_user = Some(name.clone());
+            }
+        }
+        Step::Together(acts) => {
+            let list: Vec<String> = acts.iter().map(|a| format!("[{}]", a.describe())).collect();
+            push(&mut run.trace, format!("at once: {}", list.join(" and ")));
+            let answers =
+                futures_util::future::join_all(acts.iter().map(|a| send(h.request(a)))).await;
+            let mut answered = Vec::new();
+            for (act, answer) in acts.iter().zip(answers) {
+                let (status, body) = answer.map_err(|e| format!("request failed: {e}"))?;
+                answered.push((act.clone(), status, body));
+            }
+            orders(
+                m,
+                (0..answered.len()).collect(),
+                &answered,
+                false,
+                vec![],
+                &mut candidates,
+            );
+            if answered.iter().any(|(_, s, _)| *s >= 500) || candidates.is_empty() {
+                let got: Vec<String> = answered
+                    .iter()
+                    .map(|(_, s, b)| format!("{s} {}", body_text(b)))
+                    .collect();
+                return Err(format!(
+                    "racing requests answered, in the order listed: {}; no order of them explains that",
+                    got.join(" / ")
+                ));
+            }
+        }
+        Step::Restart => {
+            push(
+                &mut run.trace,
+                "graceful restart (SIGTERM, start again)".into(),
+            );
+            h.stop().await?;
+            h.start().await?;
+            run.restarts += 1;
+            restarted = true;
+            candidates.push((m.clone(), vec![]));
+        }
+        Step::Kill(act, delay) => {
+            run.kills += 1;
+            restarted = true;
+            after_kill = true;
+            candidates.push((m.clone(), vec![]));
+            match act {
+                None => {
+                    push(
+                        &mut run.trace,
+                        "SIGKILL with nothing in flight, start again".into(),
+                    );
+                    h.kill();
+                }
+                Some(act) => {
+                    push(
+                        &mut run.trace,
+                        format!("SIGKILL {delay} ms into [{}], start again", act.describe()),
+                    );
+                    let task = tokio::spawn(send(h.request(&act)));
+                    tokio::time::sleep(Duration::from_millis(delay)).await;
+                    h.kill();
+                    let answered = task.await.ok().and_then(|r| r.ok());
+                    let outcomes = expect(m, &act);
+                    match answered {
+                        Some((status, body)) => {
+                            if status >= 500 || !outcomes.iter().any(|o| o.status == status) {
+                                return Err(format!(
+                                    "answered {status} before the kill: {}",
+                                    body_text(&body)
+                                ));
+                            }
+                            candidates.clear();
+                            for mut o in outcomes.into_iter().filter(|o| o.status == status) {
+                                fix_upload_id(&mut o, &body);
+                                candidates.push((o.model, o.events));
+                            }
+                        }
+                        None => {
+                            for o in outcomes {
+                                // A check-in whose commit landed but whose
+                                // database write did not is applied at start
+                                // from Git, with the lock kept.
+                                if let Act::Checkin { id, .. } = &act
+                                    && o.status == 200
+                                {
+                                    let mut kept = o.model.clone();
+                                    kept.file_mut(*id).lock =
+                                        m.file(*id).and_then(|f| f.lock.clone());
+                                    candidates.push((kept, vec![]));
+                                }
+                                candidates.push((o.model, o.events));
+                            }
+                        }
+                    }
+                }
+            }
+            h.start().await?;
+        }
+    }
+    if let Some(name) = new_user {
+        h.make_token(&name, PASSWORD).await?;
+    }
+    let o = h.observe().await?;
+    let events = h.events().await?;
+    let mut first_diff = None;
+    for (mut cm, mut ce) in candidates {
+        learn_ids(&mut cm, &mut ce, &o);
+        let d = diff(&cm, &o);
+        let events_agree = after_kill || ce == events;
+        if d.is_empty() && events_agree {
+            if let Some(bad) = cm
+                .files
+                .iter()
+                .find(|f| f.id == 0 || (f.id <= m.max_id && m.file(f.id).is_none()))
+            {
+                return Err(format!(
+                    "file {:?} got id {}, which is not new",
+                    bad.path, bad.id
+                ));
+            }
+            cm.max_id = cm
+                .files
+                .iter()
+                .map(|f| f.id)
+                .max()
+                .unwrap_or(0)
+                .max(m.max_id);
+            if restarted {
+                h.check_contents(&cm).await?;
+            }
+            return Ok(cm);
+        }
+        if first_diff.is_none() {
+            let mut lines = d;
+            if !events_agree {
+                lines.push(format!(
+                    "activity since the last step: {events:?}; the model expects {ce:?}"
+                ));
+            }
+            first_diff = Some(lines.join("\n  "));
+        }
+    }
+    Err(format!(
+        "the server's state matches no outcome the model allows:\n  {}",
+        first_diff.unwrap_or_default()
+    ))
+}
+
+/// Every serial order of racing requests that explains their answers.
+fn orders(
+    m: &Model,
+    left: Vec<usize>,
+    acts: &[(Act, u16, String)],
+    won: bool,
+    events: Vec<Ev>,
+    out: &mut Vec<(Model, Vec<Ev>)>,
+) {
+    if left.is_empty() {
+        out.push((m.clone(), events));
+        return;
+    }
+    for (k, &i) in left.iter().enumerate() {
+        let (act, status, body) = &acts[i];
+        let mut rest = left.clone();
+        rest.remove(k);
+        // The loser of a race may also hear 409 ("who won") where, asked
+        // afterwards, it would hear 404 or 403.
+        let fits = |o: &Outcome| {
+            o.status == *status
+                || (won && *status == 409 && o.events.is_empty() && matches!(o.status, 403 | 404))
+        };
+        for mut o in expect(m, act).into_iter().filter(fits) {
+            if o.status == *status && !reply_agrees(&o, body) {
+                continue;
+            }
+            fix_upload_id(&mut o, body);
+            let won = won || (200..300).contains(&o.status);
+            let events = [events.clone(), o.events].concat();
+            orders(&o.model, rest.clone(), acts, won, events, out);
+        }
+    }
+}
+
+/// An LFS unlock's reply names the lock it ended: the holder the model had.
+fn reply_agrees(o: &Outcome, body: &str) -> bool {
+    match &o.reply_owner {
+        None => true,
+        Some(owner) => serde_json::from_str::<Value>(body)
+            .is_ok_and(|v| v["lock"]["owner"]["name"] == owner.as_str()),
+    }
+}
+
+fn push(trace: &mut Vec<String>, line: String) {
+    let n = trace.len() + 1;
+    trace.push(format!("{n:4}. {line}"));
+}
+
+fn fix_upload_id(o: &mut Outcome, body: &str) {
+    if o.events
+        .iter()
+        .any(|e| e.kind == "created" && e.file_id == 0)
+        && let Some(id) = body_id(body)
+    {
+        for f in o.model.files.iter_mut().filter(|f| f.id == 0) {
+            f.id = id;
+        }
+        for e in o.events.iter_mut().filter(|e| e.file_id == 0) {
+            e.file_id = id;
+        }
+    }
+}
