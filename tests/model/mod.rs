@@ -640,7 +640,12 @@ impl Gen {
         if avoided {
             kind = 0;
         }
-        let valid = |p: String| (p.clone(), Some(p));
+        // Built from an existing name, a path can outgrow the limits: then
+        // the edge refuses it (422) before any clash is looked at.
+        let valid = |p: String| {
+            let fits = p.len() <= 255 && p.split('/').count() <= 32;
+            (p.clone(), fits.then_some(p))
+        };
         match (kind, existing) {
             (0..=2, _) => valid(format!("f{n}.bin")),
             (3, _) => valid(format!("parts/p{n}.mcam")),
