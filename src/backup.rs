@@ -30,7 +30,8 @@ use redb::{
 };
 
 use crate::App;
-use crate::api::Caller;
+use crate::api::wire::{BODY, Chars, E409, E422, Nullable, Text, WRITE};
+use crate::api::{Answer, Caller};
 use crate::error::{AppError, AppResult};
 use crate::store::{
     self, COUNTERS, EVENTS, FILES, META, PATHS, RECORDED_HEAD, SESSIONS, Store, TOKEN_HASHES,
@@ -409,7 +410,7 @@ pub struct BackupApi;
 struct BackupRequest {
     /// An absolute path on the server's machine (inside the container, when
     /// run in Docker); a new or empty directory.
-    dir: String,
+    dir: Text<Chars<1, 4096>>,
 }
 
 #[derive(Object)]
@@ -418,7 +419,8 @@ struct BackupJson {
     files: u64,
     users: u64,
     last_seq: u64,
-    head: Option<String>,
+    /// The commit `main` pointed at; `null` for an empty vault.
+    head: Nullable<String>,
     objects: u64,
     bytes: u64,
     seconds: f64,
@@ -431,7 +433,7 @@ impl From<Report> for BackupJson {
             files: r.files,
             users: r.users,
             last_seq: r.last_seq,
-            head: r.head,
+            head: Nullable(r.head),
             objects: r.objects,
             bytes: r.bytes,
             seconds: r.seconds,
@@ -444,19 +446,19 @@ impl BackupApi {
     /// Admin: write a consistent copy of the data directory (database and
     /// Git vault) into `dir` on the server, while it keeps serving. Start
     /// Latch with `--data` pointing at that directory to restore it.
-    #[oai(path = "/admin/backup", method = "post")]
+    #[oai(path = "/admin/backup", method = "post", operation_id = "backup")]
     async fn backup(
         &self,
         req: &Request,
         caller: Caller,
         body: Json<BackupRequest>,
-    ) -> poem::Result<Json<BackupJson>> {
+    ) -> Answer<Json<BackupJson>, { WRITE | BODY | E409 | E422 }> {
         crate::files::require_admin(&crate::auth::actor_of(caller.0.user()), "make backups")?;
         let app = req
             .data::<App>()
             .ok_or_else(|| AppError::Internal("app state missing".into()))?
             .clone();
-        let dir = PathBuf::from(body.0.dir.trim());
+        let dir = PathBuf::from(body.0.dir.as_str().trim());
         if !dir.is_absolute() {
             return Err(AppError::Invalid(
                 "The backup directory must be an absolute path on the server.".into(),
@@ -471,8 +473,7 @@ impl BackupApi {
                 &dir,
             )
         })
-        .await
-        .map_err(AppError::from)??;
+        .await??;
         Ok(Json(BackupJson::from(report)))
     }
 }
