@@ -33,8 +33,8 @@ use crate::store::{Event, EventKind, FileRecord, UserRecord};
 use crate::views::iso_time;
 pub use wire::ErrorBody;
 use wire::{
-    BODY, Chars, E400, E403, E404, E409, E422, Form, Id, Nullable, OptionalJson, READ, Refusal,
-    Shape, Text, WRITE,
+    BODY, Chars, DISPLAY, E400, E403, E404, E409, E422, Form, Id, LINE, MESSAGE, NAME, Nullable,
+    OptionalJson, PATH, READ, REVISION, Refusal, Rule, Shape, TEXT, Text, USERNAME, WRITE,
 };
 
 /// The authenticated caller of an API request: a session cookie (writes
@@ -209,25 +209,6 @@ impl Shape for BumpShape {
     }
 }
 
-/// A pattern-checked string (username, revision): documented with the
-/// pattern; the parser is the authority.
-struct Pattern<const WHICH: u8>;
-const USERNAME: u8 = 0;
-const REVISION: u8 = 1;
-impl<const WHICH: u8> Shape for Pattern<WHICH> {
-    fn schema_ref() -> poem_openapi::registry::MetaSchemaRef {
-        let mut schema = poem_openapi::registry::MetaSchema::new("string");
-        let (pattern, min, max) = match WHICH {
-            USERNAME => ("^[a-z0-9._-]{3,32}$", 3, 32),
-            _ => ("^[0-9]{1,6}\\.[0-9]{1,6}$", 3, 13),
-        };
-        schema.pattern = Some(pattern.into());
-        schema.min_length = Some(min);
-        schema.max_length = Some(max);
-        poem_openapi::registry::MetaSchemaRef::Inline(Box::new(schema))
-    }
-}
-
 #[derive(Object)]
 pub struct LockJson {
     owner: String,
@@ -314,7 +295,7 @@ struct LoginResponse {
 
 #[derive(Object)]
 struct TokenRequest {
-    name: Text<Chars<1, 64>>,
+    name: Text<Rule<NAME, 1, 64>>,
 }
 
 #[derive(Object)]
@@ -400,14 +381,14 @@ struct UserList {
 
 #[derive(Object)]
 struct NewUserRequest {
-    username: Text<Pattern<USERNAME>>,
+    username: Text<Rule<USERNAME, 3, 32>>,
     /// 8 characters at least, 1024 bytes at most.
     password: Text<Chars<8, 1024>>,
     /// `user` when left out.
     #[oai(nullable)]
     role: Option<Text<RoleShape>>,
     #[oai(nullable)]
-    display_name: Option<Text<Chars<0, 64>>>,
+    display_name: Option<Text<Rule<DISPLAY, 0, 64>>>,
 }
 
 #[derive(Object)]
@@ -420,14 +401,14 @@ struct UserPatchRequest {
     #[oai(nullable)]
     password: Option<Text<Chars<8, 1024>>>,
     #[oai(nullable)]
-    display_name: Option<Text<Chars<0, 64>>>,
+    display_name: Option<Text<Rule<DISPLAY, 0, 64>>>,
 }
 
 #[derive(Object)]
 struct CheckoutRequest {
     /// A note for others on why it is checked out.
     #[oai(nullable)]
-    comment: Option<Text<Chars<0, { LockComment::MAX_CHARS }>>>,
+    comment: Option<Text<Rule<LINE, 0, { LockComment::MAX_CHARS }>>>,
 }
 
 /// `POST /files`: the new file and what to record about it.
@@ -435,11 +416,11 @@ struct CheckoutRequest {
 #[allow(dead_code)] // describes the body; forms::read_upload streams it
 struct UploadForm {
     /// Where the file goes, `/`-separated, at most 255 bytes in UTF-8; the
-    /// uploaded file's name when left out.
-    path: Option<Text<Chars<1, 255>>>,
-    description: Option<Text<Chars<0, 2000>>>,
+    /// uploaded file's name when left out or empty.
+    path: Option<Text<Rule<PATH, 0, 255>>>,
+    description: Option<Text<Rule<TEXT, 0, 2000>>>,
     /// `MAJOR.MINOR`, each part 0 to 999999; `1.0` when left out.
-    revision: Option<Text<Pattern<REVISION>>>,
+    revision: Option<Text<Rule<REVISION, 3, 13>>>,
     file: Upload,
 }
 
@@ -448,7 +429,7 @@ struct UploadForm {
 #[allow(dead_code)] // describes the body; forms::read_upload streams it
 struct CheckinForm {
     /// Required; becomes the Git commit message. No line may start with `Latch-`.
-    message: Text<Chars<1, 5000>>,
+    message: Text<Rule<MESSAGE, 1, 5000>>,
     /// `minor` when left out.
     bump: Option<Text<BumpShape>>,
     file: Upload,
@@ -504,7 +485,7 @@ fn require_admin(caller: &Caller, what: &str) -> AppResult<()> {
     crate::files::require_admin(&caller.actor(), what)
 }
 
-fn display_name(raw: Option<&Text<Chars<0, 64>>>) -> AppResult<Option<String>> {
+fn display_name(raw: Option<&Text<Rule<DISPLAY, 0, 64>>>) -> AppResult<Option<String>> {
     Ok(raw
         .map(|t| crate::domain::parse_display_name(t.as_str()))
         .transpose()?)
@@ -767,7 +748,7 @@ impl Api {
     }
 
     /// The current content, or the version written by commit `rev` (a
-    /// commit id from the history).
+    /// commit id from the history; empty means the current one).
     #[oai(
         path = "/files/:id/content",
         method = "get",
@@ -778,7 +759,7 @@ impl Api {
         req: &Request,
         _caller: Caller,
         id: Path<Id>,
-        rev: Query<Option<Text<Chars<1, 64>>>>,
+        rev: Query<Option<Text<Chars<0, 64>>>>,
     ) -> Answer<Content, { READ | E400 | E404 }> {
         let d = app_of(req)?
             .files
@@ -803,7 +784,9 @@ impl Api {
         &self,
         req: &Request,
         _caller: Caller,
-        since: Query<Option<u64>>,
+        #[oai(validator(minimum(value = "0"), maximum(value = "9007199254740991")))] since: Query<
+            Option<u64>,
+        >,
     ) -> Answer<Json<Activity>, { READ | E400 }> {
         let store = app_of(req)?.store.clone();
         let since = since.0;
@@ -873,7 +856,7 @@ impl Api {
         &self,
         req: &Request,
         caller: Caller,
-        username: Path<Text<Pattern<USERNAME>>>,
+        username: Path<Text<Rule<USERNAME, 3, 32>>>,
         body: Json<UserPatchRequest>,
     ) -> Answer<Json<UserJson>, { WRITE | BODY | E404 | E409 | E422 }> {
         require_admin(&caller, "change users")?;

@@ -30,7 +30,7 @@ use redb::{
 };
 
 use crate::App;
-use crate::api::wire::{BODY, Chars, E409, E422, Nullable, Text, WRITE};
+use crate::api::wire::{BODY, DIR, E409, E422, Nullable, Rule, Text, WRITE};
 use crate::api::{Answer, Caller};
 use crate::error::{AppError, AppResult};
 use crate::store::{
@@ -406,11 +406,14 @@ fn copy_vault(src: &Path, dst: &Path, refs: &Refs) -> AppResult<(u64, u64)> {
 /// The API side: `POST /api/admin/backup`, joined to the `/api` service.
 pub struct BackupApi;
 
+const MAX_DIR_BYTES: usize = 1024;
+
 #[derive(Object)]
 struct BackupRequest {
     /// An absolute path on the server's machine (inside the container, when
-    /// run in Docker); a new or empty directory.
-    dir: Text<Chars<1, 4096>>,
+    /// run in Docker); a new or empty directory; at most 1024 bytes, so
+    /// the files inside it stay within the system's path limit.
+    dir: Text<Rule<DIR, 1, { MAX_DIR_BYTES }>>,
 }
 
 #[derive(Object)]
@@ -463,6 +466,13 @@ impl BackupApi {
             return Err(AppError::Invalid(
                 "The backup directory must be an absolute path on the server.".into(),
             )
+            .into());
+        }
+        // Longer, and the copy fails deep inside (a 500) on PATH_MAX.
+        if dir.as_os_str().len() > MAX_DIR_BYTES {
+            return Err(AppError::Invalid(format!(
+                "The backup directory may have at most {MAX_DIR_BYTES} bytes."
+            ))
             .into());
         }
         let report = tokio::task::spawn_blocking(move || {

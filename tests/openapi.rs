@@ -105,11 +105,8 @@ fn validate(doc: &Value, schema: &Value, v: &Value, at: &str, errs: &mut Vec<Str
                 errs.push(format!("{at}: {v} is below the minimum"));
             }
         }
-        Some("boolean") => {
-            if !v.is_boolean() {
-                errs.push(format!("{at}: {v} is not a boolean"));
-            }
-        }
+        Some("boolean") if !v.is_boolean() => errs.push(format!("{at}: {v} is not a boolean")),
+        Some("boolean") => {}
         Some("array") => {
             let Some(items) = v.as_array() else {
                 errs.push(format!("{at}: {v} is not an array"));

@@ -42,15 +42,76 @@ pub trait Shape: Send + Sync + 'static {
     fn register(_registry: &mut Registry) {}
 }
 
-/// A string of `MIN..=MAX` characters (the document counts characters;
-/// where the parser counts bytes, the description says so).
-pub struct Chars<const MIN: usize, const MAX: usize>;
+/// A string of `MIN..=MAX` characters matching the pattern of `KIND`
+/// (the document counts characters; where the parser counts bytes, the
+/// field's description says so). Patterns say what a client can check
+/// alone: no control characters, something besides spaces; rules that need
+/// the server (`..` in a path, a taken name) stay with the parser.
+pub struct Rule<const KIND: u8, const MIN: usize, const MAX: usize>;
 
-impl<const MIN: usize, const MAX: usize> Shape for Chars<MIN, MAX> {
+/// Any characters.
+pub const ANY: u8 = 0;
+/// One line: no control characters.
+pub const LINE: u8 = 1;
+/// Text: no control characters but newline, carriage return and tab.
+pub const TEXT: u8 = 2;
+/// One line with at least one character that is not a space.
+pub const NAME: u8 = 3;
+/// A display name: one line without `<` or `>`.
+pub const DISPLAY: u8 = 4;
+/// Text with at least one character that is not a space.
+pub const MESSAGE: u8 = 5;
+/// A vault path: one line, no backslash, not starting with `/`; empty
+/// means "the uploaded file's name".
+pub const PATH: u8 = 6;
+/// An absolute path on the server.
+pub const DIR: u8 = 7;
+pub const USERNAME: u8 = 8;
+pub const REVISION: u8 = 9;
+
+pub type Chars<const MIN: usize, const MAX: usize> = Rule<ANY, MIN, MAX>;
+
+macro_rules! cc {
+    () => {
+        r"\u0000-\u001F\u007F-\u009F"
+    };
+}
+macro_rules! cc_but_text {
+    () => {
+        r"\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F"
+    };
+}
+
+fn pattern(kind: u8) -> Option<&'static str> {
+    Some(match kind {
+        LINE => concat!("^[^", cc!(), "]*$"),
+        TEXT => concat!("^[^", cc_but_text!(), "]*$"),
+        NAME => concat!("^[^", cc!(), r"]*[^\s", cc!(), "][^", cc!(), "]*$"),
+        DISPLAY => concat!("^[^<>", cc!(), "]*$"),
+        MESSAGE => concat!(
+            "^[^",
+            cc_but_text!(),
+            r"]*[^\s",
+            cc!(),
+            "][^",
+            cc_but_text!(),
+            "]*$"
+        ),
+        PATH => concat!(r"^([^/\\", cc!(), r"][^\\", cc!(), "]*)?$"),
+        // Each name in it at most 255 bytes, as file systems allow.
+        DIR => r"^(/[^/\u0000]{0,255})+$",
+        USERNAME => "^[a-z0-9._-]{3,32}$",
+        REVISION => r"^[0-9]{1,6}\.[0-9]{1,6}$",
+        _ => return None,
+    })
+}
+
+impl<const KIND: u8, const MIN: usize, const MAX: usize> Shape for Rule<KIND, MIN, MAX> {
     fn schema_ref() -> MetaSchemaRef {
         let mut schema = MetaSchema::new("string");
         schema.min_length = (MIN > 0).then_some(MIN);
         schema.max_length = Some(MAX);
+        schema.pattern = pattern(KIND).map(str::to_string);
         MetaSchemaRef::Inline(Box::new(schema))
     }
 }
@@ -201,6 +262,8 @@ impl Type for Id {
     fn schema_ref() -> MetaSchemaRef {
         let mut schema = MetaSchema::new_with_format("integer", "uint64");
         schema.minimum = Some(1.0);
+        // The largest integer every JSON reader holds exactly.
+        schema.maximum = Some(9_007_199_254_740_991.0);
         MetaSchemaRef::Inline(Box::new(schema))
     }
 
