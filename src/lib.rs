@@ -141,15 +141,13 @@ pub fn open(config: Config) -> Result<App, StartError> {
 /// The whole HTTP app: HTML, JSON API and its docs, live endpoints, assets.
 pub fn endpoint(app: App) -> impl Endpoint + 'static {
     let api = api::service();
+    let assets = allow::only(
+        &[poem::http::Method::GET],
+        EmbeddedFilesEndpoint::<Assets>::new(),
+    );
     let routes = web::routes()
-        .nest(
-            "/assets",
-            allow::only(
-                &[poem::http::Method::GET],
-                EmbeddedFilesEndpoint::<Assets>::new(),
-            ),
-        )
-        .at("/api/openapi.json", allow::get(api::spec_endpoint(&api)))
+        .nest("/assets", assets)
+        .at("/api/openapi.json", api::spec_endpoint(&api))
         .nest("/api/docs", api.swagger_ui())
         .nest("/api", api::endpoint(api))
         .nest("/vault.git", lfs::routes())
