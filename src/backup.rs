@@ -30,7 +30,8 @@ use redb::{
 };
 
 use crate::App;
-use crate::api::Caller;
+use crate::api::wire::{BODY, DIR, E409, E422, Nullable, Rule, Text, WRITE};
+use crate::api::{Answer, Caller};
 use crate::error::{AppError, AppResult};
 use crate::store::{
     self, COUNTERS, EVENTS, FILES, META, PATHS, RECORDED_HEAD, SESSIONS, Store, TOKEN_HASHES,
@@ -405,11 +406,14 @@ fn copy_vault(src: &Path, dst: &Path, refs: &Refs) -> AppResult<(u64, u64)> {
 /// The API side: `POST /api/admin/backup`, joined to the `/api` service.
 pub struct BackupApi;
 
+const MAX_DIR_BYTES: usize = 1024;
+
 #[derive(Object)]
 struct BackupRequest {
     /// An absolute path on the server's machine (inside the container, when
-    /// run in Docker); a new or empty directory.
-    dir: String,
+    /// run in Docker); a new or empty directory; at most 1024 bytes, so
+    /// the files inside it stay within the system's path limit.
+    dir: Text<Rule<DIR, 1, { MAX_DIR_BYTES }>>,
 }
 
 #[derive(Object)]
@@ -418,7 +422,8 @@ struct BackupJson {
     files: u64,
     users: u64,
     last_seq: u64,
-    head: Option<String>,
+    /// The commit `main` pointed at; `null` for an empty vault.
+    head: Nullable<String>,
     objects: u64,
     bytes: u64,
     seconds: f64,
@@ -431,7 +436,7 @@ impl From<Report> for BackupJson {
             files: r.files,
             users: r.users,
             last_seq: r.last_seq,
-            head: r.head,
+            head: Nullable(r.head),
             objects: r.objects,
             bytes: r.bytes,
             seconds: r.seconds,
@@ -444,23 +449,30 @@ impl BackupApi {
     /// Admin: write a consistent copy of the data directory (database and
     /// Git vault) into `dir` on the server, while it keeps serving. Start
     /// Latch with `--data` pointing at that directory to restore it.
-    #[oai(path = "/admin/backup", method = "post")]
+    #[oai(path = "/admin/backup", method = "post", operation_id = "backup")]
     async fn backup(
         &self,
         req: &Request,
         caller: Caller,
         body: Json<BackupRequest>,
-    ) -> poem::Result<Json<BackupJson>> {
+    ) -> Answer<Json<BackupJson>, { WRITE | BODY | E409 | E422 }> {
         crate::files::require_admin(&crate::auth::actor_of(caller.0.user()), "make backups")?;
         let app = req
             .data::<App>()
             .ok_or_else(|| AppError::Internal("app state missing".into()))?
             .clone();
-        let dir = PathBuf::from(body.0.dir.trim());
+        let dir = PathBuf::from(body.0.dir.as_str().trim());
         if !dir.is_absolute() {
             return Err(AppError::Invalid(
                 "The backup directory must be an absolute path on the server.".into(),
             )
+            .into());
+        }
+        // Longer, and the copy fails deep inside (a 500) on PATH_MAX.
+        if dir.as_os_str().len() > MAX_DIR_BYTES {
+            return Err(AppError::Invalid(format!(
+                "The backup directory may have at most {MAX_DIR_BYTES} bytes."
+            ))
             .into());
         }
         let report = tokio::task::spawn_blocking(move || {
@@ -471,8 +483,7 @@ impl BackupApi {
                 &dir,
             )
         })
-        .await
-        .map_err(AppError::from)??;
+        .await??;
         Ok(Json(BackupJson::from(report)))
     }
 }

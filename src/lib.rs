@@ -22,6 +22,7 @@
 //! [`serve`] starts the app on a listener the caller bound, so tests start
 //! the real server on `127.0.0.1:0` exactly as `main` does.
 
+pub mod allow;
 pub mod api;
 pub mod auth;
 pub mod backup;
@@ -43,8 +44,7 @@ use std::sync::{Arc, Mutex};
 
 use poem::endpoint::EmbeddedFilesEndpoint;
 use poem::listener::Acceptor;
-use poem::{Endpoint, EndpointExt, IntoEndpoint, Server};
-use poem_openapi::OpenApiService;
+use poem::{Endpoint, EndpointExt, Server};
 
 pub use config::Config;
 use error::AppError;
@@ -142,18 +142,18 @@ pub fn open(config: Config) -> Result<App, StartError> {
 
 /// The whole HTTP app: HTML, JSON API and its docs, live endpoints, assets.
 pub fn endpoint(app: App) -> impl Endpoint + 'static {
-    let api = OpenApiService::new((api::Api, backup::BackupApi), "Latch", env!("CARGO_PKG_VERSION"))
-        .server("/api")
-        .description("Check files out and in; see who holds what. Authenticate with a session cookie plus X-CSRF-Token, an API token (Bearer), or HTTP Basic.");
-    let spec = api.spec_endpoint();
-    let docs = api.swagger_ui();
+    let api = api::service();
+    let assets = allow::only(
+        &[poem::http::Method::GET],
+        EmbeddedFilesEndpoint::<Assets>::new(),
+    );
     let routes = web::routes()
-        .nest("/assets", EmbeddedFilesEndpoint::<Assets>::new())
-        .at("/api/openapi.json", spec)
-        .nest("/api/docs", docs)
-        .nest("/api", api.into_endpoint().catch_all_error(api::json_error))
+        .nest("/assets", assets)
+        .at("/api/openapi.json", api::spec_endpoint(&api))
+        .nest("/api/docs", api.swagger_ui())
+        .nest("/api", api::endpoint(api))
         .nest("/vault.git", lfs::routes())
-        .at("/metrics", poem::get(metrics::admin_endpoint));
+        .at("/metrics", allow::get(metrics::admin_endpoint));
     web::with_middleware(routes.data(app))
 }
 
