@@ -8,17 +8,13 @@
 //! paths and logs in the temp dir. Tests skip when nginx (or, for the
 //! browser parts, Chromium) is missing.
 
-#[path = "common/browser.rs"]
-mod browser;
-mod common;
-
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use browser::{Driver, Options};
-use common::{Client, TestApp, USER_PASSWORD};
+use crate::common::browser::{self, Driver, Options};
+use crate::common::{self, Client, TestApp, USER_PASSWORD};
 use futures_util::StreamExt;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -541,7 +537,7 @@ async fn sse_events_pass_a_site_wide_gzip_at_once_because_latch_says_not_to_buff
 /// The control for the test above: with Latch's `X-Accel-Buffering: no`
 /// ignored, nginx's gzip holds the stream back (headers included). Ignored
 /// by default (it waits on purpose and tests nginx rather than Latch):
-/// `cargo test --test proxy -- --ignored`.
+/// `cargo test --test it -- --ignored proxy::`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore]
 async fn without_x_accel_buffering_a_site_wide_gzip_holds_sse_events_back() {

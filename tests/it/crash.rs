@@ -11,9 +11,6 @@
 //!
 //! `LATCH_CRASH_SEED` replays a run; `LATCH_CRASH_KILLS` sets how many kills.
 
-mod binary;
-mod watch;
-
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -24,7 +21,8 @@ use std::time::{Duration, Instant};
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
 
-use binary::{ADMIN_PASSWORD, Server};
+use crate::common::binary::{ADMIN_PASSWORD, Server};
+use crate::common::watch;
 
 const PASSWORD: &str = "user-password-1";
 const CLIENTS: usize = 4;

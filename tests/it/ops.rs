@@ -6,8 +6,6 @@
 //! Tests marked "binary" run `latch` itself (`CARGO_BIN_EXE_latch`) as a
 //! child process on a free port, so signals and exit codes are real.
 
-mod common;
-
 use std::collections::HashSet;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -16,8 +14,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{
-    ADMIN_PASSWORD, Client, TestApp, USER_PASSWORD, expect_error, have_tool, require_all,
+use crate::common::{
+    self, ADMIN_PASSWORD, Client, TestApp, USER_PASSWORD, expect_error, have_tool, require_all,
 };
 use futures_util::StreamExt;
 use reqwest::multipart::{Form, Part};

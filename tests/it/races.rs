@@ -2,15 +2,11 @@
 //! both sides of a race are told the truth. Also the (ignored) load test:
 //! many clients and live subscribers at once, with no 5xx and no lost event.
 
-mod binary;
-mod common;
-mod watch;
-
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{TestApp, USER_PASSWORD};
+use crate::common::{self, TestApp, USER_PASSWORD, binary, watch};
 use serde_json::{Value, json};
 use tokio::sync::Barrier;
 
@@ -220,7 +216,7 @@ async fn a_check_in_racing_an_override_has_one_outcome_told_truthfully_to_both()
 }
 
 // ---------------------------------------------------------------------------
-// Load: `cargo test --release --test races -- --ignored load --nocapture`.
+// Load: `cargo test --release --test it -- --ignored races::load --nocapture`.
 // LATCH_LOAD_CLIENTS, LATCH_LOAD_SUBSCRIBERS, LATCH_LOAD_SECS and
 // LATCH_LOAD_THINK_MS (mean pause between a client's requests) scale it.
 

@@ -4,13 +4,10 @@
 //! downloads, login throttling and enumeration, a table of hostile inputs,
 //! and property tests of the parsers for outside values.
 
-mod binary;
-mod common;
-
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use common::{ADMIN_PASSWORD, TestApp, USER_PASSWORD};
+use crate::common::{self, ADMIN_PASSWORD, TestApp, USER_PASSWORD, binary};
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
 
@@ -1147,7 +1144,7 @@ fn no_route_in_the_source_is_missing_from_the_authorization_matrix() {
     let missing: Vec<_> = declared.difference(&covered).collect();
     assert!(
         missing.is_empty(),
-        "routes with no row in the authorization matrix (tests/security.rs): {missing:#?}"
+        "routes with no row in the authorization matrix (tests/it/security.rs): {missing:#?}"
     );
     let stale: Vec<_> = covered.difference(&declared).collect();
     assert!(

@@ -4,14 +4,12 @@
 //! `Last-Event-ID`, across a restart, too old / too new), admission
 //! (Origin, session), slow and stalled readers, session end and shutdown.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Client, TestApp};
+use crate::common::{self, Client, TestApp};
 use futures_util::{SinkExt, Stream, StreamExt};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

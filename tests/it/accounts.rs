@@ -2,13 +2,11 @@
 //! management, API tokens (Bearer and Basic), first-run `/setup`, and the
 //! `latch user add` command on a stopped or running data directory.
 
-mod common;
-
 use std::io::{BufRead, Write};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use common::{ADMIN_PASSWORD, Client, TestApp, USER_PASSWORD, expect_error};
+use crate::common::{ADMIN_PASSWORD, Client, TestApp, USER_PASSWORD, expect_error};
 use serde_json::{Value, json};
 
 // ---------------------------------------------------------------------------

@@ -7,12 +7,10 @@
 //! backup of it opens the same way; and a database from a newer Latch is
 //! refused untouched.
 
-mod binary;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use binary::{Server, free_port};
+use crate::common::binary::{Server, free_port};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 

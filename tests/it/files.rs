@@ -3,11 +3,9 @@
 //! DESIGN.md ("Operations and their rules", "Routes"), racing requests, bad
 //! input, and persistence across a restart.
 
-mod common;
-
 use std::path::Path;
 
-use common::{Client, TestApp, USER_PASSWORD, expect_error};
+use crate::common::{self, Client, TestApp, USER_PASSWORD, expect_error};
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use reqwest::multipart::{Form, Part};

@@ -1,10 +1,6 @@
 //! A minimal W3C WebDriver client over reqwest for the browser tests:
 //! chromedriver on a free port (killed with its browsers on drop), headless
 //! Chromium sessions, and the handful of commands the tests need.
-//!
-//! Include it next to `mod common;` with
-//! `#[path = "common/browser.rs"] mod browser;` so test binaries that do not
-//! drive a browser do not compile it.
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
@@ -28,12 +24,21 @@ pub fn browser_available() -> bool {
         && crate::common::have_tool("chromium", "chromium")
 }
 
+/// Tests that drive Chromium take turns, whichever module they are in (the
+/// browser and proxy tests share this binary, so a per-module lock would let
+/// theirs overlap): a few Chromiums per test are plenty for a shared 2-core
+/// machine. An async mutex, as tokio's does not poison when a test fails.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// A running chromedriver. Its process group (chromedriver and every
-/// Chromium it launched) is terminated on drop.
+/// Chromium it launched) is terminated on drop. While it lives, no other
+/// test's driver runs (so start only one per test).
 pub struct Driver {
     child: Child,
     pub url: String,
     http: reqwest::Client,
+    /// Released after `drop` has ended the process group.
+    _turn: tokio::sync::MutexGuard<'static, ()>,
 }
 
 /// How a browser session should start.
@@ -66,6 +71,7 @@ pub fn free_port() -> u16 {
 
 impl Driver {
     pub async fn start() -> Driver {
+        let turn = ONE_AT_A_TIME.lock().await;
         let port = free_port();
         let mut cmd = Command::new("chromedriver");
         cmd.arg(format!("--port={port}"))
@@ -83,6 +89,7 @@ impl Driver {
                 .timeout(Duration::from_secs(120))
                 .build()
                 .expect("http client"),
+            _turn: turn,
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {

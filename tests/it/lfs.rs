@@ -3,13 +3,11 @@
 //! `git` and `git-lfs` clients are used (skipped politely without them),
 //! plus protocol-level checks of the LFS locking API with reqwest.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
 
-use common::{ADMIN_PASSWORD, Client, TestApp, USER_PASSWORD};
+use crate::common::{self, ADMIN_PASSWORD, Client, TestApp, USER_PASSWORD};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
