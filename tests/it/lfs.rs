@@ -252,15 +252,6 @@ fn ids(locks: &Value) -> Vec<String> {
         .collect()
 }
 
-async fn new_token(client: &Client) -> String {
-    let resp = client
-        .post_json("/api/tokens", &json!({"name": "git"}))
-        .await;
-    assert_eq!(resp.status(), 201, "token created");
-    let body: Value = resp.json().await.expect("json");
-    body["token"].as_str().expect("token").to_string()
-}
-
 // ------------------------------------------------------- real clients
 
 #[tokio::test]
@@ -487,7 +478,7 @@ async fn a_packed_vault_clones_with_an_api_token() {
     .await;
     ws.git_ok(Path::new("."), &["--git-dir", vault_dir, "prune-packed"])
         .await;
-    let token = new_token(&alice).await;
+    let token = alice.new_token("git").await;
 
     let http = reqwest::Client::new();
     let packs = http

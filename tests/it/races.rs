@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::common::{self, TestApp, USER_PASSWORD, binary, watch};
+use crate::common::{
+    self, ADMIN_PASSWORD, Rng, TestApp, USER_PASSWORD, binary, token_with_password, watch,
+};
 use serde_json::{Value, json};
 use tokio::sync::Barrier;
 
@@ -227,23 +229,6 @@ fn env_or(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
-
 #[derive(Default)]
 struct Tally {
     latencies_us: Vec<u64>,
@@ -270,7 +255,7 @@ async fn load_many_clients_and_live_subscribers_lose_no_event() {
         .pool_max_idle_per_host(clients_n + 8)
         .build()
         .unwrap();
-    let admin_pw = binary::ADMIN_PASSWORD;
+    let admin_pw = ADMIN_PASSWORD;
 
     // Accounts: one per client, with an API token (scripts use tokens).
     let mut setup = Vec::new();
@@ -286,17 +271,7 @@ async fn load_many_clients_and_live_subscribers_lose_no_event() {
                 .await
                 .unwrap();
             assert_eq!(r.status(), 201);
-            let r = http
-                .post(format!("{base}/api/tokens"))
-                .basic_auth(&name, Some(USER_PASSWORD))
-                .json(&json!({"name": "load"}))
-                .send()
-                .await
-                .unwrap();
-            let token = r.json::<Value>().await.unwrap()["token"]
-                .as_str()
-                .unwrap()
-                .to_string();
+            let token = token_with_password(&http, &base, &name, USER_PASSWORD, "load").await;
             (name, token)
         }));
     }

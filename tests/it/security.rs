@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::common::{self, ADMIN_PASSWORD, TestApp, USER_PASSWORD, binary};
+use crate::common::{self, ADMIN_PASSWORD, TestApp, USER_PASSWORD, binary, token_with_password};
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
 
@@ -96,18 +96,7 @@ impl Fixture {
                 USER_PASSWORD
             };
             let (cookie, csrf) = sign_in(&app, &http, name, password).await;
-            let resp = http
-                .post(app.url("/api/tokens"))
-                .basic_auth(name, Some(password))
-                .json(&json!({"name": "matrix"}))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(resp.status(), 201);
-            let token = resp.json::<Value>().await.unwrap()["token"]
-                .as_str()
-                .unwrap()
-                .to_string();
+            let token = token_with_password(&http, &app.base, name, password, "matrix").await;
             roles.push(Who {
                 name: name.into(),
                 password: password.into(),
