@@ -17,7 +17,7 @@
 //!    which would fail every later commit; `Vault::clear_stale_locks` removes
 //!    it at start, once the open database proves no other Latch runs.
 //!
-//! `tests/crash.rs` kills the real binary mid-operation to prove all of this.
+//! `tests/it/crash.rs` kills the real binary mid-operation to prove all of this.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

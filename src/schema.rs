@@ -1,7 +1,7 @@
 //! The schema version of `latch.redb` and the migrations that bring a data
 //! directory written by an older Latch up to this one.
 //!
-//! Rules (proven by `tests/upgrade.rs` on every fixture under
+//! Rules (proven by `tests/it/upgrade.rs` on every fixture under
 //! `tests/fixtures/`, and by the tests below):
 //! - the version lives in the `meta` table under `schema_version`; Latch
 //!   0.1.0 wrote none, and its layout is version 1;

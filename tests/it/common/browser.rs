@@ -1,11 +1,6 @@
 //! A minimal W3C WebDriver client over reqwest for the browser tests:
 //! chromedriver on a free port (killed with its browsers on drop), headless
 //! Chromium sessions, and the handful of commands the tests need.
-//!
-//! Include it next to `mod common;` with
-//! `#[path = "common/browser.rs"] mod browser;` so test binaries that do not
-//! drive a browser do not compile it.
-#![allow(dead_code)]
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -13,6 +8,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+
+use super::free_port;
 
 /// W3C's key for an element reference in JSON.
 const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
@@ -28,12 +25,21 @@ pub fn browser_available() -> bool {
         && crate::common::have_tool("chromium", "chromium")
 }
 
+/// Tests that drive Chromium take turns, whichever module they are in (the
+/// browser and proxy tests share this binary, so a per-module lock would let
+/// theirs overlap): a few Chromiums per test are plenty for a shared 2-core
+/// machine. An async mutex, as tokio's does not poison when a test fails.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// A running chromedriver. Its process group (chromedriver and every
-/// Chromium it launched) is terminated on drop.
+/// Chromium it launched) is terminated on drop. While it lives, no other
+/// test's driver runs (so start only one per test).
 pub struct Driver {
     child: Child,
     pub url: String,
     http: reqwest::Client,
+    /// Released after `drop` has ended the process group.
+    _turn: tokio::sync::MutexGuard<'static, ()>,
 }
 
 /// How a browser session should start.
@@ -58,14 +64,9 @@ impl Default for Options {
     }
 }
 
-/// A free TCP port on loopback (bound then released; good enough for tests).
-pub fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    l.local_addr().expect("local addr").port()
-}
-
 impl Driver {
     pub async fn start() -> Driver {
+        let turn = ONE_AT_A_TIME.lock().await;
         let port = free_port();
         let mut cmd = Command::new("chromedriver");
         cmd.arg(format!("--port={port}"))
@@ -83,6 +84,7 @@ impl Driver {
                 .timeout(Duration::from_secs(120))
                 .build()
                 .expect("http client"),
+            _turn: turn,
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
@@ -195,12 +197,6 @@ pub struct Element {
     pub id: String,
 }
 
-impl Element {
-    fn json(&self) -> Value {
-        json!({ ELEMENT_KEY: self.id })
-    }
-}
-
 /// An error WebDriver reported (`no such element`, `stale element reference`, …).
 #[derive(Debug)]
 pub struct WdError {
@@ -297,24 +293,6 @@ impl Browser {
             .unwrap_or_else(|| panic!("no element matches `{css}`"))
     }
 
-    pub async fn find_all(&self, css: &str) -> Vec<Element> {
-        let v = self
-            .must(
-                reqwest::Method::POST,
-                "/elements",
-                json!({"using": "css selector", "value": css}),
-            )
-            .await;
-        v.as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|e| e[ELEMENT_KEY].as_str())
-                    .map(|id| Element { id: id.to_string() })
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-
     pub async fn click_el(&self, el: &Element) {
         self.must(
             reqwest::Method::POST,
@@ -370,17 +348,6 @@ impl Browser {
     pub async fn text(&self, css: &str) -> String {
         let el = self.find(css).await;
         self.text_el(&el).await
-    }
-
-    pub async fn attribute(&self, el: &Element, name: &str) -> Option<String> {
-        self.must(
-            reqwest::Method::GET,
-            &format!("/element/{}/attribute/{name}", el.id),
-            Value::Null,
-        )
-        .await
-        .as_str()
-        .map(str::to_string)
     }
 
     /// Runs `script` (a function body; `arguments` holds `args`) in the page.

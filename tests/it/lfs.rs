@@ -3,13 +3,11 @@
 //! `git` and `git-lfs` clients are used (skipped politely without them),
 //! plus protocol-level checks of the LFS locking API with reqwest.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
 
-use common::{ADMIN_PASSWORD, Client, TestApp, USER_PASSWORD};
+use crate::common::{self, ADMIN_PASSWORD, Client, TestApp, USER_PASSWORD};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
@@ -254,15 +252,6 @@ fn ids(locks: &Value) -> Vec<String> {
         .collect()
 }
 
-async fn new_token(client: &Client) -> String {
-    let resp = client
-        .post_json("/api/tokens", &json!({"name": "git"}))
-        .await;
-    assert_eq!(resp.status(), 201, "token created");
-    let body: Value = resp.json().await.expect("json");
-    body["token"].as_str().expect("token").to_string()
-}
-
 // ------------------------------------------------------- real clients
 
 #[tokio::test]
@@ -489,7 +478,7 @@ async fn a_packed_vault_clones_with_an_api_token() {
     .await;
     ws.git_ok(Path::new("."), &["--git-dir", vault_dir, "prune-packed"])
         .await;
-    let token = new_token(&alice).await;
+    let token = alice.new_token("git").await;
 
     let http = reqwest::Client::new();
     let packs = http

@@ -3,11 +3,11 @@
 //! DESIGN.md ("Operations and their rules", "Routes"), racing requests, bad
 //! input, and persistence across a restart.
 
-mod common;
-
 use std::path::Path;
 
-use common::{Client, TestApp, USER_PASSWORD, expect_error};
+use crate::common::{
+    self, Client, TestApp, USER_PASSWORD, expect_error, header, hidden_csrf, json_of, upload_form,
+};
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use reqwest::multipart::{Form, Part};
@@ -38,38 +38,11 @@ async fn a_checked_in_version_becomes_a_commit_with_its_revision() {
 // ---------------------------------------------------------------------------
 // Helpers local to this file.
 
-/// A multipart upload with exactly the given text fields and, optionally, a file part.
-fn upload_form(fields: &[(&str, &str)], file: Option<&[u8]>) -> Form {
-    let mut form = Form::new();
-    for (name, value) in fields {
-        form = form.text(name.to_string(), value.to_string());
-    }
-    if let Some(bytes) = file {
-        form = form.part("file", Part::bytes(bytes.to_vec()).file_name("upload.bin"));
-    }
-    form
-}
-
 /// The same signed-in session, but without the CSRF token.
 fn without_csrf(client: &Client) -> Client {
     let mut c = client.clone();
     c.csrf = None;
     c
-}
-
-async fn json_of(resp: reqwest::Response, status: u16) -> Value {
-    let got = resp.status().as_u16();
-    let text = resp.text().await.unwrap_or_default();
-    assert_eq!(got, status, "body: {text}");
-    serde_json::from_str(&text).unwrap_or_else(|_| panic!("JSON body: {text}"))
-}
-
-fn header(resp: &reqwest::Response, name: &str) -> String {
-    resp.headers()
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string()
 }
 
 /// Every file under `dir`, recursively (Git objects, spool files).
@@ -184,15 +157,6 @@ impl Browser {
             .await
             .unwrap()
     }
-}
-
-/// The value of the first hidden `_csrf` input in a page.
-fn hidden_csrf(page: &str) -> String {
-    let at = page
-        .find(r#"name="_csrf" value=""#)
-        .unwrap_or_else(|| panic!("the page has a hidden _csrf input: {page}"));
-    let rest = &page[at + r#"name="_csrf" value=""#.len()..];
-    rest[..rest.find('"').unwrap()].to_string()
 }
 
 /// A 303 back to the dashboard, whose next view shows `expect` as a flash.

@@ -2,15 +2,13 @@
 //! both sides of a race are told the truth. Also the (ignored) load test:
 //! many clients and live subscribers at once, with no 5xx and no lost event.
 
-mod binary;
-mod common;
-mod watch;
-
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{TestApp, USER_PASSWORD};
+use crate::common::{
+    self, ADMIN_PASSWORD, Rng, TestApp, USER_PASSWORD, binary, token_with_password, watch,
+};
 use serde_json::{Value, json};
 use tokio::sync::Barrier;
 
@@ -220,7 +218,7 @@ async fn a_check_in_racing_an_override_has_one_outcome_told_truthfully_to_both()
 }
 
 // ---------------------------------------------------------------------------
-// Load: `cargo test --release --test races -- --ignored load --nocapture`.
+// Load: `cargo test --release --test it -- --ignored races::load --nocapture`.
 // LATCH_LOAD_CLIENTS, LATCH_LOAD_SUBSCRIBERS, LATCH_LOAD_SECS and
 // LATCH_LOAD_THINK_MS (mean pause between a client's requests) scale it.
 
@@ -229,23 +227,6 @@ fn env_or(name: &str, default: u64) -> u64 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
 }
 
 #[derive(Default)]
@@ -274,7 +255,7 @@ async fn load_many_clients_and_live_subscribers_lose_no_event() {
         .pool_max_idle_per_host(clients_n + 8)
         .build()
         .unwrap();
-    let admin_pw = binary::ADMIN_PASSWORD;
+    let admin_pw = ADMIN_PASSWORD;
 
     // Accounts: one per client, with an API token (scripts use tokens).
     let mut setup = Vec::new();
@@ -290,17 +271,7 @@ async fn load_many_clients_and_live_subscribers_lose_no_event() {
                 .await
                 .unwrap();
             assert_eq!(r.status(), 201);
-            let r = http
-                .post(format!("{base}/api/tokens"))
-                .basic_auth(&name, Some(USER_PASSWORD))
-                .json(&json!({"name": "load"}))
-                .send()
-                .await
-                .unwrap();
-            let token = r.json::<Value>().await.unwrap()["token"]
-                .as_str()
-                .unwrap()
-                .to_string();
+            let token = token_with_password(&http, &base, &name, USER_PASSWORD, "load").await;
             (name, token)
         }));
     }

@@ -4,14 +4,11 @@
 //! `Last-Event-ID`, across a restart, too old / too new), admission
 //! (Origin, session), slow and stalled readers, session end and shutdown.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Client, TestApp};
+use crate::common::{self, Client, TestApp, login_at, upload_form, wait_healthy};
 use futures_util::{SinkExt, Stream, StreamExt};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -176,12 +173,7 @@ async fn sse_open_with(
     if resp.status() != 200 {
         return Err(resp.status().as_u16());
     }
-    let ct = resp
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
+    let ct = common::header(&resp, "content-type");
     assert!(ct.starts_with("text/event-stream"), "content type {ct}");
     Ok(Sse {
         body: Box::pin(resp.bytes_stream().map(|r| r.map(|b| b.to_vec()))),
@@ -281,37 +273,6 @@ impl Sse {
     }
 }
 
-/// A signed-in client for a server the harness did not start.
-async fn login_at(addr: SocketAddr, username: &str, password: &str) -> Client {
-    let base = format!("http://{addr}");
-    let jar = Arc::new(reqwest::cookie::Jar::default());
-    let http = reqwest::Client::builder()
-        .cookie_provider(jar.clone())
-        .build()
-        .unwrap();
-    let mut body = serde_json::Value::Null;
-    for _ in 0..100 {
-        if let Ok(resp) = http
-            .post(format!("{base}/api/login"))
-            .json(&json!({"username": username, "password": password}))
-            .send()
-            .await
-        {
-            assert_eq!(resp.status(), 200, "login as {username}");
-            body = resp.json().await.unwrap();
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    Client {
-        http,
-        base,
-        csrf: body["csrf_token"].as_str().map(str::to_string),
-        username: username.to_string(),
-        jar,
-    }
-}
-
 // ---------------------------------------------------------------- HTML probes
 
 /// The sequence a fragment carries in its `#live-seq` element.
@@ -388,16 +349,6 @@ impl Viewer {
     }
 }
 
-fn upload_form(path: &str, description: &str) -> reqwest::multipart::Form {
-    reqwest::multipart::Form::new()
-        .text("path", path.to_string())
-        .text("description", description.to_string())
-        .part(
-            "file",
-            reqwest::multipart::Part::bytes(b"G0 X0".to_vec()).file_name("a.nc"),
-        )
-}
-
 // ---------------------------------------------------------------- tests
 
 #[tokio::test]
@@ -415,7 +366,13 @@ async fn each_viewer_class_gets_its_own_fragment_for_every_event_kind() {
     let resp = alice
         .post_form(
             "/api/files",
-            upload_form("parts/p-100.mcam", "first line\nsecond line"),
+            upload_form(
+                &[
+                    ("path", "parts/p-100.mcam"),
+                    ("description", "first line\nsecond line"),
+                ],
+                Some(b"G0 X0"),
+            ),
         )
         .await;
     assert_eq!(resp.status(), 201);
@@ -704,7 +661,13 @@ async fn text_with_carriage_returns_cannot_forge_sse_fields() {
     let resp = alice
         .post_form(
             "/api/files",
-            upload_form("cr.nc", "one\rid: 999999\revent: resync\r\ntwo"),
+            upload_form(
+                &[
+                    ("path", "cr.nc"),
+                    ("description", "one\rid: 999999\revent: resync\r\ntwo"),
+                ],
+                Some(b"G0 X0"),
+            ),
         )
         .await;
     assert_eq!(resp.status(), 201);
@@ -759,7 +722,13 @@ async fn a_resync_of_a_long_list_reaches_a_websocket_whole() {
         let resp = alice
             .post_form(
                 "/api/files",
-                upload_form(&format!("bulk/part-{i:04}.nc"), &description),
+                upload_form(
+                    &[
+                        ("path", &format!("bulk/part-{i:04}.nc")),
+                        ("description", &description),
+                    ],
+                    Some(b"G0 X0"),
+                ),
             )
             .await;
         assert_eq!(resp.status(), 201);
@@ -1059,7 +1028,13 @@ async fn bulky_file(client: &Client) -> u64 {
     let path = format!("fixtures/{}.nc", "x".repeat(200));
     let description = "Fixture notes. ".repeat(134)[..2000].to_string();
     let resp = client
-        .post_form("/api/files", upload_form(&path, &description))
+        .post_form(
+            "/api/files",
+            upload_form(
+                &[("path", &path), ("description", &description)],
+                Some(b"G0 X0"),
+            ),
+        )
         .await;
     assert_eq!(resp.status(), 201);
     resp.json::<serde_json::Value>().await.unwrap()["id"]
@@ -1152,18 +1127,14 @@ async fn an_event_stream_that_never_reads_is_dropped_by_the_write_guard() {
         .with_stall(Duration::from_secs(3));
     let server =
         tokio::spawn(poem::Server::new_with_acceptor(acceptor).run(latch::endpoint(latch_app)));
-    let admin = login_at(addr, "admin", common::ADMIN_PASSWORD).await;
+    let base = format!("http://{addr}");
+    wait_healthy(&base).await;
+    let admin = login_at(&base, "admin", common::ADMIN_PASSWORD).await;
     for name in ["alice", "mallory"] {
-        let resp = admin
-            .post_json(
-                "/api/users",
-                &json!({"username": name, "password": common::USER_PASSWORD, "role": "user"}),
-            )
-            .await;
-        assert_eq!(resp.status(), 201);
+        admin.create_user(name, "user").await;
     }
-    let alice = login_at(addr, "alice", common::USER_PASSWORD).await;
-    let mallory = login_at(addr, "mallory", common::USER_PASSWORD).await;
+    let alice = login_at(&base, "alice", common::USER_PASSWORD).await;
+    let mallory = login_at(&base, "mallory", common::USER_PASSWORD).await;
     let id = bulky_file(&alice).await;
     let mut stalled_sse = stalled(addr, &mallory, "/events", false).await;
     let reader = tokio::spawn(record_sse(

@@ -2,25 +2,19 @@
 //! management, API tokens (Bearer and Basic), first-run `/setup`, and the
 //! `latch user add` command on a stopped or running data directory.
 
-mod common;
-
 use std::io::{BufRead, Write};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::Duration;
 
-use common::{ADMIN_PASSWORD, Client, TestApp, USER_PASSWORD, expect_error};
+use crate::common::binary::latch;
+use crate::common::{
+    ADMIN_PASSWORD, Client, TestApp, USER_PASSWORD, expect_error, header, hidden_csrf, json_of,
+    text,
+};
 use serde_json::{Value, json};
 
 // ---------------------------------------------------------------------------
 // Helpers local to this file.
-
-fn header(resp: &reqwest::Response, name: &str) -> String {
-    resp.headers()
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string()
-}
 
 /// The `Set-Cookie` header that sets `latch_session`.
 fn session_set_cookie(resp: &reqwest::Response) -> String {
@@ -117,35 +111,13 @@ fn basic(user: &str, secret: &str) -> String {
     out
 }
 
-async fn json_of(resp: reqwest::Response, status: u16) -> Value {
-    let got = resp.status().as_u16();
-    let text = resp.text().await.unwrap_or_default();
-    assert_eq!(got, status, "body: {text}");
-    serde_json::from_str(&text).unwrap_or_else(|_| panic!("JSON body: {text}"))
-}
-
-fn hidden_csrf(page: &str) -> String {
-    let marker = r#"name="_csrf" value=""#;
-    let at = page
-        .find(marker)
-        .unwrap_or_else(|| panic!("a hidden _csrf input: {page}"));
-    let rest = &page[at + marker.len()..];
-    rest[..rest.find('"').unwrap()].to_string()
-}
-
 /// Runs the real `latch` binary with `stdin`, with no LATCH_* settings from
 /// the environment leaking in.
 async fn latch_cli(args: &[&str], stdin: &str) -> Output {
     let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
     let stdin = stdin.to_string();
     tokio::task::spawn_blocking(move || {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_latch"));
-        for (key, _) in std::env::vars() {
-            if key.starts_with("LATCH_") {
-                cmd.env_remove(key);
-            }
-        }
-        let mut child = cmd
+        let mut child = latch()
             .args(&args)
             .env("NO_COLOR", "1")
             .stdin(Stdio::piped())
@@ -163,10 +135,6 @@ async fn latch_cli(args: &[&str], stdin: &str) -> Output {
     })
     .await
     .unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 // ---------------------------------------------------------------------------
@@ -968,13 +936,7 @@ impl Drop for Server {
 async fn the_setup_link_in_the_log_creates_the_first_admin_once() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_latch"));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("LATCH_") {
-            cmd.env_remove(key);
-        }
-    }
-    let child = cmd
+    let child = latch()
         .args([
             "serve",
             "--data",

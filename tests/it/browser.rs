@@ -7,25 +7,15 @@
 //! `target/screenshots/`. Waits poll the DOM with a generous ceiling; no test
 //! asserts on how fast anything happened.
 
-#[path = "common/browser.rs"]
-mod browser;
-mod common;
-
 use std::path::PathBuf;
 
-use browser::{Browser, Driver, Options};
-use common::{ADMIN_PASSWORD, TestApp, USER_PASSWORD};
+use crate::common::browser::{self, Browser, Driver, Options};
+use crate::common::{self, ADMIN_PASSWORD, TestApp, USER_PASSWORD};
 use serde_json::{Value, json};
-
-/// Three Chromiums per test are plenty for a shared 2-core machine: the
-/// tests in this file take turns (an async mutex: tokio's does not poison
-/// when a test fails).
-static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The cast of the live tests: Alice signed in to a browser, Bob on the API
 /// with one file he uploaded. `None` (skip) without a browser.
 struct AliceWatchesBob {
-    _turn: tokio::sync::MutexGuard<'static, ()>,
     app: TestApp,
     bob: common::Client,
     id: u64,
@@ -37,7 +27,6 @@ async fn alice_watches_bob() -> Option<AliceWatchesBob> {
     if !browser::browser_available() {
         return None;
     }
-    let turn = ONE_AT_A_TIME.lock().await;
     let app = TestApp::spawn().await;
     app.create_user("alice", "user").await;
     let bob = app.user("bob").await;
@@ -46,7 +35,6 @@ async fn alice_watches_bob() -> Option<AliceWatchesBob> {
     let alice = driver.session(Options::default()).await;
     alice.login(&app.base, "alice", USER_PASSWORD).await;
     Some(AliceWatchesBob {
-        _turn: turn,
         app,
         bob,
         id,
@@ -164,7 +152,6 @@ async fn a_user_logs_in_uploads_checks_out_and_checks_in_through_the_ui() {
     if !browser::browser_available() {
         return;
     }
-    let _turn = ONE_AT_A_TIME.lock().await;
     let app = TestApp::spawn().await;
     app.create_user("alice", "user").await;
     let tmp = tempfile::tempdir().unwrap();
@@ -337,7 +324,6 @@ async fn a_check_out_by_alice_reaches_bob_and_the_admin_without_a_reload() {
     if !browser::browser_available() {
         return;
     }
-    let _turn = ONE_AT_A_TIME.lock().await;
     let app = TestApp::spawn().await;
     app.create_user("bob", "user").await;
     let alice_api = app.user("alice").await;
@@ -528,7 +514,6 @@ async fn a_file_uploaded_by_one_user_appears_in_another_users_list_even_in_a_new
     if !browser::browser_available() {
         return;
     }
-    let _turn = ONE_AT_A_TIME.lock().await;
     let app = TestApp::spawn().await;
     app.create_user("alice", "user").await;
     let bob_api = app.user("bob").await;
@@ -610,7 +595,6 @@ async fn search_and_state_filters_narrow_the_list_and_live_updates_respect_them(
     if !browser::browser_available() {
         return;
     }
-    let _turn = ONE_AT_A_TIME.lock().await;
     let app = TestApp::spawn().await;
     app.create_user("alice", "user").await;
     let bob = app.user("bob").await;
@@ -774,7 +758,6 @@ async fn check_out_and_check_in_work_with_javascript_disabled() {
     if !browser::browser_available() {
         return;
     }
-    let _turn = ONE_AT_A_TIME.lock().await;
     let app = TestApp::spawn().await;
     let alice_api = app.user("alice").await;
     let id = alice_api.upload_ok("parts/bracket.mcam", b"v1").await;
@@ -848,14 +831,13 @@ async fn check_out_and_check_in_work_with_javascript_disabled() {
 }
 
 /// Makes `docs/screenshot.png` for the README:
-/// `cargo test --test browser -- --ignored make_readme_screenshot`.
+/// `cargo test --test it -- --ignored browser::make_readme_screenshot`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore]
 async fn make_readme_screenshot() {
     if !browser::browser_available() {
         return;
     }
-    let _turn = ONE_AT_A_TIME.lock().await;
     let app = TestApp::spawn().await;
     let dana = app.user("dana").await;
     let marco = app.user("marco").await;

@@ -7,12 +7,11 @@
 //! backup of it opens the same way; and a database from a newer Latch is
 //! refused untouched.
 
-mod binary;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use binary::{Server, free_port};
+use crate::common::binary::{Server, latch};
+use crate::common::{ADMIN_PASSWORD, free_port, have_tool};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -48,18 +47,6 @@ fn sha256(bytes: &[u8]) -> String {
         .collect()
 }
 
-/// SIGTERM, as `docker stop` sends, then wait for a clean exit.
-fn stop(server: &mut Server) {
-    let status = Command::new("kill")
-        .arg("-TERM")
-        .arg(server.child.id().to_string())
-        .status()
-        .expect("run kill");
-    assert!(status.success());
-    let status = server.child.wait().expect("wait for latch");
-    assert!(status.success(), "latch exited with {status}");
-}
-
 fn schema_version(data: &Path) -> Option<u32> {
     let db = redb::Database::create(data.join("latch.redb")).expect("open the database");
     latch::schema::version(&db).expect("read the schema version")
@@ -88,7 +75,7 @@ fn assert_keeps(now: &Value, then: &Value, at: &str) {
 
 /// `latch backup TO --data FROM`, offline.
 fn latch_backup(from: &Path, to: impl AsRef<Path>) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_latch"))
+    latch()
         .arg("backup")
         .arg(to.as_ref())
         .arg("--data")
@@ -388,7 +375,7 @@ async fn every_fixture_opens_with_everything_in_it() {
         let api = Api::new(&server);
         check_everything_is_there(&api, &expected, tmp.path()).await;
         let changed = check_in_after_upgrade(&api, &expected).await;
-        stop(&mut server);
+        server.stop().await;
         assert_eq!(schema_version(&data), Some(latch::schema::CURRENT));
 
         // The change survives a restart, and nothing else moved.
@@ -450,12 +437,12 @@ async fn a_database_from_a_newer_latch_is_refused_untouched() {
             .expect("insert");
         txn.commit().expect("commit");
     }
-    let out = Command::new(env!("CARGO_BIN_EXE_latch"))
+    let out = latch()
         .arg("--data")
         .arg(&data)
         .arg("--bind")
         .arg(format!("127.0.0.1:{}", free_port()))
-        .env("LATCH_ADMIN_PASSWORD", "admin-password-1")
+        .env("LATCH_ADMIN_PASSWORD", ADMIN_PASSWORD)
         .output()
         .expect("run latch");
     assert!(!out.status.success(), "a newer database was opened");
@@ -471,16 +458,5 @@ async fn a_database_from_a_newer_latch_is_refused_untouched() {
 
 /// `git` and `tar` are needed; under LATCH_REQUIRE_ALL a missing one fails.
 fn binary_tools_present() -> bool {
-    for (tool, package) in [("git", "git"), ("tar", "tar")] {
-        let found = Command::new(tool).arg("--version").output().is_ok();
-        if !found {
-            assert!(
-                std::env::var_os("LATCH_REQUIRE_ALL").is_none(),
-                "{tool} is missing: apt-get install {package}"
-            );
-            eprintln!("skipped: {tool} is missing (apt-get install {package})");
-            return false;
-        }
-    }
-    true
+    have_tool("git", "git") && have_tool("tar", "tar")
 }

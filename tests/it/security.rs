@@ -4,13 +4,10 @@
 //! downloads, login throttling and enumeration, a table of hostile inputs,
 //! and property tests of the parsers for outside values.
 
-mod binary;
-mod common;
-
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use common::{ADMIN_PASSWORD, TestApp, USER_PASSWORD};
+use crate::common::{self, ADMIN_PASSWORD, TestApp, USER_PASSWORD, binary, token_with_password};
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
 
@@ -99,18 +96,7 @@ impl Fixture {
                 USER_PASSWORD
             };
             let (cookie, csrf) = sign_in(&app, &http, name, password).await;
-            let resp = http
-                .post(app.url("/api/tokens"))
-                .basic_auth(name, Some(password))
-                .json(&json!({"name": "matrix"}))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(resp.status(), 201);
-            let token = resp.json::<Value>().await.unwrap()["token"]
-                .as_str()
-                .unwrap()
-                .to_string();
+            let token = token_with_password(&http, &app.base, name, password, "matrix").await;
             roles.push(Who {
                 name: name.into(),
                 password: password.into(),
@@ -1147,7 +1133,7 @@ fn no_route_in_the_source_is_missing_from_the_authorization_matrix() {
     let missing: Vec<_> = declared.difference(&covered).collect();
     assert!(
         missing.is_empty(),
-        "routes with no row in the authorization matrix (tests/security.rs): {missing:#?}"
+        "routes with no row in the authorization matrix (tests/it/security.rs): {missing:#?}"
     );
     let stale: Vec<_> = covered.difference(&declared).collect();
     assert!(

@@ -6,189 +6,42 @@
 //! Tests marked "binary" run `latch` itself (`CARGO_BIN_EXE_latch`) as a
 //! child process on a free port, so signals and exit codes are real.
 
-mod common;
-
 use std::collections::HashSet;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{
-    ADMIN_PASSWORD, Client, TestApp, USER_PASSWORD, expect_error, have_tool, require_all,
+use crate::common::binary::{Server, latch};
+use crate::common::{
+    self, ADMIN_PASSWORD, Client, TestApp, USER_PASSWORD, expect_error, free_port, git_fsck,
+    have_tool, require_all, text,
 };
 use futures_util::StreamExt;
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_latch");
-
 // ---------------------------------------------------------------------------
 // The real binary as a child process.
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-struct Server {
-    child: Child,
-    port: u16,
-    base: String,
-    log: PathBuf,
-}
-
-impl Server {
-    /// Starts `latch serve` on `data` (admin password set) and waits for /healthz.
-    async fn start(data: &Path, args: &[&str], envs: &[(&str, &str)]) -> Server {
-        let port = free_port();
-        let log = data
-            .parent()
-            .expect("data has a parent")
-            .join(format!("server-{port}.log"));
-        let out = std::fs::File::create(&log).expect("log file");
-        let err = out.try_clone().expect("log file");
-        let mut cmd = Command::new(BIN);
-        cmd.arg("serve")
-            .arg("--data")
-            .arg(data)
-            .arg("--bind")
-            .arg(format!("127.0.0.1:{port}"))
-            .args(args)
-            .env("LATCH_ADMIN_PASSWORD", ADMIN_PASSWORD)
-            .env_remove("LATCH_LOG_FORMAT")
-            .env_remove("LATCH_METRICS_BIND")
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err);
-        for (k, v) in envs {
-            cmd.env(k, v);
-        }
-        let child = cmd.spawn().expect("start latch");
-        let mut server = Server {
-            child,
-            port,
-            base: format!("http://127.0.0.1:{port}"),
-            log,
-        };
-        server.wait_healthy().await;
-        server
-    }
-
-    async fn wait_healthy(&mut self) {
-        let http = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("latch exited early ({status}):\n{}", self.log_text());
-            }
-            if let Ok(r) = http.get(format!("{}/healthz", self.base)).send().await
-                && r.status() == 200
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("latch did not become healthy:\n{}", self.log_text());
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Sends a signal (`TERM`, `INT`) the way an operator or Docker would.
-    fn signal(&self, name: &str) {
-        let ok = Command::new("kill")
-            .arg(format!("-{name}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .expect("run kill")
-            .success();
-        assert!(ok, "kill -{name} failed");
-    }
-
-    /// Waits for the process to exit; panics after `limit`.
-    async fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                panic!("latch did not exit within {limit:?}:\n{}", self.log_text());
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-    }
-
-    /// SIGTERM, then a clean exit (status 0) within a few seconds.
-    async fn stop(&mut self) {
-        self.signal("TERM");
-        let status = self.wait_exit(Duration::from_secs(20)).await;
-        assert!(
-            status.success(),
-            "exit status {status}:\n{}",
-            self.log_text()
-        );
-    }
-
-    async fn login(&self, username: &str, password: &str) -> Client {
-        login(&self.base, username, password).await
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-async fn login(base: &str, username: &str, password: &str) -> Client {
-    common::login_at(base, username, password).await
-}
-
-async fn add_user(admin: &Client, username: &str, role: &str) {
-    let resp = admin
-        .post_json(
-            "/api/users",
-            &json!({"username": username, "password": USER_PASSWORD, "role": role}),
-        )
-        .await;
-    assert_eq!(resp.status(), 201, "create {username}");
-}
-
-async fn api_token(client: &Client) -> String {
-    let resp = client
-        .post_json("/api/tokens", &json!({"name": "ops test"}))
-        .await;
-    assert_eq!(resp.status(), 201);
-    let body: Value = resp.json().await.expect("json");
-    body["token"].as_str().expect("token").to_string()
+/// `latch serve` on `data` with `args` and `envs`, logging at info (the
+/// JSON log test reads request lines) to `server.log` beside `data`.
+async fn start(data: &Path, args: &[&str], envs: &[(&str, &str)]) -> Server {
+    let log = data.parent().expect("data has a parent").join("server.log");
+    let envs: Vec<(&str, &str)> = [("LATCH_LOG", "info")]
+        .into_iter()
+        .chain(envs.iter().copied())
+        .collect();
+    Server::start_with(data, &log, args, &envs).await
 }
 
 fn run(args: &[&str], envs: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(BIN);
-    cmd.args(args)
-        .env_remove("LATCH_DATA")
-        .env_remove("LATCH_BIND")
-        .env_remove("LATCH_TOKEN")
-        .env_remove("LATCH_URL");
-    for (k, v) in envs {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("run latch")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+    latch()
+        .args(args)
+        .envs(envs.iter().copied())
+        .output()
+        .expect("run latch")
 }
 
 /// redb calls the repair callback when a file was not closed cleanly.
@@ -389,10 +242,10 @@ fn slow_content() -> Vec<u8> {
 async fn sigterm_closes_live_connections_finishes_requests_and_keeps_every_acknowledged_change() {
     let tmp = tempfile::tempdir().expect("tmp");
     let data = tmp.path().join("data");
-    let mut server = Server::start(&data, &["--shutdown-grace", "30s"], &[]).await;
+    let mut server = start(&data, &["--shutdown-grace", "30s"], &[]).await;
     let admin = server.login("admin", ADMIN_PASSWORD).await;
-    add_user(&admin, "alice", "user").await;
-    add_user(&admin, "bob", "user").await;
+    admin.create_user("alice", "user").await;
+    admin.create_user("bob", "user").await;
     let alice = server.login("alice", USER_PASSWORD).await;
     let bob = server.login("bob", USER_PASSWORD).await;
 
@@ -469,7 +322,7 @@ async fn sigterm_closes_live_connections_finishes_requests_and_keeps_every_ackno
 
     assert_closed_cleanly(&data.join("latch.redb"));
 
-    let mut server = Server::start(&data, &[], &[]).await;
+    let mut server = start(&data, &[], &[]).await;
     let alice = server.login("alice", USER_PASSWORD).await;
     for ledger in &ledgers {
         let file = alice.file(ledger.id).await;
@@ -576,12 +429,7 @@ fn assert_exposition(text: &str) {
 async fn scrape(http: &reqwest::Client, url: &str) -> String {
     let resp = http.get(url).send().await.expect("GET metrics");
     assert_eq!(resp.status(), 200);
-    let ct = resp
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
+    let ct = common::header(&resp, "content-type");
     assert!(ct.starts_with("text/plain; version=0.0.4"), "{ct}");
     resp.text().await.expect("text")
 }
@@ -593,7 +441,7 @@ async fn metrics_count_operations_connections_and_latency_for_admins_and_on_the_
     let data = tmp.path().join("data");
     let metrics_port = free_port();
     let metrics_url = format!("http://127.0.0.1:{metrics_port}/metrics");
-    let mut server = Server::start(
+    let mut server = start(
         &data,
         &["--metrics-bind", &format!("127.0.0.1:{metrics_port}")],
         &[("LATCH_LOG_FORMAT", "json")],
@@ -606,12 +454,12 @@ async fn metrics_count_operations_connections_and_latency_for_admins_and_on_the_
     let resp = anonymous.get(&main_url).send().await.expect("GET");
     assert_eq!(resp.status(), 401);
     let admin = server.login("admin", ADMIN_PASSWORD).await;
-    add_user(&admin, "alice", "user").await;
-    add_user(&admin, "bob", "user").await;
+    admin.create_user("alice", "user").await;
+    admin.create_user("bob", "user").await;
     let alice = server.login("alice", USER_PASSWORD).await;
     let bob = server.login("bob", USER_PASSWORD).await;
     expect_error(alice.get("/metrics").await, 403).await;
-    let token = api_token(&admin).await;
+    let token = admin.new_token("ops test").await;
     let resp = anonymous
         .get(&main_url)
         .bearer_auth(&token)
@@ -869,23 +717,6 @@ async fn login_throttling_keys_on_the_forwarded_address_only_when_the_peer_is_a_
 // ---------------------------------------------------------------------------
 // Backups.
 
-fn git_fsck(vault: &Path) {
-    let out =
-        common::git(vault, &["fsck", "--full", "--strict", "--no-dangling"]).expect("git runs");
-    assert!(
-        out.status.success(),
-        "git fsck {}:\n{}{}",
-        vault.display(),
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    let err = text(&out.stderr);
-    assert!(
-        !err.contains("error") && !err.contains("missing"),
-        "git fsck reports problems:\n{err}"
-    );
-}
-
 fn git_has(vault: &Path, commit: &str) -> bool {
     common::git(vault, &["cat-file", "-e", &format!("{commit}^{{commit}}")])
         .is_some_and(|o| o.status.success())
@@ -951,7 +782,7 @@ async fn a_backup_taken_while_files_change_starts_with_every_file_lock_and_versi
     );
 
     for dir in &copies {
-        git_fsck(&dir.join("vault.git"));
+        git_fsck(&dir.join("vault.git")).unwrap_or_else(|e| panic!("{e}"));
         let mut copy = TestApp::start(dir, |_| {}).await;
         let alice = copy.login("alice", common::USER_PASSWORD).await;
         let files = alice.files().await;
@@ -1034,16 +865,16 @@ async fn latch_backup_asks_the_running_server_and_copies_a_stopped_one_directly(
     }
     let tmp = tempfile::tempdir().expect("tmp");
     let data = tmp.path().join("data");
-    let mut server = Server::start(&data, &[], &[]).await;
+    let mut server = start(&data, &[], &[]).await;
     let admin = server.login("admin", ADMIN_PASSWORD).await;
-    add_user(&admin, "alice", "user").await;
+    admin.create_user("alice", "user").await;
     let alice = server.login("alice", USER_PASSWORD).await;
     let id = alice.upload_ok("parts/cli.mcam", b"cli").await;
     assert_eq!(
         alice.checkout(id, "held across backups").await.status(),
         200
     );
-    let token = api_token(&admin).await;
+    let token = admin.new_token("ops test").await;
     let bind = format!("127.0.0.1:{}", server.port);
     let data_s = data.to_string_lossy().into_owned();
 
@@ -1075,8 +906,8 @@ async fn latch_backup_asks_the_running_server_and_copies_a_stopped_one_directly(
     assert!(out.status.success(), "{}", text(&out.stderr));
 
     for dir in [&online, &offline] {
-        git_fsck(&dir.join("vault.git"));
-        let mut copy = Server::start(dir, &[], &[]).await;
+        git_fsck(&dir.join("vault.git")).unwrap_or_else(|e| panic!("{e}"));
+        let mut copy = start(dir, &[], &[]).await;
         let alice = copy.login("alice", USER_PASSWORD).await;
         let file = alice.file(id).await;
         assert_eq!(file["state"], "locked", "{}", dir.display());
@@ -1337,7 +1168,7 @@ fn the_image_runs_as_non_root_under_30_mb_and_answers_healthz() {
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut healthy = false;
     while !healthy && Instant::now() < deadline {
-        healthy = Command::new(BIN)
+        healthy = latch()
             .args(["healthcheck", "--url", &url])
             .output()
             .is_ok_and(|o| o.status.success());

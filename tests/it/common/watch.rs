@@ -1,7 +1,6 @@
 //! A live client for tests: follows `/events` (Server-Sent Events) with a
 //! session cookie, keeps the last card state it was sent for every file, and
 //! resumes from its last event id after a reconnect — what a browser does.
-#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

@@ -11,12 +11,8 @@
 //!
 //! `LATCH_CRASH_SEED` replays a run; `LATCH_CRASH_KILLS` sets how many kills.
 
-mod binary;
-mod watch;
-
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -24,41 +20,13 @@ use std::time::{Duration, Instant};
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
 
-use binary::{ADMIN_PASSWORD, Server};
+use crate::common::binary::Server;
+use crate::common::{
+    ADMIN_PASSWORD, Rng, USER_PASSWORD as PASSWORD, git_fsck, have_tool, token_with_password, watch,
+};
 
-const PASSWORD: &str = "user-password-1";
 const CLIENTS: usize = 4;
 const MAX_FILES: usize = 30;
-
-/// xorshift64*: small, seedable, and enough to pick moves.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
-}
 
 /// An acknowledged version: an upload (201) or a check-in (200).
 #[derive(Debug, Clone)]
@@ -327,29 +295,6 @@ async fn admin_loop(
     }
 }
 
-fn git_fsck(vault: &Path) -> Result<(), String> {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(vault)
-        .args(["fsck", "--no-progress", "--no-dangling"])
-        .output()
-        .map_err(|e| format!("git fsck did not run: {e}"))?;
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    // An empty vault has only notices ("HEAD points to an unborn branch").
-    let problems: Vec<&str> = text
-        .lines()
-        .filter(|l| !l.trim().is_empty() && !l.starts_with("notice:"))
-        .collect();
-    if !out.status.success() || !problems.is_empty() {
-        return Err(format!("git fsck: {}\n{text}", out.status));
-    }
-    Ok(())
-}
-
 struct Check<'a> {
     http: &'a reqwest::Client,
     base: &'a str,
@@ -503,15 +448,7 @@ async fn verify(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn nothing_acknowledged_is_lost_across_twenty_sigkills() {
-    if !std::process::Command::new("git")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        if std::env::var("LATCH_REQUIRE_ALL").is_ok_and(|v| v == "1") {
-            panic!("git is required (LATCH_REQUIRE_ALL=1): install the Debian package 'git'");
-        }
-        eprintln!("SKIPPED: git not found; install the Debian package 'git' to run this test");
+    if !have_tool("git", "git") {
         return;
     }
     let seed = std::env::var("LATCH_CRASH_SEED")
@@ -551,18 +488,7 @@ async fn nothing_acknowledged_is_lost_across_twenty_sigkills() {
             .await
             .unwrap();
         assert_eq!(resp.status(), 201);
-        let resp = http
-            .post(format!("{}/api/tokens", server.base))
-            .basic_auth(&name, Some(PASSWORD))
-            .json(&json!({"name": "crash test"}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 201);
-        let token = resp.json::<Value>().await.unwrap()["token"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let token = token_with_password(&http, &server.base, &name, PASSWORD, "crash test").await;
         clients.push(ClientState {
             name,
             token,
@@ -571,17 +497,8 @@ async fn nothing_acknowledged_is_lost_across_twenty_sigkills() {
             serial: 0,
         });
     }
-    let resp = http
-        .post(format!("{}/api/tokens", server.base))
-        .basic_auth("admin", Some(ADMIN_PASSWORD))
-        .json(&json!({"name": "checker"}))
-        .send()
-        .await
-        .unwrap();
-    let checker_token = resp.json::<Value>().await.unwrap()["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let checker_token =
+        token_with_password(&http, &server.base, "admin", ADMIN_PASSWORD, "checker").await;
     let resp = http
         .post(format!("{}/api/users", server.base))
         .basic_auth("admin", Some(ADMIN_PASSWORD))

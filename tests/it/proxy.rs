@@ -8,17 +8,13 @@
 //! paths and logs in the temp dir. Tests skip when nginx (or, for the
 //! browser parts, Chromium) is missing.
 
-#[path = "common/browser.rs"]
-mod browser;
-mod common;
-
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use browser::{Driver, Options};
-use common::{Client, TestApp, USER_PASSWORD};
+use crate::common::browser::{self, Driver, Options};
+use crate::common::{self, Client, TestApp, USER_PASSWORD, free_port, login_at};
 use futures_util::StreamExt;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -145,7 +141,7 @@ struct Nginx {
 impl Nginx {
     async fn start(upstream: SocketAddr, variant: Variant) -> Nginx {
         let dir = tempfile::tempdir().expect("nginx dir");
-        let port = browser::free_port();
+        let port = free_port();
         let conf_path = dir.path().join("nginx.conf");
         std::fs::write(&conf_path, nginx_conf(upstream, port, dir.path(), variant))
             .expect("write nginx.conf");
@@ -220,11 +216,6 @@ fn is_root() -> bool {
 /// Latch believing the local nginx's X-Forwarded-* headers, as documented.
 async fn app_behind_proxy() -> TestApp {
     TestApp::spawn_with(|c| c.trusted_proxies = vec!["127.0.0.1".parse().unwrap()]).await
-}
-
-/// An API client signed in through the proxy.
-async fn login_via(base: &str, username: &str, password: &str) -> Client {
-    common::login_at(base, username, password).await
 }
 
 /// `GET /events` as a browser's EventSource sends it (reqwest decodes no
@@ -346,8 +337,8 @@ async fn the_documented_config_carries_websocket_sse_form_posts_and_large_upload
     app.create_user("alice", "user").await;
     app.create_user("bob", "user").await;
     let nginx = Nginx::start(app.addr, Variant::Documented).await;
-    let alice = login_via(&nginx.base, "alice", USER_PASSWORD).await;
-    let bob = login_via(&nginx.base, "bob", USER_PASSWORD).await;
+    let alice = login_at(&nginx.base, "alice", USER_PASSWORD).await;
+    let bob = login_at(&nginx.base, "bob", USER_PASSWORD).await;
 
     // 3 MiB: above nginx's default 1 MiB body limit, so the doc's limit is in force.
     let big: Vec<u8> = (0..3 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
@@ -418,8 +409,8 @@ async fn a_proxy_that_drops_the_upgrade_leaves_browsers_live_on_sse() {
     app.create_user("alice", "user").await;
     app.create_user("bob", "user").await;
     let nginx = Nginx::start(app.addr, Variant::DropsUpgrade).await;
-    let alice = login_via(&nginx.base, "alice", USER_PASSWORD).await;
-    let bob = login_via(&nginx.base, "bob", USER_PASSWORD).await;
+    let alice = login_at(&nginx.base, "alice", USER_PASSWORD).await;
+    let bob = login_at(&nginx.base, "bob", USER_PASSWORD).await;
     let id = bob.upload_ok("parts/bracket.mcam", b"v1").await;
 
     let refused = ws_through(nginx.addr, &alice).await;
@@ -478,8 +469,8 @@ async fn sse_events_pass_nginx_with_its_default_buffering_at_once() {
     app.create_user("alice", "user").await;
     app.create_user("bob", "user").await;
     let nginx = Nginx::start(app.addr, Variant::DefaultBuffering).await;
-    let alice = login_via(&nginx.base, "alice", USER_PASSWORD).await;
-    let bob = login_via(&nginx.base, "bob", USER_PASSWORD).await;
+    let alice = login_at(&nginx.base, "alice", USER_PASSWORD).await;
+    let bob = login_at(&nginx.base, "bob", USER_PASSWORD).await;
     let id = bob.upload_ok("parts/bracket.mcam", b"v1").await;
 
     let mut sse = Sse::open(&nginx.base, &alice).await;
@@ -509,8 +500,8 @@ async fn sse_events_pass_a_site_wide_gzip_at_once_because_latch_says_not_to_buff
     app.create_user("alice", "user").await;
     app.create_user("bob", "user").await;
     let nginx = Nginx::start(app.addr, Variant::BufferingAndGzip).await;
-    let alice = login_via(&nginx.base, "alice", USER_PASSWORD).await;
-    let bob = login_via(&nginx.base, "bob", USER_PASSWORD).await;
+    let alice = login_at(&nginx.base, "alice", USER_PASSWORD).await;
+    let bob = login_at(&nginx.base, "bob", USER_PASSWORD).await;
     let id = bob.upload_ok("parts/bracket.mcam", b"v1").await;
 
     let mut resp = tokio::time::timeout(WAIT, sse_request(&nginx.base, &alice, true).send())
@@ -541,7 +532,7 @@ async fn sse_events_pass_a_site_wide_gzip_at_once_because_latch_says_not_to_buff
 /// The control for the test above: with Latch's `X-Accel-Buffering: no`
 /// ignored, nginx's gzip holds the stream back (headers included). Ignored
 /// by default (it waits on purpose and tests nginx rather than Latch):
-/// `cargo test --test proxy -- --ignored`.
+/// `cargo test --test it -- --ignored proxy::`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore]
 async fn without_x_accel_buffering_a_site_wide_gzip_holds_sse_events_back() {
@@ -552,8 +543,8 @@ async fn without_x_accel_buffering_a_site_wide_gzip_holds_sse_events_back() {
     app.create_user("alice", "user").await;
     app.create_user("bob", "user").await;
     let nginx = Nginx::start(app.addr, Variant::BufferingAndGzipDeaf).await;
-    let alice = login_via(&nginx.base, "alice", USER_PASSWORD).await;
-    let bob = login_via(&nginx.base, "bob", USER_PASSWORD).await;
+    let alice = login_at(&nginx.base, "alice", USER_PASSWORD).await;
+    let bob = login_at(&nginx.base, "bob", USER_PASSWORD).await;
     let id = bob.upload_ok("parts/bracket.mcam", b"v1").await;
     let checkout = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(500)).await;

@@ -1,0 +1,17 @@
+//! Latch's integration tests, one binary with a module per capability (one
+//! link of the library instead of eleven); run one module with
+//! `cargo test --test it -- files::`. `common` is the harness every module shares.
+
+mod common;
+
+mod accounts;
+mod browser;
+mod crash;
+mod files;
+mod lfs;
+mod live;
+mod ops;
+mod proxy;
+mod races;
+mod security;
+mod upgrade;
