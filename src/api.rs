@@ -3,7 +3,7 @@
 //! operations and rules as the HTML side; errors are `{"error": "…"}`.
 //!
 //! The document is the contract: every operation names each status it can
-//! answer (tests/openapi.rs walks the live document and checks real answers
+//! answer (tests/it/openapi.rs walks the live document and checks real answers
 //! against it), strings are strings, ids are positive, and a known path
 //! asked with another method answers 405 with `Allow`.
 

@@ -8,14 +8,12 @@
 //! - a forced LFS unlock breaks only the lock it read (compare-and-swap);
 //! - live connections end when their session expires.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Client, TestApp, USER_PASSWORD, expect_error};
+use crate::common::{Client, TestApp, USER_PASSWORD, expect_error};
 use futures_util::{SinkExt, StreamExt};
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
@@ -62,7 +60,7 @@ async fn everything_reads(app: &TestApp, client: &Client, id: u64) {
     }
     let locks = reqwest::Client::new()
         .get(app.url("/vault.git/info/lfs/locks"))
-        .basic_auth("admin", Some(common::ADMIN_PASSWORD))
+        .basic_auth("admin", Some(crate::common::ADMIN_PASSWORD))
         .send()
         .await
         .expect("locks");
@@ -190,7 +188,7 @@ async fn reconciliation_reads_trailers_leniently() {
 // ------------------------------------------ 2. files and folders apart
 
 fn ls_tree(vault: &Path) -> BTreeSet<String> {
-    let out = common::git(vault, &["ls-tree", "-r", "--name-only", "main"]).expect("git");
+    let out = crate::common::git(vault, &["ls-tree", "-r", "--name-only", "main"]).expect("git");
     assert!(out.status.success(), "ls-tree: {out:?}");
     String::from_utf8_lossy(&out.stdout)
         .lines()
@@ -379,7 +377,7 @@ impl GitHome {
 
 #[tokio::test]
 async fn many_git_clones_and_fetches_as_alice_leave_her_able_to_sign_in() {
-    if !common::have_tool("git", "git") {
+    if !crate::common::have_tool("git", "git") {
         return;
     }
     let app = TestApp::spawn().await;
@@ -458,7 +456,7 @@ async fn a_forced_unlock_refuses_when_the_holder_changed_since_it_was_read() {
     use latch::files::{Actor, NewFile};
     let tmp = tempfile::tempdir().unwrap();
     let mut config = latch::Config::new(tmp.path().join("data"));
-    config.admin_password = Some(common::ADMIN_PASSWORD.into());
+    config.admin_password = Some(crate::common::ADMIN_PASSWORD.into());
     let app = latch::open(config).unwrap_or_else(|e| panic!("{e}"));
     let actor = |name: &str, role| Actor {
         username: name.into(),
@@ -524,7 +522,7 @@ async fn a_forced_unlock_racing_a_change_of_holder_reports_the_lock_it_broke() {
             .unwrap();
         let unlock = http
             .post(app.url(&format!("/vault.git/info/lfs/locks/{id}/unlock")))
-            .basic_auth("admin", Some(common::ADMIN_PASSWORD))
+            .basic_auth("admin", Some(crate::common::ADMIN_PASSWORD))
             .header("Content-Type", "application/vnd.git-lfs+json")
             .body(r#"{"force": true}"#)
             .send();

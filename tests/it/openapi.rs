@@ -9,11 +9,9 @@
 //! numbers accepted where strings are declared, 405 without `Allow`. A new
 //! operation fails here until it has a valid request in `valid_requests`.
 
-mod common;
-
 use std::collections::{BTreeSet, HashMap};
 
-use common::{ADMIN_PASSWORD, Client, TestApp, USER_PASSWORD};
+use crate::common::{ADMIN_PASSWORD, Client, TestApp, USER_PASSWORD};
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
 

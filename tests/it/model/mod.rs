@@ -14,14 +14,12 @@
 //! the contract allows and keeps the one the server's answers and reads show.
 //!
 //! On failure the seed and the steps that led there are printed; replay with
-//! `LATCH_MODEL_SEED=<seed> cargo test --test model` (`LATCH_MODEL_STEPS`
-//! sets the length). The long run is `cargo test --test model -- --ignored`.
+//! `LATCH_MODEL_SEED=<seed> cargo test --test it -- model::` (`LATCH_MODEL_STEPS`
+//! sets the length). The long run is `cargo test --test it -- --ignored model::`.
 
-mod binary;
-#[path = "model/mod.rs"]
-mod model;
+mod machine;
 
-use model::{Run, run_sequence};
+use machine::{Run, run_sequence};
 
 /// CI: a few short sequences, each on its own fresh server.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -29,7 +27,7 @@ async fn random_sequences_agree_with_the_model() {
     let steps = env_u64("LATCH_MODEL_STEPS").unwrap_or(75) as usize;
     let seeds: Vec<u64> = match env_u64("LATCH_MODEL_SEED") {
         Some(seed) => vec![seed],
-        None => (0..4).map(model::fresh_seed).collect(),
+        None => (0..4).map(machine::fresh_seed).collect(),
     };
     check_all(&seeds, steps).await;
 }
@@ -40,7 +38,7 @@ async fn random_sequences_agree_with_the_model() {
 async fn long_random_sequences_agree_with_the_model() {
     let steps = env_u64("LATCH_MODEL_STEPS").unwrap_or(200) as usize;
     let count = env_u64("LATCH_MODEL_SEQUENCES").unwrap_or(20);
-    let seeds: Vec<u64> = (0..count).map(model::fresh_seed).collect();
+    let seeds: Vec<u64> = (0..count).map(machine::fresh_seed).collect();
     check_all(&seeds, steps).await;
 }
 
@@ -53,7 +51,7 @@ async fn check_all(seeds: &[u64], steps: usize) {
         let run: Run = run_sequence(seed, steps).await;
         if let Some(failure) = run.failure {
             panic!(
-                "model test failed (seed {seed}).\nReplay: LATCH_MODEL_SEED={seed} LATCH_MODEL_STEPS={steps} cargo test --test model (LATCH_MODEL_AVOID=case,clash,git,revision leaves inputs out)\nSteps:\n{}\n\nFailure at step {}: {failure}\n\nServer log (tail):\n{}",
+                "model test failed (seed {seed}).\nReplay: LATCH_MODEL_SEED={seed} LATCH_MODEL_STEPS={steps} cargo test --test it -- model:: (LATCH_MODEL_AVOID=case,clash,git,revision leaves inputs out)\nSteps:\n{}\n\nFailure at step {}: {failure}\n\nServer log (tail):\n{}",
                 run.trace.join("\n"),
                 run.trace.len(),
                 run.log_tail,

@@ -1,5 +1,5 @@
 //! The reference model of the contract, the step generator and the driver
-//! that runs both against the real binary for `tests/model.rs`.
+//! that runs both against the real binary for `tests/it/model/mod.rs`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
 
-use crate::binary::{self, ADMIN_PASSWORD, Server};
+use crate::common::binary::{self, Server};
+use crate::common::{ADMIN_PASSWORD, Rng};
 
 const PASSWORD: &str = "user-password-1";
 /// The largest value of either revision part.
@@ -24,36 +25,6 @@ pub fn fresh_seed(i: u64) -> u64 {
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0);
     (nanos ^ (i + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)) % 1_000_000_000_000
-}
-
-/// xorshift64*: small, seedable, and enough to pick moves.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-
-    fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
 }
 
 // ------------------------------------------------------------------ model
@@ -610,7 +581,7 @@ impl Gen {
     /// An existing file's id, or now and then one that does not exist.
     fn file_id(&mut self, m: &Model) -> u64 {
         if m.files.is_empty() || self.rng.chance(4) {
-            return m.max_id + 1 + self.rng.below(3) as u64;
+            return m.max_id + 1 + self.rng.below(3);
         }
         self.rng.pick(&m.files).id
     }
@@ -1026,7 +997,7 @@ impl Gen {
             6..=7 => Step::Restart,
             8..=10 => {
                 let act = self.rng.chance(70).then(|| self.file_op(m));
-                Step::Kill(act, self.rng.below(30) as u64)
+                Step::Kill(act, self.rng.below(30))
             }
             11..=21 => self.pair(m),
             _ => Step::One(self.file_op(m)),
