@@ -17,8 +17,9 @@
 //! - [`lfs`] — `/vault.git`: Git LFS locks (= check-outs) and read-only clone.
 //! - [`metrics`] — `/metrics` in the Prometheus text format.
 //! - [`backup`] — a consistent copy of the data directory, taken while serving.
+//! - [`serve`] — accepting connections and holding them to the edge limits.
 //!
-//! [`serve`] starts the app on a listener the caller bound, so tests start
+//! [`serve()`] starts the app on a listener the caller bound, so tests start
 //! the real server on `127.0.0.1:0` exactly as `main` does.
 
 pub mod api;
@@ -32,6 +33,7 @@ pub mod forms;
 pub mod lfs;
 pub mod live;
 pub mod metrics;
+pub mod serve;
 pub mod store;
 pub mod vault;
 pub mod views;
@@ -40,8 +42,7 @@ pub mod web;
 use std::sync::{Arc, Mutex};
 
 use poem::endpoint::EmbeddedFilesEndpoint;
-use poem::listener::Acceptor;
-use poem::{Endpoint, EndpointExt, IntoEndpoint, Server};
+use poem::{Endpoint, EndpointExt, IntoEndpoint};
 use poem_openapi::OpenApiService;
 
 pub use config::Config;
@@ -139,7 +140,7 @@ pub fn open(config: Config) -> Result<App, StartError> {
 }
 
 /// The whole HTTP app: HTML, JSON API and its docs, live endpoints, assets.
-pub fn endpoint(app: App) -> impl Endpoint + 'static {
+pub fn endpoint(app: App) -> impl Endpoint<Output = poem::Response> + 'static {
     let api = OpenApiService::new((api::Api, backup::BackupApi), "Latch", env!("CARGO_PKG_VERSION"))
         .server("/api")
         .description("Check files out and in; see who holds what. Authenticate with a session cookie plus X-CSRF-Token, an API token (Bearer), or HTTP Basic.");
@@ -152,7 +153,8 @@ pub fn endpoint(app: App) -> impl Endpoint + 'static {
         .nest("/api", api.into_endpoint().catch_all_error(api::json_error))
         .nest("/vault.git", lfs::routes())
         .at("/metrics", poem::get(metrics::admin_endpoint));
-    web::with_middleware(routes.data(app))
+    let limits = serve::Limits::of(&app.config);
+    web::with_middleware(routes.data(app), limits)
 }
 
 /// Serves on `listener` until `shutdown` completes, then closes live
@@ -166,18 +168,14 @@ pub async fn serve(
     run(listener, app, shutdown).await
 }
 
-/// Like [`serve`], with an app already opened.
+/// Like [`serve()`], with an app already opened.
 pub async fn run(
     listener: tokio::net::TcpListener,
     app: App,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
-    // Nagle off and a write-stall limit per connection: see `live::acceptor`.
-    let acceptor = live::acceptor(listener)?;
-    let addr = acceptor
+    let addr = listener
         .local_addr()
-        .first()
-        .and_then(|a| a.as_socket_addr().copied())
         .map(|a| a.to_string())
         .unwrap_or_default();
     tracing::info!("Latch is serving on http://{addr}");
@@ -197,9 +195,8 @@ pub async fn run(
         tracing::info!("shutting down: closing live connections, finishing requests");
         hub.shutdown();
     };
-    Server::new_with_acceptor(acceptor)
-        .run_with_graceful_shutdown(endpoint(app), signal, Some(grace))
-        .await?;
+    let limits = serve::Limits::of(&app.config);
+    serve::serve(listener, endpoint(app), limits, signal, grace).await?;
     // Upgraded WebSockets are no longer the server's connections: give their
     // tasks a moment to send 1012 before the caller drops the runtime.
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);

@@ -1,0 +1,518 @@
+//! Accepting connections and holding them to the edge limits of DESIGN.md
+//! ("Limits at the edge"): a request head of at most [`MAX_HEAD`] bytes,
+//! sent within `head_timeout` of its first byte; a keep-alive connection
+//! with no request closed after `idle_timeout`; a request body that stops
+//! for `body_stall` refused; a socket write that makes no progress for
+//! `write_stall` failed; no request body but a multipart upload over
+//! [`MAX_BODY`].
+//!
+//! Latch runs its own accept loop because poem's `Server` builds hyper's
+//! connection with no head size or time limit: a client that sends half a
+//! head, or nothing, held its connection for ever.
+//!
+//! Each connection's read timer follows its phase ([`Phase`]): idle until a
+//! byte arrives, then reading a head until hyper hands the request over,
+//! then busy (no connection timer) until the response body is done, then
+//! idle again. A body that stalls while busy is caught by [`guard_body`]
+//! instead, so a long response (an event stream, a download) is never cut
+//! by these timers, and an upgraded connection (101, a WebSocket) never is:
+//! its loop pings and times out its own sends. The write-stall limit holds
+//! in every phase: it is what drops an event stream hyper stopped polling.
+//! Proven by tests/edge.rs.
+
+use std::convert::Infallible;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use http_body_util::combinators::BoxBody;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use poem::http::uri::Scheme;
+use poem::http::{self, StatusCode};
+use poem::web::{LocalAddr, RemoteAddr};
+use poem::{Endpoint, Request};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tokio::time::{Instant, Sleep};
+
+use crate::Config;
+
+/// Largest request head (request line and headers); a larger one is 431.
+pub const MAX_HEAD: usize = 16 * 1024;
+/// Largest request body other than a multipart upload; a larger one is 413.
+pub const MAX_BODY: u64 = 64 * 1024;
+
+/// The time limits of one connection, from [`Config`].
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub head: Duration,
+    pub idle: Duration,
+    pub body_stall: Duration,
+    pub write_stall: Duration,
+    /// Largest multipart body: the file part's own limit, the text fields',
+    /// and room for the parts' headers. Each part is bounded more tightly as
+    /// it is read (see `forms::read_upload`); this bounds what the multipart
+    /// parser may buffer before it finds a part's end.
+    pub multipart_body: u64,
+}
+
+impl Limits {
+    pub fn of(config: &Config) -> Limits {
+        Limits {
+            head: config.head_timeout,
+            idle: config.idle_timeout,
+            body_stall: config.body_stall,
+            write_stall: config.write_stall,
+            multipart_body: config
+                .max_upload
+                .saturating_add(crate::forms::MAX_TEXT_TOTAL as u64)
+                .saturating_add(1 << 20),
+        }
+    }
+}
+
+/// Serves `ep` on `listener` until `shutdown` completes; then each
+/// connection finishes the request it is on (at most `grace`) and closes.
+/// Upgraded connections are no longer the server's: their own loops end them.
+pub async fn serve<E>(
+    listener: TcpListener,
+    ep: E,
+    limits: Limits,
+    shutdown: impl Future<Output = ()>,
+    grace: Duration,
+) -> io::Result<()>
+where
+    E: Endpoint<Output = poem::Response> + 'static,
+{
+    let ep = Arc::new(ep);
+    let local = LocalAddr(listener.local_addr()?.into());
+    let (stop_tx, stop) = watch::channel(false);
+    let (kill_tx, kill) = watch::channel(false);
+    // Every connection task holds a sender; `recv` returns `None` once all
+    // of them have ended.
+    let (alive, mut all_closed) = mpsc::channel::<Infallible>(1);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, remote)) => {
+                    tokio::spawn(connection(Conn {
+                        tcp,
+                        local: local.clone(),
+                        remote,
+                        ep: ep.clone(),
+                        limits,
+                        stop: stop.clone(),
+                        kill: kill.clone(),
+                        _alive: alive.clone(),
+                    }));
+                }
+                Err(e) => {
+                    // Out of file descriptors, most likely: a pause lets
+                    // connections close instead of spinning on the error.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+        }
+    }
+    drop(listener);
+    let _ = stop_tx.send(true);
+    tokio::spawn(async move {
+        tokio::time::sleep(grace).await;
+        let _ = kill_tx.send(true);
+    });
+    drop(alive);
+    let _ = all_closed.recv().await;
+    Ok(())
+}
+
+struct Conn<E> {
+    tcp: TcpStream,
+    local: LocalAddr,
+    remote: SocketAddr,
+    ep: Arc<E>,
+    limits: Limits,
+    stop: watch::Receiver<bool>,
+    kill: watch::Receiver<bool>,
+    _alive: mpsc::Sender<Infallible>,
+}
+
+async fn connection<E>(conn: Conn<E>)
+where
+    E: Endpoint<Output = poem::Response> + 'static,
+{
+    let Conn {
+        tcp,
+        local,
+        remote,
+        ep,
+        limits,
+        mut stop,
+        mut kill,
+        _alive,
+    } = conn;
+    // Nagle off: a live fragment is sent when it is ready, not after the
+    // previous one's ACK.
+    let _ = tcp.set_nodelay(true);
+    let phase = Arc::new(Mutex::new(Phase::Idle(Instant::now())));
+    let io = EdgeIo::new(tcp, phase.clone(), limits);
+    let remote = RemoteAddr(remote.into());
+    let service = hyper::service::service_fn(move |req: http::Request<Incoming>| {
+        let ep = ep.clone();
+        let busy = Busy::begin(phase.clone());
+        let req = Request::from((req, local.clone(), remote.clone(), Scheme::HTTP));
+        async move {
+            let resp = ep.get_response(req).await;
+            if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+                busy.upgraded();
+            }
+            let resp: http::Response<BoxBody<Bytes, io::Error>> = resp.into();
+            Ok::<_, Infallible>(resp.map(|inner| Tracked { inner, _busy: busy }))
+        }
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder.max_header_size(MAX_HEAD);
+    let conn = builder
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades();
+    tokio::pin!(conn);
+    tokio::select! {
+        result = &mut conn => {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "connection ended");
+            }
+            return;
+        }
+        _ = stop.wait_for(|stop| *stop) => {}
+    }
+    // Shutting down: no new request on this connection; the one in flight
+    // finishes, within the grace period.
+    conn.as_mut().graceful_shutdown();
+    tokio::select! {
+        _ = conn => {}
+        _ = kill.wait_for(|kill| *kill) => {}
+    }
+}
+
+/// Where a connection is, which decides its read deadline.
+#[derive(Debug, Clone, Copy)]
+enum Phase {
+    /// No request under way since this instant: `idle` runs.
+    Idle(Instant),
+    /// A head's first byte arrived at this instant: `head` runs.
+    Head(Instant),
+    /// A request is with the app or its response is being sent.
+    Busy,
+    /// Handed to a WebSocket (or any upgrade): never timed out here.
+    Upgraded,
+}
+
+fn lock(phase: &Mutex<Phase>) -> std::sync::MutexGuard<'_, Phase> {
+    phase.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Marks a connection busy from the moment hyper hands over a request until
+/// its response body is dropped (sent, or the connection ended).
+struct Busy(Arc<Mutex<Phase>>);
+
+impl Busy {
+    fn begin(phase: Arc<Mutex<Phase>>) -> Busy {
+        *lock(&phase) = Phase::Busy;
+        Busy(phase)
+    }
+
+    fn upgraded(&self) {
+        *lock(&self.0) = Phase::Upgraded;
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        let mut phase = lock(&self.0);
+        if matches!(*phase, Phase::Busy) {
+            *phase = Phase::Idle(Instant::now());
+        }
+    }
+}
+
+/// A response body that keeps its connection busy while hyper sends it.
+struct Tracked {
+    inner: BoxBody<Bytes, io::Error>,
+    _busy: Busy,
+}
+
+impl HttpBody for Tracked {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// A TCP stream whose reads fail when the connection's phase deadline
+/// passes, and whose writes fail once they have been pending, with no byte
+/// written, for longer than the write-stall limit.
+struct EdgeIo {
+    inner: TcpStream,
+    phase: Arc<Mutex<Phase>>,
+    limits: Limits,
+    /// The read deadline, reset (not reallocated) as the phase moves on.
+    read_timer: Option<Pin<Box<Sleep>>>,
+    /// Armed when a write first returns `Pending`; dropped on progress.
+    write_since: Option<Pin<Box<Sleep>>>,
+}
+
+impl EdgeIo {
+    fn new(inner: TcpStream, phase: Arc<Mutex<Phase>>, limits: Limits) -> Self {
+        EdgeIo {
+            inner,
+            phase,
+            limits,
+            read_timer: None,
+            write_since: None,
+        }
+    }
+
+    /// When a read that has nothing to give must fail, and why.
+    fn read_deadline(&self) -> Option<(Instant, &'static str)> {
+        match *lock(&self.phase) {
+            Phase::Idle(since) => Some((since + self.limits.idle, "idle connection")),
+            Phase::Head(since) => Some((since + self.limits.head, "request head too slow")),
+            Phase::Busy | Phase::Upgraded => None,
+        }
+    }
+
+    fn watch_write<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        poll: Poll<io::Result<R>>,
+    ) -> Poll<io::Result<R>> {
+        match poll {
+            Poll::Ready(r) => {
+                self.write_since = None;
+                Poll::Ready(r)
+            }
+            Poll::Pending => {
+                let stall = self.limits.write_stall;
+                let timer = self
+                    .write_since
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(stall)));
+                ready!(timer.as_mut().poll(cx));
+                Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the peer stopped reading",
+                )))
+            }
+        }
+    }
+}
+
+impl AsyncRead for EdgeIo {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        match Pin::new(&mut self.inner).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                if buf.filled().len() > before {
+                    let mut phase = lock(&self.phase);
+                    if matches!(*phase, Phase::Idle(_)) {
+                        *phase = Phase::Head(Instant::now());
+                    }
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => {
+                let Some((deadline, why)) = self.read_deadline() else {
+                    return Poll::Pending;
+                };
+                let timer = self
+                    .read_timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                if timer.deadline() != deadline {
+                    timer.as_mut().reset(deadline);
+                }
+                ready!(timer.as_mut().poll(cx));
+                Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, why)))
+            }
+        }
+    }
+}
+
+impl AsyncWrite for EdgeIo {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let poll = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.watch_write(cx, poll)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let poll = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.watch_write(cx, poll)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let poll = Pin::new(&mut self.inner).poll_flush(cx);
+        self.watch_write(cx, poll)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let poll = Pin::new(&mut self.inner).poll_shutdown(cx);
+        self.watch_write(cx, poll)
+    }
+}
+
+/// What became of a request body held by [`guard_body`].
+#[derive(Debug, Clone, Default)]
+pub struct BodyWatch(Arc<AtomicU8>);
+
+const BODY_OVER: u8 = 1;
+const BODY_STALLED: u8 = 2;
+
+impl BodyWatch {
+    /// The body went past its limit; the app saw an error, not the body.
+    pub fn over_limit(&self) -> bool {
+        self.0.load(Ordering::Acquire) == BODY_OVER
+    }
+
+    /// No byte arrived for the stall limit while the app was reading.
+    pub fn stalled(&self) -> bool {
+        self.0.load(Ordering::Acquire) == BODY_STALLED
+    }
+}
+
+/// Wraps a request body so that reading it fails past `limit` bytes, or
+/// when no byte arrives for `stall` while it is being read. The app then
+/// sees an error, so whatever it was building from the body (a spooled
+/// upload, a parse) is dropped; the watch tells the caller which limit it was.
+pub fn guard_body(body: poem::Body, limit: u64, stall: Duration) -> (poem::Body, BodyWatch) {
+    let watch = BodyWatch::default();
+    let guarded = Guarded {
+        inner: body.into(),
+        seen: 0,
+        limit,
+        stall,
+        timer: None,
+        armed: false,
+        watch: watch.clone(),
+        failed: false,
+    };
+    (BoxBody::new(guarded).into(), watch)
+}
+
+struct Guarded {
+    inner: BoxBody<Bytes, io::Error>,
+    seen: u64,
+    limit: u64,
+    stall: Duration,
+    timer: Option<Pin<Box<Sleep>>>,
+    /// The timer runs from the first poll that found nothing to read.
+    armed: bool,
+    watch: BodyWatch,
+    failed: bool,
+}
+
+impl Guarded {
+    fn fail(&mut self, code: u8, kind: io::ErrorKind, why: &str) -> io::Error {
+        self.failed = true;
+        self.watch.0.store(code, Ordering::Release);
+        io::Error::new(kind, why.to_string())
+    }
+}
+
+impl HttpBody for Guarded {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        let this = self.get_mut();
+        if this.failed {
+            return Poll::Ready(None);
+        }
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                this.armed = false;
+                if let Some(data) = frame.data_ref() {
+                    this.seen += data.len() as u64;
+                    if this.seen > this.limit {
+                        let e = this.fail(
+                            BODY_OVER,
+                            io::ErrorKind::InvalidData,
+                            "the request body is over the limit",
+                        );
+                        return Poll::Ready(Some(Err(e)));
+                    }
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(other) => {
+                this.armed = false;
+                Poll::Ready(other)
+            }
+            Poll::Pending => {
+                let deadline = Instant::now() + this.stall;
+                let timer = this
+                    .timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                if !this.armed {
+                    timer.as_mut().reset(deadline);
+                    this.armed = true;
+                }
+                ready!(timer.as_mut().poll(cx));
+                let e = this.fail(
+                    BODY_STALLED,
+                    io::ErrorKind::TimedOut,
+                    "the request body stopped arriving",
+                );
+                Poll::Ready(Some(Err(e)))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.failed || self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
