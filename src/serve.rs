@@ -26,7 +26,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll, Waker, ready};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -164,12 +164,15 @@ where
     // Nagle off: a live fragment is sent when it is ready, not after the
     // previous one's ACK.
     let _ = tcp.set_nodelay(true);
-    let phase = Arc::new(Mutex::new(Phase::Idle(Instant::now())));
-    let io = EdgeIo::new(tcp, phase.clone(), limits);
+    let state = Arc::new(Mutex::new(State {
+        phase: Phase::Idle(Instant::now()),
+        reader: None,
+    }));
+    let io = EdgeIo::new(tcp, state.clone(), limits);
     let remote = RemoteAddr(remote.into());
     let service = hyper::service::service_fn(move |req: http::Request<Incoming>| {
         let ep = ep.clone();
-        let busy = Busy::begin(phase.clone());
+        let busy = Busy::begin(state.clone());
         let req = Request::from((req, local.clone(), remote.clone(), Scheme::HTTP));
         async move {
             let resp = ep.get_response(req).await;
@@ -217,30 +220,48 @@ enum Phase {
     Upgraded,
 }
 
-fn lock(phase: &Mutex<Phase>) -> std::sync::MutexGuard<'_, Phase> {
-    phase.lock().unwrap_or_else(|p| p.into_inner())
+/// A connection's phase, shared by its socket and its requests.
+struct State {
+    phase: Phase,
+    /// The task of a read that found nothing while no timer ran: woken when
+    /// the connection turns idle, so the idle timer starts even though
+    /// hyper has no reason of its own to read again.
+    reader: Option<Waker>,
+}
+
+type Shared = Arc<Mutex<State>>;
+
+fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Marks a connection busy from the moment hyper hands over a request until
 /// its response body is dropped (sent, or the connection ended).
-struct Busy(Arc<Mutex<Phase>>);
+struct Busy(Shared);
 
 impl Busy {
-    fn begin(phase: Arc<Mutex<Phase>>) -> Busy {
-        *lock(&phase) = Phase::Busy;
-        Busy(phase)
+    fn begin(state: Shared) -> Busy {
+        lock(&state).phase = Phase::Busy;
+        Busy(state)
     }
 
     fn upgraded(&self) {
-        *lock(&self.0) = Phase::Upgraded;
+        lock(&self.0).phase = Phase::Upgraded;
     }
 }
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        let mut phase = lock(&self.0);
-        if matches!(*phase, Phase::Busy) {
-            *phase = Phase::Idle(Instant::now());
+        let reader = {
+            let mut state = lock(&self.0);
+            if !matches!(state.phase, Phase::Busy) {
+                return;
+            }
+            state.phase = Phase::Idle(Instant::now());
+            state.reader.take()
+        };
+        if let Some(reader) = reader {
+            reader.wake();
         }
     }
 }
@@ -276,7 +297,7 @@ impl HttpBody for Tracked {
 /// written, for longer than the write-stall limit.
 struct EdgeIo {
     inner: TcpStream,
-    phase: Arc<Mutex<Phase>>,
+    state: Shared,
     limits: Limits,
     /// The read deadline, reset (not reallocated) as the phase moves on.
     read_timer: Option<Pin<Box<Sleep>>>,
@@ -285,22 +306,31 @@ struct EdgeIo {
 }
 
 impl EdgeIo {
-    fn new(inner: TcpStream, phase: Arc<Mutex<Phase>>, limits: Limits) -> Self {
+    fn new(inner: TcpStream, state: Shared, limits: Limits) -> Self {
         EdgeIo {
             inner,
-            phase,
+            state,
             limits,
             read_timer: None,
             write_since: None,
         }
     }
 
-    /// When a read that has nothing to give must fail, and why.
-    fn read_deadline(&self) -> Option<(Instant, &'static str)> {
-        match *lock(&self.phase) {
+    /// When a read that has nothing to give must fail, and why; with no
+    /// deadline, the reader is kept to be woken when one starts.
+    fn read_deadline(&self, cx: &Context<'_>) -> Option<(Instant, &'static str)> {
+        let mut state = lock(&self.state);
+        match state.phase {
             Phase::Idle(since) => Some((since + self.limits.idle, "idle connection")),
             Phase::Head(since) => Some((since + self.limits.head, "request head too slow")),
-            Phase::Busy | Phase::Upgraded => None,
+            Phase::Busy => {
+                match &mut state.reader {
+                    Some(w) => w.clone_from(cx.waker()),
+                    None => state.reader = Some(cx.waker().clone()),
+                }
+                None
+            }
+            Phase::Upgraded => None,
         }
     }
 
@@ -339,16 +369,16 @@ impl AsyncRead for EdgeIo {
         match Pin::new(&mut self.inner).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
                 if buf.filled().len() > before {
-                    let mut phase = lock(&self.phase);
-                    if matches!(*phase, Phase::Idle(_)) {
-                        *phase = Phase::Head(Instant::now());
+                    let mut state = lock(&self.state);
+                    if matches!(state.phase, Phase::Idle(_)) {
+                        state.phase = Phase::Head(Instant::now());
                     }
                 }
                 Poll::Ready(Ok(()))
             }
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
             Poll::Pending => {
-                let Some((deadline, why)) = self.read_deadline() else {
+                let Some((deadline, why)) = self.read_deadline(cx) else {
                     return Poll::Pending;
                 };
                 let timer = self
