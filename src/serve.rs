@@ -10,8 +10,9 @@
 //! connection with no head size or time limit: a client that sends half a
 //! head, or nothing, held its connection for ever.
 //!
-//! Each connection's read timer follows its phase ([`Phase`]): idle until a
-//! byte arrives, then reading a head until hyper hands the request over,
+//! Each connection's read timer follows its phase ([`Phase`]): reading a
+//! head from the accept (or, between requests, idle until a byte arrives,
+//! then reading a head) until hyper hands the request over,
 //! then busy (no connection timer) until the response body is done, then
 //! idle again. A body that stalls while busy is caught by [`guard_body`]
 //! instead, so a long response (an event stream, a download) is never cut
@@ -164,8 +165,10 @@ where
     // Nagle off: a live fragment is sent when it is ready, not after the
     // previous one's ACK.
     let _ = tcp.set_nodelay(true);
+    // A new connection owes its first head within the head limit: one that
+    // connects and says nothing is a slow client, not an idle one.
     let state = Arc::new(Mutex::new(State {
-        phase: Phase::Idle(Instant::now()),
+        phase: Phase::Head(Instant::now()),
         reader: None,
     }));
     let io = EdgeIo::new(tcp, state.clone(), limits);
@@ -212,7 +215,8 @@ where
 enum Phase {
     /// No request under way since this instant: `idle` runs.
     Idle(Instant),
-    /// A head's first byte arrived at this instant: `head` runs.
+    /// A head's first byte arrived at this instant (or, for the first
+    /// request, the connection was accepted): `head` runs.
     Head(Instant),
     /// A request is with the app or its response is being sent.
     Busy,

@@ -93,6 +93,11 @@ async fn slow_clients_are_cut_off_after_their_limits_while_everyone_else_is_serv
     let admin = app.admin().await;
     let started = Instant::now();
 
+    // Connected, and nothing sent.
+    let mut silent = Vec::new();
+    for _ in 0..EACH {
+        silent.push(connect(&app).await);
+    }
     // Half a request head, never finished.
     let mut half_heads = Vec::new();
     for _ in 0..EACH {
@@ -161,6 +166,11 @@ async fn slow_clients_are_cut_off_after_their_limits_while_everyone_else_is_serv
     }
 
     // Each kind is closed once its limit has passed.
+    for s in &mut silent {
+        let (closed, sent) = read_to_close(s, HEAD + PROMPT).await;
+        assert!(closed, "a connection that sent nothing was closed");
+        assert!(sent.is_empty(), "and told nothing");
+    }
     for s in &mut half_heads {
         let (closed, _) = read_to_close(s, HEAD + PROMPT).await;
         assert!(closed, "a half-sent head was closed");
