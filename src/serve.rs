@@ -338,6 +338,10 @@ impl EdgeIo {
         }
     }
 
+    fn upgraded(&self) -> bool {
+        matches!(lock(&self.state).phase, Phase::Upgraded)
+    }
+
     fn watch_write<R>(
         &mut self,
         cx: &mut Context<'_>,
@@ -383,6 +387,10 @@ impl AsyncRead for EdgeIo {
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
             Poll::Pending => {
                 let Some((deadline, why)) = self.read_deadline(cx) else {
+                    // A WebSocket lives long: its socket keeps no timer.
+                    if self.read_timer.is_some() && self.upgraded() {
+                        self.read_timer = None;
+                    }
                     return Poll::Pending;
                 };
                 let timer = self
@@ -457,6 +465,9 @@ impl BodyWatch {
 /// upload, a parse) is dropped; the watch tells the caller which limit it was.
 pub fn guard_body(body: poem::Body, limit: u64, stall: Duration) -> (poem::Body, BodyWatch) {
     let watch = BodyWatch::default();
+    if body.is_empty() {
+        return (body, watch);
+    }
     let guarded = Guarded {
         inner: body.into(),
         seen: 0,
