@@ -46,7 +46,8 @@ use tokio::time::{Instant, Sleep};
 
 use crate::Config;
 
-/// Largest request head (request line and headers); a larger one is 431.
+/// Largest request head (request line and headers); a larger one is 431,
+/// or 414 when the request line alone is.
 pub const MAX_HEAD: usize = 16 * 1024;
 /// Largest request body other than a multipart upload; a larger one is 413.
 pub const MAX_BODY: u64 = 64 * 1024;
@@ -307,7 +308,11 @@ struct EdgeIo {
     read_timer: Option<Pin<Box<Sleep>>>,
     /// Armed when a write first returns `Pending`; dropped on progress.
     write_since: Option<Pin<Box<Sleep>>>,
+    /// Bytes of the current request line so far, while its end is not seen.
+    line: Option<usize>,
 }
+
+const URI_TOO_LONG: &[u8] = b"HTTP/1.1 414 URI Too Long\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 40\r\nconnection: close\r\n\r\nThe request line is longer than 16 KiB.\n";
 
 impl EdgeIo {
     fn new(inner: TcpStream, state: Shared, limits: Limits) -> Self {
@@ -317,6 +322,7 @@ impl EdgeIo {
             limits,
             read_timer: None,
             write_since: None,
+            line: Some(0),
         }
     }
 
@@ -336,6 +342,32 @@ impl EdgeIo {
             }
             Phase::Upgraded => None,
         }
+    }
+
+    /// Counts a head's first line as it arrives. hyper only sees a head
+    /// too large (431), so a request line that alone passes [`MAX_HEAD`] is
+    /// answered 414 here, before hyper would, and the connection closed.
+    fn request_line_too_long(&mut self, arrived: &[u8]) -> bool {
+        let Some(so_far) = self.line else {
+            return false;
+        };
+        let so_far = match arrived.iter().position(|&b| b == b'\n') {
+            Some(end) => {
+                self.line = None;
+                so_far + end
+            }
+            None => {
+                self.line = Some(so_far + arrived.len());
+                so_far + arrived.len()
+            }
+        };
+        if so_far < MAX_HEAD {
+            return false;
+        }
+        // Nothing else is being written while a head is read, so the socket
+        // takes these few bytes at once; if it does not, it is just closed.
+        let _ = self.inner.try_write(URI_TOO_LONG);
+        true
     }
 
     fn upgraded(&self) -> bool {
@@ -377,9 +409,25 @@ impl AsyncRead for EdgeIo {
         match Pin::new(&mut self.inner).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
                 if buf.filled().len() > before {
-                    let mut state = lock(&self.state);
-                    if matches!(state.phase, Phase::Idle(_)) {
-                        state.phase = Phase::Head(Instant::now());
+                    let (in_head, new_head) = {
+                        let mut state = lock(&self.state);
+                        match state.phase {
+                            Phase::Idle(_) => {
+                                state.phase = Phase::Head(Instant::now());
+                                (true, true)
+                            }
+                            Phase::Head(_) => (true, false),
+                            Phase::Busy | Phase::Upgraded => (false, false),
+                        }
+                    };
+                    if new_head {
+                        self.line = Some(0);
+                    }
+                    if in_head && self.request_line_too_long(&buf.filled()[before..]) {
+                        return Poll::Ready(Err(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            "request line too long",
+                        )));
                     }
                 }
                 Poll::Ready(Ok(()))
