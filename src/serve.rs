@@ -49,6 +49,8 @@ use crate::Config;
 /// Largest request head (request line and headers); a larger one is 431,
 /// or 414 when the request line alone is.
 pub const MAX_HEAD: usize = 16 * 1024;
+/// Largest headers of one part of a multipart body; larger ones are 413.
+pub const MAX_PART_HEAD: usize = 16 * 1024;
 /// Largest request body other than a multipart upload; a larger one is 413.
 pub const MAX_BODY: u64 = 64 * 1024;
 
@@ -494,11 +496,17 @@ pub struct BodyWatch(Arc<AtomicU8>);
 
 const BODY_OVER: u8 = 1;
 const BODY_STALLED: u8 = 2;
+const BODY_PART_HEAD: u8 = 3;
 
 impl BodyWatch {
     /// The body went past its limit; the app saw an error, not the body.
     pub fn over_limit(&self) -> bool {
         self.0.load(Ordering::Acquire) == BODY_OVER
+    }
+
+    /// A multipart body's part had headers over [`MAX_PART_HEAD`].
+    pub fn part_head_too_large(&self) -> bool {
+        self.0.load(Ordering::Acquire) == BODY_PART_HEAD
     }
 
     /// No byte arrived for the stall limit while the app was reading.
@@ -511,7 +519,16 @@ impl BodyWatch {
 /// when no byte arrives for `stall` while it is being read. The app then
 /// sees an error, so whatever it was building from the body (a spooled
 /// upload, a parse) is dropped; the watch tells the caller which limit it was.
-pub fn guard_body(body: poem::Body, limit: u64, stall: Duration) -> (poem::Body, BodyWatch) {
+///
+/// With `parts` (a multipart body's boundary), each part's headers are also
+/// held to [`MAX_PART_HEAD`]: the multipart parser buffers a part's headers
+/// whole before it looks at them.
+pub fn guard_body(
+    body: poem::Body,
+    limit: u64,
+    stall: Duration,
+    parts: Option<&str>,
+) -> (poem::Body, BodyWatch) {
     let watch = BodyWatch::default();
     if body.is_empty() {
         return (body, watch);
@@ -525,6 +542,7 @@ pub fn guard_body(body: poem::Body, limit: u64, stall: Duration) -> (poem::Body,
         armed: false,
         watch: watch.clone(),
         failed: false,
+        parts: parts.map(PartHeads::new),
     };
     (BoxBody::new(guarded).into(), watch)
 }
@@ -539,6 +557,7 @@ struct Guarded {
     armed: bool,
     watch: BodyWatch,
     failed: bool,
+    parts: Option<PartHeads>,
 }
 
 impl Guarded {
@@ -571,6 +590,14 @@ impl HttpBody for Guarded {
                             BODY_OVER,
                             io::ErrorKind::InvalidData,
                             "the request body is over the limit",
+                        );
+                        return Poll::Ready(Some(Err(e)));
+                    }
+                    if this.parts.as_mut().is_some_and(|p| !p.scan(data)) {
+                        let e = this.fail(
+                            BODY_PART_HEAD,
+                            io::ErrorKind::InvalidData,
+                            "a part's headers are over the limit",
                         );
                         return Poll::Ready(Some(Err(e)));
                     }
@@ -607,5 +634,176 @@ impl HttpBody for Guarded {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+/// The boundary of a `multipart/form-data` content type.
+pub fn multipart_boundary(content_type: &str) -> Option<String> {
+    let (kind, params) = content_type.split_once(';')?;
+    if !kind.trim().eq_ignore_ascii_case("multipart/form-data") {
+        return None;
+    }
+    params.split(';').find_map(|p| {
+        let (name, value) = p.split_once('=')?;
+        name.trim()
+            .eq_ignore_ascii_case("boundary")
+            .then(|| value.trim().trim_matches('"').to_string())
+            .filter(|b| !b.is_empty())
+    })
+}
+
+/// Finds where each part's headers start (after a delimiter line) and
+/// counts them to their blank line, across frames.
+struct PartHeads {
+    /// `\r\n--boundary`: the first delimiter has no line break before it,
+    /// so the scan starts as if one had just been seen.
+    delimiter: Vec<u8>,
+    /// The last bytes seen, enough to match a pattern split across frames.
+    tail: Vec<u8>,
+    /// Header bytes of the current part so far; `None` in a part's data.
+    head: Option<usize>,
+}
+
+impl PartHeads {
+    fn new(boundary: &str) -> PartHeads {
+        let mut delimiter = b"\r\n--".to_vec();
+        delimiter.extend_from_slice(boundary.as_bytes());
+        PartHeads {
+            delimiter,
+            tail: b"\r\n".to_vec(),
+            head: None,
+        }
+    }
+
+    /// False once a part's headers pass [`MAX_PART_HEAD`].
+    fn scan(&mut self, data: &[u8]) -> bool {
+        let mut rest = data;
+        while !rest.is_empty() {
+            match self.head {
+                None => match self.find(rest, true) {
+                    Some(end) => {
+                        self.head = Some(0);
+                        rest = &rest[end..];
+                        self.tail.clear();
+                    }
+                    None => {
+                        self.keep_tail(rest, self.delimiter.len());
+                        return true;
+                    }
+                },
+                Some(so_far) => match self.find(rest, false) {
+                    Some(end) => {
+                        if so_far + end > MAX_PART_HEAD {
+                            return false;
+                        }
+                        self.head = None;
+                        rest = &rest[end..];
+                        self.tail.clear();
+                    }
+                    None => {
+                        let so_far = so_far + rest.len();
+                        self.head = Some(so_far);
+                        self.keep_tail(rest, 4);
+                        return so_far <= MAX_PART_HEAD;
+                    }
+                },
+            }
+        }
+        true
+    }
+
+    /// Where the delimiter (or a part head's blank line) ends in `data`,
+    /// counting a match that began in the bytes kept from before.
+    fn find(&self, data: &[u8], delimiter: bool) -> Option<usize> {
+        let pattern: &[u8] = if delimiter {
+            &self.delimiter
+        } else {
+            b"\r\n\r\n"
+        };
+        // A match that starts in the tail ends within the first bytes.
+        let lead = data.len().min(pattern.len() - 1);
+        let mut joined = self.tail.clone();
+        joined.extend_from_slice(&data[..lead]);
+        if let Some(at) = find(&joined, pattern)
+            && at < self.tail.len()
+        {
+            return Some(at + pattern.len() - self.tail.len());
+        }
+        find(data, pattern).map(|at| at + pattern.len())
+    }
+
+    fn keep_tail(&mut self, data: &[u8], len: usize) {
+        self.tail
+            .extend_from_slice(&data[data.len().saturating_sub(len)..]);
+        let excess = self.tail.len().saturating_sub(len);
+        self.tail.drain(..excess);
+    }
+}
+
+/// The first position of `pattern` in `data`, skipping ahead by its first
+/// byte (uploads are long; their line breaks are few).
+fn find(data: &[u8], pattern: &[u8]) -> Option<usize> {
+    let first = *pattern.first()?;
+    let mut from = 0;
+    while from + pattern.len() <= data.len() {
+        let at = from + data[from..].iter().position(|&b| b == first)?;
+        if data.get(at..at + pattern.len()) == Some(pattern) {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scan_in_pieces(body: &[u8], piece: usize) -> bool {
+        let mut parts = PartHeads::new("XyZ");
+        body.chunks(piece).all(|chunk| parts.scan(chunk))
+    }
+
+    #[test]
+    fn part_heads_are_bounded_wherever_the_frames_split() {
+        let file = vec![b'\r'; 100_000];
+        let mut fine = b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\n".to_vec();
+        fine.extend_from_slice(&file);
+        fine.extend_from_slice(
+            b"\r\n--XyZ\r\nContent-Disposition: form-data; name=\"path\"\r\n\r\na\r\n--XyZ--\r\n",
+        );
+        let mut endless = fine.clone();
+        // The closing delimiter becomes one more part whose headers never end.
+        endless.truncate(endless.len() - 4);
+        endless.extend_from_slice(b"\r\n");
+        endless.extend(std::iter::repeat_n(b'h', 20_000));
+        let mut first_endless = b"--XyZ\r\n".to_vec();
+        first_endless.extend(std::iter::repeat_n(b'h', 20_000));
+        for piece in [1, 2, 3, 7, 64, 4096, 1 << 20] {
+            assert!(scan_in_pieces(&fine, piece), "fine, in pieces of {piece}");
+            assert!(
+                !scan_in_pieces(&endless, piece),
+                "endless, pieces of {piece}"
+            );
+            assert!(
+                !scan_in_pieces(&first_endless, piece),
+                "endless first part, pieces of {piece}"
+            );
+        }
+    }
+
+    #[test]
+    fn boundaries_are_read_from_the_content_type() {
+        let b = |ct| multipart_boundary(ct);
+        assert_eq!(
+            b("multipart/form-data; boundary=abc").as_deref(),
+            Some("abc")
+        );
+        assert_eq!(
+            b("Multipart/Form-Data; charset=utf-8; boundary=\"a b\"").as_deref(),
+            Some("a b")
+        );
+        assert_eq!(b("multipart/form-data"), None);
+        assert_eq!(b("application/json; boundary=abc"), None);
     }
 }

@@ -1183,11 +1183,23 @@ pub fn with_middleware(
             } else {
                 serve::MAX_BODY
             };
-            let (body, watch) = serve::guard_body(req.take_body(), limit, limits.body_stall);
+            let boundary = req
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(serve::multipart_boundary);
+            let (body, watch) = serve::guard_body(
+                req.take_body(),
+                limit,
+                limits.body_stall,
+                boundary.as_deref(),
+            );
             req.set_body(body);
             let result = ep.call(req).await;
             if watch.over_limit() {
                 refuse.reply(StatusCode::PAYLOAD_TOO_LARGE, BODY_TOO_LARGE)
+            } else if watch.part_head_too_large() {
+                refuse.reply(StatusCode::PAYLOAD_TOO_LARGE, PART_HEAD_TOO_LARGE)
             } else if watch.stalled() {
                 refuse.reply(StatusCode::REQUEST_TIMEOUT, BODY_STALLED)
             } else {
@@ -1223,6 +1235,7 @@ pub fn with_middleware(
 
 const BODY_TOO_LARGE: &str =
     "The request body is larger than 64 KiB; only file uploads may be larger.";
+const PART_HEAD_TOO_LARGE: &str = "A part of the form has headers over 16 KiB.";
 const BODY_STALLED: &str = "The request body stopped arriving; nothing was kept. Try again.";
 
 fn is_multipart(req: &Request) -> bool {

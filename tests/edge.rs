@@ -561,3 +561,30 @@ async fn multipart_text_fields_are_bounded_and_a_refused_upload_keeps_nothing() 
     assert_eq!(resp.status(), 201);
     assert_spool_empty(&app);
 }
+
+#[tokio::test]
+async fn a_multipart_part_whose_headers_never_end_is_refused_and_nothing_is_kept() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let mut body =
+        b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.bin\"\r\n\r\n"
+            .to_vec();
+    body.extend(std::iter::repeat_n(b'f', 100_000));
+    body.extend_from_slice(b"\r\n--XyZ\r\nX-Filler: ");
+    // 2 MiB of one header line: the multipart parser would hold all of it.
+    body.extend(std::iter::repeat_n(b'h', 2 << 20));
+    let resp = admin
+        .http
+        .post(app.url("/api/files"))
+        .header("X-CSRF-Token", admin.csrf.clone().unwrap_or_default())
+        .header("Content-Type", "multipart/form-data; boundary=XyZ")
+        .body(body)
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(resp.status(), 413);
+    let text = resp.text().await.unwrap_or_default();
+    assert!(text.contains("16 KiB"), "says why: {text}");
+    assert_spool_empty(&app);
+    assert!(admin.files().await.is_empty(), "no file was created");
+}
