@@ -1,10 +1,13 @@
 //! Accepting connections and holding them to the edge limits of DESIGN.md
-//! ("Limits at the edge"): a request head of at most [`MAX_HEAD`] bytes,
-//! sent within `head_timeout` of its first byte; a keep-alive connection
-//! with no request closed after `idle_timeout`; a request body that stops
-//! for `body_stall` refused; a socket write that makes no progress for
-//! `write_stall` failed; no request body but a multipart upload over
-//! [`MAX_BODY`].
+//! ("Limits at the edge"): a request head of at most [`MAX_HEAD`] bytes
+//! (431, or 414 for the request line), sent within `head_timeout` of the
+//! connection's start or, on a kept-alive one, of the head's first byte; a
+//! keep-alive connection with no request closed after `idle_timeout`; a
+//! request body that stops for `body_stall` refused; a socket write that
+//! makes no progress for `write_stall` failed; no request body but a
+//! multipart upload over [`MAX_BODY`], and no multipart part's headers over
+//! [`MAX_PART_HEAD`]. The web middleware turns a body refusal into its
+//! answer (`web::with_middleware`).
 //!
 //! Latch runs its own accept loop because poem's `Server` builds hyper's
 //! connection with no head size or time limit: a client that sends half a
@@ -12,9 +15,8 @@
 //!
 //! Each connection's read timer follows its phase ([`Phase`]): reading a
 //! head from the accept (or, between requests, idle until a byte arrives,
-//! then reading a head) until hyper hands the request over,
-//! then busy (no connection timer) until the response body is done, then
-//! idle again. A body that stalls while busy is caught by [`guard_body`]
+//! then reading a head) until hyper hands the request over, then busy (no
+//! connection timer) until the response body is done, then idle again. A body that stalls while busy is caught by [`guard_body`]
 //! instead, so a long response (an event stream, a download) is never cut
 //! by these timers, and an upgraded connection (101, a WebSocket) never is:
 //! its loop pings and times out its own sends. The write-stall limit holds
@@ -54,7 +56,7 @@ pub const MAX_PART_HEAD: usize = 16 * 1024;
 /// Largest request body other than a multipart upload; a larger one is 413.
 pub const MAX_BODY: u64 = 64 * 1024;
 
-/// The time limits of one connection, from [`Config`].
+/// The limits of one connection and its request bodies, from [`Config`].
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub head: Duration,
