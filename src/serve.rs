@@ -198,16 +198,18 @@ where
         .with_upgrades();
     tokio::pin!(conn);
     tokio::select! {
-        result = &mut conn => {
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "connection ended");
-            }
-            return;
-        }
+        result = &mut conn => match result {
+            Ok(()) => return,
+            // hyper stops at a read error, such as a client that closed its
+            // side after sending its request, yet can still answer the
+            // request it has: polled again below, it does (as under poem's
+            // server), and it ends at once if there is nothing to answer.
+            Err(e) => tracing::debug!(error = %e, "connection read ended"),
+        },
         _ = stop.wait_for(|stop| *stop) => {}
     }
-    // Shutting down: no new request on this connection; the one in flight
-    // finishes, within the grace period.
+    // Shutting down (or the reading side ended): no new request on this
+    // connection; the one in flight finishes, within the grace period.
     conn.as_mut().graceful_shutdown();
     tokio::select! {
         _ = conn => {}

@@ -588,3 +588,47 @@ async fn a_multipart_part_whose_headers_never_end_is_refused_and_nothing_is_kept
     assert_spool_empty(&app);
     assert!(admin.files().await.is_empty(), "no file was created");
 }
+
+#[tokio::test]
+async fn a_client_that_closes_its_side_after_its_request_still_gets_its_answer() {
+    // `printf '…' | nc host port` and many scripts do this: the whole
+    // request, then FIN, then read.
+    let app = TestApp::spawn().await;
+    let auth = format!("admin:{}", common::ADMIN_PASSWORD);
+    let auth = base64_encode(auth.as_bytes());
+    let body = b"--B1\r\nContent-Disposition: form-data; name=\"path\"\r\n\r\nparts/cut.bin\r\n--B1\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f\"\r\n\r\npartial";
+    for close in ["", "Connection: close\r\n"] {
+        let mut request = format!(
+            "POST /api/files HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {auth}\r\nContent-Type: multipart/form-data; boundary=B1\r\nContent-Length: {}\r\n{close}\r\n",
+            body.len()
+        )
+        .into_bytes();
+        request.extend_from_slice(body);
+        let mut s = connect(&app).await;
+        s.write_all(&request).await.unwrap();
+        s.shutdown().await.unwrap();
+        let (closed, got) = read_to_close(&mut s, PROMPT).await;
+        assert!(closed);
+        let got = String::from_utf8_lossy(&got);
+        assert!(
+            got.starts_with("HTTP/1.1 400"),
+            "a malformed upload is 400: {got}"
+        );
+    }
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().fold(0u32, |n, &b| n << 8 | b as u32) << (8 * (3 - chunk.len()));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ABC[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
