@@ -22,6 +22,17 @@ pub struct Config {
     pub trusted_proxies: Vec<std::net::IpAddr>,
     /// How long shutdown waits for requests in flight.
     pub shutdown_grace: Duration,
+    /// A request head (line and headers) not complete this long after its
+    /// first byte closes the connection.
+    pub head_timeout: Duration,
+    /// A request body with no byte for this long is refused and its
+    /// connection closed; nothing it sent is kept.
+    pub body_stall: Duration,
+    /// A keep-alive connection with no request for this long is closed.
+    pub idle_timeout: Duration,
+    /// A socket write with no progress for this long fails: the peer
+    /// stopped reading.
+    pub write_stall: Duration,
 }
 
 impl Config {
@@ -38,6 +49,10 @@ impl Config {
             session_absolute: Duration::from_secs(7 * 24 * 3600),
             trusted_proxies: Vec::new(),
             shutdown_grace: Duration::from_secs(10),
+            head_timeout: Duration::from_secs(30),
+            body_stall: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(120),
+            write_stall: crate::live::WRITE_STALL,
         }
     }
 

@@ -60,15 +60,24 @@ impl Upload {
     }
 }
 
-const MAX_TEXT_FIELD: usize = 64 * 1024;
+/// Largest text field of a multipart form.
+pub const MAX_TEXT_FIELD: usize = 64 * 1024;
+/// Most text fields in one multipart form.
+pub const MAX_TEXT_FIELDS: usize = 32;
+/// Most text, all fields together, in one multipart form.
+pub const MAX_TEXT_TOTAL: usize = 256 * 1024;
 
-/// Reads a multipart body: text fields into memory (bounded), the part named
-/// `file` streamed to a spool file under the upload limit.
+/// Reads a multipart body: text fields into memory, the part named `file`
+/// streamed to a spool file under the upload limit. Text is bounded while
+/// it streams (each field, their number, their sum) and a repeated name is
+/// refused when it arrives, so nothing unbounded is ever buffered; on any
+/// refusal the spooled file is dropped, which deletes it.
 pub async fn read_upload(files: &Files, mut multipart: Multipart) -> AppResult<Upload> {
     let malformed = |e: poem::error::ParseMultipartError| {
         AppError::BadRequest(format!("The upload is malformed: {e}"))
     };
-    let mut pairs = Vec::new();
+    let mut fields = HashMap::new();
+    let mut text_total = 0usize;
     let mut file = None;
     while let Some(field) = multipart.next_field().await.map_err(malformed)? {
         let name = field.name().unwrap_or("").to_string();
@@ -81,26 +90,46 @@ pub async fn read_upload(files: &Files, mut multipart: Multipart) -> AppResult<U
             let file_name = field.file_name().unwrap_or("").to_string();
             let spool = files.spool(field.into_async_read()).await?;
             file = Some((file_name, spool));
-        } else {
-            let mut value = Vec::new();
-            let mut limited = field.into_async_read().take(MAX_TEXT_FIELD as u64 + 1);
-            limited
-                .read_to_end(&mut value)
-                .await
-                .map_err(|e| AppError::BadRequest(format!("The upload was cut off: {e}")))?;
-            if value.len() > MAX_TEXT_FIELD {
-                return Err(AppError::TooLarge(format!(
-                    "The field '{name}' is too long."
-                )));
-            }
-            let value = String::from_utf8(value).map_err(|_| {
-                AppError::BadRequest(format!("The field '{name}' is not valid UTF-8 text."))
-            })?;
-            pairs.push((name, value));
+            continue;
         }
+        if fields.contains_key(&name) {
+            return Err(AppError::BadRequest(format!(
+                "The field '{name}' was sent twice."
+            )));
+        }
+        if fields.len() >= MAX_TEXT_FIELDS {
+            return Err(AppError::TooLarge(format!(
+                "The form has too many fields; at most {MAX_TEXT_FIELDS} are accepted."
+            )));
+        }
+        let room = MAX_TEXT_FIELD.min(MAX_TEXT_TOTAL - text_total);
+        let mut value = Vec::new();
+        let mut limited = field.into_async_read().take(room as u64 + 1);
+        limited
+            .read_to_end(&mut value)
+            .await
+            .map_err(|e| AppError::BadRequest(format!("The upload was cut off: {e}")))?;
+        if value.len() > room {
+            return Err(AppError::TooLarge(if room < MAX_TEXT_FIELD {
+                format!(
+                    "The form's text fields are over {} KiB together.",
+                    MAX_TEXT_TOTAL / 1024
+                )
+            } else {
+                format!(
+                    "The field '{name}' is too long; at most {} KiB.",
+                    MAX_TEXT_FIELD / 1024
+                )
+            }));
+        }
+        text_total += value.len();
+        let value = String::from_utf8(value).map_err(|_| {
+            AppError::BadRequest(format!("The field '{name}' is not valid UTF-8 text."))
+        })?;
+        fields.insert(name, value);
     }
     Ok(Upload {
-        fields: Fields::from_pairs(pairs)?,
+        fields: Fields(fields),
         file,
     })
 }

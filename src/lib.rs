@@ -18,8 +18,9 @@
 //! - [`lfs`] — `/vault.git`: Git LFS locks (= check-outs) and read-only clone.
 //! - [`metrics`] — `/metrics` in the Prometheus text format.
 //! - [`backup`] — a consistent copy of the data directory, taken while serving.
+//! - [`serve`] — accepting connections and holding them to the edge limits.
 //!
-//! [`serve`] starts the app on a listener the caller bound, so tests start
+//! [`serve()`] starts the app on a listener the caller bound, so tests start
 //! the real server on `127.0.0.1:0` exactly as `main` does.
 
 pub mod allow;
@@ -35,6 +36,7 @@ pub mod lfs;
 pub mod live;
 pub mod metrics;
 pub mod schema;
+pub mod serve;
 pub mod store;
 pub mod vault;
 pub mod views;
@@ -43,8 +45,7 @@ pub mod web;
 use std::sync::{Arc, Mutex};
 
 use poem::endpoint::EmbeddedFilesEndpoint;
-use poem::listener::Acceptor;
-use poem::{Endpoint, EndpointExt, Server};
+use poem::{Endpoint, EndpointExt};
 
 pub use config::Config;
 use error::AppError;
@@ -141,7 +142,7 @@ pub fn open(config: Config) -> Result<App, StartError> {
 }
 
 /// The whole HTTP app: HTML, JSON API and its docs, live endpoints, assets.
-pub fn endpoint(app: App) -> impl Endpoint + 'static {
+pub fn endpoint(app: App) -> impl Endpoint<Output = poem::Response> + 'static {
     let api = api::service();
     let assets = allow::only(
         &[poem::http::Method::GET],
@@ -154,7 +155,8 @@ pub fn endpoint(app: App) -> impl Endpoint + 'static {
         .nest("/api", api::endpoint(api))
         .nest("/vault.git", lfs::routes())
         .at("/metrics", allow::get(metrics::admin_endpoint));
-    web::with_middleware(routes.data(app))
+    let limits = serve::Limits::of(&app.config);
+    web::with_middleware(routes.data(app), limits)
 }
 
 /// Serves on `listener` until `shutdown` completes, then closes live
@@ -168,18 +170,14 @@ pub async fn serve(
     run(listener, app, shutdown).await
 }
 
-/// Like [`serve`], with an app already opened.
+/// Like [`serve()`], with an app already opened.
 pub async fn run(
     listener: tokio::net::TcpListener,
     app: App,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
-    // Nagle off and a write-stall limit per connection: see `live::acceptor`.
-    let acceptor = live::acceptor(listener)?;
-    let addr = acceptor
+    let addr = listener
         .local_addr()
-        .first()
-        .and_then(|a| a.as_socket_addr().copied())
         .map(|a| a.to_string())
         .unwrap_or_default();
     tracing::info!("Latch is serving on http://{addr}");
@@ -199,9 +197,8 @@ pub async fn run(
         tracing::info!("shutting down: closing live connections, finishing requests");
         hub.shutdown();
     };
-    Server::new_with_acceptor(acceptor)
-        .run_with_graceful_shutdown(endpoint(app), signal, Some(grace))
-        .await?;
+    let limits = serve::Limits::of(&app.config);
+    serve::serve(listener, endpoint(app), limits, signal, grace).await?;
     // Upgraded WebSockets are no longer the server's connections: give their
     // tasks a moment to send 1012 before the caller drops the runtime.
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);

@@ -31,25 +31,19 @@
 //! Stalled readers are dropped at two levels. The WebSocket loop times out
 //! its own sends. An SSE body is only polled by hyper while hyper's buffer
 //! has room, so a stalled SSE reader can only be seen at the socket:
-//! [`acceptor`] wraps the listener so that a write which makes no progress
-//! for [`WRITE_STALL`] fails and hyper drops the connection (it also turns
-//! Nagle off, so back-to-back events are not held for a delayed ACK).
+//! [`crate::serve`] wraps each connection so that a write which makes no
+//! progress for [`WRITE_STALL`] fails and hyper drops the connection (it also
+//! turns Nagle off, so back-to-back events are not held for a delayed ACK).
 
 use std::collections::HashMap;
 use std::io;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use poem::http::uri::Scheme;
-use poem::listener::{Acceptor, TcpAcceptor};
 use poem::web::websocket::{CloseCode, Message, WebSocket, WebSocketConfig};
-use poem::web::{LocalAddr, RemoteAddr};
 use poem::{Body, IntoResponse, Request, Response};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::App;
@@ -64,7 +58,7 @@ pub const SSE_HEARTBEAT: Duration = Duration::from_secs(15);
 pub const WS_PING: Duration = Duration::from_secs(25);
 /// A WebSocket send that cannot complete in this time means the peer stopped reading.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
-/// A socket write that makes no progress for this long fails (see [`acceptor`]).
+/// A socket write that makes no progress for this long fails (see [`crate::serve`]).
 /// Longer than `SEND_TIMEOUT`: it also covers downloads on poor links.
 pub const WRITE_STALL: Duration = Duration::from_secs(30);
 /// How long the hub holds an event before fanning it out, so the request
@@ -829,128 +823,6 @@ fn sse_stream(
 /// dropped here, so callers' futures stay `Send`).
 async fn stopped(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|stop| *stop).await;
-}
-
-/// The listener Latch serves on: TCP with Nagle off (a fragment is sent
-/// when it is ready, not after the previous one's ACK) and writes that fail
-/// after [`WRITE_STALL`] without progress, so a peer that stopped reading is
-/// dropped even where the app cannot see it (an SSE body hyper stopped
-/// polling, a download).
-pub fn acceptor(listener: tokio::net::TcpListener) -> io::Result<GuardedAcceptor> {
-    Ok(GuardedAcceptor {
-        inner: TcpAcceptor::from_tokio(listener)?,
-        stall: WRITE_STALL,
-    })
-}
-
-pub struct GuardedAcceptor {
-    inner: TcpAcceptor,
-    stall: Duration,
-}
-
-impl GuardedAcceptor {
-    /// Changes the stall limit (tests use a short one).
-    pub fn with_stall(mut self, stall: Duration) -> Self {
-        self.stall = stall;
-        self
-    }
-}
-
-impl Acceptor for GuardedAcceptor {
-    type Io = GuardedIo<tokio::net::TcpStream>;
-
-    fn local_addr(&self) -> Vec<LocalAddr> {
-        self.inner.local_addr()
-    }
-
-    async fn accept(&mut self) -> io::Result<(Self::Io, LocalAddr, RemoteAddr, Scheme)> {
-        let (io, local, remote, scheme) = self.inner.accept().await?;
-        let _ = io.set_nodelay(true);
-        Ok((GuardedIo::new(io, self.stall), local, remote, scheme))
-    }
-}
-
-/// A stream whose writes fail once they have been pending, with no byte
-/// written, for longer than `stall`.
-pub struct GuardedIo<T> {
-    inner: T,
-    stall: Duration,
-    /// Armed when a write first returns `Pending`; dropped on progress.
-    since: Option<Pin<Box<tokio::time::Sleep>>>,
-}
-
-impl<T> GuardedIo<T> {
-    pub fn new(inner: T, stall: Duration) -> Self {
-        GuardedIo {
-            inner,
-            stall,
-            since: None,
-        }
-    }
-
-    fn watch<R>(&mut self, cx: &mut Context<'_>, poll: Poll<io::Result<R>>) -> Poll<io::Result<R>> {
-        match poll {
-            Poll::Ready(r) => {
-                self.since = None;
-                Poll::Ready(r)
-            }
-            Poll::Pending => {
-                let stall = self.stall;
-                let timer = self
-                    .since
-                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(stall)));
-                ready!(timer.as_mut().poll(cx));
-                Poll::Ready(Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "the peer stopped reading",
-                )))
-            }
-        }
-    }
-}
-
-impl<T: AsyncRead + Unpin> AsyncRead for GuardedIo<T> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl<T: AsyncWrite + Unpin> AsyncWrite for GuardedIo<T> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let poll = Pin::new(&mut self.inner).poll_write(cx, buf);
-        self.watch(cx, poll)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let poll = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        self.watch(cx, poll)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let poll = Pin::new(&mut self.inner).poll_flush(cx);
-        self.watch(cx, poll)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let poll = Pin::new(&mut self.inner).poll_shutdown(cx);
-        self.watch(cx, poll)
-    }
 }
 
 #[cfg(test)]

@@ -178,6 +178,15 @@ struct ServeArgs {
     /// On SIGTERM or Ctrl-C, how long requests in flight may take to finish, e.g. 10s.
     #[arg(long, env = "LATCH_SHUTDOWN_GRACE", default_value = "10s", value_name = "DURATION", value_parser = parse_duration)]
     shutdown_grace: Duration,
+    /// How long a client may take to send a request's head (line and headers) before its connection is closed.
+    #[arg(long, env = "LATCH_HEAD_TIMEOUT", default_value = "30s", value_name = "DURATION", value_parser = parse_duration)]
+    head_timeout: Duration,
+    /// A request body with no byte for this long is refused (408) and nothing of it kept.
+    #[arg(long, env = "LATCH_BODY_STALL", default_value = "60s", value_name = "DURATION", value_parser = parse_duration)]
+    body_stall: Duration,
+    /// A keep-alive connection with no request for this long is closed.
+    #[arg(long, env = "LATCH_IDLE_TIMEOUT", default_value = "2m", value_name = "DURATION", value_parser = parse_duration)]
+    idle_timeout: Duration,
 }
 
 /// Parses `10`, `10s`, `500ms` or `2m`.
@@ -244,6 +253,9 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     config.trusted_proxies = args.trusted_proxies;
     config.admin_password = args.admin_password.filter(|p| !p.is_empty());
     config.shutdown_grace = args.shutdown_grace;
+    config.head_timeout = args.head_timeout;
+    config.body_stall = args.body_stall;
+    config.idle_timeout = args.idle_timeout;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

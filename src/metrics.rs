@@ -320,14 +320,14 @@ pub async fn serve(
     app: App,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let acceptor = poem::listener::TcpAcceptor::from_tokio(listener)?;
+    // Held to the same connection limits as the main address.
+    let limits = crate::serve::Limits::of(&app.config);
     let routes = Route::new()
         .at("/metrics", get(open_endpoint))
         .at("/healthz", get(healthz))
-        .data(app);
-    poem::Server::new_with_acceptor(acceptor)
-        .run_with_graceful_shutdown(routes, shutdown, Some(Duration::from_secs(1)))
-        .await
+        .data(app)
+        .map_to_response();
+    crate::serve::serve(listener, routes, limits, shutdown, Duration::from_secs(1)).await
 }
 
 #[cfg(test)]

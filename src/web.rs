@@ -19,6 +19,7 @@ use crate::domain::{
 use crate::error::{AppError, AppResult};
 use crate::files::{Actor, Download, NewFile, NewVersion};
 use crate::forms::{self, Fields};
+use crate::serve;
 use crate::store::FileRecord;
 use crate::views::{self, Filters, Flash, Page, Viewer};
 
@@ -206,7 +207,7 @@ async fn require_write_session(
 
 async fn read_form(body: Body) -> AppResult<Fields> {
     let bytes = body
-        .into_bytes_limit(256 * 1024)
+        .into_bytes_limit(serve::MAX_BODY as usize)
         .await
         .map_err(|_| AppError::TooLarge("The form is too large.".into()))?;
     forms::parse_urlencoded(&bytes)
@@ -1149,17 +1150,68 @@ fn healthz() -> &'static str {
     "ok"
 }
 
-/// Security headers on every response, and one log line per request.
-pub fn with_middleware(ep: impl Endpoint + 'static) -> impl Endpoint {
-    ep.around(|ep, req| async move {
+/// Security headers on every response, one log line per request, and the
+/// body limits of [`crate::serve`] on every route: no body but a multipart
+/// upload may pass [`serve::MAX_BODY`] (a declared length over it is
+/// refused before a byte is read, a longer chunked body is cut off there),
+/// and none may stall. Either way the handler only saw an error, so
+/// nothing was kept; the refusal is decided here, whatever the handler
+/// made of that error.
+pub fn with_middleware(
+    ep: impl Endpoint + 'static,
+    limits: serve::Limits,
+) -> impl Endpoint<Output = Response> {
+    ep.around(move |ep, mut req| async move {
         let started = Instant::now();
         let method = req.method().clone();
         // The query is left out: it may carry the one-time setup token.
         let path = req.uri().path().to_string();
-        let result = ep.call(req).await;
-        let mut resp = match result {
-            Ok(r) => r.into_response(),
-            Err(e) => e.into_response(),
+        let refuse = EdgeRefusal {
+            json: path == "/api"
+                || path.starts_with("/api/")
+                || path == "/vault.git"
+                || path.starts_with("/vault.git/"),
+            htmx: is_htmx(&req),
+        };
+        let multipart = is_multipart(&req);
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let mut resp = if !multipart && declared.is_some_and(|n| n > serve::MAX_BODY) {
+            refuse.reply(StatusCode::PAYLOAD_TOO_LARGE, BODY_TOO_LARGE)
+        } else {
+            let limit = if multipart {
+                limits.multipart_body
+            } else {
+                serve::MAX_BODY
+            };
+            let boundary = req
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(serve::multipart_boundary);
+            let (body, watch) = serve::guard_body(
+                req.take_body(),
+                limit,
+                limits.body_stall,
+                boundary.as_deref(),
+            );
+            req.set_body(body);
+            let result = ep.call(req).await;
+            if watch.over_limit() {
+                refuse.reply(StatusCode::PAYLOAD_TOO_LARGE, BODY_TOO_LARGE)
+            } else if watch.part_head_too_large() {
+                refuse.reply(StatusCode::PAYLOAD_TOO_LARGE, PART_HEAD_TOO_LARGE)
+            } else if watch.stalled() {
+                refuse.reply(StatusCode::REQUEST_TIMEOUT, BODY_STALLED)
+            } else {
+                match result {
+                    Ok(r) => r.into_response(),
+                    Err(e) => e.into_response(),
+                }
+            }
         };
         let h = resp.headers_mut();
         let csp = if path == "/api/docs" || path.starts_with("/api/docs/") {
@@ -1183,4 +1235,61 @@ pub fn with_middleware(ep: impl Endpoint + 'static) -> impl Endpoint {
         );
         Ok(resp)
     })
+}
+
+const BODY_TOO_LARGE: &str =
+    "The request body is larger than 64 KiB; only file uploads may be larger.";
+const PART_HEAD_TOO_LARGE: &str = "A part of the form has headers over 16 KiB.";
+const BODY_STALLED: &str = "The request body stopped arriving; nothing was kept. Try again.";
+
+fn is_multipart(req: &Request) -> bool {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("multipart/form-data")
+        })
+}
+
+/// How a refusal at the edge is said: JSON for `/api` and `/vault.git`
+/// (`error` for the API, `message` for Git LFS), a toast for htmx, a page
+/// otherwise. The rest of the body is never read, so the connection closes.
+struct EdgeRefusal {
+    json: bool,
+    htmx: bool,
+}
+
+impl EdgeRefusal {
+    fn reply(&self, status: StatusCode, text: &str) -> Response {
+        let mut resp = if self.json {
+            Response::builder()
+                .status(status)
+                .content_type("application/json; charset=utf-8")
+                .body(serde_json::json!({ "error": text, "message": text }).to_string())
+        } else if self.htmx {
+            let mut resp = html_response(status, views::toast("error", text));
+            resp.headers_mut()
+                .insert("HX-Reswap", HeaderValue::from_static("none"));
+            resp
+        } else {
+            html_response(
+                status,
+                views::layout(
+                    Page {
+                        title: "Error",
+                        session: None,
+                        nav: "",
+                        flash: None,
+                        live_seq: None,
+                    },
+                    views::error_page(status.as_u16(), text),
+                ),
+            )
+        };
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        resp
+    }
 }

@@ -1114,19 +1114,20 @@ async fn a_websocket_that_never_reads_is_dropped_while_others_keep_receiving() {
 
 #[tokio::test]
 async fn an_event_stream_that_never_reads_is_dropped_by_the_write_guard() {
-    // The app as `latch::run` serves it, on the guarded listener, with a
-    // short stall limit so the test does not wait the full default.
+    // The app as `latch::run` serves it, with a short write-stall limit so
+    // the test does not wait the full default.
     let tmp = tempfile::tempdir().unwrap();
     let mut config = latch::Config::new(tmp.path().join("data"));
     config.admin_password = Some(common::ADMIN_PASSWORD.into());
+    config.write_stall = Duration::from_secs(3);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let latch_app = latch::open(config).unwrap();
-    let acceptor = latch::live::acceptor(listener)
-        .unwrap()
-        .with_stall(Duration::from_secs(3));
-    let server =
-        tokio::spawn(poem::Server::new_with_acceptor(acceptor).run(latch::endpoint(latch_app)));
+    let server = tokio::spawn(latch::run(
+        listener,
+        latch_app,
+        std::future::pending::<()>(),
+    ));
     let base = format!("http://{addr}");
     wait_healthy(&base).await;
     let admin = login_at(&base, "admin", common::ADMIN_PASSWORD).await;

@@ -7,6 +7,7 @@ mod common;
 mod accounts;
 mod browser;
 mod crash;
+mod edge;
 mod edge_state;
 mod files;
 mod lfs;
