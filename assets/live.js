@@ -172,8 +172,16 @@
   function armToast(t) {
     if (!(t instanceof Element) || !t.classList.contains('toast') || t.dataset.armed) return;
     t.dataset.armed = '1';
-    var timer = setTimeout(dismiss, 6000);
+    // A refusal stays until it is clicked away or a later action succeeds:
+    // the reader decides when they have read it. News fades after 6 s,
+    // though not while the pointer rests on it.
+    var timer = null, error = t.classList.contains('toast-error');
+    function arm() { if (!error) timer = setTimeout(dismiss, 6000); }
+    t.title = 'Click to dismiss';
     t.addEventListener('click', dismiss);
+    t.addEventListener('mouseenter', function () { clearTimeout(timer); });
+    t.addEventListener('mouseleave', function () { clearTimeout(timer); arm(); });
+    arm();
     function dismiss() {
       clearTimeout(timer);
       t.classList.add('toast-leaving');             // CSS fades it
@@ -237,7 +245,11 @@
     var d = e.target.closest && e.target.closest('details.popover'), x = e.detail.xhr;
     // Not detail.successful: the htmx-config meta marks 4xx "error": false
     // (so their toasts swap in), which makes a refused request "successful".
-    if (!d || !x || x.status < 200 || x.status >= 300) return;
+    if (!x || x.status < 200 || x.status >= 300) return;
+    // A successful action answers the refusals shown before it.
+    var verb = e.detail.requestConfig && e.detail.requestConfig.verb;
+    if (verb && verb !== 'get') document.querySelectorAll('#toasts .toast-error').forEach(function (t) { t.click(); });
+    if (!d) return;
     d.open = false;
     if (e.target.tagName === 'FORM') e.target.reset();
   });

@@ -477,7 +477,8 @@ pub fn card(f: &FileRecord, viewer: &Viewer, oob: bool) -> Markup {
 pub fn toast(kind: &str, text: &str) -> Markup {
     html! {
         div hx-swap-oob="beforeend:#toasts" {
-            div class=(format!("toast toast-{kind}")) role="status" { (text) }
+            // A refusal interrupts (alert); news waits its turn (status).
+            div class=(format!("toast toast-{kind}")) role=(if kind == "error" { "alert" } else { "status" }) { (text) }
         }
     }
 }

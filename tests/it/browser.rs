@@ -228,6 +228,12 @@ async fn a_user_logs_in_uploads_checks_out_and_checks_in_through_the_ui() {
     b.screenshot("ui-04b-upload-conflict").await;
     // The browser logs the 409 itself; nothing else may appear.
     assert_clean_console(&b, "a refused upload", &["409"]).await;
+    // A refusal stays until it is read: past the 6 s that news lasts.
+    tokio::time::sleep(std::time::Duration::from_secs(7)).await;
+    assert!(
+        has_text(&b, "#toasts .toast-error", "already exists").await,
+        "the refusal is still on screen"
+    );
     b.exec(
         "document.querySelector('details.upload').open = false;",
         json!([]),
@@ -240,6 +246,11 @@ async fn a_user_logs_in_uploads_checks_out_and_checks_in_through_the_ui() {
     b.click(&format!("#file-{id} form.checkout button[type=submit]"))
         .await;
     wait_card(&b, id, "locked", Some("alice"), "alice's check-out").await;
+    b.wait_until(
+        "document.querySelectorAll('#toasts .toast-error').length === 0",
+        "the check-out's success to clear the earlier refusal",
+    )
+    .await;
     let text = card(&b, id).await[2]
         .as_str()
         .unwrap_or_default()
