@@ -529,6 +529,10 @@ pub struct Throttle {
     /// Git over HTTP sends Basic credentials with every request (one per
     /// object on a clone); without this each would cost ~20 ms of argon2.
     verified: Mutex<HashMap<Vec<u8>, (String, Instant)>>,
+    /// `user@address` pairs that signed in, and when last.
+    known: Mutex<HashMap<String, Instant>>,
+    /// Recent sign-ups per client address.
+    signups: Mutex<HashMap<IpAddr, Vec<Instant>>>,
     secret: [u8; 32],
 }
 
@@ -537,6 +541,8 @@ impl Default for Throttle {
         Throttle {
             failures: Mutex::default(),
             verified: Mutex::default(),
+            known: Mutex::default(),
+            signups: Mutex::default(),
             secret: random_bytes::<32>(),
         }
     }
@@ -575,33 +581,54 @@ struct Failures {
 }
 
 impl Throttle {
-    /// Failures allowed per username before waiting is required.
+    /// Failures allowed per username from one client address before that
+    /// address must wait: what slows one guesser down.
     const FREE: u32 = 5;
-    /// Per client address the allowance is larger: many people may share one
-    /// address (an office NAT, a proxy not declared as trusted).
+    /// Per client address, whatever the usernames; larger because many
+    /// people may share one address (an office NAT, a proxy not declared
+    /// as trusted).
     const FREE_PER_ADDRESS: u32 = 30;
+    /// Per username across all addresses: what slows guesses spread over
+    /// many addresses.
+    const FREE_PER_USER: u32 = 20;
     const FORGET_AFTER: Duration = Duration::from_secs(15 * 60);
+    /// How long an address where a user signed in stays theirs.
+    const KNOWN_FOR: Duration = Duration::from_secs(30 * 24 * 3600);
+    /// Sign-ups allowed per client address per [`Self::SIGNUP_WINDOW`].
+    const SIGNUPS: usize = 5;
+    const SIGNUP_WINDOW: Duration = Duration::from_secs(3600);
 
-    /// Per username, per address (both checked), and per username at an
-    /// address (only kept so a success can take its own failures back off
-    /// the address's count).
-    fn keys(username: &str, ip: IpAddr) -> [String; 3] {
+    /// Per username at an address, per address, per username; with the
+    /// failures each allows before waiting is required.
+    fn keys(username: &str, ip: IpAddr) -> [(String, u32); 3] {
         [
-            format!("u:{username}"),
-            format!("ip:{ip}"),
-            format!("ui:{username}@{ip}"),
+            (format!("ui:{username}@{ip}"), Self::FREE),
+            (format!("ip:{ip}"), Self::FREE_PER_ADDRESS),
+            (format!("u:{username}"), Self::FREE_PER_USER),
         ]
+    }
+
+    /// Whether `username` signed in from `ip` lately: such a pair is held
+    /// only to its own failures, so strangers guessing elsewhere (or
+    /// behind the same address at other accounts) cannot lock it out.
+    fn known(&self, username: &str, ip: IpAddr) -> bool {
+        let map = self.known.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(&format!("{username}@{ip}"))
+            .is_some_and(|at| at.elapsed() < Self::KNOWN_FOR)
     }
 
     /// How long this login must wait, if at all.
     pub fn check(&self, username: &str, ip: IpAddr) -> Option<Duration> {
+        let budgets = if self.known(username, ip) { 1 } else { 3 };
         let map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         Self::keys(username, ip)
             .iter()
-            .zip([Self::FREE, Self::FREE_PER_ADDRESS])
-            .take(2)
-            .filter_map(|(key, free)| map.get(key).map(|f| (f, free)))
+            .take(budgets)
+            .filter_map(|(key, free)| map.get(key).map(|f| (f, *free)))
             .filter_map(|(f, free)| {
+                if f.last.elapsed() > Self::FORGET_AFTER {
+                    return None;
+                }
                 let over = f.count.checked_sub(free)?;
                 // 1 s, 2 s, 4 s … up to 5 minutes after each further failure.
                 let wait = Duration::from_secs((1u64 << over.min(9)).min(300));
@@ -616,7 +643,7 @@ impl Throttle {
         if map.len() > 100_000 {
             map.retain(|_, f| f.last.elapsed() < Self::FORGET_AFTER);
         }
-        for key in Self::keys(username, ip) {
+        for (key, _) in Self::keys(username, ip) {
             let entry = map.entry(key).or_insert(Failures {
                 count: 0,
                 last: Instant::now(),
@@ -629,19 +656,44 @@ impl Throttle {
         }
     }
 
-    /// A good credential leaves no failures behind: the user's own, and
-    /// their share of the address's (typos before the right password).
-    /// Other people's failures from the same address stay counted, so one
-    /// good account cannot reset the address for guesses at another.
+    /// A good credential leaves no failures behind at its own address (typos
+    /// before the right password), takes them back off the address's count,
+    /// and makes the address the user's own. Other people's failures from
+    /// the same address stay counted, so one good account cannot reset the
+    /// address for guesses at another; guesses at this user from elsewhere
+    /// stay counted against the username, for other addresses.
     pub fn succeeded(&self, username: &str, ip: IpAddr) {
-        let [user, address, user_at_address] = Self::keys(username, ip);
-        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        map.remove(&user);
-        if let Some(own) = map.remove(&user_at_address)
-            && let Some(all) = map.get_mut(&address)
+        let [(user_at_address, _), (address, _), _] = Self::keys(username, ip);
         {
-            all.count = all.count.saturating_sub(own.count);
+            let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(own) = map.remove(&user_at_address)
+                && let Some(all) = map.get_mut(&address)
+            {
+                all.count = all.count.saturating_sub(own.count);
+            }
         }
+        let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+        if known.len() > 100_000 {
+            known.retain(|_, at| at.elapsed() < Self::KNOWN_FOR);
+        }
+        known.insert(format!("{username}@{ip}"), Instant::now());
+    }
+
+    /// Takes one sign-up from `ip`'s allowance, or says how long until the
+    /// next one is allowed.
+    pub fn signup(&self, ip: IpAddr) -> Result<(), Duration> {
+        let mut map = self.signups.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() > 100_000 {
+            map.retain(|_, times| times.iter().any(|t| t.elapsed() < Self::SIGNUP_WINDOW));
+        }
+        let times = map.entry(ip).or_default();
+        times.retain(|t| t.elapsed() < Self::SIGNUP_WINDOW);
+        if times.len() >= Self::SIGNUPS {
+            let oldest = times.iter().map(Instant::elapsed).max().unwrap_or_default();
+            return Err(Self::SIGNUP_WINDOW.saturating_sub(oldest));
+        }
+        times.push(Instant::now());
+        Ok(())
     }
 }
 
@@ -889,12 +941,11 @@ pub async fn authenticate_api(app: &App, req: &Request) -> AppResult<Credential>
                 .unwrap_or_default();
             let user =
                 tokio::task::spawn_blocking(move || user_by_token(&store, &password)).await??;
-            return user
-                .filter(|u| u.username == wanted)
-                .map(Credential::Token)
-                .ok_or_else(|| {
-                    AppError::Unauthenticated("The username or API token is wrong.".into())
-                });
+            if let Some(user) = user.filter(|u| u.username == wanted) {
+                return Ok(Credential::Token(user));
+            }
+            // Not a token of this user: a password may start like one too,
+            // so it is checked (and counted) as a password.
         }
         return basic_password(app, req, basic.username(), basic.password()).await;
     }

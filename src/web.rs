@@ -139,6 +139,18 @@ fn html_error(req: &Request, err: AppError) -> Response {
             .insert("HX-Reswap", HeaderValue::from_static("none"));
         return resp;
     }
+    if let AppError::TooManyRequests {
+        retry_after_secs, ..
+    } = err
+    {
+        // A client told to wait must see the status and Retry-After, not a
+        // redirect that hides both.
+        let mut resp = error_page(err.status(), &text);
+        if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return resp;
+    }
     if req.method() == Method::POST {
         let back = match req.uri().path() {
             p if p.starts_with("/admin") => "/admin/users",
@@ -147,8 +159,13 @@ fn html_error(req: &Request, err: AppError) -> Response {
         };
         return redirect_with_flash(back, &Flash { error: true, text });
     }
+    error_page(err.status(), &text)
+}
+
+/// Latch's own error page: the status and a sentence.
+fn error_page(status: StatusCode, text: &str) -> Response {
     html_response(
-        err.status(),
+        status,
         views::layout(
             Page {
                 title: "Error",
@@ -157,7 +174,7 @@ fn html_error(req: &Request, err: AppError) -> Response {
                 flash: None,
                 live_seq: None,
             },
-            views::error_page(err.status().as_u16(), &text),
+            views::error_page(status.as_u16(), text),
         ),
     )
 }
@@ -889,6 +906,18 @@ async fn signup(Data(app): Data<&App>, req: &Request, body: Body) -> Response {
                 fields.text("display_name"),
             )?),
         };
+        // Each sign-up costs an argon2 hash and leaves an account: a few
+        // per address an hour, counted once the form is valid.
+        if let Err(wait) = app.throttle.signup(auth::client_ip(app, req)) {
+            let minutes = wait.as_secs().div_ceil(60).max(1);
+            return Err(AppError::TooManyRequests {
+                message: match minutes {
+                    1 => "Too many sign-ups from your address; try again in a minute.".into(),
+                    n => format!("Too many sign-ups from your address; try again in {n} minutes."),
+                },
+                retry_after_secs: wait.as_secs().max(1),
+            });
+        }
         let store = app.store.clone();
         let (token, _) = tokio::task::spawn_blocking(move || {
             let user = auth::create_user(&store, new)?;
