@@ -759,16 +759,24 @@ pub async fn login(app: &App, username: &str, password: &str, ip: IpAddr) -> App
     outcome
 }
 
-/// The value of the `latch_session` cookie, if any.
+/// The value of the first `latch_session` cookie, if any.
 pub fn session_cookie(req: &Request) -> Option<String> {
+    session_cookies(req).into_iter().next()
+}
+
+/// Every `latch_session` cookie sent (at most a few): a sibling subdomain
+/// can plant one of its own beside ours, and the browser may send it first.
+fn session_cookies(req: &Request) -> Vec<String> {
     req.headers()
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
+        .filter(|(name, _)| *name == SESSION_COOKIE)
         .map(|(_, value)| value.trim().to_string())
+        .take(4)
+        .collect()
 }
 
 pub fn session_set_cookie(app: &App, req: &Request, token: &str) -> String {
@@ -786,11 +794,21 @@ pub fn session_clear_cookie(app: &App, req: &Request) -> String {
 
 /// The session of a request, if it carries a valid one.
 pub async fn request_session(app: &App, req: &Request) -> AppResult<Option<Session>> {
-    let Some(token) = session_cookie(req) else {
+    let tokens = session_cookies(req);
+    if tokens.is_empty() {
         return Ok(None);
-    };
+    }
     let app = app.clone();
-    tokio::task::spawn_blocking(move || find_session(&app, &token)).await?
+    // The first valid one counts, wherever it stands.
+    tokio::task::spawn_blocking(move || {
+        for token in tokens {
+            if let Some(session) = find_session(&app, &token)? {
+                return Ok(Some(session));
+            }
+        }
+        Ok(None)
+    })
+    .await?
 }
 
 fn from_trusted_proxy(app: &App, req: &Request) -> bool {
@@ -860,17 +878,42 @@ pub fn check_same_origin(app: &App, req: &Request) -> AppResult<()> {
     {
         return Err(refused());
     }
-    if let Some(origin) = req.headers().get(header::ORIGIN) {
+    let mut origins = req.headers().get_all(header::ORIGIN).iter();
+    if let Some(origin) = origins.next() {
+        // A browser sends one; two are a forgery that hopes one is ignored.
+        if origins.next().is_some() {
+            return Err(refused());
+        }
         let origin = origin.to_str().map_err(|_| refused())?;
-        let authority = origin
-            .split_once("://")
-            .map(|(_, rest)| rest.trim_end_matches('/').to_ascii_lowercase())
-            .ok_or_else(refused)?;
-        if Some(authority) != own_authority(app, req) {
+        let (scheme, rest) = origin.split_once("://").ok_or_else(refused)?;
+        let authority = rest.trim_end_matches('/').to_ascii_lowercase();
+        if Some(authority) != own_authority(app, req)
+            || !scheme.eq_ignore_ascii_case(own_scheme(app, req))
+        {
             return Err(refused());
         }
     }
     Ok(())
+}
+
+/// The scheme browsers reach this server by: `https` with
+/// `--secure-cookies` or when a trusted proxy says so, `http` otherwise
+/// (Latch itself speaks plain HTTP; behind TLS the flags are required).
+fn own_scheme(app: &App, req: &Request) -> &'static str {
+    if from_trusted_proxy(app, req)
+        && let Some(proto) = forwarded(req, "x-forwarded-proto")
+    {
+        return if proto.eq_ignore_ascii_case("https") {
+            "https"
+        } else {
+            "http"
+        };
+    }
+    if app.config.secure_cookies {
+        "https"
+    } else {
+        "http"
+    }
 }
 
 pub fn is_unsafe_method(method: &Method) -> bool {

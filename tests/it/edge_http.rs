@@ -363,7 +363,7 @@ async fn the_origin_check_compares_the_scheme_and_takes_one_origin() {
         201
     );
     for origin in [format!("https://{addr}"), format!("ws://{addr}")] {
-        let resp = write(&[origin.clone()]).await.unwrap();
+        let resp = write(std::slice::from_ref(&origin)).await.unwrap();
         assert_eq!(resp.status(), 403, "Origin {origin} on an http server");
     }
     let two = write(&[good.clone(), "http://evil.example".to_string()])
