@@ -502,6 +502,11 @@ pub fn revoke_token(store: &store::Store, actor: &Actor, id: u64) -> AppResult<(
 }
 
 fn user_by_token(store: &store::Store, token: &str) -> AppResult<Option<UserRecord>> {
+    Ok(token_owner(store, token)?.filter(|u| !u.disabled))
+}
+
+/// The user a token belongs to, disabled or not.
+fn token_owner(store: &store::Store, token: &str) -> AppResult<Option<UserRecord>> {
     let hash = sha256(token.as_bytes());
     store.read(|txn| {
         let Some(id) = txn
@@ -515,8 +520,7 @@ fn user_by_token(store: &store::Store, token: &str) -> AppResult<Option<UserReco
             return Ok(None);
         };
         let rec: TokenRecord = store::decode(value.value())?;
-        let user = store::get_user(&txn.open_table(USERS)?, &rec.username)?;
-        Ok(user.filter(|u| !u.disabled))
+        store::get_user(&txn.open_table(USERS)?, &rec.username)
     })
 }
 
@@ -982,13 +986,20 @@ pub async fn authenticate_api(app: &App, req: &Request) -> AppResult<Credential>
             let wanted = Username::parse(basic.username())
                 .map(|u| u.as_str().to_string())
                 .unwrap_or_default();
-            let user =
-                tokio::task::spawn_blocking(move || user_by_token(&store, &password)).await??;
-            if let Some(user) = user.filter(|u| u.username == wanted) {
-                return Ok(Credential::Token(user));
+            let owner =
+                tokio::task::spawn_blocking(move || token_owner(&store, &password)).await??;
+            if let Some(owner) = owner {
+                // A real token: it is this user's and the user is enabled,
+                // or it is refused as a token (never tried as a password).
+                return Some(owner)
+                    .filter(|u| u.username == wanted && !u.disabled)
+                    .map(Credential::Token)
+                    .ok_or_else(|| {
+                        AppError::Unauthenticated("The username or API token is wrong.".into())
+                    });
             }
-            // Not a token of this user: a password may start like one too,
-            // so it is checked (and counted) as a password.
+            // No such token: a password may start like one too, so it is
+            // checked (and counted) as a password.
         }
         return basic_password(app, req, basic.username(), basic.password()).await;
     }
