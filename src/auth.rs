@@ -502,6 +502,11 @@ pub fn revoke_token(store: &store::Store, actor: &Actor, id: u64) -> AppResult<(
 }
 
 fn user_by_token(store: &store::Store, token: &str) -> AppResult<Option<UserRecord>> {
+    Ok(token_owner(store, token)?.filter(|u| !u.disabled))
+}
+
+/// The user a token belongs to, disabled or not.
+fn token_owner(store: &store::Store, token: &str) -> AppResult<Option<UserRecord>> {
     let hash = sha256(token.as_bytes());
     store.read(|txn| {
         let Some(id) = txn
@@ -515,8 +520,7 @@ fn user_by_token(store: &store::Store, token: &str) -> AppResult<Option<UserReco
             return Ok(None);
         };
         let rec: TokenRecord = store::decode(value.value())?;
-        let user = store::get_user(&txn.open_table(USERS)?, &rec.username)?;
-        Ok(user.filter(|u| !u.disabled))
+        store::get_user(&txn.open_table(USERS)?, &rec.username)
     })
 }
 
@@ -529,6 +533,10 @@ pub struct Throttle {
     /// Git over HTTP sends Basic credentials with every request (one per
     /// object on a clone); without this each would cost ~20 ms of argon2.
     verified: Mutex<HashMap<Vec<u8>, (String, Instant)>>,
+    /// `user@address` pairs that signed in, and when last.
+    known: Mutex<HashMap<String, Instant>>,
+    /// Recent sign-ups per client address.
+    signups: Mutex<HashMap<IpAddr, Vec<Instant>>>,
     secret: [u8; 32],
 }
 
@@ -537,6 +545,8 @@ impl Default for Throttle {
         Throttle {
             failures: Mutex::default(),
             verified: Mutex::default(),
+            known: Mutex::default(),
+            signups: Mutex::default(),
             secret: random_bytes::<32>(),
         }
     }
@@ -575,33 +585,54 @@ struct Failures {
 }
 
 impl Throttle {
-    /// Failures allowed per username before waiting is required.
+    /// Failures allowed per username from one client address before that
+    /// address must wait: what slows one guesser down.
     const FREE: u32 = 5;
-    /// Per client address the allowance is larger: many people may share one
-    /// address (an office NAT, a proxy not declared as trusted).
+    /// Per client address, whatever the usernames; larger because many
+    /// people may share one address (an office NAT, a proxy not declared
+    /// as trusted).
     const FREE_PER_ADDRESS: u32 = 30;
+    /// Per username across all addresses: what slows guesses spread over
+    /// many addresses.
+    const FREE_PER_USER: u32 = 20;
     const FORGET_AFTER: Duration = Duration::from_secs(15 * 60);
+    /// How long an address where a user signed in stays theirs.
+    const KNOWN_FOR: Duration = Duration::from_secs(30 * 24 * 3600);
+    /// Sign-ups allowed per client address per [`Self::SIGNUP_WINDOW`].
+    const SIGNUPS: usize = 5;
+    const SIGNUP_WINDOW: Duration = Duration::from_secs(3600);
 
-    /// Per username, per address (both checked), and per username at an
-    /// address (only kept so a success can take its own failures back off
-    /// the address's count).
-    fn keys(username: &str, ip: IpAddr) -> [String; 3] {
+    /// Per username at an address, per address, per username; with the
+    /// failures each allows before waiting is required.
+    fn keys(username: &str, ip: IpAddr) -> [(String, u32); 3] {
         [
-            format!("u:{username}"),
-            format!("ip:{ip}"),
-            format!("ui:{username}@{ip}"),
+            (format!("ui:{username}@{ip}"), Self::FREE),
+            (format!("ip:{ip}"), Self::FREE_PER_ADDRESS),
+            (format!("u:{username}"), Self::FREE_PER_USER),
         ]
+    }
+
+    /// Whether `username` signed in from `ip` lately: such a pair is held
+    /// only to its own failures, so strangers guessing elsewhere (or
+    /// behind the same address at other accounts) cannot lock it out.
+    fn known(&self, username: &str, ip: IpAddr) -> bool {
+        let map = self.known.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(&format!("{username}@{ip}"))
+            .is_some_and(|at| at.elapsed() < Self::KNOWN_FOR)
     }
 
     /// How long this login must wait, if at all.
     pub fn check(&self, username: &str, ip: IpAddr) -> Option<Duration> {
+        let budgets = if self.known(username, ip) { 1 } else { 3 };
         let map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         Self::keys(username, ip)
             .iter()
-            .zip([Self::FREE, Self::FREE_PER_ADDRESS])
-            .take(2)
-            .filter_map(|(key, free)| map.get(key).map(|f| (f, free)))
+            .take(budgets)
+            .filter_map(|(key, free)| map.get(key).map(|f| (f, *free)))
             .filter_map(|(f, free)| {
+                if f.last.elapsed() > Self::FORGET_AFTER {
+                    return None;
+                }
                 let over = f.count.checked_sub(free)?;
                 // 1 s, 2 s, 4 s … up to 5 minutes after each further failure.
                 let wait = Duration::from_secs((1u64 << over.min(9)).min(300));
@@ -616,7 +647,7 @@ impl Throttle {
         if map.len() > 100_000 {
             map.retain(|_, f| f.last.elapsed() < Self::FORGET_AFTER);
         }
-        for key in Self::keys(username, ip) {
+        for (key, _) in Self::keys(username, ip) {
             let entry = map.entry(key).or_insert(Failures {
                 count: 0,
                 last: Instant::now(),
@@ -629,19 +660,44 @@ impl Throttle {
         }
     }
 
-    /// A good credential leaves no failures behind: the user's own, and
-    /// their share of the address's (typos before the right password).
-    /// Other people's failures from the same address stay counted, so one
-    /// good account cannot reset the address for guesses at another.
+    /// A good credential leaves no failures behind at its own address (typos
+    /// before the right password), takes them back off the address's count,
+    /// and makes the address the user's own. Other people's failures from
+    /// the same address stay counted, so one good account cannot reset the
+    /// address for guesses at another; guesses at this user from elsewhere
+    /// stay counted against the username, for other addresses.
     pub fn succeeded(&self, username: &str, ip: IpAddr) {
-        let [user, address, user_at_address] = Self::keys(username, ip);
-        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        map.remove(&user);
-        if let Some(own) = map.remove(&user_at_address)
-            && let Some(all) = map.get_mut(&address)
+        let [(user_at_address, _), (address, _), _] = Self::keys(username, ip);
         {
-            all.count = all.count.saturating_sub(own.count);
+            let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(own) = map.remove(&user_at_address)
+                && let Some(all) = map.get_mut(&address)
+            {
+                all.count = all.count.saturating_sub(own.count);
+            }
         }
+        let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+        if known.len() > 100_000 {
+            known.retain(|_, at| at.elapsed() < Self::KNOWN_FOR);
+        }
+        known.insert(format!("{username}@{ip}"), Instant::now());
+    }
+
+    /// Takes one sign-up from `ip`'s allowance, or says how long until the
+    /// next one is allowed.
+    pub fn signup(&self, ip: IpAddr) -> Result<(), Duration> {
+        let mut map = self.signups.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() > 100_000 {
+            map.retain(|_, times| times.iter().any(|t| t.elapsed() < Self::SIGNUP_WINDOW));
+        }
+        let times = map.entry(ip).or_default();
+        times.retain(|t| t.elapsed() < Self::SIGNUP_WINDOW);
+        if times.len() >= Self::SIGNUPS {
+            let oldest = times.iter().map(Instant::elapsed).max().unwrap_or_default();
+            return Err(Self::SIGNUP_WINDOW.saturating_sub(oldest));
+        }
+        times.push(Instant::now());
+        Ok(())
     }
 }
 
@@ -707,16 +763,24 @@ pub async fn login(app: &App, username: &str, password: &str, ip: IpAddr) -> App
     outcome
 }
 
-/// The value of the `latch_session` cookie, if any.
+/// The value of the first `latch_session` cookie, if any.
 pub fn session_cookie(req: &Request) -> Option<String> {
+    session_cookies(req).into_iter().next()
+}
+
+/// Every `latch_session` cookie sent (at most a few): a sibling subdomain
+/// can plant one of its own beside ours, and the browser may send it first.
+fn session_cookies(req: &Request) -> Vec<String> {
     req.headers()
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
+        .filter(|(name, _)| *name == SESSION_COOKIE)
         .map(|(_, value)| value.trim().to_string())
+        .take(4)
+        .collect()
 }
 
 pub fn session_set_cookie(app: &App, req: &Request, token: &str) -> String {
@@ -734,11 +798,21 @@ pub fn session_clear_cookie(app: &App, req: &Request) -> String {
 
 /// The session of a request, if it carries a valid one.
 pub async fn request_session(app: &App, req: &Request) -> AppResult<Option<Session>> {
-    let Some(token) = session_cookie(req) else {
+    let tokens = session_cookies(req);
+    if tokens.is_empty() {
         return Ok(None);
-    };
+    }
     let app = app.clone();
-    tokio::task::spawn_blocking(move || find_session(&app, &token)).await?
+    // The first valid one counts, wherever it stands.
+    tokio::task::spawn_blocking(move || {
+        for token in tokens {
+            if let Some(session) = find_session(&app, &token)? {
+                return Ok(Some(session));
+            }
+        }
+        Ok(None)
+    })
+    .await?
 }
 
 fn from_trusted_proxy(app: &App, req: &Request) -> bool {
@@ -808,17 +882,42 @@ pub fn check_same_origin(app: &App, req: &Request) -> AppResult<()> {
     {
         return Err(refused());
     }
-    if let Some(origin) = req.headers().get(header::ORIGIN) {
+    let mut origins = req.headers().get_all(header::ORIGIN).iter();
+    if let Some(origin) = origins.next() {
+        // A browser sends one; two are a forgery that hopes one is ignored.
+        if origins.next().is_some() {
+            return Err(refused());
+        }
         let origin = origin.to_str().map_err(|_| refused())?;
-        let authority = origin
-            .split_once("://")
-            .map(|(_, rest)| rest.trim_end_matches('/').to_ascii_lowercase())
-            .ok_or_else(refused)?;
-        if Some(authority) != own_authority(app, req) {
+        let (scheme, rest) = origin.split_once("://").ok_or_else(refused)?;
+        let authority = rest.trim_end_matches('/').to_ascii_lowercase();
+        if Some(authority) != own_authority(app, req)
+            || !scheme.eq_ignore_ascii_case(own_scheme(app, req))
+        {
             return Err(refused());
         }
     }
     Ok(())
+}
+
+/// The scheme browsers reach this server by: `https` with
+/// `--secure-cookies` or when a trusted proxy says so, `http` otherwise
+/// (Latch itself speaks plain HTTP; behind TLS the flags are required).
+fn own_scheme(app: &App, req: &Request) -> &'static str {
+    if from_trusted_proxy(app, req)
+        && let Some(proto) = forwarded(req, "x-forwarded-proto")
+    {
+        return if proto.eq_ignore_ascii_case("https") {
+            "https"
+        } else {
+            "http"
+        };
+    }
+    if app.config.secure_cookies {
+        "https"
+    } else {
+        "http"
+    }
 }
 
 pub fn is_unsafe_method(method: &Method) -> bool {
@@ -887,14 +986,20 @@ pub async fn authenticate_api(app: &App, req: &Request) -> AppResult<Credential>
             let wanted = Username::parse(basic.username())
                 .map(|u| u.as_str().to_string())
                 .unwrap_or_default();
-            let user =
-                tokio::task::spawn_blocking(move || user_by_token(&store, &password)).await??;
-            return user
-                .filter(|u| u.username == wanted)
-                .map(Credential::Token)
-                .ok_or_else(|| {
-                    AppError::Unauthenticated("The username or API token is wrong.".into())
-                });
+            let owner =
+                tokio::task::spawn_blocking(move || token_owner(&store, &password)).await??;
+            if let Some(owner) = owner {
+                // A real token: it is this user's and the user is enabled,
+                // or it is refused as a token (never tried as a password).
+                return Some(owner)
+                    .filter(|u| u.username == wanted && !u.disabled)
+                    .map(Credential::Token)
+                    .ok_or_else(|| {
+                        AppError::Unauthenticated("The username or API token is wrong.".into())
+                    });
+            }
+            // No such token: a password may start like one too, so it is
+            // checked (and counted) as a password.
         }
         return basic_password(app, req, basic.username(), basic.password()).await;
     }

@@ -23,6 +23,7 @@ use poem::{Body, Request, Response, Route, handler};
 use serde::{Deserialize, Serialize};
 
 use crate::App;
+use crate::allow::{get, post};
 use crate::auth;
 use crate::domain::{LockComment, RepoPath};
 use crate::error::{AppError, AppResult};
@@ -43,9 +44,9 @@ const MAX_BODY: usize = 64 * 1024;
 /// Routes to nest at `/vault.git`.
 pub fn routes() -> Route {
     Route::new()
-        .at("/info/lfs/locks", locks)
-        .at("/info/lfs/locks/verify", verify)
-        .at("/info/lfs/locks/:id/unlock", unlock)
+        .at("/info/lfs/locks", get(list).post(create))
+        .at("/info/lfs/locks/verify", post(verify))
+        .at("/info/lfs/locks/:id/unlock", post(unlock))
         .at("/", repository)
         .at("/*path", repository)
 }
@@ -226,17 +227,18 @@ async fn locked_files(
     Ok((locked, next))
 }
 
-/// `GET /locks` lists, `POST /locks` creates.
+/// `GET /locks` lists.
 #[handler]
-async fn locks(Data(app): Data<&App>, req: &Request, body: Body) -> Response {
-    let result = match *req.method() {
-        Method::GET | Method::HEAD => list_locks(app, req).await,
-        Method::POST => create_lock(app, req, body).await,
-        _ => Err(AppError::BadRequest(
-            "The locks endpoint takes GET (list) and POST (create).".into(),
-        )),
-    };
-    result.unwrap_or_else(|e| lfs_error(&e))
+async fn list(Data(app): Data<&App>, req: &Request) -> Response {
+    list_locks(app, req).await.unwrap_or_else(|e| lfs_error(&e))
+}
+
+/// `POST /locks` creates.
+#[handler]
+async fn create(Data(app): Data<&App>, req: &Request, body: Body) -> Response {
+    create_lock(app, req, body)
+        .await
+        .unwrap_or_else(|e| lfs_error(&e))
 }
 
 async fn list_locks(app: &App, req: &Request) -> AppResult<Response> {
@@ -317,11 +319,6 @@ async fn create_lock(app: &App, req: &Request, body: Body) -> AppResult<Response
 /// `POST /locks/verify`: current locks split into ours and theirs.
 #[handler]
 async fn verify(Data(app): Data<&App>, req: &Request, body: Body) -> Response {
-    if req.method() != Method::POST {
-        return lfs_error(&AppError::BadRequest(
-            "Lock verification takes a POST.".into(),
-        ));
-    }
     verify_locks(app, req, body)
         .await
         .unwrap_or_else(|e| lfs_error(&e))
@@ -353,9 +350,6 @@ async fn unlock(
     PathParam(id): PathParam<String>,
     body: Body,
 ) -> Response {
-    if req.method() != Method::POST {
-        return lfs_error(&AppError::BadRequest("Unlocking takes a POST.".into()));
-    }
     unlock_lock(app, req, &id, body)
         .await
         .unwrap_or_else(|e| lfs_error(&e))

@@ -501,6 +501,7 @@ pub struct BodyWatch(Arc<AtomicU8>);
 const BODY_OVER: u8 = 1;
 const BODY_STALLED: u8 = 2;
 const BODY_PART_HEAD: u8 = 3;
+const BODY_DONE: u8 = 4;
 
 impl BodyWatch {
     /// The body went past its limit; the app saw an error, not the body.
@@ -516,6 +517,14 @@ impl BodyWatch {
     /// No byte arrived for the stall limit while the app was reading.
     pub fn stalled(&self) -> bool {
         self.0.load(Ordering::Acquire) == BODY_STALLED
+    }
+
+    /// The body was read to its end (or there was none): the connection
+    /// may carry another request. Otherwise its rest is still on the
+    /// socket, the connection closes after the answer, and the answer must
+    /// say so (`Connection: close`) or a client reusing it fails.
+    pub fn done(&self) -> bool {
+        self.0.load(Ordering::Acquire) == BODY_DONE
     }
 }
 
@@ -535,6 +544,7 @@ pub fn guard_body(
 ) -> (poem::Body, BodyWatch) {
     let watch = BodyWatch::default();
     if body.is_empty() {
+        watch.0.store(BODY_DONE, Ordering::Release);
         return (body, watch);
     }
     let guarded = Guarded {
@@ -606,7 +616,15 @@ impl HttpBody for Guarded {
                         return Poll::Ready(Some(Err(e)));
                     }
                 }
+                if this.inner.is_end_stream() {
+                    this.watch.0.store(BODY_DONE, Ordering::Release);
+                }
                 Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(None) => {
+                this.armed = false;
+                this.watch.0.store(BODY_DONE, Ordering::Release);
+                Poll::Ready(None)
             }
             Poll::Ready(other) => {
                 this.armed = false;

@@ -139,6 +139,18 @@ fn html_error(req: &Request, err: AppError) -> Response {
             .insert("HX-Reswap", HeaderValue::from_static("none"));
         return resp;
     }
+    if let AppError::TooManyRequests {
+        retry_after_secs, ..
+    } = err
+    {
+        // A client told to wait must see the status and Retry-After, not a
+        // redirect that hides both.
+        let mut resp = error_page(err.status(), &text);
+        if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return resp;
+    }
     if req.method() == Method::POST {
         let back = match req.uri().path() {
             p if p.starts_with("/admin") => "/admin/users",
@@ -147,8 +159,13 @@ fn html_error(req: &Request, err: AppError) -> Response {
         };
         return redirect_with_flash(back, &Flash { error: true, text });
     }
+    error_page(err.status(), &text)
+}
+
+/// Latch's own error page: the status and a sentence.
+fn error_page(status: StatusCode, text: &str) -> Response {
     html_response(
-        err.status(),
+        status,
         views::layout(
             Page {
                 title: "Error",
@@ -157,7 +174,7 @@ fn html_error(req: &Request, err: AppError) -> Response {
                 flash: None,
                 live_seq: None,
             },
-            views::error_page(err.status().as_u16(), &text),
+            views::error_page(status.as_u16(), text),
         ),
     )
 }
@@ -889,6 +906,18 @@ async fn signup(Data(app): Data<&App>, req: &Request, body: Body) -> Response {
                 fields.text("display_name"),
             )?),
         };
+        // Each sign-up costs an argon2 hash and leaves an account: a few
+        // per address an hour, counted once the form is valid.
+        if let Err(wait) = app.throttle.signup(auth::client_ip(app, req)) {
+            let minutes = wait.as_secs().div_ceil(60).max(1);
+            return Err(AppError::TooManyRequests {
+                message: match minutes {
+                    1 => "Too many sign-ups from your address; try again in a minute.".into(),
+                    n => format!("Too many sign-ups from your address; try again in {n} minutes."),
+                },
+                retry_after_secs: wait.as_secs().max(1),
+            });
+        }
         let store = app.store.clone();
         let (token, _) = tokio::task::spawn_blocking(move || {
             let user = auth::create_user(&store, new)?;
@@ -1038,7 +1067,13 @@ async fn account(Data(app): Data<&App>, req: &Request) -> Response {
 
 pub fn parse_token_name(raw: &str) -> AppResult<String> {
     let name = raw.trim();
-    if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
+    if name.chars().any(char::is_control) {
+        return Err(AppError::Invalid(
+            "A token name cannot contain control characters (such as a line break or a tab)."
+                .into(),
+        ));
+    }
+    if name.is_empty() || name.chars().count() > 64 {
         return Err(AppError::Invalid(
             "A token name has 1 to 64 characters.".into(),
         ));
@@ -1164,6 +1199,11 @@ pub fn with_middleware(
     ep.around(move |ep, mut req| async move {
         let started = Instant::now();
         let method = req.method().clone();
+        // HEAD is answered wherever GET is, by the GET handler: hyper sends
+        // the head of its answer and never the body.
+        if method == Method::HEAD {
+            req.set_method(Method::GET);
+        }
         // The query is left out: it may carry the one-time setup token.
         let path = req.uri().path().to_string();
         let refuse = EdgeRefusal {
@@ -1171,6 +1211,8 @@ pub fn with_middleware(
                 || path.starts_with("/api/")
                 || path == "/vault.git"
                 || path.starts_with("/vault.git/"),
+            lfs: path.starts_with("/vault.git/info/lfs/"),
+            git: path == "/vault.git" || path.starts_with("/vault.git/"),
             htmx: is_htmx(&req),
         };
         let multipart = is_multipart(&req);
@@ -1207,10 +1249,13 @@ pub fn with_middleware(
             } else if watch.stalled() {
                 refuse.reply(StatusCode::REQUEST_TIMEOUT, BODY_STALLED)
             } else {
-                match result {
-                    Ok(r) => r.into_response(),
-                    Err(e) => e.into_response(),
+                let mut resp =
+                    said_as(&refuse, &path, &method, result.map(IntoResponse::into_response));
+                if !watch.done() && resp.status() != StatusCode::SWITCHING_PROTOCOLS {
+                    resp.headers_mut()
+                        .insert(header::CONNECTION, HeaderValue::from_static("close"));
                 }
+                resp
             }
         };
         let h = resp.headers_mut();
@@ -1221,6 +1266,15 @@ pub fn with_middleware(
         };
         if !h.contains_key("content-security-policy") {
             h.insert("content-security-policy", HeaderValue::from_static(csp));
+        }
+        // Pages and API answers are per user and may carry secrets (a new
+        // token, a CSRF token): never kept by a cache or the back/forward
+        // cache. Assets and Git objects may be; downloads set their own.
+        if !path.starts_with("/assets/")
+            && !path.starts_with("/vault.git/")
+            && !h.contains_key(header::CACHE_CONTROL)
+        {
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         }
         h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
         h.insert("referrer-policy", HeaderValue::from_static("same-origin"));
@@ -1253,11 +1307,69 @@ fn is_multipart(req: &Request) -> bool {
         })
 }
 
-/// How a refusal at the edge is said: JSON for `/api` and `/vault.git`
-/// (`error` for the API, `message` for Git LFS), a toast for htmx, a page
+/// The handler's answer, with the refusals poem makes by itself (no route,
+/// a method the route does not take, an address that does not decode) said
+/// as sentences in the surface's own shape, like Latch's own refusals.
+fn said_as(
+    refuse: &EdgeRefusal,
+    path: &str,
+    method: &Method,
+    result: poem::Result<Response>,
+) -> Response {
+    let (status, allow) = match result {
+        Ok(resp) => {
+            let plain = resp
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_none_or(|v| v.starts_with("text/plain"));
+            // Only a 405 of `allow::Methods` reaches here as plain text;
+            // Git's own plain-text refusals are sentences already.
+            if resp.status() != StatusCode::METHOD_NOT_ALLOWED
+                || !plain
+                || refuse.git && !refuse.lfs
+            {
+                return resp;
+            }
+            let allow = resp.headers().get(header::ALLOW).cloned();
+            (resp.status(), allow)
+        }
+        Err(err) => {
+            if err.is::<poem::error::MethodNotAllowedError>() {
+                (StatusCode::METHOD_NOT_ALLOWED, None)
+            } else if err.is::<poem::error::NotFoundError>()
+                || err.is::<poem::error::ParsePathError>()
+            {
+                (err.status(), None)
+            } else {
+                return err.into_response();
+            }
+        }
+    };
+    let text = match status {
+        StatusCode::NOT_FOUND => format!("There is nothing at {path}."),
+        StatusCode::BAD_REQUEST => {
+            "The address is not valid: a %-escape in it is not UTF-8 text.".to_string()
+        }
+        _ => match allow.as_ref().and_then(|a| a.to_str().ok()) {
+            Some(allow) => format!("{path} does not take {method}; it takes {allow}."),
+            None => format!("{path} does not take {method}."),
+        },
+    };
+    let mut resp = refuse.say(status, &text);
+    if let Some(allow) = allow {
+        resp.headers_mut().insert(header::ALLOW, allow);
+    }
+    resp
+}
+
+/// How a refusal at the edge is said: JSON for `/api` (`error`) and Git
+/// LFS (`message`), plain text for Git, a toast for htmx, a page
 /// otherwise. The rest of the body is never read, so the connection closes.
 struct EdgeRefusal {
     json: bool,
+    lfs: bool,
+    git: bool,
     htmx: bool,
 }
 
@@ -1268,28 +1380,38 @@ impl EdgeRefusal {
                 .status(status)
                 .content_type("application/json; charset=utf-8")
                 .body(serde_json::json!({ "error": text, "message": text }).to_string())
+        } else {
+            self.say(status, text)
+        };
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        resp
+    }
+
+    /// A refusal in this surface's shape.
+    fn say(&self, status: StatusCode, text: &str) -> Response {
+        if self.lfs {
+            Response::builder()
+                .status(status)
+                .content_type("application/vnd.git-lfs+json")
+                .body(serde_json::json!({ "message": text }).to_string())
+        } else if self.git {
+            Response::builder()
+                .status(status)
+                .content_type("text/plain; charset=utf-8")
+                .body(format!("{text}\n"))
+        } else if self.json {
+            Response::builder()
+                .status(status)
+                .content_type("application/json; charset=utf-8")
+                .body(serde_json::json!({ "error": text }).to_string())
         } else if self.htmx {
             let mut resp = html_response(status, views::toast("error", text));
             resp.headers_mut()
                 .insert("HX-Reswap", HeaderValue::from_static("none"));
             resp
         } else {
-            html_response(
-                status,
-                views::layout(
-                    Page {
-                        title: "Error",
-                        session: None,
-                        nav: "",
-                        flash: None,
-                        live_seq: None,
-                    },
-                    views::error_page(status.as_u16(), text),
-                ),
-            )
-        };
-        resp.headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        resp
+            error_page(status, text)
+        }
     }
 }

@@ -738,17 +738,19 @@ async fn bad_lock_requests_get_clear_errors_in_the_lfs_shape() {
 #[tokio::test]
 async fn git_requests_without_valid_credentials_get_a_basic_challenge() {
     let app = TestApp::spawn().await;
-    app.create_user("alice", "user").await;
     let http = reqwest::Client::new();
-    for path in [
-        "/vault.git/info/lfs/locks",
-        "/vault.git/info/refs?service=git-upload-pack",
-        "/vault.git/HEAD",
+    // One user per path: a wrong secret (a token-like one too) counts as a
+    // failed sign-in, and six for one user would be throttled (429).
+    for (path, user) in [
+        ("/vault.git/info/lfs/locks", "alice"),
+        ("/vault.git/info/refs?service=git-upload-pack", "bob"),
+        ("/vault.git/HEAD", "carol"),
     ] {
+        app.create_user(user, "user").await;
         for auth in [None, Some("wrong-password"), Some("latch_0000")] {
             let mut req = http.get(app.url(path));
             if let Some(secret) = auth {
-                req = req.basic_auth("alice", Some(secret));
+                req = req.basic_auth(user, Some(secret));
             }
             let resp = req.send().await.unwrap();
             assert_eq!(resp.status(), 401, "{path} {auth:?}");

@@ -8,6 +8,7 @@ mod accounts;
 mod browser;
 mod crash;
 mod edge;
+mod edge_http;
 mod edge_state;
 mod files;
 mod lfs;

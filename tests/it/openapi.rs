@@ -831,10 +831,31 @@ async fn a_known_path_with_another_method_answers_405_with_allow() {
         ("POST", "/api/openapi.json", "GET, HEAD"),
         ("POST", "/metrics", "GET, HEAD"),
         ("POST", "/assets/app.css", "GET, HEAD"),
+        ("PUT", "/vault.git/info/lfs/locks", "GET, POST, HEAD"),
+        ("PATCH", "/vault.git/info/lfs/locks", "GET, POST, HEAD"),
+        ("GET", "/vault.git/info/lfs/locks/verify", "POST"),
+        ("DELETE", "/vault.git/info/lfs/locks/1/unlock", "POST"),
     ] {
         let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
         let resp = anon.http.request(m, app.url(path)).send().await.unwrap();
         assert_eq!(resp.status(), 405, "{method} {path}");
         assert_eq!(resp.headers()["allow"], want, "{method} {path}");
+    }
+    // HEAD is taken wherever GET is: never a 405.
+    for path in [
+        "/",
+        "/login",
+        "/healthz",
+        "/api/openapi.json",
+        "/assets/live.js",
+        "/assets/app.css",
+    ] {
+        let resp = anon.http.head(app.url(path)).send().await.unwrap();
+        assert_ne!(resp.status(), 405, "HEAD {path}");
+        assert!(
+            resp.status().as_u16() < 400,
+            "HEAD {path}: {}",
+            resp.status()
+        );
     }
 }

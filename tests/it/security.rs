@@ -793,7 +793,7 @@ fn matrix() -> Vec<Row> {
             SIGNED_IN,
         ),
         row(
-            ("lfs.rs", "ANY", "/info/lfs/locks"),
+            ("lfs.rs", "GET", "/info/lfs/locks"),
             "GET",
             "/vault.git/info/lfs/locks",
             V::GitBasic,
@@ -802,7 +802,7 @@ fn matrix() -> Vec<Row> {
             SIGNED_IN,
         ),
         row(
-            ("lfs.rs", "ANY", "/info/lfs/locks"),
+            ("lfs.rs", "POST", "/info/lfs/locks"),
             "POST",
             "/vault.git/info/lfs/locks",
             V::GitBasic,
@@ -811,7 +811,7 @@ fn matrix() -> Vec<Row> {
             [401, 201, 201, 201, 401],
         ),
         row(
-            ("lfs.rs", "ANY", "/info/lfs/locks/verify"),
+            ("lfs.rs", "POST", "/info/lfs/locks/verify"),
             "POST",
             "/vault.git/info/lfs/locks/verify",
             V::GitBasic,
@@ -820,7 +820,7 @@ fn matrix() -> Vec<Row> {
             SIGNED_IN,
         ),
         row(
-            ("lfs.rs", "ANY", "/info/lfs/locks/:id/unlock"),
+            ("lfs.rs", "POST", "/info/lfs/locks/:id/unlock"),
             "POST",
             "/vault.git/info/lfs/locks/{id}/unlock",
             V::GitBasic,
@@ -829,7 +829,7 @@ fn matrix() -> Vec<Row> {
             HOLDER_ONLY,
         ),
         row(
-            ("lfs.rs", "ANY", "/info/lfs/locks/:id/unlock"),
+            ("lfs.rs", "POST", "/info/lfs/locks/:id/unlock"),
             "POST",
             "/vault.git/info/lfs/locks/{id}/unlock",
             V::GitBasic,
