@@ -234,6 +234,8 @@ async fn a_user_disabled_while_their_check_in_streams_is_refused_and_nothing_is_
     let seq = admin.get_json("/api/activity").await["last_seq"].clone();
 
     for bearer in [Some(token.as_str()), None] {
+        // Disabling ended bob's sessions: each round signs in afresh.
+        let bob = app.login("bob", common::USER_PASSWORD).await;
         let paused = start_paused(
             &bob,
             &format!("/api/files/{id}/checkin"),
