@@ -51,9 +51,7 @@ impl RepoPath {
         if trimmed.chars().any(|c| c.is_control()) {
             return invalid("The path contains a control character.");
         }
-        if trimmed.chars().any(is_invisible) {
-            return invalid("The path contains an invisible formatting character.");
-        }
+        check_hidden(trimmed, TextKind::Path, "path")?;
         if trimmed.starts_with('/') {
             return invalid(
                 "The path is absolute; give it relative to the vault, e.g. parts/bracket.mcam.",
@@ -75,6 +73,11 @@ impl RepoPath {
                 return invalid(
                     "The path may not contain a '.git' folder, in any spelling Windows or macOS would read as .git.",
                 );
+            }
+            if let Some(why) = names_config_file(part) {
+                return invalid(format!(
+                    "The path part '{part}' would be {why}; choose another name."
+                ));
             }
             if part.ends_with('.') {
                 return invalid(format!("The path part '{part}' ends with a dot."));
@@ -120,10 +123,81 @@ impl fmt::Display for RepoPath {
     }
 }
 
-/// Characters HFS+ ignores when comparing names (Git's `is_hfs_dotgit`
-/// list), so `.g\u{200c}it` would be `.git` on a Mac clone of the vault.
-fn is_invisible(c: char) -> bool {
-    matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{206f}' | '\u{feff}')
+/// Where a piece of text goes, which decides the hidden characters it may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextKind {
+    /// A file's path: shown as the file's name, compared by colleagues'
+    /// eyes, and checked out on every clone.
+    Path,
+    /// A one-line name shown beside others (display names, token names).
+    OneLine,
+    /// Free text people write (check-out comments, descriptions, check-in
+    /// messages): scripts such as Arabic and Hebrew need joiners and
+    /// direction marks, but never an override that reorders what follows.
+    FreeText,
+}
+
+/// Unicode's Default_Ignorable_Code_Point (DerivedCoreProperties.txt):
+/// drawn as nothing, so two names that differ only by one look the same.
+/// It holds every character HFS+ ignores in names (Git's `is_hfs_dotgit`
+/// list), so `.g\u{200c}it` cannot be `.git` on a Mac clone.
+fn is_default_ignorable(c: char) -> bool {
+    matches!(c,
+        '\u{00ad}' | '\u{034f}' | '\u{061c}' | '\u{115f}'..='\u{1160}'
+        | '\u{17b4}'..='\u{17b5}' | '\u{180b}'..='\u{180f}' | '\u{200b}'..='\u{200f}'
+        | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{206f}' | '\u{3164}'
+        | '\u{fe00}'..='\u{fe0f}' | '\u{feff}' | '\u{ffa0}' | '\u{fff0}'..='\u{fff8}'
+        | '\u{1bca0}'..='\u{1bca3}' | '\u{1d173}'..='\u{1d17a}' | '\u{e0000}'..='\u{e0fff}')
+}
+
+/// Not default-ignorable, yet drawn blank or as nothing in a file list:
+/// the remaining format characters (Arabic number signs, interlinear
+/// annotation, Egyptian hieroglyph controls...), the braille blank, and
+/// the line and paragraph separators.
+fn is_blank_lookalike(c: char) -> bool {
+    matches!(c,
+        '\u{0600}'..='\u{0605}' | '\u{06dd}' | '\u{070f}' | '\u{0890}'..='\u{0891}'
+        | '\u{08e2}' | '\u{2028}'..='\u{2029}' | '\u{2800}' | '\u{fff9}'..='\u{fffb}'
+        | '\u{110bd}' | '\u{110cd}' | '\u{13430}'..='\u{1343f}')
+}
+
+/// Overrides, embeddings and isolates: they reorder the text that follows
+/// (`\u{202e}` makes `gpj.exe` read `exe.jpg`).
+fn is_bidi_override(c: char) -> bool {
+    matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Every bidirectional control: the overrides plus the marks.
+fn is_bidi_control(c: char) -> bool {
+    is_bidi_override(c) || matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}')
+}
+
+/// The first character of `text` that a `kind` of text may not hold,
+/// because it would hide or reorder what a person reads.
+pub fn hidden_character(text: &str, kind: TextKind) -> Option<char> {
+    text.chars().find(|&c| match kind {
+        TextKind::Path => is_default_ignorable(c) || is_blank_lookalike(c) || is_bidi_control(c),
+        TextKind::OneLine => is_bidi_control(c),
+        TextKind::FreeText => is_bidi_override(c),
+    })
+}
+
+/// Refuses `text` (called `what` in the sentence) when it holds a
+/// character [`hidden_character`] finds, naming it by code point.
+pub fn check_hidden(text: &str, kind: TextKind, what: &str) -> Result<(), Invalid> {
+    let Some(c) = hidden_character(text, kind) else {
+        return Ok(());
+    };
+    let code = format!("U+{:04X}", c as u32);
+    invalid(if is_bidi_control(c) {
+        format!(
+            "The {what} contains {code}, a control that changes the direction text is shown in, so it would read differently from what is stored; remove it."
+        )
+    } else {
+        format!(
+            "The {what} contains {code}, a character that is invisible or shows as blank, so the name could pass for another; use visible characters only."
+        )
+    })
 }
 
 /// Characters Windows refuses in a name; a vault is cloned on Windows.
@@ -142,6 +216,57 @@ fn names_git_dir(part: &str) -> bool {
         })
     };
     lower.starts_with(".git~") || ntfs_same(".git") || ntfs_same("git~1")
+}
+
+/// Names Git or git-lfs read as configuration when they are in a clone's
+/// work tree, with why, in any spelling a Windows or macOS clone would
+/// read as them: any case, then what NTFS ignores (trailing dots and
+/// spaces, or a stream `:…`), and NTFS short names (`gitatt~1`, and the
+/// hashed `GI7D29~1` Git knows of). What HFS+ ignores is refused in every
+/// path already. `.gitignore` stays allowed: it only changes what `git
+/// status` shows in a clone, never the bytes a clone checks out.
+fn names_config_file(part: &str) -> Option<&'static str> {
+    const FILES: [(&str, &str, &str, &str); 3] = [
+        (
+            ".gitattributes",
+            "gitatt",
+            "gi7d29",
+            "Git's .gitattributes, which changes the bytes every clone checks out (line endings, filters)",
+        ),
+        (
+            ".gitmodules",
+            "gitmod",
+            "gi7eba",
+            "Git's .gitmodules, which Git reads as submodule settings",
+        ),
+        (
+            ".lfsconfig",
+            "lfscon",
+            "",
+            "git-lfs's .lfsconfig, which could send clones and their credentials to another server",
+        ),
+    ];
+    let lower = part.to_ascii_lowercase();
+    let ntfs_rest_empty = |rest: &str| {
+        let rest = rest.trim_start_matches([' ', '.']);
+        rest.is_empty() || rest.starts_with(':')
+    };
+    let short_name = |prefix: &str| {
+        !prefix.is_empty()
+            && lower
+                .strip_prefix(prefix)
+                .and_then(|r| r.strip_prefix('~'))
+                .and_then(|r| r.strip_prefix(|d: char| ('1'..='9').contains(&d)))
+                .is_some_and(ntfs_rest_empty)
+    };
+    FILES
+        .iter()
+        .find(|(name, short, hashed, _)| {
+            lower.strip_prefix(name).is_some_and(ntfs_rest_empty)
+                || short_name(short)
+                || short_name(hashed)
+        })
+        .map(|(_, _, _, why)| *why)
 }
 
 /// The Git layer's own check of a tree entry name (`gix-validate`), with
@@ -382,6 +507,7 @@ fn bounded_text(
     what: &str,
     max_chars: usize,
     allow_newlines: bool,
+    kind: TextKind,
 ) -> Result<String, Invalid> {
     let text = raw.trim();
     if text.chars().count() > max_chars {
@@ -395,6 +521,7 @@ fn bounded_text(
     {
         return invalid(format!("The {what} contains a control character."));
     }
+    check_hidden(text, kind, what)?;
     // A lone CR would end a line in an SSE stream (and let text forge fields).
     Ok(text.replace("\r\n", "\n").replace('\r', "\n"))
 }
@@ -408,7 +535,7 @@ impl LockComment {
 
     /// Empty input means no comment.
     pub fn parse(raw: &str) -> Result<Option<Self>, Invalid> {
-        let text = bounded_text(raw, "comment", Self::MAX_CHARS, false)?;
+        let text = bounded_text(raw, "comment", Self::MAX_CHARS, false, TextKind::FreeText)?;
         Ok((!text.is_empty()).then_some(LockComment(text)))
     }
 
@@ -423,7 +550,13 @@ pub struct Description(String);
 
 impl Description {
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
-        Ok(Description(bounded_text(raw, "description", 2000, true)?))
+        Ok(Description(bounded_text(
+            raw,
+            "description",
+            2000,
+            true,
+            TextKind::FreeText,
+        )?))
     }
 
     pub fn into_inner(self) -> String {
@@ -437,7 +570,7 @@ pub struct CommitMessage(String);
 
 impl CommitMessage {
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
-        let text = bounded_text(raw, "check-in message", 5000, true)?;
+        let text = bounded_text(raw, "check-in message", 5000, true, TextKind::FreeText)?;
         if text.is_empty() {
             return invalid("A check-in needs a message saying what changed.");
         }
@@ -459,7 +592,7 @@ impl CommitMessage {
 
 /// A display name shown beside a username.
 pub fn parse_display_name(raw: &str) -> Result<String, Invalid> {
-    let text = bounded_text(raw, "display name", 64, false)?;
+    let text = bounded_text(raw, "display name", 64, false, TextKind::OneLine)?;
     if text.contains(['<', '>']) {
         return invalid("A display name may not contain '<' or '>'.");
     }
@@ -591,6 +724,103 @@ mod tests {
         }
     }
 
+    #[test]
+    fn git_and_lfs_configuration_names_are_refused_in_every_spelling() {
+        for raw in [
+            ".gitattributes",
+            "a/.GITATTRIBUTES",
+            ".gitattributes . ",
+            "a/.gitattributes::$DATA",
+            "gitatt~1",
+            "GI7D29~2",
+            ".gitmodules",
+            "gitmod~3",
+            ".lfsconfig",
+            "deep/er/.LfsConfig..",
+            "lfscon~1",
+        ] {
+            let err = RepoPath::parse(raw).expect_err(raw);
+            assert!(err.0.ends_with('.'), "{raw}: {err}");
+        }
+        for fine in [
+            ".gitignore",
+            "gitattributes",
+            ".gitattributes.txt",
+            "my.lfsconfig",
+            "lfscon~x",
+            "a/.gitkeep",
+        ] {
+            assert!(RepoPath::parse(fine).is_ok(), "{fine}");
+        }
+    }
+
+    /// Which kind of text refuses which character.
+    #[test]
+    fn hidden_characters_by_kind() {
+        use TextKind::{FreeText, OneLine, Path};
+        // (character, refused in paths, in one-line names, in free text)
+        let table = [
+            ('\u{00ad}', true, false, false),
+            ('\u{034f}', true, false, false),
+            ('\u{061c}', true, true, false),
+            ('\u{115f}', true, false, false),
+            ('\u{180e}', true, false, false),
+            ('\u{200b}', true, false, false),
+            ('\u{200d}', true, false, false),
+            ('\u{200e}', true, true, false),
+            ('\u{200f}', true, true, false),
+            ('\u{202a}', true, true, true),
+            ('\u{202e}', true, true, true),
+            ('\u{2060}', true, false, false),
+            ('\u{2066}', true, true, true),
+            ('\u{2069}', true, true, true),
+            ('\u{2800}', true, false, false),
+            ('\u{3164}', true, false, false),
+            ('\u{fe0f}', true, false, false),
+            ('\u{feff}', true, false, false),
+            ('\u{ffa0}', true, false, false),
+            ('\u{fff9}', true, false, false),
+            ('\u{fffb}', true, false, false),
+            ('\u{1d173}', true, false, false),
+            ('\u{e0001}', true, false, false),
+            ('\u{e0020}', true, false, false),
+            ('\u{e01ef}', true, false, false),
+            ('a', false, false, false),
+            (' ', false, false, false),
+            ('\u{e9}', false, false, false),
+            ('\u{5d0}', false, false, false),
+        ];
+        for (c, path, one_line, free) in table {
+            let text = format!("x{c}y");
+            assert_eq!(
+                hidden_character(&text, Path).is_some(),
+                path,
+                "{c:?} in a path"
+            );
+            assert_eq!(
+                hidden_character(&text, OneLine).is_some(),
+                one_line,
+                "{c:?} in a name"
+            );
+            assert_eq!(
+                hidden_character(&text, FreeText).is_some(),
+                free,
+                "{c:?} in free text"
+            );
+            assert_eq!(
+                RepoPath::parse(&format!("a/{text}")).is_err(),
+                path,
+                "{c:?}"
+            );
+            assert_eq!(parse_display_name(&text).is_err(), one_line, "{c:?}");
+            assert_eq!(CommitMessage::parse(&text).is_err(), free, "{c:?}");
+            if path {
+                let err = RepoPath::parse(&text).unwrap_err();
+                assert!(err.0.contains(&format!("U+{:04X}", c as u32)), "{err}");
+            }
+        }
+    }
+
     /// The tree editor's options as gix derives them for the vault (no
     /// config: NTFS on, Windows and HFS+ only on those systems).
     fn tree_editor_options() -> gix::validate::path::component::Options {
@@ -625,6 +855,31 @@ mod tests {
                     }
                 }
             }
+        }
+
+        /// A hidden character anywhere in an otherwise good path, name or
+        /// message is refused where that kind of text refuses it.
+        #[test]
+        fn a_hidden_character_anywhere_is_refused(
+            base in "[a-z]{1,8}(/[a-z]{1,8}){0,3}",
+            at in 0usize..40,
+            c in proptest::sample::select(vec![
+                '\u{00ad}', '\u{034f}', '\u{061c}', '\u{1160}', '\u{17b4}', '\u{180b}',
+                '\u{180f}', '\u{200c}', '\u{200e}', '\u{202c}', '\u{2064}', '\u{2067}',
+                '\u{206f}', '\u{2800}', '\u{3164}', '\u{fe00}', '\u{feff}', '\u{ffa0}',
+                '\u{fff0}', '\u{fffa}', '\u{1bca3}', '\u{e0000}', '\u{e0fff}', '\u{0600}',
+                '\u{2028}',
+            ]),
+        ) {
+            let chars: Vec<char> = base.chars().collect();
+            let at = at % (chars.len() + 1);
+            // Inside a word: at the ends, what is white space is only trimmed.
+            let text: String = ['q'].iter().chain(&chars[..at]).chain([&c]).chain(&chars[at..]).chain(['q'].iter()).collect();
+            proptest::prop_assert!(RepoPath::parse(&text).is_err(), "{:?} accepted", text);
+            let name_refused = parse_display_name(&text.replace('/', " ")).is_err();
+            proptest::prop_assert_eq!(name_refused, is_bidi_control(c));
+            let message_refused = CommitMessage::parse(&text).is_err();
+            proptest::prop_assert_eq!(message_refused, is_bidi_override(c));
         }
 
         /// A revision any write can store reads back as itself.

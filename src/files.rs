@@ -3,11 +3,16 @@
 //!
 //! Ordering that keeps Git and redb consistent (DESIGN: "Git holds content;
 //! redb holds state"):
-//! 1. an upload is spooled to disk, then written as a blob, before anything
-//!    else happens; a failure there leaves no record and no reference;
+//! 1. an upload is spooled to disk, then written as a loose blob into the
+//!    vault's quarantine, before anything else happens; a failure there
+//!    leaves no record, no reference and no object;
 //! 2. inside one redb write transaction (which also serialises writers) the
-//!    rules are checked, the Git commit is made and `main` moved, then the
-//!    record, the lock and the event are written and committed;
+//!    rules are checked (the acting user included: still there, enabled,
+//!    and with the role the operation needs), the blob is moved from
+//!    quarantine into the object store, the Git commit is made and `main`
+//!    moved, then the record, the lock and the event are written and
+//!    committed. A refusal drops the quarantined blob: only committed
+//!    content ever enters the object store;
 //! 3. a crash between the Git commit and the redb commit leaves a commit the
 //!    database has not recorded; `reconcile` applies it from its trailers at
 //!    the next start (or before the next commit), keeping the lock as it was.
@@ -30,7 +35,7 @@ use crate::domain::{Bump, CommitMessage, Description, LockComment, RepoPath, Rev
 use crate::error::{AppError, AppResult};
 use crate::store::{
     self, EventDraft, EventKind, FILES, FileRecord, FileSnapshot, LockRecord, META, PATHS,
-    RECORDED_HEAD, Store, Tx, get_file, now, put_file,
+    RECORDED_HEAD, Store, Tx, USERS, get_file, now, put_file,
 };
 use crate::vault::{Action, Author, Change, CommitInfo, Spool, Trailers, Vault};
 
@@ -118,12 +123,13 @@ impl Files {
         max_upload: u64,
     ) -> AppResult<Files> {
         std::fs::create_dir_all(&spool_dir)?;
-        // Spooled uploads of a crashed process are never resumed.
+        // Spooled and quarantined uploads of a crashed process are never resumed.
         if let Ok(entries) = std::fs::read_dir(&spool_dir) {
             for entry in entries.flatten() {
                 let _ = std::fs::remove_file(entry.path());
             }
         }
+        vault.clear_quarantine()?;
         Ok(Files {
             shared: Arc::new(Shared {
                 store,
@@ -271,14 +277,16 @@ impl Files {
             this.shared
                 .store
                 .read(|txn| check_name_free(&txn.open_table(PATHS)?, &path))?;
-            let blob = this
+            let quarantined = this
                 .shared
                 .vault
-                .write_blob(&mut spool.reader()?, spool.size)?;
+                .quarantine_blob(&mut spool.reader()?, spool.size)?;
             this.shared.store.write(|tx| {
+                require_active(tx, &actor, Needs::Account, "upload files")?;
                 this.reconcile_in(tx)?;
                 // ...and where it counts: inside the transaction that adds it.
                 check_name_free(&tx.txn.open_table(PATHS)?, &path)?;
+                let blob = this.shared.vault.publish(&quarantined)?;
                 let id = store::next_file_id(&tx.txn)?;
                 let description = new.description.into_inner();
                 let subject = if description.is_empty() {
@@ -327,36 +335,48 @@ impl Files {
         comment: Option<LockComment>,
     ) -> AppResult<FileRecord> {
         let actor = actor.clone();
-        self.change(id, move |tx, mut rec| {
-            if let Some(lock) = &rec.lock {
-                let who = if lock.owner == actor.username {
-                    "you".to_string()
-                } else {
-                    lock.owner.clone()
-                };
-                return Err(AppError::Conflict(format!(
-                    "{} is already checked out by {who}.",
-                    rec.path
-                )));
-            }
-            let comment = comment.map(LockComment::into_inner);
-            rec.lock = Some(LockRecord {
-                owner: actor.username.clone(),
-                locked_at: now(),
-                comment: comment.clone(),
-            });
-            save_and_record(tx, rec, EventKind::Locked, &actor, comment, None)
-        })
+        self.change(
+            id,
+            &actor.clone(),
+            Needs::Account,
+            "check files out",
+            move |tx, mut rec| {
+                if let Some(lock) = &rec.lock {
+                    let who = if lock.owner == actor.username {
+                        "you".to_string()
+                    } else {
+                        lock.owner.clone()
+                    };
+                    return Err(AppError::Conflict(format!(
+                        "{} is already checked out by {who}.",
+                        rec.path
+                    )));
+                }
+                let comment = comment.map(LockComment::into_inner);
+                rec.lock = Some(LockRecord {
+                    owner: actor.username.clone(),
+                    locked_at: now(),
+                    comment: comment.clone(),
+                });
+                save_and_record(tx, rec, EventKind::Locked, &actor, comment, None)
+            },
+        )
         .await
     }
 
     async fn cancel_inner(&self, actor: &Actor, id: u64) -> AppResult<FileRecord> {
         let actor = actor.clone();
-        self.change(id, move |tx, mut rec| {
-            require_holder(&rec, &actor, "cancel the check-out")?;
-            rec.lock = None;
-            save_and_record(tx, rec, EventKind::Unlocked, &actor, None, None)
-        })
+        self.change(
+            id,
+            &actor.clone(),
+            Needs::Account,
+            "cancel a check-out",
+            move |tx, mut rec| {
+                require_holder(&rec, &actor, "cancel the check-out")?;
+                rec.lock = None;
+                save_and_record(tx, rec, EventKind::Unlocked, &actor, None, None)
+            },
+        )
         .await
     }
 
@@ -391,17 +411,18 @@ impl Files {
         let this = self.clone();
         let actor = actor.clone();
         blocking(move || {
-            let blob = this
+            let quarantined = this
                 .shared
                 .vault
-                .write_blob(&mut spool.reader()?, spool.size)?;
+                .quarantine_blob(&mut spool.reader()?, spool.size)?;
             this.shared.store.write(|tx| {
+                require_active(tx, &actor, Needs::Account, "check files in")?;
                 // Reconciliation first: it may move this record on.
                 this.reconcile_in(tx)?;
                 let mut rec =
                     get_file(&tx.txn.open_table(FILES)?, id)?.ok_or_else(|| not_found(id))?;
                 require_holder(&rec, &actor, "check it in")?;
-                if parse_oid(&rec.blob)? == blob {
+                if parse_oid(&rec.blob)? == quarantined.id() {
                     return Err(AppError::Invalid(format!(
                         "This content is identical to revision {} of {}; nothing to check in.",
                         rec.revision, rec.path
@@ -409,6 +430,7 @@ impl Files {
                 }
                 // Before the commit: a refused bump leaves Git and the record as they were.
                 let revision = rec.revision.bump(version.bump)?;
+                let blob = this.shared.vault.publish(&quarantined)?;
                 let commit = this.commit_in(
                     tx,
                     Change::Put {
@@ -453,7 +475,7 @@ impl Files {
     ) -> AppResult<(FileRecord, LockRecord)> {
         require_admin(actor, "override a check-out")?;
         let actor = actor.clone();
-        self.change(id, move |tx, mut rec| {
+        self.change(id, &actor.clone(), Needs::Admin, "override a check-out", move |tx, mut rec| {
                 let Some(lock) = rec.lock.take() else {
                     return Err(AppError::Conflict(format!(
                         "{} is not checked out; there is nothing to override.",
@@ -483,7 +505,7 @@ impl Files {
         require_admin(actor, "delete files")?;
         let this = self.clone();
         let actor = actor.clone();
-        self.change(id, move |tx, rec| {
+        self.change(id, &actor.clone(), Needs::Admin, "delete files", move |tx, rec| {
             if let Some(lock) = &rec.lock {
                 return Err(AppError::Conflict(format!(
                     "{} is checked out by {}; it can be deleted once it is checked in or the check-out is overridden.",
@@ -680,15 +702,21 @@ impl Files {
         Ok(commit)
     }
 
-    /// Runs a rule-checked change of one file in one write transaction.
+    /// Runs a rule-checked change of one file in one write transaction,
+    /// first making sure `actor` may still do `what`.
     async fn change<T: Send + 'static>(
         &self,
         id: u64,
+        actor: &Actor,
+        needs: Needs,
+        what: &'static str,
         f: impl FnOnce(&mut Tx, FileRecord) -> AppResult<T> + Send + 'static,
     ) -> AppResult<T> {
         let store = self.shared.store.clone();
+        let actor = actor.clone();
         blocking(move || {
             store.write(|tx| {
+                require_active(tx, &actor, needs, what)?;
                 let rec = get_file(&tx.txn.open_table(FILES)?, id)?.ok_or_else(|| not_found(id))?;
                 f(tx, rec)
             })
@@ -701,7 +729,7 @@ impl Files {
 /// the same path; a file where the path needs a folder (`a` for `a/b`); a
 /// folder where the path would be a file (`parts` while `parts/x` exists);
 /// or a name that differs from an existing file or folder only in letter
-/// case. Git's tree holds one entry per name, so either of the first would
+/// case or Unicode normalisation. Git's tree holds one entry per name, so either of the first would
 /// silently replace the other in `main`; the last is one file on Windows
 /// and macOS clones. Every path in the vault is in `PATHS`, so the table
 /// proves all of this. Run it inside the write transaction that adds `path`.
@@ -742,14 +770,18 @@ pub(crate) fn check_name_free(
 }
 
 /// Where `wanted` first names the same file or folder as `existing` but for
-/// letter case, the sentence saying so.
+/// letter case or Unicode normalisation (`é` as one character, NFC, or as
+/// `e` and a combining accent, NFD: macOS stores names as NFD, so the two
+/// are one file there), the sentence saying so.
 fn case_clash(wanted: &[&str], existing: &str) -> Option<String> {
+    use unicode_normalization::UnicodeNormalization;
+    let fold = |s: &str| s.to_lowercase().nfc().collect::<String>();
     let have: Vec<&str> = existing.split('/').collect();
     for (depth, (w, h)) in wanted.iter().zip(&have).enumerate() {
         if w == h {
             continue;
         }
-        if w.to_lowercase() != h.to_lowercase() {
+        if fold(w) != fold(h) {
             return None;
         }
         let ours = wanted[..=depth].join("/");
@@ -759,8 +791,15 @@ fn case_clash(wanted: &[&str], existing: &str) -> Option<String> {
         } else {
             format!("the folder {theirs} (which holds {existing})")
         };
+        let how = if w.to_lowercase() == h.to_lowercase() {
+            "only in letter case; on Windows and macOS they would be one"
+        } else if w.nfc().eq(h.nfc()) {
+            "only in how its accented letters are encoded (Unicode NFC or NFD); on macOS they would be one"
+        } else {
+            "only in letter case and in how its accented letters are encoded; on Windows and macOS they would be one"
+        };
         return Some(format!(
-            "{ours} differs from {what} only in letter case; on Windows and macOS they would be one, so choose another name."
+            "{ours} differs from {what} {how}, so choose another name."
         ));
     }
     None
@@ -822,6 +861,40 @@ fn too_large(max: u64) -> AppError {
         "The file is larger than the limit of {}; nothing was saved.",
         crate::views::human_size(max)
     ))
+}
+
+/// What an operation needs of its actor's account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Needs {
+    /// An account that exists and is enabled.
+    Account,
+    /// That, with the admin role.
+    Admin,
+}
+
+/// Refuses (403) an actor whose account, read inside the write transaction
+/// that would make the change, no longer allows it: removed, disabled, or
+/// no longer an admin. The request was authenticated when its head
+/// arrived; its body may have streamed for minutes since, and a disabled
+/// user's check-in must not land. One lookup, in the same transaction, so
+/// no change of the account can slip in between.
+fn require_active(tx: &Tx, actor: &Actor, needs: Needs, what: &str) -> AppResult<()> {
+    let user = store::get_user(&tx.txn.open_table(USERS)?, &actor.username)?;
+    let name = &actor.username;
+    match user {
+        None => Err(AppError::Forbidden(format!(
+            "There is no account {name} any more, so it cannot {what}; nothing was changed."
+        ))),
+        Some(u) if u.disabled => Err(AppError::Forbidden(format!(
+            "The account {name} was disabled, so it cannot {what}; nothing was changed."
+        ))),
+        Some(u) if needs == Needs::Admin && u.role != Role::Admin => {
+            Err(AppError::Forbidden(format!(
+                "Only an admin can {what}, and {name} is no longer an admin; nothing was changed."
+            )))
+        }
+        Some(_) => Ok(()),
+    }
 }
 
 pub fn require_admin(actor: &Actor, what: &str) -> AppResult<()> {

@@ -531,21 +531,43 @@ impl Drop for Connected {
     }
 }
 
-/// The last sequence a client saw, from `Last-Event-ID` or `?last_event_id=`.
-fn resume_point(req: &Request) -> Option<u64> {
-    let header = req
-        .headers()
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse().ok());
-    header.or_else(|| {
-        req.uri().query().and_then(|q| {
+/// Where a connecting client says it left off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Resume {
+    /// No resume point: a page just rendered, nothing to catch up.
+    Fresh,
+    /// The last sequence it saw.
+    After(u64),
+    /// A resume point that is no sequence number (`abc`, `-1`, past u64):
+    /// what the client missed is unknown, so only a full re-render is safe.
+    Unreadable,
+}
+
+/// The last sequence a client saw, from `Last-Event-ID` or, failing that,
+/// `?last_event_id=`; empty counts as absent (a browser sends no header
+/// before its first id).
+fn resume_point(req: &Request) -> Resume {
+    fn parse(raw: &str) -> Resume {
+        let raw = raw.trim();
+        if raw.is_empty() {
+            return Resume::Fresh;
+        }
+        if !raw.bytes().all(|b| b.is_ascii_digit()) {
+            return Resume::Unreadable;
+        }
+        raw.parse().map_or(Resume::Unreadable, Resume::After)
+    }
+    if let Some(header) = req.headers().get("last-event-id") {
+        return header.to_str().map_or(Resume::Unreadable, parse);
+    }
+    req.uri()
+        .query()
+        .and_then(|q| {
             q.split('&')
                 .filter_map(|kv| kv.split_once('='))
                 .find(|(k, _)| *k == "last_event_id")
-                .and_then(|(_, v)| v.parse().ok())
         })
-    })
+        .map_or(Resume::Fresh, |(_, v)| parse(v))
 }
 
 /// One message owed to a connecting client before live frames.
@@ -561,22 +583,17 @@ struct Missed {
 async fn catch_up(
     store: Store,
     viewer: LiveViewer,
-    since: Option<u64>,
+    resume: Resume,
 ) -> AppResult<(Vec<Missed>, u64)> {
     tokio::task::spawn_blocking(move || {
         let last = store.last_seq()?;
-        let Some(since) = since else {
-            return Ok((Vec::new(), last));
-        };
-        if since == last {
-            return Ok((Vec::new(), last));
-        }
-        let (events, complete) = if since > last {
-            // A future this server never had (data restored from a backup):
-            // only a full re-render is truthful.
-            (Vec::new(), false)
-        } else {
-            store.events_after(since, REPLAY_LIMIT + 1)?
+        let (events, complete) = match resume {
+            Resume::Fresh => return Ok((Vec::new(), last)),
+            Resume::After(since) if since == last => return Ok((Vec::new(), last)),
+            Resume::After(since) if since < last => store.events_after(since, REPLAY_LIMIT + 1)?,
+            // A future this server never had (data restored from a backup),
+            // or no sequence at all: only a full re-render is truthful.
+            Resume::After(_) | Resume::Unreadable => (Vec::new(), false),
         };
         if !complete || events.len() > REPLAY_LIMIT {
             let files = store.all_files()?;

@@ -206,7 +206,7 @@ impl Tx {
 pub fn next_counter(txn: &WriteTransaction, name: &str) -> AppResult<u64> {
     let mut counters = txn.open_table(COUNTERS)?;
     let next = counters.get(name)?.map(|v| v.value()).unwrap_or(1);
-    counters.insert(name, next + 1)?;
+    counters.insert(name, next.checked_add(1).ok_or_else(|| exhausted(name))?)?;
     Ok(next)
 }
 
@@ -215,9 +215,18 @@ pub fn raise_counter(txn: &WriteTransaction, name: &str, at_least: u64) -> AppRe
     let mut counters = txn.open_table(COUNTERS)?;
     let next = counters.get(name)?.map(|v| v.value()).unwrap_or(1);
     if next <= at_least {
-        counters.insert(name, at_least + 1)?;
+        // `at_least` may come from a commit trailer anyone with the
+        // repository could have written.
+        counters.insert(
+            name,
+            at_least.checked_add(1).ok_or_else(|| exhausted(name))?,
+        )?;
     }
     Ok(())
+}
+
+fn exhausted(name: &str) -> AppError {
+    AppError::Internal(format!("the counter {name} has reached its largest value"))
 }
 
 pub fn next_file_id(txn: &WriteTransaction) -> AppResult<u64> {
@@ -476,15 +485,19 @@ impl Store {
     /// Events with a sequence above `after`, oldest first, at most `limit`.
     /// Also says whether the log still reaches back to `after + 1`.
     pub fn events_after(&self, after: u64, limit: usize) -> AppResult<(Vec<Event>, bool)> {
+        // `after` is a client's word: past the last sequence there is nothing.
+        let Some(first) = after.checked_add(1) else {
+            return Ok((Vec::new(), true));
+        };
         self.read(|txn| {
             let table = txn.open_table(EVENTS)?;
             let oldest = table.first()?.map(|(k, _)| k.value());
             let complete = match oldest {
-                Some(oldest) => oldest <= after + 1,
+                Some(oldest) => oldest <= first,
                 None => true,
             };
             let mut events = Vec::new();
-            for row in table.range(after + 1..)?.take(limit) {
+            for row in table.range(first..)?.take(limit) {
                 let (_, value) = row?;
                 events.push(decode(value.value())?);
             }

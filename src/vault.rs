@@ -1,5 +1,5 @@
 //! The bare Git repository that holds every version of every file: writing
-//! blobs from spooled uploads, committing one change at a time on `main`,
+//! blobs from spooled uploads (in quarantine until their commit), committing one change at a time on `main`,
 //! reading history and old versions, and listing commits the database has
 //! not recorded yet.
 //!
@@ -161,6 +161,123 @@ impl Vault {
         repo.objects
             .write_stream(gix::objs::Kind::Blob, size, source)
             .map_err(|e| AppError::internal("writing a blob", e))
+    }
+
+    /// Where uploads wait, as finished loose objects, for the commit that
+    /// names them: under `objects/` so moving one into place is a rename on
+    /// one file system. Git, `git fsck` and the dumb HTTP handler read only
+    /// `objects/xx/…` and `objects/pack/`, so nothing here is seen; its
+    /// files are named `.tmp-…`, which a backup skips like Git's own
+    /// temporary files.
+    fn quarantine_dir(&self) -> PathBuf {
+        self.path.join("objects").join("incoming-latch")
+    }
+
+    /// Removes what a killed process left in quarantine: uploads are never
+    /// resumed. Only safe once the database is open, since its lock proves
+    /// no other Latch process is writing this vault. Returns how many it removed.
+    pub fn clear_quarantine(&self) -> AppResult<usize> {
+        let entries = match std::fs::read_dir(self.quarantine_dir()) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(e.into()),
+        };
+        let mut removed = 0;
+        for entry in entries {
+            std::fs::remove_file(entry?.path())?;
+            removed += 1;
+        }
+        if removed > 0 {
+            tracing::warn!(removed, "removed quarantined uploads a crash left behind");
+        }
+        Ok(removed)
+    }
+
+    /// Streams `size` bytes from `source` into a loose blob in quarantine,
+    /// durable on disk but not in the object store: nothing in the vault
+    /// refers to it or can see it until [`Vault::publish`] moves it in,
+    /// inside the write transaction that commits it. Dropping the returned
+    /// value removes it, so a refused or failed write keeps nothing.
+    pub fn quarantine_blob(&self, source: &mut dyn Read, size: u64) -> AppResult<Quarantined> {
+        use std::io::Write;
+        let dir = self.quarantine_dir();
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join(format!(".tmp-{}", crate::auth::random_hex(12)));
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            // Read-only, as Git and gix leave loose objects.
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o444);
+        }
+        let file = options.open(&path)?;
+        let kind = self.local().object_hash();
+        let mut quarantined = Quarantined {
+            path,
+            id: ObjectId::null(kind),
+        };
+        let header = gix::objs::encode::loose_header(gix::objs::Kind::Blob, size);
+        let mut hasher = gix::hash::hasher(kind);
+        hasher.update(&header);
+        let mut out = gix::zlib::stream::deflate::Write::new(
+            std::io::BufWriter::with_capacity(64 * 1024, file),
+            gix::zlib::Compression::BEST_SPEED,
+        );
+        out.write_all(&header)?;
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut seen = 0u64;
+        loop {
+            let n = source.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            seen += n as u64;
+            hasher.update(&buf[..n]);
+            out.write_all(&buf[..n])?;
+        }
+        if seen != size {
+            return Err(AppError::Internal(format!(
+                "the spooled upload has {seen} bytes, not the {size} it was written with"
+            )));
+        }
+        out.flush()?;
+        let file = out
+            .into_inner()
+            .into_inner()
+            .map_err(|e| AppError::from(e.into_error()))?;
+        // Durable before a commit can name it.
+        file.sync_all()?;
+        quarantined.id = hasher.try_finalize().map_err(|e| {
+            AppError::Invalid(format!(
+                "This file cannot be stored: Git's SHA-1 check reports it as a collision attack ({e})."
+            ))
+        })?;
+        Ok(quarantined)
+    }
+
+    /// Moves a quarantined blob into the object store, where commits can
+    /// name it. Call it inside the write transaction that commits it (that
+    /// transaction also keeps publishers one at a time), after every rule
+    /// has passed. An object already present, from an earlier version or
+    /// another file with the same content, is kept as it is and ours dropped.
+    pub fn publish(&self, blob: &Quarantined) -> AppResult<ObjectId> {
+        let hex = blob.id.to_hex().to_string();
+        let objects = self.path.join("objects");
+        let dir = objects.join(&hex[..2]);
+        let target = dir.join(&hex[2..]);
+        if target.exists() || self.local().has_object(blob.id) {
+            return Ok(blob.id);
+        }
+        match std::fs::create_dir(&dir) {
+            Ok(()) => sync_dir(&objects)?,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e.into()),
+        }
+        std::fs::rename(&blob.path, &target)?;
+        // The rename is durable before the commit that names it.
+        sync_dir(&dir)?;
+        Ok(blob.id)
     }
 
     /// The blob at `path` in `commit`'s tree.
@@ -410,6 +527,33 @@ pub fn split_trailers(raw: &str) -> (String, Option<Trailers>) {
     match trailers {
         Some(t) => (body.trim_end().to_string(), Some(t)),
         None => (trimmed.to_string(), None),
+    }
+}
+
+fn sync_dir(dir: &Path) -> AppResult<()> {
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+/// An upload written as a loose blob in quarantine (see
+/// [`Vault::quarantine_blob`]); removed when dropped unless published.
+pub struct Quarantined {
+    path: PathBuf,
+    id: ObjectId,
+}
+
+impl Quarantined {
+    /// The blob's id: what a commit will name once it is published.
+    pub fn id(&self) -> ObjectId {
+        self.id
+    }
+}
+
+impl Drop for Quarantined {
+    fn drop(&mut self) {
+        // Once published, the file is in `objects/` under another name and
+        // this finds nothing: a published object is never removed here.
+        let _ = std::fs::remove_file(&self.path);
     }
 }
 

@@ -1078,6 +1078,7 @@ pub fn parse_token_name(raw: &str) -> AppResult<String> {
             "A token name has 1 to 64 characters.".into(),
         ));
     }
+    crate::domain::check_hidden(name, crate::domain::TextKind::OneLine, "token name")?;
     Ok(name.to_string())
 }
 

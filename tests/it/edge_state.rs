@@ -458,6 +458,19 @@ async fn a_forced_unlock_refuses_when_the_holder_changed_since_it_was_read() {
     let mut config = latch::Config::new(tmp.path().join("data"));
     config.admin_password = Some(crate::common::ADMIN_PASSWORD.into());
     let app = latch::open(config).unwrap_or_else(|e| panic!("{e}"));
+    // Operations re-read their actor's account: bob and carol must exist.
+    for name in ["bob", "carol"] {
+        latch::auth::create_user(
+            &app.store,
+            latch::auth::NewUser {
+                username: latch::domain::Username::parse(name).unwrap(),
+                password: latch::domain::Password::parse(common::USER_PASSWORD).unwrap(),
+                role: Role::User,
+                display_name: None,
+            },
+        )
+        .unwrap();
+    }
     let actor = |name: &str, role| Actor {
         username: name.into(),
         display_name: name.into(),
