@@ -408,10 +408,16 @@ impl Revision {
             ))
         };
         let (major, minor) = raw.split_once('.').ok_or_else(bad)?;
-        let digits =
-            |s: &str| !s.is_empty() && s.len() <= 6 && s.bytes().all(|b| b.is_ascii_digit());
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
         if !digits(major) || !digits(minor) {
             return Err(bad());
+        }
+        // Well-formed but too big: say which rule, not "not a revision".
+        if major.len() > 6 || minor.len() > 6 {
+            return Err(Invalid(format!(
+                "'{raw}' is too large: each part of a revision is at most {}.",
+                Self::MAX_PART
+            )));
         }
         Ok(Revision {
             major: major.parse().map_err(|_| bad())?,
@@ -663,6 +669,8 @@ mod tests {
         for bad in ["1", "1.", ".1", "a.b", "1.2.3", "-1.0", "1234567.0"] {
             assert!(Revision::parse(bad).is_err(), "{bad}");
         }
+        let too_big = Revision::parse("1000000.0").unwrap_err().0;
+        assert!(too_big.contains("at most 999999"), "{too_big}");
     }
 
     #[test]

@@ -215,7 +215,14 @@ impl Files {
     }
 
     pub async fn cancel(&self, actor: &Actor, id: u64) -> AppResult<FileRecord> {
-        crate::metrics::operation("cancel", self.cancel_inner(actor, id).await)
+        crate::metrics::operation("cancel", self.cancel_inner(actor, id, false).await)
+    }
+
+    /// Cancels a check-out the caller has just read as the actor's own:
+    /// if it changed hands (or ended) since, that is a lost race, 409
+    /// naming what happened, not a refusal of a right the actor never had.
+    pub async fn cancel_read_as_mine(&self, actor: &Actor, id: u64) -> AppResult<FileRecord> {
+        crate::metrics::operation("cancel", self.cancel_inner(actor, id, true).await)
     }
 
     pub async fn checkin(
@@ -364,7 +371,12 @@ impl Files {
         .await
     }
 
-    async fn cancel_inner(&self, actor: &Actor, id: u64) -> AppResult<FileRecord> {
+    async fn cancel_inner(
+        &self,
+        actor: &Actor,
+        id: u64,
+        read_as_mine: bool,
+    ) -> AppResult<FileRecord> {
         let actor = actor.clone();
         self.change(
             id,
@@ -372,6 +384,15 @@ impl Files {
             Needs::Account,
             "cancel a check-out",
             move |tx, mut rec| {
+                if read_as_mine && rec.locked_by() != Some(actor.username.as_str()) {
+                    return Err(AppError::Conflict(match rec.locked_by() {
+                        Some(now) => format!(
+                            "{} changed hands while you released it: {now} holds it now.",
+                            rec.path
+                        ),
+                        None => format!("{} was released meanwhile.", rec.path),
+                    }));
+                }
                 require_holder(&rec, &actor, "cancel the check-out")?;
                 rec.lock = None;
                 save_and_record(tx, rec, EventKind::Unlocked, &actor, None, None)

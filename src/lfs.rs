@@ -368,7 +368,8 @@ async fn unlock_lock(app: &App, req: &Request, raw_id: &str, body: Body) -> AppR
         )));
     };
     let lock = if lock.owner.name == actor.username {
-        app.files.cancel(&actor, id).await?;
+        // The lock was read as ours; if it changed hands since, say so (409).
+        app.files.cancel_read_as_mine(&actor, id).await?;
         lock
     } else if !request.force {
         return Err(AppError::Forbidden(format!(

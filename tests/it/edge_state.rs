@@ -464,7 +464,7 @@ async fn a_forced_unlock_refuses_when_the_holder_changed_since_it_was_read() {
             &app.store,
             latch::auth::NewUser {
                 username: latch::domain::Username::parse(name).unwrap(),
-                password: latch::domain::Password::parse(common::USER_PASSWORD).unwrap(),
+                password: latch::domain::Password::parse(crate::common::USER_PASSWORD).unwrap(),
                 role: Role::User,
                 display_name: None,
             },

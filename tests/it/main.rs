@@ -10,6 +10,7 @@ mod crash;
 mod edge;
 mod edge_http;
 mod edge_state;
+mod edge_vault;
 mod files;
 mod lfs;
 mod live;

@@ -5,13 +5,11 @@
 //! at the top of u64 and unreadable resume points (F6), and names equal
 //! but for Unicode normalisation (F3).
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{Client, TestApp, expect_error};
+use crate::common::{Client, TestApp, expect_error};
 use futures_util::StreamExt;
 use latch::domain::{Description, Password, RepoPath, Revision, Role, Username};
 use latch::files::{Actor, NewFile, NewVersion};
@@ -79,10 +77,10 @@ fn stray_files(vault: &Path) -> Vec<PathBuf> {
 
 /// `git fsck --unreachable` of the vault: objects nothing refers to.
 fn unreachable(vault: &Path) -> Vec<String> {
-    if !common::have_tool("git", "git") {
+    if !crate::common::have_tool("git", "git") {
         return Vec::new();
     }
-    let out = common::git(
+    let out = crate::common::git(
         vault,
         &["fsck", "--unreachable", "--no-reflogs", "--no-progress"],
     )
@@ -96,7 +94,7 @@ fn unreachable(vault: &Path) -> Vec<String> {
 }
 
 fn commits_on_main(vault: &Path) -> usize {
-    let out = common::git(vault, &["rev-list", "--count", "main"]).expect("git rev-list");
+    let out = crate::common::git(vault, &["rev-list", "--count", "main"]).expect("git rev-list");
     String::from_utf8_lossy(&out.stdout)
         .trim()
         .parse()
@@ -235,7 +233,7 @@ async fn a_user_disabled_while_their_check_in_streams_is_refused_and_nothing_is_
 
     for bearer in [Some(token.as_str()), None] {
         // Disabling ended bob's sessions: each round signs in afresh.
-        let bob = app.login("bob", common::USER_PASSWORD).await;
+        let bob = app.login("bob", crate::common::USER_PASSWORD).await;
         let paused = start_paused(
             &bob,
             &format!("/api/files/{id}/checkin"),
@@ -274,14 +272,14 @@ async fn a_user_disabled_while_their_check_in_streams_is_refused_and_nothing_is_
 async fn every_operation_rechecks_the_actor_inside_its_transaction() {
     let tmp = tempfile::tempdir().unwrap();
     let mut config = latch::Config::new(tmp.path().join("data"));
-    config.admin_password = Some(common::ADMIN_PASSWORD.into());
+    config.admin_password = Some(crate::common::ADMIN_PASSWORD.into());
     let app = latch::open(config).unwrap_or_else(|e| panic!("{e}"));
     let make = |name: &str, role| {
         latch::auth::create_user(
             &app.store,
             latch::auth::NewUser {
                 username: Username::parse(name).unwrap(),
-                password: Password::parse(common::USER_PASSWORD).unwrap(),
+                password: Password::parse(crate::common::USER_PASSWORD).unwrap(),
                 role,
                 display_name: None,
             },
@@ -546,10 +544,10 @@ async fn quarantine_leftovers_are_removed_at_start_and_clones_work() {
     std::fs::write(dir.join(".tmp-leftover"), b"half an object").unwrap();
     app.restart().await;
     assert_eq!(stray_files(&vault), Vec::<PathBuf>::new());
-    let alice = app.login("alice", common::USER_PASSWORD).await;
+    let alice = app.login("alice", crate::common::USER_PASSWORD).await;
     assert_eq!(alice.content(id, None).await, content(3, 50_000));
-    if common::have_tool("git", "git") {
-        let out = common::git(&vault, &["fsck", "--no-progress"]).expect("fsck");
+    if crate::common::have_tool("git", "git") {
+        let out = crate::common::git(&vault, &["fsck", "--no-progress"]).expect("fsck");
         assert!(out.status.success(), "fsck: {out:?}");
     }
 }
@@ -645,13 +643,13 @@ async fn invisible_and_bidi_characters_are_refused_everywhere_they_spoof() {
 async fn events_after_the_largest_sequence_are_none() {
     let tmp = tempfile::tempdir().unwrap();
     let mut config = latch::Config::new(tmp.path().join("data"));
-    config.admin_password = Some(common::ADMIN_PASSWORD.into());
+    config.admin_password = Some(crate::common::ADMIN_PASSWORD.into());
     let app = latch::open(config).unwrap_or_else(|e| panic!("{e}"));
     latch::auth::create_user(
         &app.store,
         latch::auth::NewUser {
             username: Username::parse("alice").unwrap(),
-            password: Password::parse(common::USER_PASSWORD).unwrap(),
+            password: Password::parse(crate::common::USER_PASSWORD).unwrap(),
             role: Role::User,
             display_name: None,
         },
