@@ -172,7 +172,7 @@
   function armToast(t) {
     if (!(t instanceof Element) || !t.classList.contains('toast') || t.dataset.armed) return;
     t.dataset.armed = '1';
-    // A refusal stays until it is clicked away or a later action succeeds:
+    // A refusal stays until it is clicked away or the person acts again:
     // the reader decides when they have read it. News fades after 6 s,
     // though not while the pointer rests on it.
     var timer = null, error = t.classList.contains('toast-error');
@@ -241,15 +241,18 @@
   }, true);
 
   /* ---- Forms: a popover's form closes it on success. ---- */
+  // A new attempt supersedes the refusals shown before it (if it fails too,
+  // it brings its own). On the way out, not on the answer: a live update
+  // may replace the form first, and a detached form's events reach nobody.
+  document.addEventListener('htmx:beforeRequest', function (e) {
+    var verb = e.detail.requestConfig && e.detail.requestConfig.verb;
+    if (verb && verb !== 'get') document.querySelectorAll('#toasts .toast-error').forEach(function (t) { t.click(); });
+  });
   document.addEventListener('htmx:afterRequest', function (e) {
     var d = e.target.closest && e.target.closest('details.popover'), x = e.detail.xhr;
     // Not detail.successful: the htmx-config meta marks 4xx "error": false
     // (so their toasts swap in), which makes a refused request "successful".
-    if (!x || x.status < 200 || x.status >= 300) return;
-    // A successful action answers the refusals shown before it.
-    var verb = e.detail.requestConfig && e.detail.requestConfig.verb;
-    if (verb && verb !== 'get') document.querySelectorAll('#toasts .toast-error').forEach(function (t) { t.click(); });
-    if (!d) return;
+    if (!d || !x || x.status < 200 || x.status >= 300) return;
     d.open = false;
     if (e.target.tagName === 'FORM') e.target.reset();
   });
