@@ -904,20 +904,10 @@ pub fn check_same_origin(app: &App, req: &Request) -> AppResult<()> {
 /// `--secure-cookies` or when a trusted proxy says so, `http` otherwise
 /// (Latch itself speaks plain HTTP; behind TLS the flags are required).
 fn own_scheme(app: &App, req: &Request) -> &'static str {
-    if from_trusted_proxy(app, req)
-        && let Some(proto) = forwarded(req, "x-forwarded-proto")
-    {
-        return if proto.eq_ignore_ascii_case("https") {
-            "https"
-        } else {
-            "http"
-        };
-    }
-    if app.config.secure_cookies {
-        "https"
-    } else {
-        "http"
-    }
+    // One answer for cookies and Origin alike: `--secure-cookies` says the
+    // public side is HTTPS even when a proxy behind the TLS terminator
+    // forwards `X-Forwarded-Proto: http`.
+    if is_https(app, req) { "https" } else { "http" }
 }
 
 pub fn is_unsafe_method(method: &Method) -> bool {

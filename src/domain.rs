@@ -175,11 +175,36 @@ fn is_bidi_control(c: char) -> bool {
 /// The first character of `text` that a `kind` of text may not hold,
 /// because it would hide or reorder what a person reads.
 pub fn hidden_character(text: &str, kind: TextKind) -> Option<char> {
-    text.chars().find(|&c| match kind {
-        TextKind::Path => is_default_ignorable(c) || is_blank_lookalike(c) || is_bidi_control(c),
-        TextKind::OneLine => is_bidi_control(c),
-        TextKind::FreeText => is_bidi_override(c),
-    })
+    let chars: Vec<char> = text.chars().collect();
+    chars
+        .iter()
+        .enumerate()
+        .find(|&(i, &c)| match kind {
+            TextKind::Path => {
+                (is_default_ignorable(c) || is_blank_lookalike(c) || is_bidi_control(c))
+                    && !shapes_its_neighbours(&chars, i)
+            }
+            TextKind::OneLine => is_bidi_control(c),
+            TextKind::FreeText => is_bidi_override(c),
+        })
+        .map(|(_, &c)| c)
+}
+
+/// Zero-width (non-)joiners and variation selectors are how Persian, Indic
+/// scripts and emoji are written (`می‌خواهم`, `❤️`, `👨‍👩`): between (a
+/// selector: after) letters that are not ASCII they change how the name is
+/// drawn, so it reads as what it is. Next to ASCII they only hide, and they
+/// are how `.g‌it` passes for `.git` on a Mac: refused there.
+fn shapes_its_neighbours(chars: &[char], i: usize) -> bool {
+    let shaped = |c: Option<&char>| {
+        c.is_some_and(|&c| !c.is_ascii() && !is_default_ignorable(c) && !is_bidi_control(c))
+    };
+    let before = i.checked_sub(1).and_then(|j| chars.get(j));
+    match chars[i] {
+        '\u{200c}' | '\u{200d}' => shaped(before) && shaped(chars.get(i + 1)),
+        '\u{fe00}'..='\u{fe0f}' => shaped(before),
+        _ => false,
+    }
 }
 
 /// Refuses `text` (called `what` in the sentence) when it holds a
@@ -759,6 +784,31 @@ mod tests {
             "a/.gitkeep",
         ] {
             assert!(RepoPath::parse(fine).is_ok(), "{fine}");
+        }
+    }
+
+    /// Scripts and emoji that need joiners and selectors stay writable;
+    /// the same characters beside ASCII are refused.
+    #[test]
+    fn joiners_and_selectors_shape_letters_but_never_hide_ascii() {
+        for ok in [
+            "\u{2764}\u{fe0f}.txt",
+            "\u{1f468}\u{200d}\u{1f469}.png",
+            "\u{645}\u{6cc}\u{200c}\u{62e}\u{648}\u{627}\u{647}\u{645}.txt",
+            "\u{915}\u{94d}\u{200d}\u{937}.nc",
+        ] {
+            assert!(RepoPath::parse(ok).is_ok(), "{ok:?}");
+        }
+        for bad in [
+            ".g\u{200c}it/config",
+            "a\u{200d}b",
+            "\u{200d}\u{1f469}",
+            "\u{1f468}\u{200d}",
+            "x\u{fe0f}.txt",
+            "\u{fe0f}.txt",
+            "\u{1f468}\u{200d}\u{200d}\u{1f469}",
+        ] {
+            assert!(RepoPath::parse(bad).is_err(), "{bad:?}");
         }
     }
 

@@ -420,17 +420,20 @@ impl Vault {
 }
 
 /// Refuses, as the caller's mistake (422), a path whose name the tree
-/// editor would refuse when it writes: `RepoPath::parse` already refuses
-/// every such name, so this only keeps a future caller from turning one
-/// into a 500. All protections on: a superset of the editor's options.
+/// editor would refuse when it writes, so a refusal is never a 500.
+/// Exactly the editor's own options (gix's defaults for this platform, the
+/// vault's config being isolated), not stricter: `RepoPath::parse` applies
+/// the strict rules to new names, while a file an older Latch accepted
+/// (`parts/CON.txt`) must stay possible to check in and delete.
 fn check_path(path: &str) -> AppResult<()> {
     use gix::validate::path::component;
+    let editors = component::Options {
+        protect_windows: cfg!(windows),
+        protect_hfs: cfg!(target_os = "macos"),
+        protect_ntfs: true,
+    };
     for part in path.split('/') {
-        if let Err(e) = component(
-            part.as_bytes().as_bstr(),
-            None,
-            component::Options::default(),
-        ) {
+        if let Err(e) = component(part.as_bytes().as_bstr(), None, editors) {
             return Err(AppError::Invalid(format!(
                 "The name '{part}' cannot be stored in Git ({e}); choose another name."
             )));
@@ -587,6 +590,37 @@ mod tests {
             revision: Some("1.3".into()),
             user: "alice".into(),
         }
+    }
+
+    #[test]
+    fn names_an_older_release_accepted_can_still_be_committed_and_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let vault = Vault::open_or_init(&dir.path().join("vault.git")).unwrap();
+        let author = Author {
+            username: "alice",
+            display_name: "Alice",
+        };
+        for path in ["parts/CON.txt", "q?.txt", "x<y>.txt", "lpt1"] {
+            let blob = vault.write_blob(&mut &b"old"[..], 3).unwrap();
+            vault
+                .commit(Change::Put { path, blob }, &author, "Check in", &trailers())
+                .unwrap_or_else(|e| panic!("{path}: {e}"));
+            vault
+                .commit(Change::Remove { path }, &author, "Delete", &trailers())
+                .unwrap_or_else(|e| panic!("{path}: {e}"));
+        }
+        // What Git itself refuses on this platform is still a 422, not a 500.
+        let blob = vault.write_blob(&mut &b"x"[..], 1).unwrap();
+        let refused = vault.commit(
+            Change::Put {
+                path: "a/.git::$INDEX_ALLOCATION/x",
+                blob,
+            },
+            &author,
+            "Add",
+            &trailers(),
+        );
+        assert!(matches!(refused, Err(AppError::Invalid(_))));
     }
 
     #[test]

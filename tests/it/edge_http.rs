@@ -415,6 +415,31 @@ async fn the_origin_check_compares_the_scheme_and_takes_one_origin() {
             "Origin {origin} via proxy saying {proto}"
         );
     }
+
+    // TLS ends at a load balancer in front of the proxy, which forwards
+    // `X-Forwarded-Proto: http`: --secure-cookies still says the browser's
+    // side is https, for the Origin check as for the cookie.
+    let both = TestApp::spawn_with(|c| {
+        c.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+        c.secure_cookies = true;
+    })
+    .await;
+    let admin = both.admin().await;
+    let resp = admin
+        .http
+        .post(admin.url("/api/tokens"))
+        .header("X-CSRF-Token", admin.csrf.clone().unwrap())
+        .header("X-Forwarded-Proto", "http")
+        .header("Origin", format!("https://{}", both.addr))
+        .json(&json!({"name": "o"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        201,
+        "--secure-cookies behind a plain-http proxy hop"
+    );
 }
 
 #[tokio::test]
