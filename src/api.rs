@@ -902,7 +902,45 @@ pub fn spec(service: &Service) -> Value {
             }
         }
     }
+    edge_refusals(&mut doc);
     doc
+}
+
+/// The refusals the edge gives before an operation runs (`serve` and the
+/// body limit in `web::with_middleware`), so every operation lists them:
+/// 413 for any body over its limit (even where none is expected), 408 where
+/// a body is read and may stall.
+fn edge_refusals(doc: &mut Value) {
+    let error = |description: &str| {
+        serde_json::json!({
+            "description": description,
+            "content": {"application/json; charset=utf-8": {
+                "schema": {"$ref": "#/components/schemas/ErrorBody"}
+            }}
+        })
+    };
+    let ops = doc
+        .get_mut("paths")
+        .and_then(Value::as_object_mut)
+        .into_iter()
+        .flat_map(|paths| paths.values_mut())
+        .filter_map(Value::as_object_mut)
+        .flat_map(|ops| ops.values_mut())
+        .filter_map(Value::as_object_mut);
+    for op in ops {
+        let reads_body = op.contains_key("requestBody");
+        let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) else {
+            continue;
+        };
+        responses.entry("413").or_insert_with(|| {
+            error("The body is over its limit (64 KiB, or --max-upload for a file); nothing was kept.")
+        });
+        if reads_body {
+            responses.entry("408").or_insert_with(|| {
+                error("The body stopped arriving (no byte for --body-stall); nothing was kept.")
+            });
+        }
+    }
 }
 
 /// `GET /api/openapi.json`.

@@ -1376,14 +1376,7 @@ struct EdgeRefusal {
 
 impl EdgeRefusal {
     fn reply(&self, status: StatusCode, text: &str) -> Response {
-        let mut resp = if self.json {
-            Response::builder()
-                .status(status)
-                .content_type("application/json; charset=utf-8")
-                .body(serde_json::json!({ "error": text, "message": text }).to_string())
-        } else {
-            self.say(status, text)
-        };
+        let mut resp = self.say(status, text);
         resp.headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
         resp

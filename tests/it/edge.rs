@@ -366,7 +366,7 @@ async fn a_body_over_64_kib_is_refused_before_it_is_sent() {
         (
             "/vault.git/info/lfs/locks",
             "application/vnd.git-lfs+json",
-            "json",
+            "lfs",
         ),
         ("/api/files/1/checkout", "application/json", "json"),
     ];
@@ -383,6 +383,11 @@ async fn a_body_over_64_kib_is_refused_before_it_is_sent() {
         assert!(text.contains("64 KiB"), "{path} says why: {text}");
         match shape {
             "json" => assert!(text.contains("\"error\""), "{path} answers JSON: {text}"),
+            // Git LFS clients show `message`.
+            "lfs" => assert!(
+                text.contains("\"message\""),
+                "{path} answers LFS JSON: {text}"
+            ),
             _ => assert!(
                 text.contains("<html") || text.contains("<!DOCTYPE"),
                 "{path} answers a page: {text}"
