@@ -302,6 +302,22 @@ fn names_config_file(part: &str) -> Option<&'static str> {
 /// this accepts, committing it cannot fail on its name.
 fn git_accepts(part: &str) -> Result<(), Invalid> {
     use gix::bstr::ByteSlice;
+    // Windows also reserves COM¹-COM³ and LPT¹-LPT³, which Git's list lacks.
+    let stem = part
+        .split('.')
+        .next()
+        .unwrap_or(part)
+        .trim_end()
+        .to_lowercase();
+    if let Some(digit) = stem
+        .strip_prefix("com")
+        .or_else(|| stem.strip_prefix("lpt"))
+        && matches!(digit, "¹" | "²" | "³")
+    {
+        return invalid(format!(
+            "'{part}' is a device name on Windows (COM and LPT with a superscript digit count too); choose another name."
+        ));
+    }
     use gix::validate::path::component::{Error, Mode, Options};
     let refused = match gix::validate::path::component(
         part.as_bytes().as_bstr(),
@@ -784,6 +800,16 @@ mod tests {
             "a/.gitkeep",
         ] {
             assert!(RepoPath::parse(fine).is_ok(), "{fine}");
+        }
+    }
+
+    #[test]
+    fn superscript_device_names_are_refused() {
+        for bad in ["COM¹.txt", "lpt³", "parts/Com².nc"] {
+            assert!(RepoPath::parse(bad).is_err(), "{bad}");
+        }
+        for ok in ["COM¹0.txt", "comma.txt", "com.txt"] {
+            assert!(RepoPath::parse(ok).is_ok(), "{ok}");
         }
     }
 
