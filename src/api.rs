@@ -29,7 +29,7 @@ use crate::domain::{LockComment, Password, Role, Username};
 use crate::error::{AppError, AppResult};
 use crate::files::Actor;
 use crate::forms;
-use crate::store::{Event, EventKind, FileRecord, UserRecord};
+use crate::store::{Event, EventKind, FileRecord, Store, UserRecord};
 use crate::views::iso_time;
 pub use wire::ErrorBody;
 use wire::{
@@ -569,7 +569,11 @@ impl Api {
     #[oai(path = "/tokens", method = "get", operation_id = "listTokens")]
     async fn list_tokens(&self, req: &Request, caller: Caller) -> Answer<Json<TokenList>, READ> {
         let app = app_of(req)?;
-        let tokens = auth::list_tokens(&app.store, &caller.0.user().username)?;
+        let name = caller.0.user().username.clone();
+        let tokens = app
+            .store
+            .blocking(move |store| auth::list_tokens(store, &name))
+            .await?;
         Ok(Json(TokenList {
             tokens: tokens
                 .iter()
@@ -812,7 +816,7 @@ impl Api {
         caller: Caller,
     ) -> Answer<Json<UserList>, { READ | E403 }> {
         require_admin(&caller, "list users")?;
-        let users = app_of(req)?.store.all_users()?;
+        let users = app_of(req)?.store.blocking(Store::all_users).await?;
         Ok(Json(UserList {
             users: users.iter().map(UserJson::from).collect(),
         }))

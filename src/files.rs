@@ -1,8 +1,7 @@
 //! The operations on files — upload, check out, cancel, check in, override,
 //! delete — with their rules, and reconciliation of Git with the database.
 //!
-//! Ordering that keeps Git and redb consistent (DESIGN: "Git holds content;
-//! redb holds state"):
+//! Ordering that keeps Git (content) and redb (state) consistent:
 //! 1. an upload is spooled to disk, then written as a loose blob into the
 //!    vault's quarantine, before anything else happens; a failure there
 //!    leaves no record, no reference and no object;
@@ -140,16 +139,8 @@ impl Files {
         })
     }
 
-    pub fn store(&self) -> &Store {
-        &self.shared.store
-    }
-
     pub fn vault(&self) -> &Vault {
         &self.shared.vault
-    }
-
-    pub fn max_upload(&self) -> u64 {
-        self.shared.max_upload
     }
 
     /// Streams an upload body to a spool file, refusing it past the size limit.

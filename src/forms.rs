@@ -37,13 +37,6 @@ impl Fields {
     pub fn text(&self, name: &str) -> &str {
         self.get(name).unwrap_or("")
     }
-
-    pub fn required(&self, name: &str, label: &str) -> AppResult<&str> {
-        match self.get(name) {
-            Some(v) if !v.trim().is_empty() => Ok(v),
-            _ => Err(AppError::Invalid(format!("The {label} is missing."))),
-        }
-    }
 }
 
 /// A multipart upload: its text fields and the spooled file part.

@@ -1,6 +1,5 @@
-//! Accepting connections and holding them to the edge limits of DESIGN.md
-//! ("Limits at the edge"): a request head of at most [`MAX_HEAD`] bytes
-//! (431, or 414 for the request line), sent within `head_timeout` of the
+//! Accepting connections and holding them to the edge limits: a request
+//! head of at most [`MAX_HEAD`] bytes (431, or 414 for the request line), sent within `head_timeout` of the
 //! connection's start or, on a kept-alive one, of the head's first byte; a
 //! keep-alive connection with no request closed after `idle_timeout`; a
 //! request body that stops for `body_stall` refused; a socket write that

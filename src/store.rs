@@ -431,6 +431,16 @@ impl Store {
         Ok(value)
     }
 
+    /// Runs blocking store calls off the async runtime's workers: redb
+    /// reads wait on the disk, and a handler must never hold a worker.
+    pub async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Store) -> AppResult<T> + Send + 'static,
+    ) -> AppResult<T> {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || f(&store)).await?
+    }
+
     /// Blocking: call from `spawn_blocking` on hot paths.
     pub fn read<T>(&self, f: impl FnOnce(&ReadTransaction) -> AppResult<T>) -> AppResult<T> {
         let txn = self.shared.db.begin_read()?;
@@ -516,9 +526,5 @@ impl Store {
             }
             Ok(events)
         })
-    }
-
-    pub fn meta(&self, key: &str) -> AppResult<Option<String>> {
-        self.read(|txn| meta_get(&txn.open_table(META)?, key))
     }
 }

@@ -20,7 +20,7 @@ use crate::error::{AppError, AppResult};
 use crate::files::{Actor, Download, NewFile, NewVersion};
 use crate::forms::{self, Fields};
 use crate::serve;
-use crate::store::FileRecord;
+use crate::store::{FileRecord, Store};
 use crate::views::{self, Filters, Flash, Page, Viewer};
 
 pub fn routes() -> Route {
@@ -262,7 +262,7 @@ async fn dashboard(
 ) -> Response {
     respond(req, async {
         let Some(session) = auth::request_session(app, req).await? else {
-            if app.store.user_count()? == 0 {
+            if app.store.blocking(Store::user_count).await? == 0 {
                 return Ok(redirect("/setup"));
             }
             return Ok(redirect("/login"));
@@ -669,7 +669,7 @@ async fn activity(Data(app): Data<&App>, req: &Request) -> Response {
 #[handler]
 async fn login_form(Data(app): Data<&App>, req: &Request) -> Response {
     respond(req, async {
-        if app.store.user_count()? == 0 {
+        if app.store.blocking(Store::user_count).await? == 0 {
             return Ok(redirect("/setup"));
         }
         if auth::request_session(app, req).await?.is_some() {
@@ -792,7 +792,7 @@ async fn setup_form(
     Query(query): Query<std::collections::HashMap<String, String>>,
 ) -> Response {
     respond(req, async {
-        if app.store.user_count()? > 0 {
+        if app.store.blocking(Store::user_count).await? > 0 {
             return Ok(redirect("/login"));
         }
         let token = query.get("token").cloned().unwrap_or_default();
@@ -829,7 +829,7 @@ async fn setup_submit(Data(app): Data<&App>, req: &Request, body: Body) -> Respo
     let presented = fields.text("token").to_string();
     let result = async {
         auth::check_same_origin(app, req)?;
-        if app.store.user_count()? > 0 {
+        if app.store.blocking(Store::user_count).await? > 0 {
             return Err(AppError::Conflict(
                 "Latch is already set up; sign in instead.".into(),
             ));
@@ -934,7 +934,7 @@ async fn users_page(Data(app): Data<&App>, req: &Request) -> Response {
     respond(req, async {
         let session = require_session(app, req).await?;
         crate::files::require_admin(&session.actor(), "manage users")?;
-        let users = app.store.all_users()?;
+        let users = app.store.blocking(Store::all_users).await?;
         let mut resp = Response::default();
         let flash = take_flash(req, &mut resp);
         let markup = views::layout(
