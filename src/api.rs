@@ -885,9 +885,8 @@ pub fn service() -> Service {
         .description("Check files out and in; see who holds what. Authenticate with a session cookie plus X-CSRF-Token, an API token (Bearer), or HTTP Basic. Every refusal is `{\"error\": \"<a sentence>\"}` with one of the statuses documented for the operation.")
 }
 
-/// The document as served. poem-openapi lists each security scheme as its
-/// own alternative; a session cookie is only enough for reads, so on writes
-/// the session alternative also requires the CSRF header.
+/// The document as served, with what poem-openapi cannot say itself added
+/// to every operation in one walk.
 pub fn spec(service: &Service) -> Value {
     let mut doc: Value = serde_json::from_str(&service.spec()).unwrap_or(Value::Null);
     let ops = doc
@@ -896,32 +895,38 @@ pub fn spec(service: &Service) -> Value {
         .into_iter()
         .flat_map(|paths| paths.values_mut())
         .filter_map(Value::as_object_mut)
-        .flat_map(|ops| ops.iter_mut());
+        .flat_map(|ops| ops.iter_mut())
+        .filter_map(|(method, op)| Some((method.as_str(), op.as_object_mut()?)));
     for (method, op) in ops {
-        if method == "get" {
-            continue;
+        if method != "get" {
+            require_csrf_with_session(op);
         }
-        let alternatives = op
-            .get_mut("security")
-            .and_then(Value::as_array_mut)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_object_mut);
-        for alternative in alternatives {
-            if alternative.contains_key(SESSION) {
-                alternative.insert(CSRF.into(), Value::Array(Vec::new()));
-            }
-        }
+        add_edge_refusals(op);
     }
-    edge_refusals(&mut doc);
     doc
 }
 
+/// poem-openapi lists each security scheme as its own alternative; a
+/// session cookie is only enough for reads, so on writes the session
+/// alternative also requires the CSRF header.
+fn require_csrf_with_session(op: &mut serde_json::Map<String, Value>) {
+    let alternatives = op
+        .get_mut("security")
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_object_mut);
+    for alternative in alternatives {
+        if alternative.contains_key(SESSION) {
+            alternative.insert(CSRF.into(), Value::Array(Vec::new()));
+        }
+    }
+}
+
 /// The refusals the edge gives before an operation runs (`serve` and the
-/// body limit in `web::with_middleware`), so every operation lists them:
-/// 413 for any body over its limit (even where none is expected), 408 where
-/// a body is read and may stall.
-fn edge_refusals(doc: &mut Value) {
+/// body limit in `web::with_middleware`): 413 for any body over its limit
+/// (even where none is expected), 408 where a body is read and may stall.
+fn add_edge_refusals(op: &mut serde_json::Map<String, Value>) {
     let error = |description: &str| {
         serde_json::json!({
             "description": description,
@@ -930,27 +935,17 @@ fn edge_refusals(doc: &mut Value) {
             }}
         })
     };
-    let ops = doc
-        .get_mut("paths")
-        .and_then(Value::as_object_mut)
-        .into_iter()
-        .flat_map(|paths| paths.values_mut())
-        .filter_map(Value::as_object_mut)
-        .flat_map(|ops| ops.values_mut())
-        .filter_map(Value::as_object_mut);
-    for op in ops {
-        let reads_body = op.contains_key("requestBody");
-        let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) else {
-            continue;
-        };
-        responses.entry("413").or_insert_with(|| {
-            error("The body is over its limit (64 KiB, or --max-upload for a file); nothing was kept.")
+    let reads_body = op.contains_key("requestBody");
+    let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) else {
+        return;
+    };
+    responses.entry("413").or_insert_with(|| {
+        error("The body is over its limit (64 KiB, or --max-upload for a file); nothing was kept.")
+    });
+    if reads_body {
+        responses.entry("408").or_insert_with(|| {
+            error("The body stopped arriving (no byte for --body-stall); nothing was kept.")
         });
-        if reads_body {
-            responses.entry("408").or_insert_with(|| {
-                error("The body stopped arriving (no byte for --body-stall); nothing was kept.")
-            });
-        }
     }
 }
 

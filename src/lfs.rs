@@ -38,8 +38,6 @@ pub const LFS_LOCK_COMMENT: &str = "locked with git lfs";
 /// Locks per page when the client names no limit, and the most it may ask for.
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 1000;
-/// LFS request bodies are a path and a few flags.
-const MAX_BODY: usize = 64 * 1024;
 
 /// Routes to nest at `/vault.git`.
 pub fn routes() -> Route {
@@ -175,7 +173,7 @@ async fn read_json<T: serde::de::DeserializeOwned + Default>(
         )));
     }
     let bytes = body
-        .into_bytes_limit(MAX_BODY)
+        .into_bytes_limit(crate::serve::MAX_BODY as usize)
         .await
         .map_err(|e| AppError::BadRequest(format!("The request body could not be read: {e}")))?;
     if bytes.iter().all(u8::is_ascii_whitespace) {

@@ -16,7 +16,6 @@ use std::path::{Path, PathBuf};
 use gix::ObjectId;
 use gix::bstr::ByteSlice;
 use gix::objs::tree::EntryKind;
-use gix::prelude::Write as _;
 
 use crate::error::{AppError, AppResult};
 
@@ -154,13 +153,13 @@ impl Vault {
         }
     }
 
-    /// Streams `size` bytes from `source` into a blob. The object is written
-    /// to a temporary file and renamed into place, so a failure leaves nothing.
+    /// Streams `size` bytes from `source` straight into the object store, by
+    /// the same path an upload takes (quarantine, then publish). Only for
+    /// callers outside an operation (tests, tools): an operation publishes
+    /// inside its write transaction, once its rules have passed.
     pub fn write_blob(&self, source: &mut dyn Read, size: u64) -> AppResult<ObjectId> {
-        let repo = self.local();
-        repo.objects
-            .write_stream(gix::objs::Kind::Blob, size, source)
-            .map_err(|e| AppError::internal("writing a blob", e))
+        let blob = self.quarantine_blob(source, size)?;
+        self.publish(&blob)
     }
 
     /// Where uploads wait, as finished loose objects, for the commit that

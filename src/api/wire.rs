@@ -402,8 +402,6 @@ impl<const CODES: u16> ApiResponse for Refusal<CODES> {
 /// same as `{}`. Types are checked as strictly as a required `Json` body.
 pub struct OptionalJson<T>(pub Option<T>);
 
-const JSON_LIMIT: usize = 64 * 1024;
-
 impl<'a, T: ParseFromJSON + Send> ApiExtractor<'a> for OptionalJson<T> {
     const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::RequestObject];
     type ParamType = ();
@@ -431,7 +429,7 @@ impl<'a, T: ParseFromJSON + Send> ApiExtractor<'a> for OptionalJson<T> {
     ) -> poem::Result<Self> {
         let bytes = body
             .take()?
-            .into_bytes_limit(JSON_LIMIT)
+            .into_bytes_limit(crate::serve::MAX_BODY as usize)
             .await
             .map_err(|_| AppError::TooLarge("The request body is too large.".into()))?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
