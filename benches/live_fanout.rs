@@ -182,14 +182,18 @@ fn print_render_cost() {
         previous_holder: None,
         file: Some(file),
     };
-    let counters = latch::views::Counters {
+    let counters = latch::live::Counters {
         files: 1000,
         locked: 100,
     };
     let rounds = 2000;
     let t = Instant::now();
     for _ in 0..rounds {
-        std::hint::black_box(latch::live::Hub::render(&event, counters));
+        std::hint::black_box(latch::live::Hub::render(
+            &latch::http::views::Fragments,
+            &event,
+            counters,
+        ));
     }
     println!(
         "render: {:.1} µs per event (4 viewer classes, WebSocket text + SSE frame each)",

@@ -10,8 +10,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use latch::domain::Revision;
+use latch::http::views::{self, Filters, Viewer};
 use latch::store::{FileRecord, LockRecord};
-use latch::views::{self, Filters, Viewer};
 
 const ADMIN_PASSWORD: &str = "bench-password-1";
 

@@ -1,7 +1,7 @@
 //! Backups: a consistent copy of the data directory (`latch.redb` and
-//! `vault.git`) taken while the server runs, and `POST /api/admin/backup`,
-//! through which `latch backup` asks a running server for one (redb lets only
-//! one process open the database).
+//! `vault.git`) taken while the server runs. `latch backup` asks a running
+//! server for one through `POST /api/admin/backup` (redb lets only one
+//! process open the database).
 //!
 //! What keeps the copy consistent:
 //! - the database is copied row by row into a fresh `latch.redb` inside one
@@ -21,17 +21,11 @@ use std::io;
 use std::path::{Component, Path, PathBuf};
 use std::time::Instant;
 
-use poem::Request;
-use poem_openapi::payload::Json;
-use poem_openapi::{Object, OpenApi};
 use redb::{
     Database, Key, MultimapTableHandle, ReadTransaction, ReadableTable, ReadableTableMetadata,
     TableDefinition, TableError, TableHandle, Value, WriteTransaction,
 };
 
-use crate::App;
-use crate::api::wire::{BODY, DIR, E409, E422, Nullable, Rule, Text, WRITE};
-use crate::api::{Answer, Caller};
 use crate::error::{AppError, AppResult};
 use crate::store::{
     self, COUNTERS, EVENTS, FILES, META, PATHS, RECORDED_HEAD, SESSIONS, Store, TOKEN_HASHES,
@@ -401,91 +395,6 @@ fn copy_vault(src: &Path, dst: &Path, refs: &Refs) -> AppResult<(u64, u64)> {
     write_file(&dst.join("HEAD"), &refs.head)?;
     sync_dir(dst);
     Ok((count, bytes))
-}
-
-/// The API side: `POST /api/admin/backup`, joined to the `/api` service.
-pub struct BackupApi;
-
-const MAX_DIR_BYTES: usize = 1024;
-
-#[derive(Object)]
-struct BackupRequest {
-    /// An absolute path on the server's machine (inside the container, when
-    /// run in Docker); a new or empty directory; at most 1024 bytes, so
-    /// the files inside it stay within the system's path limit.
-    dir: Text<Rule<DIR, 1, { MAX_DIR_BYTES }>>,
-}
-
-#[derive(Object)]
-struct BackupJson {
-    dir: String,
-    files: u64,
-    users: u64,
-    last_seq: u64,
-    /// The commit `main` pointed at; `null` for an empty vault.
-    head: Nullable<String>,
-    objects: u64,
-    bytes: u64,
-    seconds: f64,
-}
-
-impl From<Report> for BackupJson {
-    fn from(r: Report) -> Self {
-        BackupJson {
-            dir: r.dir.display().to_string(),
-            files: r.files,
-            users: r.users,
-            last_seq: r.last_seq,
-            head: Nullable(r.head),
-            objects: r.objects,
-            bytes: r.bytes,
-            seconds: r.seconds,
-        }
-    }
-}
-
-#[OpenApi]
-impl BackupApi {
-    /// Admin: write a consistent copy of the data directory (database and
-    /// Git vault) into `dir` on the server, while it keeps serving. Start
-    /// Latch with `--data` pointing at that directory to restore it.
-    #[oai(path = "/admin/backup", method = "post", operation_id = "backup")]
-    async fn backup(
-        &self,
-        req: &Request,
-        caller: Caller,
-        body: Json<BackupRequest>,
-    ) -> Answer<Json<BackupJson>, { WRITE | BODY | E409 | E422 }> {
-        crate::files::require_admin(&crate::auth::actor_of(caller.0.user()), "make backups")?;
-        let app = req
-            .data::<App>()
-            .ok_or_else(|| AppError::Internal("app state missing".into()))?
-            .clone();
-        let dir = PathBuf::from(body.0.dir.as_str().trim());
-        if !dir.is_absolute() {
-            return Err(AppError::Invalid(
-                "The backup directory must be an absolute path on the server.".into(),
-            )
-            .into());
-        }
-        // Longer, and the copy fails deep inside (a 500) on PATH_MAX.
-        if dir.as_os_str().len() > MAX_DIR_BYTES {
-            return Err(AppError::Invalid(format!(
-                "The backup directory may have at most {MAX_DIR_BYTES} bytes."
-            ))
-            .into());
-        }
-        let report = tokio::task::spawn_blocking(move || {
-            write(
-                &app.store,
-                &app.config.data_dir,
-                &app.config.vault_path(),
-                &dir,
-            )
-        })
-        .await??;
-        Ok(Json(BackupJson::from(report)))
-    }
 }
 
 #[cfg(test)]

@@ -1,9 +1,9 @@
-//! The one error type of the app, and how each kind becomes a status code
-//! and a sentence (JSON for `/api`, a toast or page for HTML).
+//! The one error type of the app: each kind is a class of outcome (its
+//! HTTP status number) and a sentence a person can act on. How it is said
+//! on each surface (JSON, a toast, a page, Git's plain text) is
+//! `http::error`'s business.
 
 use std::fmt;
-
-use poem::http::StatusCode;
 
 use crate::domain::Invalid;
 
@@ -39,17 +39,18 @@ impl AppError {
         AppError::Internal(format!("{context}: {err}"))
     }
 
-    pub fn status(&self) -> StatusCode {
+    /// The HTTP status number of this kind of outcome.
+    pub fn code(&self) -> u16 {
         match self {
-            AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            AppError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
-            AppError::Forbidden(_) => StatusCode::FORBIDDEN,
-            AppError::NotFound(_) => StatusCode::NOT_FOUND,
-            AppError::Conflict(_) => StatusCode::CONFLICT,
-            AppError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            AppError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            AppError::BadRequest(_) => 400,
+            AppError::Unauthenticated(_) => 401,
+            AppError::Forbidden(_) => 403,
+            AppError::NotFound(_) => 404,
+            AppError::Conflict(_) => 409,
+            AppError::TooLarge(_) => 413,
+            AppError::Invalid(_) => 422,
+            AppError::TooManyRequests { .. } => 429,
+            AppError::Internal(_) => 500,
         }
     }
 
@@ -73,21 +74,6 @@ impl AppError {
         if let AppError::Internal(detail) = self {
             tracing::error!(%detail, "internal error");
         }
-    }
-
-    pub fn to_json_response(&self) -> poem::Response {
-        self.log();
-        let body = serde_json::json!({ "error": self.public_message() }).to_string();
-        let mut builder = poem::Response::builder()
-            .status(self.status())
-            .content_type("application/json; charset=utf-8");
-        if let AppError::TooManyRequests {
-            retry_after_secs, ..
-        } = self
-        {
-            builder = builder.header("Retry-After", retry_after_secs.to_string());
-        }
-        builder.body(body)
     }
 }
 
@@ -146,12 +132,5 @@ impl From<std::io::Error> for AppError {
 impl From<tokio::task::JoinError> for AppError {
     fn from(err: tokio::task::JoinError) -> Self {
         AppError::internal("background task", err)
-    }
-}
-
-/// JSON errors for `/api`: poem-openapi handlers return `poem::Result`.
-impl From<AppError> for poem::Error {
-    fn from(err: AppError) -> Self {
-        poem::Error::from_response(err.to_json_response())
     }
 }

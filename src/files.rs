@@ -22,6 +22,9 @@
 //!    it at start, once the open database proves no other Latch runs.
 //!
 //! `tests/it/crash.rs` kills the real binary mid-operation to prove all of this.
+//!
+//! Long because the operations and the reconciliation that repairs them
+//! after a crash keep one ordering (above) and are read together.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -33,7 +36,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use crate::domain::{Bump, CommitMessage, Description, LockComment, RepoPath, Revision, Role};
 use crate::error::{AppError, AppResult};
 use crate::store::{
-    self, EventDraft, EventKind, FILES, FileRecord, FileSnapshot, LockRecord, META, PATHS,
+    self, Event, EventDraft, EventKind, FILES, FileRecord, FileSnapshot, LockRecord, META, PATHS,
     RECORDED_HEAD, Store, Tx, USERS, get_file, now, put_file,
 };
 use crate::vault::{Action, Author, Change, CommitInfo, Spool, Trailers, Vault};
@@ -108,6 +111,14 @@ fn not_found(id: u64) -> AppError {
     ))
 }
 
+/// The dashboard's reading of the vault.
+pub struct Board {
+    pub files: Vec<FileRecord>,
+    pub recent: Vec<Event>,
+    /// The newest event the reading includes.
+    pub seq: u64,
+}
+
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> AppResult<T> + Send + 'static,
 ) -> AppResult<T> {
@@ -149,7 +160,7 @@ impl Files {
         let path = self
             .shared
             .spool_dir
-            .join(format!("upload-{}", crate::auth::random_hex(12)));
+            .join(format!("upload-{}", crate::secret::random_hex(12)));
         let mut spool = Spool { path, size: 0 };
         let mut out = tokio::fs::File::create(&spool.path).await?;
         let mut buf = vec![0u8; 64 * 1024];
@@ -176,6 +187,61 @@ impl Files {
     pub async fn list(&self) -> AppResult<Vec<FileRecord>> {
         let store = self.shared.store.clone();
         blocking(move || store.all_files()).await
+    }
+
+    /// What the dashboard shows, read together. The sequence is read
+    /// first: anything after it is replayed when the page connects.
+    pub async fn board(&self, recent: usize) -> AppResult<Board> {
+        let store = self.shared.store.clone();
+        blocking(move || {
+            let seq = store.last_seq()?;
+            Ok(Board {
+                files: store.all_files()?,
+                recent: store.recent_events(recent)?,
+                seq,
+            })
+        })
+        .await
+    }
+
+    /// Events after `since`, oldest first (at most 1,000); without it, the
+    /// latest 100. With the newest sequence number.
+    pub async fn activity(&self, since: Option<u64>) -> AppResult<(Vec<Event>, u64)> {
+        let store = self.shared.store.clone();
+        blocking(move || {
+            let last = store.last_seq()?;
+            let events = match since {
+                Some(s) => store.events_after(s, 1000)?.0,
+                None => {
+                    let mut recent = store.recent_events(100)?;
+                    recent.reverse();
+                    recent
+                }
+            };
+            Ok((events, last))
+        })
+        .await
+    }
+
+    /// The id of the file at `path`; 404 naming the path when there is none.
+    pub async fn id_at(&self, path: &RepoPath) -> AppResult<u64> {
+        let store = self.shared.store.clone();
+        let key = path.as_str().to_string();
+        let id = blocking(move || {
+            store.read(|txn| Ok(txn.open_table(PATHS)?.get(key.as_str())?.map(|v| v.value())))
+        })
+        .await?;
+        id.ok_or_else(|| {
+            AppError::NotFound(format!(
+                "{path} is not a file in the vault, so it cannot be locked; upload it in Latch first (only existing files can be checked out)."
+            ))
+        })
+    }
+
+    /// The newest `limit` events, newest first.
+    pub async fn recent_events(&self, limit: usize) -> AppResult<Vec<Event>> {
+        let store = self.shared.store.clone();
+        blocking(move || store.recent_events(limit)).await
     }
 
     pub async fn get(&self, id: u64) -> AppResult<FileRecord> {
@@ -871,7 +937,7 @@ fn parse_oid(hex: &str) -> AppResult<ObjectId> {
 fn too_large(max: u64) -> AppError {
     AppError::TooLarge(format!(
         "The file is larger than the limit of {}; nothing was saved.",
-        crate::views::human_size(max)
+        crate::domain::human_size(max)
     ))
 }
 

@@ -3,67 +3,53 @@
 //! changes.
 //!
 //! # Layout
+//! The core knows nothing of HTTP (a test holds it to that; see
+//! `docs/architecture.md`):
 //! - [`config`] — settings and defaults.
 //! - [`domain`] — validated values from outside (paths, names, revisions…).
-//! - [`error`] — the one error type and its status codes.
+//! - [`error`] — the one error type: a class of outcome and a sentence.
+//! - [`secret`] — random tokens, their hashes, constant-time comparison.
 //! - [`store`] — redb tables, records, the event log and its ordering.
 //! - [`schema`] — the database's schema version and its migrations.
 //! - [`vault`] — the Git repository: blobs, commits, history.
 //! - [`files`] — the operations and their rules; Git/redb reconciliation.
-//! - [`auth`] — users, passwords, sessions, tokens, throttling, CSRF/Origin.
-//! - [`live`] — the hub, per-viewer rendering, `/ws` and `/events`.
-//! - [`views`] — maud templates.
-//! - [`forms`] — request bodies at the edge.
-//! - [`web`] — HTML routes; [`api`] — the JSON API.
-//! - [`lfs`] — `/vault.git`: Git LFS locks (= check-outs) and read-only clone.
-//! - [`metrics`] — `/metrics` in the Prometheus text format.
+//! - [`accounts`] — users, passwords, sessions, tokens, throttling.
+//! - [`live`] — the hub: each event rendered once per viewer class, fanned out.
+//! - [`metrics`] — the counters, in the Prometheus text format.
 //! - [`backup`] — a consistent copy of the data directory, taken while serving.
-//! - [`serve`] — accepting connections and holding them to the edge limits.
 //!
-//! [`serve()`] starts the app on a listener the caller bound, so tests start
+//! [`http`] is everything poem and maud: routes, guards, templates, the
+//! accept loop. This file wires the two: [`open`] makes the services,
+//! [`serve()`] starts them on a listener the caller bound, so tests start
 //! the real server on `127.0.0.1:0` exactly as `main` does.
 
-pub mod allow;
-pub mod api;
-pub mod auth;
+pub mod accounts;
 pub mod backup;
 pub mod config;
 pub mod domain;
 pub mod error;
 pub mod files;
-pub mod forms;
-pub mod lfs;
+pub mod http;
 pub mod live;
 pub mod metrics;
 pub mod schema;
-pub mod serve;
+pub mod secret;
 pub mod store;
 pub mod vault;
-pub mod views;
-pub mod web;
 
-use std::sync::{Arc, Mutex};
-
-use poem::endpoint::EmbeddedFilesEndpoint;
-use poem::{Endpoint, EndpointExt};
+use std::sync::Arc;
 
 pub use config::Config;
 use error::AppError;
 
-#[derive(rust_embed::Embed)]
-#[folder = "assets/"]
-struct Assets;
-
-/// Everything a handler needs; cheap to clone.
+/// The services, made once at start; cheap to clone.
 #[derive(Clone)]
 pub struct App {
     pub config: Arc<Config>,
     pub store: store::Store,
     pub files: files::Files,
+    pub accounts: accounts::Accounts,
     pub hub: live::Hub,
-    pub throttle: Arc<auth::Throttle>,
-    /// While no user exists: the token of the one-time `/setup` link.
-    pub setup_token: Arc<Mutex<Option<String>>>,
 }
 
 /// Why the server could not start, said plainly.
@@ -103,7 +89,7 @@ pub fn open(config: Config) -> Result<App, StartError> {
     // The database is open, so no other Latch process holds this vault.
     vault.clear_stale_locks()?;
     let files = files::Files::new(store.clone(), vault, config.spool_dir(), config.max_upload)?;
-    let hub = live::Hub::start(store.clone())?;
+    let hub = live::Hub::start(store.clone(), Arc::new(http::views::Fragments))?;
     let applied = files.reconcile()?;
     if applied > 0 {
         tracing::warn!(
@@ -111,52 +97,32 @@ pub fn open(config: Config) -> Result<App, StartError> {
             "applied Git commits that the database had not recorded (after a crash)"
         );
     }
-    let setup_token = Arc::new(Mutex::new(None));
-    if store.user_count()? == 0 {
-        match &config.admin_password {
-            Some(password) => {
-                let new = auth::NewUser {
-                    username: domain::Username::parse("admin").map_err(|e| StartError(e.0))?,
-                    password: domain::Password::parse(password)
-                        .map_err(|e| StartError(format!("LATCH_ADMIN_PASSWORD: {e}")))?,
-                    role: domain::Role::Admin,
-                    display_name: Some("Administrator".into()),
-                };
-                auth::create_user(&store, new)?;
-                tracing::info!("created user 'admin' from LATCH_ADMIN_PASSWORD");
-            }
-            None => {
-                let token = auth::random_hex(16);
-                *setup_token.lock().unwrap_or_else(|p| p.into_inner()) = Some(token);
-            }
-        }
-    }
+    let policy = accounts::SessionPolicy {
+        idle: config.session_idle,
+        absolute: config.session_absolute,
+    };
+    let accounts = accounts::Accounts::open(
+        store.clone(),
+        hub.clone(),
+        policy,
+        config.admin_password.as_deref(),
+    )
+    .map_err(|e| StartError(e.to_string()))?;
     Ok(App {
         config: Arc::new(config),
         store,
         files,
+        accounts,
         hub,
-        throttle: Arc::new(auth::Throttle::default()),
-        setup_token,
     })
 }
 
-/// The whole HTTP app: HTML, JSON API and its docs, live endpoints, assets.
-pub fn endpoint(app: App) -> impl Endpoint<Output = poem::Response> + 'static {
-    let api = api::service();
-    let assets = allow::only(
-        &[poem::http::Method::GET],
-        EmbeddedFilesEndpoint::<Assets>::new(),
-    );
-    let routes = web::routes()
-        .nest("/assets", assets)
-        .at("/api/openapi.json", api::spec_endpoint(&api))
-        .nest("/api/docs", api.swagger_ui())
-        .nest("/api", api::endpoint(api))
-        .nest("/vault.git", lfs::routes())
-        .at("/metrics", allow::get(metrics::admin_endpoint));
-    let limits = serve::Limits::of(&app.config);
-    web::with_middleware(routes.data(app), limits)
+/// [`open`] from async code: opening reconciles Git with the database and
+/// may hash a password, blocking work kept off the runtime's workers.
+pub async fn open_async(config: Config) -> Result<App, StartError> {
+    tokio::task::spawn_blocking(move || open(config))
+        .await
+        .map_err(|e| StartError(format!("opening the data directory: {e}")))?
 }
 
 /// Serves on `listener` until `shutdown` completes, then closes live
@@ -166,7 +132,7 @@ pub async fn serve(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
-    let app = open(config)?;
+    let app = open_async(config).await?;
     run(listener, app, shutdown).await
 }
 
@@ -181,12 +147,7 @@ pub async fn run(
         .map(|a| a.to_string())
         .unwrap_or_default();
     tracing::info!("Latch is serving on http://{addr}");
-    if let Some(token) = app
-        .setup_token
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone()
-    {
+    if let Some(token) = app.accounts.setup_token() {
         tracing::warn!("No users yet. Create the first admin at http://{addr}/setup?token={token}");
     }
     let hub = app.hub.clone();
@@ -197,8 +158,8 @@ pub async fn run(
         tracing::info!("shutting down: closing live connections, finishing requests");
         hub.shutdown();
     };
-    let limits = serve::Limits::of(&app.config);
-    serve::serve(listener, endpoint(app), limits, signal, grace).await?;
+    let limits = http::serve::Limits::of(&app.config);
+    http::serve::serve(listener, http::endpoint(app), limits, signal, grace).await?;
     // Upgraded WebSockets are no longer the server's connections: give their
     // tasks a moment to send 1012 before the caller drops the runtime.
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);

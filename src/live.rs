@@ -1,6 +1,8 @@
 //! The live hub: takes committed events in sequence order, renders each once
-//! per viewer class, fans the fragments out to every connection, and serves
-//! the `/ws` (WebSocket) and `/events` (SSE) endpoints with resume.
+//! per viewer class (through the [`Render`] the HTTP side gives it), and
+//! fans the fragments out to every connection; and what a connection needs
+//! to resume (the backlog it missed, when its session ends). The `/ws` and
+//! `/events` endpoints that carry it are `http::live`.
 //!
 //! Invariants:
 //! - an event is rendered and framed (WebSocket text and SSE bytes) once per
@@ -20,7 +22,7 @@
 //!
 //! A connection ends with its session: at the session's absolute expiry,
 //! and at its idle expiry, when the WebSocket is closed with
-//! [`CLOSE_SESSION_ENDED`] and the SSE stream ends. An open connection is
+//! `CLOSE_SESSION_ENDED` and the SSE stream ends. An open connection is
 //! not activity: idle expiry exists for the screen left signed in and
 //! unattended, and a tab that is merely open would otherwise keep such a
 //! session (and its live view of the vault) alive until the absolute limit.
@@ -31,26 +33,75 @@
 //! Stalled readers are dropped at two levels. The WebSocket loop times out
 //! its own sends. An SSE body is only polled by hyper while hyper's buffer
 //! has room, so a stalled SSE reader can only be seen at the socket:
-//! [`crate::serve`] wraps each connection so that a write which makes no
+//! `http::serve` wraps each connection so that a write which makes no
 //! progress for [`WRITE_STALL`] fails and hyper drops the connection (it also
 //! turns Nagle off, so back-to-back events are not held for a delayed ACK).
+//!
+//! Long because the hub and what a connection needs from it (its class,
+//! its backlog, when its session ends) share the invariants above; split,
+//! each half would have to restate them.
 
 use std::collections::HashMap;
-use std::io;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
-use poem::web::websocket::{CloseCode, Message, WebSocket, WebSocketConfig};
-use poem::{Body, IntoResponse, Request, Response};
 use tokio::sync::{broadcast, mpsc, watch};
 
-use crate::App;
-use crate::auth::{self, Session};
+use crate::accounts::{Session, SessionPolicy};
+use crate::domain::Role;
 use crate::error::{AppError, AppResult};
-use crate::store::{Event, EventKind, Store};
-use crate::views::{self, Counters, Viewer};
+use crate::store::{Event, EventKind, FileRecord, Store};
+
+/// What decides which buttons a viewer gets. Live fragments are rendered
+/// once per class, never per connection.
+#[derive(Debug, Clone)]
+pub struct Viewer {
+    pub username: String,
+    pub admin: bool,
+    /// Present for page renders (plain forms need it); live fragments rely
+    /// on the `X-CSRF-Token` header htmx sends from `<body hx-headers>`.
+    pub csrf: Option<String>,
+}
+
+impl Viewer {
+    pub fn of(session: &Session) -> Viewer {
+        Viewer {
+            username: session.user.username.clone(),
+            admin: session.user.role == Role::Admin,
+            csrf: Some(session.csrf_token.clone()),
+        }
+    }
+}
+
+/// Counts shown in the toolbar, kept current by live pushes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub files: usize,
+    pub locked: usize,
+}
+
+impl Counters {
+    pub fn of(files: &[FileRecord]) -> Counters {
+        Counters {
+            files: files.len(),
+            locked: files.iter().filter(|f| f.lock.is_some()).count(),
+        }
+    }
+}
+
+/// How events look to a viewer: the HTML templates, given to the hub by
+/// the HTTP side, so the hub renders without knowing the markup.
+pub trait Render: Send + Sync + 'static {
+    /// The fragment `event` pushes to `viewer` (card, counters, activity, toast).
+    fn event(&self, event: &Event, viewer: &Viewer, counters: Counters) -> String;
+    /// The toast everyone gets when a lock is overridden…
+    fn override_toast(&self, event: &Event) -> String;
+    /// …and the one the holder whose lock it was gets instead.
+    fn override_notice(&self, event: &Event) -> String;
+    /// The whole file list, for a viewer whose backlog cannot be replayed.
+    fn resync(&self, files: &[FileRecord], viewer: &Viewer, seq: u64) -> String;
+}
 
 /// How many rendered events a connection may fall behind before it is dropped.
 pub const QUEUE_DEPTH: usize = 512;
@@ -58,7 +109,7 @@ pub const SSE_HEARTBEAT: Duration = Duration::from_secs(15);
 pub const WS_PING: Duration = Duration::from_secs(25);
 /// A WebSocket send that cannot complete in this time means the peer stopped reading.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
-/// A socket write that makes no progress for this long fails (see [`crate::serve`]).
+/// A socket write that makes no progress for this long fails (see `http::serve`).
 /// Longer than `SEND_TIMEOUT`: it also covers downloads on poor links.
 pub const WRITE_STALL: Duration = Duration::from_secs(30);
 /// How long the hub holds an event before fanning it out, so the request
@@ -122,12 +173,12 @@ impl Rendered {
         }
     }
 
-    fn ws_text(&self, viewer: &LiveViewer) -> String {
+    pub fn ws_text(&self, viewer: &LiveViewer) -> String {
         self.personal_html(viewer)
             .unwrap_or_else(|| self.html[self.class_of(viewer)].clone())
     }
 
-    fn sse_bytes(&self, viewer: &LiveViewer) -> Vec<u8> {
+    pub fn sse_bytes(&self, viewer: &LiveViewer) -> Vec<u8> {
         match self.personal_html(viewer) {
             Some(html) => sse_frame(self.seq, self.kind.as_str(), &html).into_bytes(),
             None => self.sse[self.class_of(viewer)].as_bytes().to_vec(),
@@ -179,6 +230,7 @@ pub struct Hub {
 }
 
 struct Shared {
+    render: Arc<dyn Render>,
     /// The ring every connection reads; its depth bounds how far one may lag.
     frames: broadcast::Sender<Frame>,
     /// Who holds each file, kept from event snapshots, for the counters.
@@ -195,14 +247,14 @@ struct Shared {
 /// What a connection keeps of its session: enough to pick its class and to
 /// notice when the session ends.
 #[derive(Clone)]
-struct LiveViewer {
-    username: String,
-    admin: bool,
-    token_hash: Vec<u8>,
+pub struct LiveViewer {
+    pub username: String,
+    pub admin: bool,
+    pub token_hash: Vec<u8>,
 }
 
 impl LiveViewer {
-    fn of(session: &Session) -> LiveViewer {
+    pub fn of(session: &Session) -> LiveViewer {
         let v = Viewer::of(session);
         LiveViewer {
             username: v.username,
@@ -227,44 +279,40 @@ impl LiveViewer {
 }
 
 /// A connection's view of the hub, taken before it is admitted.
-struct Subscription {
-    frames: broadcast::Receiver<Frame>,
-    shutdown: watch::Receiver<bool>,
+pub struct Subscription {
+    pub frames: broadcast::Receiver<Frame>,
+    pub shutdown: watch::Receiver<bool>,
 }
 
 /// When a connection's session ends: absolute expiry, or idle expiry
 /// counted from the session's last recorded activity.
-struct Expiry {
+pub struct Expiry {
     created_at: i64,
     last_seen: i64,
-    idle: i64,
-    absolute: i64,
+    policy: SessionPolicy,
     /// Activity recorded after admission (see `Hub::session_active`).
     seen: watch::Receiver<i64>,
 }
 
 impl Expiry {
-    fn of(app: &App, session: &Session, seen: watch::Receiver<i64>) -> Expiry {
+    pub fn of(policy: SessionPolicy, session: &Session, seen: watch::Receiver<i64>) -> Expiry {
         Expiry {
             created_at: session.created_at,
             last_seen: session.last_seen,
-            idle: app.config.session_idle.as_secs() as i64,
-            absolute: app.config.session_absolute.as_secs() as i64,
+            policy,
             seen,
         }
     }
 
-    /// The first unix second at which `auth::find_session` refuses the
-    /// session, given the activity recorded so far.
+    /// The first unix second at which `Accounts` refuses the session, given
+    /// the activity recorded so far.
     fn unix_deadline(&self) -> i64 {
         let last_seen = self.last_seen.max(*self.seen.borrow());
-        let idle = last_seen.saturating_add(self.idle);
-        let absolute = self.created_at.saturating_add(self.absolute);
-        idle.min(absolute).saturating_add(1)
+        self.policy.deadline(self.created_at, last_seen)
     }
 
     /// The deadline on the runtime's clock; never early (`now()` truncates).
-    fn deadline(&self) -> tokio::time::Instant {
+    pub fn deadline(&self) -> tokio::time::Instant {
         let secs = self
             .unix_deadline()
             .saturating_sub(crate::store::now())
@@ -274,13 +322,13 @@ impl Expiry {
 
     /// At a timer's firing: whether the session has ended, or else the
     /// deadline that activity moved it to.
-    fn check(&self) -> Option<tokio::time::Instant> {
+    pub fn check(&self) -> Option<tokio::time::Instant> {
         (self.unix_deadline() > crate::store::now()).then(|| self.deadline())
     }
 }
 
 /// What the connection loop does with one frame from the ring.
-enum Next {
+pub enum Next {
     Send(Arc<Rendered>),
     Skip,
     SessionEnded,
@@ -288,7 +336,7 @@ enum Next {
 }
 
 impl Subscription {
-    fn classify(
+    pub fn classify(
         &self,
         frame: Result<Frame, broadcast::error::RecvError>,
         viewer: &LiveViewer,
@@ -311,7 +359,7 @@ impl Subscription {
 
 impl Hub {
     /// Starts the hub: the store hands it every committed event, in order.
-    pub fn start(store: Store) -> AppResult<Hub> {
+    pub fn start(store: Store, render: Arc<dyn Render>) -> AppResult<Hub> {
         let (frames, _) = broadcast::channel(QUEUE_DEPTH);
         let files = store.all_files()?;
         let holders = files
@@ -321,6 +369,7 @@ impl Hub {
         let (shutdown, _) = watch::channel(false);
         let hub = Hub {
             shared: Arc::new(Shared {
+                render,
                 frames,
                 holders: Mutex::new(holders),
                 ws_connections: AtomicUsize::new(0),
@@ -354,7 +403,9 @@ impl Hub {
         Ok(hub)
     }
 
-    fn subscribe(&self) -> Subscription {
+    /// A connection's view of the hub; taken before the connection is
+    /// admitted, so nothing can slip between admission and its live loop.
+    pub fn subscribe(&self) -> Subscription {
         Subscription {
             frames: self.shared.frames.subscribe(),
             shutdown: self.shared.shutdown.subscribe(),
@@ -382,7 +433,7 @@ impl Hub {
     }
 
     /// Renders `event` for each class that can exist and puts it on the ring.
-    pub fn render(event: &Event, counters: Counters) -> Rendered {
+    pub fn render(templates: &dyn Render, event: &Event, counters: Counters) -> Rendered {
         let holder = event
             .file
             .as_ref()
@@ -390,7 +441,7 @@ impl Hub {
             .map(str::to_string);
         let render = |admin: bool, is_holder: bool| {
             let viewer = class_viewer(admin, holder.as_deref().filter(|_| is_holder));
-            views::event_fragment(event, &viewer, counters)
+            templates.event(event, &viewer, counters)
         };
         let user = render(false, false);
         let admin = render(true, false);
@@ -406,8 +457,8 @@ impl Hub {
         let personal = match (&event.kind, &event.previous_holder) {
             (EventKind::Overridden, Some(prev)) => Some((
                 prev.clone(),
-                views::override_toast(event),
-                views::override_notice(event),
+                templates.override_toast(event),
+                templates.override_notice(event),
             )),
             _ => None,
         };
@@ -423,7 +474,7 @@ impl Hub {
 
     fn publish(&self, event: &Event) {
         let counters = self.counters_after(event);
-        let rendered = Hub::render(event, counters);
+        let rendered = Hub::render(&*self.shared.render, event, counters);
         self.shared.events_published.fetch_add(1, Ordering::Relaxed);
         tracing::info!(seq = event.seq, kind = event.kind.as_str(), file = event.file_id, actor = %event.actor, "state change");
         // No receivers is fine: nobody is watching.
@@ -467,7 +518,7 @@ impl Hub {
 
     /// A receiver of a session's recorded activity, taken before the
     /// session is checked so no activity can slip between.
-    fn watch_session(&self, token_hash: &[u8]) -> watch::Receiver<i64> {
+    pub fn watch_session(&self, token_hash: &[u8]) -> watch::Receiver<i64> {
         let mut sessions = self
             .shared
             .sessions
@@ -502,13 +553,13 @@ impl Hub {
 }
 
 /// Counts a live connection for as long as it is held.
-struct Connected {
+pub struct Connected {
     hub: Arc<Shared>,
     ws: bool,
 }
 
 impl Connected {
-    fn new(hub: &Hub, ws: bool) -> Self {
+    pub fn new(hub: &Hub, ws: bool) -> Self {
         Self::counter(&hub.shared, ws).fetch_add(1, Ordering::Relaxed);
         Connected {
             hub: hub.shared.clone(),
@@ -533,7 +584,7 @@ impl Drop for Connected {
 
 /// Where a connecting client says it left off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Resume {
+pub enum Resume {
     /// No resume point: a page just rendered, nothing to catch up.
     Fresh,
     /// The last sequence it saw.
@@ -543,327 +594,86 @@ enum Resume {
     Unreadable,
 }
 
-/// The last sequence a client saw, from `Last-Event-ID` or, failing that,
-/// `?last_event_id=`; empty counts as absent (a browser sends no header
-/// before its first id).
-fn resume_point(req: &Request) -> Resume {
-    fn parse(raw: &str) -> Resume {
-        let raw = raw.trim();
-        if raw.is_empty() {
-            return Resume::Fresh;
-        }
-        if !raw.bytes().all(|b| b.is_ascii_digit()) {
-            return Resume::Unreadable;
-        }
-        raw.parse().map_or(Resume::Unreadable, Resume::After)
-    }
-    if let Some(header) = req.headers().get("last-event-id") {
-        return header.to_str().map_or(Resume::Unreadable, parse);
-    }
-    req.uri()
-        .query()
-        .and_then(|q| {
-            q.split('&')
-                .filter_map(|kv| kv.split_once('='))
-                .find(|(k, _)| *k == "last_event_id")
-        })
-        .map_or(Resume::Fresh, |(_, v)| parse(v))
-}
-
 /// One message owed to a connecting client before live frames.
-struct Missed {
-    seq: u64,
-    kind: &'static str,
-    html: String,
+pub struct Missed {
+    pub seq: u64,
+    pub kind: &'static str,
+    pub html: String,
 }
 
 /// Missed events, or a full re-render when the log no longer reaches back
 /// (or the client claims a sequence this server never issued). Returns the
 /// messages and the newest sequence they cover.
-async fn catch_up(
-    store: Store,
-    viewer: LiveViewer,
-    resume: Resume,
-) -> AppResult<(Vec<Missed>, u64)> {
-    tokio::task::spawn_blocking(move || {
-        let last = store.last_seq()?;
-        let (events, complete) = match resume {
-            Resume::Fresh => return Ok((Vec::new(), last)),
-            Resume::After(since) if since == last => return Ok((Vec::new(), last)),
-            Resume::After(since) if since < last => store.events_after(since, REPLAY_LIMIT + 1)?,
-            // A future this server never had (data restored from a backup),
-            // or no sequence at all: only a full re-render is truthful.
-            Resume::After(_) | Resume::Unreadable => (Vec::new(), false),
-        };
-        if !complete || events.len() > REPLAY_LIMIT {
-            let files = store.all_files()?;
-            // The list is read after `last`: it may already show later
-            // events, which then arrive again as harmless re-renders.
-            let html = views::resync_fragment(&files, &viewer.viewer(), last);
-            return Ok((
-                vec![Missed {
-                    seq: last,
-                    kind: "resync",
-                    html,
-                }],
-                last,
-            ));
-        }
-        let counters = Counters::of(&store.all_files()?);
-        let mut newest = last;
-        let out = events
-            .iter()
-            .map(|e| {
-                newest = newest.max(e.seq);
-                let holder = e.file.as_ref().and_then(|f| f.locked_by());
-                let mut html = views::event_fragment(e, &viewer.class_viewer(holder), counters);
-                if e.kind == EventKind::Overridden
-                    && e.previous_holder.as_deref() == Some(viewer.username.as_str())
-                {
-                    html = swap_toast(&html, &views::override_toast(e), &views::override_notice(e));
+impl Hub {
+    /// What a connection resuming at `resume` missed, rendered for `viewer`.
+    pub async fn catch_up(
+        &self,
+        store: Store,
+        viewer: LiveViewer,
+        resume: Resume,
+    ) -> AppResult<(Vec<Missed>, u64)> {
+        let render = self.shared.render.clone();
+        tokio::task::spawn_blocking(move || {
+            let last = store.last_seq()?;
+            let (events, complete) = match resume {
+                Resume::Fresh => return Ok((Vec::new(), last)),
+                Resume::After(since) if since == last => return Ok((Vec::new(), last)),
+                Resume::After(since) if since < last => {
+                    store.events_after(since, REPLAY_LIMIT + 1)?
                 }
-                Missed {
-                    seq: e.seq,
-                    kind: e.kind.as_str(),
-                    html,
-                }
-            })
-            .collect();
-        // Events committed after `last` was read may be in the replay: the
-        // ring must not send them again.
-        Ok((out, newest))
-    })
-    .await?
-}
-
-/// Both endpoints: a same-origin browser and a session are required before upgrading.
-async fn admit(app: &App, req: &Request, websocket: bool) -> AppResult<Session> {
-    if websocket && !req.headers().contains_key(poem::http::header::ORIGIN) {
-        return Err(AppError::Forbidden(
-            "A WebSocket needs an Origin header.".into(),
-        ));
-    }
-    auth::check_same_origin(app, req)?;
-    auth::request_session(app, req)
-        .await?
-        .ok_or_else(|| AppError::Unauthenticated("Sign in to receive live updates.".into()))
-}
-
-fn refuse(err: AppError) -> Response {
-    err.log();
-    Response::builder()
-        .status(err.status())
-        .content_type("text/plain; charset=utf-8")
-        .body(err.public_message())
-}
-
-/// Admission and backlog, shared by both endpoints.
-async fn open(
-    app: &App,
-    req: &Request,
-    websocket: bool,
-) -> Result<(Subscription, LiveViewer, Expiry, Vec<Missed>, u64), Response> {
-    // Subscribe first: a session ended after this point reaches us as a
-    // frame; one ended before it fails the session check below. Likewise
-    // activity recorded after this point moves the idle deadline.
-    let sub = app.hub.subscribe();
-    let cookie = auth::session_cookie(req).unwrap_or_default();
-    let seen = app.hub.watch_session(&auth::sha256(cookie.as_bytes()));
-    let session = admit(app, req, websocket).await.map_err(refuse)?;
-    let viewer = LiveViewer::of(&session);
-    let expiry = Expiry::of(app, &session, seen);
-    let (missed, last) = catch_up(app.store.clone(), viewer.clone(), resume_point(req))
-        .await
-        .map_err(refuse)?;
-    Ok((sub, viewer, expiry, missed, last))
-}
-
-fn ws_config() -> WebSocketConfig {
-    let mut config = WebSocketConfig::default();
-    // An idle connection should cost little: tungstenite allocates its read
-    // buffer up front, and browsers only send pongs and closes. Outgoing
-    // frames are written at once (no write buffering to hold them). The
-    // write buffer is not capped: each send waits for its flush, so it holds
-    // one message, and a resync of a long list is one message of megabytes.
-    config.read_buffer_size = 1024;
-    config.write_buffer_size = 0;
-    config.max_message_size = Some(64 * 1024);
-    config.max_frame_size = Some(64 * 1024);
-    config
-}
-
-pub async fn websocket(app: &App, req: &Request, ws: WebSocket) -> Response {
-    let (sub, viewer, expiry, missed, last) = match open(app, req, true).await {
-        Ok(x) => x,
-        Err(resp) => return resp,
-    };
-    let hub = app.hub.clone();
-    ws.config(ws_config())
-        .on_upgrade(move |socket| ws_session(socket, hub, sub, viewer, expiry, missed, last))
-        .into_response()
-}
-
-type WsSink = futures_util::stream::SplitSink<poem::web::websocket::WebSocketStream, Message>;
-
-fn close(code: u16, reason: &str) -> Message {
-    Message::Close(Some((CloseCode::from(code), reason.to_string())))
-}
-
-async fn ws_session(
-    socket: poem::web::websocket::WebSocketStream,
-    hub: Hub,
-    mut sub: Subscription,
-    viewer: LiveViewer,
-    expiry: Expiry,
-    missed: Vec<Missed>,
-    mut last_sent: u64,
-) {
-    let _counted = Connected::new(&hub, true);
-    drop(hub);
-    let (mut sink, mut stream) = socket.split();
-    for m in missed {
-        if !send(&mut sink, Message::Text(m.html)).await {
-            return;
-        }
-    }
-    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + WS_PING, WS_PING);
-    let mut awaiting_pong = false;
-    let session_ends = tokio::time::sleep_until(expiry.deadline());
-    tokio::pin!(session_ends);
-    loop {
-        tokio::select! {
-            frame = sub.frames.recv() => match sub.classify(frame, &viewer, &mut last_sent) {
-                Next::Send(r) => {
-                    if !send(&mut sink, Message::Text(r.ws_text(&viewer))).await {
-                        break;
+                // A future this server never had (data restored from a backup),
+                // or no sequence at all: only a full re-render is truthful.
+                Resume::After(_) | Resume::Unreadable => (Vec::new(), false),
+            };
+            if !complete || events.len() > REPLAY_LIMIT {
+                let files = store.all_files()?;
+                // The list is read after `last`: it may already show later
+                // events, which then arrive again as harmless re-renders.
+                let html = render.resync(&files, &viewer.viewer(), last);
+                return Ok((
+                    vec![Missed {
+                        seq: last,
+                        kind: "resync",
+                        html,
+                    }],
+                    last,
+                ));
+            }
+            let counters = Counters::of(&store.all_files()?);
+            let mut newest = last;
+            let out = events
+                .iter()
+                .map(|e| {
+                    newest = newest.max(e.seq);
+                    let holder = e.file.as_ref().and_then(|f| f.locked_by());
+                    let mut html = render.event(e, &viewer.class_viewer(holder), counters);
+                    if e.kind == EventKind::Overridden
+                        && e.previous_holder.as_deref() == Some(viewer.username.as_str())
+                    {
+                        html = swap_toast(
+                            &html,
+                            &render.override_toast(e),
+                            &render.override_notice(e),
+                        );
                     }
-                }
-                Next::Skip => {}
-                Next::SessionEnded => {
-                    let _ = send(&mut sink, close(CLOSE_SESSION_ENDED, "session ended")).await;
-                    break;
-                }
-                Next::FellBehind => {
-                    let _ = send(&mut sink, close(CLOSE_TOO_SLOW, "fell behind; reconnect")).await;
-                    break;
-                }
-            },
-            incoming = stream.next() => match incoming {
-                Some(Ok(Message::Pong(_))) => awaiting_pong = false,
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
-                Some(Ok(_)) => {}
-            },
-            _ = ping.tick() => {
-                if awaiting_pong { break; }
-                awaiting_pong = true;
-                if !send(&mut sink, Message::Ping(Vec::new())).await { break; }
-            }
-            _ = &mut session_ends => match expiry.check() {
-                Some(later) => session_ends.as_mut().reset(later),
-                None => {
-                    let _ = send(&mut sink, close(CLOSE_SESSION_ENDED, "session expired")).await;
-                    break;
-                }
-            },
-            _ = stopped(&mut sub.shutdown) => {
-                let _ = send(&mut sink, close(CLOSE_RESTART, "server restarting")).await;
-                break;
-            }
-        }
+                    Missed {
+                        seq: e.seq,
+                        kind: e.kind.as_str(),
+                        html,
+                    }
+                })
+                .collect();
+            // Events committed after `last` was read may be in the replay: the
+            // ring must not send them again.
+            Ok((out, newest))
+        })
+        .await?
     }
-}
-
-/// Sends one message; false when the peer is gone or stopped reading.
-async fn send(sink: &mut WsSink, msg: Message) -> bool {
-    matches!(
-        tokio::time::timeout(SEND_TIMEOUT, sink.send(msg)).await,
-        Ok(Ok(()))
-    )
-}
-
-pub async fn sse(app: &App, req: &Request) -> Response {
-    let (sub, viewer, expiry, missed, last_sent) = match open(app, req, false).await {
-        Ok(x) => x,
-        Err(resp) => return resp,
-    };
-    let counted = Connected::new(&app.hub, false);
-    let stream = sse_stream(sub, viewer, Some(expiry), missed, last_sent, Some(counted));
-    Response::builder()
-        .content_type("text/event-stream")
-        .header("Cache-Control", "no-cache, no-transform")
-        .header("X-Accel-Buffering", "no")
-        .body(Body::from_bytes_stream(stream))
-}
-
-/// The body of one `/events` response: the backlog, then live frames and heartbeats.
-fn sse_stream(
-    mut sub: Subscription,
-    viewer: LiveViewer,
-    expiry: Option<Expiry>,
-    missed: Vec<Missed>,
-    mut last_sent: u64,
-    counted: Option<Connected>,
-) -> impl futures_util::Stream<Item = io::Result<Vec<u8>>> + Send + 'static {
-    async_stream::stream! {
-        let _counted = counted;
-        for m in missed {
-            yield Ok::<_, io::Error>(sse_frame(m.seq, m.kind, &m.html).into_bytes());
-        }
-        let mut heartbeat =
-            tokio::time::interval_at(tokio::time::Instant::now() + SSE_HEARTBEAT, SSE_HEARTBEAT);
-        // No expiry (a test of the stream alone): a deadline far away.
-        let far = tokio::time::Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600);
-        let session_ends = tokio::time::sleep_until(expiry.as_ref().map_or(far, Expiry::deadline));
-        tokio::pin!(session_ends);
-        loop {
-            tokio::select! {
-                frame = sub.frames.recv() => match sub.classify(frame, &viewer, &mut last_sent) {
-                    Next::Send(r) => yield Ok(r.sse_bytes(&viewer)),
-                    Next::Skip => {}
-                    // The browser reconnects (with Last-Event-ID) or learns it must sign in.
-                    Next::SessionEnded | Next::FellBehind => break,
-                },
-                _ = heartbeat.tick() => yield Ok(b":\n\n".to_vec()),
-                // The browser reconnects, and learns it must sign in again.
-                _ = &mut session_ends => match expiry.as_ref().and_then(Expiry::check) {
-                    Some(later) => session_ends.as_mut().reset(later),
-                    None if expiry.is_none() => session_ends.as_mut().reset(far),
-                    None => break,
-                },
-                _ = stopped(&mut sub.shutdown) => break,
-            }
-        }
-    }
-}
-
-/// Resolves once shutdown has begun (the guard `wait_for` returns is
-/// dropped here, so callers' futures stay `Send`).
-async fn stopped(rx: &mut watch::Receiver<bool>) {
-    let _ = rx.wait_for(|stop| *stop).await;
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn an_idle_event_stream_is_small() {
-        let (frames, _) = broadcast::channel(4);
-        let (shutdown, _) = watch::channel(false);
-        let sub = Subscription {
-            frames: frames.subscribe(),
-            shutdown: shutdown.subscribe(),
-        };
-        let viewer = LiveViewer {
-            username: "alice".into(),
-            admin: false,
-            token_hash: vec![0; 32],
-        };
-        let stream = sse_stream(sub, viewer, None, Vec::new(), 0, None);
-        // hyper and poem hold ~20 KiB per HTTP/1 connection; ours stays small.
-        let size = std::mem::size_of_val(&stream);
-        assert!(size < 1024, "the SSE body state is {size} bytes");
-    }
 
     #[test]
     fn sse_data_is_split_on_every_line_ending() {

@@ -269,13 +269,19 @@ fn serve(args: ServeArgs) -> Result<(), String> {
             }
             None => None,
         };
-        let app = latch::open(config).map_err(|e| e.to_string())?;
+        let app = latch::open_async(config).await.map_err(|e| e.to_string())?;
         let shutdown = shutdown_signal().shared();
         let metrics = metrics_listener.map(|l| {
             if let Ok(addr) = l.local_addr() {
                 tracing::info!("metrics at http://{addr}/metrics (no authentication)");
             }
-            tokio::spawn(latch::metrics::serve(l, app.clone(), shutdown.clone()))
+            let limits = latch::http::serve::Limits::of(&app.config);
+            tokio::spawn(latch::http::metrics::serve(
+                l,
+                app.hub.clone(),
+                limits,
+                shutdown.clone(),
+            ))
         });
         let result = latch::run(listener, app, shutdown).await;
         if let Some(task) = metrics {
@@ -352,9 +358,9 @@ fn user_add(name: &str, admin: bool, data: PathBuf) -> Result<(), String> {
     } else {
         latch::domain::Role::User
     };
-    let user = latch::auth::create_user(
+    let user = latch::accounts::add_user_offline(
         &store,
-        latch::auth::NewUser {
+        latch::accounts::NewUser {
             username,
             password,
             role,
@@ -410,7 +416,7 @@ fn backup(args: BackupArgs) -> Result<(), String> {
                         report.files,
                         report.users,
                         report.objects,
-                        latch::views::human_size(report.bytes),
+                        latch::domain::human_size(report.bytes),
                         report.last_seq
                     );
                     return Ok(());
@@ -452,7 +458,7 @@ fn backup(args: BackupArgs) -> Result<(), String> {
         json["files"],
         json["users"],
         json["objects"],
-        latch::views::human_size(json["bytes"].as_u64().unwrap_or(0)),
+        latch::domain::human_size(json["bytes"].as_u64().unwrap_or(0)),
         json["last_seq"]
     );
     Ok(())

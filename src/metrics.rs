@@ -5,22 +5,17 @@
 //!
 //! Counters that are not the hub's live in one process-wide registry, as
 //! Prometheus clients usually keep them: operations count where `Files`
-//! finishes them, latency where `web::with_middleware` logs each request.
-//! `/metrics` on the main address is for admins (session, API token or
-//! Basic); `--metrics-bind` serves the same text on a second address
-//! without authentication, for a scraper on a private network.
+//! finishes them, latency where the HTTP middleware logs each request.
+//! This is a leaf: it knows the hub's gauges and nothing of HTTP; the
+//! `/metrics` endpoints are `http::metrics`.
 
 use std::fmt::Write as _;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use poem::http::{StatusCode, header};
-use poem::web::Data;
-use poem::{EndpointExt, Request, Response, Route, get, handler};
-
-use crate::App;
 use crate::error::{AppError, AppResult};
+use crate::live::Hub;
 
 /// The content type Prometheus scrapers ask for.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -115,7 +110,7 @@ pub fn uploaded(bytes: u64) {
 }
 
 /// One answered request: how long until its response head, and its status.
-pub fn request(elapsed: Duration, status: StatusCode) {
+pub fn request(elapsed: Duration, status: u16) {
     let r = registry();
     let secs = elapsed.as_secs_f64();
     let bucket = LATENCY_BUCKETS
@@ -125,7 +120,7 @@ pub fn request(elapsed: Duration, status: StatusCode) {
     r.latency[bucket].fetch_add(1, Ordering::Relaxed);
     r.latency_sum_micros
         .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
-    let class = (status.as_u16() / 100).clamp(1, 5) as usize - 1;
+    let class = (status / 100).clamp(1, 5) as usize - 1;
     r.responses[class].fetch_add(1, Ordering::Relaxed);
 }
 
@@ -134,8 +129,8 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
-/// The exposition text for `app`: its hub's gauges and the process counters.
-pub fn render(app: &App) -> String {
+/// The exposition text: `hub`'s gauges and the process counters.
+pub fn render(hub: &Hub) -> String {
     let r = registry();
     let mut out = String::with_capacity(4096);
 
@@ -163,7 +158,7 @@ pub fn render(app: &App) -> String {
         .unwrap_or(0);
     let _ = writeln!(out, "latch_start_time_seconds {started}");
 
-    let (ws, sse) = app.hub.connections();
+    let (ws, sse) = hub.connections();
     family(
         &mut out,
         "latch_live_connections",
@@ -185,7 +180,7 @@ pub fn render(app: &App) -> String {
     let _ = writeln!(
         out,
         "latch_events_published_total {}",
-        app.hub.events_published()
+        hub.events_published()
     );
 
     family(
@@ -273,63 +268,6 @@ pub fn render(app: &App) -> String {
     out
 }
 
-fn text(body: String) -> Response {
-    Response::builder()
-        .status(StatusCode::OK)
-        .content_type(CONTENT_TYPE)
-        .header(header::CACHE_CONTROL, "no-store")
-        .body(body)
-}
-
-/// `GET /metrics` on the main address: admins only.
-#[handler]
-pub async fn admin_endpoint(Data(app): Data<&App>, req: &Request) -> Response {
-    let refused = |err: AppError| {
-        let mut resp = err.to_json_response();
-        if err.status() == StatusCode::UNAUTHORIZED {
-            resp.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                poem::http::HeaderValue::from_static("Basic realm=\"latch\""),
-            );
-        }
-        resp
-    };
-    match crate::auth::authenticate_api(app, req).await {
-        Ok(caller) if caller.user().role == crate::domain::Role::Admin => text(render(app)),
-        Ok(_) => refused(AppError::Forbidden(
-            "Only an admin can read the metrics; or serve them on a private address with --metrics-bind.".into(),
-        )),
-        Err(e) => refused(e),
-    }
-}
-
-#[handler]
-async fn open_endpoint(Data(app): Data<&App>) -> Response {
-    text(render(app))
-}
-
-#[handler]
-fn healthz() -> &'static str {
-    "ok"
-}
-
-/// Serves `/metrics` (no authentication) and `/healthz` on `listener`, for
-/// `--metrics-bind`, until `shutdown` completes.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    app: App,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    // Held to the same connection limits as the main address.
-    let limits = crate::serve::Limits::of(&app.config);
-    let routes = Route::new()
-        .at("/metrics", get(open_endpoint))
-        .at("/healthz", get(healthz))
-        .data(app)
-        .map_to_response();
-    crate::serve::serve(listener, routes, limits, shutdown, Duration::from_secs(1)).await
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -362,7 +300,7 @@ mod tests {
             .iter()
             .map(|b| b.load(Ordering::Relaxed))
             .collect();
-        request(Duration::from_millis(30), StatusCode::OK);
+        request(Duration::from_millis(30), 200);
         let after: Vec<u64> = registry()
             .latency
             .iter()

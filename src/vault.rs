@@ -8,6 +8,9 @@
 //! alone. History on `main` is linear: commits are made one at a time inside
 //! the database's single write transaction, and `commit_as` refuses a stale
 //! parent besides.
+//!
+//! Long because every use of gix lives here, so the rest of Latch never
+//! sees a Git type it could misuse (and a gix upgrade touches one file).
 
 use std::collections::BTreeMap;
 use std::io::{BufReader, Read};
@@ -138,6 +141,58 @@ impl Vault {
         self.repo.to_thread_local()
     }
 
+    /// `info/refs` for Git's "dumb" HTTP protocol, as `git update-server-info` writes it: `<id>\t<name>` per
+    /// reference, sorted, and `<peeled>\t<name>^{}` after an annotated tag.
+    pub fn info_refs(&self) -> AppResult<String> {
+        let git = |e: &dyn std::fmt::Display| AppError::internal("listing references", e);
+        let repo = self.local();
+        let platform = repo.references().map_err(|e| git(&e))?;
+        let mut lines = Vec::new();
+        for reference in platform.all().map_err(|e| git(&e))? {
+            let mut reference = reference.map_err(|e| git(&e))?;
+            // Symbolic references (none in a Latch vault) are left out.
+            let Some(id) = reference.try_id().map(|id| id.detach()) else {
+                continue;
+            };
+            let name = reference.name().as_bstr().to_string();
+            lines.push(format!("{id}\t{name}\n"));
+            let is_tag = repo
+                .find_header(id)
+                .map(|h| h.kind() == gix::objs::Kind::Tag)
+                .unwrap_or(false);
+            if is_tag {
+                let peeled = reference.peel_to_id().map_err(|e| git(&e))?;
+                lines.push(format!("{peeled}\t{name}^{{}}\n"));
+            }
+        }
+        Ok(lines.concat())
+    }
+
+    /// `objects/info/packs`: one `P pack-….pack` line per pack (that has
+    /// its index, and a name `is_pack_name` takes), then a blank line.
+    pub fn info_packs(&self, is_pack_name: impl Fn(&str) -> bool) -> AppResult<String> {
+        let dir = self.path.join("objects").join("pack");
+        let mut packs = Vec::new();
+        match std::fs::read_dir(&dir) {
+            Ok(entries) => {
+                for entry in entries {
+                    let name = entry?.file_name().to_string_lossy().into_owned();
+                    let listed = name.ends_with(".pack")
+                        && is_pack_name(&name)
+                        && dir.join(&name).with_extension("idx").is_file();
+                    if listed {
+                        packs.push(format!("P {name}\n"));
+                    }
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
+        packs.sort();
+        packs.push("\n".into());
+        Ok(packs.concat())
+    }
+
     /// The commit `main` points at, if any.
     pub fn head(&self) -> AppResult<Option<ObjectId>> {
         let repo = self.local();
@@ -201,7 +256,7 @@ impl Vault {
         use std::io::Write;
         let dir = self.quarantine_dir();
         std::fs::create_dir_all(&dir)?;
-        let path = dir.join(format!(".tmp-{}", crate::auth::random_hex(12)));
+        let path = dir.join(format!(".tmp-{}", crate::secret::random_hex(12)));
         let mut options = std::fs::OpenOptions::new();
         options.write(true).create_new(true);
         #[cfg(unix)]

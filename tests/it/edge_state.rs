@@ -460,9 +460,9 @@ async fn a_forced_unlock_refuses_when_the_holder_changed_since_it_was_read() {
     let app = latch::open(config).unwrap_or_else(|e| panic!("{e}"));
     // Operations re-read their actor's account: bob and carol must exist.
     for name in ["bob", "carol"] {
-        latch::auth::create_user(
+        latch::accounts::add_user_offline(
             &app.store,
-            latch::auth::NewUser {
+            latch::accounts::NewUser {
                 username: latch::domain::Username::parse(name).unwrap(),
                 password: latch::domain::Password::parse(crate::common::USER_PASSWORD).unwrap(),
                 role: Role::User,
@@ -501,7 +501,7 @@ async fn a_forced_unlock_refuses_when_the_holder_changed_since_it_was_read() {
         .override_lock_held_by(&admin, id, "bob")
         .await
         .expect_err("carol's lock must not be broken in bob's name");
-    assert_eq!(err.status(), 409);
+    assert_eq!(err.code(), 409);
     assert!(err.public_message().contains("carol"), "{err}");
     assert_eq!(app.files.get(id).await.unwrap().locked_by(), Some("carol"));
     assert_eq!(app.store.last_seq().unwrap(), seq, "no event");

@@ -275,9 +275,9 @@ async fn every_operation_rechecks_the_actor_inside_its_transaction() {
     config.admin_password = Some(crate::common::ADMIN_PASSWORD.into());
     let app = latch::open(config).unwrap_or_else(|e| panic!("{e}"));
     let make = |name: &str, role| {
-        latch::auth::create_user(
+        latch::accounts::add_user_offline(
             &app.store,
-            latch::auth::NewUser {
+            latch::accounts::NewUser {
                 username: Username::parse(name).unwrap(),
                 password: Password::parse(crate::common::USER_PASSWORD).unwrap(),
                 role,
@@ -330,58 +330,60 @@ async fn every_operation_rechecks_the_actor_inside_its_transaction() {
         .upload(&ghost, new("a/ghost.mcam"), spool(b"g").await.unwrap())
         .await
         .expect_err("an unknown actor uploads nothing");
-    assert_eq!(err.status(), 403, "{err}");
+    assert_eq!(err.code(), 403, "{err}");
     let err = app.files.checkout(&ghost, other, None).await.unwrap_err();
-    assert_eq!(err.status(), 403, "{err}");
+    assert_eq!(err.code(), 403, "{err}");
 
     // Alice disabled: none of her operations go through.
-    latch::auth::update_user(
-        &app.store,
-        "alice",
-        latch::auth::UserPatch {
-            disabled: Some(true),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    app.accounts
+        .update_user(
+            "alice".into(),
+            latch::accounts::UserPatch {
+                disabled: Some(true),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     let err = app
         .files
         .upload(&alice, new("a/three.mcam"), spool(b"3").await.unwrap())
         .await
         .unwrap_err();
-    assert_eq!(err.status(), 403, "upload: {err}");
+    assert_eq!(err.code(), 403, "upload: {err}");
     let err = app.files.checkout(&alice, other, None).await.unwrap_err();
-    assert_eq!(err.status(), 403, "checkout: {err}");
+    assert_eq!(err.code(), 403, "checkout: {err}");
     let err = app.files.cancel(&alice, id).await.unwrap_err();
-    assert_eq!(err.status(), 403, "cancel: {err}");
+    assert_eq!(err.code(), 403, "cancel: {err}");
     let err = app
         .files
         .checkin(&alice, id, version(), spool(b"one, v2").await.unwrap())
         .await
         .unwrap_err();
-    assert_eq!(err.status(), 403, "checkin: {err}");
+    assert_eq!(err.code(), 403, "checkin: {err}");
     assert!(err.public_message().ends_with('.'), "{err}");
 
     // Boss demoted to a user after the request was authenticated as admin.
-    latch::auth::update_user(
-        &app.store,
-        "boss",
-        latch::auth::UserPatch {
-            role: Some(Role::User),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    app.accounts
+        .update_user(
+            "boss".into(),
+            latch::accounts::UserPatch {
+                role: Some(Role::User),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     let err = app.files.override_lock(&boss, id).await.unwrap_err();
-    assert_eq!(err.status(), 403, "override: {err}");
+    assert_eq!(err.code(), 403, "override: {err}");
     let err = app
         .files
         .override_lock_held_by(&boss, id, "alice")
         .await
         .unwrap_err();
-    assert_eq!(err.status(), 403, "override (CAS): {err}");
+    assert_eq!(err.code(), 403, "override (CAS): {err}");
     let err = app.files.delete(&boss, other).await.unwrap_err();
-    assert_eq!(err.status(), 403, "delete: {err}");
+    assert_eq!(err.code(), 403, "delete: {err}");
 
     assert_eq!(app.store.last_seq().unwrap(), seq, "no event");
     assert_eq!(app.files.vault().head().unwrap(), head, "no commit");
@@ -645,9 +647,9 @@ async fn events_after_the_largest_sequence_are_none() {
     let mut config = latch::Config::new(tmp.path().join("data"));
     config.admin_password = Some(crate::common::ADMIN_PASSWORD.into());
     let app = latch::open(config).unwrap_or_else(|e| panic!("{e}"));
-    latch::auth::create_user(
+    latch::accounts::add_user_offline(
         &app.store,
-        latch::auth::NewUser {
+        latch::accounts::NewUser {
             username: Username::parse("alice").unwrap(),
             password: Password::parse(crate::common::USER_PASSWORD).unwrap(),
             role: Role::User,

@@ -5,6 +5,7 @@
 mod common;
 
 mod accounts;
+mod architecture;
 mod browser;
 mod crash;
 mod edge;

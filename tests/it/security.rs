@@ -311,9 +311,9 @@ const PUBLIC: [u16; 5] = [200, 200, 200, 200, 200];
 /// Every route. The session-ending rows come last.
 fn matrix() -> Vec<Row> {
     vec![
-        // HTML pages and actions (src/web.rs).
+        // HTML pages and actions (src/http/web/).
         row(
-            ("web.rs", "GET", "/"),
+            ("http/web/mod.rs", "GET", "/"),
             "GET",
             "/",
             V::Browser,
@@ -322,7 +322,7 @@ fn matrix() -> Vec<Row> {
             [303, 200, 200, 200, 303],
         ),
         row(
-            ("web.rs", "GET", "/login"),
+            ("http/web/mod.rs", "GET", "/login"),
             "GET",
             "/login",
             V::Browser,
@@ -331,7 +331,7 @@ fn matrix() -> Vec<Row> {
             [200, 303, 303, 303, 200],
         ),
         row(
-            ("web.rs", "POST", "/login"),
+            ("http/web/mod.rs", "POST", "/login"),
             "POST",
             "/login",
             V::Nothing,
@@ -340,7 +340,7 @@ fn matrix() -> Vec<Row> {
             [401, 303, 303, 303, 401],
         ),
         row(
-            ("web.rs", "GET", "/setup"),
+            ("http/web/mod.rs", "GET", "/setup"),
             "GET",
             "/setup",
             V::Browser,
@@ -349,7 +349,7 @@ fn matrix() -> Vec<Row> {
             [303; 5],
         ),
         row(
-            ("web.rs", "POST", "/setup"),
+            ("http/web/mod.rs", "POST", "/setup"),
             "POST",
             "/setup",
             V::Browser,
@@ -358,7 +358,7 @@ fn matrix() -> Vec<Row> {
             [303; 5],
         ),
         row(
-            ("web.rs", "POST", "/signup"),
+            ("http/web/mod.rs", "POST", "/signup"),
             "POST",
             "/signup",
             V::Browser,
@@ -367,7 +367,7 @@ fn matrix() -> Vec<Row> {
             [403; 5],
         ),
         row(
-            ("web.rs", "GET", "/files"),
+            ("http/web/mod.rs", "GET", "/files"),
             "GET",
             "/files",
             V::Browser,
@@ -376,7 +376,7 @@ fn matrix() -> Vec<Row> {
             SIGNED_IN,
         ),
         row(
-            ("web.rs", "POST", "/files"),
+            ("http/web/mod.rs", "POST", "/files"),
             "POST",
             "/files",
             V::Browser,
@@ -385,7 +385,7 @@ fn matrix() -> Vec<Row> {
             SIGNED_IN,
         ),
         row(
-            ("web.rs", "GET", "/files/:id"),
+            ("http/web/mod.rs", "GET", "/files/:id"),
             "GET",
             "/files/{id}",
             V::Browser,
@@ -394,7 +394,7 @@ fn matrix() -> Vec<Row> {
             SIGNED_IN,
         ),
         row(
-            ("web.rs", "DELETE", "/files/:id"),
+            ("http/web/mod.rs", "DELETE", "/files/:id"),
             "DELETE",
             "/files/{id}",
             V::Browser,
@@ -403,7 +403,7 @@ fn matrix() -> Vec<Row> {
             ADMIN_ONLY,
         ),
         row(
-            ("web.rs", "POST", "/files/:id/checkout"),
+            ("http/web/mod.rs", "POST", "/files/:id/checkout"),
             "POST",
             "/files/{id}/checkout",
             V::Browser,
@@ -412,7 +412,7 @@ fn matrix() -> Vec<Row> {
             SIGNED_IN,
         ),
         row(
-            ("web.rs", "POST", "/files/:id/cancel"),
+            ("http/web/mod.rs", "POST", "/files/:id/cancel"),
             "POST",
             "/files/{id}/cancel",
             V::Browser,
@@ -421,7 +421,7 @@ fn matrix() -> Vec<Row> {
             HOLDER_ONLY,
         ),
         row(
-            ("web.rs", "POST", "/files/:id/checkin"),
+            ("http/web/mod.rs", "POST", "/files/:id/checkin"),
             "POST",
             "/files/{id}/checkin",
             V::Browser,
@@ -430,7 +430,7 @@ fn matrix() -> Vec<Row> {
             HOLDER_ONLY,
         ),
         row(
-            ("web.rs", "POST", "/files/:id/override"),
+            ("http/web/mod.rs", "POST", "/files/:id/override"),
             "POST",
             "/files/{id}/override",
             V::Browser,
@@ -439,7 +439,7 @@ fn matrix() -> Vec<Row> {
             ADMIN_ONLY,
         ),
         row(
-            ("web.rs", "POST", "/files/:id/delete"),
+            ("http/web/mod.rs", "POST", "/files/:id/delete"),
             "POST",
             "/files/{id}/delete",
             V::Browser,
@@ -448,7 +448,7 @@ fn matrix() -> Vec<Row> {
             ADMIN_ONLY,
         ),
         row(
-            ("web.rs", "GET", "/files/:id/history"),
+            ("http/web/mod.rs", "GET", "/files/:id/history"),
             "GET",
             "/files/{id}/history",
             V::Browser,
@@ -457,7 +457,7 @@ fn matrix() -> Vec<Row> {
             SIGNED_IN,
         ),
         row(
-            ("web.rs", "GET", "/files/:id/download"),
+            ("http/web/mod.rs", "GET", "/files/:id/download"),
             "GET",
             "/files/{id}/download",
             V::Browser,
@@ -466,7 +466,7 @@ fn matrix() -> Vec<Row> {
             SIGNED_IN,
         ),
         row(
-            ("web.rs", "GET", "/activity"),
+            ("http/web/mod.rs", "GET", "/activity"),
             "GET",
             "/activity",
             V::Browser,
@@ -475,7 +475,7 @@ fn matrix() -> Vec<Row> {
             SIGNED_IN,
         ),
         row(
-            ("web.rs", "GET", "/admin/users"),
+            ("http/web/mod.rs", "GET", "/admin/users"),
             "GET",
             "/admin/users",
             V::Browser,
@@ -484,7 +484,7 @@ fn matrix() -> Vec<Row> {
             ADMIN_ONLY,
         ),
         row(
-            ("web.rs", "POST", "/admin/users"),
+            ("http/web/mod.rs", "POST", "/admin/users"),
             "POST",
             "/admin/users",
             V::Browser,
@@ -493,7 +493,7 @@ fn matrix() -> Vec<Row> {
             [401, 403, 403, 303, 401],
         ),
         row(
-            ("web.rs", "POST", "/admin/users/:name"),
+            ("http/web/mod.rs", "POST", "/admin/users/:name"),
             "POST",
             "/admin/users/tess",
             V::Browser,
@@ -502,7 +502,7 @@ fn matrix() -> Vec<Row> {
             [401, 403, 403, 303, 401],
         ),
         row(
-            ("web.rs", "GET", "/account"),
+            ("http/web/mod.rs", "GET", "/account"),
             "GET",
             "/account",
             V::Browser,
@@ -511,7 +511,7 @@ fn matrix() -> Vec<Row> {
             SIGNED_IN,
         ),
         row(
-            ("web.rs", "POST", "/account/tokens"),
+            ("http/web/mod.rs", "POST", "/account/tokens"),
             "POST",
             "/account/tokens",
             V::Browser,
@@ -520,7 +520,7 @@ fn matrix() -> Vec<Row> {
             SIGNED_IN,
         ),
         row(
-            ("web.rs", "POST", "/account/tokens/:id/revoke"),
+            ("http/web/mod.rs", "POST", "/account/tokens/:id/revoke"),
             "POST",
             "/account/tokens/{token}/revoke",
             V::Browser,
@@ -529,7 +529,7 @@ fn matrix() -> Vec<Row> {
             [401, 404, 303, 303, 401],
         ),
         row(
-            ("web.rs", "GET", "/ws"),
+            ("http/web/mod.rs", "GET", "/ws"),
             "GET",
             "/ws",
             V::WebSocket,
@@ -538,7 +538,7 @@ fn matrix() -> Vec<Row> {
             [401, 101, 101, 101, 401],
         ),
         row(
-            ("web.rs", "GET", "/events"),
+            ("http/web/mod.rs", "GET", "/events"),
             "GET",
             "/events",
             V::Browser,
@@ -547,7 +547,7 @@ fn matrix() -> Vec<Row> {
             SIGNED_IN,
         ),
         row(
-            ("web.rs", "GET", "/healthz"),
+            ("http/web/mod.rs", "GET", "/healthz"),
             "GET",
             "/healthz",
             V::Nothing,
@@ -555,9 +555,9 @@ fn matrix() -> Vec<Row> {
             P::Empty,
             PUBLIC,
         ),
-        // Mounted in src/lib.rs.
+        // Mounted in src/http/mod.rs.
         row(
-            ("lib.rs", "NEST", "/assets"),
+            ("http/mod.rs", "NEST", "/assets"),
             "GET",
             "/assets/app.css",
             V::Nothing,
@@ -566,7 +566,7 @@ fn matrix() -> Vec<Row> {
             PUBLIC,
         ),
         row(
-            ("lib.rs", "ANY", "/api/openapi.json"),
+            ("http/mod.rs", "ANY", "/api/openapi.json"),
             "GET",
             "/api/openapi.json",
             V::Nothing,
@@ -575,7 +575,7 @@ fn matrix() -> Vec<Row> {
             PUBLIC,
         ),
         row(
-            ("lib.rs", "NEST", "/api/docs"),
+            ("http/mod.rs", "NEST", "/api/docs"),
             "GET",
             "/api/docs/",
             V::Nothing,
@@ -584,7 +584,7 @@ fn matrix() -> Vec<Row> {
             PUBLIC,
         ),
         row(
-            ("lib.rs", "NEST", "/api"),
+            ("http/mod.rs", "NEST", "/api"),
             "GET",
             "/api/no-such-route",
             V::Token,
@@ -593,7 +593,7 @@ fn matrix() -> Vec<Row> {
             [404; 5],
         ),
         row(
-            ("lib.rs", "GET", "/metrics"),
+            ("http/mod.rs", "GET", "/metrics"),
             "GET",
             "/metrics",
             V::Token,
@@ -601,9 +601,9 @@ fn matrix() -> Vec<Row> {
             P::Empty,
             ADMIN_ONLY,
         ),
-        // The JSON API (src/api.rs, under /api).
+        // The JSON API (src/http/api/, under /api).
         row(
-            ("api.rs", "POST", "/login"),
+            ("http/api/mod.rs", "POST", "/login"),
             "POST",
             "/api/login",
             V::Nothing,
@@ -612,7 +612,7 @@ fn matrix() -> Vec<Row> {
             [401, 200, 200, 200, 401],
         ),
         row(
-            ("api.rs", "POST", "/tokens"),
+            ("http/api/mod.rs", "POST", "/tokens"),
             "POST",
             "/api/tokens",
             V::Token,
@@ -621,7 +621,7 @@ fn matrix() -> Vec<Row> {
             [401, 201, 201, 201, 401],
         ),
         row(
-            ("api.rs", "GET", "/tokens"),
+            ("http/api/mod.rs", "GET", "/tokens"),
             "GET",
             "/api/tokens",
             V::Token,
@@ -630,7 +630,7 @@ fn matrix() -> Vec<Row> {
             SIGNED_IN,
         ),
         row(
-            ("api.rs", "DELETE", "/tokens/:id"),
+            ("http/api/mod.rs", "DELETE", "/tokens/:id"),
             "DELETE",
             "/api/tokens/{token}",
             V::Token,
@@ -639,7 +639,7 @@ fn matrix() -> Vec<Row> {
             [401, 404, 204, 204, 401],
         ),
         row(
-            ("api.rs", "GET", "/files"),
+            ("http/api/mod.rs", "GET", "/files"),
             "GET",
             "/api/files",
             V::Token,
@@ -648,7 +648,7 @@ fn matrix() -> Vec<Row> {
             SIGNED_IN,
         ),
         row(
-            ("api.rs", "POST", "/files"),
+            ("http/api/mod.rs", "POST", "/files"),
             "POST",
             "/api/files",
             V::Token,
@@ -657,7 +657,7 @@ fn matrix() -> Vec<Row> {
             [401, 201, 201, 201, 401],
         ),
         row(
-            ("api.rs", "GET", "/files/:id"),
+            ("http/api/mod.rs", "GET", "/files/:id"),
             "GET",
             "/api/files/{id}",
             V::Token,
@@ -666,7 +666,7 @@ fn matrix() -> Vec<Row> {
             SIGNED_IN,
         ),
         row(
-            ("api.rs", "POST", "/files/:id/checkout"),
+            ("http/api/mod.rs", "POST", "/files/:id/checkout"),
             "POST",
             "/api/files/{id}/checkout",
             V::Token,
@@ -675,7 +675,7 @@ fn matrix() -> Vec<Row> {
             SIGNED_IN,
         ),
         row(
-            ("api.rs", "POST", "/files/:id/cancel"),
+            ("http/api/mod.rs", "POST", "/files/:id/cancel"),
             "POST",
             "/api/files/{id}/cancel",
             V::Token,
@@ -684,7 +684,7 @@ fn matrix() -> Vec<Row> {
             HOLDER_ONLY,
         ),
         row(
-            ("api.rs", "POST", "/files/:id/checkin"),
+            ("http/api/mod.rs", "POST", "/files/:id/checkin"),
             "POST",
             "/api/files/{id}/checkin",
             V::Token,
@@ -693,7 +693,7 @@ fn matrix() -> Vec<Row> {
             HOLDER_ONLY,
         ),
         row(
-            ("api.rs", "POST", "/files/:id/override"),
+            ("http/api/mod.rs", "POST", "/files/:id/override"),
             "POST",
             "/api/files/{id}/override",
             V::Token,
@@ -702,7 +702,7 @@ fn matrix() -> Vec<Row> {
             ADMIN_ONLY,
         ),
         row(
-            ("api.rs", "DELETE", "/files/:id"),
+            ("http/api/mod.rs", "DELETE", "/files/:id"),
             "DELETE",
             "/api/files/{id}",
             V::Token,
@@ -711,7 +711,7 @@ fn matrix() -> Vec<Row> {
             [401, 403, 403, 204, 401],
         ),
         row(
-            ("api.rs", "GET", "/files/:id/history"),
+            ("http/api/mod.rs", "GET", "/files/:id/history"),
             "GET",
             "/api/files/{id}/history",
             V::Token,
@@ -720,7 +720,7 @@ fn matrix() -> Vec<Row> {
             SIGNED_IN,
         ),
         row(
-            ("api.rs", "GET", "/files/:id/content"),
+            ("http/api/mod.rs", "GET", "/files/:id/content"),
             "GET",
             "/api/files/{id}/content",
             V::Token,
@@ -729,7 +729,7 @@ fn matrix() -> Vec<Row> {
             SIGNED_IN,
         ),
         row(
-            ("api.rs", "GET", "/activity"),
+            ("http/api/mod.rs", "GET", "/activity"),
             "GET",
             "/api/activity",
             V::Token,
@@ -738,7 +738,7 @@ fn matrix() -> Vec<Row> {
             SIGNED_IN,
         ),
         row(
-            ("api.rs", "GET", "/me"),
+            ("http/api/mod.rs", "GET", "/me"),
             "GET",
             "/api/me",
             V::Token,
@@ -747,7 +747,7 @@ fn matrix() -> Vec<Row> {
             SIGNED_IN,
         ),
         row(
-            ("api.rs", "GET", "/users"),
+            ("http/api/mod.rs", "GET", "/users"),
             "GET",
             "/api/users",
             V::Token,
@@ -756,7 +756,7 @@ fn matrix() -> Vec<Row> {
             ADMIN_ONLY,
         ),
         row(
-            ("api.rs", "POST", "/users"),
+            ("http/api/mod.rs", "POST", "/users"),
             "POST",
             "/api/users",
             V::Token,
@@ -765,7 +765,7 @@ fn matrix() -> Vec<Row> {
             [401, 403, 403, 201, 401],
         ),
         row(
-            ("api.rs", "PATCH", "/users/:username"),
+            ("http/api/mod.rs", "PATCH", "/users/:username"),
             "PATCH",
             "/api/users/tess",
             V::Token,
@@ -774,7 +774,7 @@ fn matrix() -> Vec<Row> {
             ADMIN_ONLY,
         ),
         row(
-            ("backup.rs", "POST", "/admin/backup"),
+            ("http/api/backup.rs", "POST", "/admin/backup"),
             "POST",
             "/api/admin/backup",
             V::Token,
@@ -782,9 +782,9 @@ fn matrix() -> Vec<Row> {
             P::Json(r#"{"dir":"not/absolute"}"#),
             [401, 403, 403, 422, 401],
         ),
-        // Git's view of the vault (src/lfs.rs, under /vault.git).
+        // Git's view of the vault (src/http/lfs.rs, under /vault.git).
         row(
-            ("lib.rs", "NEST", "/vault.git"),
+            ("http/mod.rs", "NEST", "/vault.git"),
             "GET",
             "/vault.git/info/refs",
             V::GitBasic,
@@ -793,7 +793,7 @@ fn matrix() -> Vec<Row> {
             SIGNED_IN,
         ),
         row(
-            ("lfs.rs", "GET", "/info/lfs/locks"),
+            ("http/lfs.rs", "GET", "/info/lfs/locks"),
             "GET",
             "/vault.git/info/lfs/locks",
             V::GitBasic,
@@ -802,7 +802,7 @@ fn matrix() -> Vec<Row> {
             SIGNED_IN,
         ),
         row(
-            ("lfs.rs", "POST", "/info/lfs/locks"),
+            ("http/lfs.rs", "POST", "/info/lfs/locks"),
             "POST",
             "/vault.git/info/lfs/locks",
             V::GitBasic,
@@ -811,7 +811,7 @@ fn matrix() -> Vec<Row> {
             [401, 201, 201, 201, 401],
         ),
         row(
-            ("lfs.rs", "POST", "/info/lfs/locks/verify"),
+            ("http/lfs.rs", "POST", "/info/lfs/locks/verify"),
             "POST",
             "/vault.git/info/lfs/locks/verify",
             V::GitBasic,
@@ -820,7 +820,7 @@ fn matrix() -> Vec<Row> {
             SIGNED_IN,
         ),
         row(
-            ("lfs.rs", "POST", "/info/lfs/locks/:id/unlock"),
+            ("http/lfs.rs", "POST", "/info/lfs/locks/:id/unlock"),
             "POST",
             "/vault.git/info/lfs/locks/{id}/unlock",
             V::GitBasic,
@@ -829,7 +829,7 @@ fn matrix() -> Vec<Row> {
             HOLDER_ONLY,
         ),
         row(
-            ("lfs.rs", "POST", "/info/lfs/locks/:id/unlock"),
+            ("http/lfs.rs", "POST", "/info/lfs/locks/:id/unlock"),
             "POST",
             "/vault.git/info/lfs/locks/{id}/unlock",
             V::GitBasic,
@@ -838,7 +838,7 @@ fn matrix() -> Vec<Row> {
             [401, 403, 200, 200, 401],
         ),
         row(
-            ("lfs.rs", "ANY", "/"),
+            ("http/lfs.rs", "ANY", "/"),
             "GET",
             "/vault.git/",
             V::GitBasic,
@@ -847,7 +847,7 @@ fn matrix() -> Vec<Row> {
             [401, 404, 404, 404, 401],
         ),
         row(
-            ("lfs.rs", "ANY", "/*path"),
+            ("http/lfs.rs", "ANY", "/*path"),
             "GET",
             "/vault.git/HEAD",
             V::GitBasic,
@@ -856,7 +856,7 @@ fn matrix() -> Vec<Row> {
             SIGNED_IN,
         ),
         row(
-            ("lfs.rs", "ANY", "/*path"),
+            ("http/lfs.rs", "ANY", "/*path"),
             "GET",
             "/vault.git/config",
             V::GitBasic,
@@ -865,7 +865,7 @@ fn matrix() -> Vec<Row> {
             [401, 404, 404, 404, 401],
         ),
         row(
-            ("lfs.rs", "ANY", "/*path"),
+            ("http/lfs.rs", "ANY", "/*path"),
             "POST",
             "/vault.git/git-receive-pack",
             V::GitBasic,
@@ -875,7 +875,7 @@ fn matrix() -> Vec<Row> {
         ),
         // These end sessions, so they run last, each on a fresh session.
         row(
-            ("web.rs", "POST", "/logout"),
+            ("http/web/mod.rs", "POST", "/logout"),
             "POST",
             "/logout",
             V::Browser,
@@ -884,7 +884,7 @@ fn matrix() -> Vec<Row> {
             [401, 303, 303, 303, 401],
         ),
         row(
-            ("api.rs", "POST", "/logout"),
+            ("http/api/mod.rs", "POST", "/logout"),
             "POST",
             "/api/logout",
             V::Token,
@@ -893,7 +893,7 @@ fn matrix() -> Vec<Row> {
             [401, 204, 204, 204, 401],
         ),
         row(
-            ("web.rs", "POST", "/account/password"),
+            ("http/web/mod.rs", "POST", "/account/password"),
             "POST",
             "/account/password",
             V::Browser,
@@ -907,8 +907,8 @@ fn matrix() -> Vec<Row> {
 /// Routes served only on the `--metrics-bind` address, never on the main
 /// one (where `/metrics` is admin-only): a private listener by design.
 const METRICS_LISTENER: [(&str, &str, &str); 2] = [
-    ("metrics.rs", "GET", "/metrics"),
-    ("metrics.rs", "GET", "/healthz"),
+    ("http/metrics.rs", "GET", "/metrics"),
+    ("http/metrics.rs", "GET", "/healthz"),
 ];
 
 /// Sends one matrix row as `role`; returns the status.
@@ -1049,13 +1049,14 @@ async fn every_route_allows_exactly_the_roles_its_matrix_row_names() {
 /// `#[oai(path = "…", method = "…")]`, as (file, method, path).
 fn declared_routes() -> BTreeSet<(String, String, String)> {
     let mut out = BTreeSet::new();
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    for entry in std::fs::read_dir(&dir).unwrap().flatten() {
-        let file = entry.file_name().to_string_lossy().into_owned();
-        if !file.ends_with(".rs") {
-            continue;
-        }
-        let text = std::fs::read_to_string(entry.path()).unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    for path in crate::common::rust_files(&root) {
+        let file = path
+            .strip_prefix(&root)
+            .unwrap()
+            .to_string_lossy()
+            .replace('\\', "/");
+        let text = std::fs::read_to_string(&path).unwrap();
         for (i, line) in text.lines().enumerate() {
             let line = line.trim();
             for call in [".at(\"", ".nest(\""] {

@@ -15,21 +15,21 @@
 //! matching the fixed shapes of object, pack and `HEAD` names are served, so
 //! no request can reach outside the repository's object store.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use poem::http::{HeaderValue, Method, StatusCode, header};
+use poem::http::{Method, StatusCode, header};
 use poem::web::{Data, Path as PathParam};
-use poem::{Body, Request, Response, Route, handler};
+use poem::{Body, Response, Route, handler};
 use serde::{Deserialize, Serialize};
 
-use crate::App;
-use crate::allow::{get, post};
-use crate::auth;
 use crate::domain::{LockComment, RepoPath};
 use crate::error::{AppError, AppResult};
-use crate::files::Actor;
-use crate::store::{FileRecord, PATHS};
-use crate::views::iso_time;
+use crate::files::{Actor, Files};
+use crate::http::allow::{get, post};
+use crate::http::error::{Surface, refusal, said};
+use crate::http::guards::Guard;
+use crate::http::views::iso_time;
+use crate::store::FileRecord;
 
 /// Content type of every LFS request and response.
 pub const LFS_JSON: &str = "application/vnd.git-lfs+json";
@@ -111,51 +111,22 @@ fn lfs_json(status: StatusCode, body: serde_json::Value) -> Response {
 /// An error in the LFS API's shape: `{"message": …}`, 401 with the
 /// challenge Git needs to ask for credentials.
 fn lfs_error(err: &AppError) -> Response {
-    err.log();
-    with_challenge(
-        err,
-        lfs_json(
-            err.status(),
-            serde_json::json!({ "message": err.public_message() }),
-        ),
-    )
+    said(Surface::Lfs, err)
 }
 
-/// Adds `WWW-Authenticate` to a 401 and `Retry-After` to a 429.
-fn with_challenge(err: &AppError, mut resp: Response) -> Response {
-    let h = resp.headers_mut();
-    match err {
-        AppError::Unauthenticated(_) => {
-            let challenge = HeaderValue::from_static("Basic realm=\"Latch\", charset=\"UTF-8\"");
-            h.insert(header::WWW_AUTHENTICATE, challenge.clone());
-            h.insert("lfs-authenticate", challenge);
-        }
-        AppError::TooManyRequests {
-            retry_after_secs, ..
-        } => {
-            if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
-                h.insert(header::RETRY_AFTER, v);
-            }
-        }
-        _ => {}
-    }
-    resp
-}
-
-async fn actor(app: &App, req: &Request) -> AppResult<Actor> {
-    let credential = auth::authenticate_api(app, req).await?;
-    Ok(auth::actor_of(credential.user()))
+async fn actor(guard: Guard<'_>) -> AppResult<Actor> {
+    Ok(guard.caller().await?.actor())
 }
 
 /// Reads a JSON request body. Only JSON content types are taken: a browser
 /// form cannot send one cross-site, so cached Basic credentials cannot be
 /// ridden by another site (and `Origin`, when sent, must be ours).
 async fn read_json<T: serde::de::DeserializeOwned + Default>(
-    app: &App,
-    req: &Request,
+    guard: Guard<'_>,
     body: Body,
 ) -> AppResult<T> {
-    auth::check_same_origin(app, req)?;
+    guard.same_origin()?;
+    let req = guard.req;
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -173,7 +144,7 @@ async fn read_json<T: serde::de::DeserializeOwned + Default>(
         )));
     }
     let bytes = body
-        .into_bytes_limit(crate::serve::MAX_BODY as usize)
+        .into_bytes_limit(crate::http::serve::MAX_BODY as usize)
         .await
         .map_err(|e| AppError::BadRequest(format!("The request body could not be read: {e}")))?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
@@ -207,13 +178,12 @@ fn parse_cursor(cursor: Option<&str>) -> AppResult<u64> {
 /// Every current lock, by id, from `cursor` on: at most `limit` of them,
 /// and the cursor of what follows.
 async fn locked_files(
-    app: &App,
+    files: &Files,
     cursor: u64,
     limit: usize,
     keep: impl Fn(&FileRecord) -> bool,
 ) -> AppResult<(Vec<FileRecord>, Option<String>)> {
-    let mut locked: Vec<FileRecord> = app
-        .files
+    let mut locked: Vec<FileRecord> = files
         .list()
         .await?
         .into_iter()
@@ -227,21 +197,23 @@ async fn locked_files(
 
 /// `GET /locks` lists.
 #[handler]
-async fn list(Data(app): Data<&App>, req: &Request) -> Response {
-    list_locks(app, req).await.unwrap_or_else(|e| lfs_error(&e))
-}
-
-/// `POST /locks` creates.
-#[handler]
-async fn create(Data(app): Data<&App>, req: &Request, body: Body) -> Response {
-    create_lock(app, req, body)
+async fn list(guard: Guard<'_>, Data(files): Data<&Files>) -> Response {
+    list_locks(guard, files)
         .await
         .unwrap_or_else(|e| lfs_error(&e))
 }
 
-async fn list_locks(app: &App, req: &Request) -> AppResult<Response> {
-    actor(app, req).await?;
-    let query: ListQuery = req.params().unwrap_or_default();
+/// `POST /locks` creates.
+#[handler]
+async fn create(guard: Guard<'_>, Data(files): Data<&Files>, body: Body) -> Response {
+    create_lock(guard, files, body)
+        .await
+        .unwrap_or_else(|e| lfs_error(&e))
+}
+
+async fn list_locks(guard: Guard<'_>, files: &Files) -> AppResult<Response> {
+    actor(guard).await?;
+    let query: ListQuery = guard.req.params().unwrap_or_default();
     let limit =
         match query
             .limit
@@ -266,13 +238,13 @@ async fn list_locks(app: &App, req: &Request) -> AppResult<Response> {
         .as_deref()
         .filter(|i| !i.trim().is_empty())
         .map(|i| i.trim().parse::<u64>().ok());
-    let (files, next) = locked_files(app, cursor, page_size(limit), |f| {
+    let (locked, next) = locked_files(files, cursor, page_size(limit), |f| {
         path.as_ref()
             .is_none_or(|p| p.as_deref() == Some(f.path.as_str()))
             && id.is_none_or(|i| i == Some(f.id))
     })
     .await?;
-    let found: Vec<LockJson> = files.iter().filter_map(lock_of).collect();
+    let found: Vec<LockJson> = locked.iter().filter_map(lock_of).collect();
     let mut body = serde_json::json!({ "locks": found });
     if let Some(next) = next {
         body["next_cursor"] = next.into();
@@ -280,30 +252,20 @@ async fn list_locks(app: &App, req: &Request) -> AppResult<Response> {
     Ok(lfs_json(StatusCode::OK, body))
 }
 
-async fn create_lock(app: &App, req: &Request, body: Body) -> AppResult<Response> {
-    let actor = actor(app, req).await?;
-    let request: Option<CreateRequest> = read_json(app, req, body).await?;
+async fn create_lock(guard: Guard<'_>, files: &Files, body: Body) -> AppResult<Response> {
+    let actor = actor(guard).await?;
+    let request: Option<CreateRequest> = read_json(guard, body).await?;
     let raw = request.map(|r| r.path).unwrap_or_default();
     let path = RepoPath::parse(&raw)?;
-    let store = app.store.clone();
-    let key = path.as_str().to_string();
-    let id = tokio::task::spawn_blocking(move || {
-        store.read(|txn| Ok(txn.open_table(PATHS)?.get(key.as_str())?.map(|v| v.value())))
-    })
-    .await??;
-    let Some(id) = id else {
-        return Err(AppError::NotFound(format!(
-            "{path} is not a file in the vault, so it cannot be locked; upload it in Latch first (only existing files can be checked out)."
-        )));
-    };
+    let id = files.id_at(&path).await?;
     let comment = LockComment::parse(LFS_LOCK_COMMENT)?;
-    match app.files.checkout(&actor, id, comment).await {
+    match files.checkout(&actor, id, comment).await {
         Ok(rec) => Ok(lfs_json(
             StatusCode::CREATED,
             serde_json::json!({ "lock": lock_of(&rec) }),
         )),
         Err(AppError::Conflict(message)) => {
-            let existing = app.files.get(id).await.ok().and_then(|f| lock_of(&f));
+            let existing = files.get(id).await.ok().and_then(|f| lock_of(&f));
             let mut body = serde_json::json!({ "message": message });
             if let Some(lock) = existing {
                 body["lock"] = serde_json::to_value(lock)?;
@@ -316,18 +278,18 @@ async fn create_lock(app: &App, req: &Request, body: Body) -> AppResult<Response
 
 /// `POST /locks/verify`: current locks split into ours and theirs.
 #[handler]
-async fn verify(Data(app): Data<&App>, req: &Request, body: Body) -> Response {
-    verify_locks(app, req, body)
+async fn verify(guard: Guard<'_>, Data(files): Data<&Files>, body: Body) -> Response {
+    verify_locks(guard, files, body)
         .await
         .unwrap_or_else(|e| lfs_error(&e))
 }
 
-async fn verify_locks(app: &App, req: &Request, body: Body) -> AppResult<Response> {
-    let actor = actor(app, req).await?;
-    let request: VerifyRequest = read_json(app, req, body).await?;
+async fn verify_locks(guard: Guard<'_>, files: &Files, body: Body) -> AppResult<Response> {
+    let actor = actor(guard).await?;
+    let request: VerifyRequest = read_json(guard, body).await?;
     let cursor = parse_cursor(request.cursor.as_deref())?;
-    let (files, next) = locked_files(app, cursor, page_size(request.limit), |_| true).await?;
-    let (ours, theirs): (Vec<&FileRecord>, Vec<&FileRecord>) = files
+    let (locked, next) = locked_files(files, cursor, page_size(request.limit), |_| true).await?;
+    let (ours, theirs): (Vec<&FileRecord>, Vec<&FileRecord>) = locked
         .iter()
         .partition(|f| f.locked_by() == Some(actor.username.as_str()));
     let ours: Vec<LockJson> = ours.into_iter().filter_map(lock_of).collect();
@@ -343,22 +305,27 @@ async fn verify_locks(app: &App, req: &Request, body: Body) -> AppResult<Respons
 /// `force`, an admin overrides someone else's.
 #[handler]
 async fn unlock(
-    Data(app): Data<&App>,
-    req: &Request,
+    guard: Guard<'_>,
+    Data(files): Data<&Files>,
     PathParam(id): PathParam<String>,
     body: Body,
 ) -> Response {
-    unlock_lock(app, req, &id, body)
+    unlock_lock(guard, files, &id, body)
         .await
         .unwrap_or_else(|e| lfs_error(&e))
 }
 
-async fn unlock_lock(app: &App, req: &Request, raw_id: &str, body: Body) -> AppResult<Response> {
-    let actor = actor(app, req).await?;
-    let request: UnlockRequest = read_json(app, req, body).await?;
+async fn unlock_lock(
+    guard: Guard<'_>,
+    files: &Files,
+    raw_id: &str,
+    body: Body,
+) -> AppResult<Response> {
+    let actor = actor(guard).await?;
+    let request: UnlockRequest = read_json(guard, body).await?;
     let no_lock = || AppError::NotFound(format!("There is no lock with id {raw_id}."));
     let id: u64 = raw_id.parse().map_err(|_| no_lock())?;
-    let rec = app.files.get(id).await.map_err(|_| no_lock())?;
+    let rec = files.get(id).await.map_err(|_| no_lock())?;
     let Some(lock) = lock_of(&rec) else {
         return Err(AppError::NotFound(format!(
             "There is no lock with id {id}: {} is not checked out.",
@@ -367,7 +334,7 @@ async fn unlock_lock(app: &App, req: &Request, raw_id: &str, body: Body) -> AppR
     };
     let lock = if lock.owner.name == actor.username {
         // The lock was read as ours; if it changed hands since, say so (409).
-        app.files.cancel_read_as_mine(&actor, id).await?;
+        files.cancel_read_as_mine(&actor, id).await?;
         lock
     } else if !request.force {
         return Err(AppError::Forbidden(format!(
@@ -384,8 +351,7 @@ async fn unlock_lock(app: &App, req: &Request, raw_id: &str, body: Body) -> AppR
         // hands since, this is a 409 naming the new holder, never a break
         // of their lock in the old holder's name. The reply shows the lock
         // the override broke, which is what the `overridden` event records.
-        let (rec, broken) = app
-            .files
+        let (rec, broken) = files
             .override_lock_held_by(&actor, id, &lock.owner.name)
             .await?;
         LockJson {
@@ -441,21 +407,15 @@ fn classify(path: &str) -> Option<Served> {
     (is_hex(dir, &[2]) && is_hex(file, &[38, 62])).then(|| Served::File(path.into(), LOOSE))
 }
 
-fn text(status: StatusCode, message: String) -> Response {
-    Response::builder()
-        .status(status)
-        .content_type("text/plain; charset=utf-8")
-        .body(message)
-}
-
 /// Everything under `/vault.git` but the lock API: reads for `git clone`
 /// and `git fetch`, and a clear refusal for anything that would write.
 #[handler]
 async fn repository(
-    Data(app): Data<&App>,
-    req: &Request,
+    guard: Guard<'_>,
+    Data(files): Data<&Files>,
     path: Option<PathParam<String>>,
 ) -> Response {
+    let req = guard.req;
     let path = path.map(|p| p.0).unwrap_or_default();
     let path = path.trim_start_matches('/');
     let reads = matches!(*req.method(), Method::GET | Method::HEAD);
@@ -465,27 +425,23 @@ async fn repository(
         .and_then(|q| serde_urlencoded::from_str::<Vec<(String, String)>>(q).ok())
         .and_then(|q| q.into_iter().find(|(k, _)| k == "service").map(|(_, v)| v));
     if !reads || service.as_deref() == Some("git-receive-pack") {
-        return refuse_write(app, req, path);
+        return refuse_write(guard, path);
     }
-    let err = match actor(app, req).await {
-        Ok(_) => match serve(app, path).await {
+    let err = match actor(guard).await {
+        Ok(_) => match serve(files, path).await {
             Ok(resp) => return resp,
             Err(e) => e,
         },
         Err(e) => e,
     };
-    err.log();
-    with_challenge(&err, text(err.status(), err.public_message()))
+    said(Surface::Git, &err)
 }
 
 /// 403 for pushes and any other write. Git prints a `text/plain` body
 /// line by line as `remote: …`; the LFS endpoints get their JSON shape.
-fn refuse_write(app: &App, req: &Request, path: &str) -> Response {
-    let scheme = if auth::is_https(app, req) {
-        "https"
-    } else {
-        "http"
-    };
+fn refuse_write(guard: Guard<'_>, path: &str) -> Response {
+    let req = guard.req;
+    let scheme = if guard.is_https() { "https" } else { "http" };
     let host = req
         .headers()
         .get(header::HOST)
@@ -497,19 +453,23 @@ fn refuse_write(app: &App, req: &Request, path: &str) -> Response {
     if path.starts_with("info/lfs") {
         return lfs_error(&AppError::Forbidden(message));
     }
-    text(StatusCode::FORBIDDEN, message)
+    refusal(Surface::Git, StatusCode::FORBIDDEN, &message)
 }
 
-async fn serve(app: &App, path: &str) -> AppResult<Response> {
+async fn serve(files: &Files, path: &str) -> AppResult<Response> {
     let not_found = || AppError::NotFound(format!("{path} is not in this repository."));
     let Some(what) = classify(path) else {
         return Err(not_found());
     };
-    let repo = app.files.vault().path().to_path_buf();
+    let vault = files.vault().clone();
+    let repo = vault.path().to_path_buf();
     let no_cache = "no-cache, max-age=0, must-revalidate";
     let body = match what {
-        Served::InfoRefs => tokio::task::spawn_blocking(move || info_refs(&repo)).await??,
-        Served::Packs => tokio::task::spawn_blocking(move || info_packs(&repo)).await??,
+        Served::InfoRefs => tokio::task::spawn_blocking(move || vault.info_refs()).await??,
+        Served::Packs => {
+            let is_pack = |name: &str| classify(&format!("objects/pack/{name}")).is_some();
+            tokio::task::spawn_blocking(move || vault.info_packs(is_pack)).await??
+        }
         Served::File(relative, kind) => {
             let full = repo.join(&relative);
             let file = open_regular(&full).await?.ok_or_else(not_found)?;
@@ -541,57 +501,6 @@ async fn open_regular(path: &Path) -> AppResult<Option<tokio::fs::File>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e.into()),
     }
-}
-
-/// `info/refs` as `git update-server-info` writes it: `<id>\t<name>` per
-/// reference, sorted, and `<peeled>\t<name>^{}` after an annotated tag.
-fn info_refs(repo: &Path) -> AppResult<String> {
-    let git = |e: &dyn std::fmt::Display| AppError::internal("listing references", e);
-    let repo = gix::open_opts(repo, gix::open::Options::isolated()).map_err(|e| git(&e))?;
-    let platform = repo.references().map_err(|e| git(&e))?;
-    let mut lines = Vec::new();
-    for reference in platform.all().map_err(|e| git(&e))? {
-        let mut reference = reference.map_err(|e| git(&e))?;
-        // Symbolic references (none in a Latch vault) are left out.
-        let Some(id) = reference.try_id().map(|id| id.detach()) else {
-            continue;
-        };
-        let name = reference.name().as_bstr().to_string();
-        lines.push(format!("{id}\t{name}\n"));
-        let is_tag = repo
-            .find_header(id)
-            .map(|h| h.kind() == gix::objs::Kind::Tag)
-            .unwrap_or(false);
-        if is_tag {
-            let peeled = reference.peel_to_id().map_err(|e| git(&e))?;
-            lines.push(format!("{peeled}\t{name}^{{}}\n"));
-        }
-    }
-    Ok(lines.concat())
-}
-
-/// `objects/info/packs`: one `P pack-….pack` line per pack, then a blank line.
-fn info_packs(repo: &Path) -> AppResult<String> {
-    let dir: PathBuf = repo.join("objects").join("pack");
-    let mut packs = Vec::new();
-    match std::fs::read_dir(&dir) {
-        Ok(entries) => {
-            for entry in entries {
-                let name = entry?.file_name().to_string_lossy().into_owned();
-                let listed = name.ends_with(".pack")
-                    && classify(&format!("objects/pack/{name}")).is_some()
-                    && dir.join(&name).with_extension("idx").is_file();
-                if listed {
-                    packs.push(format!("P {name}\n"));
-                }
-            }
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e.into()),
-    }
-    packs.sort();
-    packs.push("\n".into());
-    Ok(packs.concat())
 }
 
 #[cfg(test)]

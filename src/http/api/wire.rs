@@ -429,7 +429,7 @@ impl<'a, T: ParseFromJSON + Send> ApiExtractor<'a> for OptionalJson<T> {
     ) -> poem::Result<Self> {
         let bytes = body
             .take()?
-            .into_bytes_limit(crate::serve::MAX_BODY as usize)
+            .into_bytes_limit(crate::http::serve::MAX_BODY as usize)
             .await
             .map_err(|_| AppError::TooLarge("The request body is too large.".into()))?;
         if bytes.iter().all(u8::is_ascii_whitespace) {

@@ -6,8 +6,9 @@ use std::collections::HashMap;
 use poem::web::Multipart;
 use tokio::io::AsyncReadExt;
 
+use crate::domain::{Bump, CommitMessage, Description, RepoPath, Revision};
 use crate::error::{AppError, AppResult};
-use crate::files::Files;
+use crate::files::{Files, NewFile, NewVersion};
 use crate::vault::Spool;
 
 /// Text fields by name; a name given twice is refused, since which one
@@ -132,4 +133,46 @@ pub fn parse_urlencoded(body: &[u8]) -> AppResult<Fields> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
         .map_err(|_| AppError::BadRequest("The form is malformed or not valid UTF-8.".into()))?;
     Fields::from_pairs(pairs)
+}
+
+/// Validates the fields of a new file; the path defaults to the uploaded file's name.
+pub fn new_file_from(fields: &Fields, file_name: &str) -> AppResult<NewFile> {
+    let raw_path = match fields.get("path").map(str::trim) {
+        Some(p) if !p.is_empty() => p.to_string(),
+        _ => file_name.to_string(),
+    };
+    let revision = match fields.get("revision").map(str::trim) {
+        Some(r) if !r.is_empty() => Revision::parse(r)?,
+        _ => Revision::FIRST,
+    };
+    Ok(NewFile {
+        path: RepoPath::parse(&raw_path)?,
+        description: Description::parse(fields.text("description"))?,
+        revision,
+    })
+}
+
+pub fn new_version_from(fields: &Fields) -> AppResult<NewVersion> {
+    Ok(NewVersion {
+        message: CommitMessage::parse(fields.text("message"))?,
+        bump: Bump::parse(fields.text("bump"))?,
+    })
+}
+
+/// An API token's name: one line of 1 to 64 characters.
+pub fn parse_token_name(raw: &str) -> AppResult<String> {
+    let name = raw.trim();
+    if name.chars().any(char::is_control) {
+        return Err(AppError::Invalid(
+            "A token name cannot contain control characters (such as a line break or a tab)."
+                .into(),
+        ));
+    }
+    if name.is_empty() || name.chars().count() > 64 {
+        return Err(AppError::Invalid(
+            "A token name has 1 to 64 characters.".into(),
+        ));
+    }
+    crate::domain::check_hidden(name, crate::domain::TextKind::OneLine, "token name")?;
+    Ok(name.to_string())
 }

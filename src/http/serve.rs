@@ -6,7 +6,7 @@
 //! makes no progress for `write_stall` failed; no request body but a
 //! multipart upload over [`MAX_BODY`], and no multipart part's headers over
 //! [`MAX_PART_HEAD`]. The web middleware turns a body refusal into its
-//! answer (`web::with_middleware`).
+//! answer (`http::middleware`).
 //!
 //! Latch runs its own accept loop because poem's `Server` builds hyper's
 //! connection with no head size or time limit: a client that sends half a
@@ -20,7 +20,11 @@
 //! by these timers, and an upgraded connection (101, a WebSocket) never is:
 //! its loop pings and times out its own sends. The write-stall limit holds
 //! in every phase: it is what drops an event stream hyper stopped polling.
-//! Proven by tests/edge.rs.
+//! Proven by tests/it/edge.rs.
+//!
+//! Long because the limits are one mechanism: the connection's phase, the
+//! I/O wrapper that times reads and writes by it, and the body guard that
+//! counts bytes and multipart part heads all read one shared state.
 
 use std::convert::Infallible;
 use std::io;
@@ -78,7 +82,7 @@ impl Limits {
             write_stall: config.write_stall,
             multipart_body: config
                 .max_upload
-                .saturating_add(crate::forms::MAX_TEXT_TOTAL as u64)
+                .saturating_add(crate::http::forms::MAX_TEXT_TOTAL as u64)
                 .saturating_add(1 << 20),
         }
     }

@@ -1,0 +1,492 @@
+//! The JSON API under `/api`, declared with poem-openapi so its spec is
+//! served at `/api/openapi.json` and browsable at `/api/docs`. Same
+//! operations and rules as the HTML side; errors are `{"error": "…"}`.
+//!
+//! The document is the contract: every operation names each status it can
+//! answer (tests/it/openapi.rs walks the live document and checks real answers
+//! against it), strings are strings, ids are positive, and a known path
+//! asked with another method answers 405 with `Allow`.
+
+mod backup;
+mod json;
+mod spec;
+pub(crate) mod wire;
+
+use poem::web::Data;
+use poem::{Request, RequestBody};
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::{Binary, Json};
+use poem_openapi::registry::{MetaSecurityScheme, Registry};
+use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions, OpenApi, OpenApiService};
+
+use crate::accounts::{Accounts, NewUser, UserPatch};
+use crate::domain::{LockComment, Password, Role, Username};
+use crate::error::{AppError, AppResult};
+use crate::files::{Actor, Files};
+use crate::http::downloads::{content_disposition, download_response};
+use crate::http::forms::{self, new_file_from, new_version_from, parse_token_name};
+use crate::http::guards::{Credential, Guard};
+use crate::http::views::iso_time;
+use json::*;
+pub use spec::{endpoint, spec, spec_endpoint};
+pub use wire::ErrorBody;
+use wire::{
+    BODY, Chars, DISPLAY, E400, E403, E404, E409, E422, Form, Id, OptionalJson, READ, Refusal,
+    Rule, Text, USERNAME, WRITE,
+};
+
+/// The authenticated caller of an API request: a session cookie (writes
+/// also carry `X-CSRF-Token`), an API token as Bearer, or HTTP Basic with a
+/// password or a token.
+pub struct Caller(pub Credential);
+
+impl Caller {
+    fn actor(&self) -> Actor {
+        self.0.actor()
+    }
+}
+
+const SESSION: &str = "session";
+const CSRF: &str = "csrf";
+
+impl<'a> ApiExtractor<'a> for Caller {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::SecurityScheme];
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn register(registry: &mut Registry) {
+        let scheme = |ty, description, name, key_in, scheme| MetaSecurityScheme {
+            ty,
+            description: Some(description),
+            name,
+            key_in,
+            scheme,
+            bearer_format: None,
+            flows: None,
+            openid_connect_url: None,
+        };
+        registry.create_security_scheme(
+            SESSION,
+            scheme(
+                "apiKey",
+                "The session cookie set by POST /login. Writes (any method but GET) also need the csrf scheme.",
+                Some("latch_session"),
+                Some("cookie"),
+                None,
+            ),
+        );
+        registry.create_security_scheme(
+            CSRF,
+            scheme(
+                "apiKey",
+                "The csrf_token from POST /login, sent with the session cookie on every write.",
+                Some("X-CSRF-Token"),
+                Some("header"),
+                None,
+            ),
+        );
+        registry.create_security_scheme(
+            "bearer",
+            scheme(
+                "http",
+                "An API token from POST /tokens.",
+                None,
+                None,
+                Some("bearer"),
+            ),
+        );
+        registry.create_security_scheme(
+            "basic",
+            scheme(
+                "http",
+                "Username with a password or an API token as the password. A password costs an argon2 check: scripts should use tokens.",
+                None,
+                None,
+                Some("basic"),
+            ),
+        );
+    }
+
+    fn security_schemes() -> Vec<&'static str> {
+        vec![SESSION, "bearer", "basic"]
+    }
+
+    async fn from_request(
+        req: &'a Request,
+        _body: &mut RequestBody,
+        _opts: ExtractParamOptions<()>,
+    ) -> poem::Result<Self> {
+        Ok(Caller(Guard::of(req)?.caller().await?))
+    }
+}
+
+/// What `T` answers with, or a refusal with one of the statuses in `CODES`.
+pub(crate) type Answer<T, const CODES: u16> = Result<T, Refusal<CODES>>;
+
+pub struct Api;
+
+fn require_admin(caller: &Caller, what: &str) -> AppResult<()> {
+    crate::files::require_admin(&caller.actor(), what)
+}
+
+fn display_name(raw: Option<&Text<Rule<DISPLAY, 0, 64>>>) -> AppResult<Option<String>> {
+    Ok(raw
+        .map(|t| crate::domain::parse_display_name(t.as_str()))
+        .transpose()?)
+}
+
+// One line per operation attribute: tests/it/security.rs reads path and method from it.
+#[rustfmt::skip::attributes(oai)]
+#[OpenApi]
+impl Api {
+    /// Sign in with a password; returns the CSRF token for later writes.
+    #[oai(path = "/login", method = "post", operation_id = "login")]
+    async fn login(
+        &self,
+        guard: Guard<'_>,
+        body: Json<LoginRequest>,
+    ) -> Answer<LoginResult, { BODY | E403 | wire::E401 | wire::E429 }> {
+        guard.same_origin()?;
+        let user = guard
+            .accounts
+            .login(
+                body.username.as_str(),
+                body.password.as_str(),
+                guard.client_ip(),
+            )
+            .await?;
+        let (token, session) = guard.accounts.start_session(&user).await?;
+        Ok(LoginResult::Ok(
+            Json(LoginResponse {
+                username: session.user.username.clone(),
+                role: session.user.role.into(),
+                csrf_token: session.csrf_token.clone(),
+            }),
+            guard.session_set_cookie(&token),
+        ))
+    }
+
+    /// End this session.
+    #[oai(path = "/logout", method = "post", operation_id = "logout")]
+    async fn logout(
+        &self,
+        Data(accounts): Data<&Accounts>,
+        caller: Caller,
+    ) -> Answer<NoContent, WRITE> {
+        if let Credential::Session(session) = &caller.0 {
+            accounts.end_session(session).await?;
+        }
+        Ok(NoContent::Done)
+    }
+
+    /// Create an API token; the token is shown only in this answer.
+    #[oai(path = "/tokens", method = "post", operation_id = "createToken")]
+    async fn create_token(
+        &self,
+        Data(accounts): Data<&Accounts>,
+        caller: Caller,
+        body: Json<TokenRequest>,
+    ) -> Answer<CreatedToken, { WRITE | BODY | E422 }> {
+        let name = parse_token_name(body.name.as_str())?;
+        let (rec, token) = accounts
+            .create_token(&caller.0.user().username, &name)
+            .await?;
+        Ok(CreatedToken::Created(Json(NewToken {
+            id: rec.id,
+            name: rec.name,
+            token,
+        })))
+    }
+
+    /// Your API tokens (never the tokens themselves).
+    #[oai(path = "/tokens", method = "get", operation_id = "listTokens")]
+    async fn list_tokens(
+        &self,
+        Data(accounts): Data<&Accounts>,
+        caller: Caller,
+    ) -> Answer<Json<TokenList>, READ> {
+        let tokens = accounts.tokens(&caller.0.user().username).await?;
+        Ok(Json(TokenList {
+            tokens: tokens
+                .iter()
+                .map(|t| TokenJson {
+                    id: t.id,
+                    name: t.name.clone(),
+                    created_at: iso_time(t.created_at),
+                })
+                .collect(),
+        }))
+    }
+
+    /// Revoke one of your tokens.
+    #[oai(path = "/tokens/:id", method = "delete", operation_id = "revokeToken")]
+    async fn revoke_token(
+        &self,
+        Data(accounts): Data<&Accounts>,
+        caller: Caller,
+        id: Path<Id>,
+    ) -> Answer<NoContent, { WRITE | E400 | E404 }> {
+        accounts.revoke_token(&caller.actor(), id.0.0).await?;
+        Ok(NoContent::Done)
+    }
+
+    /// All files.
+    #[oai(path = "/files", method = "get", operation_id = "listFiles")]
+    async fn list_files(
+        &self,
+        Data(files): Data<&Files>,
+        _caller: Caller,
+    ) -> Answer<Json<FileList>, READ> {
+        let files = files.list().await?;
+        Ok(Json(FileList {
+            files: files.iter().map(FileJson::from).collect(),
+        }))
+    }
+
+    /// Upload a new file.
+    #[oai(path = "/files", method = "post", operation_id = "uploadFile")]
+    async fn upload(
+        &self,
+        Data(files): Data<&Files>,
+        caller: Caller,
+        form: Form<UploadForm>,
+    ) -> Answer<CreatedFile, { WRITE | BODY | E409 | E422 }> {
+        let mut form = forms::read_upload(files, form.0).await?;
+        let (file_name, spool) = form.take_file()?;
+        let new = new_file_from(&form.fields, &file_name)?;
+        let f = files.upload(&caller.actor(), new, spool).await?;
+        Ok(CreatedFile::Created(Json(FileJson::from(&f))))
+    }
+
+    /// One file.
+    #[oai(path = "/files/:id", method = "get", operation_id = "getFile")]
+    async fn get_file(
+        &self,
+        Data(files): Data<&Files>,
+        _caller: Caller,
+        id: Path<Id>,
+    ) -> Answer<Json<FileJson>, { READ | E400 | E404 }> {
+        let f = files.get(id.0.0).await?;
+        Ok(Json(FileJson::from(&f)))
+    }
+
+    /// Check a file out (an exclusive lock), with an optional comment. The
+    /// body may be left out.
+    #[oai(path = "/files/:id/checkout", method = "post", operation_id = "checkOut")]
+    async fn checkout(
+        &self,
+        Data(files): Data<&Files>,
+        caller: Caller,
+        id: Path<Id>,
+        body: OptionalJson<CheckoutRequest>,
+    ) -> Answer<Json<FileJson>, { WRITE | BODY | E404 | E409 | E422 }> {
+        let comment = body
+            .0
+            .as_ref()
+            .and_then(|b| b.comment.as_ref())
+            .map_or("", Text::as_str);
+        let comment = LockComment::parse(comment)?;
+        let f = files.checkout(&caller.actor(), id.0.0, comment).await?;
+        Ok(Json(FileJson::from(&f)))
+    }
+
+    /// Give your check-out back without a new version.
+    #[oai(path = "/files/:id/cancel", method = "post", operation_id = "cancelCheckOut")]
+    async fn cancel(
+        &self,
+        Data(files): Data<&Files>,
+        caller: Caller,
+        id: Path<Id>,
+    ) -> Answer<Json<FileJson>, { WRITE | E400 | E404 | E409 }> {
+        let f = files.cancel(&caller.actor(), id.0.0).await?;
+        Ok(Json(FileJson::from(&f)))
+    }
+
+    /// Check in a new version of a file you hold; this also ends the check-out.
+    #[oai(path = "/files/:id/checkin", method = "post", operation_id = "checkIn")]
+    async fn checkin(
+        &self,
+        Data(files): Data<&Files>,
+        caller: Caller,
+        id: Path<Id>,
+        form: Form<CheckinForm>,
+    ) -> Answer<Json<FileJson>, { WRITE | BODY | E404 | E409 | E422 }> {
+        let id = id.0.0;
+        files.precheck_checkin(&caller.actor(), id).await?;
+        let mut form = forms::read_upload(files, form.0).await?;
+        let version = new_version_from(&form.fields)?;
+        let (_, spool) = form.take_file()?;
+        let f = files.checkin(&caller.actor(), id, version, spool).await?;
+        Ok(Json(FileJson::from(&f)))
+    }
+
+    /// Admin: break someone's check-out.
+    #[oai(path = "/files/:id/override", method = "post", operation_id = "overrideCheckOut")]
+    async fn override_lock(
+        &self,
+        Data(files): Data<&Files>,
+        caller: Caller,
+        id: Path<Id>,
+    ) -> Answer<Json<FileJson>, { WRITE | E400 | E404 | E409 }> {
+        let f = files.override_lock(&caller.actor(), id.0.0).await?;
+        Ok(Json(FileJson::from(&f)))
+    }
+
+    /// Admin: delete a file that is not checked out. Its history stays in Git.
+    #[oai(path = "/files/:id", method = "delete", operation_id = "deleteFile")]
+    async fn delete_file(
+        &self,
+        Data(files): Data<&Files>,
+        caller: Caller,
+        id: Path<Id>,
+    ) -> Answer<NoContent, { WRITE | E400 | E404 | E409 }> {
+        files.delete(&caller.actor(), id.0.0).await?;
+        Ok(NoContent::Done)
+    }
+
+    /// The file's versions, newest first.
+    #[oai(path = "/files/:id/history", method = "get", operation_id = "fileHistory")]
+    async fn history(
+        &self,
+        Data(files): Data<&Files>,
+        _caller: Caller,
+        id: Path<Id>,
+    ) -> Answer<Json<History>, { READ | E400 | E404 }> {
+        let (_, versions) = files.history(id.0.0).await?;
+        Ok(Json(History {
+            versions: versions
+                .into_iter()
+                .map(|v| VersionJson {
+                    commit: v.commit,
+                    revision: v.revision,
+                    author: v.author,
+                    username: v.username,
+                    at: iso_time(v.at),
+                    message: v.message,
+                })
+                .collect(),
+        }))
+    }
+
+    /// The current content, or the version written by commit `rev` (a
+    /// commit id from the history; empty means the current one).
+    #[oai(path = "/files/:id/content", method = "get", operation_id = "fileContent")]
+    async fn content(
+        &self,
+        Data(files): Data<&Files>,
+        _caller: Caller,
+        id: Path<Id>,
+        rev: Query<Option<Text<Chars<0, 64>>>>,
+    ) -> Answer<Content, { READ | E400 | E404 }> {
+        let d = files.open(id.0.0, rev.0.as_ref().map(Text::as_str)).await?;
+        let disposition = content_disposition(&d.file_name);
+        let resp = download_response(d);
+        Ok(Content::Ok(
+            Binary(resp.into_body()),
+            disposition,
+            "nosniff".into(),
+            // As for the HTML download: never rendered, never cached shared.
+            "default-src 'none'; sandbox".into(),
+            "private, no-cache".into(),
+        ))
+    }
+
+    /// Events after `since` (a sequence number), oldest first; without it,
+    /// the latest 100.
+    #[oai(path = "/activity", method = "get", operation_id = "activity")]
+    async fn activity(
+        &self,
+        Data(files): Data<&Files>,
+        _caller: Caller,
+        #[oai(validator(minimum(value = "0"), maximum(value = "9007199254740991")))] since: Query<
+            Option<u64>,
+        >,
+    ) -> Answer<Json<Activity>, { READ | E400 }> {
+        let (events, last_seq) = files.activity(since.0).await?;
+        Ok(Json(Activity {
+            events: events.iter().map(EventJson::from).collect(),
+            last_seq,
+        }))
+    }
+
+    /// Who am I.
+    #[oai(path = "/me", method = "get", operation_id = "me")]
+    async fn me(&self, caller: Caller) -> Answer<Json<UserJson>, READ> {
+        Ok(Json(UserJson::from(caller.0.user())))
+    }
+
+    /// Admin: all users.
+    #[oai(path = "/users", method = "get", operation_id = "listUsers")]
+    async fn list_users(
+        &self,
+        Data(accounts): Data<&Accounts>,
+        caller: Caller,
+    ) -> Answer<Json<UserList>, { READ | E403 }> {
+        require_admin(&caller, "list users")?;
+        let users = accounts.users().await?;
+        Ok(Json(UserList {
+            users: users.iter().map(UserJson::from).collect(),
+        }))
+    }
+
+    /// Admin: add a user.
+    #[oai(path = "/users", method = "post", operation_id = "addUser")]
+    async fn add_user(
+        &self,
+        Data(accounts): Data<&Accounts>,
+        caller: Caller,
+        body: Json<NewUserRequest>,
+    ) -> Answer<CreatedUser, { WRITE | BODY | E409 | E422 }> {
+        require_admin(&caller, "add users")?;
+        let new = NewUser {
+            username: Username::parse(body.username.as_str())?,
+            password: Password::parse(body.password.as_str())?,
+            role: Role::parse(body.role.as_ref().map_or("user", Text::as_str))?,
+            display_name: display_name(body.display_name.as_ref())?,
+        };
+        let user = accounts.create_user(new).await?;
+        Ok(CreatedUser::Created(Json(UserJson::from(&user))))
+    }
+
+    /// Admin: change a user's role, password, name, or disable them (which ends their sessions).
+    #[oai(path = "/users/:username", method = "patch", operation_id = "editUser")]
+    async fn edit_user(
+        &self,
+        Data(accounts): Data<&Accounts>,
+        caller: Caller,
+        username: Path<Text<Rule<USERNAME, 3, 32>>>,
+        body: Json<UserPatchRequest>,
+    ) -> Answer<Json<UserJson>, { WRITE | BODY | E404 | E409 | E422 }> {
+        require_admin(&caller, "change users")?;
+        let patch = UserPatch {
+            role: body
+                .role
+                .as_ref()
+                .map(|r| Role::parse(r.as_str()))
+                .transpose()?,
+            disabled: body.disabled,
+            password: body
+                .password
+                .as_ref()
+                .map(|p| Password::parse(p.as_str()))
+                .transpose()?,
+            display_name: display_name(body.display_name.as_ref())?,
+        };
+        let raw = username.0.as_str();
+        let name = Username::parse(raw)
+            .map_err(|_| AppError::NotFound(format!("There is no user {raw}.")))?;
+        let user = accounts
+            .update_user(name.as_str().to_string(), patch)
+            .await?;
+        Ok(Json(UserJson::from(&user)))
+    }
+}
+
+/// The `/api` service: these operations and the backup one.
+pub type Service = OpenApiService<(Api, backup::BackupApi), ()>;
+
+pub fn service() -> Service {
+    OpenApiService::new((Api, backup::BackupApi), "Latch", env!("CARGO_PKG_VERSION"))
+        .server("/api")
+        .description("Check files out and in; see who holds what. Authenticate with a session cookie plus X-CSRF-Token, an API token (Bearer), or HTTP Basic. Every refusal is `{\"error\": \"<a sentence>\"}` with one of the statuses documented for the operation.")
+}

@@ -1,0 +1,74 @@
+//! Downloads: a version streamed as an attachment that no browser renders
+//! inline, named so every browser saves it under its real name.
+
+use poem::http::{StatusCode, header};
+use poem::{Body, Response};
+
+use crate::files::Download;
+
+/// Streams a version as an attachment that a browser never renders inline.
+pub fn download_response(d: Download) -> Response {
+    let Download {
+        file_name,
+        size,
+        mut reader,
+    } = d;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<std::io::Result<Vec<u8>>>(4);
+    tokio::task::spawn_blocking(move || {
+        loop {
+            let mut buf = vec![0u8; 64 * 1024];
+            match std::io::Read::read(&mut reader, &mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    buf.truncate(n);
+                    if tx.blocking_send(Ok(buf)).is_err() {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(e));
+                    break;
+                }
+            }
+        }
+    });
+    let stream = async_stream::stream! {
+        while let Some(chunk) = rx.recv().await {
+            yield chunk;
+        }
+    };
+    Response::builder()
+        .status(StatusCode::OK)
+        .content_type("application/octet-stream")
+        .header(header::CONTENT_DISPOSITION, content_disposition(&file_name))
+        .header(header::CONTENT_LENGTH, size.to_string())
+        .header("X-Content-Type-Options", "nosniff")
+        .header(header::CACHE_CONTROL, "private, no-cache")
+        .header("Content-Security-Policy", "default-src 'none'; sandbox")
+        .body(Body::from_bytes_stream(stream))
+}
+
+/// `attachment` with an ASCII fallback name and the exact UTF-8 name (RFC 6266).
+pub fn content_disposition(name: &str) -> String {
+    let fallback: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && !matches!(c, '"' | '\\' | ';' | '%') || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let encoded: String = name
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    format!("attachment; filename=\"{fallback}\"; filename*=UTF-8''{encoded}")
+}

@@ -1,0 +1,376 @@
+//! The dashboard and what is on it: file cards, the counters, the upload
+//! form, the live fragment of each event, history and activity.
+
+use maud::{Markup, html};
+
+use super::{
+    DASHBOARD_ACTIVITY, Filters, Viewer, action_form, csrf_field, folder_dom_id, folder_of,
+    time_ago, toast,
+};
+use crate::domain::human_size;
+use crate::files::Version;
+use crate::live::Counters;
+use crate::store::{Event, EventKind, FileRecord};
+
+pub fn counters(c: Counters, oob: bool) -> Markup {
+    html! {
+        div #counters .counters hx-swap-oob=[oob.then_some("true")] {
+            span.counter { b { (c.files) } " files" }
+            span.counter { b { (c.locked) } " checked out" }
+            span.counter { b { (c.files - c.locked.min(c.files)) } " available" }
+        }
+    }
+}
+
+pub struct Dashboard<'a> {
+    pub files: &'a [FileRecord],
+    pub viewer: &'a Viewer,
+    pub filters: &'a Filters,
+    pub recent: &'a [Event],
+    pub max_upload: u64,
+}
+
+pub fn dashboard(d: Dashboard<'_>) -> Markup {
+    html! {
+        section.toolbar {
+            (counters(Counters::of(d.files), false))
+            form #filters .filters method="get" action="/" hx-get="/files" hx-target="#file-list" hx-swap="outerHTML"
+                hx-trigger="input changed delay:250ms from:input[name=q], change from:select" hx-push-url="true" {
+                label.sr-only for="q" { "Search" }
+                input #q type="search" name="q" value=(d.filters.q) placeholder="Search files, descriptions, holders…" autocomplete="off";
+                label.sr-only for="state" { "State" }
+                select #state name="state" {
+                    @for (value, label) in [("all", "All files"), ("available", "Available"), ("locked", "Checked out"), ("mine", "Checked out by me")] {
+                        option value=(value) selected[d.filters.state == value] { (label) }
+                    }
+                }
+                label.sr-only for="sort" { "Sort" }
+                select #sort name="sort" {
+                    @for (value, label) in [("path", "Name"), ("modified", "Last change"), ("revision", "Revision"), ("size", "Size")] {
+                        option value=(value) selected[d.filters.sort == value] { (label) }
+                    }
+                }
+                noscript { button.btn type="submit" { "Filter" } }
+            }
+            (upload_popover(d.viewer, d.max_upload))
+        }
+        div.layout {
+            (file_list(d.files, d.viewer, d.filters))
+            aside.side {
+                h2 { "Recent activity" }
+                // live.js trims the list to data-max as events arrive, so a
+                // dashboard left open for weeks stays small.
+                ol #activity-list .activity data-max=(DASHBOARD_ACTIVITY) {
+                    @for event in d.recent { (activity_line(event)) }
+                }
+                p { a href="/activity" { "All activity →" } }
+            }
+        }
+    }
+}
+
+fn upload_popover(viewer: &Viewer, max_upload: u64) -> Markup {
+    html! {
+        details.popover.upload {
+            summary.btn.primary { "Upload file" }
+            div.popover-body {
+                form.stack method="post" action="/files" enctype="multipart/form-data"
+                    hx-post="/files" hx-encoding="multipart/form-data" hx-swap="none" {
+                    (csrf_field(viewer))
+                    label { "File" input type="file" name="file" required; }
+                    label { "Path in the vault"
+                        input type="text" name="path" placeholder="parts/1234567.mcam (empty: the file's name)" maxlength="255";
+                    }
+                    label { "Description" input type="text" name="description" maxlength="2000"; }
+                    label { "Initial revision" input type="text" name="revision" value="1.0" pattern="[0-9]+\\.[0-9]+" required; }
+                    p.muted { "Up to " (human_size(max_upload)) "." }
+                    button.btn.primary type="submit" { "Upload" }
+                }
+            }
+        }
+    }
+}
+
+/// Cards on one page at most: a list of thousands helps nobody, and the
+/// page stays quick to render and to keep live.
+pub const MAX_CARDS: usize = 500;
+
+pub fn file_list(files: &[FileRecord], viewer: &Viewer, filters: &Filters) -> Markup {
+    let mut shown: Vec<&FileRecord> = files
+        .iter()
+        .filter(|f| filters.matches(f, viewer))
+        .collect();
+    let matching = shown.len();
+    let groups = filters.arrange(&mut shown, MAX_CARDS);
+    html! {
+        div #file-list .file-list {
+            @if files.is_empty() {
+                p.empty { "No files yet. Upload the first one with " b { "Upload file" } "." }
+            } @else if groups.is_empty() {
+                p.empty { "No file matches these filters." }
+            }
+            @if matching > MAX_CARDS {
+                p.notice.truncated {
+                    "Showing the first " (MAX_CARDS) " of " (matching) " matching files. Search or filter to find the rest."
+                }
+            }
+            @for (folder, files) in &groups {
+                section.folder data-folder=(folder) {
+                    h2.folder-name { @if folder.is_empty() { "/" } @else { (folder) "/" } }
+                    div.cards id=(folder_dom_id(folder)) {
+                        @for f in files { (card(f, viewer, false)) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+pub fn card(f: &FileRecord, viewer: &Viewer, oob: bool) -> Markup {
+    let holder = f.locked_by();
+    let mine = holder == Some(viewer.username.as_str());
+    let state = if f.lock.is_some() {
+        "locked"
+    } else {
+        "available"
+    };
+    let (dir, name) = match f.path.rsplit_once('/') {
+        Some((d, n)) => (format!("{d}/"), n.to_string()),
+        None => (String::new(), f.path.clone()),
+    };
+    let base = format!("/files/{}", f.id);
+    html! {
+        article.card.mine[mine] id=(format!("file-{}", f.id)) data-state=(state) data-locked-by=[holder]
+            data-path=(f.path) hx-swap-oob=[oob.then_some("true")] {
+            header.card-head {
+                h3.card-path title=(f.path) { span.dir { (dir) } (name) }
+                span.badge.rev title="Revision" { "rev " (f.revision) }
+                @if mine {
+                    span.badge.state.mine { "Checked out by you" }
+                } @else if let Some(h) = holder {
+                    span.badge.state.locked { "Checked out by " (h) }
+                } @else {
+                    span.badge.state.available { "Available" }
+                }
+            }
+            @if !f.description.is_empty() { p.card-desc { (f.description) } }
+            dl.card-meta {
+                div { dt { "Size" } dd { (human_size(f.size)) } }
+                div { dt { "Last change" } dd { (time_ago(f.modified_at)) " by " (f.modified_by) } }
+            }
+            @if let Some(lock) = &f.lock {
+                div.lock-info {
+                    "Checked out by " b { @if mine { "you" } @else { (lock.owner) } } " " (time_ago(lock.locked_at))
+                    @if let Some(c) = &lock.comment { " — " q.lock-comment { (c) } }
+                }
+            }
+            div.card-actions {
+                @if mine {
+                    details.popover.checkin {
+                        summary.btn.primary { "Check in…" }
+                        div.popover-body {
+                            form.stack method="post" action=(format!("{base}/checkin")) enctype="multipart/form-data"
+                                hx-post=(format!("{base}/checkin")) hx-encoding="multipart/form-data" hx-swap="none" {
+                                (csrf_field(viewer))
+                                label { "New version" input type="file" name="file" required; }
+                                label { "What changed" textarea name="message" rows="3" required maxlength="5000" {} }
+                                fieldset.bump {
+                                    legend { "Revision" }
+                                    // A bump past the revision limit is refused; offer only those that fit.
+                                    @let minor = f.revision.bump(crate::domain::Bump::Minor).ok();
+                                    @let major = f.revision.bump(crate::domain::Bump::Major).ok();
+                                    label { input type="radio" name="bump" value="minor" checked[minor.is_some()] disabled[minor.is_none()]; " Minor → " @if let Some(r) = minor { (r) } @else { "at the limit" } }
+                                    label { input type="radio" name="bump" value="major" checked[minor.is_none() && major.is_some()] disabled[major.is_none()]; " Major → " @if let Some(r) = major { (r) } @else { "at the limit" } }
+                                }
+                                button.btn.primary type="submit" { "Check in" }
+                            }
+                        }
+                    }
+                    (action_form(viewer, &format!("{base}/cancel"), "cancel", html! {
+                        button.btn type="submit" { "Cancel check-out" }
+                    }))
+                } @else if holder.is_none() {
+                    (action_form(viewer, &format!("{base}/checkout"), "checkout", html! {
+                        label.sr-only for=(format!("comment-{}", f.id)) { "Comment" }
+                        input.comment id=(format!("comment-{}", f.id)) type="text" name="comment" maxlength="500" placeholder="Comment (optional)";
+                        button.btn.primary type="submit" { "Check out" }
+                    }))
+                }
+                @if viewer.admin && holder.is_some() && !mine {
+                    details.popover.danger-zone {
+                        summary.btn.danger { "Override…" }
+                        div.popover-body {
+                            p { "Take the lock away from " b { (holder.unwrap_or_default()) } "? Their unsaved work stays on their machine; they will be told." }
+                            (action_form(viewer, &format!("{base}/override"), "override", html! {
+                                button.btn.danger type="submit" { "Override check-out" }
+                            }))
+                        }
+                    }
+                }
+                a.btn href=(format!("{base}/download")) download { "Download" }
+                a.btn href=(format!("{base}/history")) hx-get=(format!("{base}/history")) hx-target="#panel" hx-swap="innerHTML" { "History" }
+                @if viewer.admin && holder.is_none() {
+                    details.popover.danger-zone {
+                        summary.btn.danger { "Delete…" }
+                        div.popover-body {
+                            p { "Delete " b { (f.path) } "? Its history stays in Git, but the file leaves the list." }
+                            (action_form(viewer, &format!("{base}/delete"), "delete", html! {
+                                button.btn.danger type="submit" { "Delete file" }
+                            }))
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+pub fn event_sentence(e: &Event) -> String {
+    let note = e.note.as_deref().filter(|n| !n.is_empty());
+    let rev = e.revision.map(|r| r.to_string()).unwrap_or_default();
+    match e.kind {
+        EventKind::Created => format!("{} uploaded {} (rev {rev})", e.actor, e.path),
+        EventKind::Locked => match note {
+            Some(n) => format!("{} checked out {} — {n}", e.actor, e.path),
+            None => format!("{} checked out {}", e.actor, e.path),
+        },
+        EventKind::Unlocked => format!("{} cancelled the check-out of {}", e.actor, e.path),
+        EventKind::CheckedIn => match note {
+            Some(n) => format!(
+                "{} checked in {} rev {rev} — {}",
+                e.actor,
+                e.path,
+                n.lines().next().unwrap_or("")
+            ),
+            None => format!("{} checked in {} rev {rev}", e.actor, e.path),
+        },
+        EventKind::Overridden => format!(
+            "{} overrode {}'s check-out of {}",
+            e.actor,
+            e.previous_holder.as_deref().unwrap_or("someone"),
+            e.path
+        ),
+        EventKind::Deleted => format!("{} deleted {}", e.actor, e.path),
+    }
+}
+
+pub fn activity_line(e: &Event) -> Markup {
+    html! {
+        li.activity-line data-seq=(e.seq) data-kind=(e.kind.as_str()) {
+            (time_ago(e.at)) " "
+            span { (event_sentence(e)) }
+            @if e.file.is_some() { " " a href=(format!("/files/{}/history", e.file_id)) aria-label="History" { "↗" } }
+        }
+    }
+}
+
+/// The toast a live event brings. The actor's own tab already has the
+/// action's reply as a toast; live.js drops this one there (`data-actor`).
+fn live_toast(e: &Event, kind: &str) -> Markup {
+    html! {
+        div hx-swap-oob="beforeend:#toasts" {
+            div class=(format!("toast toast-{kind}")) role="status" data-actor=(e.actor) { (event_sentence(e)) }
+        }
+    }
+}
+
+/// The toast everyone but the previous holder gets for an override.
+pub fn override_toast(e: &Event) -> String {
+    live_toast(e, "info").into_string()
+}
+
+/// The live fragment for one event, for one class of viewer.
+pub fn event_fragment(e: &Event, viewer: &Viewer, c: Counters) -> String {
+    let toast_kind = match e.kind {
+        EventKind::Overridden | EventKind::Deleted => "info",
+        _ if e.actor == viewer.username => "success",
+        _ => "info",
+    };
+    let markup = html! {
+        @match &e.file {
+            Some(f) if e.kind == EventKind::Created => {
+                div.card-insert hx-swap-oob=(format!("beforeend:#{}", folder_dom_id(folder_of(&f.path)))) { (card(f, viewer, false)) }
+            }
+            Some(f) => { (card(f, viewer, true)) }
+            None => { article id=(format!("file-{}", e.file_id)) hx-swap-oob="delete" {} }
+        }
+        (live_toast(e, toast_kind))
+        ol hx-swap-oob="afterbegin:#activity-list" { (activity_line(e)) }
+        (counters(c, true))
+        div #live-seq data-seq=(e.seq) hidden hx-swap-oob="true" {}
+    };
+    markup.into_string()
+}
+
+/// The toast the holder of an overridden lock gets on top of the general fragment.
+pub fn override_notice(e: &Event) -> String {
+    let text = format!(
+        "{} overrode your check-out of {}. Your lock is gone; check it out again before checking in.",
+        e.actor, e.path
+    );
+    html! { (toast("error", &text)) }.into_string()
+}
+
+/// Sent when a client's resume point is older than the log: a full list.
+pub fn resync_fragment(files: &[FileRecord], viewer: &Viewer, seq: u64) -> String {
+    let list = file_list(files, viewer, &Filters::default());
+    html! {
+        div hx-swap-oob="outerHTML:#file-list" { (list) }
+        (counters(Counters::of(files), true))
+        div #live-seq data-seq=(seq) hidden hx-swap-oob="true" {}
+    }
+    .into_string()
+}
+
+pub fn history(f: &FileRecord, versions: &[Version], as_panel: bool) -> Markup {
+    html! {
+        section.history {
+            header.panel-head {
+                h2 { "History of " (f.path) }
+                @if as_panel { button.btn.close type="button" data-close-panel aria-label="Close" { "×" } }
+            }
+            @if versions.is_empty() {
+                p.empty { "No versions recorded." }
+            } @else {
+                table.table {
+                    thead { tr { th { "Revision" } th { "Author" } th { "When" } th { "Message" } th {} } }
+                    tbody {
+                        @for v in versions {
+                            tr {
+                                td { b { (v.revision) } }
+                                td { (v.author) }
+                                td { (time_ago(v.at)) }
+                                td.message { (v.message) }
+                                td { a.btn href=(format!("/files/{}/download?rev={}", f.id, v.commit)) download { "Download" } }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+pub fn activity_page(events: &[Event]) -> Markup {
+    html! {
+        section {
+            h1 { "Activity" }
+            @if events.is_empty() { p.empty { "Nothing has happened yet." } }
+            @else {
+                table.table {
+                    thead { tr { th { "#" } th { "When" } th { "Who" } th { "What" } } }
+                    tbody {
+                        @for e in events {
+                            tr data-kind=(e.kind.as_str()) {
+                                td.muted { (e.seq) }
+                                td { (time_ago(e.at)) }
+                                td { (e.actor) }
+                                td { (event_sentence(e)) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,256 @@
+//! Maud templates. Here: the page layout, toasts, the error page and the
+//! small pieces every page uses; [`files`] has the dashboard, cards, live
+//! fragments, history and activity; [`people`] the sign-in, set-up, users
+//! and account pages. Every user-supplied string goes through maud's
+//! escaping.
+
+mod files;
+mod people;
+
+use maud::{DOCTYPE, Markup, html};
+
+pub use self::files::*;
+pub use self::people::*;
+use crate::accounts::Session;
+use crate::domain::Role;
+use crate::http::guards::CSRF_FIELD;
+pub use crate::live::{Counters, Viewer};
+use crate::store::{Event, FileRecord, now};
+
+#[derive(Debug, Clone, Default)]
+pub struct Filters {
+    pub q: String,
+    pub state: String,
+    pub sort: String,
+}
+
+impl Filters {
+    pub fn matches(&self, f: &FileRecord, viewer: &Viewer) -> bool {
+        let state_ok = match self.state.as_str() {
+            "available" => f.lock.is_none(),
+            "locked" => f.lock.is_some(),
+            "mine" => f.locked_by() == Some(viewer.username.as_str()),
+            _ => true,
+        };
+        if !state_ok {
+            return false;
+        }
+        let q = self.q.trim().to_lowercase();
+        q.is_empty()
+            || f.path.to_lowercase().contains(&q)
+            || f.description.to_lowercase().contains(&q)
+            || f.locked_by().is_some_and(|o| o.contains(&q))
+    }
+
+    /// Sorts in place and returns files grouped by folder, folders in name order.
+    /// Sorts, keeps the first `limit`, and groups by folder in name order.
+    pub fn arrange<'a>(
+        &self,
+        files: &mut Vec<&'a FileRecord>,
+        limit: usize,
+    ) -> Vec<(String, Vec<&'a FileRecord>)> {
+        match self.sort.as_str() {
+            "modified" => {
+                files.sort_by(|a, b| b.modified_at.cmp(&a.modified_at).then(a.path.cmp(&b.path)))
+            }
+            "revision" => {
+                files.sort_by(|a, b| b.revision.cmp(&a.revision).then(a.path.cmp(&b.path)))
+            }
+            "size" => files.sort_by(|a, b| b.size.cmp(&a.size).then(a.path.cmp(&b.path))),
+            _ => files.sort_by(|a, b| a.path.cmp(&b.path)),
+        }
+        files.truncate(limit);
+        let mut groups: std::collections::BTreeMap<String, Vec<&FileRecord>> = Default::default();
+        for f in files.iter() {
+            groups
+                .entry(folder_of(&f.path).to_string())
+                .or_default()
+                .push(f);
+        }
+        groups.into_iter().collect()
+    }
+}
+
+/// How many recent events the dashboard lists (and keeps, as more arrive).
+pub const DASHBOARD_ACTIVITY: usize = 20;
+
+pub fn folder_of(path: &str) -> &str {
+    path.rsplit_once('/').map(|(d, _)| d).unwrap_or("")
+}
+
+/// The element id of a folder's card container.
+pub fn folder_dom_id(folder: &str) -> String {
+    let mut id = String::from("folder-");
+    for b in folder.bytes() {
+        if b.is_ascii_alphanumeric() {
+            id.push(b.to_ascii_lowercase() as char);
+        } else {
+            id.push_str(&format!("_{b:02x}"));
+        }
+    }
+    if folder.is_empty() {
+        id.push_str("_root");
+    }
+    id
+}
+
+pub fn ago(at: i64) -> String {
+    let secs = (now() - at).max(0);
+    match secs {
+        0..=44 => "just now".into(),
+        45..=89 => "a minute ago".into(),
+        90..=3569 => format!("{} min ago", (secs + 30) / 60),
+        3570..=5399 => "an hour ago".into(),
+        5400..=86_399 => format!("{} h ago", (secs + 1800) / 3600),
+        86_400..=172_799 => "yesterday".into(),
+        _ => format!("{} days ago", secs / 86_400),
+    }
+}
+
+pub fn iso_time(at: i64) -> String {
+    jiff::Timestamp::from_second(at)
+        .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_default()
+}
+
+fn time_ago(at: i64) -> Markup {
+    html! { time datetime=(iso_time(at)) title=(iso_time(at)) data-relative { (ago(at)) } }
+}
+
+fn csrf_field(viewer: &Viewer) -> Markup {
+    html! {
+        @if let Some(token) = &viewer.csrf {
+            input type="hidden" name=(CSRF_FIELD) value=(token);
+        }
+    }
+}
+
+/// A form that posts plainly without JS and through htmx with it; the
+/// response carries out-of-band swaps only.
+fn action_form(viewer: &Viewer, action: &str, class: &str, body: Markup) -> Markup {
+    html! {
+        // One class attribute: a second `class=` would be ignored by browsers.
+        form class=(format!("inline {class}")) method="post" action=(action) hx-post=(action) hx-swap="none" {
+            (csrf_field(viewer))
+            (body)
+        }
+    }
+}
+
+pub struct Page<'a> {
+    pub title: &'a str,
+    pub session: Option<&'a Session>,
+    pub nav: &'a str,
+    pub flash: Option<Flash>,
+    /// The event sequence the page reflects; enables live updates.
+    pub live_seq: Option<u64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Flash {
+    pub error: bool,
+    pub text: String,
+}
+
+pub fn layout(page: Page<'_>, content: Markup) -> Markup {
+    let headers = page
+        .session
+        .map(|s| serde_json::json!({ "X-CSRF-Token": s.csrf_token }).to_string());
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                meta name="color-scheme" content="light dark";
+                meta name="htmx-config" content=r#"{"responseHandling":[{"code":"204","swap":false},{"code":"[23]..","swap":true},{"code":"[45]..","swap":true,"error":false}],"allowScriptTags":false,"includeIndicatorStyles":false}"#;
+                title { (page.title) " · Latch" }
+                link rel="icon" href="/assets/favicon.svg" type="image/svg+xml";
+                link rel="stylesheet" href="/assets/app.css";
+                script src="/assets/vendor/htmx.min.js" defer {}
+                script src="/assets/vendor/htmx-ext-ws.js" defer {}
+                script src="/assets/vendor/htmx-ext-sse.js" defer {}
+                script src="/assets/live.js" defer {}
+            }
+            body hx-headers=[headers]
+                data-live=(if page.live_seq.is_some() { "on" } else { "off" })
+                data-user=[page.session.map(|s| s.user.username.as_str())]
+                data-role=[page.session.map(|s| s.user.role.as_str())] {
+                header.topbar {
+                    a.brand href="/" { span.brand-mark aria-hidden="true" { "◆" } " Latch" }
+                    @if let Some(session) = page.session {
+                        nav.nav {
+                            a href="/" aria-current=[(page.nav == "files").then_some("page")] { "Files" }
+                            a href="/activity" aria-current=[(page.nav == "activity").then_some("page")] { "Activity" }
+                            @if session.user.role == Role::Admin {
+                                a href="/admin/users" aria-current=[(page.nav == "users").then_some("page")] { "Users" }
+                            }
+                        }
+                        @if page.live_seq.is_some() {
+                            span #live-status .live-status data-state="connecting" title="Live updates" { "Connecting…" }
+                        }
+                        span.who {
+                            a href="/account" title="Your account and API tokens" { (session.user.display_name) }
+                            @if session.user.role == Role::Admin { " " span.badge { "admin" } }
+                        }
+                        form.inline method="post" action="/logout" {
+                            input type="hidden" name=(CSRF_FIELD) value=(session.csrf_token);
+                            button.link type="submit" { "Log out" }
+                        }
+                    }
+                }
+                @if let Some(seq) = page.live_seq {
+                    div #live-seq data-seq=(seq) hidden {}
+                }
+                main.container {
+                    @if let Some(flash) = &page.flash {
+                        p class=(if flash.error { "error" } else { "notice" }) role="status" { (flash.text) }
+                    }
+                    (content)
+                }
+                div #panel .panel {}
+                div #toasts .toasts aria-live="polite" {}
+            }
+        }
+    }
+}
+
+pub fn toast(kind: &str, text: &str) -> Markup {
+    html! {
+        div hx-swap-oob="beforeend:#toasts" {
+            // A refusal interrupts (alert); news waits its turn (status).
+            div class=(format!("toast toast-{kind}")) role=(if kind == "error" { "alert" } else { "status" }) { (text) }
+        }
+    }
+}
+
+pub fn error_page(status: u16, text: &str) -> Markup {
+    html! {
+        section.auth-card {
+            h1 { (status) }
+            p { (text) }
+            p { a href="/" { "Back to the files" } }
+        }
+    }
+}
+
+/// The templates the hub renders live events with.
+pub struct Fragments;
+
+impl crate::live::Render for Fragments {
+    fn event(&self, event: &Event, viewer: &Viewer, counters: Counters) -> String {
+        event_fragment(event, viewer, counters)
+    }
+
+    fn override_toast(&self, event: &Event) -> String {
+        override_toast(event)
+    }
+
+    fn override_notice(&self, event: &Event) -> String {
+        override_notice(event)
+    }
+
+    fn resync(&self, files: &[FileRecord], viewer: &Viewer, seq: u64) -> String {
+        resync_fragment(files, viewer, seq)
+    }
+}

@@ -1,0 +1,145 @@
+//! The pages about people: sign-in, the one-time set-up, the admin's
+//! users page and one's own account with its API tokens.
+
+use maud::{Markup, html};
+
+use super::{Viewer, csrf_field, time_ago};
+use crate::domain::Role;
+use crate::store::{TokenRecord, UserRecord};
+
+pub fn login_page(error: Option<&str>, username: &str, allow_signup: bool) -> Markup {
+    html! {
+        section.auth-card {
+            h1 { "Sign in to Latch" }
+            @if let Some(e) = error { p.error role="alert" { (e) } }
+            form.stack method="post" action="/login" {
+                label { "Username" input type="text" name="username" value=(username) autocomplete="username" required autofocus; }
+                label { "Password" input type="password" name="password" autocomplete="current-password" required; }
+                button.btn.primary type="submit" { "Sign in" }
+            }
+            @if allow_signup {
+                details {
+                    summary { "New here? Create an account" }
+                    form.stack method="post" action="/signup" {
+                        label { "Username" input type="text" name="username" autocomplete="username" required; }
+                        label { "Display name" input type="text" name="display_name"; }
+                        label { "Password" input type="password" name="password" autocomplete="new-password" minlength="8" required; }
+                        button.btn type="submit" { "Create account" }
+                    }
+                }
+            }
+        }
+    }
+}
+
+pub fn setup_page(token: &str, error: Option<&str>) -> Markup {
+    html! {
+        section.auth-card {
+            h1 { "Welcome to Latch" }
+            p { "Create the first admin account. Everyone else can be added from the Users page." }
+            @if let Some(e) = error { p.error role="alert" { (e) } }
+            form.stack method="post" action="/setup" {
+                input type="hidden" name="token" value=(token);
+                label { "Username" input type="text" name="username" value="admin" autocomplete="username" required; }
+                label { "Display name" input type="text" name="display_name"; }
+                label { "Password" input type="password" name="password" autocomplete="new-password" minlength="8" required; }
+                button.btn.primary type="submit" { "Create admin" }
+            }
+        }
+    }
+}
+
+pub fn users_page(users: &[UserRecord], viewer: &Viewer) -> Markup {
+    html! {
+        section {
+            h1 { "Users" }
+            table.table {
+                thead { tr { th { "Username" } th { "Name" } th { "Role" } th { "Status" } th { "Change" } } }
+                tbody {
+                    @for u in users {
+                        tr {
+                            td { code { (u.username) } }
+                            td { (u.display_name) }
+                            td { (u.role.as_str()) }
+                            td { @if u.disabled { span.badge.state.locked { "disabled" } } @else { span.badge.state.available { "active" } } }
+                            td {
+                                form.inline method="post" action=(format!("/admin/users/{}", u.username)) {
+                                    (csrf_field(viewer))
+                                    select name="role" aria-label="Role" {
+                                        option value="user" selected[u.role == Role::User] { "user" }
+                                        option value="admin" selected[u.role == Role::Admin] { "admin" }
+                                    }
+                                    select name="disabled" aria-label="Status" {
+                                        option value="false" selected[!u.disabled] { "active" }
+                                        option value="true" selected[u.disabled] { "disabled" }
+                                    }
+                                    input type="password" name="password" placeholder="New password (optional)" autocomplete="new-password";
+                                    button.btn type="submit" { "Save" }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            h2 { "Add a user" }
+            form.stack.narrow method="post" action="/admin/users" {
+                (csrf_field(viewer))
+                label { "Username" input type="text" name="username" required pattern="[a-z0-9._\\-]{3,32}"; }
+                label { "Display name" input type="text" name="display_name"; }
+                label { "Password" input type="password" name="password" minlength="8" required autocomplete="new-password"; }
+                label { "Role" select name="role" { option value="user" { "user" } option value="admin" { "admin" } } }
+                button.btn.primary type="submit" { "Add user" }
+            }
+        }
+    }
+}
+
+pub fn account_page(
+    user: &UserRecord,
+    tokens: &[TokenRecord],
+    viewer: &Viewer,
+    new_token: Option<&str>,
+) -> Markup {
+    html! {
+        section {
+            h1 { "Your account" }
+            p { "Signed in as " code { (user.username) } " (" (user.role.as_str()) ")." }
+            h2 { "API tokens" }
+            p.muted { "For scripts and " code { "git lfs" } ": send " code { "Authorization: Bearer TOKEN" } ", or use the token as the password with HTTP Basic." }
+            @if let Some(t) = new_token {
+                p.notice { "Your new token — copy it now, it is shown only once: " br; code.token { (t) } }
+            }
+            @if !tokens.is_empty() {
+                table.table {
+                    thead { tr { th { "Name" } th { "Created" } th {} } }
+                    tbody {
+                        @for t in tokens {
+                            tr {
+                                td { (t.name) }
+                                td { (time_ago(t.created_at)) }
+                                td {
+                                    form.inline method="post" action=(format!("/account/tokens/{}/revoke", t.id)) {
+                                        (csrf_field(viewer))
+                                        button.btn.danger type="submit" { "Revoke" }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            form.inline method="post" action="/account/tokens" {
+                (csrf_field(viewer))
+                input type="text" name="name" placeholder="Token name, e.g. laptop git-lfs" required maxlength="64";
+                button.btn type="submit" { "Create token" }
+            }
+            h2 { "Change password" }
+            form.stack.narrow method="post" action="/account/password" {
+                (csrf_field(viewer))
+                label { "Current password" input type="password" name="current" required autocomplete="current-password"; }
+                label { "New password" input type="password" name="password" required minlength="8" autocomplete="new-password"; }
+                button.btn type="submit" { "Change password" }
+            }
+        }
+    }
+}

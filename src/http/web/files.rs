@@ -1,0 +1,299 @@
+//! The dashboard and everything done to files from a browser: list,
+//! card, check-out, cancel, override, delete, upload, check-in, history,
+//! download, and the activity page.
+
+use std::collections::HashMap;
+
+use maud::html;
+use poem::http::{Method, StatusCode};
+use poem::web::{Data, Multipart, Path, Query};
+use poem::{Body, Request, Response, handler};
+
+use super::{
+    action_done, file_action, filters_from, is_htmx, page, parse_id, read_form, redirect,
+    redirect_with_flash, respond, set_html_body, take_flash,
+};
+use crate::domain::LockComment;
+use crate::files::Files;
+use crate::http::downloads::download_response;
+use crate::http::error::html;
+use crate::http::forms::{self, Fields, new_file_from, new_version_from};
+use crate::http::guards::Guard;
+use crate::http::views::{self, Flash, Viewer};
+
+#[handler]
+pub(super) async fn dashboard(
+    req: &Request,
+    guard: Guard<'_>,
+    Data(files): Data<&Files>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    respond(req, async {
+        let Some(session) = guard.session().await? else {
+            if guard.accounts.user_count().await? == 0 {
+                return Ok(redirect("/setup"));
+            }
+            return Ok(redirect("/login"));
+        };
+        let viewer = Viewer::of(&session);
+        let board = files.board(views::DASHBOARD_ACTIVITY).await?;
+        let filters = filters_from(&query);
+        let mut resp = Response::default();
+        let flash = take_flash(req, &mut resp);
+        let content = views::dashboard(views::Dashboard {
+            files: &board.files,
+            viewer: &viewer,
+            filters: &filters,
+            recent: &board.recent,
+            max_upload: guard.config.max_upload,
+        });
+        let mut page = page("Files", &session, "files", flash);
+        page.live_seq = Some(board.seq);
+        set_html_body(&mut resp, views::layout(page, content));
+        Ok(resp)
+    })
+    .await
+}
+
+#[handler]
+pub(super) async fn file_list(
+    req: &Request,
+    guard: Guard<'_>,
+    Data(files): Data<&Files>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    respond(req, async {
+        let session = guard.signed_in().await?;
+        let list = files.list().await?;
+        let markup = views::file_list(&list, &Viewer::of(&session), &filters_from(&query));
+        Ok(html(StatusCode::OK, markup))
+    })
+    .await
+}
+
+#[handler]
+pub(super) async fn file_card(
+    req: &Request,
+    guard: Guard<'_>,
+    Data(files): Data<&Files>,
+    Path(id): Path<String>,
+) -> Response {
+    respond(req, async {
+        let session = guard.signed_in().await?;
+        let file = files.get(parse_id(&id)?).await?;
+        Ok(html(
+            StatusCode::OK,
+            views::card(&file, &Viewer::of(&session), false),
+        ))
+    })
+    .await
+}
+#[handler]
+pub(super) async fn checkout(
+    req: &Request,
+    guard: Guard<'_>,
+    Data(files): Data<&Files>,
+    Path(id): Path<String>,
+    body: Body,
+) -> Response {
+    file_action(req, guard, body, &id, |actor, id, fields| async move {
+        let comment = LockComment::parse(fields.text("comment"))?;
+        let f = files.checkout(&actor, id, comment).await?;
+        Ok((Some(f.clone()), format!("You checked out {}.", f.path)))
+    })
+    .await
+}
+
+#[handler]
+pub(super) async fn cancel(
+    req: &Request,
+    guard: Guard<'_>,
+    Data(files): Data<&Files>,
+    Path(id): Path<String>,
+    body: Body,
+) -> Response {
+    file_action(req, guard, body, &id, |actor, id, _| async move {
+        let f = files.cancel(&actor, id).await?;
+        Ok((
+            Some(f.clone()),
+            format!("Check-out of {} cancelled.", f.path),
+        ))
+    })
+    .await
+}
+
+#[handler]
+pub(super) async fn override_lock(
+    req: &Request,
+    guard: Guard<'_>,
+    Data(files): Data<&Files>,
+    Path(id): Path<String>,
+    body: Body,
+) -> Response {
+    file_action(req, guard, body, &id, |actor, id, _| async move {
+        let f = files.override_lock(&actor, id).await?;
+        Ok((
+            Some(f.clone()),
+            format!("The check-out of {} was overridden.", f.path),
+        ))
+    })
+    .await
+}
+
+#[handler]
+pub(super) async fn delete_file(
+    req: &Request,
+    guard: Guard<'_>,
+    Data(files): Data<&Files>,
+    Path(id): Path<String>,
+    body: Body,
+) -> Response {
+    let is_delete_verb = req.method() == Method::DELETE;
+    respond(req, async {
+        let fields = if is_delete_verb {
+            Fields::default()
+        } else {
+            read_form(body).await?
+        };
+        let session = guard.writer(Some(&fields)).await?;
+        let f = files.delete(&session.actor(), parse_id(&id)?).await?;
+        let message = format!("{} was deleted.", f.path);
+        if is_htmx(req) {
+            let markup = html! {
+                article id=(format!("file-{}", f.id)) hx-swap-oob="delete" {}
+                (views::toast("success", &message))
+            };
+            return Ok(html(StatusCode::OK, markup));
+        }
+        if is_delete_verb {
+            return Ok(Response::builder().status(StatusCode::NO_CONTENT).finish());
+        }
+        Ok(redirect_with_flash(
+            "/",
+            &Flash {
+                error: false,
+                text: message,
+            },
+        ))
+    })
+    .await
+}
+
+#[handler]
+pub(super) async fn upload(
+    req: &Request,
+    guard: Guard<'_>,
+    Data(files): Data<&Files>,
+    multipart: Multipart,
+) -> Response {
+    respond(req, async {
+        // Check the session before reading a possibly large body.
+        guard.same_origin()?;
+        guard.signed_in().await?;
+        let mut form = forms::read_upload(files, multipart).await?;
+        let session = guard.writer(Some(&form.fields)).await?;
+        let (file_name, spool) = form.take_file()?;
+        let new = new_file_from(&form.fields, &file_name)?;
+        let f = files.upload(&session.actor(), new, spool).await?;
+        let message = format!("{} uploaded as revision {}.", f.path, f.revision);
+        // The card itself arrives through the live stream, in its folder.
+        if is_htmx(req) {
+            return Ok(html(StatusCode::OK, views::toast("success", &message)));
+        }
+        Ok(redirect_with_flash(
+            "/",
+            &Flash {
+                error: false,
+                text: message,
+            },
+        ))
+    })
+    .await
+}
+
+#[handler]
+pub(super) async fn checkin(
+    req: &Request,
+    guard: Guard<'_>,
+    Data(files): Data<&Files>,
+    Path(id): Path<String>,
+    multipart: Multipart,
+) -> Response {
+    respond(req, async {
+        guard.same_origin()?;
+        let early = guard.signed_in().await?;
+        let id = parse_id(&id)?;
+        files.precheck_checkin(&early.actor(), id).await?;
+        let mut form = forms::read_upload(files, multipart).await?;
+        let session = guard.writer(Some(&form.fields)).await?;
+        let version = new_version_from(&form.fields)?;
+        let (_, spool) = form.take_file()?;
+        let f = files.checkin(&session.actor(), id, version, spool).await?;
+        let message = format!("{} checked in as revision {}.", f.path, f.revision);
+        Ok(action_done(req, &session, Some(&f), message))
+    })
+    .await
+}
+
+#[handler]
+pub(super) async fn history(
+    req: &Request,
+    guard: Guard<'_>,
+    Data(files): Data<&Files>,
+    Path(id): Path<String>,
+) -> Response {
+    respond(req, async {
+        let session = guard.signed_in().await?;
+        let (file, versions) = files.history(parse_id(&id)?).await?;
+        if is_htmx(req) {
+            return Ok(html(StatusCode::OK, views::history(&file, &versions, true)));
+        }
+        let title = format!("History of {}", file.path);
+        Ok(html(
+            StatusCode::OK,
+            views::layout(
+                page(&title, &session, "files", None),
+                views::history(&file, &versions, false),
+            ),
+        ))
+    })
+    .await
+}
+
+#[handler]
+pub(super) async fn download(
+    req: &Request,
+    guard: Guard<'_>,
+    Data(files): Data<&Files>,
+    Path(id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    respond(req, async {
+        guard.signed_in().await?;
+        let d = files
+            .open(parse_id(&id)?, query.get("rev").map(String::as_str))
+            .await?;
+        Ok(download_response(d))
+    })
+    .await
+}
+
+#[handler]
+pub(super) async fn activity(
+    req: &Request,
+    guard: Guard<'_>,
+    Data(files): Data<&Files>,
+) -> Response {
+    respond(req, async {
+        let session = guard.signed_in().await?;
+        let events = files.recent_events(500).await?;
+        Ok(html(
+            StatusCode::OK,
+            views::layout(
+                page("Activity", &session, "activity", None),
+                views::activity_page(&events),
+            ),
+        ))
+    })
+    .await
+}

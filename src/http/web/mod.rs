@@ -1,0 +1,254 @@
+//! The HTML side: the routes of pages and htmx fragments, and what every
+//! handler shares: plain-form fallbacks (redirect with a one-shot flash
+//! message), errors said the HTML way, forms read at the edge. Handlers
+//! are grouped by what a person does: [`files`] (the dashboard and file
+//! actions), [`sign_in`] (sign-in, set-up, sign-up), [`people`] (users
+//! and one's own account).
+
+mod files;
+mod people;
+mod sign_in;
+
+use std::collections::HashMap;
+
+use maud::html;
+use poem::http::{HeaderValue, Method, StatusCode, header};
+use poem::{Body, Request, Response, Route};
+
+use crate::accounts::Session;
+use crate::error::{AppError, AppResult};
+use crate::http::allow::{get, post};
+use crate::http::error::{Surface, html, said};
+use crate::http::forms::{self, Fields};
+use crate::http::guards;
+use crate::http::live::{sse_endpoint, ws_endpoint};
+use crate::http::serve;
+use crate::http::views::{self, Filters, Flash, Page, Viewer};
+use crate::secret;
+use crate::store::FileRecord;
+
+// One route per line, as a table: tests/it/security.rs reads them.
+#[rustfmt::skip]
+pub fn routes() -> Route {
+    Route::new()
+        .at("/", get(files::dashboard))
+        .at("/login", get(sign_in::login_form).post(sign_in::login_submit))
+        .at("/logout", post(sign_in::logout))
+        .at("/setup", get(sign_in::setup_form).post(sign_in::setup_submit))
+        .at("/signup", post(sign_in::signup))
+        .at("/files", get(files::file_list).post(files::upload))
+        .at("/files/:id", get(files::file_card).delete(files::delete_file))
+        .at("/files/:id/checkout", post(files::checkout))
+        .at("/files/:id/cancel", post(files::cancel))
+        .at("/files/:id/checkin", post(files::checkin))
+        .at("/files/:id/override", post(files::override_lock))
+        .at("/files/:id/delete", post(files::delete_file))
+        .at("/files/:id/history", get(files::history))
+        .at("/files/:id/download", get(files::download))
+        .at("/activity", get(files::activity))
+        .at("/admin/users", get(people::users_page).post(people::add_user))
+        .at("/admin/users/:name", post(people::edit_user))
+        .at("/account", get(people::account))
+        .at("/account/tokens", post(people::create_token))
+        .at("/account/tokens/:id/revoke", post(people::revoke_token))
+        .at("/account/password", post(people::change_password))
+        .at("/ws", get(ws_endpoint))
+        .at("/events", get(sse_endpoint))
+        .at("/healthz", get(healthz))
+}
+
+#[poem::handler]
+fn healthz() -> &'static str {
+    "ok"
+}
+
+const FLASH_COOKIE: &str = "latch_flash";
+
+pub fn is_htmx(req: &Request) -> bool {
+    req.headers().contains_key("hx-request")
+}
+
+/// Fills a response that may already carry cookies (a consumed flash) with a page.
+fn set_html_body(resp: &mut Response, markup: maud::Markup) {
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    resp.set_body(markup.into_string());
+}
+
+fn redirect(to: &str) -> Response {
+    Response::builder()
+        .status(StatusCode::SEE_OTHER)
+        .header(header::LOCATION, to)
+        .finish()
+}
+
+/// Redirect carrying a one-shot message for the next page.
+fn redirect_with_flash(to: &str, flash: &Flash) -> Response {
+    let value = format!(
+        "{}{}",
+        if flash.error { "e" } else { "n" },
+        secret::hex(flash.text.as_bytes())
+    );
+    let mut resp = redirect(to);
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "{FLASH_COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age=60"
+    )) {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+    resp
+}
+
+fn take_flash(req: &Request, resp: &mut Response) -> Option<Flash> {
+    let raw = guards::cookies(req, FLASH_COOKIE).next()?.to_string();
+    resp.headers_mut().append(
+        header::SET_COOKIE,
+        HeaderValue::from_static("latch_flash=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0"),
+    );
+    let (kind, hex) = raw.split_at_checked(1)?;
+    let bytes: Option<Vec<u8>> = (0..hex.len())
+        .step_by(2)
+        .map(|i| {
+            hex.get(i..i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        })
+        .collect();
+    let text = String::from_utf8(bytes?).ok()?;
+    Some(Flash {
+        error: kind == "e",
+        text: text.chars().take(500).collect(),
+    })
+}
+
+/// Turns an error into what an HTML client should see: a toast for htmx,
+/// a flash and redirect for a plain form, a page otherwise.
+fn html_error(req: &Request, err: AppError) -> Response {
+    if matches!(err, AppError::Unauthenticated(_)) {
+        err.log();
+        return sign_in_redirect(req);
+    }
+    if is_htmx(req) {
+        return said(Surface::Htmx, &err);
+    }
+    // A client told to wait must see the status and Retry-After, not a
+    // redirect that hides both.
+    if req.method() != Method::POST || matches!(err, AppError::TooManyRequests { .. }) {
+        return said(Surface::Page, &err);
+    }
+    err.log();
+    let text = err.public_message();
+    {
+        let back = match req.uri().path() {
+            p if p.starts_with("/admin") => "/admin/users",
+            p if p.starts_with("/account") => "/account",
+            _ => "/",
+        };
+        redirect_with_flash(back, &Flash { error: true, text })
+    }
+}
+
+fn sign_in_redirect(req: &Request) -> Response {
+    if is_htmx(req) {
+        return Response::builder()
+            .status(StatusCode::UNAUTHORIZED)
+            .header("HX-Redirect", "/login")
+            .finish();
+    }
+    redirect("/login")
+}
+
+/// Runs a handler body, mapping its error the HTML way.
+async fn respond(req: &Request, fut: impl Future<Output = AppResult<Response>>) -> Response {
+    match fut.await {
+        Ok(resp) => resp,
+        Err(err) => html_error(req, err),
+    }
+}
+
+async fn read_form(body: Body) -> AppResult<Fields> {
+    let bytes = body
+        .into_bytes_limit(serve::MAX_BODY as usize)
+        .await
+        .map_err(|_| AppError::TooLarge("The form is too large.".into()))?;
+    forms::parse_urlencoded(&bytes)
+}
+
+fn page<'a>(title: &'a str, session: &'a Session, nav: &'a str, flash: Option<Flash>) -> Page<'a> {
+    Page {
+        title,
+        session: Some(session),
+        nav,
+        flash,
+        live_seq: None,
+    }
+}
+
+fn filters_from(query: &HashMap<String, String>) -> Filters {
+    let pick = |k: &str| {
+        query
+            .get(k)
+            .map(|v| v.chars().take(200).collect())
+            .unwrap_or_default()
+    };
+    Filters {
+        q: pick("q"),
+        state: pick("state"),
+        sort: pick("sort"),
+    }
+}
+
+pub fn parse_id(raw: &str) -> AppResult<u64> {
+    raw.parse().map_err(|_| {
+        AppError::NotFound(format!(
+            "'{raw}' is not a file id; file ids are whole numbers."
+        ))
+    })
+}
+
+/// What an action answers: for htmx, the card and a toast as OOB swaps; for a
+/// plain form, a redirect to the dashboard with a flash message.
+fn action_done(
+    req: &Request,
+    session: &Session,
+    file: Option<&FileRecord>,
+    message: String,
+) -> Response {
+    if is_htmx(req) {
+        let viewer = Viewer::of(session);
+        let markup = html! {
+            @if let Some(f) = file { (views::card(f, &viewer, true)) }
+            (views::toast("success", &message))
+        };
+        return html(StatusCode::OK, markup);
+    }
+    redirect_with_flash(
+        "/",
+        &Flash {
+            error: false,
+            text: message,
+        },
+    )
+}
+
+/// Runs a simple form action on one file.
+async fn file_action<F, Fut>(
+    req: &Request,
+    guard: guards::Guard<'_>,
+    body: Body,
+    id: &str,
+    op: F,
+) -> Response
+where
+    F: FnOnce(crate::files::Actor, u64, Fields) -> Fut,
+    Fut: Future<Output = AppResult<(Option<FileRecord>, String)>>,
+{
+    respond(req, async {
+        let fields = read_form(body).await?;
+        let session = guard.writer(Some(&fields)).await?;
+        let id = parse_id(id)?;
+        let (file, message) = op(session.actor(), id, fields).await?;
+        Ok(action_done(req, &session, file.as_ref(), message))
+    })
+    .await
+}

@@ -1,0 +1,201 @@
+//! People: the admin's users page (add, change role, disable, reset a
+//! password) and one's own account (API tokens, password).
+
+use poem::http::{HeaderValue, header};
+use poem::web::Path;
+use poem::{Body, Request, Response, handler};
+
+use super::{page, read_form, redirect_with_flash, respond, set_html_body, take_flash};
+use crate::accounts::{NewUser, Session, UserPatch};
+use crate::domain::{Password, Role, Username, parse_display_name};
+use crate::error::{AppError, AppResult};
+use crate::files::require_admin;
+use crate::http::forms::parse_token_name;
+use crate::http::guards::Guard;
+use crate::http::views::{self, Flash, Viewer};
+
+#[handler]
+pub(super) async fn users_page(req: &Request, guard: Guard<'_>) -> Response {
+    respond(req, async {
+        let session = guard.signed_in().await?;
+        require_admin(&session.actor(), "manage users")?;
+        let users = guard.accounts.users().await?;
+        let mut resp = Response::default();
+        let flash = take_flash(req, &mut resp);
+        let markup = views::layout(
+            page("Users", &session, "users", flash),
+            views::users_page(&users, &Viewer::of(&session)),
+        );
+        set_html_body(&mut resp, markup);
+        Ok(resp)
+    })
+    .await
+}
+
+#[handler]
+pub(super) async fn add_user(req: &Request, guard: Guard<'_>, body: Body) -> Response {
+    respond(req, async {
+        let fields = read_form(body).await?;
+        let session = guard.writer(Some(&fields)).await?;
+        require_admin(&session.actor(), "add users")?;
+        let new = NewUser {
+            username: Username::parse(fields.text("username"))?,
+            password: Password::parse(fields.text("password"))?,
+            role: Role::parse(fields.get("role").unwrap_or("user"))?,
+            display_name: Some(parse_display_name(fields.text("display_name"))?),
+        };
+        let user = guard.accounts.create_user(new).await?;
+        Ok(redirect_with_flash(
+            "/admin/users",
+            &Flash {
+                error: false,
+                text: format!("Added {} ({}).", user.username, user.role.as_str()),
+            },
+        ))
+    })
+    .await
+}
+
+#[handler]
+pub(super) async fn edit_user(
+    req: &Request,
+    guard: Guard<'_>,
+    Path(name): Path<String>,
+    body: Body,
+) -> Response {
+    respond(req, async {
+        let fields = read_form(body).await?;
+        let session = guard.writer(Some(&fields)).await?;
+        require_admin(&session.actor(), "change users")?;
+        let patch = UserPatch {
+            role: fields.get("role").map(Role::parse).transpose()?,
+            disabled: match fields.get("disabled") {
+                Some("true") => Some(true),
+                Some("false") => Some(false),
+                Some(other) => {
+                    return Err(AppError::Invalid(format!(
+                        "'{other}' is not true or false."
+                    )));
+                }
+                None => None,
+            },
+            password: fields
+                .get("password")
+                .filter(|p| !p.is_empty())
+                .map(Password::parse)
+                .transpose()?,
+            display_name: fields
+                .get("display_name")
+                .map(parse_display_name)
+                .transpose()?,
+        };
+        let user = guard.accounts.update_user(name, patch).await?;
+        Ok(redirect_with_flash(
+            "/admin/users",
+            &Flash {
+                error: false,
+                text: format!("Saved {}.", user.username),
+            },
+        ))
+    })
+    .await
+}
+
+async fn account_view(
+    req: &Request,
+    guard: Guard<'_>,
+    session: &Session,
+    new_token: Option<&str>,
+) -> AppResult<Response> {
+    let tokens = guard.accounts.tokens(&session.user.username).await?;
+    let mut resp = Response::default();
+    let flash = take_flash(req, &mut resp);
+    let markup = views::layout(
+        page("Account", session, "account", flash),
+        views::account_page(&session.user, &tokens, &Viewer::of(session), new_token),
+    );
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    set_html_body(&mut resp, markup);
+    Ok(resp)
+}
+
+#[handler]
+pub(super) async fn account(req: &Request, guard: Guard<'_>) -> Response {
+    respond(req, async {
+        let session = guard.signed_in().await?;
+        account_view(req, guard, &session, None).await
+    })
+    .await
+}
+
+#[handler]
+pub(super) async fn create_token(req: &Request, guard: Guard<'_>, body: Body) -> Response {
+    respond(req, async {
+        let fields = read_form(body).await?;
+        let session = guard.writer(Some(&fields)).await?;
+        let name = parse_token_name(fields.text("name"))?;
+        let (_, token) = guard
+            .accounts
+            .create_token(&session.user.username, &name)
+            .await?;
+        account_view(req, guard, &session, Some(&token)).await
+    })
+    .await
+}
+
+#[handler]
+pub(super) async fn revoke_token(
+    req: &Request,
+    guard: Guard<'_>,
+    Path(id): Path<String>,
+    body: Body,
+) -> Response {
+    respond(req, async {
+        let fields = read_form(body).await?;
+        let session = guard.writer(Some(&fields)).await?;
+        let id: u64 = id
+            .parse()
+            .map_err(|_| AppError::NotFound("No such token.".into()))?;
+        guard.accounts.revoke_token(&session.actor(), id).await?;
+        Ok(redirect_with_flash(
+            "/account",
+            &Flash {
+                error: false,
+                text: "Token revoked.".into(),
+            },
+        ))
+    })
+    .await
+}
+
+#[handler]
+pub(super) async fn change_password(req: &Request, guard: Guard<'_>, body: Body) -> Response {
+    respond(req, async {
+        let fields = read_form(body).await?;
+        let session = guard.writer(Some(&fields)).await?;
+        let password = Password::parse(fields.text("password"))?;
+        // Every session ends, this one included; this browser is signed in afresh.
+        let (token, _) = guard
+            .accounts
+            .change_password(
+                &session,
+                fields.text("current"),
+                password,
+                guard.client_ip(),
+            )
+            .await?;
+        let mut resp = redirect_with_flash(
+            "/account",
+            &Flash {
+                error: false,
+                text: "Password changed; other sessions were signed out.".into(),
+            },
+        );
+        if let Ok(v) = HeaderValue::from_str(&guard.session_set_cookie(&token)) {
+            resp.headers_mut().append(header::SET_COOKIE, v);
+        }
+        Ok(resp)
+    })
+    .await
+}
