@@ -7,6 +7,10 @@ use std::process::{Output, Stdio};
 use std::time::Duration;
 
 use crate::common::binary::latch;
+use crate::common::http::{
+    api_login, basic_header as basic, cookie_attributes as attributes,
+    cookie_client as browser_client, cookie_value, plain_client,
+};
 use crate::common::{
     ADMIN_PASSWORD, Client, TestApp, USER_PASSWORD, expect_error, header, hidden_csrf, json_of,
     text,
@@ -16,57 +20,10 @@ use serde_json::{Value, json};
 // ---------------------------------------------------------------------------
 // Helpers local to this file.
 
-/// The `Set-Cookie` header that sets `latch_session`.
+/// The `Set-Cookie` line that sets `latch_session`; panics without one.
 fn session_set_cookie(resp: &reqwest::Response) -> String {
-    resp.headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("latch_session="))
+    crate::common::http::session_set_cookie(resp)
         .unwrap_or_else(|| panic!("a latch_session cookie is set: {:?}", resp.headers()))
-        .to_string()
-}
-
-/// The cookie's value (the session token).
-fn cookie_value(set_cookie: &str) -> String {
-    set_cookie
-        .split(';')
-        .next()
-        .and_then(|kv| kv.split_once('='))
-        .map(|(_, v)| v.to_string())
-        .unwrap_or_default()
-}
-
-fn attributes(set_cookie: &str) -> Vec<String> {
-    set_cookie
-        .split(';')
-        .skip(1)
-        .map(|a| a.trim().to_ascii_lowercase())
-        .collect()
-}
-
-fn plain_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
-fn browser_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
-async fn api_login(app: &TestApp, username: &str, password: &str) -> reqwest::Response {
-    plain_client()
-        .post(app.url("/api/login"))
-        .json(&json!({"username": username, "password": password}))
-        .send()
-        .await
-        .unwrap()
 }
 
 /// A request carrying only the given raw session cookie.
@@ -86,29 +43,6 @@ async fn me_with(app: &TestApp, auth: &str) -> reqwest::Response {
         .send()
         .await
         .unwrap()
-}
-
-fn basic(user: &str, secret: &str) -> String {
-    const TABLE: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let input = format!("{user}:{secret}");
-    let bytes = input.as_bytes();
-    let mut out = String::from("Basic ");
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(TABLE[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 /// Runs the real `latch` binary with `stdin`, with no LATCH_* settings from
@@ -145,7 +79,7 @@ async fn signing_in_sets_a_safe_session_cookie_and_signing_out_ends_the_session(
     let app = TestApp::spawn().await;
     app.create_user("alice", "user").await;
 
-    let resp = api_login(&app, "alice", USER_PASSWORD).await;
+    let resp = api_login(&app.base, "alice", USER_PASSWORD).await;
     assert_eq!(resp.status(), 200);
     let set_cookie = session_set_cookie(&resp);
     let attrs = attributes(&set_cookie);
@@ -170,7 +104,10 @@ async fn signing_in_sets_a_safe_session_cookie_and_signing_out_ends_the_session(
         (Some("alice"), Some("user"))
     );
     // The names are case-insensitive at the door.
-    assert_eq!(api_login(&app, "ALICE", USER_PASSWORD).await.status(), 200);
+    assert_eq!(
+        api_login(&app.base, "ALICE", USER_PASSWORD).await.status(),
+        200
+    );
 
     // The dashboard's hidden field carries the same CSRF token as the API answer.
     let page = plain_client()
@@ -289,9 +226,25 @@ async fn the_html_sign_in_and_sign_out_work_as_plain_forms() {
 }
 
 #[tokio::test]
-async fn the_session_cookie_is_secure_when_configured() {
+async fn the_session_cookie_is_secure_when_configured_or_behind_a_trusted_https_proxy() {
+    // An untrusted peer cannot claim HTTPS.
+    let app = TestApp::spawn().await;
+    let resp = plain_client()
+        .post(app.url("/api/login"))
+        .header("X-Forwarded-Proto", "https")
+        .json(&json!({"username": "admin", "password": ADMIN_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    let claimed = session_set_cookie(&resp);
+    assert!(
+        !attributes(&claimed).contains(&"secure".into()),
+        "{claimed}"
+    );
+
+    // With --secure-cookies, on the API and the HTML form.
     let app = TestApp::spawn_with(|c| c.secure_cookies = true).await;
-    let resp = api_login(&app, "admin", ADMIN_PASSWORD).await;
+    let resp = api_login(&app.base, "admin", ADMIN_PASSWORD).await;
     assert_eq!(resp.status(), 200);
     let set_cookie = session_set_cookie(&resp);
     let attrs = attributes(&set_cookie);
@@ -308,16 +261,34 @@ async fn the_session_cookie_is_secure_when_configured() {
         .unwrap();
     assert_eq!(resp.status(), 303);
     assert!(attributes(&session_set_cookie(&resp)).contains(&"secure".into()));
+
+    // Behind a trusted proxy that says the browser used HTTPS (and only then).
+    let app = TestApp::spawn_with(|c| c.trusted_proxies = vec!["127.0.0.1".parse().unwrap()]).await;
+    for (proto, secure) in [("https", true), ("http", false)] {
+        let resp = plain_client()
+            .post(app.url("/api/login"))
+            .header("X-Forwarded-Proto", proto)
+            .json(&json!({"username": "admin", "password": ADMIN_PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        let proxied = session_set_cookie(&resp);
+        assert_eq!(
+            attributes(&proxied).contains(&"secure".into()),
+            secure,
+            "X-Forwarded-Proto: {proto}: {proxied}"
+        );
+    }
 }
 
 #[tokio::test]
-async fn every_sign_in_gets_a_new_token_and_sessions_are_independent() {
+async fn every_sign_in_gets_a_new_token_ignores_a_planted_one_and_sessions_are_independent() {
     let app = TestApp::spawn().await;
     app.create_user("alice", "user").await;
-    let first = api_login(&app, "alice", USER_PASSWORD).await;
+    let first = api_login(&app.base, "alice", USER_PASSWORD).await;
     let first_token = cookie_value(&session_set_cookie(&first));
     let first_csrf = first.json::<Value>().await.unwrap()["csrf_token"].clone();
-    let second = api_login(&app, "alice", USER_PASSWORD).await;
+    let second = api_login(&app.base, "alice", USER_PASSWORD).await;
     let second_token = cookie_value(&session_set_cookie(&second));
     let second_csrf = second.json::<Value>().await.unwrap()["csrf_token"].clone();
     assert_ne!(first_token, second_token);
@@ -347,15 +318,58 @@ async fn every_sign_in_gets_a_new_token_and_sessions_are_independent() {
         .await
         .unwrap();
     expect_error(resp, 403).await;
+
+    // A session token planted in the browser before sign-in is never
+    // adopted: every sign-in, on the API and the form, issues its own.
+    let planted = format!("latch_session={}", "ab".repeat(32));
+    let mut seen: std::collections::BTreeSet<String> = [first_token, second_token]
+        .into_iter()
+        .chain(tokens)
+        .collect();
+    for form in [false, true] {
+        for _ in 0..2 {
+            let rb = if form {
+                plain_client()
+                    .post(app.url("/login"))
+                    .form(&[("username", "alice"), ("password", USER_PASSWORD)])
+            } else {
+                plain_client()
+                    .post(app.url("/api/login"))
+                    .json(&json!({"username": "alice", "password": USER_PASSWORD}))
+            };
+            let resp = rb.header("Cookie", &planted).send().await.unwrap();
+            let token = cookie_value(&session_set_cookie(&resp));
+            assert_ne!(
+                format!("latch_session={token}"),
+                planted,
+                "the planted session was adopted"
+            );
+            assert_eq!(token.len(), 64, "256-bit token: {token}");
+            assert!(seen.insert(token), "a session token was reused");
+        }
+    }
+    // The planted value never became a session.
+    expect_error(me_with_cookie(&app, &"ab".repeat(32)).await, 401).await;
 }
 
 #[tokio::test]
-async fn a_wrong_password_and_an_unknown_user_get_the_same_answer() {
+async fn a_wrong_password_an_unknown_user_and_a_disabled_account_get_the_same_answer() {
     let app = TestApp::spawn().await;
     app.create_user("alice", "user").await;
-    let wrong = expect_error(api_login(&app, "alice", "not-the-password").await, 401).await;
-    let unknown = expect_error(api_login(&app, "nobody", "not-the-password").await, 401).await;
-    let invalid = expect_error(api_login(&app, "x!", "not-the-password").await, 401).await;
+    app.create_user("dora", "user").await;
+    let resp = app
+        .admin()
+        .await
+        .patch_json("/api/users/dora", &json!({"disabled": true}))
+        .await;
+    assert_eq!(resp.status(), 200, "disable dora");
+    let wrong = expect_error(api_login(&app.base, "alice", "not-the-password").await, 401).await;
+    let unknown = expect_error(
+        api_login(&app.base, "nobody", "not-the-password").await,
+        401,
+    )
+    .await;
+    let invalid = expect_error(api_login(&app.base, "x!", "not-the-password").await, 401).await;
     assert_eq!(wrong, unknown);
     assert_eq!(wrong, invalid);
     assert!(
@@ -383,46 +397,89 @@ async fn a_wrong_password_and_an_unknown_user_get_the_same_answer() {
     };
     let wrong_page = page("alice").await;
     let unknown_page = page("nobody").await;
+    let disabled_page = page("dora").await;
     assert!(wrong_page.contains(&wrong), "the page says {wrong}");
     assert!(unknown_page.contains(&wrong), "the page says {wrong}");
+    assert!(disabled_page.contains(&wrong), "the page says {wrong}");
+    assert!(
+        wrong_page.contains("The username or password is wrong."),
+        "{wrong_page}"
+    );
+
+    // The whole JSON answer is the same, and a disabled account reads as a
+    // wrong password even when its right password is given.
+    let answer = |user: &'static str, password: &'static str| {
+        let base = app.base.clone();
+        async move {
+            let resp = api_login(&base, user, password).await;
+            (resp.status().as_u16(), resp.text().await.unwrap())
+        }
+    };
+    let unknown_json = answer("nobody", "not-the-password").await;
+    assert_eq!(unknown_json.0, 401);
+    assert_eq!(
+        answer("alice", "not-the-password").await,
+        unknown_json,
+        "unknown user vs wrong password (JSON)"
+    );
+    assert_eq!(
+        answer("dora", "not-the-password").await,
+        unknown_json,
+        "unknown user vs disabled user (JSON)"
+    );
+    assert_eq!(
+        answer("dora", USER_PASSWORD).await,
+        unknown_json,
+        "a disabled account is not revealed"
+    );
 }
 
 #[tokio::test]
-async fn repeated_failed_sign_ins_are_throttled_with_a_time_to_retry() {
+async fn repeated_failed_sign_ins_are_throttled_with_a_time_to_retry_on_the_api_and_the_form() {
     let app = TestApp::spawn().await;
     app.create_user("alice", "user").await;
 
-    let mut throttled = None;
+    let mut statuses = Vec::new();
+    let mut first_429 = None;
+    let mut retry_after = 0;
     for attempt in 1..=8 {
-        let resp = api_login(&app, "alice", "wrong-password").await;
-        match resp.status().as_u16() {
-            401 => continue,
+        let resp = api_login(&app.base, "alice", "wrong-password").await;
+        let status = resp.status().as_u16();
+        statuses.push(status);
+        match status {
+            401 => {}
             429 => {
-                throttled = Some((attempt, resp));
-                break;
+                let secs: u64 = header(&resp, "retry-after")
+                    .parse()
+                    .expect("a 429 carries Retry-After in seconds");
+                assert!((1..=300).contains(&secs), "{secs}");
+                retry_after = retry_after.max(secs);
+                if first_429.is_none() {
+                    first_429 = Some((attempt, secs, expect_error(resp, 429).await));
+                }
             }
             other => panic!("attempt {attempt}: {other}"),
         }
     }
-    let (attempt, resp) = throttled.expect("a 429 within 8 failed attempts");
+    assert!(
+        statuses.starts_with(&[401, 401, 401, 401, 401]),
+        "five free failures: {statuses:?}"
+    );
+    let (attempt, secs, message) = first_429.expect("a 429 within 8 failed attempts");
     assert!(
         (5..=7).contains(&attempt),
         "throttled from about the sixth attempt, got {attempt}"
     );
-    let retry_after: u64 = header(&resp, "retry-after")
-        .parse()
-        .expect("Retry-After in seconds");
-    assert!((1..=300).contains(&retry_after), "{retry_after}");
-    let message = expect_error(resp, 429).await;
     assert!(message.contains("try again in"), "{message}");
     assert!(
-        message.contains(&retry_after.to_string()),
+        message.contains(&secs.to_string()),
         "the sentence names the wait: {message}"
     );
 
     // While throttled, even the right password waits, on the API and the HTML form.
-    let resp = api_login(&app, "alice", USER_PASSWORD).await;
+    let resp = api_login(&app.base, "alice", USER_PASSWORD).await;
     assert_eq!(resp.status(), 429);
+    retry_after = retry_after.max(header(&resp, "retry-after").parse().unwrap_or(0));
     let resp = plain_client()
         .post(app.url("/login"))
         .form(&[("username", "alice"), ("password", USER_PASSWORD)])
@@ -433,9 +490,13 @@ async fn repeated_failed_sign_ins_are_throttled_with_a_time_to_retry() {
     assert!(header(&resp, "retry-after").parse::<u64>().is_ok());
     assert!(resp.text().await.unwrap().contains("try again in"));
 
-    // After the wait, the right password gets in.
+    // After the wait, the right password gets in. Waiting out Retry-After
+    // is what is tested here, so this sleep stays.
     tokio::time::sleep(Duration::from_millis(retry_after * 1000 + 300)).await;
-    assert_eq!(api_login(&app, "alice", USER_PASSWORD).await.status(), 200);
+    assert_eq!(
+        api_login(&app.base, "alice", USER_PASSWORD).await.status(),
+        200
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -554,7 +615,7 @@ async fn an_admin_creates_and_changes_users_and_changes_end_their_sessions() {
     .await;
     assert_eq!(patched["username"], "bobby");
     expect_error(bobby.get("/api/me").await, 401).await;
-    expect_error(api_login(&app, "bobby", USER_PASSWORD).await, 401).await;
+    expect_error(api_login(&app.base, "bobby", USER_PASSWORD).await, 401).await;
     expect_error(me_with(&app, &basic("bobby", USER_PASSWORD)).await, 401).await;
     let bobby = app.login("bobby", "a-new-password-2").await;
     expect_error(
@@ -600,7 +661,7 @@ async fn an_admin_creates_and_changes_users_and_changes_end_their_sessions() {
         (resp.status().as_u16(), header(&resp, "location")),
         (303, "/login".into())
     );
-    let err = expect_error(api_login(&app, "bobby", "a-new-password-2").await, 401).await;
+    let err = expect_error(api_login(&app.base, "bobby", "a-new-password-2").await, 401).await;
     assert_eq!(err, "The username or password is wrong.");
     let users = admin.get_json("/api/users").await;
     let bob = users["users"]
@@ -620,7 +681,9 @@ async fn an_admin_creates_and_changes_users_and_changes_end_their_sessions() {
     )
     .await;
     assert_eq!(
-        api_login(&app, "bobby", "a-new-password-2").await.status(),
+        api_login(&app.base, "bobby", "a-new-password-2")
+            .await
+            .status(),
         200
     );
 
@@ -697,7 +760,7 @@ async fn users_cannot_list_create_or_change_users() {
     )
     .await;
     assert_eq!(alice.get_json("/api/me").await["role"], "user");
-    expect_error(api_login(&app, "mallory", USER_PASSWORD).await, 401).await;
+    expect_error(api_login(&app.base, "mallory", USER_PASSWORD).await, 401).await;
 
     // The HTML users page and its forms too.
     let resp = alice.get("/admin/users").await;
@@ -715,7 +778,7 @@ async fn users_cannot_list_create_or_change_users() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 303, "refused back to the page with a flash");
-    expect_error(api_login(&app, "mallory", USER_PASSWORD).await, 401).await;
+    expect_error(api_login(&app.base, "mallory", USER_PASSWORD).await, 401).await;
 
     // Without credentials: 401.
     expect_error(app.anonymous().get("/api/users").await, 401).await;
@@ -916,7 +979,11 @@ async fn with_no_users_every_page_leads_to_setup_which_needs_the_one_time_token(
         );
         assert!(page.contains(r#"action="/setup""#), "and is shown again");
     }
-    expect_error(api_login(&app, "mallory", "mallory-password").await, 401).await;
+    expect_error(
+        api_login(&app.base, "mallory", "mallory-password").await,
+        401,
+    )
+    .await;
     let resp = http.get(app.url("/")).send().await.unwrap();
     assert_eq!(header(&resp, "location"), "/setup", "still not set up");
     expect_error(app.anonymous().get("/api/files").await, 401).await;
@@ -1209,8 +1276,8 @@ async fn latch_user_add_works_on_a_stopped_data_dir_and_refuses_a_running_one() 
             .status(),
         200
     );
-    expect_error(api_login(&app, "dave", "dave-password-1").await, 401).await;
-    expect_error(api_login(&app, "frank", "frank-password-1").await, 401).await;
+    expect_error(api_login(&app.base, "dave", "dave-password-1").await, 401).await;
+    expect_error(api_login(&app.base, "frank", "frank-password-1").await, 401).await;
 }
 
 #[tokio::test]
@@ -1241,5 +1308,5 @@ async fn a_first_admin_added_by_the_cli_skips_setup() {
     assert_eq!(header(&resp, "location"), "/login");
     let root: Client = app.login("root", "root-password-1").await;
     assert_eq!(root.get_json("/api/me").await["role"], "admin");
-    expect_error(api_login(&app, "admin", ADMIN_PASSWORD).await, 401).await;
+    expect_error(api_login(&app.base, "admin", ADMIN_PASSWORD).await, 401).await;
 }

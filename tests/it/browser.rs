@@ -228,7 +228,8 @@ async fn a_user_logs_in_uploads_checks_out_and_checks_in_through_the_ui() {
     b.screenshot("ui-04b-upload-conflict").await;
     // The browser logs the 409 itself; nothing else may appear.
     assert_clean_console(&b, "a refused upload", &["409"]).await;
-    // A refusal stays until it is read: past the 6 s that news lasts.
+    // A refusal stays until it is read: past the 6 s that news lasts (the
+    // wait is what is tested, so it is a fixed one).
     tokio::time::sleep(std::time::Duration::from_secs(7)).await;
     assert!(
         has_text(&b, "#toasts .toast-error", "already exists").await,

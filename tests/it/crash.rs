@@ -247,6 +247,7 @@ async fn admin_loop(
     stop: Arc<AtomicBool>,
 ) {
     while !stop.load(Ordering::Relaxed) {
+        // Think time between admin actions, randomised with the seed.
         tokio::time::sleep(Duration::from_millis(30 + rng.below(200))).await;
         let Ok((200, body)) = send(
             http.get(format!("{base}/api/files"))
@@ -588,6 +589,7 @@ async fn nothing_acknowledged_is_lost_across_twenty_sigkills() {
             model.clone(),
             stop.clone(),
         ));
+        // A random moment under load to kill at: the randomness is the test.
         tokio::time::sleep(Duration::from_millis(100 + rng.below(1400))).await;
         server.kill();
         killed += 1;

@@ -7,7 +7,8 @@
 use std::time::{Duration, Instant};
 
 use crate::common::TestApp;
-use futures_util::StreamExt;
+use crate::common::http::basic_header;
+use crate::common::live::{WsNext, sse_open, ws_connect};
 use reqwest::multipart::{Form, Part};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -199,65 +200,23 @@ async fn live_streams_and_long_requests_are_never_cut_by_the_connection_timers()
     let admin = app.admin().await;
     let id = admin.upload_ok("parts/live.bin", b"one").await;
 
-    let mut events = admin
-        .http
-        .get(app.url("/events"))
-        .send()
-        .await
-        .expect("event stream");
-    assert_eq!(events.status(), 200);
-    let ws_url = format!("ws://{}/ws", app.addr);
-    let mut request =
-        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
-            ws_url.as_str(),
-        )
-        .unwrap();
-    request
-        .headers_mut()
-        .insert("cookie", admin.cookie_header().parse().unwrap());
-    request
-        .headers_mut()
-        .insert("origin", app.base.parse().unwrap());
-    let (mut ws, _) = tokio_tungstenite::connect_async(request)
-        .await
-        .expect("WebSocket");
+    let mut events = sse_open(&app.base, &admin, "", &[]).await;
+    let mut ws = ws_connect(&app.base, &admin, "").await;
     // Whatever the socket says on opening is not the event we wait for.
-    while let Ok(Some(Ok(_))) = tokio::time::timeout(Duration::from_millis(500), ws.next()).await {}
+    while let WsNext::Text(_) = ws.next(Duration::from_millis(500)).await {}
 
-    // Several times every connection limit, with nothing sent by us.
+    // Deliberately idle for several times every connection limit (1 s
+    // each, above), with nothing sent by us: the waiting is what is tested.
     tokio::time::sleep(Duration::from_secs(4)).await;
     let resp = admin.checkout(id, "still live").await;
     assert_eq!(resp.status(), 200);
 
-    let got_sse = tokio::time::timeout(PROMPT, async {
-        let mut seen = String::new();
-        while let Some(chunk) = events.chunk().await.expect("stream still open") {
-            seen.push_str(&String::from_utf8_lossy(&chunk));
-            if seen.contains("event: locked") {
-                return true;
-            }
-        }
-        false
-    })
-    .await
-    .unwrap_or(false);
+    let got_sse = events.next_of("locked", PROMPT).await.is_some();
     assert!(
         got_sse,
         "the event stream outlived the idle and head limits"
     );
-
-    let got_ws = tokio::time::timeout(PROMPT, async {
-        while let Some(msg) = ws.next().await {
-            match msg {
-                Ok(m) if m.is_text() => return true,
-                Ok(_) => continue,
-                Err(_) => return false,
-            }
-        }
-        false
-    })
-    .await
-    .unwrap_or(false);
+    let got_ws = matches!(ws.next(PROMPT).await, WsNext::Text(_));
     assert!(got_ws, "the WebSocket outlived the idle and head limits");
 }
 
@@ -599,12 +558,11 @@ async fn a_client_that_closes_its_side_after_its_request_still_gets_its_answer()
     // `printf '…' | nc host port` and many scripts do this: the whole
     // request, then FIN, then read.
     let app = TestApp::spawn().await;
-    let auth = format!("admin:{}", crate::common::ADMIN_PASSWORD);
-    let auth = base64_encode(auth.as_bytes());
+    let auth = basic_header("admin", crate::common::ADMIN_PASSWORD);
     let body = b"--B1\r\nContent-Disposition: form-data; name=\"path\"\r\n\r\nparts/cut.bin\r\n--B1\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f\"\r\n\r\npartial";
     for close in ["", "Connection: close\r\n"] {
         let mut request = format!(
-            "POST /api/files HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {auth}\r\nContent-Type: multipart/form-data; boundary=B1\r\nContent-Length: {}\r\n{close}\r\n",
+            "POST /api/files HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\nContent-Type: multipart/form-data; boundary=B1\r\nContent-Length: {}\r\n{close}\r\n",
             body.len()
         )
         .into_bytes();
@@ -620,20 +578,4 @@ async fn a_client_that_closes_its_side_after_its_request_still_gets_its_answer()
             "a malformed upload is 400: {got}"
         );
     }
-}
-
-fn base64_encode(bytes: &[u8]) -> String {
-    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk.iter().fold(0u32, |n, &b| n << 8 | b as u32) << (8 * (3 - chunk.len()));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ABC[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }

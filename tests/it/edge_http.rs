@@ -6,24 +6,18 @@
 
 use std::time::Duration;
 
+use crate::common::git::{GitHome, vault_url};
+use crate::common::http::plain_client;
 use crate::common::{self, ADMIN_PASSWORD, TestApp, USER_PASSWORD};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 // ------------------------------------------------------------- helpers
 
-/// A plain client (no cookies, no redirects) for one-off requests.
-fn plain() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client")
-}
-
 /// Signs in through `/api/login` as if from `from` (the app trusts the
 /// test's 127.0.0.1 as a proxy); returns the status.
 async fn login_from(app: &TestApp, from: &str, username: &str, password: &str) -> u16 {
-    plain()
+    plain_client()
         .post(app.url("/api/login"))
         .header("X-Forwarded-For", from)
         .json(&json!({"username": username, "password": password}))
@@ -52,28 +46,6 @@ async fn read_head(sock: &mut tokio::net::TcpStream) -> String {
     String::from_utf8_lossy(&head).to_ascii_lowercase()
 }
 
-/// Runs `git args…` with no user configuration and no prompts.
-async fn git(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
-    let dir = dir.to_path_buf();
-    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    tokio::task::spawn_blocking(move || {
-        std::process::Command::new("git")
-            .current_dir(&dir)
-            .args(&args)
-            .env("HOME", &dir)
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_TERMINAL_PROMPT", "0")
-            .env("GIT_ASKPASS", "/bin/false")
-            .env("NO_PROXY", "*")
-            .env_remove("http_proxy")
-            .env_remove("HTTP_PROXY")
-            .output()
-            .expect("run git")
-    })
-    .await
-    .expect("git task")
-}
-
 // ------------------------------------------------------------- F14
 
 #[tokio::test]
@@ -88,7 +60,7 @@ async fn a_password_that_starts_like_a_token_still_works_over_basic_and_git() {
         )
         .await;
     assert_eq!(resp.status(), 201);
-    let me = plain()
+    let me = plain_client()
         .get(app.url("/api/me"))
         .basic_auth("tokpw", Some(password))
         .send()
@@ -96,15 +68,16 @@ async fn a_password_that_starts_like_a_token_still_works_over_basic_and_git() {
         .unwrap();
     assert_eq!(me.status(), 200, "Basic with a latch_ password");
     // A wrong one is still wrong, and a real token still works.
-    let wrong = plain()
+    let wrong = plain_client()
         .get(app.url("/api/me"))
         .basic_auth("tokpw", Some("latch_not-it"))
         .send()
         .await
         .unwrap();
     assert_eq!(wrong.status(), 401);
-    let token = common::token_with_password(&plain(), &app.base, "tokpw", password, "t").await;
-    let by_token = plain()
+    let token =
+        common::token_with_password(&plain_client(), &app.base, "tokpw", password, "t").await;
+    let by_token = plain_client()
         .get(app.url("/api/me"))
         .basic_auth("tokpw", Some(&token))
         .send()
@@ -116,15 +89,17 @@ async fn a_password_that_starts_like_a_token_still_works_over_basic_and_git() {
         return;
     }
     admin.upload_ok("parts/a.txt", b"hello").await;
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("http://tokpw:{password}@{}/vault.git", app.addr);
-    let out = git(dir.path(), &["clone", "-q", &url, "clone"]).await;
+    let home = GitHome::new();
+    let url = vault_url(&app.base, "tokpw", password);
+    let out = home
+        .git(&home.path(""), &["clone", "-q", &url, "clone"])
+        .await;
     assert!(
         out.status.success(),
         "git clone with a latch_ password: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let got = std::fs::read(dir.path().join("clone/parts/a.txt")).unwrap();
+    let got = std::fs::read(home.path("clone/parts/a.txt")).unwrap();
     assert_eq!(got, b"hello");
 }
 
@@ -136,7 +111,7 @@ async fn sign_ups_from_one_address_are_throttled_with_a_time_to_retry() {
     let mut statuses = Vec::new();
     let mut refused = None;
     for i in 0..12 {
-        let resp = plain()
+        let resp = plain_client()
             .post(app.url("/signup"))
             .form(&[
                 ("username", format!("spam{i}")),
@@ -296,7 +271,7 @@ async fn every_refusal_is_a_sentence_in_its_surfaces_shape() {
 #[tokio::test]
 async fn answers_with_secrets_or_private_data_are_not_stored() {
     let app = TestApp::spawn().await;
-    let login = plain()
+    let login = plain_client()
         .post(app.url("/api/login"))
         .json(&json!({"username": "admin", "password": ADMIN_PASSWORD}))
         .send()
@@ -459,7 +434,7 @@ async fn a_planted_session_cookie_does_not_hide_the_real_one() {
         format!("latch_session={fake}; latch_session={real}"),
         format!("latch_session={real}; latch_session={fake}"),
     ] {
-        let resp = plain()
+        let resp = plain_client()
             .get(app.url("/api/me"))
             .header("Cookie", cookie.as_str())
             .send()

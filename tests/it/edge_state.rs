@@ -9,15 +9,14 @@
 //! - live connections end when their session expires.
 
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::common::git::GitHome;
+use crate::common::live::{WsNext, sse_open, ws_connect};
 use crate::common::{Client, TestApp, USER_PASSWORD, expect_error};
-use futures_util::{SinkExt, StreamExt};
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
 
 /// Generous upper bound for anything the server is expected to do by itself.
 const WAIT: Duration = Duration::from_secs(30);
@@ -337,44 +336,6 @@ async fn a_good_login_leaves_no_failures_behind_from_its_address() {
     }
 }
 
-struct GitHome {
-    dir: tempfile::TempDir,
-}
-
-impl GitHome {
-    fn new() -> GitHome {
-        let home = GitHome {
-            dir: tempfile::tempdir().unwrap(),
-        };
-        std::fs::create_dir_all(home.dir.path().join("home")).unwrap();
-        home
-    }
-
-    /// Runs git off the runtime (the server shares it) with no outside config.
-    async fn git(&self, args: Vec<String>) -> std::process::Output {
-        let home = self.dir.path().join("home");
-        let cwd = self.dir.path().to_path_buf();
-        tokio::task::spawn_blocking(move || {
-            std::process::Command::new("git")
-                .current_dir(&cwd)
-                .args(&args)
-                .env("HOME", &home)
-                .env("XDG_CONFIG_HOME", home.join(".config"))
-                .env("GIT_CONFIG_NOSYSTEM", "1")
-                .env("GIT_TERMINAL_PROMPT", "0")
-                .env("GIT_ASKPASS", "/bin/false")
-                .env("NO_PROXY", "*")
-                .env_remove("http_proxy")
-                .env_remove("HTTP_PROXY")
-                .env_remove("GIT_DIR")
-                .output()
-                .expect("run git")
-        })
-        .await
-        .unwrap()
-    }
-}
-
 #[tokio::test]
 async fn many_git_clones_and_fetches_as_alice_leave_her_able_to_sign_in() {
     if !crate::common::have_tool("git", "git") {
@@ -423,7 +384,7 @@ async fn many_git_clones_and_fetches_as_alice_leave_her_able_to_sign_in() {
         }
     }
     for args in runs {
-        let out = home.git(args.clone()).await;
+        let out = home.git(&home.path(""), &args).await;
         assert!(
             out.status.success(),
             "git {args:?}: {}",
@@ -440,7 +401,7 @@ async fn many_git_clones_and_fetches_as_alice_leave_her_able_to_sign_in() {
             args.extend(["-c".into(), helper(secret)]);
         }
         args.extend(["-C".into(), dir.into(), "fetch".into(), "-q".into()]);
-        let out = home.git(args).await;
+        let out = home.git(&home.path(""), &args).await;
         assert!(out.status.success(), "fetch: {out:?}");
     }
     app.login("alice", USER_PASSWORD).await;
@@ -573,62 +534,13 @@ async fn a_forced_unlock_racing_a_change_of_holder_reports_the_lock_it_broke() {
 
 // --------------------------------- 6. live connections end with the session
 
-async fn ws_open(
-    addr: SocketAddr,
-    client: &Client,
-) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
-    let mut req = format!("ws://{addr}/ws").into_client_request().unwrap();
-    req.headers_mut()
-        .insert("cookie", client.cookie_header().parse().unwrap());
-    req.headers_mut()
-        .insert("origin", format!("http://{addr}").parse().unwrap());
-    tokio_tungstenite::connect_async(req).await.expect("ws").0
-}
-
-/// The close code the server ends the socket with, within `within`.
-async fn ws_close_code(
-    ws: &mut tokio_tungstenite::WebSocketStream<
-        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-    >,
-    within: Duration,
-) -> Option<u16> {
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        match tokio::time::timeout_at(deadline, ws.next()).await {
-            Err(_) => panic!("the WebSocket was still open after {within:?}"),
-            Ok(None) | Ok(Some(Err(_))) => return None,
-            Ok(Some(Ok(Message::Close(frame)))) => return frame.map(|f| u16::from(f.code)),
-            Ok(Some(Ok(_))) => {}
-        }
-    }
-}
-
-async fn sse_ends(app: &TestApp, client: &Client, within: Duration) {
-    let resp = reqwest::Client::new()
-        .get(app.url("/events"))
-        .header("cookie", client.cookie_header())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    let mut body = resp.bytes_stream();
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        match tokio::time::timeout_at(deadline, body.next()).await {
-            Err(_) => panic!("the event stream was still open after {within:?}"),
-            Ok(None) | Ok(Some(Err(_))) => return,
-            Ok(Some(Ok(_))) => {}
-        }
-    }
-}
-
 #[tokio::test]
 async fn live_connections_end_at_the_sessions_absolute_expiry() {
     let app = TestApp::spawn_with(|c| c.session_absolute = Duration::from_secs(3)).await;
     let admin = app.admin().await;
-    let mut ws = ws_open(app.addr, &admin).await;
-    let sse = sse_ends(&app, &admin, WAIT);
-    let (code, ()) = tokio::join!(ws_close_code(&mut ws, WAIT), sse);
+    let mut ws = ws_connect(&app.base, &admin, "").await;
+    let mut sse = sse_open(&app.base, &admin, "", &[]).await;
+    let (code, ()) = tokio::join!(ws.close_code_within(WAIT), sse.ends_within(WAIT));
     assert_eq!(code, Some(latch::live::CLOSE_SESSION_ENDED));
     assert_eq!(admin.get("/api/me").await.status(), 401);
 }
@@ -637,23 +549,18 @@ async fn live_connections_end_at_the_sessions_absolute_expiry() {
 async fn live_connections_end_at_idle_expiry_unless_the_user_is_active() {
     let app = TestApp::spawn_with(|c| c.session_idle = Duration::from_secs(8)).await;
     let admin = app.admin().await;
-    let mut ws = ws_open(app.addr, &admin).await;
+    let mut ws = ws_connect(&app.base, &admin, "").await;
     // Activity elsewhere (other requests of the same session) keeps it open.
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(16) {
         assert_eq!(admin.get("/api/me").await.status(), 200);
-        if let Ok(msg) = tokio::time::timeout(Duration::from_secs(1), ws.next()).await {
-            match msg {
-                Some(Ok(Message::Close(f))) => panic!("closed while the user was active: {f:?}"),
-                None | Some(Err(_)) => panic!("dropped while the user was active"),
-                Some(Ok(_)) => {}
-            }
+        if let WsNext::Closed(code) = ws.next(Duration::from_secs(1)).await {
+            panic!("closed while the user was active: {code:?}");
         }
     }
     // The open socket alone is no activity.
-    let sse = sse_ends(&app, &admin, WAIT);
-    let (code, ()) = tokio::join!(ws_close_code(&mut ws, WAIT), sse);
+    let mut sse = sse_open(&app.base, &admin, "", &[]).await;
+    let (code, ()) = tokio::join!(ws.close_code_within(WAIT), sse.ends_within(WAIT));
     assert_eq!(code, Some(latch::live::CLOSE_SESSION_ENDED));
-    let _ = ws.close(None).await;
-    let _ = ws.send(Message::Close(None)).await;
+    ws.close().await;
 }

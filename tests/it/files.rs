@@ -6,7 +6,8 @@
 use std::path::Path;
 
 use crate::common::{
-    self, Client, TestApp, USER_PASSWORD, expect_error, header, hidden_csrf, json_of, upload_form,
+    self, Client, TestApp, USER_PASSWORD, expect_error, git_ok, header, hidden_csrf, json_of,
+    upload_form,
 };
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
@@ -100,11 +101,7 @@ struct Browser {
 
 impl Browser {
     async fn sign_in(app: &TestApp, username: &str, password: &str) -> Browser {
-        let http = reqwest::Client::builder()
-            .cookie_store(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
+        let http = crate::common::http::cookie_client();
         let login = http.get(app.url("/login")).send().await.unwrap();
         assert_eq!(login.status(), 200);
         let page = login.text().await.unwrap();
@@ -183,16 +180,6 @@ async fn assert_flash(browser: &Browser, resp: reqwest::Response, expect: &str, 
         !browser.page("/").await.contains(class),
         "the flash is shown once"
     );
-}
-
-fn git_ok(dir: &Path, args: &[&str]) -> String {
-    let out = common::git(dir, args).expect("git runs");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 // ---------------------------------------------------------------------------

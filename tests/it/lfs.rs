@@ -3,180 +3,29 @@
 //! `git` and `git-lfs` clients are used (skipped politely without them),
 //! plus protocol-level checks of the LFS locking API with reqwest.
 
-use std::path::{Path, PathBuf};
-use std::process::Output;
-use std::time::Duration;
+use std::path::Path;
 
+use crate::common::git::{GitHome, vault_url};
+use crate::common::live::{Sse, sse_open};
 use crate::common::{self, ADMIN_PASSWORD, Client, TestApp, USER_PASSWORD};
-use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 const LFS_JSON: &str = "application/vnd.git-lfs+json";
 
 // ------------------------------------------------------------- helpers
 
-/// A scratch place for clones, with its own `HOME` so no user or system
-/// Git configuration leaks in.
-struct Workspace {
-    dir: tempfile::TempDir,
-}
-
-impl Workspace {
-    fn new() -> Workspace {
-        let ws = Workspace {
-            dir: tempfile::tempdir().expect("temp dir"),
-        };
-        std::fs::create_dir_all(ws.home()).expect("home");
-        ws
-    }
-
-    fn home(&self) -> PathBuf {
-        self.dir.path().join("home")
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    /// Runs `git args…` in `dir` off the async runtime (the server under
-    /// test shares the runtime, so a blocking wait would starve it).
-    async fn git(&self, dir: &Path, args: &[&str]) -> Output {
-        let home = self.home();
-        let dir = dir.to_path_buf();
-        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-        tokio::task::spawn_blocking(move || {
-            let mut cmd = std::process::Command::new("git");
-            cmd.arg("-C").arg(&dir).args(&args);
-            cmd.env("HOME", &home)
-                .env("XDG_CONFIG_HOME", home.join(".config"))
-                .env("GIT_CONFIG_NOSYSTEM", "1")
-                .env("GIT_TERMINAL_PROMPT", "0")
-                .env("GIT_ASKPASS", "/bin/false")
-                .env("NO_PROXY", "*")
-                .env("no_proxy", "*")
-                .env_remove("http_proxy")
-                .env_remove("https_proxy")
-                .env_remove("HTTP_PROXY")
-                .env_remove("HTTPS_PROXY")
-                .env_remove("GIT_DIR");
-            cmd.output().expect("run git")
-        })
-        .await
-        .expect("git task")
-    }
-
-    /// Like [`git`](Self::git), asserting success; returns stdout.
-    async fn git_ok(&self, dir: &Path, args: &[&str]) -> String {
-        let out = self.git(dir, args).await;
-        assert!(
-            out.status.success(),
-            "git {args:?} failed:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// Like [`git`](Self::git), asserting failure; returns stdout and stderr.
-    async fn git_fails(&self, dir: &Path, args: &[&str]) -> String {
-        let out = self.git(dir, args).await;
-        let said = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(!out.status.success(), "git {args:?} should fail:\n{said}");
-        said
-    }
-
-    /// Clones the vault over HTTP as `user`, credentials in the URL.
-    async fn clone_as(&self, app: &TestApp, user: &str, secret: &str) -> PathBuf {
-        let target = self.path(&format!("clone-{user}"));
-        let url = vault_url(app, user, secret);
-        let out = self.path("");
-        self.git_ok(&out, &["clone", "-q", &url, target.to_str().unwrap()])
-            .await;
-        target
-    }
-}
-
-fn vault_url(app: &TestApp, user: &str, secret: &str) -> String {
-    format!("http://{user}:{secret}@{}/vault.git", app.addr)
-}
-
 /// Both clients are needed; false (skip) when either is missing.
+/// A browser's SSE connection to `/events`.
+async fn live_as(app: &TestApp, client: &Client) -> Sse {
+    let headers = [
+        ("Origin", app.base.as_str()),
+        ("Accept", "text/event-stream"),
+    ];
+    sse_open(&app.base, client, "", &headers).await
+}
+
 fn have_git_and_lfs() -> bool {
     common::have_tool("git", "git") && common::have_tool("git-lfs", "git-lfs")
-}
-
-/// A browser's SSE connection to `/events`.
-struct Live {
-    stream: std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<Vec<u8>>> + Send>>,
-    buf: String,
-}
-
-impl Live {
-    async fn connect(app: &TestApp, client: &Client) -> Live {
-        let resp = reqwest::Client::new()
-            .get(app.url("/events"))
-            .header("Cookie", client.cookie_header())
-            .header("Origin", app.base.clone())
-            .header("Accept", "text/event-stream")
-            .send()
-            .await
-            .expect("GET /events");
-        assert_eq!(resp.status(), 200, "SSE admitted");
-        Live {
-            stream: Box::pin(resp.bytes_stream().map(|r| r.map(|b| b.to_vec()))),
-            buf: String::new(),
-        }
-    }
-
-    /// The next event's kind and data.
-    async fn next(&mut self) -> (String, String) {
-        loop {
-            if let Some(end) = self.buf.find("\n\n") {
-                let block: String = self.buf.drain(..end + 2).collect();
-                let mut kind = String::from("message");
-                let mut data = Vec::new();
-                for line in block.lines() {
-                    if let Some(k) = line.strip_prefix("event:") {
-                        kind = k.trim().to_string();
-                    } else if let Some(d) = line.strip_prefix("data:") {
-                        data.push(d.strip_prefix(' ').unwrap_or(d).to_string());
-                    }
-                }
-                if data.is_empty() {
-                    continue; // a heartbeat comment
-                }
-                return (kind, data.join("\n"));
-            }
-            let chunk = self
-                .stream
-                .next()
-                .await
-                .expect("the stream stays open")
-                .expect("stream chunk");
-            self.buf
-                .push_str(&String::from_utf8_lossy(&chunk).replace("\r\n", "\n"));
-        }
-    }
-
-    /// Waits (up to 10 s) for an event of `kind` about file `id`.
-    async fn expect(&mut self, kind: &str, id: u64) -> String {
-        let card = format!("id=\"file-{id}\"");
-        let wait = async {
-            loop {
-                let (k, data) = self.next().await;
-                if k == kind && data.contains(&card) {
-                    return data;
-                }
-            }
-        };
-        tokio::time::timeout(Duration::from_secs(10), wait)
-            .await
-            .unwrap_or_else(|_| panic!("no '{kind}' event for file {id} within 10 s"))
-    }
 }
 
 /// A raw HTTP client for the LFS API, with Basic credentials.
@@ -263,9 +112,9 @@ async fn git_lfs_lock_and_unlock_are_check_outs_that_browsers_see_live() {
     let alice = app.user("alice").await;
     let bob = app.user("bob").await;
     let id = alice.upload_ok("parts/1234567.mcam", b"G0 X0 Y0").await;
-    let ws = Workspace::new();
+    let ws = GitHome::new();
     let clone = ws.clone_as(&app, "alice", USER_PASSWORD).await;
-    let mut live = Live::connect(&app, &bob).await;
+    let mut live = live_as(&app, &bob).await;
 
     let said = ws
         .git_ok(&clone, &["lfs", "lock", "parts/1234567.mcam"])
@@ -322,12 +171,12 @@ async fn only_an_admin_can_force_unlock_with_git_lfs() {
     app.create_user("bob", "user").await;
     let admin = app.admin().await;
     let id = alice.upload_ok("fixtures/vise.sldprt", b"solid").await;
-    let ws = Workspace::new();
+    let ws = GitHome::new();
     let alice_clone = ws.clone_as(&app, "alice", USER_PASSWORD).await;
     let bob_clone = ws.clone_as(&app, "bob", USER_PASSWORD).await;
     ws.git_ok(&alice_clone, &["lfs", "lock", "fixtures/vise.sldprt"])
         .await;
-    let mut live = Live::connect(&app, &admin).await;
+    let mut live = live_as(&app, &admin).await;
 
     let refused = ws
         .git_fails(&bob_clone, &["lfs", "unlock", "fixtures/vise.sldprt"])
@@ -346,7 +195,7 @@ async fn only_an_admin_can_force_unlock_with_git_lfs() {
     let plain = ws.path("admin");
     std::fs::create_dir_all(&plain).expect("dir");
     ws.git_ok(&plain, &["init", "-q"]).await;
-    let lfs_url = format!("{}/info/lfs", vault_url(&app, "admin", ADMIN_PASSWORD));
+    let lfs_url = format!("{}/info/lfs", vault_url(&app.base, "admin", ADMIN_PASSWORD));
     ws.git_ok(&plain, &["config", "lfs.url", &lfs_url]).await;
     let said = ws
         .git_ok(
@@ -371,7 +220,7 @@ async fn a_check_out_from_the_web_is_a_lock_to_git_lfs() {
     let id = alice.upload_ok("a b/ü.mcam", b"x").await;
     let other = alice.upload_ok("free.mcam", b"y").await;
     assert_eq!(alice.checkout(id, "editing the post").await.status(), 200);
-    let ws = Workspace::new();
+    let ws = GitHome::new();
     let clone = ws.clone_as(&app, "bob", USER_PASSWORD).await;
     let listed = ws.git_ok(&clone, &["lfs", "locks"]).await;
     assert!(listed.contains("alice"), "{listed}");
@@ -404,7 +253,7 @@ async fn a_clone_over_http_is_the_vault_and_pushing_is_refused() {
             .status(),
         200
     );
-    let ws = Workspace::new();
+    let ws = GitHome::new();
     let clone = ws.clone_as(&app, "alice", USER_PASSWORD).await;
     let vault = app.vault_path();
     let vault_dir = vault.to_str().unwrap();
@@ -468,7 +317,7 @@ async fn a_packed_vault_clones_with_an_api_token() {
     let alice = app.user("alice").await;
     let a = alice.upload_ok("one.mcam", b"one").await;
     alice.upload_ok("two.mcam", b"two").await;
-    let ws = Workspace::new();
+    let ws = GitHome::new();
     let vault = app.vault_path();
     let vault_dir = vault.to_str().unwrap();
     ws.git_ok(

@@ -1,277 +1,18 @@
-//! Live updates over real clients: `/ws` with tokio-tungstenite and
-//! `/events` with a streaming reqwest GET whose lines are parsed here.
+//! Live updates over real clients (`common::live`: `/ws` and `/events` as a
+//! browser opens them).
 //! Covers per-viewer fragments for every event kind, resume (query,
 //! `Last-Event-ID`, across a restart, too old / too new), admission
 //! (Origin, session), slow and stalled readers, session end and shutdown.
 
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::time::{Duration, Instant};
 
+use crate::common::live::{
+    Sse, SseNext, Ws, WsNext, sse_open, sse_open_with, ws_connect, ws_connect_with,
+};
 use crate::common::{self, Client, TestApp, login_at, upload_form, wait_healthy};
-use futures_util::{SinkExt, Stream, StreamExt};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio_tungstenite::tungstenite::{self, Message, client::IntoClientRequest};
-
-const WAIT: Duration = Duration::from_secs(10);
-const QUIET: Duration = Duration::from_millis(400);
-
-// ---------------------------------------------------------------- clients
-
-type WsStream =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-/// What a WebSocket client saw next.
-#[derive(Debug)]
-enum WsNext {
-    Text(String),
-    Closed(Option<u16>),
-    Timeout,
-}
-
-struct Ws {
-    stream: WsStream,
-}
-
-fn origin_of(addr: SocketAddr) -> String {
-    format!("http://{addr}")
-}
-
-/// Opens `/ws{query}`; `Err(status)` when the server refused to upgrade.
-async fn ws_connect_with(
-    addr: SocketAddr,
-    cookie: Option<&str>,
-    origin: Option<&str>,
-    query: &str,
-) -> Result<Ws, u16> {
-    let mut req = format!("ws://{addr}/ws{query}")
-        .into_client_request()
-        .expect("ws request");
-    if let Some(c) = cookie {
-        req.headers_mut()
-            .insert("cookie", c.parse().expect("cookie"));
-    }
-    if let Some(o) = origin {
-        req.headers_mut()
-            .insert("origin", o.parse().expect("origin"));
-    }
-    match tokio_tungstenite::connect_async(req).await {
-        Ok((stream, _)) => Ok(Ws { stream }),
-        Err(tungstenite::Error::Http(resp)) => Err(resp.status().as_u16()),
-        Err(e) => panic!("websocket connect failed: {e}"),
-    }
-}
-
-async fn ws_connect(addr: SocketAddr, client: &Client, query: &str) -> Ws {
-    let origin = origin_of(addr);
-    ws_connect_with(addr, Some(&client.cookie_header()), Some(&origin), query)
-        .await
-        .unwrap_or_else(|s| panic!("websocket refused with {s}"))
-}
-
-impl Ws {
-    async fn next(&mut self, within: Duration) -> WsNext {
-        let deadline = tokio::time::Instant::now() + within;
-        loop {
-            match tokio::time::timeout_at(deadline, self.stream.next()).await {
-                Err(_) => return WsNext::Timeout,
-                Ok(None) => return WsNext::Closed(None),
-                Ok(Some(Err(_))) => return WsNext::Closed(None),
-                Ok(Some(Ok(Message::Text(t)))) => return WsNext::Text(t.to_string()),
-                Ok(Some(Ok(Message::Close(frame)))) => {
-                    return WsNext::Closed(frame.map(|f| u16::from(f.code)));
-                }
-                Ok(Some(Ok(_))) => {} // pings are answered by tungstenite
-            }
-        }
-    }
-
-    async fn text(&mut self) -> String {
-        match self.next(WAIT).await {
-            WsNext::Text(t) => t,
-            other => panic!("expected a WebSocket message, got {other:?}"),
-        }
-    }
-
-    /// Asserts nothing arrives for a moment.
-    async fn quiet(&mut self) {
-        match self.next(QUIET).await {
-            WsNext::Timeout => {}
-            other => panic!("expected silence on the WebSocket, got {other:?}"),
-        }
-    }
-
-    async fn close_code(&mut self) -> Option<u16> {
-        let deadline = Instant::now() + WAIT;
-        while Instant::now() < deadline {
-            match self.next(WAIT).await {
-                WsNext::Closed(code) => return code,
-                WsNext::Timeout => break,
-                WsNext::Text(_) => {}
-            }
-        }
-        panic!("the WebSocket was not closed");
-    }
-
-    async fn close(mut self) {
-        let _ = self.stream.send(Message::Close(None)).await;
-    }
-}
-
-/// One parsed SSE event.
-#[derive(Debug, Clone)]
-struct SseEvent {
-    id: Option<String>,
-    event: Option<String>,
-    data: Vec<String>,
-}
-
-impl SseEvent {
-    fn html(&self) -> String {
-        self.data.join("\n")
-    }
-    fn seq(&self) -> u64 {
-        self.id
-            .as_deref()
-            .and_then(|i| i.parse().ok())
-            .expect("numeric id")
-    }
-    fn kind(&self) -> &str {
-        self.event.as_deref().unwrap_or("message")
-    }
-}
-
-#[derive(Debug)]
-enum SseNext {
-    Event(SseEvent),
-    Ended,
-    Timeout,
-}
-
-struct Sse {
-    body: Pin<Box<dyn Stream<Item = reqwest::Result<Vec<u8>>> + Send>>,
-    buf: String,
-    ended: bool,
-}
-
-async fn sse_open_with(
-    addr: SocketAddr,
-    cookie: Option<&str>,
-    headers: &[(&str, &str)],
-    query: &str,
-) -> Result<Sse, u16> {
-    let http = reqwest::Client::new();
-    let mut rb = http.get(format!("http://{addr}/events{query}"));
-    if let Some(c) = cookie {
-        rb = rb.header("cookie", c);
-    }
-    for (k, v) in headers {
-        rb = rb.header(*k, *v);
-    }
-    let resp = rb.send().await.expect("GET /events");
-    if resp.status() != 200 {
-        return Err(resp.status().as_u16());
-    }
-    let ct = common::header(&resp, "content-type");
-    assert!(ct.starts_with("text/event-stream"), "content type {ct}");
-    Ok(Sse {
-        body: Box::pin(resp.bytes_stream().map(|r| r.map(|b| b.to_vec()))),
-        buf: String::new(),
-        ended: false,
-    })
-}
-
-async fn sse_open(addr: SocketAddr, client: &Client, query: &str, headers: &[(&str, &str)]) -> Sse {
-    sse_open_with(addr, Some(&client.cookie_header()), headers, query)
-        .await
-        .unwrap_or_else(|s| panic!("/events refused with {s}"))
-}
-
-impl Sse {
-    /// Takes one complete event (blank-line terminated) from the buffer;
-    /// comment-only blocks (heartbeats) are dropped.
-    fn take_event(&mut self) -> Option<SseEvent> {
-        loop {
-            let end = self.buf.find("\n\n")?;
-            let block: String = self.buf[..end].to_string();
-            self.buf.drain(..end + 2);
-            let mut ev = SseEvent {
-                id: None,
-                event: None,
-                data: Vec::new(),
-            };
-            let mut any = false;
-            for line in block.split('\n') {
-                if line.starts_with(':') {
-                    continue;
-                }
-                let (field, value) = line.split_once(':').unwrap_or((line, ""));
-                let value = value.strip_prefix(' ').unwrap_or(value);
-                any = true;
-                match field {
-                    "id" => ev.id = Some(value.to_string()),
-                    "event" => ev.event = Some(value.to_string()),
-                    "data" => ev.data.push(value.to_string()),
-                    _ => {}
-                }
-            }
-            if any {
-                return Some(ev);
-            }
-        }
-    }
-
-    async fn next(&mut self, within: Duration) -> SseNext {
-        let deadline = tokio::time::Instant::now() + within;
-        loop {
-            if let Some(ev) = self.take_event() {
-                return SseNext::Event(ev);
-            }
-            if self.ended {
-                return SseNext::Ended;
-            }
-            match tokio::time::timeout_at(deadline, self.body.next()).await {
-                Err(_) => return SseNext::Timeout,
-                Ok(None) | Ok(Some(Err(_))) => self.ended = true,
-                Ok(Some(Ok(chunk))) => {
-                    assert!(
-                        !chunk.contains(&b'\r'),
-                        "the server frames SSE with LF only"
-                    );
-                    self.buf
-                        .push_str(std::str::from_utf8(&chunk).expect("utf-8 stream"));
-                }
-            }
-        }
-    }
-
-    async fn event(&mut self) -> SseEvent {
-        match self.next(WAIT).await {
-            SseNext::Event(e) => e,
-            other => panic!("expected an SSE event, got {other:?}"),
-        }
-    }
-
-    async fn quiet(&mut self) {
-        match self.next(QUIET).await {
-            SseNext::Timeout => {}
-            other => panic!("expected silence on the SSE stream, got {other:?}"),
-        }
-    }
-
-    async fn ends(&mut self) {
-        let deadline = Instant::now() + WAIT;
-        while Instant::now() < deadline {
-            match self.next(WAIT).await {
-                SseNext::Ended => return,
-                SseNext::Timeout => break,
-                SseNext::Event(_) => {}
-            }
-        }
-        panic!("the SSE stream did not end");
-    }
-}
 
 // ---------------------------------------------------------------- HTML probes
 
@@ -320,11 +61,11 @@ struct Viewer {
 }
 
 impl Viewer {
-    async fn open(addr: SocketAddr, name: &'static str, client: &Client) -> Viewer {
+    async fn open(base: &str, name: &'static str, client: &Client) -> Viewer {
         Viewer {
             name,
-            ws: ws_connect(addr, client, "").await,
-            sse: sse_open(addr, client, "", &[]).await,
+            ws: ws_connect(base, client, "").await,
+            sse: sse_open(base, client, "", &[]).await,
         }
     }
 
@@ -357,9 +98,9 @@ async fn each_viewer_class_gets_its_own_fragment_for_every_event_kind() {
     let alice = app.user("alice").await;
     let bob = app.user("bob").await;
     let admin = app.admin().await;
-    let mut va = Viewer::open(app.addr, "alice", &alice).await;
-    let mut vb = Viewer::open(app.addr, "bob", &bob).await;
-    let mut vadm = Viewer::open(app.addr, "admin", &admin).await;
+    let mut va = Viewer::open(&app.base, "alice", &alice).await;
+    let mut vb = Viewer::open(&app.base, "bob", &bob).await;
+    let mut vadm = Viewer::open(&app.base, "admin", &admin).await;
 
     // created: inserted into its folder; a multi-line description makes
     // the HTML span several lines, so SSE carries several data: lines.
@@ -519,14 +260,14 @@ async fn a_websocket_resumes_from_the_query_with_exactly_the_missed_events() {
     let app = TestApp::spawn().await;
     let alice = app.user("alice").await;
     let id = alice.upload_ok("a.nc", b"x").await;
-    let mut ws = ws_connect(app.addr, &alice, "").await;
+    let mut ws = ws_connect(&app.base, &alice, "").await;
     churn(&alice, id, 2).await;
     let _ = ws.text().await;
     let last = seq_of(&ws.text().await);
     ws.close().await;
 
     churn(&alice, id, 5).await;
-    let mut ws = ws_connect(app.addr, &alice, &format!("?last_event_id={last}")).await;
+    let mut ws = ws_connect(&app.base, &alice, &format!("?last_event_id={last}")).await;
     for expect in last + 1..=last + 5 {
         assert_eq!(seq_of(&ws.text().await), expect);
     }
@@ -542,7 +283,7 @@ async fn an_event_stream_resumes_from_last_event_id_or_the_query() {
     let app = TestApp::spawn().await;
     let alice = app.user("alice").await;
     let id = alice.upload_ok("a.nc", b"x").await;
-    let mut sse = sse_open(app.addr, &alice, "", &[]).await;
+    let mut sse = sse_open(&app.base, &alice, "", &[]).await;
     churn(&alice, id, 3).await;
     let mut last = 0;
     for _ in 0..3 {
@@ -554,7 +295,7 @@ async fn an_event_stream_resumes_from_last_event_id_or_the_query() {
 
     churn(&alice, id, 4).await;
     let header = last.to_string();
-    let mut sse = sse_open(app.addr, &alice, "", &[("Last-Event-ID", header.as_str())]).await;
+    let mut sse = sse_open(&app.base, &alice, "", &[("Last-Event-ID", header.as_str())]).await;
     let kinds = ["unlocked", "locked", "unlocked", "locked"];
     for (n, kind) in (last + 1..=last + 4).zip(kinds) {
         let ev = sse.event().await;
@@ -565,7 +306,7 @@ async fn an_event_stream_resumes_from_last_event_id_or_the_query() {
 
     churn(&alice, id, 2).await;
     let mut sse = sse_open(
-        app.addr,
+        &app.base,
         &alice,
         &format!("?last_event_id={}", last + 4),
         &[],
@@ -582,8 +323,8 @@ async fn no_event_is_lost_or_repeated_across_a_server_restart() {
     let alice = app.user("alice").await;
     let id = alice.upload_ok("a.nc", b"x").await;
     let cookie = alice.cookie_header();
-    let mut ws = ws_connect(app.addr, &alice, "").await;
-    let mut sse = sse_open(app.addr, &alice, "", &[]).await;
+    let mut ws = ws_connect(&app.base, &alice, "").await;
+    let mut sse = sse_open(&app.base, &alice, "", &[]).await;
     churn(&alice, id, 2).await;
     let _ = ws.text().await;
     let last_ws = seq_of(&ws.text().await);
@@ -604,9 +345,9 @@ async fn no_event_is_lost_or_repeated_across_a_server_restart() {
     churn(&alice2, id, 3).await;
 
     // The old session cookie still works after the restart.
-    let origin = origin_of(app.addr);
+    let origin = app.base.clone();
     let mut ws = ws_connect_with(
-        app.addr,
+        &app.base,
         Some(&cookie),
         Some(&origin),
         &format!("?last_event_id={last_ws}"),
@@ -615,7 +356,7 @@ async fn no_event_is_lost_or_repeated_across_a_server_restart() {
     .expect("resume after restart");
     let header = last_sse.to_string();
     let mut sse = sse_open_with(
-        app.addr,
+        &app.base,
         Some(&cookie),
         &[("Last-Event-ID", header.as_str())],
         "",
@@ -643,19 +384,20 @@ async fn a_holder_whose_lock_was_overridden_while_away_is_told_on_resume() {
     assert_eq!(alice.checkout(id, "").await.status(), 200); // seq 2
     assert_eq!(admin.override_lock(id).await.status(), 200); // seq 3
     let notice = "overrode your check-out";
-    let mut a = sse_open(app.addr, &alice, "?last_event_id=2", &[]).await;
+    let mut a = sse_open(&app.base, &alice, "?last_event_id=2", &[]).await;
     let ev = a.event().await;
     assert_eq!((ev.seq(), ev.kind()), (3, "overridden"));
     assert!(ev.html().contains(notice), "{}", ev.html());
-    let mut b = ws_connect(app.addr, &bob, "?last_event_id=2").await;
+    let mut b = ws_connect(&app.base, &bob, "?last_event_id=2").await;
     assert!(!b.text().await.contains(notice));
 }
 
 #[tokio::test]
-async fn text_with_carriage_returns_cannot_forge_sse_fields() {
+async fn carriage_returns_in_a_description_or_a_message_cannot_forge_sse_fields() {
     let app = TestApp::spawn().await;
     let alice = app.user("alice").await;
-    let mut sse = sse_open(app.addr, &alice, "", &[]).await;
+    let bob = app.user("bob").await;
+    let mut sse = sse_open(&app.base, &alice, "", &[]).await;
     // A lone CR ends a line for an SSE parser: unsplit, this would set the
     // browser's last event id to 999999 and rename the event.
     let resp = alice
@@ -674,6 +416,25 @@ async fn text_with_carriage_returns_cannot_forge_sse_fields() {
     let ev = sse.event().await; // the parser here asserts no CR reaches the wire
     assert_eq!((ev.seq(), ev.kind()), (1, "created"));
     assert!(ev.data.iter().any(|l| l == "id: 999999"), "{:?}", ev.data);
+
+    // A check-in message, replayed from the log to another viewer.
+    let id = alice.files().await[0]["id"].as_u64().unwrap();
+    assert_eq!(alice.checkout(id, "").await.status(), 200); // seq 2
+    let resp = alice
+        .checkin(id, b"G0 X1", "fix\rid: 999999\revent: deleted", "minor")
+        .await;
+    assert_eq!(resp.status(), 200); // seq 3
+    let mut replay = sse_open(&app.base, &bob, "", &[("Last-Event-ID", "0")]).await;
+    let ev = replay
+        .next_of("checked_in", common::live::WAIT)
+        .await
+        .expect("the check-in is replayed"); // no CR reaches the wire here either
+    assert_eq!(ev.seq(), 3, "the forged id field did not take: {ev:?}");
+    assert!(
+        ev.data.iter().any(|l| l.contains("id: 999999")),
+        "{:?}",
+        ev.data
+    );
 }
 
 fn assert_full_list(html: &str, ids: &[u64]) {
@@ -695,14 +456,14 @@ async fn a_resume_point_the_server_never_issued_gets_a_full_resync() {
     let b = alice.upload_ok("b/two.nc", b"2").await;
     assert_eq!(alice.checkout(b, "").await.status(), 200);
 
-    let mut sse = sse_open(app.addr, &alice, "?last_event_id=999999", &[]).await;
+    let mut sse = sse_open(&app.base, &alice, "?last_event_id=999999", &[]).await;
     let ev = sse.event().await;
     assert_eq!(ev.kind(), "resync");
     assert_eq!(ev.seq(), 3, "the resync carries the newest sequence");
     assert_full_list(&ev.html(), &[a, b]);
     sse.quiet().await;
 
-    let mut ws = ws_connect(app.addr, &alice, "?last_event_id=999999").await;
+    let mut ws = ws_connect(&app.base, &alice, "?last_event_id=999999").await;
     let html = ws.text().await;
     assert_full_list(&html, &[a, b]);
     assert_eq!(seq_of(&html), 3);
@@ -738,11 +499,11 @@ async fn a_resync_of_a_long_list_reaches_a_websocket_whole() {
                 .unwrap(),
         );
     }
-    let mut ws = ws_connect(app.addr, &alice, "?last_event_id=999999").await;
+    let mut ws = ws_connect(&app.base, &alice, "?last_event_id=999999").await;
     let html = ws.text().await;
     assert!(html.len() > 1 << 20, "the resync is {} bytes", html.len());
     assert_full_list(&html, &ids);
-    let mut sse = sse_open(app.addr, &alice, "?last_event_id=999999", &[]).await;
+    let mut sse = sse_open(&app.base, &alice, "?last_event_id=999999", &[]).await;
     assert_full_list(&sse.event().await.html(), &ids);
 }
 
@@ -787,14 +548,14 @@ async fn a_resume_point_older_than_the_log_gets_a_full_resync() {
     let alice = app.user("alice").await;
     let id = alice.upload_ok("kept.nc", b"1").await;
 
-    let mut sse = sse_open(app.addr, &alice, "?last_event_id=5", &[]).await;
+    let mut sse = sse_open(&app.base, &alice, "?last_event_id=5", &[]).await;
     let ev = sse.event().await;
     assert_eq!(ev.kind(), "resync");
     assert_eq!(ev.seq(), 12_001);
     assert_full_list(&ev.html(), &[id]);
     sse.quiet().await;
     // Recent history is still replayed event by event.
-    let mut sse = sse_open(app.addr, &alice, "?last_event_id=11999", &[]).await;
+    let mut sse = sse_open(&app.base, &alice, "?last_event_id=11999", &[]).await;
     assert_eq!(sse.event().await.seq(), 12_000);
     let ev = sse.event().await;
     assert_eq!((ev.seq(), ev.kind()), (12_001, "created"));
@@ -807,12 +568,13 @@ async fn cross_site_and_session_less_connections_are_refused_before_upgrading() 
     let app = TestApp::spawn().await;
     let alice = app.user("alice").await;
     let cookie = alice.cookie_header();
-    let good = origin_of(app.addr);
+    let good = app.base.clone();
     let evil = "http://evil.example";
 
     // (cookie, origin, expected status, why)
-    let ws_cases: [(Option<&str>, Option<&str>, u16, &str); 5] = [
+    let ws_cases: [(Option<&str>, Option<&str>, u16, &str); 6] = [
         (Some(&cookie), Some(evil), 403, "another site's page"),
+        (Some(&cookie), Some("null"), 403, "an opaque origin"),
         (Some(&cookie), None, 403, "a WebSocket without Origin"),
         (None, Some(&good), 401, "no session"),
         (
@@ -824,7 +586,7 @@ async fn cross_site_and_session_less_connections_are_refused_before_upgrading() 
         (None, Some(evil), 403, "another site, no session"),
     ];
     for (c, o, status, why) in ws_cases {
-        match ws_connect_with(app.addr, c, o, "").await {
+        match ws_connect_with(&app.base, c, o, "").await {
             Err(got) => assert_eq!(got, status, "/ws: {why}"),
             Ok(_) => panic!("/ws upgraded for {why}"),
         }
@@ -848,31 +610,33 @@ async fn cross_site_and_session_less_connections_are_refused_before_upgrading() 
         (None, &[("Origin", evil)], 403, "another site, no session"),
     ];
     for (c, h, status, why) in sse_cases {
-        match sse_open_with(app.addr, c, h, "").await {
+        match sse_open_with(&app.base, c, h, "").await {
             Err(got) => assert_eq!(got, status, "/events: {why}"),
             Ok(_) => panic!("/events streamed for {why}"),
         }
     }
-    // The same-origin browser is let in on both.
-    ws_connect(app.addr, &alice, "").await;
+    // The same-origin browser is let in on both, the event stream also when
+    // it sends only Sec-Fetch-Site (a same-origin GET carries no Origin).
+    ws_connect(&app.base, &alice, "").await;
     sse_open(
-        app.addr,
+        &app.base,
         &alice,
         "",
         &[("Origin", good.as_str()), ("Sec-Fetch-Site", "same-origin")],
     )
     .await;
+    sse_open(&app.base, &alice, "", &[("Sec-Fetch-Site", "same-origin")]).await;
 
     // A session that logged out no longer connects.
     assert_eq!(alice.post_empty("/api/logout").await.status(), 204);
     assert_eq!(
-        ws_connect_with(app.addr, Some(&cookie), Some(&good), "")
+        ws_connect_with(&app.base, Some(&cookie), Some(&good), "")
             .await
             .err(),
         Some(401)
     );
     assert_eq!(
-        sse_open_with(app.addr, Some(&cookie), &[], "").await.err(),
+        sse_open_with(&app.base, Some(&cookie), &[], "").await.err(),
         Some(401)
     );
 }
@@ -888,9 +652,9 @@ async fn ending_a_session_closes_its_live_connections() {
     let id = admin.upload_ok("a.nc", b"x").await;
 
     // Logout closes that session's connections, not the user's other sessions.
-    let mut ws = ws_connect(app.addr, &alice, "").await;
-    let mut sse = sse_open(app.addr, &alice, "", &[]).await;
-    let mut phone = ws_connect(app.addr, &alice_phone, "").await;
+    let mut ws = ws_connect(&app.base, &alice, "").await;
+    let mut sse = sse_open(&app.base, &alice, "", &[]).await;
+    let mut phone = ws_connect(&app.base, &alice_phone, "").await;
     assert_eq!(alice.post_empty("/api/logout").await.status(), 204);
     assert_eq!(ws.close_code().await, Some(4001));
     sse.ends().await;
@@ -898,9 +662,9 @@ async fn ending_a_session_closes_its_live_connections() {
     phone.text().await;
 
     // Disabling a user closes all of theirs; others keep receiving.
-    let mut bob_ws = ws_connect(app.addr, &bob, "").await;
-    let mut bob_sse = sse_open(app.addr, &bob, "", &[]).await;
-    let mut carol_ws = ws_connect(app.addr, &carol, "").await;
+    let mut bob_ws = ws_connect(&app.base, &bob, "").await;
+    let mut bob_sse = sse_open(&app.base, &bob, "", &[]).await;
+    let mut carol_ws = ws_connect(&app.base, &carol, "").await;
     let resp = admin
         .patch_json("/api/users/bob", &json!({"disabled": true}))
         .await;
@@ -909,7 +673,7 @@ async fn ending_a_session_closes_its_live_connections() {
     bob_sse.ends().await;
 
     // A password change does the same.
-    let mut carol_sse = sse_open(app.addr, &carol, "", &[]).await;
+    let mut carol_sse = sse_open(&app.base, &carol, "", &[]).await;
     let resp = admin
         .patch_json("/api/users/carol", &json!({"password": "a-new-password-2"}))
         .await;
@@ -927,8 +691,8 @@ async fn ending_a_session_closes_its_live_connections() {
 async fn shutdown_closes_websockets_with_1012_and_ends_event_streams() {
     let mut app = TestApp::spawn().await;
     let alice = app.user("alice").await;
-    let mut ws = ws_connect(app.addr, &alice, "").await;
-    let mut sse = sse_open(app.addr, &alice, "", &[]).await;
+    let mut ws = ws_connect(&app.base, &alice, "").await;
+    let mut sse = sse_open(&app.base, &alice, "", &[]).await;
     app.stop().await;
     assert_eq!(ws.close_code().await, Some(1012));
     sse.ends().await;
@@ -953,9 +717,7 @@ async fn stalled(
         "Connection: close\r\n"
     };
     let req = format!(
-        "GET {request_path} HTTP/1.1\r\nHost: {}\r\nOrigin: {}\r\nCookie: {}\r\n{upgrade}\r\n",
-        addr,
-        origin_of(addr),
+        "GET {request_path} HTTP/1.1\r\nHost: {addr}\r\nOrigin: http://{addr}\r\nCookie: {}\r\n{upgrade}\r\n",
         client.cookie_header()
     );
     s.write_all(req.as_bytes()).await.unwrap();
@@ -1070,8 +832,8 @@ async fn a_websocket_that_never_reads_is_dropped_while_others_keep_receiving() {
 
     let mut stalled_ws = stalled(app.addr, &mallory, "/ws", true).await;
     let readers = (
-        tokio::spawn(record_ws(ws_connect(app.addr, &alice, "").await, last)),
-        tokio::spawn(record_sse(sse_open(app.addr, &bob, "", &[]).await, last)),
+        tokio::spawn(record_ws(ws_connect(&app.base, &alice, "").await, last)),
+        tokio::spawn(record_sse(sse_open(&app.base, &bob, "", &[]).await, last)),
     );
     let started = Instant::now();
     let answered = bulky_churn(&alice, id, BULK_EVENTS).await;
@@ -1104,7 +866,8 @@ async fn a_websocket_that_never_reads_is_dropped_while_others_keep_receiving() {
 
     // The stalled socket was cut off: once it finally reads, it gets what
     // was buffered and then the end of the connection, well short of all
-    // that was sent.
+    // that was sent. The reader must not read before the server's send
+    // timeout has passed, so this wait is the test, not a stand-in.
     tokio::time::sleep(latch::live::SEND_TIMEOUT + Duration::from_secs(3)).await;
     let (closed, bytes) = drained_to_close(&mut stalled_ws, Duration::from_secs(20)).await;
     eprintln!("stalled WebSocket: closed={closed}, {bytes} of {sent} bytes were buffered");
@@ -1139,7 +902,7 @@ async fn an_event_stream_that_never_reads_is_dropped_by_the_write_guard() {
     let id = bulky_file(&alice).await;
     let mut stalled_sse = stalled(addr, &mallory, "/events", false).await;
     let reader = tokio::spawn(record_sse(
-        sse_open(addr, &alice, "", &[]).await,
+        sse_open(&base, &alice, "", &[]).await,
         1 + BULK_EVENTS,
     ));
     bulky_churn(&alice, id, BULK_EVENTS).await;
@@ -1154,6 +917,8 @@ async fn an_event_stream_that_never_reads_is_dropped_by_the_write_guard() {
         sent > BULK_BYTES,
         "enough was sent to fill any socket buffer ({sent} bytes)"
     );
+    // Past the 3 s write-stall limit before the stalled reader reads at all:
+    // the wait is what is tested.
     tokio::time::sleep(Duration::from_secs(5)).await;
     let (closed, bytes) = drained_to_close(&mut stalled_sse, Duration::from_secs(20)).await;
     eprintln!("stalled event stream: closed={closed}, {bytes} of {sent} bytes were buffered");

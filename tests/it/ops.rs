@@ -10,15 +10,15 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::common::binary::{Server, latch};
+use crate::common::live::ws_connect;
 use crate::common::{
     self, ADMIN_PASSWORD, Client, TestApp, USER_PASSWORD, expect_error, free_port, git_fsck,
-    have_tool, require_all, text,
+    have_tool, metric, require_all, text,
 };
-use futures_util::StreamExt;
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
 
@@ -61,39 +61,6 @@ fn assert_closed_cleanly(db: &Path) {
 
 // ---------------------------------------------------------------------------
 // Live connections as a browser makes them.
-
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn open_ws(base: &str, client: &Client) -> Ws {
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-    let mut req = format!("{}/ws", base.replacen("http://", "ws://", 1))
-        .into_client_request()
-        .expect("ws request");
-    req.headers_mut()
-        .insert("Cookie", client.cookie_header().parse().expect("cookie"));
-    req.headers_mut()
-        .insert("Origin", base.parse().expect("origin"));
-    let (ws, _) = tokio_tungstenite::connect_async(req)
-        .await
-        .expect("WebSocket upgrade");
-    ws
-}
-
-/// Reads until the server closes; returns the close code it sent.
-fn read_ws_until_close(mut ws: Ws) -> tokio::task::JoinHandle<Option<u16>> {
-    use tokio_tungstenite::tungstenite::Message;
-    tokio::spawn(async move {
-        while let Some(msg) = ws.next().await {
-            match msg {
-                Ok(Message::Close(frame)) => return frame.map(|f| u16::from(f.code)),
-                Ok(_) => {}
-                Err(_) => return None,
-            }
-        }
-        None
-    })
-}
 
 /// Reads an SSE stream to its end: Ok(bytes) when it ended properly.
 async fn read_sse_until_end(client: &Client) -> tokio::task::JoinHandle<Result<usize, String>> {
@@ -202,15 +169,29 @@ async fn churn(client: Client, id: u64, stop: Arc<AtomicBool>) -> Ledger {
 }
 
 /// A check-in whose body arrives over about `duration`.
-async fn slow_checkin(client: Client, id: u64, duration: Duration) -> Result<Value, String> {
-    const CHUNKS: u8 = 10;
-    let pause = duration / u32::from(CHUNKS);
-    let chunks = futures_util::stream::unfold(0u8, move |i| async move {
-        if i == CHUNKS {
-            return None;
+/// How many pieces [`slow_checkin`] sends its body in.
+const SLOW_CHUNKS: u8 = 10;
+
+/// A check-in whose body trickles in over `duration` (the slowness is the
+/// point: it is in flight when the server is told to stop); `sent` counts
+/// the pieces handed to the connection so far.
+async fn slow_checkin(
+    client: Client,
+    id: u64,
+    duration: Duration,
+    sent: Arc<AtomicU8>,
+) -> Result<Value, String> {
+    let pause = duration / u32::from(SLOW_CHUNKS);
+    let chunks = futures_util::stream::unfold(0u8, move |i| {
+        let sent = sent.clone();
+        async move {
+            if i == SLOW_CHUNKS {
+                return None;
+            }
+            tokio::time::sleep(pause).await;
+            sent.fetch_add(1, Ordering::SeqCst);
+            Some((Ok::<_, std::io::Error>(vec![b'a' + i; 4096]), i + 1))
         }
-        tokio::time::sleep(pause).await;
-        Some((Ok::<_, std::io::Error>(vec![b'a' + i; 4096]), i + 1))
     });
     let part = Part::stream(reqwest::Body::wrap_stream(chunks)).file_name("slow.bin");
     let form = Form::new()
@@ -260,7 +241,7 @@ async fn sigterm_closes_live_connections_finishes_requests_and_keeps_every_ackno
     let slow_id = alice.upload_ok("parts/slow.mcam", b"first").await;
     assert_eq!(alice.checkout(slow_id, "slow one").await.status(), 200);
 
-    let ws = read_ws_until_close(open_ws(&server.base, &alice).await);
+    let ws = ws_connect(&server.base, &alice, "").await.until_closed();
     let sse = read_sse_until_end(&bob).await;
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -273,14 +254,29 @@ async fn sigterm_closes_live_connections_finishes_requests_and_keeps_every_ackno
         };
         workers.push(tokio::spawn(churn(client, *id, stop.clone())));
     }
+    let slow_sent = Arc::new(AtomicU8::new(0));
     let slow = tokio::spawn(slow_checkin(
         alice.clone(),
         slow_id,
         Duration::from_millis(2000),
+        slow_sent.clone(),
     ));
 
     // Traffic is flowing and the slow body is half sent when the signal comes.
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    common::wait_until("half the slow body to be sent", || {
+        let sent = slow_sent.clone();
+        async move { sent.load(Ordering::SeqCst) >= SLOW_CHUNKS / 2 }
+    })
+    .await;
+    common::wait_until("a churned check-in to be acknowledged", || async {
+        for id in &ids {
+            if alice.file(*id).await["revision"] != "1.0" {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
     let signalled = Instant::now();
     server.signal("TERM");
     let status = server.wait_exit(Duration::from_secs(25)).await;
@@ -363,16 +359,6 @@ async fn sigterm_closes_live_connections_finishes_requests_and_keeps_every_ackno
 
 // ---------------------------------------------------------------------------
 // Metrics, logs, help.
-
-fn metric(text: &str, series: &str) -> Option<f64> {
-    text.lines().find_map(|l| {
-        l.strip_prefix(series)?
-            .strip_prefix(' ')?
-            .trim()
-            .parse()
-            .ok()
-    })
-}
 
 /// Checks the text against the exposition format: every sample belongs to a
 /// family declared with `# TYPE`, labels are quoted, values are numbers.
@@ -485,7 +471,7 @@ async fn metrics_count_operations_connections_and_latency_for_admins_and_on_the_
     );
     expect_error(alice.checkin(id, &[9u8; 10], "v3", "minor").await, 409).await;
 
-    let ws = open_ws(&server.base, &alice).await;
+    let ws = ws_connect(&server.base, &alice, "").await;
     let sse = bob
         .http
         .get(bob.url("/events"))
@@ -574,7 +560,7 @@ async fn metrics_count_operations_connections_and_latency_for_admins_and_on_the_
 
     // Ctrl-C stops it as cleanly as SIGTERM, with nothing in flight to wait for.
     drop(sse);
-    let ws = read_ws_until_close(ws);
+    let ws = ws.until_closed();
     server.signal("INT");
     let status = server.wait_exit(Duration::from_secs(20)).await;
     assert!(status.success(), "exit status {status}");
@@ -757,7 +743,10 @@ async fn a_backup_taken_while_files_change_starts_with_every_file_lock_and_versi
     // Keep changing a file while the backups are taken.
     let stop = Arc::new(AtomicBool::new(false));
     let churner = tokio::spawn(churn(alice.clone(), busy, stop.clone()));
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    common::wait_until("the churn to change the busy file", || async {
+        alice.file(busy).await["revision"] != "1.0"
+    })
+    .await;
     let busy_before = alice.file(busy).await;
 
     let tmp = tempfile::tempdir().expect("tmp");

@@ -14,10 +14,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::browser::{self, Driver, Options};
+use crate::common::live::{sse_open, ws_try};
 use crate::common::{self, Client, TestApp, USER_PASSWORD, free_port, login_at};
-use futures_util::StreamExt;
 use serde_json::json;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 /// Only a guard against hanging; the properties tested are "it arrives".
 const WAIT: Duration = Duration::from_secs(15);
@@ -134,7 +133,6 @@ fn nginx_conf(upstream: SocketAddr, port: u16, dir: &Path, variant: Variant) -> 
 struct Nginx {
     child: Child,
     base: String,
-    addr: SocketAddr,
     _dir: tempfile::TempDir,
 }
 
@@ -191,7 +189,6 @@ impl Nginx {
             Nginx {
                 child,
                 base: format!("http://{addr}"),
-                addr,
                 _dir: dir,
             }
         }
@@ -232,102 +229,6 @@ fn sse_request(base: &str, client: &Client, gzip: bool) -> reqwest::RequestBuild
     }
 }
 
-/// An open `/events` stream and what has been read of it.
-struct Sse {
-    resp: reqwest::Response,
-    buf: String,
-}
-
-impl Sse {
-    async fn open(base: &str, client: &Client) -> Sse {
-        let resp = sse_request(base, client, false)
-            .send()
-            .await
-            .expect("GET /events");
-        assert_eq!(resp.status(), 200, "the SSE stream opens");
-        let ctype = resp
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_string();
-        assert!(
-            ctype.starts_with("text/event-stream"),
-            "content type {ctype}"
-        );
-        Sse {
-            resp,
-            buf: String::new(),
-        }
-    }
-
-    /// The next event of `kind` (its whole block), or None after `within`.
-    async fn next_event(&mut self, kind: &str, within: Duration) -> Option<String> {
-        let deadline = tokio::time::Instant::now() + within;
-        loop {
-            while let Some(end) = self.buf.find("\n\n") {
-                let block: String = self.buf.drain(..end + 2).collect();
-                if block
-                    .lines()
-                    .any(|l| l.strip_prefix("event:").map(str::trim) == Some(kind))
-                {
-                    return Some(block);
-                }
-            }
-            match tokio::time::timeout_at(deadline, self.resp.chunk()).await {
-                Ok(Ok(Some(chunk))) => self.buf.push_str(&String::from_utf8_lossy(&chunk)),
-                _ => return None,
-            }
-        }
-    }
-}
-
-/// A raw WebSocket to `/ws` through `base`, as a same-origin browser opens it.
-async fn ws_through(
-    addr: SocketAddr,
-    client: &Client,
-) -> Result<
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
-    String,
-> {
-    let mut req = format!("ws://{addr}/ws")
-        .into_client_request()
-        .expect("ws request");
-    req.headers_mut()
-        .insert("cookie", client.cookie_header().parse().expect("cookie"));
-    req.headers_mut()
-        .insert("origin", format!("http://{addr}").parse().expect("origin"));
-    match tokio_tungstenite::connect_async(req).await {
-        Ok((ws, _)) => Ok(ws),
-        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
-            Err(format!("HTTP {}", resp.status()))
-        }
-        Err(e) => Err(e.to_string()),
-    }
-}
-
-/// The next text frame that contains `needle`, or None after `within`.
-async fn ws_text_containing(
-    ws: &mut tokio_tungstenite::WebSocketStream<
-        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-    >,
-    needle: &str,
-    within: Duration,
-) -> Option<String> {
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        match tokio::time::timeout_at(deadline, ws.next()).await {
-            Ok(Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t)))) => {
-                if t.contains(needle) {
-                    return Some(t.to_string());
-                }
-            }
-            Ok(Some(Ok(_))) => {}
-            _ => return None,
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_documented_config_carries_websocket_sse_form_posts_and_large_uploads() {
     if !common::have_tool("nginx", "nginx") {
@@ -346,22 +247,27 @@ async fn the_documented_config_carries_websocket_sse_form_posts_and_large_upload
     assert_eq!(alice.content(id, None).await.len(), big.len());
 
     // WebSocket upgrade through the proxy, Origin checked against the Host it passes.
-    let mut ws = ws_through(nginx.addr, &alice)
-        .await
-        .unwrap_or_else(|e| panic!("the WebSocket upgrade passes the proxy: {e}"));
-    let mut sse = Sse::open(&nginx.base, &alice).await;
+    let mut ws = ws_try(
+        &nginx.base,
+        Some(&alice.cookie_header()),
+        Some(&nginx.base),
+        "",
+    )
+    .await
+    .unwrap_or_else(|e| panic!("the WebSocket upgrade passes the proxy: {e:?}"));
+    let mut sse = sse_open(&nginx.base, &alice, "", &[("accept", "text/event-stream")]).await;
     assert_eq!(bob.checkout(id, "through nginx").await.status(), 200);
-    let frame = ws_text_containing(&mut ws, "data-locked-by=\"bob\"", WAIT).await;
+    let frame = ws.text_containing("data-locked-by=\"bob\"", WAIT).await;
     assert!(
         frame.is_some(),
         "the check-out reached the WebSocket through nginx"
     );
     assert!(
-        sse.next_event("locked", WAIT).await.is_some(),
+        sse.next_of("locked", WAIT).await.is_some(),
         "the check-out reached the SSE stream through nginx"
     );
     assert_eq!(bob.cancel(id).await.status(), 200);
-    assert!(sse.next_event("unlocked", WAIT).await.is_some());
+    assert!(sse.next_of("unlocked", WAIT).await.is_some());
     drop(ws);
 
     // A browser through the proxy: form login, live over WebSocket, an htmx post.
@@ -413,7 +319,13 @@ async fn a_proxy_that_drops_the_upgrade_leaves_browsers_live_on_sse() {
     let bob = login_at(&nginx.base, "bob", USER_PASSWORD).await;
     let id = bob.upload_ok("parts/bracket.mcam", b"v1").await;
 
-    let refused = ws_through(nginx.addr, &alice).await;
+    let refused = ws_try(
+        &nginx.base,
+        Some(&alice.cookie_header()),
+        Some(&nginx.base),
+        "",
+    )
+    .await;
     assert!(
         refused.is_err(),
         "this proxy really does break WebSocket upgrades"
@@ -473,22 +385,19 @@ async fn sse_events_pass_nginx_with_its_default_buffering_at_once() {
     let bob = login_at(&nginx.base, "bob", USER_PASSWORD).await;
     let id = bob.upload_ok("parts/bracket.mcam", b"v1").await;
 
-    let mut sse = Sse::open(&nginx.base, &alice).await;
+    let mut sse = sse_open(&nginx.base, &alice, "", &[("accept", "text/event-stream")]).await;
     let sent = Instant::now();
     assert_eq!(bob.checkout(id, "buffered?").await.status(), 200);
     // A couple of seconds is a hang guard, not a benchmark: a buffered event
     // would wait for kilobytes more (never, for one small event).
-    let event = sse.next_event("locked", Duration::from_secs(5)).await;
+    let event = sse.next_of("locked", Duration::from_secs(5)).await;
     eprintln!(
         "SSE event through buffering nginx after {:?}",
         sent.elapsed()
     );
     let event = event.expect("the event arrived through nginx's default buffering");
-    assert!(event.contains("data-locked-by=\"bob\""), "{event}");
-    assert!(
-        event.lines().any(|l| l.starts_with("id:")),
-        "events carry their sequence"
-    );
+    assert!(event.html().contains("data-locked-by=\"bob\""), "{event:?}");
+    assert!(event.id.is_some(), "events carry their sequence");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -546,16 +455,21 @@ async fn without_x_accel_buffering_a_site_wide_gzip_holds_sse_events_back() {
     let alice = login_at(&nginx.base, "alice", USER_PASSWORD).await;
     let bob = login_at(&nginx.base, "bob", USER_PASSWORD).await;
     let id = bob.upload_ok("parts/bracket.mcam", b"v1").await;
-    let checkout = tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        assert_eq!(bob.checkout(id, "").await.status(), 200);
-    });
-    let got = tokio::time::timeout(Duration::from_secs(4), async {
-        let mut resp = sse_request(&nginx.base, &alice, true).send().await.ok()?;
+    let sse = sse_request(&nginx.base, &alice, true);
+    let reader = tokio::spawn(tokio::time::timeout(Duration::from_secs(4), async move {
+        let mut resp = sse.send().await.ok()?;
         resp.chunk().await.ok().flatten()
+    }));
+    // nginx holds even the headers back, so the stream's arrival at Latch is
+    // read from Latch's own count of open streams.
+    let admin = app.admin().await;
+    common::wait_until("the event stream to reach Latch", || async {
+        let text = admin.get("/metrics").await.text().await.unwrap_or_default();
+        common::metric(&text, "latch_live_connections{transport=\"sse\"}") == Some(1.0)
     })
     .await;
-    checkout.await.expect("checkout task");
+    assert_eq!(bob.checkout(id, "").await.status(), 200);
+    let got = reader.await.expect("reader task");
     assert!(
         got.is_err(),
         "nginx held the stream back (so Latch's header is what makes the test above pass)"

@@ -6,17 +6,12 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::common::http::status_and_json;
 use crate::common::{
     self, ADMIN_PASSWORD, Rng, TestApp, USER_PASSWORD, binary, token_with_password, watch,
 };
 use serde_json::{Value, json};
 use tokio::sync::Barrier;
-
-async fn status_and_body(resp: reqwest::Response) -> (u16, Value) {
-    let status = resp.status().as_u16();
-    let text = resp.text().await.unwrap_or_default();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
 
 /// Creates `names` as users (as admin) and signs each in.
 async fn sign_in_all(app: &TestApp, names: &[String]) -> Vec<common::Client> {
@@ -52,7 +47,7 @@ async fn fifty_clients_checking_out_one_file_at_once_have_exactly_one_winner() {
             let barrier = barrier.clone();
             tokio::spawn(async move {
                 barrier.wait().await;
-                let (status, body) = status_and_body(c.checkout(id, "mine").await).await;
+                let (status, body) = status_and_json(c.checkout(id, "mine").await).await;
                 (c.username.clone(), status, body)
             })
         })
@@ -109,7 +104,7 @@ async fn twenty_concurrent_check_ins_make_twenty_commits_on_one_linear_history()
                 barrier.wait().await;
                 let content = format!("{} v2", c.username);
                 let resp = c.checkin(id, content.as_bytes(), "v2", "minor").await;
-                status_and_body(resp).await
+                status_and_json(resp).await
             })
         })
         .collect();
@@ -166,7 +161,7 @@ async fn a_check_in_racing_an_override_has_one_outcome_told_truthfully_to_both()
         let body = content.clone();
         let checkin = tokio::spawn(async move {
             a.wait().await;
-            status_and_body(holder.checkin(id, body.as_bytes(), "race", "minor").await).await
+            status_and_json(holder.checkin(id, body.as_bytes(), "race", "minor").await).await
         });
         let boss = admin.clone();
         // A check-in does more work before its transaction than an override,
@@ -176,7 +171,7 @@ async fn a_check_in_racing_an_override_has_one_outcome_told_truthfully_to_both()
         let overriding = tokio::spawn(async move {
             b.wait().await;
             tokio::time::sleep(head_start).await;
-            status_and_body(boss.override_lock(id).await).await
+            status_and_json(boss.override_lock(id).await).await
         });
         let (ci, ov) = (checkin.await.unwrap(), overriding.await.unwrap());
         let after = alice.file(id).await;
@@ -401,7 +396,22 @@ async fn load_many_clients_and_live_subscribers_lose_no_event() {
             }
         }));
     }
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Every subscriber is connected (by the server's own count) before the
+    // memory baseline is read.
+    common::wait_until("every subscriber to be connected", || async {
+        let text = http
+            .get(format!("{base}/metrics"))
+            .basic_auth("admin", Some(admin_pw))
+            .send()
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .unwrap_or_default();
+        common::metric(&text, "latch_live_connections{transport=\"sse\"}")
+            >= Some(subscribers_n as f64)
+    })
+    .await;
     let rss_before = server.rss_kib();
 
     let tally = Arc::new(Mutex::new(Tally::default()));
@@ -522,6 +532,9 @@ async fn load_many_clients_and_live_subscribers_lose_no_event() {
     let resyncs: u64 = views.iter().map(|v| v.lock().unwrap().resyncs).sum();
     // A resync is a full list, not one of the events counted as expected.
     let delivered: u64 = views.iter().map(|v| v.lock().unwrap().events).sum::<u64>() - resyncs;
+    // Memory is read after a quiet spell on purpose: what the server keeps
+    // once the load is gone, not what a burst still holds. No condition
+    // marks "settled", so this wait is a fixed one.
     tokio::time::sleep(Duration::from_secs(5)).await;
     let rss_idle = server.rss_kib();
 

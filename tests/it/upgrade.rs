@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::common::binary::{Server, latch};
+use crate::common::git::{GitHome, vault_url};
 use crate::common::{ADMIN_PASSWORD, free_port, have_tool};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -282,18 +283,13 @@ async fn check_everything_is_there(api: &Api, expected: &Value, scratch: &Path) 
 
     // A fresh clone holds every current version.
     let clone = scratch.join("clone");
-    let url = format!(
-        "http://bob:{bob_token}@{}/vault.git",
-        api.base.trim_start_matches("http://")
-    );
-    let out = Command::new("git")
-        .args(["clone", "-q", &url])
-        .arg(&clone)
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .env_remove("GIT_DIR")
-        .output()
-        .expect("run git");
-    assert!(out.status.success(), "git clone: {out:?}");
+    let url = vault_url(&api.base, "bob", bob_token);
+    let home = GitHome::new();
+    home.git_ok(
+        &home.path(""),
+        &["clone", "-q", &url, clone.to_str().expect("path")],
+    )
+    .await;
     for file in expected["files"].as_array().expect("files") {
         let path = file["path"].as_str().expect("path");
         let bytes = std::fs::read(clone.join(path)).expect("file in the clone");

@@ -5,6 +5,9 @@
 
 pub mod binary;
 pub mod browser;
+pub mod git;
+pub mod http;
+pub mod live;
 pub mod watch;
 
 use std::net::SocketAddr;
@@ -14,6 +17,8 @@ use std::time::Duration;
 use latch::Config;
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
+
+pub use git::{git, git_fsck, git_ok};
 
 pub const ADMIN_PASSWORD: &str = "admin-password-1";
 pub const USER_PASSWORD: &str = "user-password-1";
@@ -82,8 +87,24 @@ impl TestApp {
                 .expect("server task");
             result.expect("server ran cleanly");
         }
-        // The hub's task drops its handle on the database a moment later.
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // The hub's task drops its handle on the database a moment after
+        // the server task ends: wait until the file can be opened again.
+        // A database that would need repair is left alone (the repair is
+        // aborted) for the next start to find as it is.
+        let db = self.data_dir.join("latch.redb");
+        wait_until("the server to release its database", || {
+            let db = db.clone();
+            async move {
+                if !db.exists() {
+                    return true;
+                }
+                let opened = redb::Builder::new()
+                    .set_repair_callback(|session| session.abort())
+                    .open(&db);
+                !matches!(opened, Err(redb::DatabaseError::DatabaseAlreadyOpen))
+            }
+        })
+        .await;
     }
 
     /// Stops, then starts again on the same data directory.
@@ -380,6 +401,36 @@ pub async fn wait_healthy(base: &str) {
     panic!("the app at {base} did not become healthy");
 }
 
+/// Waits until `check` holds, asking again every few milliseconds, for up
+/// to 30 s (a hang guard, not a time limit under test); panics naming `what`.
+/// Use this instead of a sleep wherever a test waits for the server to get
+/// somewhere by itself.
+pub async fn wait_until<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "waited 30 s for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The value of one series (`name{labels}`) in a Prometheus exposition.
+pub fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|l| {
+        l.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
 /// A port nobody listens on right now: bind port 0, read it, let it go.
 pub fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -466,16 +517,6 @@ pub fn upload_form(fields: &[(&str, &str)], file: Option<&[u8]>) -> Form {
     form
 }
 
-/// Runs `git` with `args` in `dir` when git is installed; None otherwise.
-pub fn git(dir: &Path, args: &[&str]) -> Option<std::process::Output> {
-    std::process::Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .output()
-        .ok()
-}
-
 /// Whether a tool that skippable tests need must be present (CI sets LATCH_REQUIRE_ALL=1).
 pub fn require_all() -> bool {
     std::env::var("LATCH_REQUIRE_ALL").is_ok_and(|v| v == "1")
@@ -500,35 +541,6 @@ pub fn have_tool(binary: &str, package: &str) -> bool {
         );
     }
     found
-}
-
-/// `git fsck` of a vault, strict: Err with its output unless it exits 0 and
-/// says nothing but notices (an empty vault's "HEAD points to an unborn
-/// branch"). Dangling objects are fine: a refused or crashed write leaves some.
-pub fn git_fsck(vault: &Path) -> Result<(), String> {
-    let out = git(
-        vault,
-        &[
-            "fsck",
-            "--full",
-            "--strict",
-            "--no-dangling",
-            "--no-progress",
-        ],
-    )
-    .ok_or("git fsck did not run")?;
-    let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
-    let problems = said
-        .lines()
-        .any(|l| !l.trim().is_empty() && !l.starts_with("notice:"));
-    if !out.status.success() || problems {
-        return Err(format!(
-            "git fsck {}: {}\n{said}",
-            vault.display(),
-            out.status
-        ));
-    }
-    Ok(())
 }
 
 /// xorshift64*: small, seedable, and enough to pick moves.
