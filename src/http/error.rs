@@ -124,13 +124,7 @@ pub fn error_page(status: StatusCode, text: &str) -> Response {
     html(
         status,
         views::layout(
-            Page {
-                title: "Error",
-                session: None,
-                nav: "",
-                flash: None,
-                live_seq: None,
-            },
+            Page::signed_out("Error"),
             views::error_page(status.as_u16(), text),
         ),
     )

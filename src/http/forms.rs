@@ -176,3 +176,14 @@ pub fn parse_token_name(raw: &str) -> AppResult<String> {
     crate::domain::check_hidden(name, crate::domain::TextKind::OneLine, "token name")?;
     Ok(name.to_string())
 }
+
+/// A `Content-Type`'s media type, without parameters, in lower case
+/// (`Application/JSON; charset=utf-8` → `application/json`).
+pub fn media_type(content_type: &str) -> String {
+    content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}

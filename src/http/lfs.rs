@@ -132,12 +132,7 @@ async fn read_json<T: serde::de::DeserializeOwned + Default>(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    let essence = crate::http::forms::media_type(content_type);
     if essence != LFS_JSON && essence != "application/json" {
         return Err(AppError::BadRequest(format!(
             "Send the request as {LFS_JSON} (got '{content_type}')."

@@ -10,6 +10,7 @@ use poem::{Endpoint, EndpointExt, IntoEndpoint, Response};
 use serde_json::Value;
 
 use super::{CSRF, SESSION, Service};
+use crate::http::error::{Surface, refusal};
 
 /// The document as served, with what poem-openapi cannot say itself added
 /// to every operation in one walk.
@@ -143,19 +144,12 @@ pub fn endpoint(service: Service) -> impl Endpoint + 'static {
                     && let Some(allow) = allowed(&table, &path)
                 {
                     let message = format!("{shown} does not take {method}; it takes {allow}.");
-                    resp = error_response(StatusCode::METHOD_NOT_ALLOWED, &message);
+                    resp = refusal(Surface::Json, StatusCode::METHOD_NOT_ALLOWED, &message);
                     crate::http::allow::add_allow(&mut resp, allow);
                 }
                 Ok(resp)
             }
         })
-}
-
-fn error_response(status: StatusCode, message: &str) -> Response {
-    Response::builder()
-        .status(status)
-        .content_type("application/json; charset=utf-8")
-        .body(serde_json::json!({ "error": message }).to_string())
 }
 
 /// Gives every `/api` error the `{"error": "…"}` shape, including the ones
@@ -193,7 +187,7 @@ pub async fn json_error(err: poem::Error) -> Response {
         None
     };
     if let Some(message) = said {
-        return error_response(status, &message);
+        return refusal(Surface::Json, status, &message);
     }
     let resp = err.into_response();
     let is_json = resp
@@ -210,5 +204,5 @@ pub async fn json_error(err: poem::Error) -> Response {
     } else {
         text
     };
-    error_response(status, &message)
+    refusal(Surface::Json, status, &message)
 }

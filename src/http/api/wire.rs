@@ -28,6 +28,7 @@ use serde_json::Value;
 
 use crate::domain::Invalid;
 use crate::error::AppError;
+use crate::http::error::{Surface, refusal};
 
 /// The body of every refusal under `/api`.
 #[derive(Object)]
@@ -453,21 +454,15 @@ impl<'a, T: ParseFromJSON + Send> ApiExtractor<'a> for OptionalJson<T> {
 
 /// 415 in the `{"error"}` shape (no `AppError` kind: only the edge says it).
 fn unsupported(message: &str) -> poem::Error {
-    poem::Error::from_response(
-        poem::Response::builder()
-            .status(poem::http::StatusCode::UNSUPPORTED_MEDIA_TYPE)
-            .content_type("application/json; charset=utf-8")
-            .body(serde_json::json!({ "error": message }).to_string()),
-    )
+    poem::Error::from_response(refusal(
+        Surface::Json,
+        poem::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        message,
+    ))
 }
 
 pub fn is_json(content_type: &str) -> bool {
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    let essence = crate::http::forms::media_type(content_type);
     essence == "application/json" || essence.ends_with("+json")
 }
 

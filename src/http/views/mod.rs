@@ -146,6 +146,19 @@ pub struct Page<'a> {
     pub live_seq: Option<u64>,
 }
 
+impl<'a> Page<'a> {
+    /// A page for someone not signed in: no navigation, no live updates.
+    pub fn signed_out(title: &'a str) -> Page<'a> {
+        Page {
+            title,
+            session: None,
+            nav: "",
+            flash: None,
+            live_seq: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Flash {
     pub error: bool,

@@ -31,11 +31,8 @@ pub(super) async fn login_form(req: &Request, guard: Guard<'_>) -> Response {
         let error = flash.as_ref().filter(|f| f.error).map(|f| f.text.as_str());
         let markup = views::layout(
             Page {
-                title: "Sign in",
-                session: None,
-                nav: "",
                 flash: flash.clone().filter(|f| !f.error),
-                live_seq: None,
+                ..Page::signed_out("Sign in")
             },
             views::login_page(error, "", guard.config.allow_signup),
         );
@@ -76,13 +73,7 @@ pub(super) async fn login_submit(req: &Request, guard: Guard<'_>, body: Body) ->
         Err(err) => {
             err.log();
             let markup = views::layout(
-                Page {
-                    title: "Sign in",
-                    session: None,
-                    nav: "",
-                    flash: None,
-                    live_seq: None,
-                },
+                Page::signed_out("Sign in"),
                 views::login_page(
                     Some(&err.public_message()),
                     &username,
@@ -131,16 +122,7 @@ pub(super) async fn setup_form(
             } else {
                 StatusCode::OK
             },
-            views::layout(
-                Page {
-                    title: "Set up",
-                    session: None,
-                    nav: "",
-                    flash: None,
-                    live_seq: None,
-                },
-                views::setup_page(&token, error),
-            ),
+            views::layout(Page::signed_out("Set up"), views::setup_page(&token, error)),
         ))
     })
     .await
@@ -183,13 +165,7 @@ pub(super) async fn setup_submit(req: &Request, guard: Guard<'_>, body: Body) ->
             html(
                 err.status(),
                 views::layout(
-                    Page {
-                        title: "Set up",
-                        session: None,
-                        nav: "",
-                        flash: None,
-                        live_seq: None,
-                    },
+                    Page::signed_out("Set up"),
                     views::setup_page(&presented, Some(&err.public_message())),
                 ),
             )
