@@ -1,5 +1,5 @@
 //! Downloads: a version streamed as an attachment that no browser renders
-//! inline, named so every browser saves it under its real name.
+//! inline, named (file name and revision) so every browser saves it as such.
 
 use poem::http::{StatusCode, header};
 use poem::{Body, Response};

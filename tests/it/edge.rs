@@ -1,8 +1,8 @@
-//! Limits at the edge (DESIGN.md): slow clients are cut off after their
+//! Limits at the edge: slow clients are cut off after their
 //! (here shortened) limits while everyone else is served; heads over 16 KiB
 //! are 431; bodies over 64 KiB are refused before they are read; multipart
 //! text fields are bounded while they stream and nothing of a refused
-//! upload is kept. Each of these held on no limit before `src/serve.rs`.
+//! upload is kept. Each of these held on no limit before `src/http/serve.rs`.
 
 use std::time::{Duration, Instant};
 

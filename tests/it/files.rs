@@ -1,6 +1,6 @@
 //! Files: upload, check out, cancel, check in, override, delete, history and
 //! download through the JSON API and the plain HTML forms, with the rules of
-//! DESIGN.md ("Operations and their rules", "Routes"), racing requests, bad
+//! the contract (operations, their rules and routes), racing requests, bad
 //! input, and persistence across a restart.
 
 use std::path::Path;
@@ -1652,4 +1652,44 @@ async fn an_htmx_action_answers_with_out_of_band_fragments() {
         .unwrap();
     assert_eq!(resp.status(), 403);
     assert_eq!(alice.file(id).await["state"], "locked");
+}
+
+/// The override dialog names the holder it showed; if the file changed
+/// hands before the admin clicked, the new holder's check-out is not
+/// broken in the old one's name (found by a newcomer's look: the form sent
+/// no holder, so it broke whoever held the file by then).
+#[tokio::test]
+async fn the_override_form_breaks_only_the_check_out_it_showed() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let id = alice.upload_ok("parts/cas.mcam", b"a").await;
+    assert_eq!(alice.checkout(id, "").await.status(), 200);
+    let admin = Browser::sign_in(&app, "admin", common::ADMIN_PASSWORD).await;
+    let page = admin.http.get(admin.url("/")).send().await.unwrap();
+    let page = page.text().await.unwrap();
+    assert!(
+        page.contains(r#"name="holder" value="alice""#),
+        "the override form names the holder it shows"
+    );
+    // Alice gives it back and Bob takes it before the admin clicks.
+    assert_eq!(alice.cancel(id).await.status(), 200);
+    assert_eq!(bob.checkout(id, "mine now").await.status(), 200);
+    let resp = admin
+        .post(
+            &format!("/files/{id}/override"),
+            &[("_csrf", &admin.csrf), ("holder", "alice")],
+        )
+        .await;
+    assert_flash(&admin, resp, "is now checked out by bob, not alice", true).await;
+    assert_eq!(bob.file(id).await["lock"]["owner"], "bob");
+    // Naming the real holder overrides.
+    let resp = admin
+        .post(
+            &format!("/files/{id}/override"),
+            &[("_csrf", &admin.csrf), ("holder", "bob")],
+        )
+        .await;
+    assert_flash(&admin, resp, "was overridden", false).await;
+    assert_eq!(bob.file(id).await["state"], "available");
 }

@@ -1765,7 +1765,7 @@ async fn look_alike_characters_are_ordinary_names_that_stay_inside_the_vault() {
         ("\u{ff0e}git/z.txt", "fullwidth full stop + git"),
         ("cafe\u{301}.txt", "decomposed é"),
         // Another folder: beside the decomposed one it would clash (409),
-        // as a macOS clone would make them one file (tests/edge_vault.rs).
+        // as a macOS clone would make them one file (tests/it/edge_vault.rs).
         ("other/caf\u{e9}.txt", "composed é"),
     ] {
         let form = Form::new()

@@ -202,6 +202,9 @@ pub fn card(f: &FileRecord, viewer: &Viewer, oob: bool) -> Markup {
                         div.popover-body {
                             p { "Take the lock away from " b { (holder.unwrap_or_default()) } "? Their unsaved work stays on their machine; they will be told." }
                             (action_form(viewer, &format!("{base}/override"), "override", html! {
+                                // The holder this dialog named: if the file changed hands
+                                // since, the override is refused instead of breaking theirs.
+                                input type="hidden" name="holder" value=(holder.unwrap_or_default());
                                 button.btn.danger type="submit" { "Override check-out" }
                             }))
                         }

@@ -130,8 +130,13 @@ pub(super) async fn override_lock(
     Path(id): Path<String>,
     body: Body,
 ) -> Response {
-    file_action(req, guard, body, &id, |actor, id, _| async move {
-        let f = files.override_lock(&actor, id).await?;
+    file_action(req, guard, body, &id, |actor, id, fields| async move {
+        // A form names the holder it showed (compare-and-swap); a bare
+        // request overrides whoever holds the file.
+        let f = match fields.get("holder").filter(|h| !h.is_empty()) {
+            Some(holder) => files.override_lock_held_by(&actor, id, holder).await?.0,
+            None => files.override_lock(&actor, id).await?,
+        };
         Ok((
             Some(f.clone()),
             format!("The check-out of {} was overridden.", f.path),
