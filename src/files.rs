@@ -26,10 +26,9 @@
 //! Long because the operations and the reconciliation that repairs them
 //! after a crash keep one ordering (above) and are read together.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use gix::ObjectId;
 use redb::ReadableTable;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
@@ -39,7 +38,7 @@ use crate::store::{
     self, Event, EventDraft, EventKind, FILES, FileRecord, FileSnapshot, LockRecord, META, PATHS,
     RECORDED_HEAD, Store, Tx, USERS, get_file, now, put_file,
 };
-use crate::vault::{Action, Author, Change, CommitInfo, Spool, Trailers, Vault};
+use crate::vault::{Action, Author, Change, CommitId, CommitInfo, Spool, Trailers, Vault};
 
 /// The signed-in person an operation acts for.
 #[derive(Debug, Clone)]
@@ -78,7 +77,7 @@ pub struct NewVersion {
 /// One version of a file as history lists it.
 #[derive(Debug, Clone)]
 pub struct Version {
-    pub commit: String,
+    pub commit: CommitId,
     pub revision: String,
     pub author: String,
     pub username: String,
@@ -336,7 +335,7 @@ impl Files {
         let this = self.clone();
         let actor = actor.clone();
         blocking(move || {
-            let path = new.path.as_str().to_string();
+            let path = new.path;
             // Once before the blob is written, to spare it when refused...
             this.shared
                 .store
@@ -380,8 +379,8 @@ impl Files {
                     created_by: actor.username.clone(),
                     created_at: at,
                     size: spool.size,
-                    head: commit.to_string(),
-                    blob: blob.to_string(),
+                    head: commit,
+                    blob,
                     modified_at: at,
                     modified_by: actor.username.clone(),
                     lock: None,
@@ -500,7 +499,7 @@ impl Files {
                 let mut rec =
                     get_file(&tx.txn.open_table(FILES)?, id)?.ok_or_else(|| not_found(id))?;
                 require_holder(&rec, &actor, "check it in")?;
-                if parse_oid(&rec.blob)? == quarantined.id() {
+                if rec.blob == quarantined.id() {
                     return Err(AppError::Invalid(format!(
                         "This content is identical to revision {} of {}; nothing to check in.",
                         rec.revision, rec.path
@@ -526,8 +525,8 @@ impl Files {
                     },
                 )?;
                 rec.revision = revision;
-                rec.head = commit.to_string();
-                rec.blob = blob.to_string();
+                rec.head = commit;
+                rec.blob = blob;
                 rec.size = spool.size;
                 rec.modified_at = now();
                 rec.modified_by = actor.username.clone();
@@ -639,11 +638,11 @@ impl Files {
         let vault = self.shared.vault.clone();
         blocking(move || {
             let (blob, revision) = match rev {
-                None => (parse_oid(&rec.blob)?, rec.revision.to_string()),
+                None => (rec.blob, rec.revision.to_string()),
                 Some(rev) => {
                     let unknown =
                         || AppError::NotFound(format!("{} has no version {rev}.", rec.path));
-                    let commit = ObjectId::from_hex(rev.as_bytes()).map_err(|_| unknown())?;
+                    let commit = CommitId::from_hex(&rev).ok_or_else(unknown)?;
                     let info = vault.commit_info(commit)?.ok_or_else(unknown)?;
                     let trailers = info
                         .trailers
@@ -672,7 +671,7 @@ impl Files {
     fn reconcile_in(&self, tx: &mut Tx) -> AppResult<usize> {
         let head = self.shared.vault.head()?;
         let recorded = store::meta_get(&tx.txn.open_table(META)?, RECORDED_HEAD)?;
-        let recorded = recorded.as_deref().map(parse_oid).transpose()?;
+        let recorded = recorded.as_deref().map(stored_commit).transpose()?;
         if head == recorded {
             return Ok(0);
         }
@@ -718,8 +717,8 @@ impl Files {
                 let rec = match existing {
                     Some(mut rec) => {
                         rec.revision = revision;
-                        rec.head = commit.id.to_string();
-                        rec.blob = blob.to_string();
+                        rec.head = commit.id;
+                        rec.blob = blob;
                         rec.size = size;
                         rec.modified_at = commit.at;
                         rec.modified_by = t.user.clone();
@@ -737,8 +736,8 @@ impl Files {
                         created_by: t.user.clone(),
                         created_at: commit.at,
                         size,
-                        head: commit.id.to_string(),
-                        blob: blob.to_string(),
+                        head: commit.id,
+                        blob,
                         modified_at: commit.at,
                         modified_by: t.user.clone(),
                         lock: None,
@@ -771,7 +770,7 @@ impl Files {
         actor: &Actor,
         message: &str,
         trailers: Trailers,
-    ) -> AppResult<ObjectId> {
+    ) -> AppResult<CommitId> {
         let commit = self
             .shared
             .vault
@@ -813,15 +812,14 @@ impl Files {
 /// proves all of this. Run it inside the write transaction that adds `path`.
 pub(crate) fn check_name_free(
     paths: &impl ReadableTable<&'static str, u64>,
-    path: &str,
+    path: &RepoPath,
 ) -> AppResult<()> {
-    if paths.get(path)?.is_some() {
+    if paths.get(path.as_str())?.is_some() {
         return Err(AppError::Conflict(format!(
             "A file named {path} already exists."
         )));
     }
-    for (end, _) in path.match_indices('/') {
-        let folder = &path[..end];
+    for folder in path.folders() {
         if paths.get(folder)?.is_some() {
             return Err(AppError::Conflict(format!(
                 "{folder} is a file, so nothing can be put inside it; choose another name."
@@ -837,7 +835,7 @@ pub(crate) fn check_name_free(
             inside.value()
         )));
     }
-    let wanted: Vec<&str> = path.split('/').collect();
+    let wanted: Vec<&str> = path.parts().collect();
     for row in paths.iter()? {
         let (existing, _) = row?;
         if let Some(message) = case_clash(&wanted, existing.value()) {
@@ -903,7 +901,7 @@ fn save_and_record(
     Ok(rec)
 }
 
-fn set_recorded_head(tx: &mut Tx, head: ObjectId) -> AppResult<()> {
+fn set_recorded_head(tx: &mut Tx, head: CommitId) -> AppResult<()> {
     tx.txn
         .open_table(META)?
         .insert(RECORDED_HEAD, head.to_string().as_str())?;
@@ -913,7 +911,7 @@ fn set_recorded_head(tx: &mut Tx, head: ObjectId) -> AppResult<()> {
 /// A commit's `Latch-Revision`, read like any stored value (no edge limits).
 /// One that is missing or unreadable keeps the record's revision (a new
 /// record starts at 1.0), and says so in the log rather than silently.
-fn trailer_revision(t: &Trailers, commit: ObjectId, existing: Option<&FileRecord>) -> Revision {
+fn trailer_revision(t: &Trailers, commit: CommitId, existing: Option<&FileRecord>) -> Revision {
     let kept = existing.map(|r| r.revision).unwrap_or(Revision::FIRST);
     match t.revision.as_deref().map(|r| (r, Revision::from_stored(r))) {
         Some((_, Some(revision))) => revision,
@@ -930,8 +928,9 @@ fn trailer_revision(t: &Trailers, commit: ObjectId, existing: Option<&FileRecord
     }
 }
 
-fn parse_oid(hex: &str) -> AppResult<ObjectId> {
-    ObjectId::from_hex(hex.as_bytes()).map_err(|e| AppError::internal("stored object id", e))
+fn stored_commit(hex: &str) -> AppResult<CommitId> {
+    CommitId::from_hex(hex)
+        .ok_or_else(|| AppError::Internal(format!("the recorded head '{hex}' is not a commit id")))
 }
 
 fn too_large(max: u64) -> AppError {
@@ -1003,7 +1002,7 @@ fn version_of(c: CommitInfo) -> Version {
         .map(|t| (t.revision.unwrap_or_default(), t.user))
         .unwrap_or_default();
     Version {
-        commit: c.id.to_string(),
+        commit: c.id,
         revision,
         author: c.author_name,
         username,
@@ -1013,11 +1012,11 @@ fn version_of(c: CommitInfo) -> Version {
 }
 
 /// `parts/1234567.mcam` at 1.2 downloads as `1234567_rev1.2.mcam`.
-pub fn download_name(path: &str, revision: &str) -> String {
-    let name = Path::new(path)
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "file".into());
+pub fn download_name(path: &RepoPath, revision: &str) -> String {
+    let name = match path.file_name() {
+        "" => "file".to_string(),
+        name => name.to_string(),
+    };
     if revision.is_empty() {
         return name;
     }
@@ -1029,13 +1028,13 @@ pub fn download_name(path: &str, revision: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use crate::domain::RepoPath;
+
     #[test]
     fn download_names_carry_the_revision() {
-        assert_eq!(
-            super::download_name("parts/1234567.mcam", "1.2"),
-            "1234567_rev1.2.mcam"
-        );
-        assert_eq!(super::download_name("README", "2.0"), "README_rev2.0");
-        assert_eq!(super::download_name(".env", "1.0"), ".env_rev1.0");
+        let name = |path: &str, rev| super::download_name(&RepoPath::parse(path).unwrap(), rev);
+        assert_eq!(name("parts/1234567.mcam", "1.2"), "1234567_rev1.2.mcam");
+        assert_eq!(name("README", "2.0"), "README_rev2.0");
+        assert_eq!(name(".env", "1.0"), ".env_rev1.0");
     }
 }

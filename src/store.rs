@@ -17,8 +17,9 @@ use redb::{
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use tokio::sync::mpsc;
 
-use crate::domain::{Revision, Role};
+use crate::domain::{RepoPath, Revision, Role};
 use crate::error::{AppError, AppResult};
+use crate::vault::{BlobId, CommitId};
 
 pub const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
 /// SHA-256 of the session token → session.
@@ -86,15 +87,15 @@ pub struct LockRecord {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FileRecord {
     pub id: u64,
-    pub path: String,
+    pub path: RepoPath,
     pub description: String,
     pub revision: Revision,
     pub created_by: String,
     pub created_at: i64,
     pub size: u64,
     /// The commit that wrote the current version.
-    pub head: String,
-    pub blob: String,
+    pub head: CommitId,
+    pub blob: BlobId,
     pub modified_at: i64,
     pub modified_by: String,
     pub lock: Option<LockRecord>,
@@ -138,7 +139,7 @@ pub struct Event {
     pub at: i64,
     pub actor: String,
     pub file_id: u64,
-    pub path: String,
+    pub path: RepoPath,
     /// Check-out comment, or check-in message.
     pub note: Option<String>,
     pub revision: Option<Revision>,
@@ -159,7 +160,7 @@ pub struct EventDraft {
 
 pub enum FileSnapshot {
     Present(Box<FileRecord>),
-    Deleted { id: u64, path: String },
+    Deleted { id: u64, path: RepoPath },
 }
 
 /// A write transaction that numbers the events it records.

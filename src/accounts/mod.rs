@@ -15,7 +15,6 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-
 pub use self::records::add_user_offline;
 use self::records::{
     create_token, end_session, insert_user, list_tokens, revoke_token, start_session, token_owner,
