@@ -29,7 +29,6 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use redb::ReadableTable;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 use crate::domain::{Bump, CommitMessage, Description, LockComment, RepoPath, Revision, Role};
@@ -39,6 +38,11 @@ use crate::store::{
     RECORDED_HEAD, Store, Tx, USERS, get_file, now, put_file,
 };
 use crate::vault::{Action, Author, Change, CommitId, CommitInfo, Spool, Trailers, Vault};
+
+mod names;
+mod reconcile;
+
+use names::check_name_free;
 
 /// The signed-in person an operation acts for.
 #[derive(Debug, Clone)]
@@ -662,107 +666,6 @@ impl Files {
         .await
     }
 
-    /// Applies Git commits the database has not recorded (after a crash
-    /// between the two commits). Returns how many were applied.
-    pub fn reconcile(&self) -> AppResult<usize> {
-        self.shared.store.write(|tx| self.reconcile_in(tx))
-    }
-
-    fn reconcile_in(&self, tx: &mut Tx) -> AppResult<usize> {
-        let head = self.shared.vault.head()?;
-        let recorded = store::meta_get(&tx.txn.open_table(META)?, RECORDED_HEAD)?;
-        let recorded = recorded.as_deref().map(stored_commit).transpose()?;
-        if head == recorded {
-            return Ok(0);
-        }
-        let mut missed = self.shared.vault.log(recorded, None, usize::MAX)?;
-        missed.reverse();
-        for commit in &missed {
-            self.apply_commit(tx, commit)?;
-        }
-        if let Some(head) = head {
-            set_recorded_head(tx, head)?;
-        }
-        tracing::warn!(
-            commits = missed.len(),
-            "reconciled Git commits the database had not recorded"
-        );
-        Ok(missed.len())
-    }
-
-    fn apply_commit(&self, tx: &mut Tx, commit: &CommitInfo) -> AppResult<()> {
-        let Some(t) = &commit.trailers else {
-            return Ok(());
-        };
-        let mut files = tx.txn.open_table(FILES)?;
-        let existing = get_file(&files, t.file_id)?;
-        let (kind, snapshot) = match t.action {
-            Action::Delete => {
-                files.remove(t.file_id)?;
-                drop(files);
-                tx.txn.open_table(PATHS)?.remove(t.path.as_str())?;
-                let snapshot = FileSnapshot::Deleted {
-                    id: t.file_id,
-                    path: t.path.clone(),
-                };
-                (EventKind::Deleted, snapshot)
-            }
-            Action::Create | Action::CheckIn => {
-                drop(files);
-                let Some(blob) = self.shared.vault.blob_at(commit.id, &t.path)? else {
-                    return Ok(());
-                };
-                let (size, _) = self.shared.vault.open_blob(blob)?;
-                let revision = trailer_revision(t, commit.id, existing.as_ref());
-                let rec = match existing {
-                    Some(mut rec) => {
-                        rec.revision = revision;
-                        rec.head = commit.id;
-                        rec.blob = blob;
-                        rec.size = size;
-                        rec.modified_at = commit.at;
-                        rec.modified_by = t.user.clone();
-                        rec
-                    }
-                    None => FileRecord {
-                        id: t.file_id,
-                        path: t.path.clone(),
-                        description: commit
-                            .message
-                            .split_once("\n\n")
-                            .map(|(_, d)| d.to_string())
-                            .unwrap_or_default(),
-                        revision,
-                        created_by: t.user.clone(),
-                        created_at: commit.at,
-                        size,
-                        head: commit.id,
-                        blob,
-                        modified_at: commit.at,
-                        modified_by: t.user.clone(),
-                        lock: None,
-                    },
-                };
-                store::reserve_file_id(&tx.txn, t.file_id)?;
-                put_file(&tx.txn, &rec)?;
-                let kind = if t.action == Action::Create {
-                    EventKind::Created
-                } else {
-                    EventKind::CheckedIn
-                };
-                (kind, FileSnapshot::Present(Box::new(rec)))
-            }
-        };
-        tx.record(EventDraft {
-            kind,
-            actor: t.user.clone(),
-            note: Some(commit.message.clone()),
-            previous_holder: None,
-            file: snapshot,
-        })?;
-        Ok(())
-    }
-
     fn commit_in(
         &self,
         tx: &mut Tx,
@@ -802,85 +705,6 @@ impl Files {
     }
 }
 
-/// Refuses `path` when it would share a name with what the vault holds:
-/// the same path; a file where the path needs a folder (`a` for `a/b`); a
-/// folder where the path would be a file (`parts` while `parts/x` exists);
-/// or a name that differs from an existing file or folder only in letter
-/// case or Unicode normalisation. Git's tree holds one entry per name, so either of the first would
-/// silently replace the other in `main`; the last is one file on Windows
-/// and macOS clones. Every path in the vault is in `PATHS`, so the table
-/// proves all of this. Run it inside the write transaction that adds `path`.
-pub(crate) fn check_name_free(
-    paths: &impl ReadableTable<&'static str, u64>,
-    path: &RepoPath,
-) -> AppResult<()> {
-    if paths.get(path.as_str())?.is_some() {
-        return Err(AppError::Conflict(format!(
-            "A file named {path} already exists."
-        )));
-    }
-    for folder in path.folders() {
-        if paths.get(folder)?.is_some() {
-            return Err(AppError::Conflict(format!(
-                "{folder} is a file, so nothing can be put inside it; choose another name."
-            )));
-        }
-    }
-    // Everything below `path/` sorts in [`path/`, `path0`): '0' follows '/'.
-    let (below, past) = (format!("{path}/"), format!("{path}0"));
-    if let Some(row) = paths.range(below.as_str()..past.as_str())?.next() {
-        let (inside, _) = row?;
-        return Err(AppError::Conflict(format!(
-            "{} is inside a folder named {path}; choose another name.",
-            inside.value()
-        )));
-    }
-    let wanted: Vec<&str> = path.parts().collect();
-    for row in paths.iter()? {
-        let (existing, _) = row?;
-        if let Some(message) = case_clash(&wanted, existing.value()) {
-            return Err(AppError::Conflict(message));
-        }
-    }
-    Ok(())
-}
-
-/// Where `wanted` first names the same file or folder as `existing` but for
-/// letter case or Unicode normalisation (`é` as one character, NFC, or as
-/// `e` and a combining accent, NFD: macOS stores names as NFD, so the two
-/// are one file there), the sentence saying so.
-fn case_clash(wanted: &[&str], existing: &str) -> Option<String> {
-    use unicode_normalization::UnicodeNormalization;
-    let fold = |s: &str| s.to_lowercase().nfc().collect::<String>();
-    let have: Vec<&str> = existing.split('/').collect();
-    for (depth, (w, h)) in wanted.iter().zip(&have).enumerate() {
-        if w == h {
-            continue;
-        }
-        if fold(w) != fold(h) {
-            return None;
-        }
-        let ours = wanted[..=depth].join("/");
-        let theirs = have[..=depth].join("/");
-        let what = if depth + 1 == have.len() {
-            format!("the file {theirs}")
-        } else {
-            format!("the folder {theirs} (which holds {existing})")
-        };
-        let how = if w.to_lowercase() == h.to_lowercase() {
-            "only in letter case; on Windows and macOS they would be one"
-        } else if w.nfc().eq(h.nfc()) {
-            "only in how its accented letters are encoded (Unicode NFC or NFD); on macOS they would be one"
-        } else {
-            "only in letter case and in how its accented letters are encoded; on Windows and macOS they would be one"
-        };
-        return Some(format!(
-            "{ours} differs from {what} {how}, so choose another name."
-        ));
-    }
-    None
-}
-
 /// Stores the changed record and records its event; returns the record.
 fn save_and_record(
     tx: &mut Tx,
@@ -906,31 +730,6 @@ fn set_recorded_head(tx: &mut Tx, head: CommitId) -> AppResult<()> {
         .open_table(META)?
         .insert(RECORDED_HEAD, head.to_string().as_str())?;
     Ok(())
-}
-
-/// A commit's `Latch-Revision`, read like any stored value (no edge limits).
-/// One that is missing or unreadable keeps the record's revision (a new
-/// record starts at 1.0), and says so in the log rather than silently.
-fn trailer_revision(t: &Trailers, commit: CommitId, existing: Option<&FileRecord>) -> Revision {
-    let kept = existing.map(|r| r.revision).unwrap_or(Revision::FIRST);
-    match t.revision.as_deref().map(|r| (r, Revision::from_stored(r))) {
-        Some((_, Some(revision))) => revision,
-        raw => {
-            tracing::warn!(
-                %commit,
-                file = t.file_id,
-                trailer = raw.map(|(r, _)| r).unwrap_or("(none)"),
-                kept = %kept,
-                "a commit's Latch-Revision is not a revision; keeping the record's"
-            );
-            kept
-        }
-    }
-}
-
-fn stored_commit(hex: &str) -> AppResult<CommitId> {
-    CommitId::from_hex(hex)
-        .ok_or_else(|| AppError::Internal(format!("the recorded head '{hex}' is not a commit id")))
 }
 
 fn too_large(max: u64) -> AppError {
