@@ -1,5 +1,8 @@
 //! The operations on files — upload, check out, cancel, check in, override,
-//! delete — with their rules, and reconciliation of Git with the database.
+//! delete — and the ordering that keeps Git and the database agreeing.
+//! Beside them: who may do what (`rules`), whether a new name is free
+//! (`names`), what is read without a change (`reads`), and reconciliation
+//! after a crash (`reconcile`).
 //!
 //! Ordering that keeps Git (content) and redb (state) consistent:
 //! 1. an upload is spooled to disk, then written as a loose blob into the
@@ -22,9 +25,6 @@
 //!    it at start, once the open database proves no other Latch runs.
 //!
 //! `tests/it/crash.rs` kills the real binary mid-operation to prove all of this.
-//!
-//! Long because the operations and the reconciliation that repairs them
-//! after a crash keep one ordering (above) and are read together.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -34,15 +34,20 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use crate::domain::{Bump, CommitMessage, Description, LockComment, RepoPath, Revision, Role};
 use crate::error::{AppError, AppResult};
 use crate::store::{
-    self, Event, EventDraft, EventKind, FILES, FileRecord, FileSnapshot, LockRecord, META, PATHS,
-    RECORDED_HEAD, Store, Tx, USERS, get_file, now, put_file,
+    self, EventDraft, EventKind, FILES, FileRecord, FileSnapshot, LockRecord, META, PATHS,
+    RECORDED_HEAD, Store, Tx, get_file, now, put_file,
 };
-use crate::vault::{Action, Author, Change, CommitId, CommitInfo, Spool, Trailers, Vault};
+use crate::vault::{Action, Author, Change, CommitId, Spool, Trailers, Vault};
 
 mod names;
+mod reads;
 mod reconcile;
+mod rules;
 
 use names::check_name_free;
+pub use reads::{Board, Download, Version, download_name};
+pub use rules::require_admin;
+use rules::{Needs, require_active, require_holder};
 
 /// The signed-in person an operation acts for.
 #[derive(Debug, Clone)]
@@ -78,24 +83,6 @@ pub struct NewVersion {
     pub bump: Bump,
 }
 
-/// One version of a file as history lists it.
-#[derive(Debug, Clone)]
-pub struct Version {
-    pub commit: CommitId,
-    pub revision: String,
-    pub author: String,
-    pub username: String,
-    pub at: i64,
-    pub message: String,
-}
-
-/// A version opened for download.
-pub struct Download {
-    pub file_name: String,
-    pub size: u64,
-    pub reader: Box<dyn std::io::Read + Send>,
-}
-
 #[derive(Clone)]
 pub struct Files {
     shared: Arc<Shared>,
@@ -112,14 +99,6 @@ fn not_found(id: u64) -> AppError {
     AppError::NotFound(format!(
         "There is no file with id {id}; it may have been deleted."
     ))
-}
-
-/// The dashboard's reading of the vault.
-pub struct Board {
-    pub files: Vec<FileRecord>,
-    pub recent: Vec<Event>,
-    /// The newest event the reading includes.
-    pub seq: u64,
 }
 
 async fn blocking<T: Send + 'static>(
@@ -185,71 +164,6 @@ impl Files {
         drop(out);
         spool.size = size;
         Ok(spool)
-    }
-
-    pub async fn list(&self) -> AppResult<Vec<FileRecord>> {
-        let store = self.shared.store.clone();
-        blocking(move || store.all_files()).await
-    }
-
-    /// What the dashboard shows, read together. The sequence is read
-    /// first: anything after it is replayed when the page connects.
-    pub async fn board(&self, recent: usize) -> AppResult<Board> {
-        let store = self.shared.store.clone();
-        blocking(move || {
-            let seq = store.last_seq()?;
-            Ok(Board {
-                files: store.all_files()?,
-                recent: store.recent_events(recent)?,
-                seq,
-            })
-        })
-        .await
-    }
-
-    /// Events after `since`, oldest first (at most 1,000); without it, the
-    /// latest 100. With the newest sequence number.
-    pub async fn activity(&self, since: Option<u64>) -> AppResult<(Vec<Event>, u64)> {
-        let store = self.shared.store.clone();
-        blocking(move || {
-            let last = store.last_seq()?;
-            let events = match since {
-                Some(s) => store.events_after(s, 1000)?.0,
-                None => {
-                    let mut recent = store.recent_events(100)?;
-                    recent.reverse();
-                    recent
-                }
-            };
-            Ok((events, last))
-        })
-        .await
-    }
-
-    /// The id of the file at `path`; 404 naming the path when there is none.
-    pub async fn id_at(&self, path: &RepoPath) -> AppResult<u64> {
-        let store = self.shared.store.clone();
-        let key = path.as_str().to_string();
-        let id = blocking(move || {
-            store.read(|txn| Ok(txn.open_table(PATHS)?.get(key.as_str())?.map(|v| v.value())))
-        })
-        .await?;
-        id.ok_or_else(|| {
-            AppError::NotFound(format!(
-                "{path} is not a file in the vault, so it cannot be locked; upload it in Latch first (only existing files can be checked out)."
-            ))
-        })
-    }
-
-    /// The newest `limit` events, newest first.
-    pub async fn recent_events(&self, limit: usize) -> AppResult<Vec<Event>> {
-        let store = self.shared.store.clone();
-        blocking(move || store.recent_events(limit)).await
-    }
-
-    pub async fn get(&self, id: u64) -> AppResult<FileRecord> {
-        let store = self.shared.store.clone();
-        blocking(move || store.file(id)?.ok_or_else(|| not_found(id))).await
     }
 
     // The operations, each counted in `metrics` by kind and outcome; the
@@ -624,48 +538,6 @@ impl Files {
         .await
     }
 
-    /// The file's versions from Git, newest first.
-    pub async fn history(&self, id: u64) -> AppResult<(FileRecord, Vec<Version>)> {
-        let rec = self.get(id).await?;
-        let vault = self.shared.vault.clone();
-        let commits = blocking(move || vault.log(None, Some(id), 10_000)).await?;
-        Ok((rec, commits.into_iter().map(version_of).collect()))
-    }
-
-    /// Opens the current version, or the one written by commit `rev`.
-    pub async fn open(&self, id: u64, rev: Option<&str>) -> AppResult<Download> {
-        let rec = self.get(id).await?;
-        let rev = rev
-            .map(str::trim)
-            .filter(|r| !r.is_empty())
-            .map(|r| r.to_string());
-        let vault = self.shared.vault.clone();
-        blocking(move || {
-            let (blob, revision) = match rev {
-                None => (rec.blob, rec.revision.to_string()),
-                Some(rev) => {
-                    let unknown =
-                        || AppError::NotFound(format!("{} has no version {rev}.", rec.path));
-                    let commit = CommitId::from_hex(&rev).ok_or_else(unknown)?;
-                    let info = vault.commit_info(commit)?.ok_or_else(unknown)?;
-                    let trailers = info
-                        .trailers
-                        .filter(|t| t.file_id == id && t.action != Action::Delete);
-                    let trailers = trailers.ok_or_else(unknown)?;
-                    let blob = vault.blob_at(commit, &trailers.path)?.ok_or_else(unknown)?;
-                    (blob, trailers.revision.unwrap_or_default())
-                }
-            };
-            let (size, reader) = vault.open_blob(blob)?;
-            Ok(Download {
-                file_name: download_name(&rec.path, &revision),
-                size,
-                reader,
-            })
-        })
-        .await
-    }
-
     fn commit_in(
         &self,
         tx: &mut Tx,
@@ -737,103 +609,4 @@ fn too_large(max: u64) -> AppError {
         "The file is larger than the limit of {}; nothing was saved.",
         crate::domain::human_size(max)
     ))
-}
-
-/// What an operation needs of its actor's account.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Needs {
-    /// An account that exists and is enabled.
-    Account,
-    /// That, with the admin role.
-    Admin,
-}
-
-/// Refuses (403) an actor whose account, read inside the write transaction
-/// that would make the change, no longer allows it: removed, disabled, or
-/// no longer an admin. The request was authenticated when its head
-/// arrived; its body may have streamed for minutes since, and a disabled
-/// user's check-in must not land. One lookup, in the same transaction, so
-/// no change of the account can slip in between.
-fn require_active(tx: &Tx, actor: &Actor, needs: Needs, what: &str) -> AppResult<()> {
-    let user = store::get_user(&tx.txn.open_table(USERS)?, &actor.username)?;
-    let name = &actor.username;
-    match user {
-        None => Err(AppError::Forbidden(format!(
-            "There is no account {name} any more, so it cannot {what}; nothing was changed."
-        ))),
-        Some(u) if u.disabled => Err(AppError::Forbidden(format!(
-            "The account {name} was disabled, so it cannot {what}; nothing was changed."
-        ))),
-        Some(u) if needs == Needs::Admin && u.role != Role::Admin => {
-            Err(AppError::Forbidden(format!(
-                "Only an admin can {what}, and {name} is no longer an admin; nothing was changed."
-            )))
-        }
-        Some(_) => Ok(()),
-    }
-}
-
-pub fn require_admin(actor: &Actor, what: &str) -> AppResult<()> {
-    if actor.is_admin() {
-        Ok(())
-    } else {
-        Err(AppError::Forbidden(format!("Only an admin can {what}.")))
-    }
-}
-
-fn require_holder(rec: &FileRecord, actor: &Actor, what: &str) -> AppResult<()> {
-    match &rec.lock {
-        None => Err(AppError::Conflict(format!(
-            "{} is not checked out; check it out first to {what}.",
-            rec.path
-        ))),
-        Some(lock) if lock.owner != actor.username => Err(AppError::Forbidden(format!(
-            "{} is checked out by {}; only they can {what}.",
-            rec.path, lock.owner
-        ))),
-        Some(_) => Ok(()),
-    }
-}
-
-fn version_of(c: CommitInfo) -> Version {
-    let (revision, username) = c
-        .trailers
-        .map(|t| (t.revision.unwrap_or_default(), t.user))
-        .unwrap_or_default();
-    Version {
-        commit: c.id,
-        revision,
-        author: c.author_name,
-        username,
-        at: c.at,
-        message: c.message,
-    }
-}
-
-/// `parts/1234567.mcam` at 1.2 downloads as `1234567_rev1.2.mcam`.
-pub fn download_name(path: &RepoPath, revision: &str) -> String {
-    let name = match path.file_name() {
-        "" => "file".to_string(),
-        name => name.to_string(),
-    };
-    if revision.is_empty() {
-        return name;
-    }
-    match name.rsplit_once('.') {
-        Some((stem, ext)) if !stem.is_empty() => format!("{stem}_rev{revision}.{ext}"),
-        _ => format!("{name}_rev{revision}"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use crate::domain::RepoPath;
-
-    #[test]
-    fn download_names_carry_the_revision() {
-        let name = |path: &str, rev| super::download_name(&RepoPath::parse(path).unwrap(), rev);
-        assert_eq!(name("parts/1234567.mcam", "1.2"), "1234567_rev1.2.mcam");
-        assert_eq!(name("README", "2.0"), "README_rev2.0");
-        assert_eq!(name(".env", "1.0"), ".env_rev1.0");
-    }
 }
