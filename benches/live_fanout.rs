@@ -154,14 +154,14 @@ fn print_render_cost() {
     use latch::store::{Event, EventKind, FileRecord, LockRecord};
     let file = FileRecord {
         id: 1,
-        path: "parts/1234567.mcam".into(),
+        path: latch::domain::RepoPath::from_stored("parts/1234567.mcam"),
         description: "Main housing, second op".into(),
         revision: Revision::parse("1.3").expect("revision"),
         created_by: "actor".into(),
         created_at: 1_700_000_000,
         size: 1 << 20,
-        head: "0".repeat(40),
-        blob: "0".repeat(40),
+        head: latch::vault::CommitId::from_hex(&"0".repeat(40)).expect("hex"),
+        blob: latch::vault::BlobId::from_hex(&"0".repeat(40)).expect("hex"),
         modified_at: 1_700_000_000,
         modified_by: "actor".into(),
         lock: Some(LockRecord {

@@ -9,9 +9,10 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use latch::domain::Revision;
+use latch::domain::{RepoPath, Revision};
 use latch::http::views::{self, Filters, Viewer};
 use latch::store::{FileRecord, LockRecord};
+use latch::vault::{BlobId, CommitId};
 
 const ADMIN_PASSWORD: &str = "bench-password-1";
 
@@ -104,7 +105,7 @@ fn synthetic_files(n: usize) -> Vec<FileRecord> {
     (0..n)
         .map(|i| FileRecord {
             id: i as u64 + 1,
-            path: format!("machine-{:02}/part-{i:06}.mcam", i % 40),
+            path: RepoPath::from_stored(format!("machine-{:02}/part-{i:06}.mcam", i % 40)),
             description: format!("Fixture plate {i}, second op"),
             revision: Revision {
                 major: 1,
@@ -113,8 +114,8 @@ fn synthetic_files(n: usize) -> Vec<FileRecord> {
             created_by: "alice".into(),
             created_at: 1_700_000_000,
             size: 1_234_567 + i as u64,
-            head: "0123456789abcdef0123456789abcdef01234567".into(),
-            blob: "0123456789abcdef0123456789abcdef01234567".into(),
+            head: CommitId::from_hex("0123456789abcdef0123456789abcdef01234567").expect("hex"),
+            blob: BlobId::from_hex("0123456789abcdef0123456789abcdef01234567").expect("hex"),
             modified_at: 1_700_000_000 + i as i64,
             modified_by: "bob".into(),
             lock: (i % 5 == 0).then(|| LockRecord {

@@ -17,8 +17,9 @@ use redb::{
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use tokio::sync::mpsc;
 
-use crate::domain::{Revision, Role};
+use crate::domain::{RepoPath, Revision, Role};
 use crate::error::{AppError, AppResult};
+use crate::vault::{BlobId, CommitId};
 
 pub const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
 /// SHA-256 of the session token → session.
@@ -86,15 +87,15 @@ pub struct LockRecord {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FileRecord {
     pub id: u64,
-    pub path: String,
+    pub path: RepoPath,
     pub description: String,
     pub revision: Revision,
     pub created_by: String,
     pub created_at: i64,
     pub size: u64,
     /// The commit that wrote the current version.
-    pub head: String,
-    pub blob: String,
+    pub head: CommitId,
+    pub blob: BlobId,
     pub modified_at: i64,
     pub modified_by: String,
     pub lock: Option<LockRecord>,
@@ -138,7 +139,7 @@ pub struct Event {
     pub at: i64,
     pub actor: String,
     pub file_id: u64,
-    pub path: String,
+    pub path: RepoPath,
     /// Check-out comment, or check-in message.
     pub note: Option<String>,
     pub revision: Option<Revision>,
@@ -159,7 +160,7 @@ pub struct EventDraft {
 
 pub enum FileSnapshot {
     Present(Box<FileRecord>),
-    Deleted { id: u64, path: String },
+    Deleted { id: u64, path: RepoPath },
 }
 
 /// A write transaction that numbers the events it records.
@@ -526,5 +527,33 @@ impl Store {
             }
             Ok(events)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Event, FileRecord, decode, encode};
+
+    /// A record and an event exactly as Latch 0.1.0 wrote them (field order,
+    /// plain-string paths, hex ids). The path `parts/CON.txt` is one the
+    /// edge refuses today, so reading must trust what was stored.
+    const FILE: &str = r#"{"id":7,"path":"parts/CON.txt","description":"Main housing","revision":"1.3","created_by":"alice","created_at":1700000000,"size":5,"head":"4b825dc642cb6eb9a060e54bf8d69288fbee4904","blob":"e69de29bb2d1d6434b8b29ae775ad8c2e48c5391","modified_at":1700000100,"modified_by":"bob","lock":{"owner":"bob","locked_at":1700000200,"comment":"fixing the post"}}"#;
+
+    #[test]
+    fn a_stored_file_record_reads_and_writes_back_byte_for_byte() {
+        let rec: FileRecord = decode(FILE.as_bytes()).unwrap();
+        assert_eq!(encode(&rec).unwrap(), FILE.as_bytes());
+    }
+
+    #[test]
+    fn stored_events_read_and_write_back_byte_for_byte() {
+        let present = format!(
+            r#"{{"seq":12,"kind":"checked_in","at":1700000300,"actor":"bob","file_id":7,"path":"parts/CON.txt","note":"Fix","revision":"1.3","previous_holder":null,"file":{FILE}}}"#
+        );
+        let deleted = r#"{"seq":13,"kind":"deleted","at":1700000400,"actor":"admin","file_id":7,"path":"parts/CON.txt","note":null,"revision":null,"previous_holder":null,"file":null}"#;
+        for stored in [present.as_str(), deleted] {
+            let event: Event = decode(stored.as_bytes()).unwrap();
+            assert_eq!(String::from_utf8(encode(&event).unwrap()).unwrap(), stored);
+        }
     }
 }

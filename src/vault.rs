@@ -20,9 +20,58 @@ use gix::ObjectId;
 use gix::bstr::ByteSlice;
 use gix::objs::tree::EntryKind;
 
+use crate::domain::RepoPath;
 use crate::error::{AppError, AppResult};
 
 pub const MAIN: &str = "refs/heads/main";
+
+/// The ids of the vault's objects, each kind its own type so a blob is
+/// never taken for a commit. Kept (in records, events, the recorded head)
+/// as the lower-case hex Git shows, as every release has.
+macro_rules! object_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub struct $name(ObjectId);
+
+        impl $name {
+            /// Reads the hex of an id; `None` for anything else.
+            pub fn from_hex(hex: &str) -> Option<Self> {
+                ObjectId::from_hex(hex.as_bytes()).ok().map($name)
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let raw = String::deserialize(d)?;
+                $name::from_hex(&raw).ok_or_else(|| {
+                    serde::de::Error::custom(format!("'{raw}' is not a stored object id"))
+                })
+            }
+        }
+    };
+}
+
+object_id!(
+    /// A commit on `main`: what wrote a version, or the head the records reflect.
+    CommitId
+);
+object_id!(
+    /// A file's content in the object store.
+    BlobId
+);
 
 fn git_err(context: &'static str) -> impl Fn(gix::Error) -> AppError {
     move |e| AppError::internal(context, e)
@@ -30,8 +79,8 @@ fn git_err(context: &'static str) -> impl Fn(gix::Error) -> AppError {
 
 /// What a commit does to the tree.
 pub enum Change<'a> {
-    Put { path: &'a str, blob: ObjectId },
-    Remove { path: &'a str },
+    Put { path: &'a RepoPath, blob: BlobId },
+    Remove { path: &'a RepoPath },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,7 +120,7 @@ pub struct Author<'a> {
 pub struct Trailers {
     pub action: Action,
     pub file_id: u64,
-    pub path: String,
+    pub path: RepoPath,
     pub revision: Option<String>,
     pub user: String,
 }
@@ -79,7 +128,7 @@ pub struct Trailers {
 /// A commit on `main`, as history shows it.
 #[derive(Debug, Clone)]
 pub struct CommitInfo {
-    pub id: ObjectId,
+    pub id: CommitId,
     pub author_name: String,
     pub at: i64,
     /// The message without its trailers.
@@ -194,7 +243,7 @@ impl Vault {
     }
 
     /// The commit `main` points at, if any.
-    pub fn head(&self) -> AppResult<Option<ObjectId>> {
+    pub fn head(&self) -> AppResult<Option<CommitId>> {
         let repo = self.local();
         let reference = repo
             .try_find_reference(MAIN)
@@ -202,7 +251,7 @@ impl Vault {
         match reference {
             Some(mut r) => {
                 let id = r.peel_to_id().map_err(git_err("reading main"))?;
-                Ok(Some(id.detach()))
+                Ok(Some(CommitId(id.detach())))
             }
             None => Ok(None),
         }
@@ -212,7 +261,7 @@ impl Vault {
     /// the same path an upload takes (quarantine, then publish). Only for
     /// callers outside an operation (tests, tools): an operation publishes
     /// inside its write transaction, once its rules have passed.
-    pub fn write_blob(&self, source: &mut dyn Read, size: u64) -> AppResult<ObjectId> {
+    pub fn write_blob(&self, source: &mut dyn Read, size: u64) -> AppResult<BlobId> {
         let blob = self.quarantine_blob(source, size)?;
         self.publish(&blob)
     }
@@ -315,13 +364,13 @@ impl Vault {
     /// transaction also keeps publishers one at a time), after every rule
     /// has passed. An object already present, from an earlier version or
     /// another file with the same content, is kept as it is and ours dropped.
-    pub fn publish(&self, blob: &Quarantined) -> AppResult<ObjectId> {
+    pub fn publish(&self, blob: &Quarantined) -> AppResult<BlobId> {
         let hex = blob.id.to_hex().to_string();
         let objects = self.path.join("objects");
         let dir = objects.join(&hex[..2]);
         let target = dir.join(&hex[2..]);
         if target.exists() || self.local().has_object(blob.id) {
-            return Ok(blob.id);
+            return Ok(BlobId(blob.id));
         }
         match std::fs::create_dir(&dir) {
             Ok(()) => sync_dir(&objects)?,
@@ -331,14 +380,14 @@ impl Vault {
         std::fs::rename(&blob.path, &target)?;
         // The rename is durable before the commit that names it.
         sync_dir(&dir)?;
-        Ok(blob.id)
+        Ok(BlobId(blob.id))
     }
 
     /// The blob at `path` in `commit`'s tree.
-    pub fn blob_at(&self, commit: ObjectId, path: &str) -> AppResult<Option<ObjectId>> {
+    pub fn blob_at(&self, commit: CommitId, path: &RepoPath) -> AppResult<Option<BlobId>> {
         let repo = self.local();
         let commit = match repo
-            .try_find_object(commit)
+            .try_find_object(commit.0)
             .map_err(git_err("finding a commit"))?
         {
             Some(obj) if obj.kind == gix::objs::Kind::Commit => obj.into_commit(),
@@ -346,9 +395,11 @@ impl Vault {
         };
         let tree = commit.tree().map_err(git_err("reading a tree"))?;
         let entry = tree
-            .lookup_entry_by_path(path)
+            .lookup_entry_by_path(path.as_str())
             .map_err(git_err("reading a tree"))?;
-        Ok(entry.filter(|e| e.mode().is_blob()).map(|e| e.object_id()))
+        Ok(entry
+            .filter(|e| e.mode().is_blob())
+            .map(|e| BlobId(e.object_id())))
     }
 
     /// Makes one commit on `main` applying `change`, authored by `author`.
@@ -360,13 +411,13 @@ impl Vault {
         author: &Author<'_>,
         subject_and_body: &str,
         trailers: &Trailers,
-    ) -> AppResult<ObjectId> {
+    ) -> AppResult<CommitId> {
         let path = match change {
             Change::Put { path, .. } | Change::Remove { path } => path,
         };
         check_path(path)?;
         let repo = self.local();
-        let parent = self.head()?;
+        let parent = self.head()?.map(|c| c.0);
         let base_tree = match parent {
             Some(parent) => repo
                 .find_commit(parent)
@@ -382,11 +433,13 @@ impl Vault {
         match change {
             Change::Put { path, blob } => {
                 editor
-                    .upsert(path, EntryKind::Blob, blob)
+                    .upsert(path.as_str(), EntryKind::Blob, blob.0)
                     .map_err(git_err("editing the tree"))?;
             }
             Change::Remove { path } => {
-                editor.remove(path).map_err(git_err("editing the tree"))?;
+                editor
+                    .remove(path.as_str())
+                    .map_err(git_err("editing the tree"))?;
             }
         }
         let tree = editor
@@ -405,14 +458,14 @@ impl Vault {
         let id = repo
             .commit_as(sig, sig, MAIN, message, tree, parent)
             .map_err(git_err("committing"))?;
-        Ok(id.detach())
+        Ok(CommitId(id.detach()))
     }
 
     /// Commits on `main` from the newest back to (not including) `stop`, or to
     /// the root. With `only_file`, only that file's commits are kept.
     pub fn log(
         &self,
-        stop: Option<ObjectId>,
+        stop: Option<CommitId>,
         only_file: Option<u64>,
         limit: usize,
     ) -> AppResult<Vec<CommitInfo>> {
@@ -423,8 +476,8 @@ impl Vault {
             if Some(id) == stop || out.len() >= limit {
                 break;
             }
-            let commit = repo.find_commit(id).map_err(git_err("reading history"))?;
-            next = commit.parent_ids().next().map(|p| p.detach());
+            let commit = repo.find_commit(id.0).map_err(git_err("reading history"))?;
+            next = commit.parent_ids().next().map(|p| CommitId(p.detach()));
             let info = describe(&commit)?;
             if only_file.is_none_or(|f| info.trailers.as_ref().is_some_and(|t| t.file_id == f)) {
                 out.push(info);
@@ -434,10 +487,10 @@ impl Vault {
     }
 
     /// One commit, if it exists and is a commit.
-    pub fn commit_info(&self, id: ObjectId) -> AppResult<Option<CommitInfo>> {
+    pub fn commit_info(&self, id: CommitId) -> AppResult<Option<CommitInfo>> {
         let repo = self.local();
         match repo
-            .try_find_object(id)
+            .try_find_object(id.0)
             .map_err(git_err("finding a commit"))?
         {
             Some(obj) if obj.kind == gix::objs::Kind::Commit => {
@@ -450,8 +503,8 @@ impl Vault {
     /// Opens a blob for streaming. Loose objects (all Latch writes) are
     /// inflated as they are read, so a large version is never held whole in
     /// memory; packed ones (after a manual `git gc`) are read at once.
-    pub fn open_blob(&self, id: ObjectId) -> AppResult<(u64, Box<dyn Read + Send>)> {
-        let hex = id.to_hex().to_string();
+    pub fn open_blob(&self, id: BlobId) -> AppResult<(u64, Box<dyn Read + Send>)> {
+        let hex = id.to_string();
         let loose = self.path.join("objects").join(&hex[..2]).join(&hex[2..]);
         match std::fs::File::open(&loose) {
             Ok(file) => {
@@ -464,7 +517,7 @@ impl Vault {
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let repo = self.local();
-                let blob = repo.find_blob(id).map_err(git_err("reading a blob"))?;
+                let blob = repo.find_blob(id.0).map_err(git_err("reading a blob"))?;
                 let data = blob.detach().data;
                 Ok((data.len() as u64, Box::new(std::io::Cursor::new(data))))
             }
@@ -479,14 +532,14 @@ impl Vault {
 /// vault's config being isolated), not stricter: `RepoPath::parse` applies
 /// the strict rules to new names, while a file an older Latch accepted
 /// (`parts/CON.txt`) must stay possible to check in and delete.
-fn check_path(path: &str) -> AppResult<()> {
+fn check_path(path: &RepoPath) -> AppResult<()> {
     use gix::validate::path::component;
     let editors = component::Options {
         protect_windows: cfg!(windows),
         protect_hfs: cfg!(target_os = "macos"),
         protect_ntfs: true,
     };
-    for part in path.split('/') {
+    for part in path.parts() {
         if let Err(e) = component(part.as_bytes().as_bstr(), None, editors) {
             return Err(AppError::Invalid(format!(
                 "The name '{part}' cannot be stored in Git ({e}); choose another name."
@@ -535,7 +588,7 @@ fn describe(commit: &gix::Commit<'_>) -> AppResult<CommitInfo> {
     let raw = commit.message_raw_sloppy().to_str_lossy().into_owned();
     let (message, trailers) = split_trailers(&raw);
     Ok(CommitInfo {
-        id: commit.id,
+        id: CommitId(commit.id),
         author_name: author.name.to_str_lossy().into_owned(),
         at,
         message,
@@ -576,7 +629,8 @@ pub fn split_trailers(raw: &str) -> (String, Option<Trailers>) {
         Some(Trailers {
             action: Action::parse(fields.get("Latch-Action")?)?,
             file_id: fields.get("Latch-File")?.parse().ok()?,
-            path: fields.get("Latch-Path")?.clone(),
+            // Git holds what Latch committed: read back like any stored path.
+            path: RepoPath::from_stored(fields.get("Latch-Path")?.as_str()),
             revision: fields.get("Latch-Revision").cloned(),
             user: fields.get("Latch-User")?.clone(),
         })
@@ -601,8 +655,8 @@ pub struct Quarantined {
 
 impl Quarantined {
     /// The blob's id: what a commit will name once it is published.
-    pub fn id(&self) -> ObjectId {
-        self.id
+    pub fn id(&self) -> BlobId {
+        BlobId(self.id)
     }
 }
 
@@ -640,7 +694,7 @@ mod tests {
         Trailers {
             action: Action::CheckIn,
             file_id: 7,
-            path: "parts/a b.mcam".into(),
+            path: RepoPath::from_stored("parts/a b.mcam"),
             revision: Some("1.3".into()),
             user: "alice".into(),
         }
@@ -655,6 +709,7 @@ mod tests {
             display_name: "Alice",
         };
         for path in ["parts/CON.txt", "q?.txt", "x<y>.txt", "lpt1"] {
+            let path = &RepoPath::from_stored(path);
             let blob = vault.write_blob(&mut &b"old"[..], 3).unwrap();
             vault
                 .commit(Change::Put { path, blob }, &author, "Check in", &trailers())
@@ -667,7 +722,7 @@ mod tests {
         let blob = vault.write_blob(&mut &b"x"[..], 1).unwrap();
         let refused = vault.commit(
             Change::Put {
-                path: "a/.git::$INDEX_ALLOCATION/x",
+                path: &RepoPath::from_stored("a/.git::$INDEX_ALLOCATION/x"),
                 blob,
             },
             &author,
@@ -704,35 +759,21 @@ mod tests {
             username: "alice",
             display_name: "Alice",
         };
+        let path = &RepoPath::from_stored("parts/a b.mcam");
         let c1 = vault
-            .commit(
-                Change::Put {
-                    path: "parts/a b.mcam",
-                    blob,
-                },
-                &author,
-                "Add",
-                &trailers(),
-            )
+            .commit(Change::Put { path, blob }, &author, "Add", &trailers())
             .unwrap();
         assert_eq!(vault.head().unwrap(), Some(c1));
-        assert_eq!(vault.blob_at(c1, "parts/a b.mcam").unwrap(), Some(blob));
+        assert_eq!(vault.blob_at(c1, path).unwrap(), Some(blob));
         let (size, mut reader) = vault.open_blob(blob).unwrap();
         assert_eq!(size, content.len() as u64);
         let mut back = Vec::new();
         reader.read_to_end(&mut back).unwrap();
         assert_eq!(back, content);
         let c2 = vault
-            .commit(
-                Change::Remove {
-                    path: "parts/a b.mcam",
-                },
-                &author,
-                "Delete",
-                &trailers(),
-            )
+            .commit(Change::Remove { path }, &author, "Delete", &trailers())
             .unwrap();
-        assert_eq!(vault.blob_at(c2, "parts/a b.mcam").unwrap(), None);
+        assert_eq!(vault.blob_at(c2, path).unwrap(), None);
         let log = vault.log(None, Some(7), 10).unwrap();
         assert_eq!(log.iter().map(|c| c.id).collect::<Vec<_>>(), vec![c2, c1]);
         assert_eq!(vault.log(Some(c1), None, 10).unwrap().len(), 1);

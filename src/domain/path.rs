@@ -82,6 +82,14 @@ impl RepoPath {
         Ok(RepoPath(parts.join("/")))
     }
 
+    /// A path this program stored (a record, an event, a commit trailer),
+    /// taken as it is: never checked again against today's rules, which
+    /// are stricter than some older release's, so a file once accepted
+    /// stays readable, checkable-in and deletable.
+    pub fn from_stored(raw: impl Into<String>) -> Self {
+        RepoPath(raw.into())
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -96,6 +104,30 @@ impl RepoPath {
             .rsplit_once('/')
             .map(|(_, name)| name)
             .unwrap_or(&self.0)
+    }
+
+    /// The names from the top down: folders, then the file.
+    pub fn parts(&self) -> std::str::Split<'_, char> {
+        self.0.split('/')
+    }
+
+    /// Every folder the path lies in, from the top down: `a`, `a/b` for `a/b/c`.
+    pub fn folders(&self) -> impl Iterator<Item = &str> {
+        self.0.match_indices('/').map(|(end, _)| &self.0[..end])
+    }
+}
+
+/// Stored as the plain string, as every release has.
+impl serde::Serialize for RepoPath {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+/// Stored records only: trusted as written (see [`RepoPath::from_stored`]).
+impl<'de> serde::Deserialize<'de> for RepoPath {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(RepoPath::from_stored)
     }
 }
 

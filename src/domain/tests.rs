@@ -284,7 +284,7 @@ proptest::proptest! {
         use gix::bstr::ByteSlice;
         use gix::validate::path::component;
         if let Ok(path) = RepoPath::parse(&raw) {
-            for part in path.as_str().split('/') {
+            for part in path.parts() {
                 for options in [tree_editor_options(), component::Options::default()] {
                     proptest::prop_assert!(
                         component(part.as_bytes().as_bstr(), None, options).is_ok(),

@@ -55,7 +55,7 @@ pub fn routes() -> Route {
 #[derive(Debug, Serialize)]
 struct LockJson {
     id: String,
-    path: String,
+    path: RepoPath,
     locked_at: String,
     owner: Owner,
 }
@@ -227,15 +227,14 @@ async fn list_locks(guard: Guard<'_>, files: &Files) -> AppResult<Response> {
         .path
         .as_deref()
         .filter(|p| !p.trim().is_empty())
-        .map(|p| RepoPath::parse(p).map(|p| p.as_str().to_string()).ok());
+        .map(|p| RepoPath::parse(p).ok());
     let id = query
         .id
         .as_deref()
         .filter(|i| !i.trim().is_empty())
         .map(|i| i.trim().parse::<u64>().ok());
     let (locked, next) = locked_files(files, cursor, page_size(limit), |f| {
-        path.as_ref()
-            .is_none_or(|p| p.as_deref() == Some(f.path.as_str()))
+        path.as_ref().is_none_or(|p| p.as_ref() == Some(&f.path))
             && id.is_none_or(|i| i == Some(f.id))
     })
     .await?;

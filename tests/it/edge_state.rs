@@ -153,22 +153,20 @@ async fn reconciliation_reads_trailers_leniently() {
             username: "admin",
             display_name: "Administrator",
         };
+        let path = latch::domain::RepoPath::parse("parts/r.mcam").unwrap();
         for (content, revision) in [(&b"y"[..], "1000000.0"), (&b"z"[..], "not-a-revision")] {
             let blob = vault
                 .write_blob(&mut &content[..], content.len() as u64)
                 .unwrap();
             vault
                 .commit(
-                    latch::vault::Change::Put {
-                        path: "parts/r.mcam",
-                        blob,
-                    },
+                    latch::vault::Change::Put { path: &path, blob },
                     &author,
                     "Committed before a crash",
                     &latch::vault::Trailers {
                         action: latch::vault::Action::CheckIn,
                         file_id: id,
-                        path: "parts/r.mcam".into(),
+                        path: path.clone(),
                         revision: Some(revision.into()),
                         user: "admin".into(),
                     },

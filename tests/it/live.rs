@@ -533,7 +533,7 @@ async fn a_resume_point_older_than_the_log_gets_a_full_resync() {
                         previous_holder: None,
                         file: FileSnapshot::Deleted {
                             id: 1,
-                            path: "gone.nc".into(),
+                            path: latch::domain::RepoPath::from_stored("gone.nc"),
                         },
                     })?;
                 }

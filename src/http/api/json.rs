@@ -130,7 +130,7 @@ impl From<&FileRecord> for FileJson {
     fn from(f: &FileRecord) -> Self {
         FileJson {
             id: f.id,
-            path: f.path.clone(),
+            path: f.path.to_string(),
             size: f.size,
             description: f.description.clone(),
             revision: f.revision.to_string(),
@@ -144,7 +144,7 @@ impl From<&FileRecord> for FileJson {
                 locked_at: iso_time(l.locked_at),
                 comment: Nullable(l.comment.clone()),
             })),
-            head: f.head.clone(),
+            head: f.head.to_string(),
             modified_at: iso_time(f.modified_at),
             modified_by: f.modified_by.clone(),
             created_by: f.created_by.clone(),
@@ -231,7 +231,7 @@ impl From<&Event> for EventJson {
             at: iso_time(e.at),
             actor: e.actor.clone(),
             file_id: e.file_id,
-            path: e.path.clone(),
+            path: e.path.to_string(),
             note: Nullable(e.note.clone()),
             revision: Nullable(e.revision.map(|r| r.to_string())),
             previous_holder: Nullable(e.previous_holder.clone()),

@@ -357,7 +357,7 @@ impl Api {
             versions: versions
                 .into_iter()
                 .map(|v| VersionJson {
-                    commit: v.commit,
+                    commit: v.commit.to_string(),
                     revision: v.revision,
                     author: v.author,
                     username: v.username,

@@ -4,8 +4,7 @@
 use maud::{Markup, html};
 
 use super::{
-    DASHBOARD_ACTIVITY, Filters, Viewer, action_form, csrf_field, folder_dom_id, folder_of,
-    time_ago, toast,
+    DASHBOARD_ACTIVITY, Filters, Viewer, action_form, csrf_field, folder_dom_id, time_ago, toast,
 };
 use crate::domain::human_size;
 use crate::files::Version;
@@ -134,10 +133,11 @@ pub fn card(f: &FileRecord, viewer: &Viewer, oob: bool) -> Markup {
     } else {
         "available"
     };
-    let (dir, name) = match f.path.rsplit_once('/') {
-        Some((d, n)) => (format!("{d}/"), n.to_string()),
-        None => (String::new(), f.path.clone()),
+    let dir = match f.path.folder() {
+        "" => String::new(),
+        folder => format!("{folder}/"),
     };
+    let name = f.path.file_name();
     let base = format!("/files/{}", f.id);
     html! {
         article.card.mine[mine] id=(format!("file-{}", f.id)) data-state=(state) data-locked-by=[holder]
@@ -292,7 +292,7 @@ pub fn event_fragment(e: &Event, viewer: &Viewer, c: Counters) -> String {
     let markup = html! {
         @match &e.file {
             Some(f) if e.kind == EventKind::Created => {
-                div.card-insert hx-swap-oob=(format!("beforeend:#{}", folder_dom_id(folder_of(&f.path)))) { (card(f, viewer, false)) }
+                div.card-insert hx-swap-oob=(format!("beforeend:#{}", folder_dom_id(f.path.folder()))) { (card(f, viewer, false)) }
             }
             Some(f) => { (card(f, viewer, true)) }
             None => { article id=(format!("file-{}", e.file_id)) hx-swap-oob="delete" {} }

@@ -37,7 +37,7 @@ impl Filters {
         }
         let q = self.q.trim().to_lowercase();
         q.is_empty()
-            || f.path.to_lowercase().contains(&q)
+            || f.path.as_str().to_lowercase().contains(&q)
             || f.description.to_lowercase().contains(&q)
             || f.locked_by().is_some_and(|o| o.contains(&q))
     }
@@ -63,7 +63,7 @@ impl Filters {
         let mut groups: std::collections::BTreeMap<String, Vec<&FileRecord>> = Default::default();
         for f in files.iter() {
             groups
-                .entry(folder_of(&f.path).to_string())
+                .entry(f.path.folder().to_string())
                 .or_default()
                 .push(f);
         }
@@ -73,10 +73,6 @@ impl Filters {
 
 /// How many recent events the dashboard lists (and keeps, as more arrive).
 pub const DASHBOARD_ACTIVITY: usize = 20;
-
-pub fn folder_of(path: &str) -> &str {
-    path.rsplit_once('/').map(|(d, _)| d).unwrap_or("")
-}
 
 /// The element id of a folder's card container.
 pub fn folder_dom_id(folder: &str) -> String {

@@ -1,5 +1,8 @@
 //! The operations on files — upload, check out, cancel, check in, override,
-//! delete — with their rules, and reconciliation of Git with the database.
+//! delete — and the ordering that keeps Git and the database agreeing.
+//! Beside them: who may do what (`rules`), whether a new name is free
+//! (`names`), what is read without a change (`reads`), and reconciliation
+//! after a crash (`reconcile`).
 //!
 //! Ordering that keeps Git (content) and redb (state) consistent:
 //! 1. an upload is spooled to disk, then written as a loose blob into the
@@ -22,24 +25,29 @@
 //!    it at start, once the open database proves no other Latch runs.
 //!
 //! `tests/it/crash.rs` kills the real binary mid-operation to prove all of this.
-//!
-//! Long because the operations and the reconciliation that repairs them
-//! after a crash keep one ordering (above) and are read together.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use gix::ObjectId;
-use redb::ReadableTable;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 use crate::domain::{Bump, CommitMessage, Description, LockComment, RepoPath, Revision, Role};
 use crate::error::{AppError, AppResult};
 use crate::store::{
-    self, Event, EventDraft, EventKind, FILES, FileRecord, FileSnapshot, LockRecord, META, PATHS,
-    RECORDED_HEAD, Store, Tx, USERS, get_file, now, put_file,
+    self, EventDraft, EventKind, FILES, FileRecord, FileSnapshot, LockRecord, META, PATHS,
+    RECORDED_HEAD, Store, Tx, get_file, now, put_file,
 };
-use crate::vault::{Action, Author, Change, CommitInfo, Spool, Trailers, Vault};
+use crate::vault::{Action, Author, Change, CommitId, Spool, Trailers, Vault};
+
+mod names;
+mod reads;
+mod reconcile;
+mod rules;
+
+use names::check_name_free;
+pub use reads::{Board, Download, Version, download_name};
+pub use rules::require_admin;
+use rules::{Needs, require_active, require_holder};
 
 /// The signed-in person an operation acts for.
 #[derive(Debug, Clone)]
@@ -75,24 +83,6 @@ pub struct NewVersion {
     pub bump: Bump,
 }
 
-/// One version of a file as history lists it.
-#[derive(Debug, Clone)]
-pub struct Version {
-    pub commit: String,
-    pub revision: String,
-    pub author: String,
-    pub username: String,
-    pub at: i64,
-    pub message: String,
-}
-
-/// A version opened for download.
-pub struct Download {
-    pub file_name: String,
-    pub size: u64,
-    pub reader: Box<dyn std::io::Read + Send>,
-}
-
 #[derive(Clone)]
 pub struct Files {
     shared: Arc<Shared>,
@@ -109,14 +99,6 @@ fn not_found(id: u64) -> AppError {
     AppError::NotFound(format!(
         "There is no file with id {id}; it may have been deleted."
     ))
-}
-
-/// The dashboard's reading of the vault.
-pub struct Board {
-    pub files: Vec<FileRecord>,
-    pub recent: Vec<Event>,
-    /// The newest event the reading includes.
-    pub seq: u64,
 }
 
 async fn blocking<T: Send + 'static>(
@@ -182,71 +164,6 @@ impl Files {
         drop(out);
         spool.size = size;
         Ok(spool)
-    }
-
-    pub async fn list(&self) -> AppResult<Vec<FileRecord>> {
-        let store = self.shared.store.clone();
-        blocking(move || store.all_files()).await
-    }
-
-    /// What the dashboard shows, read together. The sequence is read
-    /// first: anything after it is replayed when the page connects.
-    pub async fn board(&self, recent: usize) -> AppResult<Board> {
-        let store = self.shared.store.clone();
-        blocking(move || {
-            let seq = store.last_seq()?;
-            Ok(Board {
-                files: store.all_files()?,
-                recent: store.recent_events(recent)?,
-                seq,
-            })
-        })
-        .await
-    }
-
-    /// Events after `since`, oldest first (at most 1,000); without it, the
-    /// latest 100. With the newest sequence number.
-    pub async fn activity(&self, since: Option<u64>) -> AppResult<(Vec<Event>, u64)> {
-        let store = self.shared.store.clone();
-        blocking(move || {
-            let last = store.last_seq()?;
-            let events = match since {
-                Some(s) => store.events_after(s, 1000)?.0,
-                None => {
-                    let mut recent = store.recent_events(100)?;
-                    recent.reverse();
-                    recent
-                }
-            };
-            Ok((events, last))
-        })
-        .await
-    }
-
-    /// The id of the file at `path`; 404 naming the path when there is none.
-    pub async fn id_at(&self, path: &RepoPath) -> AppResult<u64> {
-        let store = self.shared.store.clone();
-        let key = path.as_str().to_string();
-        let id = blocking(move || {
-            store.read(|txn| Ok(txn.open_table(PATHS)?.get(key.as_str())?.map(|v| v.value())))
-        })
-        .await?;
-        id.ok_or_else(|| {
-            AppError::NotFound(format!(
-                "{path} is not a file in the vault, so it cannot be locked; upload it in Latch first (only existing files can be checked out)."
-            ))
-        })
-    }
-
-    /// The newest `limit` events, newest first.
-    pub async fn recent_events(&self, limit: usize) -> AppResult<Vec<Event>> {
-        let store = self.shared.store.clone();
-        blocking(move || store.recent_events(limit)).await
-    }
-
-    pub async fn get(&self, id: u64) -> AppResult<FileRecord> {
-        let store = self.shared.store.clone();
-        blocking(move || store.file(id)?.ok_or_else(|| not_found(id))).await
     }
 
     // The operations, each counted in `metrics` by kind and outcome; the
@@ -336,7 +253,7 @@ impl Files {
         let this = self.clone();
         let actor = actor.clone();
         blocking(move || {
-            let path = new.path.as_str().to_string();
+            let path = new.path;
             // Once before the blob is written, to spare it when refused...
             this.shared
                 .store
@@ -380,8 +297,8 @@ impl Files {
                     created_by: actor.username.clone(),
                     created_at: at,
                     size: spool.size,
-                    head: commit.to_string(),
-                    blob: blob.to_string(),
+                    head: commit,
+                    blob,
                     modified_at: at,
                     modified_by: actor.username.clone(),
                     lock: None,
@@ -500,7 +417,7 @@ impl Files {
                 let mut rec =
                     get_file(&tx.txn.open_table(FILES)?, id)?.ok_or_else(|| not_found(id))?;
                 require_holder(&rec, &actor, "check it in")?;
-                if parse_oid(&rec.blob)? == quarantined.id() {
+                if rec.blob == quarantined.id() {
                     return Err(AppError::Invalid(format!(
                         "This content is identical to revision {} of {}; nothing to check in.",
                         rec.revision, rec.path
@@ -526,8 +443,8 @@ impl Files {
                     },
                 )?;
                 rec.revision = revision;
-                rec.head = commit.to_string();
-                rec.blob = blob.to_string();
+                rec.head = commit;
+                rec.blob = blob;
                 rec.size = spool.size;
                 rec.modified_at = now();
                 rec.modified_by = actor.username.clone();
@@ -621,149 +538,6 @@ impl Files {
         .await
     }
 
-    /// The file's versions from Git, newest first.
-    pub async fn history(&self, id: u64) -> AppResult<(FileRecord, Vec<Version>)> {
-        let rec = self.get(id).await?;
-        let vault = self.shared.vault.clone();
-        let commits = blocking(move || vault.log(None, Some(id), 10_000)).await?;
-        Ok((rec, commits.into_iter().map(version_of).collect()))
-    }
-
-    /// Opens the current version, or the one written by commit `rev`.
-    pub async fn open(&self, id: u64, rev: Option<&str>) -> AppResult<Download> {
-        let rec = self.get(id).await?;
-        let rev = rev
-            .map(str::trim)
-            .filter(|r| !r.is_empty())
-            .map(|r| r.to_string());
-        let vault = self.shared.vault.clone();
-        blocking(move || {
-            let (blob, revision) = match rev {
-                None => (parse_oid(&rec.blob)?, rec.revision.to_string()),
-                Some(rev) => {
-                    let unknown =
-                        || AppError::NotFound(format!("{} has no version {rev}.", rec.path));
-                    let commit = ObjectId::from_hex(rev.as_bytes()).map_err(|_| unknown())?;
-                    let info = vault.commit_info(commit)?.ok_or_else(unknown)?;
-                    let trailers = info
-                        .trailers
-                        .filter(|t| t.file_id == id && t.action != Action::Delete);
-                    let trailers = trailers.ok_or_else(unknown)?;
-                    let blob = vault.blob_at(commit, &trailers.path)?.ok_or_else(unknown)?;
-                    (blob, trailers.revision.unwrap_or_default())
-                }
-            };
-            let (size, reader) = vault.open_blob(blob)?;
-            Ok(Download {
-                file_name: download_name(&rec.path, &revision),
-                size,
-                reader,
-            })
-        })
-        .await
-    }
-
-    /// Applies Git commits the database has not recorded (after a crash
-    /// between the two commits). Returns how many were applied.
-    pub fn reconcile(&self) -> AppResult<usize> {
-        self.shared.store.write(|tx| self.reconcile_in(tx))
-    }
-
-    fn reconcile_in(&self, tx: &mut Tx) -> AppResult<usize> {
-        let head = self.shared.vault.head()?;
-        let recorded = store::meta_get(&tx.txn.open_table(META)?, RECORDED_HEAD)?;
-        let recorded = recorded.as_deref().map(parse_oid).transpose()?;
-        if head == recorded {
-            return Ok(0);
-        }
-        let mut missed = self.shared.vault.log(recorded, None, usize::MAX)?;
-        missed.reverse();
-        for commit in &missed {
-            self.apply_commit(tx, commit)?;
-        }
-        if let Some(head) = head {
-            set_recorded_head(tx, head)?;
-        }
-        tracing::warn!(
-            commits = missed.len(),
-            "reconciled Git commits the database had not recorded"
-        );
-        Ok(missed.len())
-    }
-
-    fn apply_commit(&self, tx: &mut Tx, commit: &CommitInfo) -> AppResult<()> {
-        let Some(t) = &commit.trailers else {
-            return Ok(());
-        };
-        let mut files = tx.txn.open_table(FILES)?;
-        let existing = get_file(&files, t.file_id)?;
-        let (kind, snapshot) = match t.action {
-            Action::Delete => {
-                files.remove(t.file_id)?;
-                drop(files);
-                tx.txn.open_table(PATHS)?.remove(t.path.as_str())?;
-                let snapshot = FileSnapshot::Deleted {
-                    id: t.file_id,
-                    path: t.path.clone(),
-                };
-                (EventKind::Deleted, snapshot)
-            }
-            Action::Create | Action::CheckIn => {
-                drop(files);
-                let Some(blob) = self.shared.vault.blob_at(commit.id, &t.path)? else {
-                    return Ok(());
-                };
-                let (size, _) = self.shared.vault.open_blob(blob)?;
-                let revision = trailer_revision(t, commit.id, existing.as_ref());
-                let rec = match existing {
-                    Some(mut rec) => {
-                        rec.revision = revision;
-                        rec.head = commit.id.to_string();
-                        rec.blob = blob.to_string();
-                        rec.size = size;
-                        rec.modified_at = commit.at;
-                        rec.modified_by = t.user.clone();
-                        rec
-                    }
-                    None => FileRecord {
-                        id: t.file_id,
-                        path: t.path.clone(),
-                        description: commit
-                            .message
-                            .split_once("\n\n")
-                            .map(|(_, d)| d.to_string())
-                            .unwrap_or_default(),
-                        revision,
-                        created_by: t.user.clone(),
-                        created_at: commit.at,
-                        size,
-                        head: commit.id.to_string(),
-                        blob: blob.to_string(),
-                        modified_at: commit.at,
-                        modified_by: t.user.clone(),
-                        lock: None,
-                    },
-                };
-                store::reserve_file_id(&tx.txn, t.file_id)?;
-                put_file(&tx.txn, &rec)?;
-                let kind = if t.action == Action::Create {
-                    EventKind::Created
-                } else {
-                    EventKind::CheckedIn
-                };
-                (kind, FileSnapshot::Present(Box::new(rec)))
-            }
-        };
-        tx.record(EventDraft {
-            kind,
-            actor: t.user.clone(),
-            note: Some(commit.message.clone()),
-            previous_holder: None,
-            file: snapshot,
-        })?;
-        Ok(())
-    }
-
     fn commit_in(
         &self,
         tx: &mut Tx,
@@ -771,7 +545,7 @@ impl Files {
         actor: &Actor,
         message: &str,
         trailers: Trailers,
-    ) -> AppResult<ObjectId> {
+    ) -> AppResult<CommitId> {
         let commit = self
             .shared
             .vault
@@ -803,86 +577,6 @@ impl Files {
     }
 }
 
-/// Refuses `path` when it would share a name with what the vault holds:
-/// the same path; a file where the path needs a folder (`a` for `a/b`); a
-/// folder where the path would be a file (`parts` while `parts/x` exists);
-/// or a name that differs from an existing file or folder only in letter
-/// case or Unicode normalisation. Git's tree holds one entry per name, so either of the first would
-/// silently replace the other in `main`; the last is one file on Windows
-/// and macOS clones. Every path in the vault is in `PATHS`, so the table
-/// proves all of this. Run it inside the write transaction that adds `path`.
-pub(crate) fn check_name_free(
-    paths: &impl ReadableTable<&'static str, u64>,
-    path: &str,
-) -> AppResult<()> {
-    if paths.get(path)?.is_some() {
-        return Err(AppError::Conflict(format!(
-            "A file named {path} already exists."
-        )));
-    }
-    for (end, _) in path.match_indices('/') {
-        let folder = &path[..end];
-        if paths.get(folder)?.is_some() {
-            return Err(AppError::Conflict(format!(
-                "{folder} is a file, so nothing can be put inside it; choose another name."
-            )));
-        }
-    }
-    // Everything below `path/` sorts in [`path/`, `path0`): '0' follows '/'.
-    let (below, past) = (format!("{path}/"), format!("{path}0"));
-    if let Some(row) = paths.range(below.as_str()..past.as_str())?.next() {
-        let (inside, _) = row?;
-        return Err(AppError::Conflict(format!(
-            "{} is inside a folder named {path}; choose another name.",
-            inside.value()
-        )));
-    }
-    let wanted: Vec<&str> = path.split('/').collect();
-    for row in paths.iter()? {
-        let (existing, _) = row?;
-        if let Some(message) = case_clash(&wanted, existing.value()) {
-            return Err(AppError::Conflict(message));
-        }
-    }
-    Ok(())
-}
-
-/// Where `wanted` first names the same file or folder as `existing` but for
-/// letter case or Unicode normalisation (`é` as one character, NFC, or as
-/// `e` and a combining accent, NFD: macOS stores names as NFD, so the two
-/// are one file there), the sentence saying so.
-fn case_clash(wanted: &[&str], existing: &str) -> Option<String> {
-    use unicode_normalization::UnicodeNormalization;
-    let fold = |s: &str| s.to_lowercase().nfc().collect::<String>();
-    let have: Vec<&str> = existing.split('/').collect();
-    for (depth, (w, h)) in wanted.iter().zip(&have).enumerate() {
-        if w == h {
-            continue;
-        }
-        if fold(w) != fold(h) {
-            return None;
-        }
-        let ours = wanted[..=depth].join("/");
-        let theirs = have[..=depth].join("/");
-        let what = if depth + 1 == have.len() {
-            format!("the file {theirs}")
-        } else {
-            format!("the folder {theirs} (which holds {existing})")
-        };
-        let how = if w.to_lowercase() == h.to_lowercase() {
-            "only in letter case; on Windows and macOS they would be one"
-        } else if w.nfc().eq(h.nfc()) {
-            "only in how its accented letters are encoded (Unicode NFC or NFD); on macOS they would be one"
-        } else {
-            "only in letter case and in how its accented letters are encoded; on Windows and macOS they would be one"
-        };
-        return Some(format!(
-            "{ours} differs from {what} {how}, so choose another name."
-        ));
-    }
-    None
-}
-
 /// Stores the changed record and records its event; returns the record.
 fn save_and_record(
     tx: &mut Tx,
@@ -903,35 +597,11 @@ fn save_and_record(
     Ok(rec)
 }
 
-fn set_recorded_head(tx: &mut Tx, head: ObjectId) -> AppResult<()> {
+fn set_recorded_head(tx: &mut Tx, head: CommitId) -> AppResult<()> {
     tx.txn
         .open_table(META)?
         .insert(RECORDED_HEAD, head.to_string().as_str())?;
     Ok(())
-}
-
-/// A commit's `Latch-Revision`, read like any stored value (no edge limits).
-/// One that is missing or unreadable keeps the record's revision (a new
-/// record starts at 1.0), and says so in the log rather than silently.
-fn trailer_revision(t: &Trailers, commit: ObjectId, existing: Option<&FileRecord>) -> Revision {
-    let kept = existing.map(|r| r.revision).unwrap_or(Revision::FIRST);
-    match t.revision.as_deref().map(|r| (r, Revision::from_stored(r))) {
-        Some((_, Some(revision))) => revision,
-        raw => {
-            tracing::warn!(
-                %commit,
-                file = t.file_id,
-                trailer = raw.map(|(r, _)| r).unwrap_or("(none)"),
-                kept = %kept,
-                "a commit's Latch-Revision is not a revision; keeping the record's"
-            );
-            kept
-        }
-    }
-}
-
-fn parse_oid(hex: &str) -> AppResult<ObjectId> {
-    ObjectId::from_hex(hex.as_bytes()).map_err(|e| AppError::internal("stored object id", e))
 }
 
 fn too_large(max: u64) -> AppError {
@@ -939,103 +609,4 @@ fn too_large(max: u64) -> AppError {
         "The file is larger than the limit of {}; nothing was saved.",
         crate::domain::human_size(max)
     ))
-}
-
-/// What an operation needs of its actor's account.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Needs {
-    /// An account that exists and is enabled.
-    Account,
-    /// That, with the admin role.
-    Admin,
-}
-
-/// Refuses (403) an actor whose account, read inside the write transaction
-/// that would make the change, no longer allows it: removed, disabled, or
-/// no longer an admin. The request was authenticated when its head
-/// arrived; its body may have streamed for minutes since, and a disabled
-/// user's check-in must not land. One lookup, in the same transaction, so
-/// no change of the account can slip in between.
-fn require_active(tx: &Tx, actor: &Actor, needs: Needs, what: &str) -> AppResult<()> {
-    let user = store::get_user(&tx.txn.open_table(USERS)?, &actor.username)?;
-    let name = &actor.username;
-    match user {
-        None => Err(AppError::Forbidden(format!(
-            "There is no account {name} any more, so it cannot {what}; nothing was changed."
-        ))),
-        Some(u) if u.disabled => Err(AppError::Forbidden(format!(
-            "The account {name} was disabled, so it cannot {what}; nothing was changed."
-        ))),
-        Some(u) if needs == Needs::Admin && u.role != Role::Admin => {
-            Err(AppError::Forbidden(format!(
-                "Only an admin can {what}, and {name} is no longer an admin; nothing was changed."
-            )))
-        }
-        Some(_) => Ok(()),
-    }
-}
-
-pub fn require_admin(actor: &Actor, what: &str) -> AppResult<()> {
-    if actor.is_admin() {
-        Ok(())
-    } else {
-        Err(AppError::Forbidden(format!("Only an admin can {what}.")))
-    }
-}
-
-fn require_holder(rec: &FileRecord, actor: &Actor, what: &str) -> AppResult<()> {
-    match &rec.lock {
-        None => Err(AppError::Conflict(format!(
-            "{} is not checked out; check it out first to {what}.",
-            rec.path
-        ))),
-        Some(lock) if lock.owner != actor.username => Err(AppError::Forbidden(format!(
-            "{} is checked out by {}; only they can {what}.",
-            rec.path, lock.owner
-        ))),
-        Some(_) => Ok(()),
-    }
-}
-
-fn version_of(c: CommitInfo) -> Version {
-    let (revision, username) = c
-        .trailers
-        .map(|t| (t.revision.unwrap_or_default(), t.user))
-        .unwrap_or_default();
-    Version {
-        commit: c.id.to_string(),
-        revision,
-        author: c.author_name,
-        username,
-        at: c.at,
-        message: c.message,
-    }
-}
-
-/// `parts/1234567.mcam` at 1.2 downloads as `1234567_rev1.2.mcam`.
-pub fn download_name(path: &str, revision: &str) -> String {
-    let name = Path::new(path)
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "file".into());
-    if revision.is_empty() {
-        return name;
-    }
-    match name.rsplit_once('.') {
-        Some((stem, ext)) if !stem.is_empty() => format!("{stem}_rev{revision}.{ext}"),
-        _ => format!("{name}_rev{revision}"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn download_names_carry_the_revision() {
-        assert_eq!(
-            super::download_name("parts/1234567.mcam", "1.2"),
-            "1234567_rev1.2.mcam"
-        );
-        assert_eq!(super::download_name("README", "2.0"), "README_rev2.0");
-        assert_eq!(super::download_name(".env", "1.0"), ".env_rev1.0");
-    }
 }

@@ -1,0 +1,186 @@
+//! What `Files` reads without changing anything: the list, the dashboard,
+//! the activity log, a file's history from Git, and a version's bytes.
+
+use super::{Files, blocking, not_found};
+use crate::domain::RepoPath;
+use crate::error::{AppError, AppResult};
+use crate::store::{Event, FileRecord, PATHS};
+use crate::vault::{Action, CommitId, CommitInfo};
+
+/// One version of a file as history lists it.
+#[derive(Debug, Clone)]
+pub struct Version {
+    pub commit: CommitId,
+    pub revision: String,
+    pub author: String,
+    pub username: String,
+    pub at: i64,
+    pub message: String,
+}
+
+/// A version opened for download.
+pub struct Download {
+    pub file_name: String,
+    pub size: u64,
+    pub reader: Box<dyn std::io::Read + Send>,
+}
+
+/// The dashboard's reading of the vault.
+pub struct Board {
+    pub files: Vec<FileRecord>,
+    pub recent: Vec<Event>,
+    /// The newest event the reading includes.
+    pub seq: u64,
+}
+
+impl Files {
+    pub async fn list(&self) -> AppResult<Vec<FileRecord>> {
+        let store = self.shared.store.clone();
+        blocking(move || store.all_files()).await
+    }
+
+    /// What the dashboard shows, read together. The sequence is read
+    /// first: anything after it is replayed when the page connects.
+    pub async fn board(&self, recent: usize) -> AppResult<Board> {
+        let store = self.shared.store.clone();
+        blocking(move || {
+            let seq = store.last_seq()?;
+            Ok(Board {
+                files: store.all_files()?,
+                recent: store.recent_events(recent)?,
+                seq,
+            })
+        })
+        .await
+    }
+
+    /// Events after `since`, oldest first (at most 1,000); without it, the
+    /// latest 100. With the newest sequence number.
+    pub async fn activity(&self, since: Option<u64>) -> AppResult<(Vec<Event>, u64)> {
+        let store = self.shared.store.clone();
+        blocking(move || {
+            let last = store.last_seq()?;
+            let events = match since {
+                Some(s) => store.events_after(s, 1000)?.0,
+                None => {
+                    let mut recent = store.recent_events(100)?;
+                    recent.reverse();
+                    recent
+                }
+            };
+            Ok((events, last))
+        })
+        .await
+    }
+
+    /// The id of the file at `path`; 404 naming the path when there is none.
+    pub async fn id_at(&self, path: &RepoPath) -> AppResult<u64> {
+        let store = self.shared.store.clone();
+        let key = path.as_str().to_string();
+        let id = blocking(move || {
+            store.read(|txn| Ok(txn.open_table(PATHS)?.get(key.as_str())?.map(|v| v.value())))
+        })
+        .await?;
+        id.ok_or_else(|| {
+            AppError::NotFound(format!(
+                "{path} is not a file in the vault, so it cannot be locked; upload it in Latch first (only existing files can be checked out)."
+            ))
+        })
+    }
+
+    /// The newest `limit` events, newest first.
+    pub async fn recent_events(&self, limit: usize) -> AppResult<Vec<Event>> {
+        let store = self.shared.store.clone();
+        blocking(move || store.recent_events(limit)).await
+    }
+
+    pub async fn get(&self, id: u64) -> AppResult<FileRecord> {
+        let store = self.shared.store.clone();
+        blocking(move || store.file(id)?.ok_or_else(|| not_found(id))).await
+    }
+
+    /// The file's versions from Git, newest first.
+    pub async fn history(&self, id: u64) -> AppResult<(FileRecord, Vec<Version>)> {
+        let rec = self.get(id).await?;
+        let vault = self.shared.vault.clone();
+        let commits = blocking(move || vault.log(None, Some(id), 10_000)).await?;
+        Ok((rec, commits.into_iter().map(version_of).collect()))
+    }
+
+    /// Opens the current version, or the one written by commit `rev`.
+    pub async fn open(&self, id: u64, rev: Option<&str>) -> AppResult<Download> {
+        let rec = self.get(id).await?;
+        let rev = rev
+            .map(str::trim)
+            .filter(|r| !r.is_empty())
+            .map(|r| r.to_string());
+        let vault = self.shared.vault.clone();
+        blocking(move || {
+            let (blob, revision) = match rev {
+                None => (rec.blob, rec.revision.to_string()),
+                Some(rev) => {
+                    let unknown =
+                        || AppError::NotFound(format!("{} has no version {rev}.", rec.path));
+                    let commit = CommitId::from_hex(&rev).ok_or_else(unknown)?;
+                    let info = vault.commit_info(commit)?.ok_or_else(unknown)?;
+                    let trailers = info
+                        .trailers
+                        .filter(|t| t.file_id == id && t.action != Action::Delete);
+                    let trailers = trailers.ok_or_else(unknown)?;
+                    let blob = vault.blob_at(commit, &trailers.path)?.ok_or_else(unknown)?;
+                    (blob, trailers.revision.unwrap_or_default())
+                }
+            };
+            let (size, reader) = vault.open_blob(blob)?;
+            Ok(Download {
+                file_name: download_name(&rec.path, &revision),
+                size,
+                reader,
+            })
+        })
+        .await
+    }
+}
+
+fn version_of(c: CommitInfo) -> Version {
+    let (revision, username) = c
+        .trailers
+        .map(|t| (t.revision.unwrap_or_default(), t.user))
+        .unwrap_or_default();
+    Version {
+        commit: c.id,
+        revision,
+        author: c.author_name,
+        username,
+        at: c.at,
+        message: c.message,
+    }
+}
+
+/// `parts/1234567.mcam` at 1.2 downloads as `1234567_rev1.2.mcam`.
+pub fn download_name(path: &RepoPath, revision: &str) -> String {
+    let name = match path.file_name() {
+        "" => "file".to_string(),
+        name => name.to_string(),
+    };
+    if revision.is_empty() {
+        return name;
+    }
+    match name.rsplit_once('.') {
+        Some((stem, ext)) if !stem.is_empty() => format!("{stem}_rev{revision}.{ext}"),
+        _ => format!("{name}_rev{revision}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::domain::RepoPath;
+
+    #[test]
+    fn download_names_carry_the_revision() {
+        let name = |path: &str, rev| super::download_name(&RepoPath::parse(path).unwrap(), rev);
+        assert_eq!(name("parts/1234567.mcam", "1.2"), "1234567_rev1.2.mcam");
+        assert_eq!(name("README", "2.0"), "README_rev2.0");
+        assert_eq!(name(".env", "1.0"), ".env_rev1.0");
+    }
+}
