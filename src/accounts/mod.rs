@@ -196,9 +196,16 @@ impl Accounts {
         new: Password,
         ip: IpAddr,
     ) -> AppResult<(String, Session)> {
+        // A wrong password is 403 (the session is fine); a throttled
+        // attempt stays 429, with its wait, like any sign-in.
         self.login(&session.user.username, current, ip)
             .await
-            .map_err(|_| AppError::Forbidden("The current password is wrong.".into()))?;
+            .map_err(|e| match e {
+                AppError::Unauthenticated(_) => {
+                    AppError::Forbidden("The current password is wrong.".into())
+                }
+                other => other,
+            })?;
         let patch = UserPatch {
             password: Some(new),
             ..Default::default()

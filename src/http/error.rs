@@ -34,7 +34,8 @@ pub enum Surface {
     /// Git LFS: `{"message": …}` with the challenge Git needs to ask for
     /// credentials (also as `LFS-Authenticate`).
     Lfs,
-    /// Git's own requests: a line of text, with the Basic challenge.
+    /// Git's own requests: a line of text, with the Basic challenge (also
+    /// as `LFS-Authenticate`).
     Git,
     /// Plain text: live endpoints.
     Text,
@@ -79,7 +80,9 @@ pub fn refusal(surface: Surface, status: StatusCode, text: &str) -> Response {
         let challenge = HeaderValue::from_static(BASIC_CHALLENGE);
         let h = resp.headers_mut();
         h.insert(header::WWW_AUTHENTICATE, challenge.clone());
-        if surface == Surface::Lfs {
+        // Git LFS reads its own header; everything under /vault.git sends
+        // it, so a credential helper is asked the same way for both.
+        if matches!(surface, Surface::Lfs | Surface::Git) {
             h.insert("lfs-authenticate", challenge);
         }
     }

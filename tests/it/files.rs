@@ -1693,3 +1693,39 @@ async fn the_override_form_breaks_only_the_check_out_it_showed() {
     assert_flash(&admin, resp, "was overridden", false).await;
     assert_eq!(bob.file(id).await["state"], "available");
 }
+
+/// Guessing the current password on the account page is throttled like any
+/// sign-in, and a throttled attempt says so (429 with Retry-After), not
+/// "the current password is wrong" (found by comparing the servers: the
+/// page said "wrong" for ever while the throttle was refusing).
+#[tokio::test]
+async fn guessing_the_current_password_is_throttled_and_says_so() {
+    let app = TestApp::spawn().await;
+    app.create_user("alice", "user").await;
+    let alice = Browser::sign_in(&app, "alice", USER_PASSWORD).await;
+    let mut throttled = None;
+    for _ in 0..12 {
+        let resp = alice
+            .post(
+                "/account/password",
+                &[
+                    ("_csrf", &alice.csrf),
+                    ("current", "not-the-password"),
+                    ("password", "a-new-password-123"),
+                ],
+            )
+            .await;
+        if resp.status() == 429 {
+            throttled = Some(resp);
+            break;
+        }
+        assert_eq!(resp.status(), 303, "a wrong current password is a flash");
+    }
+    let resp = throttled.expect("the guesses are throttled");
+    assert!(
+        !header(&resp, "retry-after").is_empty(),
+        "says how long to wait"
+    );
+    let page = resp.text().await.unwrap();
+    assert!(page.contains("Too many failed logins"), "{page}");
+}
