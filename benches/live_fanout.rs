@@ -169,6 +169,8 @@ fn print_render_cost() {
             locked_at: 1_700_000_000,
             comment: Some("fixing the post".into()),
         }),
+        queue: Vec::new(),
+        reserved: None,
     };
     let event = Event {
         seq: 42,

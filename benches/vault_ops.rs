@@ -127,6 +127,8 @@ fn synthetic_files(n: usize) -> Vec<FileRecord> {
                 locked_at: 1_700_000_000,
                 comment: Some("fixing the post".into()),
             }),
+            queue: Vec::new(),
+            reserved: None,
         })
         .collect()
 }

@@ -33,6 +33,8 @@ pub struct Config {
     /// A socket write with no progress for this long fails: the peer
     /// stopped reading.
     pub write_stall: Duration,
+    /// How long a file whose lock ended stays reserved for the first in line.
+    pub handoff_window: Duration,
 }
 
 impl Config {
@@ -53,6 +55,7 @@ impl Config {
             body_stall: Duration::from_secs(60),
             idle_timeout: Duration::from_secs(120),
             write_stall: crate::live::WRITE_STALL,
+            handoff_window: Duration::from_secs(15 * 60),
         }
     }
 

@@ -88,7 +88,13 @@ pub fn open(config: Config) -> Result<App, StartError> {
     let vault = vault::Vault::open_or_init(&config.vault_path())?;
     // The database is open, so no other Latch process holds this vault.
     vault.clear_stale_locks()?;
-    let files = files::Files::new(store.clone(), vault, config.spool_dir(), config.max_upload)?;
+    let files = files::Files::new(
+        store.clone(),
+        vault,
+        config.spool_dir(),
+        config.max_upload,
+        config.handoff_window,
+    )?;
     let hub = live::Hub::start(store.clone(), Arc::new(http::views::Fragments))?;
     let applied = files.reconcile()?;
     if applied > 0 {
@@ -96,6 +102,11 @@ pub fn open(config: Config) -> Result<App, StartError> {
             applied,
             "applied Git commits that the database had not recorded (after a crash)"
         );
+    }
+    // Reservations whose window ran out while the server was down.
+    let passed = files.pass_lapsed()?;
+    if passed > 0 {
+        tracing::info!(passed, "passed on reservations whose window ran out");
     }
     let policy = accounts::SessionPolicy {
         idle: config.session_idle,
@@ -150,6 +161,7 @@ pub async fn run(
     if let Some(token) = app.accounts.setup_token() {
         tracing::warn!("No users yet. Create the first admin at http://{addr}/setup?token={token}");
     }
+    let clock = tokio::spawn(app.files.clone().hand_off_clock());
     let hub = app.hub.clone();
     let live = app.hub.clone();
     let grace = app.config.shutdown_grace;
@@ -159,7 +171,11 @@ pub async fn run(
         hub.shutdown();
     };
     let limits = http::serve::Limits::of(&app.config);
-    http::serve::serve(listener, http::endpoint(app), limits, signal, grace).await?;
+    let served = http::serve::serve(listener, http::endpoint(app), limits, signal, grace).await;
+    // The clock holds the database: stopped before the caller reopens it.
+    clock.abort();
+    let _ = clock.await;
+    served?;
     // Upgraded WebSockets are no longer the server's connections: give their
     // tasks a moment to send 1012 before the caller drops the runtime.
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);

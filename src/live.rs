@@ -138,6 +138,32 @@ pub struct Rendered {
     /// For one user (the holder whose lock was overridden): their own toast
     /// in place of the general one, as (user, general toast, their toast).
     personal: Option<(String, String, String)>,
+    /// The people the card shows other buttons to than their class gets:
+    /// those waiting in line and the one the file is reserved for (a few at
+    /// most), each rendered as they see it, as user, admin or not.
+    own: Vec<Own>,
+}
+
+/// One person's own render of an event.
+struct Own {
+    username: String,
+    admin: bool,
+    html: String,
+}
+
+/// The people whose card differs from their class's: those in the file's
+/// line and the one it is reserved for.
+fn special_viewers(event: &Event) -> Vec<&str> {
+    let Some(f) = &event.file else {
+        return Vec::new();
+    };
+    let mut who: Vec<&str> = f.queue.iter().map(String::as_str).collect();
+    if let Some(r) = &f.reserved {
+        who.push(&r.username);
+    }
+    who.sort_unstable();
+    who.dedup();
+    who
 }
 
 fn class_index(admin: bool, holder: bool) -> usize {
@@ -162,14 +188,22 @@ impl Rendered {
         )
     }
 
-    /// The viewer's HTML when it differs from its class's: the overridden
-    /// holder gets their own toast instead of the general one.
+    /// The viewer's HTML when it differs from its class's: their own card
+    /// (they wait in line, or the file is theirs to take), and the
+    /// overridden holder's own toast instead of the general one.
     fn personal_html(&self, viewer: &LiveViewer) -> Option<String> {
+        let own = self
+            .own
+            .iter()
+            .find(|o| o.username == viewer.username && o.admin == viewer.admin)
+            .map(|o| o.html.as_str());
         match &self.personal {
-            Some((who, general, own)) if *who == viewer.username => {
-                Some(swap_toast(&self.html[self.class_of(viewer)], general, own))
-            }
-            _ => None,
+            Some((who, general, toast)) if *who == viewer.username => Some(swap_toast(
+                own.unwrap_or(&self.html[self.class_of(viewer)]),
+                general,
+                toast,
+            )),
+            _ => own.map(str::to_string),
         }
     }
 
@@ -454,6 +488,23 @@ impl Hub {
         let sse = html
             .each_ref()
             .map(|h| sse_frame(event.seq, event.kind.as_str(), h));
+        let own = special_viewers(event)
+            .into_iter()
+            .flat_map(|username| [false, true].map(|admin| (username, admin)))
+            .map(|(username, admin)| Own {
+                username: username.to_string(),
+                admin,
+                html: templates.event(
+                    event,
+                    &Viewer {
+                        username: username.to_string(),
+                        admin,
+                        csrf: None,
+                    },
+                    counters,
+                ),
+            })
+            .collect();
         let personal = match (&event.kind, &event.previous_holder) {
             (EventKind::Overridden, Some(prev)) => Some((
                 prev.clone(),
@@ -469,6 +520,7 @@ impl Hub {
             html,
             sse,
             personal,
+            own,
         }
     }
 
@@ -646,7 +698,12 @@ impl Hub {
                 .map(|e| {
                     newest = newest.max(e.seq);
                     let holder = e.file.as_ref().and_then(|f| f.locked_by());
-                    let mut html = render.event(e, &viewer.class_viewer(holder), counters);
+                    let as_seen = if special_viewers(e).contains(&viewer.username.as_str()) {
+                        viewer.viewer()
+                    } else {
+                        viewer.class_viewer(holder)
+                    };
+                    let mut html = render.event(e, &as_seen, counters);
                     if e.kind == EventKind::Overridden
                         && e.previous_holder.as_deref() == Some(viewer.username.as_str())
                     {

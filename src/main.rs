@@ -187,9 +187,12 @@ struct ServeArgs {
     /// A keep-alive connection with no request for this long is closed.
     #[arg(long, env = "LATCH_IDLE_TIMEOUT", default_value = "2m", value_name = "DURATION", value_parser = parse_duration)]
     idle_timeout: Duration,
+    /// When a check-out ends and people wait in line, how long the file stays reserved for the first of them.
+    #[arg(long, env = "LATCH_HANDOFF_WINDOW", default_value = "15m", value_name = "DURATION", value_parser = parse_duration)]
+    handoff_window: Duration,
 }
 
-/// Parses `10`, `10s`, `500ms` or `2m`.
+/// Parses `10`, `10s`, `500ms`, `2m` or `1h`.
 fn parse_duration(raw: &str) -> Result<Duration, String> {
     let raw = raw.trim();
     let split = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());
@@ -201,7 +204,8 @@ fn parse_duration(raw: &str) -> Result<Duration, String> {
         "" | "s" => Ok(Duration::from_secs(n)),
         "ms" => Ok(Duration::from_millis(n)),
         "m" => Ok(Duration::from_secs(n * 60)),
-        _ => Err(format!("'{raw}' has an unknown unit; use ms, s or m")),
+        "h" => Ok(Duration::from_secs(n * 3600)),
+        _ => Err(format!("'{raw}' has an unknown unit; use ms, s, m or h")),
     }
 }
 
@@ -256,6 +260,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     config.head_timeout = args.head_timeout;
     config.body_stall = args.body_stall;
     config.idle_timeout = args.idle_timeout;
+    config.handoff_window = args.handoff_window;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -19,7 +19,7 @@ use crate::error::{AppError, AppResult};
 use crate::store::META;
 
 /// The schema this Latch writes and reads.
-pub const CURRENT: u32 = 1;
+pub const CURRENT: u32 = 2;
 
 const VERSION_KEY: &str = "schema_version";
 
@@ -33,11 +33,18 @@ pub struct Migration {
 }
 
 /// Every step, oldest first. Append; never edit one that has shipped.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    to: 1,
-    what: "record the schema version of a data directory written by Latch 0.1.0 (its tables are version 1's)",
-    run: |_| Ok(()),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        to: 1,
+        what: "record the schema version of a data directory written by Latch 0.1.0 (its tables are version 1's)",
+        run: |_| Ok(()),
+    },
+    Migration {
+        to: 2,
+        what: "file records may carry a wait-list and a reservation, and events the kinds queued, dequeued, reserved and released; existing records read as they are (an older Latch must not read them and drop the queue)",
+        run: |_| Ok(()),
+    },
+];
 
 /// Why a database cannot be brought to this Latch's schema.
 #[derive(Debug)]

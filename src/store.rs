@@ -49,6 +49,12 @@ pub fn now() -> i64 {
         .unwrap_or(0)
 }
 
+/// `HH:MM UTC` of a unix second, for sentences and cards.
+pub fn clock_utc(at: i64) -> String {
+    let secs = at.rem_euclid(86_400);
+    format!("{:02}:{:02} UTC", secs / 3600, (secs % 3600) / 60)
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct UserRecord {
     pub username: String,
@@ -99,11 +105,36 @@ pub struct FileRecord {
     pub modified_at: i64,
     pub modified_by: String,
     pub lock: Option<LockRecord>,
+    /// Who waits for the file, first in line first (schema 2). Left out
+    /// when empty, so a record without one is stored as schema 1 wrote it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub queue: Vec<String>,
+    /// For whom the file is held after a lock ended, and until when (schema 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reserved: Option<Reservation>,
+}
+
+/// A file held for the first in line after a lock ended: only they may
+/// check it out until `until` (unix seconds).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reservation {
+    pub username: String,
+    pub until: i64,
 }
 
 impl FileRecord {
     pub fn locked_by(&self) -> Option<&str> {
         self.lock.as_ref().map(|l| l.owner.as_str())
+    }
+
+    /// For whom the file is reserved, if a reservation still runs at `at`.
+    pub fn reserved_for(&self, at: i64) -> Option<&Reservation> {
+        self.reserved.as_ref().filter(|r| r.until > at)
+    }
+
+    /// Whether `username` waits in the file's queue.
+    pub fn is_queued(&self, username: &str) -> bool {
+        self.queue.iter().any(|q| q == username)
     }
 }
 
@@ -116,6 +147,15 @@ pub enum EventKind {
     CheckedIn,
     Overridden,
     Deleted,
+    /// Someone joined the wait-list.
+    Queued,
+    /// Someone left the wait-list.
+    Dequeued,
+    /// A lock ended (or a reservation passed on) and the file is held for
+    /// the first in line.
+    Reserved,
+    /// A reservation ended with nobody waiting: the file is available.
+    Released,
 }
 
 impl EventKind {
@@ -127,6 +167,10 @@ impl EventKind {
             EventKind::CheckedIn => "checked_in",
             EventKind::Overridden => "overridden",
             EventKind::Deleted => "deleted",
+            EventKind::Queued => "queued",
+            EventKind::Dequeued => "dequeued",
+            EventKind::Reserved => "reserved",
+            EventKind::Released => "released",
         }
     }
 }

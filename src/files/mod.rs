@@ -28,6 +28,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
@@ -39,6 +40,7 @@ use crate::store::{
 };
 use crate::vault::{Action, Author, Change, CommitId, Spool, Trailers, Vault};
 
+mod handoff;
 mod names;
 mod reads;
 mod reconcile;
@@ -93,6 +95,10 @@ struct Shared {
     vault: Vault,
     spool_dir: PathBuf,
     max_upload: u64,
+    /// How long a file stays reserved for the first in line.
+    handoff_window: Duration,
+    /// Wakes the hand-off clock when a reservation is made.
+    reservations_changed: tokio::sync::Notify,
 }
 
 fn not_found(id: u64) -> AppError {
@@ -113,6 +119,7 @@ impl Files {
         vault: Vault,
         spool_dir: PathBuf,
         max_upload: u64,
+        handoff_window: Duration,
     ) -> AppResult<Files> {
         std::fs::create_dir_all(&spool_dir)?;
         // Spooled and quarantined uploads of a crashed process are never resumed.
@@ -128,8 +135,17 @@ impl Files {
                 vault,
                 spool_dir,
                 max_upload,
+                handoff_window,
+                reservations_changed: tokio::sync::Notify::new(),
             }),
         })
+    }
+
+    /// Tells the hand-off clock about `rec`'s reservation, if it has one.
+    fn noticed(&self, rec: &FileRecord) {
+        if rec.reserved.is_some() {
+            self.shared.reservations_changed.notify_one();
+        }
     }
 
     pub fn vault(&self) -> &Vault {
@@ -302,6 +318,8 @@ impl Files {
                     modified_at: at,
                     modified_by: actor.username.clone(),
                     lock: None,
+                    queue: Vec::new(),
+                    reserved: None,
                 };
                 save_and_record(tx, rec, EventKind::Created, &actor, None, None)
             })
@@ -315,6 +333,7 @@ impl Files {
         id: u64,
         comment: Option<LockComment>,
     ) -> AppResult<FileRecord> {
+        let window = self.shared.handoff_window;
         let actor = actor.clone();
         self.change(
             id,
@@ -322,6 +341,8 @@ impl Files {
             Needs::Account,
             "check files out",
             move |tx, mut rec| {
+                let at = now();
+                handoff::settle(tx, &mut rec, at, window)?;
                 if let Some(lock) = &rec.lock {
                     let who = if lock.owner == actor.username {
                         "you".to_string()
@@ -333,10 +354,18 @@ impl Files {
                         rec.path
                     )));
                 }
+                if let Some(r) = rec.reserved_for(at)
+                    && r.username != actor.username
+                {
+                    return Err(handoff::reserved_refusal(&rec, r));
+                }
+                // Taking the file ends its reservation and the taker's wait.
+                rec.reserved = None;
+                rec.queue.retain(|q| *q != actor.username);
                 let comment = comment.map(LockComment::into_inner);
                 rec.lock = Some(LockRecord {
                     owner: actor.username.clone(),
-                    locked_at: now(),
+                    locked_at: at,
                     comment: comment.clone(),
                 });
                 save_and_record(tx, rec, EventKind::Locked, &actor, comment, None)
@@ -351,13 +380,14 @@ impl Files {
         id: u64,
         read_as_mine: bool,
     ) -> AppResult<FileRecord> {
+        let window = self.shared.handoff_window;
         let actor = actor.clone();
         self.change(
             id,
             &actor.clone(),
             Needs::Account,
             "cancel a check-out",
-            move |tx, mut rec| {
+            move |tx, rec| {
                 if read_as_mine && rec.locked_by() != Some(actor.username.as_str()) {
                     return Err(AppError::Conflict(match rec.locked_by() {
                         Some(now) => format!(
@@ -368,11 +398,11 @@ impl Files {
                     }));
                 }
                 require_holder(&rec, &actor, "cancel the check-out")?;
-                rec.lock = None;
-                save_and_record(tx, rec, EventKind::Unlocked, &actor, None, None)
+                handoff::end_lock(tx, rec, EventKind::Unlocked, &actor, None, None, window)
             },
         )
         .await
+        .inspect(|rec| self.noticed(rec))
     }
 
     /// Refuses a check-in before its body is read when the lock is not the
@@ -403,6 +433,7 @@ impl Files {
         }
         // Refuse before the blob is written when the lock is not ours.
         self.check_holder(actor, id).await?;
+        let window = self.shared.handoff_window;
         let this = self.clone();
         let actor = actor.clone();
         blocking(move || {
@@ -448,18 +479,19 @@ impl Files {
                 rec.size = spool.size;
                 rec.modified_at = now();
                 rec.modified_by = actor.username.clone();
-                rec.lock = None;
-                save_and_record(
+                handoff::end_lock(
                     tx,
                     rec,
                     EventKind::CheckedIn,
                     &actor,
                     Some(version.message.as_str().to_string()),
                     None,
+                    window,
                 )
             })
         })
         .await
+        .inspect(|rec| self.noticed(rec))
     }
 
     async fn override_inner(
@@ -469,6 +501,7 @@ impl Files {
         expected: Option<String>,
     ) -> AppResult<(FileRecord, LockRecord)> {
         require_admin(actor, "override a check-out")?;
+        let window = self.shared.handoff_window;
         let actor = actor.clone();
         self.change(id, &actor.clone(), Needs::Admin, "override a check-out", move |tx, mut rec| {
                 let Some(lock) = rec.lock.take() else {
@@ -483,17 +516,19 @@ impl Files {
                         rec.path, lock.owner, lock.owner
                     )));
                 }
-                let rec = save_and_record(
+                let rec = handoff::end_lock(
                     tx,
                     rec,
                     EventKind::Overridden,
                     &actor,
                     lock.comment.clone(),
                     Some(lock.owner.clone()),
+                    window,
                 )?;
                 Ok((rec, lock))
             })
             .await
+            .inspect(|(rec, _)| self.noticed(rec))
     }
 
     async fn delete_inner(&self, actor: &Actor, id: u64) -> AppResult<FileRecord> {

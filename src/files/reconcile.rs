@@ -92,6 +92,8 @@ impl Files {
                         modified_at: commit.at,
                         modified_by: t.user.clone(),
                         lock: None,
+                        queue: Vec::new(),
+                        reserved: None,
                     },
                 };
                 store::reserve_file_id(&tx.txn, t.file_id)?;

@@ -471,7 +471,14 @@ async fn valid_requests(cx: &mut Ctx) -> (u64, BTreeSet<String>) {
         200,
     )
     .await;
-    ok(
+    // The admin waits in line, leaves, and waits again; the override then
+    // hands the file to them (reserved), and they decline it.
+    let path = format!("/files/{id}/queue");
+    ok(cx, "joinQueue", Who::Admin, &path, Body::None, 200).await;
+    ok(cx, "leaveQueue", Who::Admin, &path, Body::None, 200).await;
+    let waiting = ok(cx, "joinQueue", Who::Admin, &path, Body::None, 200).await;
+    assert_eq!(json_of(&waiting)["queue"], json!(["admin"]));
+    let reserved = ok(
         cx,
         "overrideCheckOut",
         Who::Admin,
@@ -480,6 +487,18 @@ async fn valid_requests(cx: &mut Ctx) -> (u64, BTreeSet<String>) {
         200,
     )
     .await;
+    assert_eq!(json_of(&reserved)["state"], "reserved");
+    assert_eq!(json_of(&reserved)["reserved_for"]["username"], "admin");
+    let declined = ok(
+        cx,
+        "declineReservation",
+        Who::Admin,
+        &format!("/files/{id}/decline"),
+        Body::None,
+        200,
+    )
+    .await;
+    assert_eq!(json_of(&declined)["state"], "available");
     let history = ok(
         cx,
         "fileHistory",

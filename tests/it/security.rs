@@ -411,6 +411,39 @@ fn matrix() -> Vec<Row> {
             P::Checkin,
             HOLDER_ONLY,
         ),
+        // Waiting in line: anyone but the holder; leaving and declining
+        // are refused (409) when the caller is not waiting or not next.
+        row(
+            ("http/web/mod.rs", "POST", "/files/:id/queue"),
+            "POST",
+            "/files/{id}/queue",
+            V::Browser,
+            N::Locked,
+            P::Empty,
+            [401, 200, 409, 200, 401],
+        ),
+        // Waiting in line: anyone but the holder; leaving and declining
+        // are refused (409) when the caller is not waiting or not next.
+        row(
+            ("http/web/mod.rs", "POST", "/files/:id/queue/leave"),
+            "POST",
+            "/files/{id}/queue/leave",
+            V::Browser,
+            N::Locked,
+            P::Empty,
+            [401, 409, 409, 409, 401],
+        ),
+        // Waiting in line: anyone but the holder; leaving and declining
+        // are refused (409) when the caller is not waiting or not next.
+        row(
+            ("http/web/mod.rs", "POST", "/files/:id/decline"),
+            "POST",
+            "/files/{id}/decline",
+            V::Browser,
+            N::Locked,
+            P::Empty,
+            [401, 409, 409, 409, 401],
+        ),
         row(
             ("http/web/mod.rs", "POST", "/files/:id/override"),
             "POST",
@@ -673,6 +706,39 @@ fn matrix() -> Vec<Row> {
             N::Locked,
             P::Checkin,
             HOLDER_ONLY,
+        ),
+        // Waiting in line: anyone but the holder; leaving and declining
+        // are refused (409) when the caller is not waiting or not next.
+        row(
+            ("http/api/mod.rs", "POST", "/files/:id/queue"),
+            "POST",
+            "/api/files/{id}/queue",
+            V::Token,
+            N::Locked,
+            P::Empty,
+            [401, 200, 409, 200, 401],
+        ),
+        // Waiting in line: anyone but the holder; leaving and declining
+        // are refused (409) when the caller is not waiting or not next.
+        row(
+            ("http/api/mod.rs", "DELETE", "/files/:id/queue"),
+            "DELETE",
+            "/api/files/{id}/queue",
+            V::Token,
+            N::Locked,
+            P::Empty,
+            [401, 409, 409, 409, 401],
+        ),
+        // Waiting in line: anyone but the holder; leaving and declining
+        // are refused (409) when the caller is not waiting or not next.
+        row(
+            ("http/api/mod.rs", "POST", "/files/:id/decline"),
+            "POST",
+            "/api/files/{id}/decline",
+            V::Token,
+            N::Locked,
+            P::Empty,
+            [401, 409, 409, 409, 401],
         ),
         row(
             ("http/api/mod.rs", "POST", "/files/:id/override"),

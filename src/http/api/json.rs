@@ -14,7 +14,7 @@ use super::wire::{
 };
 use crate::domain::{LockComment, Role};
 use crate::http::views::iso_time;
-use crate::store::{Event, EventKind, FileRecord, UserRecord};
+use crate::store::{Event, EventKind, FileRecord, UserRecord, now};
 
 /// `available` or `locked`.
 #[derive(Enum)]
@@ -22,6 +22,8 @@ use crate::store::{Event, EventKind, FileRecord, UserRecord};
 pub(super) enum FileState {
     Available,
     Locked,
+    /// Held for the first in line after a lock ended (`reserved_for`).
+    Reserved,
 }
 
 #[derive(Enum, Clone, Copy)]
@@ -58,6 +60,10 @@ pub(super) enum EventKindJson {
     CheckedIn,
     Overridden,
     Deleted,
+    Queued,
+    Dequeued,
+    Reserved,
+    Released,
 }
 
 impl From<EventKind> for EventKindJson {
@@ -69,6 +75,10 @@ impl From<EventKind> for EventKindJson {
             EventKind::CheckedIn => EventKindJson::CheckedIn,
             EventKind::Overridden => EventKindJson::Overridden,
             EventKind::Deleted => EventKindJson::Deleted,
+            EventKind::Queued => EventKindJson::Queued,
+            EventKind::Dequeued => EventKindJson::Dequeued,
+            EventKind::Reserved => EventKindJson::Reserved,
+            EventKind::Released => EventKindJson::Released,
         }
     }
 }
@@ -119,11 +129,22 @@ pub(super) struct FileJson {
     pub(super) revision: String,
     pub(super) state: FileState,
     pub(super) lock: Nullable<LockJson>,
+    /// Who waits for the file, first in line first.
+    pub(super) queue: Vec<String>,
+    /// For whom the file is held after a lock ended, and until when.
+    pub(super) reserved_for: Nullable<ReservedJson>,
     /// The commit that wrote the current version.
     pub(super) head: String,
     pub(super) modified_at: String,
     pub(super) modified_by: String,
     pub(super) created_by: String,
+}
+
+#[derive(Object)]
+pub(super) struct ReservedJson {
+    pub(super) username: String,
+    /// When the reservation passes to the next in line (or ends).
+    pub(super) until: String,
 }
 
 impl From<&FileRecord> for FileJson {
@@ -134,15 +155,20 @@ impl From<&FileRecord> for FileJson {
             size: f.size,
             description: f.description.clone(),
             revision: f.revision.to_string(),
-            state: if f.lock.is_some() {
-                FileState::Locked
-            } else {
-                FileState::Available
+            state: match (&f.lock, f.reserved_for(now())) {
+                (Some(_), _) => FileState::Locked,
+                (None, Some(_)) => FileState::Reserved,
+                (None, None) => FileState::Available,
             },
             lock: Nullable(f.lock.as_ref().map(|l| LockJson {
                 owner: l.owner.clone(),
                 locked_at: iso_time(l.locked_at),
                 comment: Nullable(l.comment.clone()),
+            })),
+            queue: f.queue.clone(),
+            reserved_for: Nullable(f.reserved_for(now()).map(|r| ReservedJson {
+                username: r.username.clone(),
+                until: iso_time(r.until),
             })),
             head: f.head.to_string(),
             modified_at: iso_time(f.modified_at),

@@ -320,6 +320,44 @@ impl Api {
         Ok(Json(FileJson::from(&f)))
     }
 
+    /// Wait in line for a file someone else holds (or that is reserved
+    /// for someone else). When the check-out ends, the file is reserved for
+    /// the first in line for the hand-off window.
+    #[oai(path = "/files/:id/queue", method = "post", operation_id = "joinQueue")]
+    async fn join_queue(
+        &self,
+        Data(files): Data<&Files>,
+        caller: Caller,
+        id: Path<Id>,
+    ) -> Answer<Json<FileJson>, { WRITE | E400 | E404 | E409 }> {
+        let f = files.join_queue(&caller.actor(), id.0.0).await?;
+        Ok(Json(FileJson::from(&f)))
+    }
+
+    /// Leave the line for a file.
+    #[oai(path = "/files/:id/queue", method = "delete", operation_id = "leaveQueue")]
+    async fn leave_queue(
+        &self,
+        Data(files): Data<&Files>,
+        caller: Caller,
+        id: Path<Id>,
+    ) -> Answer<Json<FileJson>, { WRITE | E400 | E404 | E409 }> {
+        let f = files.leave_queue(&caller.actor(), id.0.0).await?;
+        Ok(Json(FileJson::from(&f)))
+    }
+
+    /// Pass a file reserved for you to the next in line (or make it available).
+    #[oai(path = "/files/:id/decline", method = "post", operation_id = "declineReservation")]
+    async fn decline(
+        &self,
+        Data(files): Data<&Files>,
+        caller: Caller,
+        id: Path<Id>,
+    ) -> Answer<Json<FileJson>, { WRITE | E400 | E404 | E409 }> {
+        let f = files.decline(&caller.actor(), id.0.0).await?;
+        Ok(Json(FileJson::from(&f)))
+    }
+
     /// Admin: break someone's check-out.
     #[oai(path = "/files/:id/override", method = "post", operation_id = "overrideCheckOut")]
     async fn override_lock(

@@ -4,12 +4,13 @@
 use maud::{Markup, html};
 
 use super::{
-    DASHBOARD_ACTIVITY, Filters, Viewer, action_form, csrf_field, folder_dom_id, time_ago, toast,
+    DASHBOARD_ACTIVITY, Filters, Viewer, action_form, csrf_field, folder_dom_id, iso_time,
+    time_ago, toast,
 };
 use crate::domain::human_size;
 use crate::files::Version;
 use crate::live::Counters;
-use crate::store::{Event, EventKind, FileRecord};
+use crate::store::{Event, EventKind, FileRecord, clock_utc, now};
 
 pub fn counters(c: Counters, oob: bool) -> Markup {
     html! {
@@ -39,7 +40,7 @@ pub fn dashboard(d: Dashboard<'_>) -> Markup {
                 input #q type="search" name="q" value=(d.filters.q) placeholder="Search files, descriptions, holders…" autocomplete="off";
                 label.sr-only for="state" { "State" }
                 select #state name="state" {
-                    @for (value, label) in [("all", "All files"), ("available", "Available"), ("locked", "Checked out"), ("mine", "Checked out by me")] {
+                    @for (value, label) in [("all", "All files"), ("available", "Available"), ("locked", "Checked out"), ("reserved", "Reserved"), ("mine", "Checked out by me"), ("waiting", "Waiting for")] {
                         option value=(value) selected[d.filters.state == value] { (label) }
                     }
                 }
@@ -128,8 +129,13 @@ pub fn file_list(files: &[FileRecord], viewer: &Viewer, filters: &Filters) -> Ma
 pub fn card(f: &FileRecord, viewer: &Viewer, oob: bool) -> Markup {
     let holder = f.locked_by();
     let mine = holder == Some(viewer.username.as_str());
+    let reserved = f.reserved_for(now());
+    let reserved_for_me = reserved.is_some_and(|r| r.username == viewer.username);
+    let waiting = f.is_queued(&viewer.username);
     let state = if f.lock.is_some() {
         "locked"
+    } else if reserved.is_some() {
+        "reserved"
     } else {
         "available"
     };
@@ -149,6 +155,10 @@ pub fn card(f: &FileRecord, viewer: &Viewer, oob: bool) -> Markup {
                     span.badge.state.mine { "Checked out by you" }
                 } @else if let Some(h) = holder {
                     span.badge.state.locked { "Checked out by " (h) }
+                } @else if reserved_for_me {
+                    span.badge.state.mine { "Reserved for you" }
+                } @else if let Some(r) = reserved {
+                    span.badge.state.locked { "Reserved for " (r.username) }
                 } @else {
                     span.badge.state.available { "Available" }
                 }
@@ -162,6 +172,23 @@ pub fn card(f: &FileRecord, viewer: &Viewer, oob: bool) -> Markup {
                 div.lock-info {
                     "Checked out by " b { @if mine { "you" } @else { (lock.owner) } } " " (time_ago(lock.locked_at))
                     @if let Some(c) = &lock.comment { " — " q.lock-comment { (c) } }
+                }
+            }
+            @if let Some(r) = reserved {
+                div.lock-info.reserve-info {
+                    "Reserved for " b { @if reserved_for_me { "you" } @else { (r.username) } }
+                    " until " time datetime=(iso_time(r.until)) { (clock_utc(r.until)) }
+                    @if reserved_for_me { ": check it out, or decline to pass it on." }
+                }
+            }
+            @if !f.queue.is_empty() {
+                div.queue-info {
+                    span { "Waiting: " }
+                    ol.queue {
+                        @for who in &f.queue {
+                            li.you[*who == viewer.username] { (who) }
+                        }
+                    }
                 }
             }
             div.card-actions {
@@ -189,11 +216,24 @@ pub fn card(f: &FileRecord, viewer: &Viewer, oob: bool) -> Markup {
                     (action_form(viewer, &format!("{base}/cancel"), "cancel", html! {
                         button.btn type="submit" { "Cancel check-out" }
                     }))
-                } @else if holder.is_none() {
+                } @else if holder.is_none() && (reserved.is_none() || reserved_for_me) {
                     (action_form(viewer, &format!("{base}/checkout"), "checkout", html! {
                         label.sr-only for=(format!("comment-{}", f.id)) { "Comment" }
                         input.comment id=(format!("comment-{}", f.id)) type="text" name="comment" maxlength="500" placeholder="Comment (optional)";
                         button.btn.primary type="submit" { "Check out" }
+                    }))
+                    @if reserved_for_me {
+                        (action_form(viewer, &format!("{base}/decline"), "decline", html! {
+                            button.btn type="submit" { "Decline" }
+                        }))
+                    }
+                } @else if waiting {
+                    (action_form(viewer, &format!("{base}/queue/leave"), "leave-queue", html! {
+                        button.btn type="submit" { "Leave the line" }
+                    }))
+                } @else {
+                    (action_form(viewer, &format!("{base}/queue"), "join-queue", html! {
+                        button.btn type="submit" { "Wait in line" }
                     }))
                 }
                 @if viewer.admin && holder.is_some() && !mine {
@@ -254,6 +294,13 @@ pub fn event_sentence(e: &Event) -> String {
             e.path
         ),
         EventKind::Deleted => format!("{} deleted {}", e.actor, e.path),
+        EventKind::Queued => format!("{} is waiting for {}", e.actor, e.path),
+        EventKind::Dequeued => format!("{} stopped waiting for {}", e.actor, e.path),
+        EventKind::Reserved => match e.file.as_ref().and_then(|f| f.reserved.as_ref()) {
+            Some(r) => format!("{} is reserved for {}", e.path, r.username),
+            None => format!("{} is reserved", e.path),
+        },
+        EventKind::Released => format!("{} is available again", e.path),
     }
 }
 

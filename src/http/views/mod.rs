@@ -26,9 +26,12 @@ pub struct Filters {
 
 impl Filters {
     pub fn matches(&self, f: &FileRecord, viewer: &Viewer) -> bool {
+        let reserved = f.reserved_for(now()).is_some();
         let state_ok = match self.state.as_str() {
-            "available" => f.lock.is_none(),
+            "available" => f.lock.is_none() && !reserved,
             "locked" => f.lock.is_some(),
+            "reserved" => f.lock.is_none() && reserved,
+            "waiting" => f.is_queued(&viewer.username),
             "mine" => f.locked_by() == Some(viewer.username.as_str()),
             _ => true,
         };

@@ -123,6 +123,62 @@ pub(super) async fn cancel(
 }
 
 #[handler]
+pub(super) async fn join_queue(
+    req: &Request,
+    guard: Guard<'_>,
+    Data(files): Data<&Files>,
+    Path(id): Path<String>,
+    body: Body,
+) -> Response {
+    file_action(req, guard, body, &id, |actor, id, _| async move {
+        let f = files.join_queue(&actor, id).await?;
+        let place = f.queue.len();
+        Ok((
+            Some(f.clone()),
+            format!("You are number {place} in line for {}.", f.path),
+        ))
+    })
+    .await
+}
+
+#[handler]
+pub(super) async fn leave_queue(
+    req: &Request,
+    guard: Guard<'_>,
+    Data(files): Data<&Files>,
+    Path(id): Path<String>,
+    body: Body,
+) -> Response {
+    file_action(req, guard, body, &id, |actor, id, _| async move {
+        let f = files.leave_queue(&actor, id).await?;
+        Ok((
+            Some(f.clone()),
+            format!("You left the line for {}.", f.path),
+        ))
+    })
+    .await
+}
+
+#[handler]
+pub(super) async fn decline(
+    req: &Request,
+    guard: Guard<'_>,
+    Data(files): Data<&Files>,
+    Path(id): Path<String>,
+    body: Body,
+) -> Response {
+    file_action(req, guard, body, &id, |actor, id, _| async move {
+        let f = files.decline(&actor, id).await?;
+        let next = match &f.reserved {
+            Some(r) => format!("it is reserved for {} now", r.username),
+            None => "it is available".to_string(),
+        };
+        Ok((Some(f.clone()), format!("You declined {}; {next}.", f.path)))
+    })
+    .await
+}
+
+#[handler]
 pub(super) async fn override_lock(
     req: &Request,
     guard: Guard<'_>,

@@ -1,0 +1,290 @@
+//! The wait-list and the hand-off. Anyone may wait in line for a file
+//! someone holds (or that is reserved for someone else). When the lock ends
+//! — check-in, cancel, override, a Git LFS unlock — the file is *reserved*
+//! for the first in line for the hand-off window: only they may check it
+//! out. Declining, or the window running out, passes it to the next in
+//! line; when nobody is left, the file is available again.
+//!
+//! Every change here is one write transaction with its events, like every
+//! other operation, so the line and the reservation survive restarts; a
+//! reservation whose window ran out while the server was down is passed on
+//! at start (`pass_lapsed`), and any operation on a file settles its lapsed
+//! reservation first, so no one can slip in between a deadline and the
+//! clock that applies it.
+
+use std::time::Duration;
+
+use crate::error::{AppError, AppResult};
+use crate::store::{
+    EventDraft, EventKind, FILES, FileRecord, FileSnapshot, Reservation, Tx, clock_utc, now,
+    put_file,
+};
+
+use super::rules::Needs;
+use super::{Actor, Files, blocking, save_and_record};
+
+/// The sentence for someone who may not check out a reserved file.
+pub(super) fn reserved_refusal(rec: &FileRecord, r: &Reservation) -> AppError {
+    AppError::Conflict(format!(
+        "{} is reserved for {} until {}; wait in line to be next.",
+        rec.path,
+        r.username,
+        clock_utc(r.until)
+    ))
+}
+
+/// Reserves `rec` for the first in line, if anyone waits; the lock has
+/// just ended. Returns whether it did.
+pub(super) fn reserve_next(rec: &mut FileRecord, window: Duration, at: i64) -> bool {
+    rec.reserved = None;
+    if rec.queue.is_empty() {
+        return false;
+    }
+    let next = rec.queue.remove(0);
+    rec.reserved = Some(Reservation {
+        username: next,
+        until: at.saturating_add(window.as_secs() as i64),
+    });
+    true
+}
+
+/// Records the `reserved` event for the reservation `rec` now has.
+fn record_reserved(tx: &mut Tx, rec: &FileRecord, actor: &str) -> AppResult<()> {
+    tx.record(EventDraft {
+        kind: EventKind::Reserved,
+        actor: actor.to_string(),
+        note: None,
+        previous_holder: None,
+        file: FileSnapshot::Present(Box::new(rec.clone())),
+    })?;
+    Ok(())
+}
+
+/// Ends the lock of `rec` with the event `kind`, then hands the file to the
+/// first in line (a `reserved` event after it). Returns the record.
+pub(super) fn end_lock(
+    tx: &mut Tx,
+    mut rec: FileRecord,
+    kind: EventKind,
+    actor: &Actor,
+    note: Option<String>,
+    previous_holder: Option<String>,
+    window: Duration,
+) -> AppResult<FileRecord> {
+    rec.lock = None;
+    let reserved = reserve_next(&mut rec, window, now());
+    let rec = save_and_record(tx, rec, kind, actor, note, previous_holder)?;
+    if reserved {
+        record_reserved(tx, &rec, &actor.username)?;
+    }
+    Ok(rec)
+}
+
+/// Passes on a reservation whose window has run out by `at` (and the next,
+/// should that one have run out too), recording each step. Returns whether
+/// anything changed; `rec` is saved when it did.
+pub(super) fn settle(
+    tx: &mut Tx,
+    rec: &mut FileRecord,
+    at: i64,
+    window: Duration,
+) -> AppResult<bool> {
+    let mut changed = false;
+    while let Some(r) = rec.reserved.clone().filter(|r| r.until <= at) {
+        changed = true;
+        pass_on(tx, rec, &r.username, window, at)?;
+    }
+    Ok(changed)
+}
+
+/// The reservation of `from` ends (declined or run out): the next in line
+/// gets it, or the file is available. Saves `rec` and records the event.
+fn pass_on(
+    tx: &mut Tx,
+    rec: &mut FileRecord,
+    from: &str,
+    window: Duration,
+    at: i64,
+) -> AppResult<()> {
+    if reserve_next(rec, window, at) {
+        put_file(&tx.txn, rec)?;
+        record_reserved(tx, rec, from)
+    } else {
+        put_file(&tx.txn, rec)?;
+        tx.record(EventDraft {
+            kind: EventKind::Released,
+            actor: from.to_string(),
+            note: None,
+            previous_holder: None,
+            file: FileSnapshot::Present(Box::new(rec.clone())),
+        })?;
+        Ok(())
+    }
+}
+
+impl Files {
+    /// Joins the line for a file someone else holds or that is reserved
+    /// for someone else. 409 when the caller holds it, it is theirs, they
+    /// already wait, or it is free to check out.
+    pub async fn join_queue(&self, actor: &Actor, id: u64) -> AppResult<FileRecord> {
+        let window = self.shared.handoff_window;
+        let actor = actor.clone();
+        self.change(
+            id,
+            &actor.clone(),
+            Needs::Account,
+            "wait for files",
+            move |tx, mut rec| {
+                let at = now();
+                settle(tx, &mut rec, at, window)?;
+                let me = actor.username.as_str();
+                if rec.locked_by() == Some(me) {
+                    return Err(AppError::Conflict(format!(
+                        "You hold {}; there is nothing to wait for.",
+                        rec.path
+                    )));
+                }
+                match rec.reserved_for(at) {
+                    Some(r) if r.username == me => {
+                        return Err(AppError::Conflict(format!(
+                            "{} is reserved for you; check it out.",
+                            rec.path
+                        )));
+                    }
+                    None if rec.lock.is_none() => {
+                        return Err(AppError::Conflict(format!(
+                            "{} is available; check it out instead of waiting.",
+                            rec.path
+                        )));
+                    }
+                    _ => {}
+                }
+                if rec.is_queued(me) {
+                    return Err(AppError::Conflict(format!(
+                        "You are already waiting for {}.",
+                        rec.path
+                    )));
+                }
+                rec.queue.push(me.to_string());
+                save_and_record(tx, rec, EventKind::Queued, &actor, None, None)
+            },
+        )
+        .await
+    }
+
+    /// Leaves the line. 409 when the caller is not in it.
+    pub async fn leave_queue(&self, actor: &Actor, id: u64) -> AppResult<FileRecord> {
+        let window = self.shared.handoff_window;
+        let actor = actor.clone();
+        self.change(
+            id,
+            &actor.clone(),
+            Needs::Account,
+            "wait for files",
+            move |tx, mut rec| {
+                settle(tx, &mut rec, now(), window)?;
+                if !rec.is_queued(&actor.username) {
+                    return Err(AppError::Conflict(format!(
+                        "You are not waiting for {}.",
+                        rec.path
+                    )));
+                }
+                rec.queue.retain(|q| *q != actor.username);
+                save_and_record(tx, rec, EventKind::Dequeued, &actor, None, None)
+            },
+        )
+        .await
+    }
+
+    /// Declines a reservation: the next in line gets the file, or it is
+    /// available. 409 when the file is not reserved for the caller.
+    pub async fn decline(&self, actor: &Actor, id: u64) -> AppResult<FileRecord> {
+        let window = self.shared.handoff_window;
+        let actor = actor.clone();
+        self.change(
+            id,
+            &actor.clone(),
+            Needs::Account,
+            "decline a reservation",
+            move |tx, mut rec| {
+                let at = now();
+                settle(tx, &mut rec, at, window)?;
+                if rec.reserved_for(at).map(|r| r.username.as_str()) != Some(&actor.username) {
+                    return Err(AppError::Conflict(format!(
+                        "{} is not reserved for you; there is nothing to decline.",
+                        rec.path
+                    )));
+                }
+                pass_on(tx, &mut rec, &actor.username, window, at)?;
+                Ok(rec)
+            },
+        )
+        .await
+    }
+
+    /// Passes on every reservation whose window has run out: at start (a
+    /// deadline may have passed while the server was down) and whenever
+    /// the hand-off clock fires. Blocking. Returns how many files changed.
+    pub fn pass_lapsed(&self) -> AppResult<usize> {
+        let window = self.shared.handoff_window;
+        self.shared.store.write(|tx| {
+            let at = now();
+            let mut lapsed = Vec::new();
+            {
+                let files = tx.txn.open_table(FILES)?;
+                for row in redb::ReadableTable::iter(&files)? {
+                    let (_, value) = row?;
+                    let rec: FileRecord = crate::store::decode(value.value())?;
+                    if rec.reserved.as_ref().is_some_and(|r| r.until <= at) {
+                        lapsed.push(rec);
+                    }
+                }
+            }
+            let count = lapsed.len();
+            for mut rec in lapsed {
+                settle(tx, &mut rec, at, window)?;
+            }
+            Ok(count)
+        })
+    }
+
+    /// The earliest running reservation deadline, if any. Blocking.
+    fn next_deadline(&self) -> AppResult<Option<i64>> {
+        Ok(self
+            .shared
+            .store
+            .all_files()?
+            .iter()
+            .filter_map(|f| f.reserved.as_ref().map(|r| r.until))
+            .min())
+    }
+
+    /// The hand-off clock: passes reservations on as their windows run
+    /// out. Wakes at the earliest deadline, and when a reservation is made
+    /// (`reservations_changed`); runs until the runtime ends.
+    pub async fn hand_off_clock(self) {
+        loop {
+            let this = self.clone();
+            let next = blocking(move || this.next_deadline())
+                .await
+                .unwrap_or_else(|e| {
+                    e.log();
+                    None
+                });
+            // At most a minute between looks, so a missed wake-up costs little.
+            let wait = next
+                .map(|at| (at - now()).max(0) as u64)
+                .unwrap_or(60)
+                .min(60);
+            let changed = self.shared.reservations_changed.notified();
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(wait)) => {}
+                _ = changed => continue,
+            }
+            let this = self.clone();
+            if let Err(e) = blocking(move || this.pass_lapsed()).await {
+                e.log();
+            }
+        }
+    }
+}
