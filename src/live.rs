@@ -41,7 +41,7 @@
 //! its backlog, when its session ends) share the invariants above; split,
 //! each half would have to restate them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -139,37 +139,56 @@ pub struct Rendered {
     /// in place of the general one, as (user, general toast, their toast).
     personal: Option<(String, String, String)>,
     /// The people the card shows other buttons to than their class gets:
-    /// those waiting in line and the one the file is reserved for (a few at
-    /// most), each rendered as they see it, as user, admin or not.
-    own: Vec<Own>,
+    /// those waiting in line ("Leave the line") and the one the file is
+    /// reserved for ("Check out", "Decline"). Two more classes, each
+    /// rendered once (user and admin), however long the line.
+    waiting: Option<Variant>,
+    reserved: Option<Variant>,
 }
 
-/// One person's own render of an event.
-struct Own {
-    username: String,
-    admin: bool,
-    html: String,
+/// A class of viewers picked out by name, and its render for users and admins.
+struct Variant {
+    who: HashSet<String>,
+    /// WebSocket text and SSE frame, indexed by `admin as usize`.
+    frames: [(String, String); 2],
 }
 
-/// The people whose card differs from their class's: those in the file's
-/// line and the one it is reserved for.
-fn special_viewers(event: &Event) -> Vec<&str> {
-    let Some(f) = &event.file else {
-        return Vec::new();
-    };
-    let mut who: Vec<&str> = f.queue.iter().map(String::as_str).collect();
-    if let Some(r) = &f.reserved {
-        who.push(&r.username);
+impl Variant {
+    fn frame(&self, viewer: &LiveViewer) -> Option<&(String, String)> {
+        self.who
+            .contains(&viewer.username)
+            .then(|| &self.frames[viewer.admin as usize])
     }
-    who.sort_unstable();
-    who.dedup();
-    who
+}
+
+/// The two name-picked classes of an event's card: those waiting in line,
+/// and the one the file is reserved for. Each is a template viewer of
+/// that class (any member renders the same card) and the class's members.
+fn named_classes(event: &Event) -> [Option<(&str, HashSet<String>)>; 2] {
+    let Some(f) = &event.file else {
+        return [None, None];
+    };
+    let waiting = f
+        .queue
+        .first()
+        .map(|first| (first.as_str(), f.queue.iter().cloned().collect()));
+    let reserved = f
+        .reserved
+        .as_ref()
+        .map(|r| (r.username.as_str(), HashSet::from([r.username.clone()])));
+    [waiting, reserved]
+}
+
+/// Whether `username` is in one of the event's name-picked classes.
+fn named(event: &Event, username: &str) -> bool {
+    event.file.as_ref().is_some_and(|f| {
+        f.is_queued(username) || f.reserved.as_ref().is_some_and(|r| r.username == username)
+    })
 }
 
 fn class_index(admin: bool, holder: bool) -> usize {
     (admin as usize) * 2 + holder as usize
 }
-
 /// The template viewer of a class: `holder` is the holder's name when the
 /// class is "holds the lock"; otherwise a name no user has, so no card is "mine".
 fn class_viewer(admin: bool, holder: Option<&str>) -> Viewer {
@@ -192,29 +211,41 @@ impl Rendered {
     /// (they wait in line, or the file is theirs to take), and the
     /// overridden holder's own toast instead of the general one.
     fn personal_html(&self, viewer: &LiveViewer) -> Option<String> {
-        let own = self
-            .own
-            .iter()
-            .find(|o| o.username == viewer.username && o.admin == viewer.admin)
-            .map(|o| o.html.as_str());
         match &self.personal {
             Some((who, general, toast)) if *who == viewer.username => Some(swap_toast(
-                own.unwrap_or(&self.html[self.class_of(viewer)]),
+                self.named(viewer)
+                    .map_or(&self.html[self.class_of(viewer)], |(html, _)| html),
                 general,
                 toast,
             )),
-            _ => own.map(str::to_string),
+            _ => None,
         }
     }
 
+    /// The viewer's frames when a name-picked class holds them.
+    fn named(&self, viewer: &LiveViewer) -> Option<&(String, String)> {
+        self.reserved
+            .as_ref()
+            .and_then(|v| v.frame(viewer))
+            .or_else(|| self.waiting.as_ref().and_then(|v| v.frame(viewer)))
+    }
+
     pub fn ws_text(&self, viewer: &LiveViewer) -> String {
-        self.personal_html(viewer)
-            .unwrap_or_else(|| self.html[self.class_of(viewer)].clone())
+        if let Some(html) = self.personal_html(viewer) {
+            return html;
+        }
+        match self.named(viewer) {
+            Some((html, _)) => html.clone(),
+            None => self.html[self.class_of(viewer)].clone(),
+        }
     }
 
     pub fn sse_bytes(&self, viewer: &LiveViewer) -> Vec<u8> {
-        match self.personal_html(viewer) {
-            Some(html) => sse_frame(self.seq, self.kind.as_str(), &html).into_bytes(),
+        if let Some(html) = self.personal_html(viewer) {
+            return sse_frame(self.seq, self.kind.as_str(), &html).into_bytes();
+        }
+        match self.named(viewer) {
+            Some((_, sse)) => sse.as_bytes().to_vec(),
             None => self.sse[self.class_of(viewer)].as_bytes().to_vec(),
         }
     }
@@ -488,23 +519,21 @@ impl Hub {
         let sse = html
             .each_ref()
             .map(|h| sse_frame(event.seq, event.kind.as_str(), h));
-        let own = special_viewers(event)
-            .into_iter()
-            .flat_map(|username| [false, true].map(|admin| (username, admin)))
-            .map(|(username, admin)| Own {
-                username: username.to_string(),
-                admin,
-                html: templates.event(
-                    event,
-                    &Viewer {
-                        username: username.to_string(),
+        let [waiting, reserved] = named_classes(event).map(|class| {
+            class.map(|(template, who)| Variant {
+                who,
+                frames: [false, true].map(|admin| {
+                    let viewer = Viewer {
+                        username: template.to_string(),
                         admin,
                         csrf: None,
-                    },
-                    counters,
-                ),
+                    };
+                    let html = templates.event(event, &viewer, counters);
+                    let sse = sse_frame(event.seq, event.kind.as_str(), &html);
+                    (html, sse)
+                }),
             })
-            .collect();
+        });
         let personal = match (&event.kind, &event.previous_holder) {
             (EventKind::Overridden, Some(prev)) => Some((
                 prev.clone(),
@@ -520,7 +549,8 @@ impl Hub {
             html,
             sse,
             personal,
-            own,
+            waiting,
+            reserved,
         }
     }
 
@@ -698,7 +728,7 @@ impl Hub {
                 .map(|e| {
                     newest = newest.max(e.seq);
                     let holder = e.file.as_ref().and_then(|f| f.locked_by());
-                    let as_seen = if special_viewers(e).contains(&viewer.username.as_str()) {
+                    let as_seen = if named(e, &viewer.username) {
                         viewer.viewer()
                     } else {
                         viewer.class_viewer(holder)
@@ -730,7 +760,95 @@ impl Hub {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::AtomicUsize;
+
     use super::*;
+    use crate::domain::{RepoPath, Revision};
+    use crate::store::{FileRecord, Reservation};
+    use crate::vault::{BlobId, CommitId};
+
+    /// Renders who the viewer was, and counts the renders.
+    #[derive(Default)]
+    struct Probe(AtomicUsize);
+
+    impl Render for Probe {
+        fn event(&self, _: &Event, viewer: &Viewer, _: Counters) -> String {
+            self.0.fetch_add(1, Ordering::Relaxed);
+            format!("{}:{}", viewer.username, viewer.admin)
+        }
+        fn override_toast(&self, _: &Event) -> String {
+            String::new()
+        }
+        fn override_notice(&self, _: &Event) -> String {
+            String::new()
+        }
+        fn resync(&self, _: &[FileRecord], _: &Viewer, _: u64) -> String {
+            String::new()
+        }
+    }
+
+    fn reserved_with_a_long_line(line: usize) -> Event {
+        let zero = "0".repeat(40);
+        let file = FileRecord {
+            id: 1,
+            path: RepoPath::from_stored("a/b.txt"),
+            description: String::new(),
+            revision: Revision::FIRST,
+            created_by: "bob".into(),
+            created_at: 0,
+            size: 1,
+            head: CommitId::from_hex(&zero).unwrap(),
+            blob: BlobId::from_hex(&zero).unwrap(),
+            modified_at: 0,
+            modified_by: "bob".into(),
+            lock: None,
+            queue: (0..line).map(|n| format!("user{n}")).collect(),
+            reserved: Some(Reservation {
+                username: "carol".into(),
+                until: i64::MAX,
+            }),
+        };
+        Event {
+            seq: 9,
+            kind: EventKind::Reserved,
+            at: 0,
+            actor: "bob".into(),
+            file_id: 1,
+            path: file.path.clone(),
+            note: None,
+            revision: None,
+            previous_holder: None,
+            file: Some(file),
+        }
+    }
+
+    fn viewer(name: &str, admin: bool) -> LiveViewer {
+        LiveViewer {
+            username: name.into(),
+            admin,
+            token_hash: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_long_line_costs_two_more_classes_not_a_render_each() {
+        let probe = Probe::default();
+        let rendered = Hub::render(
+            &probe,
+            &reserved_with_a_long_line(5000),
+            Counters::default(),
+        );
+        // User and admin; waiting in line, user and admin; reserved, user and admin.
+        assert_eq!(probe.0.load(Ordering::Relaxed), 6);
+        // Each person gets their class's card: any member of a class
+        // renders it the same, so the first in line stands for the line.
+        assert_eq!(rendered.ws_text(&viewer("user4999", false)), "user0:false");
+        assert_eq!(rendered.ws_text(&viewer("user7", true)), "user0:true");
+        assert_eq!(rendered.ws_text(&viewer("carol", false)), "carol:false");
+        assert_eq!(rendered.ws_text(&viewer("stranger", false)), ":false");
+        let sse = String::from_utf8(rendered.sse_bytes(&viewer("carol", true))).unwrap();
+        assert!(sse.contains("data: carol:true"), "{sse}");
+    }
 
     #[test]
     fn sse_data_is_split_on_every_line_ending() {

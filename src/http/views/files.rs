@@ -185,8 +185,10 @@ pub fn card(f: &FileRecord, viewer: &Viewer, oob: bool) -> Markup {
                 div.queue-info {
                     span { "Waiting: " }
                     ol.queue {
+                        // The same for everyone in line: the live card is
+                        // rendered once for all of them, however long the line.
                         @for who in &f.queue {
-                            li.you[*who == viewer.username] { (who) }
+                            li { (who) }
                         }
                     }
                 }
