@@ -231,6 +231,11 @@ async fn each_person_sees_their_own_buttons_live() {
         .await
         .expect("carol's card says it is hers");
     assert!(mine.contains(&format!("/files/{id}/decline")), "{mine}");
+    // The `reserved` event after the unlock tells her, in a toast of her own.
+    carol_ws
+        .text_containing("is yours to take until", within)
+        .await
+        .expect("carol is told the file is hers to take");
     assert!(mine.contains(&format!("/files/{id}/checkout")), "{mine}");
     let theirs = dave_ws
         .text_containing("Reserved for carol", within)

@@ -346,12 +346,27 @@ pub fn event_fragment(e: &Event, viewer: &Viewer, c: Counters) -> String {
             Some(f) => { (card(f, viewer, true)) }
             None => { article id=(format!("file-{}", e.file_id)) hx-swap-oob="delete" {} }
         }
-        (live_toast(e, toast_kind))
+        @match reserved_for_viewer(e, viewer) {
+            Some(until) => {
+                div hx-swap-oob="beforeend:#toasts" {
+                    div.toast.toast-success role="alert" {
+                        (e.path) " is yours to take until " (clock_utc(until)) ": check it out, or decline to pass it on."
+                    }
+                }
+            }
+            None => { (live_toast(e, toast_kind)) }
+        }
         ol hx-swap-oob="afterbegin:#activity-list" { (activity_line(e)) }
         (counters(c, true))
         div #live-seq data-seq=(e.seq) hidden hx-swap-oob="true" {}
     };
     markup.into_string()
+}
+
+/// When `e` hands the file to `viewer`: until when it is theirs.
+fn reserved_for_viewer(e: &Event, viewer: &Viewer) -> Option<i64> {
+    let r = e.file.as_ref()?.reserved.as_ref()?;
+    (e.kind == EventKind::Reserved && r.username == viewer.username).then_some(r.until)
 }
 
 /// The toast the holder of an overridden lock gets on top of the general fragment.
