@@ -127,16 +127,11 @@ impl Files {
     /// for someone else. 409 when the caller holds it, it is theirs, they
     /// already wait, or it is free to check out.
     pub async fn join_queue(&self, actor: &Actor, id: u64) -> AppResult<FileRecord> {
-        let window = self.shared.handoff_window;
-        let actor = actor.clone();
-        self.change(
+        self.settled_change(
             id,
-            &actor.clone(),
-            Needs::Account,
+            actor,
             "wait for files",
-            move |tx, mut rec| {
-                let at = now();
-                settle(tx, &mut rec, at, window)?;
+            move |tx, mut rec, actor, at| {
                 let me = actor.username.as_str();
                 if rec.locked_by() == Some(me) {
                     return Err(AppError::Conflict(format!(
@@ -166,7 +161,7 @@ impl Files {
                     )));
                 }
                 rec.queue.push(me.to_string());
-                save_and_record(tx, rec, EventKind::Queued, &actor, None, None)
+                save_and_record(tx, rec, EventKind::Queued, actor, None, None)
             },
         )
         .await
@@ -174,25 +169,16 @@ impl Files {
 
     /// Leaves the line. 409 when the caller is not in it.
     pub async fn leave_queue(&self, actor: &Actor, id: u64) -> AppResult<FileRecord> {
-        let window = self.shared.handoff_window;
-        let actor = actor.clone();
-        self.change(
-            id,
-            &actor.clone(),
-            Needs::Account,
-            "wait for files",
-            move |tx, mut rec| {
-                settle(tx, &mut rec, now(), window)?;
-                if !rec.is_queued(&actor.username) {
-                    return Err(AppError::Conflict(format!(
-                        "You are not waiting for {}.",
-                        rec.path
-                    )));
-                }
-                rec.queue.retain(|q| *q != actor.username);
-                save_and_record(tx, rec, EventKind::Dequeued, &actor, None, None)
-            },
-        )
+        self.settled_change(id, actor, "wait for files", move |tx, mut rec, actor, _| {
+            if !rec.is_queued(&actor.username) {
+                return Err(AppError::Conflict(format!(
+                    "You are not waiting for {}.",
+                    rec.path
+                )));
+            }
+            rec.queue.retain(|q| *q != actor.username);
+            save_and_record(tx, rec, EventKind::Dequeued, actor, None, None)
+        })
         .await
     }
 
@@ -200,15 +186,11 @@ impl Files {
     /// available. 409 when the file is not reserved for the caller.
     pub async fn decline(&self, actor: &Actor, id: u64) -> AppResult<FileRecord> {
         let window = self.shared.handoff_window;
-        let actor = actor.clone();
-        self.change(
+        self.settled_change(
             id,
-            &actor.clone(),
-            Needs::Account,
+            actor,
             "decline a reservation",
-            move |tx, mut rec| {
-                let at = now();
-                settle(tx, &mut rec, at, window)?;
+            move |tx, mut rec, actor, at| {
                 if rec.reserved_for(at).map(|r| r.username.as_str()) != Some(&actor.username) {
                     return Err(AppError::Conflict(format!(
                         "{} is not reserved for you; there is nothing to decline.",
@@ -219,6 +201,26 @@ impl Files {
                 Ok(rec)
             },
         )
+        .await
+        .inspect(|rec| self.noticed(rec))
+    }
+
+    /// A change of one file by `actor` (any signed-in user), after its
+    /// lapsed reservation, if any, is passed on; `f` gets the time it ran at.
+    async fn settled_change(
+        &self,
+        id: u64,
+        actor: &Actor,
+        what: &'static str,
+        f: impl FnOnce(&mut Tx, FileRecord, &Actor, i64) -> AppResult<FileRecord> + Send + 'static,
+    ) -> AppResult<FileRecord> {
+        let window = self.shared.handoff_window;
+        let who = actor.clone();
+        self.change(id, actor, Needs::Account, what, move |tx, mut rec| {
+            let at = now();
+            settle(tx, &mut rec, at, window)?;
+            f(tx, rec, &who, at)
+        })
         .await
     }
 

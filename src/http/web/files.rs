@@ -10,8 +10,8 @@ use poem::web::{Data, Multipart, Path, Query};
 use poem::{Body, Request, Response, handler};
 
 use super::{
-    action_done, file_action, filters_from, is_htmx, page, parse_id, read_form, redirect,
-    redirect_with_flash, respond, set_html_body, take_flash,
+    action_done, file_action, filters_from, is_htmx, notice, page, parse_id, read_form, redirect,
+    respond, set_html_body, take_flash,
 };
 use crate::domain::LockComment;
 use crate::files::Files;
@@ -19,7 +19,7 @@ use crate::http::downloads::download_response;
 use crate::http::error::html;
 use crate::http::forms::{self, Fields, new_file_from, new_version_from};
 use crate::http::guards::Guard;
-use crate::http::views::{self, Flash, Viewer};
+use crate::http::views::{self, Viewer};
 
 #[handler]
 pub(super) async fn dashboard(
@@ -88,118 +88,72 @@ pub(super) async fn file_card(
     })
     .await
 }
-#[handler]
-pub(super) async fn checkout(
-    req: &Request,
-    guard: Guard<'_>,
-    Data(files): Data<&Files>,
-    Path(id): Path<String>,
-    body: Body,
-) -> Response {
-    file_action(req, guard, body, &id, |actor, id, fields| async move {
-        let comment = LockComment::parse(fields.text("comment"))?;
-        let f = files.checkout(&actor, id, comment).await?;
-        Ok((Some(f.clone()), format!("You checked out {}.", f.path)))
-    })
-    .await
+/// A form action on one file: the handler reads the form, checks the
+/// writer (session, origin, CSRF), runs `$op` with `(files, actor, id,
+/// fields)` and answers with the card and a toast (htmx) or a flash.
+macro_rules! file_action_handler {
+    ($(#[$doc:meta])* $name:ident, |$files:ident, $actor:ident, $id:ident, $fields:pat_param| $op:expr) => {
+        $(#[$doc])*
+        #[handler]
+        pub(super) async fn $name(
+            req: &Request,
+            guard: Guard<'_>,
+            Data($files): Data<&Files>,
+            Path(id): Path<String>,
+            body: Body,
+        ) -> Response {
+            file_action(req, guard, body, &id, |$actor, $id, $fields| async move { $op }).await
+        }
+    };
 }
 
-#[handler]
-pub(super) async fn cancel(
-    req: &Request,
-    guard: Guard<'_>,
-    Data(files): Data<&Files>,
-    Path(id): Path<String>,
-    body: Body,
-) -> Response {
-    file_action(req, guard, body, &id, |actor, id, _| async move {
-        let f = files.cancel(&actor, id).await?;
-        Ok((
-            Some(f.clone()),
-            format!("Check-out of {} cancelled.", f.path),
-        ))
-    })
-    .await
-}
+file_action_handler!(checkout, |files, actor, id, fields| {
+    let comment = LockComment::parse(fields.text("comment"))?;
+    let f = files.checkout(&actor, id, comment).await?;
+    Ok((Some(f.clone()), format!("You checked out {}.", f.path)))
+});
 
-#[handler]
-pub(super) async fn join_queue(
-    req: &Request,
-    guard: Guard<'_>,
-    Data(files): Data<&Files>,
-    Path(id): Path<String>,
-    body: Body,
-) -> Response {
-    file_action(req, guard, body, &id, |actor, id, _| async move {
-        let f = files.join_queue(&actor, id).await?;
-        let place = f.queue.len();
-        Ok((
-            Some(f.clone()),
-            format!("You are number {place} in line for {}.", f.path),
-        ))
-    })
-    .await
-}
+file_action_handler!(cancel, |files, actor, id, _| {
+    let f = files.cancel(&actor, id).await?;
+    let message = format!("Check-out of {} cancelled.", f.path);
+    Ok((Some(f), message))
+});
 
-#[handler]
-pub(super) async fn leave_queue(
-    req: &Request,
-    guard: Guard<'_>,
-    Data(files): Data<&Files>,
-    Path(id): Path<String>,
-    body: Body,
-) -> Response {
-    file_action(req, guard, body, &id, |actor, id, _| async move {
-        let f = files.leave_queue(&actor, id).await?;
-        Ok((
-            Some(f.clone()),
-            format!("You left the line for {}.", f.path),
-        ))
-    })
-    .await
-}
+file_action_handler!(join_queue, |files, actor, id, _| {
+    let f = files.join_queue(&actor, id).await?;
+    let message = format!("You are number {} in line for {}.", f.queue.len(), f.path);
+    Ok((Some(f), message))
+});
 
-#[handler]
-pub(super) async fn decline(
-    req: &Request,
-    guard: Guard<'_>,
-    Data(files): Data<&Files>,
-    Path(id): Path<String>,
-    body: Body,
-) -> Response {
-    file_action(req, guard, body, &id, |actor, id, _| async move {
-        let f = files.decline(&actor, id).await?;
-        let next = match &f.reserved {
-            Some(r) => format!("it is reserved for {} now", r.username),
-            None => "it is available".to_string(),
-        };
-        Ok((Some(f.clone()), format!("You declined {}; {next}.", f.path)))
-    })
-    .await
-}
+file_action_handler!(leave_queue, |files, actor, id, _| {
+    let f = files.leave_queue(&actor, id).await?;
+    let message = format!("You left the line for {}.", f.path);
+    Ok((Some(f), message))
+});
 
-#[handler]
-pub(super) async fn override_lock(
-    req: &Request,
-    guard: Guard<'_>,
-    Data(files): Data<&Files>,
-    Path(id): Path<String>,
-    body: Body,
-) -> Response {
-    file_action(req, guard, body, &id, |actor, id, fields| async move {
-        // A form names the holder it showed (compare-and-swap); a bare
-        // request overrides whoever holds the file.
+file_action_handler!(decline, |files, actor, id, _| {
+    let f = files.decline(&actor, id).await?;
+    let next = match &f.reserved {
+        Some(r) => format!("it is reserved for {} now", r.username),
+        None => "it is available".to_string(),
+    };
+    let message = format!("You declined {}; {next}.", f.path);
+    Ok((Some(f), message))
+});
+
+file_action_handler!(
+    /// A form names the holder it showed (compare-and-swap); a bare
+    /// request overrides whoever holds the file.
+    override_lock,
+    |files, actor, id, fields| {
         let f = match fields.get("holder").filter(|h| !h.is_empty()) {
             Some(holder) => files.override_lock_held_by(&actor, id, holder).await?.0,
             None => files.override_lock(&actor, id).await?,
         };
-        Ok((
-            Some(f.clone()),
-            format!("The check-out of {} was overridden.", f.path),
-        ))
-    })
-    .await
-}
+        let message = format!("The check-out of {} was overridden.", f.path);
+        Ok((Some(f), message))
+    }
+);
 
 #[handler]
 pub(super) async fn delete_file(
@@ -229,13 +183,7 @@ pub(super) async fn delete_file(
         if is_delete_verb {
             return Ok(Response::builder().status(StatusCode::NO_CONTENT).finish());
         }
-        Ok(redirect_with_flash(
-            "/",
-            &Flash {
-                error: false,
-                text: message,
-            },
-        ))
+        Ok(notice("/", message))
     })
     .await
 }
@@ -261,13 +209,7 @@ pub(super) async fn upload(
         if is_htmx(req) {
             return Ok(html(StatusCode::OK, views::toast("success", &message)));
         }
-        Ok(redirect_with_flash(
-            "/",
-            &Flash {
-                error: false,
-                text: message,
-            },
-        ))
+        Ok(notice("/", message))
     })
     .await
 }

@@ -103,6 +103,11 @@ fn redirect_with_flash(to: &str, flash: &Flash) -> Response {
     resp
 }
 
+/// Redirect to `to` with a one-shot notice (not an error).
+fn notice(to: &str, text: String) -> Response {
+    redirect_with_flash(to, &Flash { error: false, text })
+}
+
 fn take_flash(req: &Request, resp: &mut Response) -> Option<Flash> {
     let raw = guards::cookies(req, FLASH_COOKIE).next()?.to_string();
     resp.headers_mut().append(
@@ -225,13 +230,7 @@ fn action_done(
         };
         return html(StatusCode::OK, markup);
     }
-    redirect_with_flash(
-        "/",
-        &Flash {
-            error: false,
-            text: message,
-        },
-    )
+    notice("/", message)
 }
 
 /// Runs a simple form action on one file.

@@ -5,14 +5,14 @@ use poem::http::{HeaderValue, header};
 use poem::web::Path;
 use poem::{Body, Request, Response, handler};
 
-use super::{page, read_form, redirect_with_flash, respond, set_html_body, take_flash};
+use super::{notice, page, read_form, respond, set_html_body, take_flash};
 use crate::accounts::{NewUser, Session, UserPatch};
 use crate::domain::{Password, Role, Username, parse_display_name};
 use crate::error::{AppError, AppResult};
 use crate::files::require_admin;
 use crate::http::forms::parse_token_name;
 use crate::http::guards::Guard;
-use crate::http::views::{self, Flash, Viewer};
+use crate::http::views::{self, Viewer};
 
 #[handler]
 pub(super) async fn users_page(req: &Request, guard: Guard<'_>) -> Response {
@@ -45,12 +45,9 @@ pub(super) async fn add_user(req: &Request, guard: Guard<'_>, body: Body) -> Res
             display_name: Some(parse_display_name(fields.text("display_name"))?),
         };
         let user = guard.accounts.create_user(new).await?;
-        Ok(redirect_with_flash(
+        Ok(notice(
             "/admin/users",
-            &Flash {
-                error: false,
-                text: format!("Added {} ({}).", user.username, user.role.as_str()),
-            },
+            format!("Added {} ({}).", user.username, user.role.as_str()),
         ))
     })
     .await
@@ -90,13 +87,7 @@ pub(super) async fn edit_user(
                 .transpose()?,
         };
         let user = guard.accounts.update_user(name, patch).await?;
-        Ok(redirect_with_flash(
-            "/admin/users",
-            &Flash {
-                error: false,
-                text: format!("Saved {}.", user.username),
-            },
-        ))
+        Ok(notice("/admin/users", format!("Saved {}.", user.username)))
     })
     .await
 }
@@ -158,13 +149,7 @@ pub(super) async fn revoke_token(
             .parse()
             .map_err(|_| AppError::NotFound("No such token.".into()))?;
         guard.accounts.revoke_token(&session.actor(), id).await?;
-        Ok(redirect_with_flash(
-            "/account",
-            &Flash {
-                error: false,
-                text: "Token revoked.".into(),
-            },
-        ))
+        Ok(notice("/account", "Token revoked.".into()))
     })
     .await
 }
@@ -185,12 +170,9 @@ pub(super) async fn change_password(req: &Request, guard: Guard<'_>, body: Body)
                 guard.client_ip(),
             )
             .await?;
-        let mut resp = redirect_with_flash(
+        let mut resp = notice(
             "/account",
-            &Flash {
-                error: false,
-                text: "Password changed; other sessions were signed out.".into(),
-            },
+            "Password changed; other sessions were signed out.".into(),
         );
         if let Ok(v) = HeaderValue::from_str(&guard.session_set_cookie(&token)) {
             resp.headers_mut().append(header::SET_COOKIE, v);
