@@ -188,7 +188,7 @@ struct ServeArgs {
     #[arg(long, env = "LATCH_IDLE_TIMEOUT", default_value = "2m", value_name = "DURATION", value_parser = parse_duration)]
     idle_timeout: Duration,
     /// When a check-out ends and people wait in line, how long the file stays reserved for the first of them.
-    #[arg(long, env = "LATCH_HANDOFF_WINDOW", default_value = "15m", value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, env = "LATCH_HANDOFF_WINDOW", default_value = "15m", value_name = "DURATION", value_parser = parse_handoff_window)]
     handoff_window: Duration,
 }
 
@@ -200,13 +200,32 @@ fn parse_duration(raw: &str) -> Result<Duration, String> {
     let n: u64 = digits
         .parse()
         .map_err(|_| format!("'{raw}' is not a duration like 10s"))?;
+    let too_long = || format!("'{raw}' is longer than any sensible duration");
     match unit.trim() {
         "" | "s" => Ok(Duration::from_secs(n)),
         "ms" => Ok(Duration::from_millis(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        "h" => Ok(Duration::from_secs(n * 3600)),
+        "m" => n
+            .checked_mul(60)
+            .map(Duration::from_secs)
+            .ok_or_else(too_long),
+        "h" => n
+            .checked_mul(3600)
+            .map(Duration::from_secs)
+            .ok_or_else(too_long),
         _ => Err(format!("'{raw}' has an unknown unit; use ms, s, m or h")),
     }
+}
+
+/// A hand-off window: at least a second (a shorter one would pass a file
+/// down the whole line at once) and at most 30 days.
+fn parse_handoff_window(raw: &str) -> Result<Duration, String> {
+    let window = parse_duration(raw)?;
+    if window < Duration::from_secs(1) || window > Duration::from_secs(30 * 24 * 3600) {
+        return Err(format!(
+            "'{raw}' is not a hand-off window: give one from 1s to 720h"
+        ));
+    }
+    Ok(window)
 }
 
 fn init_logging(format: LogFormat, filter: Option<&str>) {
@@ -548,4 +567,26 @@ fn dechunk(mut body: &str) -> String {
         body = rest[size..].trim_start_matches("\r\n");
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_that_would_overflow_are_refused_with_a_sentence() {
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert!(parse_duration("999999999999999999m").is_err());
+        assert!(parse_duration("9999999999999999h").is_err());
+        assert!(parse_duration("10d").is_err());
+    }
+
+    #[test]
+    fn a_handoff_window_is_a_second_to_thirty_days() {
+        assert_eq!(parse_handoff_window("15m"), Ok(Duration::from_secs(900)));
+        for refused in ["0", "500ms", "721h", "18446744073709551615s"] {
+            assert!(parse_handoff_window(refused).is_err(), "{refused}");
+        }
+    }
 }

@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use crate::error::{AppError, AppResult};
 use crate::store::{
-    EventDraft, EventKind, FILES, FileRecord, FileSnapshot, Reservation, Tx, clock_utc, now,
-    put_file,
+    EventDraft, EventKind, FILES, FileRecord, FileSnapshot, Reservation, Tx, USERS, clock_utc,
+    get_user, now, put_file,
 };
 
 use super::rules::Needs;
@@ -33,19 +33,38 @@ pub(super) fn reserved_refusal(rec: &FileRecord, r: &Reservation) -> AppError {
     ))
 }
 
-/// Reserves `rec` for the first in line, if anyone waits; the lock has
-/// just ended. Returns whether it did.
-pub(super) fn reserve_next(rec: &mut FileRecord, window: Duration, at: i64) -> bool {
+/// The most people one file's line holds: past it, joining is refused.
+/// A line is a handful of colleagues; a longer one only delays hand-offs.
+pub const MAX_LINE: usize = 100;
+
+/// Whether `username` may still take a file: an account that exists and
+/// is not disabled. A disabled account is passed over, never handed a file.
+fn can_take(tx: &Tx, username: &str) -> AppResult<bool> {
+    let user = get_user(&tx.txn.open_table(USERS)?, username)?;
+    Ok(user.is_some_and(|u| !u.disabled))
+}
+
+/// Reserves `rec` for the first in line who can still take it (passing
+/// over disabled or removed accounts); the lock or the previous
+/// reservation has just ended. Returns whether it did.
+pub(super) fn reserve_next(
+    tx: &Tx,
+    rec: &mut FileRecord,
+    window: Duration,
+    at: i64,
+) -> AppResult<bool> {
     rec.reserved = None;
-    if rec.queue.is_empty() {
-        return false;
+    while !rec.queue.is_empty() {
+        let next = rec.queue.remove(0);
+        if can_take(tx, &next)? {
+            rec.reserved = Some(Reservation {
+                username: next,
+                until: at.saturating_add(window.as_secs().min(i64::MAX as u64) as i64),
+            });
+            return Ok(true);
+        }
     }
-    let next = rec.queue.remove(0);
-    rec.reserved = Some(Reservation {
-        username: next,
-        until: at.saturating_add(window.as_secs() as i64),
-    });
-    true
+    Ok(false)
 }
 
 /// Records the `reserved` event for the reservation `rec` now has.
@@ -53,7 +72,8 @@ fn record_reserved(tx: &mut Tx, rec: &FileRecord, actor: &str) -> AppResult<()> 
     tx.record(EventDraft {
         kind: EventKind::Reserved,
         actor: actor.to_string(),
-        note: None,
+        // Whom the file went to, for readers of the log.
+        note: rec.reserved.as_ref().map(|r| r.username.clone()),
         previous_holder: None,
         file: FileSnapshot::Present(Box::new(rec.clone())),
     })?;
@@ -72,7 +92,7 @@ pub(super) fn end_lock(
     window: Duration,
 ) -> AppResult<FileRecord> {
     rec.lock = None;
-    let reserved = reserve_next(&mut rec, window, now());
+    let reserved = reserve_next(tx, &mut rec, window, now())?;
     let rec = save_and_record(tx, rec, kind, actor, note, previous_holder)?;
     if reserved {
         record_reserved(tx, &rec, &actor.username)?;
@@ -90,7 +110,11 @@ pub(super) fn settle(
     window: Duration,
 ) -> AppResult<bool> {
     let mut changed = false;
-    while let Some(r) = rec.reserved.clone().filter(|r| r.until <= at) {
+    while let Some(r) = rec.reserved.clone() {
+        // Run out, or held by an account that was disabled meanwhile.
+        if r.until > at && can_take(tx, &r.username)? {
+            break;
+        }
         changed = true;
         pass_on(tx, rec, &r.username, window, at)?;
     }
@@ -106,7 +130,7 @@ fn pass_on(
     window: Duration,
     at: i64,
 ) -> AppResult<()> {
-    if reserve_next(rec, window, at) {
+    if reserve_next(tx, rec, window, at)? {
         put_file(&tx.txn, rec)?;
         record_reserved(tx, rec, from)
     } else {
@@ -160,6 +184,12 @@ impl Files {
                         rec.path
                     )));
                 }
+                if rec.queue.len() >= MAX_LINE {
+                    return Err(AppError::Conflict(format!(
+                        "The line for {} is full ({MAX_LINE} waiting); try again later.",
+                        rec.path
+                    )));
+                }
                 rec.queue.push(me.to_string());
                 save_and_record(tx, rec, EventKind::Queued, actor, None, None)
             },
@@ -171,8 +201,14 @@ impl Files {
     pub async fn leave_queue(&self, actor: &Actor, id: u64) -> AppResult<FileRecord> {
         self.settled_change(id, actor, "wait for files", move |tx, mut rec, actor, _| {
             if !rec.is_queued(&actor.username) {
+                let hint = match rec.reserved_for(now()) {
+                    Some(r) if r.username == actor.username => {
+                        "; it is reserved for you: decline to pass it on"
+                    }
+                    _ => "",
+                };
                 return Err(AppError::Conflict(format!(
-                    "You are not waiting for {}.",
+                    "You are not waiting for {}{hint}.",
                     rec.path
                 )));
             }
@@ -183,7 +219,8 @@ impl Files {
     }
 
     /// Declines a reservation: the next in line gets the file, or it is
-    /// available. 409 when the file is not reserved for the caller.
+    /// available. 409 when the file is not reserved for the caller (an
+    /// admin may pass on anyone's).
     pub async fn decline(&self, actor: &Actor, id: u64) -> AppResult<FileRecord> {
         let window = self.shared.handoff_window;
         self.settled_change(
@@ -191,11 +228,16 @@ impl Files {
             actor,
             "decline a reservation",
             move |tx, mut rec, actor, at| {
-                if rec.reserved_for(at).map(|r| r.username.as_str()) != Some(&actor.username) {
-                    return Err(AppError::Conflict(format!(
-                        "{} is not reserved for you; there is nothing to decline.",
-                        rec.path
-                    )));
+                // The one it is reserved for declines; an admin may pass on
+                // anyone's (someone away, a line that must move).
+                match rec.reserved_for(at) {
+                    Some(r) if r.username == actor.username || actor.is_admin() => {}
+                    _ => {
+                        return Err(AppError::Conflict(format!(
+                            "{} is not reserved for you; there is nothing to decline.",
+                            rec.path
+                        )));
+                    }
                 }
                 pass_on(tx, &mut rec, &actor.username, window, at)?;
                 Ok(rec)

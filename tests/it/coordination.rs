@@ -386,3 +386,100 @@ async fn racing_at_a_hand_off_leaves_one_rightful_holder() {
         }
     }
 }
+
+/// A disabled account is passed over when the file is handed on, and a
+/// reservation it holds ends at the next touch of the file, so nobody is
+/// kept waiting for someone who cannot come (found by the hostile look:
+/// the file stayed reserved for the disabled user for the whole window).
+#[tokio::test]
+async fn a_disabled_account_is_passed_over() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let bob = app.user("bob").await;
+    let carol = app.user("carol").await;
+    let dave = app.user("dave").await;
+    let erin = app.user("erin").await;
+    let id = bob.upload_ok("gone/x.bin", b"x").await;
+    assert_eq!(bob.checkout(id, "").await.status(), 200);
+    for c in [&carol, &dave, &erin] {
+        json_of(join(c, id).await, 200).await;
+    }
+    let disable = |name: &'static str| {
+        let admin = admin.clone();
+        async move {
+            let resp = admin
+                .patch_json(
+                    &format!("/api/users/{name}"),
+                    &serde_json::json!({"disabled": true}),
+                )
+                .await;
+            assert_eq!(resp.status(), 200);
+        }
+    };
+    // Carol, first in line, is disabled before the hand-off: Dave gets it.
+    disable("carol").await;
+    assert_eq!(bob.cancel(id).await.status(), 200);
+    let f = dave.file(id).await;
+    assert_eq!(reserved_for(&f), Some("dave"), "{f}");
+    assert_eq!(f["queue"], serde_json::json!(["erin"]));
+    let reserved = events_of(&admin, "reserved").await;
+    assert_eq!(
+        reserved.last().unwrap()["note"],
+        "dave",
+        "the event names him"
+    );
+    // Dave is disabled while it is his: Erin's check-out passes his
+    // reservation on to her first, and goes through.
+    disable("dave").await;
+    let f = json_of(erin.checkout(id, "mine").await, 200).await;
+    assert_eq!(f["lock"]["owner"], "erin");
+    let reserved = events_of(&admin, "reserved").await;
+    assert_eq!(reserved.last().unwrap()["note"], "erin", "{reserved:?}");
+}
+
+/// An admin may pass on a reservation that is someone else's (they are
+/// away and the line must move); others may not.
+#[tokio::test]
+async fn an_admin_may_pass_on_anyones_reservation() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let bob = app.user("bob").await;
+    let carol = app.user("carol").await;
+    let dave = app.user("dave").await;
+    let id = bob.upload_ok("away/x.bin", b"x").await;
+    assert_eq!(bob.checkout(id, "").await.status(), 200);
+    json_of(join(&carol, id).await, 200).await;
+    json_of(join(&dave, id).await, 200).await;
+    assert_eq!(bob.cancel(id).await.status(), 200);
+    expect_error(decline(&dave, id).await, 409).await;
+    let f = json_of(decline(&admin, id).await, 200).await;
+    assert_eq!(reserved_for(&f), Some("dave"));
+    let said = expect_error(leave(&dave, id).await, 409).await;
+    assert!(said.contains("reserved for you: decline"), "{said}");
+}
+
+/// A line holds at most a hundred people; the card names ten and counts
+/// the rest, so a long line neither slows every viewer's live updates nor
+/// grows each message without bound (found by the hostile look).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_line_has_room_for_a_hundred_and_the_card_names_ten() {
+    let app = TestApp::spawn().await;
+    let bob = app.user("bob").await;
+    let id = bob.upload_ok("busy/x.bin", b"x").await;
+    assert_eq!(bob.checkout(id, "").await.status(), 200);
+    let mut waiting = Vec::new();
+    for n in 0..=100 {
+        waiting.push(app.user(&format!("w{n:03}")).await);
+    }
+    let (last, first_hundred) = waiting.split_last().unwrap();
+    for chunk in first_hundred.chunks(10) {
+        let joins = chunk.iter().map(|c| join(c, id));
+        for resp in join_all(joins).await {
+            assert_eq!(resp.status(), 200);
+        }
+    }
+    let said = expect_error(join(last, id).await, 409).await;
+    assert!(said.contains("is full (100 waiting)"), "{said}");
+    let card = bob.get(&format!("/files/{id}")).await.text().await.unwrap();
+    assert!(card.contains("and 90 more"), "{card}");
+}

@@ -16,7 +16,7 @@ use crate::domain::{LockComment, Role};
 use crate::http::views::iso_time;
 use crate::store::{Event, EventKind, FileRecord, UserRecord, now};
 
-/// `available` or `locked`.
+/// `available`, `locked`, or `reserved` (held for the first in line after a check-out ended).
 #[derive(Enum)]
 #[oai(rename_all = "lowercase")]
 pub(super) enum FileState {

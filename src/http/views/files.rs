@@ -126,6 +126,9 @@ pub fn file_list(files: &[FileRecord], viewer: &Viewer, filters: &Filters) -> Ma
     }
 }
 
+/// How many of a file's line its card names; the rest are counted.
+const SHOWN_IN_LINE: usize = 10;
+
 pub fn card(f: &FileRecord, viewer: &Viewer, oob: bool) -> Markup {
     let holder = f.locked_by();
     let mine = holder == Some(viewer.username.as_str());
@@ -187,8 +190,11 @@ pub fn card(f: &FileRecord, viewer: &Viewer, oob: bool) -> Markup {
                     ol.queue {
                         // The same for everyone in line: the live card is
                         // rendered once for all of them, however long the line.
-                        @for who in &f.queue {
+                        @for who in f.queue.iter().take(SHOWN_IN_LINE) {
                             li { (who) }
+                        }
+                        @if f.queue.len() > SHOWN_IN_LINE {
+                            li.more { "and " (f.queue.len() - SHOWN_IN_LINE) " more" }
                         }
                     }
                 }
