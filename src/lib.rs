@@ -161,7 +161,10 @@ pub async fn run(
     if let Some(token) = app.accounts.setup_token() {
         tracing::warn!("No users yet. Create the first admin at http://{addr}/setup?token={token}");
     }
-    let clock = tokio::spawn(app.files.clone().hand_off_clock());
+    let (stop_clock, clock_stopped) = tokio::sync::oneshot::channel::<()>();
+    let clock = tokio::spawn(app.files.clone().hand_off_clock(async move {
+        let _ = clock_stopped.await;
+    }));
     let hub = app.hub.clone();
     let live = app.hub.clone();
     let grace = app.config.shutdown_grace;
@@ -172,8 +175,9 @@ pub async fn run(
     };
     let limits = http::serve::Limits::of(&app.config);
     let served = http::serve::serve(listener, http::endpoint(app), limits, signal, grace).await;
-    // The clock holds the database: stopped before the caller reopens it.
-    clock.abort();
+    // The clock holds the database: stopped (between writes) before the
+    // caller reopens it.
+    let _ = stop_clock.send(());
     let _ = clock.await;
     served?;
     // Upgraded WebSockets are no longer the server's connections: give their

@@ -305,8 +305,10 @@ impl Files {
 
     /// The hand-off clock: passes reservations on as their windows run
     /// out. Wakes at the earliest deadline, and when a reservation is made
-    /// (`reservations_changed`); runs until the runtime ends.
-    pub async fn hand_off_clock(self) {
+    /// (`reservations_changed`); returns once `stop` fires, never in the
+    /// middle of a write (the caller then reopens the database safely).
+    pub async fn hand_off_clock(self, stop: impl std::future::Future<Output = ()>) {
+        tokio::pin!(stop);
         loop {
             let this = self.clone();
             let next = blocking(move || this.next_deadline())
@@ -324,6 +326,7 @@ impl Files {
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs(wait)) => {}
                 _ = changed => continue,
+                _ = &mut stop => return,
             }
             let this = self.clone();
             if let Err(e) = blocking(move || this.pass_lapsed()).await {
