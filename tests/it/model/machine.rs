@@ -1047,7 +1047,13 @@ impl Gen {
         match (&f.lock, &f.reserved) {
             (None, Some(r)) => {
                 let r = r.clone();
-                match self.rng.below(6) {
+                match self.rng.below(7) {
+                    // Deleting a reserved file drops its line and reservation.
+                    5 => Step::Together(vec![
+                        Act::Delete { by: admin, id },
+                        Act::Decline { by: r, id },
+                        Act::Join { by: a, id },
+                    ]),
                     // The next in line takes it as it is declined to them.
                     0 | 1 => Step::Together(vec![Act::Decline { by: r, id }, take(first)]),
                     2 => Step::Together(vec![Act::Decline { by: r.clone(), id }, take(r)]),
