@@ -17,6 +17,11 @@ const PASSWORD: &str = "user-password-1";
 const MAX_PART: u32 = 999_999;
 const LFS_JSON: &str = "application/vnd.git-lfs+json";
 const LFS_COMMENT: &str = "locked with git lfs";
+/// The server runs with the default hand-off window (15 minutes), so the
+/// model never sees a reservation run out: a sequence stops taking steps
+/// after this long, well inside the window. The window running out is
+/// covered by tests/it/coordination.rs.
+const WINDOW_MARGIN: Duration = Duration::from_secs(12 * 60);
 
 /// A seed for sequence `i` of this run: different every run, printed on failure.
 pub fn fresh_seed(i: u64) -> u64 {
@@ -53,6 +58,40 @@ struct MFile {
     content: Vec<u8>,
     /// Oldest first.
     revisions: Vec<String>,
+    /// Who waits for the file, first in line first.
+    queue: Vec<String>,
+    /// For whom the file is held after its lock ended. The hand-off window
+    /// is the default 15 minutes, far longer than a sequence runs (see
+    /// `WINDOW_MARGIN`), so a reservation here never runs out by itself:
+    /// the window running out is tested in tests/it/coordination.rs.
+    reserved: Option<String>,
+}
+
+impl MFile {
+    /// The File JSON's `state`, and the card's `data-state`.
+    fn state(&self) -> &'static str {
+        match (&self.lock, &self.reserved) {
+            (Some(_), _) => "locked",
+            (None, Some(_)) => "reserved",
+            (None, None) => "available",
+        }
+    }
+
+    /// The lock has just ended: the first in line gets the file, with a
+    /// `reserved` event (by whoever ended the lock) after the step's own.
+    fn end_lock(&mut self, by: &str, events: &mut Vec<Ev>) {
+        self.lock = None;
+        self.reserved = None;
+        if !self.queue.is_empty() {
+            self.reserved = Some(self.queue.remove(0));
+            events.push(Ev {
+                kind: "reserved",
+                file_id: self.id,
+                actor: by.to_string(),
+                previous: None,
+            });
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default)]
@@ -171,6 +210,21 @@ enum Act {
         id: u64,
         force: bool,
     },
+    /// Wait in line.
+    Join {
+        by: String,
+        id: u64,
+    },
+    /// Leave the line.
+    Leave {
+        by: String,
+        id: u64,
+    },
+    /// Pass a reservation on.
+    Decline {
+        by: String,
+        id: u64,
+    },
 }
 
 fn short(s: &str) -> String {
@@ -203,7 +257,10 @@ impl Act {
             | Act::Override { by, .. }
             | Act::Delete { by, .. }
             | Act::LfsLock { by, .. }
-            | Act::LfsUnlock { by, .. } => by,
+            | Act::LfsUnlock { by, .. }
+            | Act::Join { by, .. }
+            | Act::Leave { by, .. }
+            | Act::Decline { by, .. } => by,
         }
     }
 
@@ -251,6 +308,9 @@ impl Act {
             Act::Delete { by, id } => format!("{by}: delete #{id}"),
             Act::LfsLock { by, path } => format!("{by}: lfs lock {}", short(path)),
             Act::LfsUnlock { by, id, force } => format!("{by}: lfs unlock #{id} force={force}"),
+            Act::Join { by, id } => format!("{by}: wait in line for #{id}"),
+            Act::Leave { by, id } => format!("{by}: leave the line for #{id}"),
+            Act::Decline { by, id } => format!("{by}: decline #{id}"),
         }
     }
 }
@@ -373,6 +433,8 @@ fn expect(m: &Model, act: &Act) -> Vec<Outcome> {
                 lock: None,
                 content: content.clone(),
                 revisions: vec![rev_string(rev)],
+                queue: vec![],
+                reserved: None,
             });
             let mut all = changed(201, next, vec![ev("created", 0)]);
             if soft {
@@ -388,11 +450,15 @@ fn expect(m: &Model, act: &Act) -> Vec<Outcome> {
             let Some(f) = m.file(*id) else {
                 return same(404);
             };
-            if f.lock.is_some() {
+            if f.lock.is_some() || f.reserved.as_ref().is_some_and(|r| *r != by) {
                 return same(409);
             }
             let mut next = m.clone();
-            next.file_mut(*id).lock = Some(MLock {
+            let g = next.file_mut(*id);
+            // Taking the file ends its reservation and the taker's wait.
+            g.reserved = None;
+            g.queue.retain(|q| *q != by);
+            g.lock = Some(MLock {
                 owner: by,
                 comment: comment.map(String::from),
             });
@@ -407,8 +473,9 @@ fn expect(m: &Model, act: &Act) -> Vec<Outcome> {
                 Some(l) if l.owner != by => same(403),
                 Some(_) => {
                     let mut next = m.clone();
-                    next.file_mut(*id).lock = None;
-                    changed(200, next, vec![ev("unlocked", *id)])
+                    let mut events = vec![ev("unlocked", *id)];
+                    next.file_mut(*id).end_lock(&by, &mut events);
+                    changed(200, next, events)
                 }
             }
         }
@@ -434,10 +501,11 @@ fn expect(m: &Model, act: &Act) -> Vec<Outcome> {
             let mut next = m.clone();
             let g = next.file_mut(*id);
             g.rev = rev;
-            g.lock = None;
             g.content = content.clone();
             g.revisions.push(rev_string(rev));
-            changed(200, next, vec![ev("checked_in", *id)])
+            let mut events = vec![ev("checked_in", *id)];
+            g.end_lock(&by, &mut events);
+            changed(200, next, events)
         }
         Act::Override { id, .. } => {
             if !admin {
@@ -450,8 +518,9 @@ fn expect(m: &Model, act: &Act) -> Vec<Outcome> {
                 return same(409);
             };
             let mut next = m.clone();
-            next.file_mut(*id).lock = None;
-            changed(200, next, vec![overridden(*id, &lock.owner)])
+            let mut events = vec![overridden(*id, &lock.owner)];
+            next.file_mut(*id).end_lock(&by, &mut events);
+            changed(200, next, events)
         }
         Act::Delete { id, .. } => {
             if !admin {
@@ -471,12 +540,15 @@ fn expect(m: &Model, act: &Act) -> Vec<Outcome> {
             let Some(f) = m.files.iter().find(|f| &f.path == path) else {
                 return same(404);
             };
-            if f.lock.is_some() {
+            if f.lock.is_some() || f.reserved.as_ref().is_some_and(|r| *r != by) {
                 return same(409);
             }
             let id = f.id;
             let mut next = m.clone();
-            next.file_mut(id).lock = Some(MLock {
+            let g = next.file_mut(id);
+            g.reserved = None;
+            g.queue.retain(|q| *q != by);
+            g.lock = Some(MLock {
                 owner: by,
                 comment: Some(LFS_COMMENT.into()),
             });
@@ -497,10 +569,52 @@ fn expect(m: &Model, act: &Act) -> Vec<Outcome> {
                 overridden(*id, &lock.owner)
             };
             let mut next = m.clone();
-            next.file_mut(*id).lock = None;
-            let mut done = changed(200, next, vec![event]);
+            let mut events = vec![event];
+            next.file_mut(*id).end_lock(&by, &mut events);
+            let mut done = changed(200, next, events);
             done[0].reply_owner = Some(lock.owner.clone());
             done
+        }
+        Act::Join { id, .. } => {
+            let Some(f) = m.file(*id) else {
+                return same(404);
+            };
+            let holds = f.lock.as_ref().is_some_and(|l| l.owner == by);
+            let theirs = f.reserved.as_ref() == Some(&by);
+            let free = f.lock.is_none() && f.reserved.is_none();
+            if holds || theirs || free || f.queue.contains(&by) {
+                return same(409);
+            }
+            let mut next = m.clone();
+            next.file_mut(*id).queue.push(by);
+            changed(200, next, vec![ev("queued", *id)])
+        }
+        Act::Leave { id, .. } => {
+            let Some(f) = m.file(*id) else {
+                return same(404);
+            };
+            if !f.queue.contains(&by) {
+                return same(409);
+            }
+            let mut next = m.clone();
+            next.file_mut(*id).queue.retain(|q| *q != by);
+            changed(200, next, vec![ev("dequeued", *id)])
+        }
+        Act::Decline { id, .. } => {
+            let Some(f) = m.file(*id) else {
+                return same(404);
+            };
+            if f.reserved.as_ref() != Some(&by) {
+                return same(409);
+            }
+            let mut next = m.clone();
+            let g = next.file_mut(*id);
+            let mut events = vec![];
+            g.end_lock(&by, &mut events);
+            if g.reserved.is_none() {
+                events.push(ev("released", *id));
+            }
+            changed(200, next, events)
         }
     }
 }
@@ -590,6 +704,72 @@ impl Gen {
     fn holder_or_any(&mut self, m: &Model, id: u64) -> String {
         match m.file(id).and_then(|f| f.lock.as_ref()) {
             Some(l) if self.rng.chance(75) => l.owner.clone(),
+            _ => self.any_user(m),
+        }
+    }
+
+    /// Someone the file's line concerns, or anyone: the holder, the one it
+    /// is reserved for, someone waiting, or (otherwise) any user at all.
+    fn involved_or_any(&mut self, m: &Model, id: u64) -> String {
+        let mut involved: Vec<String> = Vec::new();
+        if let Some(f) = m.file(id) {
+            involved.extend(f.lock.iter().map(|l| l.owner.clone()));
+            involved.extend(f.reserved.iter().cloned());
+            involved.extend(f.queue.iter().cloned());
+        }
+        if involved.is_empty() || self.rng.chance(35) {
+            self.any_user(m)
+        } else {
+            self.rng.pick(&involved).clone()
+        }
+    }
+
+    /// Mostly a file someone holds or that is reserved: where waiting in
+    /// line means something.
+    fn busy_file_id(&mut self, m: &Model) -> u64 {
+        let busy: Vec<u64> = m
+            .files
+            .iter()
+            .filter(|f| f.lock.is_some() || f.reserved.is_some())
+            .map(|f| f.id)
+            .collect();
+        if busy.is_empty() || self.rng.chance(20) {
+            self.file_id(m)
+        } else {
+            *self.rng.pick(&busy)
+        }
+    }
+
+    /// Joining, leaving or declining, by people in and out of the line.
+    fn queue_op(&mut self, m: &Model) -> Act {
+        let id = self.busy_file_id(m);
+        match self.rng.below(100) {
+            0..=54 => Act::Join {
+                by: if self.rng.chance(70) {
+                    self.any_user(m)
+                } else {
+                    self.involved_or_any(m, id)
+                },
+                id,
+            },
+            55..=74 => Act::Leave {
+                by: self.involved_or_any(m, id),
+                id,
+            },
+            _ => {
+                let by = match m.file(id).and_then(|f| f.reserved.clone()) {
+                    Some(r) if self.rng.chance(70) => r,
+                    _ => self.involved_or_any(m, id),
+                };
+                Act::Decline { by, id }
+            }
+        }
+    }
+
+    /// Mostly the one a file is reserved for, when it is; anyone otherwise.
+    fn claimant_or_any(&mut self, m: &Model, id: u64) -> String {
+        match m.file(id).and_then(|f| f.reserved.clone()) {
+            Some(r) if self.rng.chance(60) => r,
             _ => self.any_user(m),
         }
     }
@@ -768,11 +948,14 @@ impl Gen {
 
     /// One file operation on the current model.
     fn file_op(&mut self, m: &Model) -> Act {
+        if !m.files.is_empty() && self.rng.chance(35) {
+            return self.queue_op(m);
+        }
         let id = self.file_id(m);
         match self.rng.below(100) {
             0..=29 => self.upload(m),
             30..=47 => Act::Checkout {
-                by: self.any_user(m),
+                by: self.claimant_or_any(m, id),
                 id,
                 comment: self.comment(),
             },
@@ -804,7 +987,7 @@ impl Gen {
                     _ => format!("nope{n}.bin"),
                 };
                 Act::LfsLock {
-                    by: self.any_user(m),
+                    by: self.claimant_or_any(m, id),
                     path,
                 }
             }
@@ -823,8 +1006,107 @@ impl Gen {
         }
     }
 
+    /// Requests at once at the moment a reservation moves, or on one line.
+    fn queue_pair(&mut self, m: &Model) -> Step {
+        let enabled = self.enabled_users(m);
+        let a = self.rng.pick(&enabled).name.clone();
+        let b = self.rng.pick(&enabled).name.clone();
+        let admin = self.admin_user(m);
+        let busy: Vec<&MFile> = m
+            .files
+            .iter()
+            .filter(|f| f.lock.is_some() || f.reserved.is_some())
+            .collect();
+        if busy.is_empty() || self.rng.chance(10) {
+            let id = self.rng.pick(&m.files).id;
+            return if self.rng.chance(50) {
+                // One user joining twice at once: one of them waits.
+                Step::Together(vec![
+                    Act::Join { by: a.clone(), id },
+                    Act::Join { by: a, id },
+                ])
+            } else {
+                Step::Together(vec![
+                    Act::Join { by: a, id },
+                    Act::Checkout {
+                        by: b,
+                        id,
+                        comment: None,
+                    },
+                ])
+            };
+        }
+        let f = (*self.rng.pick(&busy)).clone();
+        let id = f.id;
+        let first = f.queue.first().cloned().unwrap_or_else(|| b.clone());
+        let take = |by: String| Act::Checkout {
+            by,
+            id,
+            comment: None,
+        };
+        match (&f.lock, &f.reserved) {
+            (None, Some(r)) => {
+                let r = r.clone();
+                match self.rng.below(7) {
+                    // Deleting a reserved file drops its line and reservation.
+                    5 => Step::Together(vec![
+                        Act::Delete { by: admin, id },
+                        Act::Decline { by: r, id },
+                        Act::Join { by: a, id },
+                    ]),
+                    // The next in line takes it as it is declined to them.
+                    0 | 1 => Step::Together(vec![Act::Decline { by: r, id }, take(first)]),
+                    2 => Step::Together(vec![Act::Decline { by: r.clone(), id }, take(r)]),
+                    3 => Step::Together(vec![take(r), Act::Join { by: a, id }]),
+                    4 => Step::Together(vec![Act::Decline { by: r, id }, Act::Join { by: a, id }]),
+                    _ => Step::Together(vec![
+                        take(r),
+                        Act::Leave { by: first, id },
+                        Act::LfsLock {
+                            by: b,
+                            path: f.path.clone(),
+                        },
+                    ]),
+                }
+            }
+            (Some(l), _) => {
+                let h = l.owner.clone();
+                match self.rng.below(5) {
+                    0 => Step::Together(vec![Act::Cancel { by: h, id }, Act::Join { by: a, id }]),
+                    1 => Step::Together(vec![
+                        self.checkin_by(&h, id, &f),
+                        Act::Leave { by: first, id },
+                    ]),
+                    // The first in line tries to take it as it is let go.
+                    2 => Step::Together(vec![Act::Cancel { by: h, id }, take(first)]),
+                    3 => Step::Together(vec![
+                        Act::Override { by: admin, id },
+                        Act::Join { by: a, id },
+                        Act::Leave { by: first, id },
+                    ]),
+                    _ => Step::Together(vec![
+                        Act::LfsUnlock {
+                            by: h,
+                            id,
+                            force: false,
+                        },
+                        Act::Decline {
+                            by: first.clone(),
+                            id,
+                        },
+                        take(first),
+                    ]),
+                }
+            }
+            (None, None) => Step::Together(vec![Act::Join { by: a, id }, take(b)]),
+        }
+    }
+
     /// Two users who want the same thing at once.
     fn pair(&mut self, m: &Model) -> Step {
+        if !m.files.is_empty() && self.rng.chance(45) {
+            return self.queue_pair(m);
+        }
         let enabled = self.enabled_users(m);
         let a = self.rng.pick(&enabled).name.clone();
         let b = self.rng.pick(&enabled).name.clone();
@@ -1014,6 +1296,11 @@ pub struct Run {
     pub log_tail: String,
     pub restarts: usize,
     pub kills: usize,
+    /// Whether the sequence stopped before its last step, to stay inside
+    /// the hand-off window (`WINDOW_MARGIN`).
+    pub cut_short: bool,
+    /// Events seen of each kind, to show what a sequence exercised.
+    pub seen: BTreeMap<&'static str, usize>,
 }
 
 struct Harness {
@@ -1032,8 +1319,7 @@ struct Harness {
 #[derive(Debug, Default)]
 struct Observed {
     files: Vec<Value>,
-    /// id, data-state, data-locked-by
-    cards: Vec<(u64, String, Option<String>)>,
+    cards: Vec<Card>,
     /// id, path, owner
     locks: Vec<(u64, String, String)>,
     tree: BTreeSet<String>,
@@ -1204,6 +1490,9 @@ impl Harness {
                 .post(format!("{base}/vault.git/info/lfs/locks/{id}/unlock"))
                 .header("content-type", LFS_JSON)
                 .body(json!({"force": force}).to_string()),
+            Act::Join { id, .. } => h.post(format!("{base}/api/files/{id}/queue")),
+            Act::Leave { id, .. } => h.delete(format!("{base}/api/files/{id}/queue")),
+            Act::Decline { id, .. } => h.post(format!("{base}/api/files/{id}/decline")),
         };
         rb.bearer_auth(token)
     }
@@ -1288,6 +1577,10 @@ impl Harness {
                 "checked_in" => "checked_in",
                 "overridden" => "overridden",
                 "deleted" => "deleted",
+                "queued" => "queued",
+                "dequeued" => "dequeued",
+                "reserved" => "reserved",
+                "released" => "released",
                 other => return Err(format!("activity: an event of unknown kind {other:?}")),
             };
             out.push(Ev {
@@ -1326,8 +1619,31 @@ impl Harness {
     }
 }
 
-/// The file cards of the dashboard: `<article id="file-N" data-state=… data-locked-by=…>`.
-fn cards(page: &str) -> Result<Vec<(u64, String, Option<String>)>, Fail> {
+/// What a dashboard card shows the admin (who is the viewer).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Card {
+    id: u64,
+    /// `data-state`
+    state: String,
+    /// `data-locked-by`
+    locked_by: Option<String>,
+    /// "Reserved for <b>…</b>": the name, or "you".
+    reserved_for: Option<String>,
+    /// The names in the card's line, in order.
+    queue: Vec<String>,
+}
+
+/// The text between `open` (after its tag's `>`) and `close`, from `from` on.
+fn inner<'a>(html: &'a str, open: &str, close: &str) -> Option<&'a str> {
+    let at = html.find(open)?;
+    let start = at + html[at..].find('>')? + 1;
+    let end = start + html[start..].find(close)?;
+    Some(&html[start..end])
+}
+
+/// The file cards of the dashboard: `<article id="file-N" data-state=… data-locked-by=…>`,
+/// with the reservation and the line they show.
+fn cards(page: &str) -> Result<Vec<Card>, Fail> {
     let attr = |tag: &str, name: &str| -> Option<String> {
         let start = tag.find(&format!(" {name}=\""))? + name.len() + 3;
         let end = tag[start..].find('"')? + start;
@@ -1343,7 +1659,27 @@ fn cards(page: &str) -> Result<Vec<(u64, String, Option<String>)>, Fail> {
         };
         let state =
             attr(tag, "data-state").ok_or_else(|| format!("card {id} has no data-state"))?;
-        out.push((id, state, attr(tag, "data-locked-by")));
+        let body = &page[i..];
+        let body = &body[..body.find("</article>").ok_or("an unclosed <article>")?];
+        let reserved_for = body
+            .find("reserve-info")
+            .and_then(|at| inner(&body[at..], "<b", "</b>").map(|b| b.trim().to_string()));
+        let mut queue = Vec::new();
+        if let Some(list) = inner(body, "<ol class=\"queue\"", "</ol>") {
+            let mut rest = list;
+            while let Some(name) = inner(rest, "<li", "</li>") {
+                queue.push(name.trim().to_string());
+                let next = rest.find("</li>").map_or(rest.len(), |e| e + "</li>".len());
+                rest = &rest[next..];
+            }
+        }
+        out.push(Card {
+            id,
+            state,
+            locked_by: attr(tag, "data-locked-by"),
+            reserved_for,
+            queue,
+        });
     }
     out.sort();
     Ok(out)
@@ -1438,11 +1774,7 @@ fn diff(m: &Model, o: &Observed) -> Vec<String> {
             lock["comment"].as_str(),
             j["size"].as_u64().unwrap_or(0),
         );
-        let want_state = if f.lock.is_some() {
-            "locked"
-        } else {
-            "available"
-        };
+        let want_state = f.state();
         let wanted = (
             f.path.as_str(),
             f.description.as_str(),
@@ -1470,6 +1802,22 @@ fn diff(m: &Model, o: &Observed) -> Vec<String> {
                 (wanted.0, short(wanted.1), wanted.2, wanted.3, wanted.4, wanted.5.map(short), wanted.6)
             ));
         }
+        let queue: Option<Vec<&str>> = j["queue"]
+            .as_array()
+            .map(|q| q.iter().map(|n| n.as_str().unwrap_or("?")).collect());
+        let reserved = &j["reserved_for"];
+        let got_line = (queue, reserved.is_null(), reserved["username"].as_str());
+        let want_line = (
+            Some(f.queue.iter().map(String::as_str).collect::<Vec<_>>()),
+            f.reserved.is_none(),
+            f.reserved.as_deref(),
+        );
+        if got_line != want_line {
+            d.push(format!(
+                "/api/files #{}: (queue, reserved_for is null, reserved_for.username) = {got_line:?}; the model has {want_line:?}",
+                f.id
+            ));
+        }
         let history: Vec<String> = f.revisions.iter().rev().cloned().collect();
         match o.histories.get(&f.id) {
             Some(h) if *h == history => {}
@@ -1479,19 +1827,21 @@ fn diff(m: &Model, o: &Observed) -> Vec<String> {
             )),
         }
     }
-    let want_cards: Vec<(u64, String, Option<String>)> = want
+    let want_cards: Vec<Card> = want
         .iter()
-        .map(|f| {
-            let state = if f.lock.is_some() {
-                "locked"
-            } else {
-                "available"
-            };
-            (
-                f.id,
-                state.to_string(),
-                f.lock.as_ref().map(|l| l.owner.clone()),
-            )
+        .map(|f| Card {
+            id: f.id,
+            state: f.state().to_string(),
+            locked_by: f.lock.as_ref().map(|l| l.owner.clone()),
+            // The dashboard is the admin's.
+            reserved_for: f.reserved.as_ref().map(|r| {
+                if r == "admin" {
+                    "you".to_string()
+                } else {
+                    r.clone()
+                }
+            }),
+            queue: f.queue.clone(),
         })
         .collect();
     if o.cards != want_cards {
@@ -1561,6 +1911,8 @@ pub async fn run_sequence(seed: u64, steps: usize) -> Run {
         log_tail: String::new(),
         restarts: 0,
         kills: 0,
+        cut_short: false,
+        seen: BTreeMap::new(),
     };
     let mut model = Model {
         users: vec![MUser {
@@ -1585,7 +1937,12 @@ pub async fn run_sequence(seed: u64, steps: usize) -> Run {
             serial: 0,
             users_made: 0,
         };
+        let started = Instant::now();
         for _ in 0..steps {
+            if started.elapsed() > WINDOW_MARGIN {
+                run.cut_short = true;
+                break;
+            }
             let step = g.step(&model);
             model = do_step(&mut h, &mut run, &model, step).await?;
         }
@@ -1772,9 +2129,14 @@ async fn do_step(h: &mut Harness, run: &mut Run, m: &Model, step: Step) -> Resul
                                 if let Act::Checkin { id, .. } = &act
                                     && o.status == 200
                                 {
+                                    // The line and any reservation stay as they were too.
                                     let mut kept = o.model.clone();
-                                    kept.file_mut(*id).lock =
-                                        m.file(*id).and_then(|f| f.lock.clone());
+                                    if let Some(before) = m.file(*id) {
+                                        let g = kept.file_mut(*id);
+                                        g.lock = before.lock.clone();
+                                        g.queue = before.queue.clone();
+                                        g.reserved = before.reserved.clone();
+                                    }
                                     candidates.push((kept, vec![]));
                                 }
                                 candidates.push((o.model, o.events));
@@ -1791,6 +2153,9 @@ async fn do_step(h: &mut Harness, run: &mut Run, m: &Model, step: Step) -> Resul
     }
     let o = h.observe().await?;
     let events = h.events().await?;
+    for e in &events {
+        *run.seen.entry(e.kind).or_default() += 1;
+    }
     let mut first_diff = None;
     for (mut cm, mut ce) in candidates {
         learn_ids(&mut cm, &mut ce, &o);

@@ -1,13 +1,22 @@
 //! Model-based test: random sequences of every operation — users added and
 //! disabled, uploads with boundary paths and fields, check-out, cancel,
 //! check-in, override, delete, Git LFS lock and unlock (forced or not),
-//! conflicting pairs sent at once, graceful restarts and SIGKILLs — are run
-//! against the real `latch` binary and, in step, against a small reference
-//! model of the contract. After every step each read surface must agree with
-//! the model: `/api/files`, the dashboard's cards, `/api/activity` (the
-//! step's events, in order), the LFS lock list, each file's history, and
-//! `git ls-tree -r main` of the vault. Any 5xx, or a status the model did not
-//! expect, fails the run.
+//! waiting in line, leaving it and declining a hand-off (by the holder, the
+//! one it is reserved for, people waiting and strangers), conflicting
+//! requests sent at once (a decline racing the next in line's check-out,
+//! say), graceful restarts and SIGKILLs — are run against the real `latch`
+//! binary and, in step, against a small reference model of the contract,
+//! which keeps each file's line and reservation. After every step each read
+//! surface must agree with the model: `/api/files` (state, queue,
+//! reserved_for), the dashboard's cards (state, holder, "Reserved for …",
+//! the line), `/api/activity` (the step's events, in order, the `reserved`
+//! after an unlock and the `released` after a decline included), the LFS
+//! lock list, each file's history, and `git ls-tree -r main` of the vault.
+//! Any 5xx, or a status the model did not expect, fails the run.
+//!
+//! The hand-off window stays at its default (15 minutes) and a sequence
+//! stops after 12, so no reservation runs out during a run; the window
+//! running out is tested in tests/it/coordination.rs.
 //!
 //! Where the outcome is open — which of two racing requests won, whether an
 //! operation in flight at a SIGKILL happened — the model lists every outcome
@@ -58,10 +67,16 @@ async fn check_all(seeds: &[u64], steps: usize) {
             );
         }
         eprintln!(
-            "seed {seed}: {} steps agreed with the model ({} restarts, {} kills)",
+            "seed {seed}: {} steps agreed with the model ({} restarts, {} kills; events {:?}){}",
             run.trace.len(),
             run.restarts,
-            run.kills
+            run.kills,
+            run.seen,
+            if run.cut_short {
+                " — cut short to stay inside the hand-off window"
+            } else {
+                ""
+            }
         );
     }
 }
