@@ -77,19 +77,26 @@ impl MFile {
         }
     }
 
-    /// The lock has just ended: the first in line gets the file, with a
-    /// `reserved` event (by whoever ended the lock) after the step's own.
-    fn end_lock(&mut self, by: &str, events: &mut Vec<Ev>) {
+    /// The lock has just ended: the first in line who can still take the
+    /// file (not `gone`: disabled accounts are passed over and leave the
+    /// line) gets it, with a `reserved` event (by whoever ended the lock)
+    /// after the step's own.
+    fn end_lock(&mut self, by: &str, events: &mut Vec<Ev>, gone: &[String]) {
         self.lock = None;
         self.reserved = None;
-        if !self.queue.is_empty() {
-            self.reserved = Some(self.queue.remove(0));
+        while !self.queue.is_empty() {
+            let next = self.queue.remove(0);
+            if gone.contains(&next) {
+                continue;
+            }
+            self.reserved = Some(next);
             events.push(Ev {
                 kind: "reserved",
                 file_id: self.id,
                 actor: by.to_string(),
                 previous: None,
             });
+            break;
         }
     }
 }
@@ -333,8 +340,71 @@ fn parse_rev(raw: &str) -> Option<(u32, u32)> {
     Some((a.parse().ok()?, b.parse().ok()?))
 }
 
-/// Everything the contract allows `act` to do to `m`.
+/// Disabled accounts: passed over when a file is handed on.
+fn gone_users(m: &Model) -> Vec<String> {
+    m.users
+        .iter()
+        .filter(|u| u.disabled)
+        .map(|u| u.name.clone())
+        .collect()
+}
+
+/// A reservation held by a disabled account ends at the next operation on
+/// its file that looks at the line (check-out, Git LFS lock, join, leave,
+/// decline): it passes on (`reserved`, or `released` with nobody left, by
+/// the disabled holder) before the operation's own rules apply. When the
+/// operation is then refused, its transaction — the pass-on included — is
+/// rolled back.
 fn expect(m: &Model, act: &Act) -> Vec<Outcome> {
+    let caller_active = m.user(act.by()).is_some_and(|u| !u.disabled);
+    let id = match act {
+        Act::Checkout { id, .. }
+        | Act::Join { id, .. }
+        | Act::Leave { id, .. }
+        | Act::Decline { id, .. } => Some(*id),
+        Act::LfsLock { path, .. } => m.files.iter().find(|f| &f.path == path).map(|f| f.id),
+        _ => None,
+    };
+    let gone = gone_users(m);
+    let held_by_gone = id
+        .and_then(|id| m.file(id))
+        .and_then(|f| f.reserved.clone())
+        .filter(|r| gone.contains(r));
+    let (Some(id), Some(from), true) = (id, held_by_gone, caller_active) else {
+        return expect_inner(m, act);
+    };
+    let mut settled = m.clone();
+    let mut pre = Vec::new();
+    let f = settled.file_mut(id);
+    f.end_lock(&from, &mut pre, &gone);
+    if f.reserved.is_none() {
+        pre.push(Ev {
+            kind: "released",
+            file_id: id,
+            actor: from.clone(),
+            previous: None,
+        });
+    }
+    expect_inner(&settled, act)
+        .into_iter()
+        .map(|mut o| {
+            if o.status / 100 == 2 {
+                o.events.splice(0..0, pre.iter().cloned());
+                o
+            } else {
+                Outcome {
+                    model: m.clone(),
+                    events: vec![],
+                    ..o
+                }
+            }
+        })
+        .collect()
+}
+
+/// Everything the contract allows `act` to do to `m`, its line settled.
+fn expect_inner(m: &Model, act: &Act) -> Vec<Outcome> {
+    let gone = gone_users(m);
     let same = |status: u16| {
         vec![Outcome {
             status,
@@ -474,7 +544,7 @@ fn expect(m: &Model, act: &Act) -> Vec<Outcome> {
                 Some(_) => {
                     let mut next = m.clone();
                     let mut events = vec![ev("unlocked", *id)];
-                    next.file_mut(*id).end_lock(&by, &mut events);
+                    next.file_mut(*id).end_lock(&by, &mut events, &gone);
                     changed(200, next, events)
                 }
             }
@@ -504,7 +574,7 @@ fn expect(m: &Model, act: &Act) -> Vec<Outcome> {
             g.content = content.clone();
             g.revisions.push(rev_string(rev));
             let mut events = vec![ev("checked_in", *id)];
-            g.end_lock(&by, &mut events);
+            g.end_lock(&by, &mut events, &gone);
             changed(200, next, events)
         }
         Act::Override { id, .. } => {
@@ -519,7 +589,7 @@ fn expect(m: &Model, act: &Act) -> Vec<Outcome> {
             };
             let mut next = m.clone();
             let mut events = vec![overridden(*id, &lock.owner)];
-            next.file_mut(*id).end_lock(&by, &mut events);
+            next.file_mut(*id).end_lock(&by, &mut events, &gone);
             changed(200, next, events)
         }
         Act::Delete { id, .. } => {
@@ -570,7 +640,7 @@ fn expect(m: &Model, act: &Act) -> Vec<Outcome> {
             };
             let mut next = m.clone();
             let mut events = vec![event];
-            next.file_mut(*id).end_lock(&by, &mut events);
+            next.file_mut(*id).end_lock(&by, &mut events, &gone);
             let mut done = changed(200, next, events);
             done[0].reply_owner = Some(lock.owner.clone());
             done
@@ -604,13 +674,14 @@ fn expect(m: &Model, act: &Act) -> Vec<Outcome> {
             let Some(f) = m.file(*id) else {
                 return same(404);
             };
-            if f.reserved.as_ref() != Some(&by) {
+            // The one it is reserved for declines; an admin may pass on anyone's.
+            if f.reserved.is_none() || (f.reserved.as_ref() != Some(&by) && !admin) {
                 return same(409);
             }
             let mut next = m.clone();
             let g = next.file_mut(*id);
             let mut events = vec![];
-            g.end_lock(&by, &mut events);
+            g.end_lock(&by, &mut events, &gone);
             if g.reserved.is_none() {
                 events.push(ev("released", *id));
             }
