@@ -187,6 +187,7 @@ fn print_render_cost() {
     let counters = latch::live::Counters {
         files: 1000,
         locked: 100,
+        reserved: 0,
     };
     let rounds = 2000;
     let t = Instant::now();

@@ -79,14 +79,45 @@ impl Viewer {
 pub struct Counters {
     pub files: usize,
     pub locked: usize,
+    /// Held for the first in line: neither checked out nor available.
+    pub reserved: usize,
+}
+
+/// How a file counts: checked out, reserved, or available.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Counted {
+    Available,
+    Locked,
+    Reserved,
+}
+
+impl Counted {
+    fn of(f: &FileRecord) -> Counted {
+        if f.lock.is_some() {
+            Counted::Locked
+        } else if f.reserved_for(crate::store::now()).is_some() {
+            Counted::Reserved
+        } else {
+            Counted::Available
+        }
+    }
 }
 
 impl Counters {
     pub fn of(files: &[FileRecord]) -> Counters {
-        Counters {
-            files: files.len(),
-            locked: files.iter().filter(|f| f.lock.is_some()).count(),
-        }
+        Counters::count(files.iter().map(Counted::of))
+    }
+
+    fn count(states: impl Iterator<Item = Counted>) -> Counters {
+        states.fold(Counters::default(), |mut c, state| {
+            c.files += 1;
+            match state {
+                Counted::Locked => c.locked += 1,
+                Counted::Reserved => c.reserved += 1,
+                Counted::Available => {}
+            }
+            c
+        })
     }
 }
 
@@ -299,7 +330,7 @@ struct Shared {
     /// The ring every connection reads; its depth bounds how far one may lag.
     frames: broadcast::Sender<Frame>,
     /// Who holds each file, kept from event snapshots, for the counters.
-    holders: Mutex<HashMap<u64, Option<String>>>,
+    counted: Mutex<HashMap<u64, Counted>>,
     ws_connections: AtomicUsize,
     sse_connections: AtomicUsize,
     events_published: AtomicU64,
@@ -427,16 +458,13 @@ impl Hub {
     pub fn start(store: Store, render: Arc<dyn Render>) -> AppResult<Hub> {
         let (frames, _) = broadcast::channel(QUEUE_DEPTH);
         let files = store.all_files()?;
-        let holders = files
-            .iter()
-            .map(|f| (f.id, f.lock.as_ref().map(|l| l.owner.clone())))
-            .collect();
+        let counted = files.iter().map(|f| (f.id, Counted::of(f))).collect();
         let (shutdown, _) = watch::channel(false);
         let hub = Hub {
             shared: Arc::new(Shared {
                 render,
                 frames,
-                holders: Mutex::new(holders),
+                counted: Mutex::new(counted),
                 ws_connections: AtomicUsize::new(0),
                 sse_connections: AtomicUsize::new(0),
                 events_published: AtomicU64::new(0),
@@ -478,23 +506,20 @@ impl Hub {
     }
 
     fn counters_after(&self, event: &Event) -> Counters {
-        let mut holders = self
+        let mut counted = self
             .shared
-            .holders
+            .counted
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         match &event.file {
             Some(f) => {
-                holders.insert(f.id, f.lock.as_ref().map(|l| l.owner.clone()));
+                counted.insert(f.id, Counted::of(f));
             }
             None => {
-                holders.remove(&event.file_id);
+                counted.remove(&event.file_id);
             }
         }
-        Counters {
-            files: holders.len(),
-            locked: holders.values().filter(|h| h.is_some()).count(),
-        }
+        Counters::count(counted.values().copied())
     }
 
     /// Renders `event` for each class that can exist and puts it on the ring.

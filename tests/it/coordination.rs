@@ -78,6 +78,11 @@ async fn a_released_file_goes_to_the_first_in_line_and_nobody_else() {
     }
     let reserved = events_of(&admin, "reserved").await;
     assert_eq!(reserved.len(), 1, "one reserved event: {reserved:?}");
+    // A reserved file is neither checked out nor available in the counters.
+    let page = admin.get("/").await.text().await.unwrap();
+    for counter in ["<b>0</b> checked out", "<b>1</b> reserved", "<b>0</b> available"] {
+        assert!(page.contains(counter), "{counter} in the toolbar");
+    }
 
     // Carol takes it: the reservation ends, and she is out of the line.
     let f = json_of(carol.checkout(id, "my turn").await, 200).await;

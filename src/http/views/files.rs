@@ -17,7 +17,10 @@ pub fn counters(c: Counters, oob: bool) -> Markup {
         div #counters .counters hx-swap-oob=[oob.then_some("true")] {
             span.counter { b { (c.files) } " files" }
             span.counter { b { (c.locked) } " checked out" }
-            span.counter { b { (c.files - c.locked.min(c.files)) } " available" }
+            @if c.reserved > 0 {
+                span.counter { b { (c.reserved) } " reserved" }
+            }
+            span.counter { b { (c.files.saturating_sub(c.locked + c.reserved)) } " available" }
         }
     }
 }
