@@ -24,7 +24,7 @@ pub mod views;
 pub mod web;
 
 use poem::endpoint::EmbeddedFilesEndpoint;
-use poem::{Endpoint, EndpointExt};
+use poem::Endpoint;
 
 use crate::App;
 
@@ -47,11 +47,27 @@ pub fn endpoint(app: App) -> impl Endpoint<Output = poem::Response> + 'static {
         .nest("/vault.git", lfs::routes())
         .at("/metrics", allow::get(metrics::admin_endpoint));
     let limits = serve::Limits::of(&app.config);
-    let services = routes
-        .data(app.files)
-        .data(app.accounts)
-        .data(app.hub)
-        .data(app.store)
-        .data(app.config);
-    middleware::with_middleware(services, limits)
+    middleware::with_middleware(WithServices { inner: routes, app }, limits)
+}
+
+/// Hands every request the services (`Data<&Files>`, `Data<&Accounts>`,
+/// `Data<&Hub>`, `Data<&Store>`, `Data<&Arc<Config>>`) in one layer.
+struct WithServices<E> {
+    inner: E,
+    app: App,
+}
+
+impl<E: Endpoint> Endpoint for WithServices<E> {
+    type Output = E::Output;
+
+    async fn call(&self, mut req: poem::Request) -> poem::Result<Self::Output> {
+        let app = &self.app;
+        let data = req.extensions_mut();
+        data.insert(app.files.clone());
+        data.insert(app.accounts.clone());
+        data.insert(app.hub.clone());
+        data.insert(app.store.clone());
+        data.insert(app.config.clone());
+        self.inner.call(req).await
+    }
 }
