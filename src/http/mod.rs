@@ -23,8 +23,8 @@ pub mod serve;
 pub mod views;
 pub mod web;
 
-use poem::endpoint::EmbeddedFilesEndpoint;
 use poem::Endpoint;
+use poem::endpoint::EmbeddedFilesEndpoint;
 
 use crate::App;
 

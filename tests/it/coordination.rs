@@ -80,7 +80,11 @@ async fn a_released_file_goes_to_the_first_in_line_and_nobody_else() {
     assert_eq!(reserved.len(), 1, "one reserved event: {reserved:?}");
     // A reserved file is neither checked out nor available in the counters.
     let page = admin.get("/").await.text().await.unwrap();
-    for counter in ["<b>0</b> checked out", "<b>1</b> reserved", "<b>0</b> available"] {
+    for counter in [
+        "<b>0</b> checked out",
+        "<b>1</b> reserved",
+        "<b>0</b> available",
+    ] {
         assert!(page.contains(counter), "{counter} in the toolbar");
     }
 

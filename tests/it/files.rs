@@ -1729,3 +1729,44 @@ async fn guessing_the_current_password_is_throttled_and_says_so() {
     let page = resp.text().await.unwrap();
     assert!(page.contains("Too many failed logins"), "{page}");
 }
+
+/// Every address the page shows loads as a full page: a search or filter
+/// pushes the dashboard's address (`/?q=…`), not the fragment's, and an old
+/// `/files?…` link leads there (the newcomer's look: reloading after a
+/// search showed the bare, unstyled list).
+#[tokio::test]
+async fn a_search_address_reloads_as_the_full_page() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+    alice.upload_ok("parts/findme.mcam", b"x").await;
+    let resp = alice
+        .http
+        .get(alice.url("/files?q=findme&state=all&sort=path"))
+        .header("HX-Request", "true")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        header(&resp, "hx-push-url"),
+        "/?q=findme&state=all&sort=path"
+    );
+    let resp = alice
+        .http
+        .get(alice.url("/files?q=findme&state=all&sort=path"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    assert_eq!(header(&resp, "location"), "/?q=findme&state=all&sort=path");
+    let page = alice
+        .http
+        .get(alice.url("/?q=findme&state=all&sort=path"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("<!DOCTYPE html>") && page.contains("findme.mcam"));
+}

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use maud::html;
-use poem::http::{Method, StatusCode};
+use poem::http::{HeaderValue, Method, StatusCode};
 use poem::web::{Data, Multipart, Path, Query};
 use poem::{Body, Request, Response, handler};
 
@@ -62,11 +62,24 @@ pub(super) async fn file_list(
     Data(files): Data<&Files>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
+    // The list is a fragment for htmx; the address a person sees, reloads
+    // and shares is the dashboard's, with the same filters.
+    let page = match req.uri().query().filter(|q| !q.is_empty()) {
+        Some(q) => format!("/?{q}"),
+        None => "/".to_string(),
+    };
+    if !is_htmx(req) {
+        return redirect(&page);
+    }
     respond(req, async {
         let session = guard.signed_in().await?;
         let list = files.list().await?;
         let markup = views::file_list(&list, &Viewer::of(&session), &filters_from(&query));
-        Ok(html(StatusCode::OK, markup))
+        let mut resp = html(StatusCode::OK, markup);
+        if let Ok(url) = HeaderValue::from_str(&page) {
+            resp.headers_mut().insert("HX-Push-Url", url);
+        }
+        Ok(resp)
     })
     .await
 }
