@@ -322,6 +322,13 @@
         ms.forEach(function (m) { m.addedNodes.forEach(armToast); });
       }).observe(box, { childList: true });
     }
+    // A folder whose last card left (a live delete) goes with it.
+    if (document.getElementById('file-list')) new MutationObserver(function (ms) {
+      if (!ms.some(function (m) { return m.removedNodes.length > 0; })) return;
+      document.querySelectorAll('section.folder').forEach(function (s) {
+        if (!s.querySelector('article.card')) s.remove();
+      });
+    }).observe(document.body, { childList: true, subtree: true });
     // Opt-in cap (data-max) so a feed left open for weeks stays small.
     var feed = document.getElementById('activity-list'), max = feed && parseInt(feed.dataset.max, 10);
     if (max > 0) new MutationObserver(function () {

@@ -532,6 +532,20 @@ async fn a_check_out_by_alice_reaches_bob_and_the_admin_without_a_reload() {
         assert_clean_console(b, &format!("{who}'s live session"), &[]).await;
     }
     alice.screenshot("live-05-after-delete").await;
+
+    // The folder's last card leaves: its heading goes with it, live (it
+    // stayed, empty, until a reload).
+    open_popover(&admin, &format!("#file-{other} details.danger-zone")).await;
+    admin
+        .click(&format!("#file-{other} form.delete button[type=submit]"))
+        .await;
+    for (b, who) in [(&bob, "bob"), (&alice, "alice"), (&admin, "admin")] {
+        b.wait_until(
+            "document.querySelector('section.folder[data-folder=\"parts\"]') === null",
+            &format!("{who} sees the emptied folder go"),
+        )
+        .await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
