@@ -244,7 +244,6 @@ impl Files {
             },
         )
         .await
-        .inspect(|rec| self.noticed(rec))
     }
 
     /// A change of one file by `actor` (any signed-in user), after its
@@ -264,6 +263,8 @@ impl Files {
             f(tx, rec, &who, at)
         })
         .await
+        // Settling, or the change itself, may have handed the file on.
+        .inspect(|rec| self.noticed(rec))
     }
 
     /// Passes on every reservation whose window has run out: at start (a

@@ -149,13 +149,14 @@ pub(super) struct ReservedJson {
 
 impl From<&FileRecord> for FileJson {
     fn from(f: &FileRecord) -> Self {
+        let reserved = f.reserved_for(now());
         FileJson {
             id: f.id,
             path: f.path.to_string(),
             size: f.size,
             description: f.description.clone(),
             revision: f.revision.to_string(),
-            state: match (&f.lock, f.reserved_for(now())) {
+            state: match (&f.lock, reserved) {
                 (Some(_), _) => FileState::Locked,
                 (None, Some(_)) => FileState::Reserved,
                 (None, None) => FileState::Available,
@@ -166,7 +167,7 @@ impl From<&FileRecord> for FileJson {
                 comment: Nullable(l.comment.clone()),
             })),
             queue: f.queue.clone(),
-            reserved_for: Nullable(f.reserved_for(now()).map(|r| ReservedJson {
+            reserved_for: Nullable(reserved.map(|r| ReservedJson {
                 username: r.username.clone(),
                 until: iso_time(r.until),
             })),
