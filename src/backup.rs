@@ -16,6 +16,7 @@
 //!   Git objects are only ever added, so every copied ref names objects that
 //!   were copied.
 
+use crate::inbox::{NOTIFICATIONS, NUDGES, UNREAD, WATCHES};
 use std::fs;
 use std::io;
 use std::path::{Component, Path, PathBuf};
@@ -171,7 +172,7 @@ fn prepare_target(dir: &Path, data_dir: &Path) -> AppResult<bool> {
 }
 
 /// The tables the backup copies: every table of `store`.
-fn table_names() -> [&'static str; 9] {
+fn table_names() -> [&'static str; 13] {
     [
         USERS.name(),
         SESSIONS.name(),
@@ -182,6 +183,10 @@ fn table_names() -> [&'static str; 9] {
         EVENTS.name(),
         COUNTERS.name(),
         META.name(),
+        NOTIFICATIONS.name(),
+        UNREAD.name(),
+        WATCHES.name(),
+        NUDGES.name(),
     ]
 }
 
@@ -240,6 +245,10 @@ fn copy_database(txn: &ReadTransaction, path: &Path) -> AppResult<u64> {
     rows += copy_table(txn, &w, EVENTS)?;
     rows += copy_table(txn, &w, COUNTERS)?;
     rows += copy_table(txn, &w, META)?;
+    rows += copy_table(txn, &w, NOTIFICATIONS)?;
+    rows += copy_table(txn, &w, UNREAD)?;
+    rows += copy_table(txn, &w, WATCHES)?;
+    rows += copy_table(txn, &w, NUDGES)?;
     w.commit()?;
     Ok(rows)
 }

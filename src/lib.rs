@@ -30,6 +30,7 @@ pub mod domain;
 pub mod error;
 pub mod files;
 pub mod http;
+pub mod inbox;
 pub mod live;
 pub mod metrics;
 pub mod schema;

@@ -51,7 +51,8 @@ use tokio::sync::{broadcast, mpsc, watch};
 use crate::accounts::{Session, SessionPolicy};
 use crate::domain::Role;
 use crate::error::{AppError, AppResult};
-use crate::store::{Event, EventKind, FileRecord, Store};
+use crate::inbox::InboxChange;
+use crate::store::{Committed, Event, EventKind, FileRecord, Store};
 
 /// What decides which buttons a viewer gets. Live fragments are rendered
 /// once per class, never per connection.
@@ -132,6 +133,9 @@ pub trait Render: Send + Sync + 'static {
     fn override_notice(&self, event: &Event) -> String;
     /// The whole file list, for a viewer whose backlog cannot be replayed.
     fn resync(&self, files: &[FileRecord], viewer: &Viewer, seq: u64) -> String;
+    /// What one person's connections get when their inbox changes: the
+    /// bell's count and, for a new notification, a toast.
+    fn inbox(&self, change: &InboxChange) -> String;
 }
 
 /// How many rendered events a connection may fall behind before it is dropped.
@@ -175,6 +179,17 @@ pub struct Rendered {
     /// rendered once (user and admin), however long the line.
     waiting: Option<Variant>,
     reserved: Option<Variant>,
+    /// For each person the event notified: their bell and toast, sent
+    /// after their class's fragment (a few bytes each, so rendering one per
+    /// recipient keeps the cost of a watched file flat).
+    inbox: HashMap<String, String>,
+}
+
+/// A message for one person's connections only, outside the event sequence.
+pub struct Own {
+    pub username: String,
+    pub ws: String,
+    pub sse: String,
 }
 
 /// A class of viewers picked out by name, and its render for users and admins.
@@ -261,8 +276,26 @@ impl Rendered {
             .or_else(|| self.waiting.as_ref().and_then(|v| v.frame(viewer)))
     }
 
+    /// The viewer's HTML when it differs from its class's (see
+    /// `personal_html`), with their inbox change after it if they have one.
+    fn own_html(&self, viewer: &LiveViewer) -> Option<String> {
+        let own = self.inbox.get(&viewer.username);
+        let base = match (self.personal_html(viewer), own) {
+            (Some(html), _) => html,
+            (None, None) => return None,
+            (None, Some(_)) => match self.named(viewer) {
+                Some((html, _)) => html.clone(),
+                None => self.html[self.class_of(viewer)].clone(),
+            },
+        };
+        Some(match own {
+            Some(extra) => base + extra,
+            None => base,
+        })
+    }
+
     pub fn ws_text(&self, viewer: &LiveViewer) -> String {
-        if let Some(html) = self.personal_html(viewer) {
+        if let Some(html) = self.own_html(viewer) {
             return html;
         }
         match self.named(viewer) {
@@ -272,7 +305,7 @@ impl Rendered {
     }
 
     pub fn sse_bytes(&self, viewer: &LiveViewer) -> Vec<u8> {
-        if let Some(html) = self.personal_html(viewer) {
+        if let Some(html) = self.own_html(viewer) {
             return sse_frame(self.seq, self.kind.as_str(), &html).into_bytes();
         }
         match self.named(viewer) {
@@ -289,6 +322,16 @@ fn swap_toast(html: &str, general: &str, own: &str) -> String {
     } else {
         format!("{html}{own}")
     }
+}
+
+/// An SSE message outside the event sequence: no `id:`, so the client's
+/// resume point stays where the last event left it.
+pub fn sse_unnumbered(event: &str, data: &str) -> String {
+    let framed = sse_frame(0, event, data);
+    framed
+        .strip_prefix("id: 0\n")
+        .map(str::to_string)
+        .unwrap_or(framed)
 }
 
 /// One SSE event. Data is split on every line ending the SSE parser knows
@@ -318,6 +361,8 @@ pub enum Frame {
     EndUser(String),
     /// Close every connection of this session.
     EndSession(Vec<u8>),
+    /// For one person's connections only.
+    Own(Arc<Own>),
 }
 
 #[derive(Clone)]
@@ -426,6 +471,7 @@ impl Expiry {
 /// What the connection loop does with one frame from the ring.
 pub enum Next {
     Send(Arc<Rendered>),
+    SendOwn(Arc<Own>),
     Skip,
     SessionEnded,
     FellBehind,
@@ -446,6 +492,7 @@ impl Subscription {
             Ok(Frame::Event(_)) => Next::Skip,
             Ok(Frame::EndUser(u)) if u == viewer.username => Next::SessionEnded,
             Ok(Frame::EndSession(h)) if h == viewer.token_hash => Next::SessionEnded,
+            Ok(Frame::Own(own)) if own.username == viewer.username => Next::SendOwn(own),
             Ok(_) => Next::Skip,
             // Lagged, or the hub is gone: either way this stream cannot continue.
             Err(_) => Next::FellBehind,
@@ -472,7 +519,7 @@ impl Hub {
                 sessions: Mutex::new(HashMap::new()),
             }),
         };
-        let (tx, mut rx) = mpsc::unbounded_channel::<Arc<Event>>();
+        let (tx, mut rx) = mpsc::unbounded_channel::<Committed>();
         store.set_event_sink(tx);
         let worker = hub.clone();
         // A thread of its own, not a task, so rendering stays off the
@@ -483,12 +530,12 @@ impl Hub {
         std::thread::Builder::new()
             .name("latch-hub".into())
             .spawn(move || {
-                while let Some(event) = rx.blocking_recv() {
+                while let Some(committed) = rx.blocking_recv() {
                     std::thread::sleep(ANSWER_FIRST);
-                    worker.publish(&event);
+                    worker.publish(committed);
                     // What arrived meanwhile has waited long enough.
-                    while let Ok(event) = rx.try_recv() {
-                        worker.publish(&event);
+                    while let Ok(committed) = rx.try_recv() {
+                        worker.publish(committed);
                     }
                 }
             })
@@ -567,6 +614,11 @@ impl Hub {
             )),
             _ => None,
         };
+        let inbox = event
+            .notified
+            .iter()
+            .map(|change| (change.username.clone(), templates.inbox(change)))
+            .collect();
         Rendered {
             seq: event.seq,
             kind: event.kind,
@@ -576,10 +628,29 @@ impl Hub {
             personal,
             waiting,
             reserved,
+            inbox,
         }
     }
 
-    fn publish(&self, event: &Event) {
+    fn publish(&self, committed: Committed) {
+        match committed {
+            Committed::Event(event) => self.publish_event(&event),
+            Committed::Inbox(change) => self.publish_own(&change),
+        }
+    }
+
+    /// One person's inbox changed outside an event: their bell (and toast).
+    fn publish_own(&self, change: &InboxChange) {
+        let html = self.shared.render.inbox(change);
+        let own = Own {
+            username: change.username.clone(),
+            sse: sse_unnumbered("inbox", &html),
+            ws: html,
+        };
+        let _ = self.shared.frames.send(Frame::Own(Arc::new(own)));
+    }
+
+    fn publish_event(&self, event: &Event) {
         let counters = self.counters_after(event);
         let rendered = Hub::render(&*self.shared.render, event, counters);
         self.shared.events_published.fetch_add(1, Ordering::Relaxed);
@@ -703,6 +774,7 @@ pub enum Resume {
 
 /// One message owed to a connecting client before live frames.
 pub struct Missed {
+    /// Its event's sequence; 0 for a message outside the sequence.
     pub seq: u64,
     pub kind: &'static str,
     pub html: String,
@@ -721,6 +793,35 @@ impl Hub {
     ) -> AppResult<(Vec<Missed>, u64)> {
         let render = self.shared.render.clone();
         tokio::task::spawn_blocking(move || {
+            let (mut missed, last) = Hub::missed(&store, &*render, &viewer, resume)?;
+            if resume == Resume::Fresh {
+                // A page just rendered, bell included.
+                return Ok((missed, last));
+            }
+            // The bell as it is now: notifications that came with no event
+            // (an ask to release) are in no backlog. Outside the sequence.
+            let unread = store.read(|txn| crate::inbox::unread(txn, &viewer.username))?;
+            missed.push(Missed {
+                seq: 0,
+                kind: "inbox",
+                html: render.inbox(&InboxChange {
+                    username: viewer.username.clone(),
+                    unread,
+                    new: None,
+                }),
+            });
+            Ok((missed, last))
+        })
+        .await?
+    }
+
+    fn missed(
+        store: &Store,
+        render: &dyn Render,
+        viewer: &LiveViewer,
+        resume: Resume,
+    ) -> AppResult<(Vec<Missed>, u64)> {
+        {
             let last = store.last_seq()?;
             let (events, complete) = match resume {
                 Resume::Fresh => return Ok((Vec::new(), last)),
@@ -778,8 +879,7 @@ impl Hub {
             // Events committed after `last` was read may be in the replay: the
             // ring must not send them again.
             Ok((out, newest))
-        })
-        .await?
+        }
     }
 }
 
@@ -809,6 +909,9 @@ mod tests {
         }
         fn resync(&self, _: &[FileRecord], _: &Viewer, _: u64) -> String {
             String::new()
+        }
+        fn inbox(&self, change: &InboxChange) -> String {
+            format!("|bell:{}:{}", change.username, change.unread)
         }
     }
 
@@ -844,6 +947,7 @@ mod tests {
             revision: None,
             previous_holder: None,
             file: Some(file),
+            notified: Vec::new(),
         }
     }
 
@@ -873,6 +977,47 @@ mod tests {
         assert_eq!(rendered.ws_text(&viewer("stranger", false)), ":false");
         let sse = String::from_utf8(rendered.sse_bytes(&viewer("carol", true))).unwrap();
         assert!(sse.contains("data: carol:true"), "{sse}");
+    }
+
+    #[test]
+    fn watchers_get_their_own_bell_after_their_class_card_and_others_get_the_class_frame() {
+        let probe = Probe::default();
+        let mut event = reserved_with_a_long_line(3);
+        event.notified = (0..1000)
+            .map(|n| InboxChange {
+                username: format!("watcher{n}"),
+                unread: n,
+                new: None,
+            })
+            .collect();
+        let rendered = Hub::render(&probe, &event, Counters::default());
+        // The card is still rendered per class, not per watcher.
+        assert_eq!(probe.0.load(Ordering::Relaxed), 6);
+        assert_eq!(
+            rendered.ws_text(&viewer("watcher7", false)),
+            ":false|bell:watcher7:7"
+        );
+        assert_eq!(rendered.ws_text(&viewer("stranger", true)), ":true");
+        // In line and watching: the line's card, then the bell.
+        event.notified[0].username = "user1".into();
+        let rendered = Hub::render(&probe, &event, Counters::default());
+        assert_eq!(
+            rendered.ws_text(&viewer("user1", false)),
+            "user0:false|bell:user1:0"
+        );
+        let sse = String::from_utf8(rendered.sse_bytes(&viewer("watcher9", false))).unwrap();
+        assert_eq!(
+            sse,
+            "id: 9\nevent: reserved\ndata: :false|bell:watcher9:9\n\n"
+        );
+    }
+
+    #[test]
+    fn a_message_outside_the_sequence_has_no_id() {
+        assert_eq!(
+            sse_unnumbered("inbox", "x\ny"),
+            "event: inbox\ndata: x\ndata: y\n\n"
+        );
     }
 
     #[test]

@@ -19,7 +19,7 @@ use crate::error::{AppError, AppResult};
 use crate::store::META;
 
 /// The schema this Latch writes and reads.
-pub const CURRENT: u32 = 2;
+pub const CURRENT: u32 = 3;
 
 const VERSION_KEY: &str = "schema_version";
 
@@ -43,6 +43,11 @@ pub const MIGRATIONS: &[Migration] = &[
         to: 2,
         what: "file records may carry a wait-list and a reservation, and events the kinds queued, dequeued, reserved and released; existing records read as they are (an older Latch must not read them and drop the queue)",
         run: |_| Ok(()),
+    },
+    Migration {
+        to: 3,
+        what: "each person's inbox (notifications and an unread count), what they watch, and when they last asked a holder to release a file; an older Latch must not open it and leave people's notifications behind",
+        run: crate::inbox::create_tables,
     },
 ];
 

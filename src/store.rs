@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 
 use crate::domain::{RepoPath, Revision, Role};
 use crate::error::{AppError, AppResult};
+use crate::inbox::InboxChange;
 use crate::vault::{BlobId, CommitId};
 
 pub const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
@@ -191,6 +192,10 @@ pub struct Event {
     pub previous_holder: Option<String>,
     /// The file as it is after the change; `None` once deleted.
     pub file: Option<FileRecord>,
+    /// Whom it notified (written in its transaction, never stored in the
+    /// log): for their live connections.
+    #[serde(skip)]
+    pub notified: Vec<InboxChange>,
 }
 
 /// An event before the store numbers it.
@@ -211,6 +216,16 @@ pub enum FileSnapshot {
 pub struct Tx {
     pub txn: WriteTransaction,
     events: Vec<Arc<Event>>,
+    /// Inbox changes made without an event (an ask to release, a warning,
+    /// notifications marked read), for live connections after the commit.
+    inbox: Vec<InboxChange>,
+}
+
+/// What a commit hands the live hub, in commit order.
+#[derive(Debug, Clone)]
+pub enum Committed {
+    Event(Arc<Event>),
+    Inbox(InboxChange),
 }
 
 impl Tx {
@@ -231,7 +246,10 @@ impl Tx {
             note: draft.note,
             previous_holder: draft.previous_holder,
             file,
+            notified: Vec::new(),
         };
+        let notified = crate::inbox::on_event(&self.txn, &event)?;
+        let event = Event { notified, ..event };
         {
             let mut events = self.txn.open_table(EVENTS)?;
             events.insert(seq, serde_json::to_vec(&event)?.as_slice())?;
@@ -244,6 +262,11 @@ impl Tx {
         let event = Arc::new(event);
         self.events.push(event.clone());
         Ok(event)
+    }
+
+    /// Hands an inbox change to live connections once this commits.
+    pub fn tell(&mut self, change: InboxChange) {
+        self.inbox.push(change);
     }
 }
 
@@ -341,7 +364,7 @@ struct Shared {
     commit_order: Mutex<()>,
     /// Committed events, in order, for the live hub. Unbounded so a writer
     /// never waits on readers; the hub drains it continuously.
-    sink: Mutex<Option<mpsc::UnboundedSender<Arc<Event>>>>,
+    sink: Mutex<Option<mpsc::UnboundedSender<Committed>>>,
 }
 
 pub enum OpenError {
@@ -422,11 +445,12 @@ impl Store {
         txn.open_table(EVENTS)?;
         txn.open_table(COUNTERS)?;
         txn.open_table(META)?;
+        crate::inbox::create_tables(&txn)?;
         txn.commit()?;
         Ok(())
     }
 
-    pub fn set_event_sink(&self, sink: mpsc::UnboundedSender<Arc<Event>>) {
+    pub fn set_event_sink(&self, sink: mpsc::UnboundedSender<Committed>) {
         if let Ok(mut slot) = self.shared.sink.lock() {
             *slot = Some(sink);
         }
@@ -455,9 +479,10 @@ impl Store {
         let mut tx = Tx {
             txn,
             events: Vec::new(),
+            inbox: Vec::new(),
         };
         let value = f(&mut tx)?;
-        let Tx { txn, events } = tx;
+        let Tx { txn, events, inbox } = tx;
         // Poisoning only means another writer panicked; ordering still holds.
         let _order = self
             .shared
@@ -465,12 +490,15 @@ impl Store {
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         txn.commit()?;
-        if !events.is_empty()
+        if !(events.is_empty() && inbox.is_empty())
             && let Ok(sink) = self.shared.sink.lock()
             && let Some(sink) = sink.as_ref()
         {
             for event in events {
-                let _ = sink.send(event);
+                let _ = sink.send(Committed::Event(event));
+            }
+            for change in inbox {
+                let _ = sink.send(Committed::Inbox(change));
             }
         }
         Ok(value)

@@ -348,9 +348,10 @@ impl Accounts {
             };
             let session: SessionRecord = store::decode(value.value())?;
             let user = store::get_user(&txn.open_table(USERS)?, &session.username)?;
-            Ok(user.map(|u| (session, u)))
+            let unread = crate::inbox::unread(txn, &session.username)?;
+            Ok(user.map(|u| (session, u, unread)))
         })?;
-        let Some((session, user)) = found else {
+        let Some((session, user, unread)) = found else {
             return Ok(None);
         };
         let t = now();
@@ -382,6 +383,7 @@ impl Accounts {
             user,
             created_at: session.created_at,
             last_seen,
+            unread,
         }))
     }
 }
@@ -426,6 +428,8 @@ pub struct Session {
     /// Its last recorded activity, this request included when recorded: it
     /// ends `session_idle` after unless activity is recorded again.
     pub last_seen: i64,
+    /// Unread notifications when the session was read (the bell).
+    pub unread: u64,
 }
 
 impl Session {

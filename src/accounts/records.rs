@@ -158,6 +158,8 @@ pub(super) fn start_session(store: &Store, user: &UserRecord) -> AppResult<(Stri
             user: user.clone(),
             created_at,
             last_seen,
+            // A fresh sign-in's first page reads the session again.
+            unread: 0,
         },
     ))
 }

@@ -8,7 +8,7 @@ mod path;
 mod tests;
 mod text;
 
-pub use path::RepoPath;
+pub use path::{Folder, RepoPath};
 pub use text::{TextKind, check_hidden, hidden_character};
 
 /// Why an outside value was refused, as a sentence a person understands.
@@ -289,6 +289,24 @@ impl LockComment {
 
     pub fn into_inner(self) -> String {
         self.0
+    }
+}
+
+/// What someone asking the holder to release a file says (optional).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NudgeMessage(String);
+
+impl NudgeMessage {
+    pub const MAX_CHARS: usize = 500;
+
+    /// Empty input means no message.
+    pub fn parse(raw: &str) -> Result<Option<Self>, Invalid> {
+        let text = bounded_text(raw, "message", Self::MAX_CHARS, false, TextKind::FreeText)?;
+        Ok((!text.is_empty()).then_some(NudgeMessage(text)))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 }
 

@@ -117,6 +117,50 @@ impl RepoPath {
     }
 }
 
+/// A folder someone watches: a path's folder part, or the whole vault
+/// (`""`). Written without a leading or trailing `/`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Folder(String);
+
+impl Folder {
+    /// `parts/`, `/parts`, `parts` all name the same folder; `/` or an
+    /// empty string the whole vault.
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        let trimmed = raw.trim().trim_matches('/');
+        if trimmed.is_empty() {
+            return Ok(Folder(String::new()));
+        }
+        // A folder name follows the same rules as a file's path.
+        let path = RepoPath::parse(trimmed)
+            .map_err(|e| Invalid(e.0.replacen("The path", "The folder", 1)))?;
+        Ok(Folder(path.0))
+    }
+
+    /// As stored (never checked again).
+    pub fn from_stored(raw: impl Into<String>) -> Self {
+        Folder(raw.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether `path` lies under this folder.
+    pub fn contains(&self, path: &RepoPath) -> bool {
+        self.0.is_empty() || path.folders().any(|f| f == self.0)
+    }
+}
+
+impl fmt::Display for Folder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            f.write_str("the whole vault")
+        } else {
+            write!(f, "{}/", self.0)
+        }
+    }
+}
+
 /// Stored as the plain string, as every release has.
 impl serde::Serialize for RepoPath {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {

@@ -42,11 +42,13 @@ use crate::vault::{Action, Author, Change, CommitId, Spool, Trailers, Vault};
 
 mod handoff;
 mod names;
+mod notices;
 mod reads;
 mod reconcile;
 mod rules;
 
 use names::check_name_free;
+pub use notices::{InboxView, Watches};
 pub use reads::{Board, Download, Version, download_name};
 pub use rules::require_admin;
 use rules::{Needs, require_active, require_holder};

@@ -18,7 +18,7 @@ use crate::http::error::{Surface, said};
 use crate::http::guards::{self, Guard};
 use crate::live::{
     CLOSE_RESTART, CLOSE_SESSION_ENDED, CLOSE_TOO_SLOW, Connected, Expiry, Hub, LiveViewer, Missed,
-    Next, Resume, SEND_TIMEOUT, SSE_HEARTBEAT, Subscription, WS_PING, sse_frame,
+    Next, Resume, SEND_TIMEOUT, SSE_HEARTBEAT, Subscription, WS_PING, sse_frame, sse_unnumbered,
 };
 use crate::secret;
 use crate::store::Store;
@@ -175,6 +175,11 @@ async fn ws_session(
                         break;
                     }
                 }
+                Next::SendOwn(own) => {
+                    if !send(&mut sink, Message::Text(own.ws.clone())).await {
+                        break;
+                    }
+                }
                 Next::Skip => {}
                 Next::SessionEnded => {
                     let _ = send(&mut sink, close(CLOSE_SESSION_ENDED, "session ended")).await;
@@ -244,7 +249,11 @@ fn sse_stream(
     async_stream::stream! {
         let _counted = counted;
         for m in missed {
-            yield Ok::<_, io::Error>(sse_frame(m.seq, m.kind, &m.html).into_bytes());
+            let framed = match m.seq {
+                0 => sse_unnumbered(m.kind, &m.html),
+                seq => sse_frame(seq, m.kind, &m.html),
+            };
+            yield Ok::<_, io::Error>(framed.into_bytes());
         }
         let mut heartbeat =
             tokio::time::interval_at(tokio::time::Instant::now() + SSE_HEARTBEAT, SSE_HEARTBEAT);
@@ -256,6 +265,7 @@ fn sse_stream(
             tokio::select! {
                 frame = sub.frames.recv() => match sub.classify(frame, &viewer, &mut last_sent) {
                     Next::Send(r) => yield Ok(r.sse_bytes(&viewer)),
+                    Next::SendOwn(own) => yield Ok(own.sse.as_bytes().to_vec()),
                     Next::Skip => {}
                     // The browser reconnects (with Last-Event-ID) or learns it must sign in.
                     Next::SessionEnded | Next::FellBehind => break,

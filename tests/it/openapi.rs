@@ -499,6 +499,75 @@ async fn valid_requests(cx: &mut Ctx) -> (u64, BTreeSet<String>) {
     )
     .await;
     assert_eq!(json_of(&declined)["state"], "available");
+    // The admin watches the file and the whole vault, asks Alice to
+    // release it once she holds it, reads what that told them, and stops.
+    let watch = format!("/files/{id}/watch");
+    let watched = ok(cx, "watchFile", Who::Admin, &watch, Body::None, 200).await;
+    assert_eq!(json_of(&watched)["watching"], true);
+    let folder = Body::Json(json!({"folder": "/"}));
+    ok(cx, "watchFolder", Who::Admin, "/watches", folder, 200).await;
+    let listed = ok(cx, "listWatches", Who::Admin, "/watches", Body::None, 200).await;
+    assert_eq!(json_of(&listed), json!({"files": [id], "folders": ["/"]}));
+    ok(
+        cx,
+        "checkOut",
+        Who::Alice,
+        &format!("/files/{id}/checkout"),
+        Body::None,
+        200,
+    )
+    .await;
+    let ask = Body::Json(json!({"message": "need it for the fixture"}));
+    ok(
+        cx,
+        "askToRelease",
+        Who::Admin,
+        &format!("/files/{id}/nudge"),
+        ask,
+        204,
+    )
+    .await;
+    ok(
+        cx,
+        "askToRelease",
+        Who::Admin,
+        &format!("/files/{id}/nudge"),
+        Body::None,
+        429,
+    )
+    .await;
+    let inbox = ok(
+        cx,
+        "listNotifications",
+        Who::Admin,
+        "/notifications?unread=true",
+        Body::None,
+        200,
+    )
+    .await;
+    assert_eq!(json_of(&inbox)["notifications"][0]["kind"], "watched");
+    let all = Body::Json(json!({"all": true}));
+    ok(
+        cx,
+        "markNotificationsRead",
+        Who::Admin,
+        "/notifications/read",
+        all,
+        204,
+    )
+    .await;
+    ok(cx, "unwatchFile", Who::Admin, &watch, Body::None, 200).await;
+    let folder = Body::Json(json!({"folder": "/"}));
+    ok(cx, "unwatchFolder", Who::Admin, "/watches", folder, 200).await;
+    ok(
+        cx,
+        "cancelCheckOut",
+        Who::Alice,
+        &format!("/files/{id}/cancel"),
+        Body::None,
+        200,
+    )
+    .await;
     let history = ok(
         cx,
         "fileHistory",

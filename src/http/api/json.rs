@@ -12,8 +12,10 @@ use super::wire::{
     Chars, DISPLAY, LINE, MESSAGE, NAME, Nullable, PATH, REVISION, Rule, Shape, TEXT, Text,
     USERNAME,
 };
-use crate::domain::{LockComment, Role};
+use crate::domain::{LockComment, NudgeMessage, Role};
+use crate::files::Watches;
 use crate::http::views::iso_time;
+use crate::inbox::{NoticeKind, Notification};
 use crate::store::{Event, EventKind, FileRecord, UserRecord, now};
 
 /// `available`, `locked`, or `reserved` (held for the first in line after a check-out ended).
@@ -138,6 +140,10 @@ pub(super) struct FileJson {
     pub(super) modified_at: String,
     pub(super) modified_by: String,
     pub(super) created_by: String,
+    /// Whether the caller watches the file (or a folder it is in); left
+    /// out where the answer is about the file, not the caller.
+    #[oai(skip_serializing_if_is_none)]
+    pub(super) watching: Option<bool>,
 }
 
 #[derive(Object)]
@@ -175,6 +181,7 @@ impl From<&FileRecord> for FileJson {
             modified_at: iso_time(f.modified_at),
             modified_by: f.modified_by.clone(),
             created_by: f.created_by.clone(),
+            watching: None,
         }
     }
 }
@@ -396,4 +403,105 @@ pub(super) enum Content {
         #[oai(header = "Content-Security-Policy")] String,
         #[oai(header = "Cache-Control")] String,
     ),
+}
+
+/// `POST /files/{id}/nudge`: what to tell the holder.
+#[derive(Object)]
+pub(super) struct NudgeRequest {
+    /// Why you need the file.
+    #[oai(nullable)]
+    pub(super) message: Option<Text<Rule<LINE, 0, { NudgeMessage::MAX_CHARS }>>>,
+}
+
+/// `POST|DELETE /watches`: a folder, as `parts/` (or `/` for the whole vault).
+#[derive(Object)]
+pub(super) struct FolderRequest {
+    pub(super) folder: Text<Rule<LINE, 0, 256>>,
+}
+
+/// What the caller watches: file ids, and folders as `parts/` (`/` is the whole vault).
+#[derive(Object)]
+pub(super) struct WatchesJson {
+    pub(super) files: Vec<u64>,
+    pub(super) folders: Vec<String>,
+}
+
+impl From<&Watches> for WatchesJson {
+    fn from(w: &Watches) -> Self {
+        WatchesJson {
+            files: w.files.clone(),
+            folders: w
+                .folders
+                .iter()
+                .map(|f| match f.as_str() {
+                    "" => "/".to_string(),
+                    dir => format!("{dir}/"),
+                })
+                .collect(),
+        }
+    }
+}
+
+#[derive(Enum)]
+#[oai(rename = "NotificationKind", rename_all = "snake_case")]
+pub(super) enum NoticeKindJson {
+    /// A file you waited for is yours to check out now.
+    Reserved,
+    /// Someone asks you to release a file you hold.
+    Nudged,
+    /// An admin broke your check-out.
+    Overridden,
+    /// A change to a file or folder you watch.
+    Watched,
+    /// Your check-out will be released soon.
+    Expiring,
+}
+
+#[derive(Object)]
+#[oai(rename = "Notification")]
+pub(super) struct NotificationJson {
+    pub(super) id: u64,
+    pub(super) kind: NoticeKindJson,
+    pub(super) file_id: u64,
+    pub(super) path: String,
+    pub(super) actor: String,
+    pub(super) at: String,
+    pub(super) text: String,
+    pub(super) read: bool,
+}
+
+impl From<&Notification> for NotificationJson {
+    fn from(n: &Notification) -> Self {
+        NotificationJson {
+            id: n.id,
+            kind: match n.kind {
+                NoticeKind::Reserved => NoticeKindJson::Reserved,
+                NoticeKind::Nudged => NoticeKindJson::Nudged,
+                NoticeKind::Overridden => NoticeKindJson::Overridden,
+                NoticeKind::Watched => NoticeKindJson::Watched,
+                NoticeKind::Expiring => NoticeKindJson::Expiring,
+            },
+            file_id: n.file_id,
+            path: n.path.to_string(),
+            actor: n.actor.clone(),
+            at: iso_time(n.at),
+            text: n.text.clone(),
+            read: n.read,
+        }
+    }
+}
+
+/// The caller's newest notifications (at most 200) and how many are unread.
+#[derive(Object)]
+pub(super) struct NotificationsJson {
+    pub(super) notifications: Vec<NotificationJson>,
+    pub(super) unread: u64,
+}
+
+/// `POST /notifications/read`: `{"ids":[…]}` or `{"all":true}`.
+#[derive(Object)]
+pub(super) struct MarkReadRequest {
+    #[oai(validator(max_items = 1000))]
+    pub(super) ids: Option<Vec<u64>>,
+    pub(super) all: Option<bool>,
 }

@@ -20,13 +20,15 @@ use poem_openapi::registry::{MetaSecurityScheme, Registry};
 use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions, OpenApi, OpenApiService};
 
 use crate::accounts::{Accounts, NewUser, UserPatch};
-use crate::domain::{LockComment, Password, Role, Username};
+use crate::domain::{Folder, LockComment, NudgeMessage, Password, Role, Username};
 use crate::error::{AppError, AppResult};
+use crate::files::Watches;
 use crate::files::{Actor, Files};
 use crate::http::downloads::{content_disposition, download_response};
 use crate::http::forms::{self, new_file_from, new_version_from, parse_token_name};
 use crate::http::guards::{Credential, Guard};
 use crate::http::views::iso_time;
+use crate::inbox::MarkRead;
 use json::*;
 pub use spec::{endpoint, spec, spec_endpoint};
 pub use wire::ErrorBody;
@@ -235,11 +237,12 @@ impl Api {
     async fn list_files(
         &self,
         Data(files): Data<&Files>,
-        _caller: Caller,
+        caller: Caller,
     ) -> Answer<Json<FileList>, READ> {
+        let watches = files.watches(&caller.actor().username).await?;
         let files = files.list().await?;
         Ok(Json(FileList {
-            files: files.iter().map(FileJson::from).collect(),
+            files: files.iter().map(|f| watched(f, &watches)).collect(),
         }))
     }
 
@@ -255,7 +258,9 @@ impl Api {
         let (file_name, spool) = form.take_file()?;
         let new = new_file_from(&form.fields, &file_name)?;
         let f = files.upload(&caller.actor(), new, spool).await?;
-        Ok(CreatedFile::Created(Json(FileJson::from(&f))))
+        Ok(CreatedFile::Created(Json(
+            file_json(files, &caller, &f).await?,
+        )))
     }
 
     /// One file.
@@ -263,11 +268,11 @@ impl Api {
     async fn get_file(
         &self,
         Data(files): Data<&Files>,
-        _caller: Caller,
+        caller: Caller,
         id: Path<Id>,
     ) -> Answer<Json<FileJson>, { READ | E400 | E404 }> {
         let f = files.get(id.0.0).await?;
-        Ok(Json(FileJson::from(&f)))
+        Ok(Json(file_json(files, &caller, &f).await?))
     }
 
     /// Check a file out (an exclusive lock), with an optional comment. The
@@ -287,7 +292,7 @@ impl Api {
             .map_or("", Text::as_str);
         let comment = LockComment::parse(comment)?;
         let f = files.checkout(&caller.actor(), id.0.0, comment).await?;
-        Ok(Json(FileJson::from(&f)))
+        Ok(Json(file_json(files, &caller, &f).await?))
     }
 
     /// Give your check-out back without a new version.
@@ -299,7 +304,7 @@ impl Api {
         id: Path<Id>,
     ) -> Answer<Json<FileJson>, { WRITE | E400 | E404 | E409 }> {
         let f = files.cancel(&caller.actor(), id.0.0).await?;
-        Ok(Json(FileJson::from(&f)))
+        Ok(Json(file_json(files, &caller, &f).await?))
     }
 
     /// Check in a new version of a file you hold; this also ends the check-out.
@@ -317,7 +322,7 @@ impl Api {
         let version = new_version_from(&form.fields)?;
         let (_, spool) = form.take_file()?;
         let f = files.checkin(&caller.actor(), id, version, spool).await?;
-        Ok(Json(FileJson::from(&f)))
+        Ok(Json(file_json(files, &caller, &f).await?))
     }
 
     /// Wait in line for a file someone else holds (or that is reserved
@@ -331,7 +336,7 @@ impl Api {
         id: Path<Id>,
     ) -> Answer<Json<FileJson>, { WRITE | E400 | E404 | E409 }> {
         let f = files.join_queue(&caller.actor(), id.0.0).await?;
-        Ok(Json(FileJson::from(&f)))
+        Ok(Json(file_json(files, &caller, &f).await?))
     }
 
     /// Leave the line for a file.
@@ -343,7 +348,7 @@ impl Api {
         id: Path<Id>,
     ) -> Answer<Json<FileJson>, { WRITE | E400 | E404 | E409 }> {
         let f = files.leave_queue(&caller.actor(), id.0.0).await?;
-        Ok(Json(FileJson::from(&f)))
+        Ok(Json(file_json(files, &caller, &f).await?))
     }
 
     /// Pass a file reserved for you to the next in line (or make it available).
@@ -355,7 +360,134 @@ impl Api {
         id: Path<Id>,
     ) -> Answer<Json<FileJson>, { WRITE | E400 | E404 | E409 }> {
         let f = files.decline(&caller.actor(), id.0.0).await?;
-        Ok(Json(FileJson::from(&f)))
+        Ok(Json(file_json(files, &caller, &f).await?))
+    }
+
+    /// Ask the holder of a file to release it, with an optional message.
+    /// At most once an hour per file (429 with Retry-After).
+    #[oai(path = "/files/:id/nudge", method = "post", operation_id = "askToRelease")]
+    async fn nudge(
+        &self,
+        Data(files): Data<&Files>,
+        caller: Caller,
+        id: Path<Id>,
+        body: OptionalJson<NudgeRequest>,
+    ) -> Answer<NoContent, { WRITE | BODY | E404 | E409 | E422 }> {
+        let message = body
+            .0
+            .as_ref()
+            .and_then(|b| b.message.as_ref())
+            .map_or("", Text::as_str);
+        let message = NudgeMessage::parse(message)?;
+        files.nudge(&caller.actor(), id.0.0, message).await?;
+        Ok(NoContent::Done)
+    }
+
+    /// Hear of every change to a file.
+    #[oai(path = "/files/:id/watch", method = "post", operation_id = "watchFile")]
+    async fn watch_file(
+        &self,
+        Data(files): Data<&Files>,
+        caller: Caller,
+        id: Path<Id>,
+    ) -> Answer<Json<FileJson>, { WRITE | E400 | E404 }> {
+        let f = files.watch(&caller.actor(), id.0.0, true).await?;
+        Ok(Json(file_json(files, &caller, &f).await?))
+    }
+
+    /// Stop hearing of changes to a file (a folder you watch still tells you).
+    #[oai(path = "/files/:id/watch", method = "delete", operation_id = "unwatchFile")]
+    async fn unwatch_file(
+        &self,
+        Data(files): Data<&Files>,
+        caller: Caller,
+        id: Path<Id>,
+    ) -> Answer<Json<FileJson>, { WRITE | E400 | E404 }> {
+        let f = files.watch(&caller.actor(), id.0.0, false).await?;
+        Ok(Json(file_json(files, &caller, &f).await?))
+    }
+
+    /// What you watch.
+    #[oai(path = "/watches", method = "get", operation_id = "listWatches")]
+    async fn watches(
+        &self,
+        Data(files): Data<&Files>,
+        caller: Caller,
+    ) -> Answer<Json<WatchesJson>, READ> {
+        let w = files.watches(&caller.actor().username).await?;
+        Ok(Json(WatchesJson::from(&w)))
+    }
+
+    /// Hear of every change to the files in a folder (and its folders),
+    /// including files added later. `/` is the whole vault.
+    #[oai(path = "/watches", method = "post", operation_id = "watchFolder")]
+    async fn watch_folder(
+        &self,
+        Data(files): Data<&Files>,
+        caller: Caller,
+        body: Json<FolderRequest>,
+    ) -> Answer<Json<WatchesJson>, { WRITE | BODY | E422 }> {
+        let folder = Folder::parse(body.0.folder.as_str())?;
+        let w = files.watch_folder(&caller.actor(), folder, true).await?;
+        Ok(Json(WatchesJson::from(&w)))
+    }
+
+    /// Stop watching a folder.
+    #[oai(path = "/watches", method = "delete", operation_id = "unwatchFolder")]
+    async fn unwatch_folder(
+        &self,
+        Data(files): Data<&Files>,
+        caller: Caller,
+        body: Json<FolderRequest>,
+    ) -> Answer<Json<WatchesJson>, { WRITE | BODY | E422 }> {
+        let folder = Folder::parse(body.0.folder.as_str())?;
+        let w = files.watch_folder(&caller.actor(), folder, false).await?;
+        Ok(Json(WatchesJson::from(&w)))
+    }
+
+    /// Your notifications, newest first (an inbox keeps the newest 200).
+    #[oai(path = "/notifications", method = "get", operation_id = "listNotifications")]
+    async fn notifications(
+        &self,
+        Data(files): Data<&Files>,
+        caller: Caller,
+        /// Only the unread ones.
+        unread: Query<Option<bool>>,
+    ) -> Answer<Json<NotificationsJson>, { READ | E400 }> {
+        let inbox = files
+            .inbox(&caller.actor().username, unread.0.unwrap_or(false))
+            .await?;
+        Ok(Json(NotificationsJson {
+            notifications: inbox
+                .notifications
+                .iter()
+                .map(NotificationJson::from)
+                .collect(),
+            unread: inbox.unread,
+        }))
+    }
+
+    /// Mark notifications read: `{"ids":[…]}` or `{"all":true}`. Ids that
+    /// are not yours are ignored.
+    #[oai(path = "/notifications/read", method = "post", operation_id = "markNotificationsRead")]
+    async fn mark_read(
+        &self,
+        Data(files): Data<&Files>,
+        caller: Caller,
+        body: Json<MarkReadRequest>,
+    ) -> Answer<NoContent, { WRITE | BODY | E422 }> {
+        let which = match (body.0.all, body.0.ids) {
+            (Some(true), _) => MarkRead::All,
+            (_, Some(ids)) => MarkRead::Ids(ids),
+            _ => {
+                return Err(AppError::Invalid(
+                    "Say which notifications to mark read: {\"ids\":[…]} or {\"all\":true}.".into(),
+                )
+                .into());
+            }
+        };
+        files.mark_read(&caller.actor().username, which).await?;
+        Ok(NoContent::Done)
     }
 
     /// Admin: break someone's check-out.
@@ -367,7 +499,7 @@ impl Api {
         id: Path<Id>,
     ) -> Answer<Json<FileJson>, { WRITE | E400 | E404 | E409 }> {
         let f = files.override_lock(&caller.actor(), id.0.0).await?;
-        Ok(Json(FileJson::from(&f)))
+        Ok(Json(file_json(files, &caller, &f).await?))
     }
 
     /// Admin: delete a file that is not checked out. Its history stays in Git.
@@ -527,4 +659,22 @@ pub fn service() -> Service {
     OpenApiService::new((Api, backup::BackupApi), "Latch", env!("CARGO_PKG_VERSION"))
         .server("/api")
         .description("Check files out and in; see who holds what. Authenticate with a session cookie plus X-CSRF-Token, an API token (Bearer), or HTTP Basic. Every refusal is `{\"error\": \"<a sentence>\"}` with one of the statuses documented for the operation.")
+}
+
+/// A file's JSON as the caller sees it (`watching`).
+async fn file_json(
+    files: &Files,
+    caller: &Caller,
+    f: &crate::store::FileRecord,
+) -> AppResult<FileJson> {
+    let watches = files.watches(&caller.actor().username).await?;
+    Ok(watched(f, &watches))
+}
+
+/// A file's JSON with `watching` for the caller who watches `watches`.
+fn watched(f: &crate::store::FileRecord, watches: &Watches) -> FileJson {
+    FileJson {
+        watching: Some(watches.covers(f)),
+        ..FileJson::from(f)
+    }
 }

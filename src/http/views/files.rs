@@ -3,6 +3,7 @@
 
 use maud::{Markup, html};
 
+use super::inbox::{nudge_form, watch_toggle};
 use super::{
     DASHBOARD_ACTIVITY, Filters, Viewer, action_form, csrf_field, folder_dom_id, iso_time,
     time_ago, toast,
@@ -247,6 +248,9 @@ pub fn card(f: &FileRecord, viewer: &Viewer, oob: bool) -> Markup {
                         button.btn type="submit" { "Wait in line" }
                     }))
                 }
+                @if let Some(h) = holder.filter(|_| !mine) {
+                    (nudge_form(f, h, viewer))
+                }
                 @if viewer.admin && holder.is_some() && !mine {
                     details.popover.danger-zone {
                         summary.btn.danger { "Override…" }
@@ -398,11 +402,18 @@ pub fn resync_fragment(files: &[FileRecord], viewer: &Viewer, seq: u64) -> Strin
     .into_string()
 }
 
-pub fn history(f: &FileRecord, versions: &[Version], as_panel: bool) -> Markup {
+pub fn history(
+    f: &FileRecord,
+    versions: &[Version],
+    as_panel: bool,
+    watching: bool,
+    viewer: &Viewer,
+) -> Markup {
     html! {
         section.history {
             header.panel-head {
                 h2 { "History of " (f.path) }
+                (watch_toggle(f, watching, viewer))
                 @if as_panel { button.btn.close type="button" data-close-panel aria-label="Close" { "×" } }
             }
             @if versions.is_empty() {

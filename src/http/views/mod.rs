@@ -5,11 +5,13 @@
 //! escaping.
 
 mod files;
+mod inbox;
 mod people;
 
 use maud::{DOCTYPE, Markup, html};
 
 pub use self::files::*;
+pub use self::inbox::*;
 pub use self::people::*;
 use crate::accounts::Session;
 use crate::domain::Role;
@@ -198,6 +200,7 @@ pub fn layout(page: Page<'_>, content: Markup) -> Markup {
                                 a href="/admin/users" aria-current=[(page.nav == "users").then_some("page")] { "Users" }
                             }
                         }
+                        (bell(session.unread, false))
                         @if page.live_seq.is_some() {
                             span #live-status .live-status data-state="connecting" title="Live updates" { "Connecting…" }
                         }
@@ -264,5 +267,9 @@ impl crate::live::Render for Fragments {
 
     fn resync(&self, files: &[FileRecord], viewer: &Viewer, seq: u64) -> String {
         resync_fragment(files, viewer, seq)
+    }
+
+    fn inbox(&self, change: &crate::inbox::InboxChange) -> String {
+        inbox_fragment(change)
     }
 }

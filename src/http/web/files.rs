@@ -13,7 +13,7 @@ use super::{
     action_done, file_action, filters_from, is_htmx, notice, page, parse_id, read_form, redirect,
     respond, set_html_body, take_flash,
 };
-use crate::domain::LockComment;
+use crate::domain::{LockComment, NudgeMessage};
 use crate::files::Files;
 use crate::http::downloads::download_response;
 use crate::http::error::html;
@@ -154,6 +154,14 @@ file_action_handler!(decline, |files, actor, id, _| {
     Ok((Some(f), message))
 });
 
+file_action_handler!(nudge, |files, actor, id, fields| {
+    let message = NudgeMessage::parse(fields.text("message"))?;
+    let f = files.get(id).await?;
+    files.nudge(&actor, id, message).await?;
+    let holder = f.locked_by().unwrap_or("the holder");
+    Ok((None, format!("{holder} was asked to release {}.", f.path)))
+});
+
 file_action_handler!(
     /// A form names the holder it showed (compare-and-swap); a bare
     /// request overrides whoever holds the file.
@@ -261,15 +269,20 @@ pub(super) async fn history(
     respond(req, async {
         let session = guard.signed_in().await?;
         let (file, versions) = files.history(parse_id(&id)?).await?;
+        let watching = files.watches(&session.user.username).await?.covers(&file);
+        let viewer = Viewer::of(&session);
         if is_htmx(req) {
-            return Ok(html(StatusCode::OK, views::history(&file, &versions, true)));
+            return Ok(html(
+                StatusCode::OK,
+                views::history(&file, &versions, true, watching, &viewer),
+            ));
         }
         let title = format!("History of {}", file.path);
         Ok(html(
             StatusCode::OK,
             views::layout(
                 page(&title, &session, "files", None),
-                views::history(&file, &versions, false),
+                views::history(&file, &versions, false, watching, &viewer),
             ),
         ))
     })

@@ -6,6 +6,7 @@
 //! and one's own account).
 
 mod files;
+mod inbox;
 mod people;
 mod sign_in;
 
@@ -45,10 +46,15 @@ pub fn routes() -> Route {
         .at("/files/:id/queue", post(files::join_queue))
         .at("/files/:id/queue/leave", post(files::leave_queue))
         .at("/files/:id/decline", post(files::decline))
+        .at("/files/:id/nudge", post(files::nudge))
+        .at("/files/:id/watch", post(inbox::watch_file))
         .at("/files/:id/delete", post(files::delete_file))
         .at("/files/:id/history", get(files::history))
         .at("/files/:id/download", get(files::download))
         .at("/activity", get(files::activity))
+        .at("/notifications", get(inbox::notifications))
+        .at("/notifications/read", post(inbox::mark_read))
+        .at("/watches", post(inbox::watch_folder))
         .at("/admin/users", get(people::users_page).post(people::add_user))
         .at("/admin/users/:name", post(people::edit_user))
         .at("/account", get(people::account))
@@ -150,6 +156,7 @@ fn html_error(req: &Request, err: AppError) -> Response {
         let back = match req.uri().path() {
             p if p.starts_with("/admin") => "/admin/users",
             p if p.starts_with("/account") => "/account",
+            p if p.starts_with("/notifications") || p.starts_with("/watches") => "/notifications",
             _ => "/",
         };
         redirect_with_flash(back, &Flash { error: true, text })

@@ -29,7 +29,14 @@ pub enum WsNext {
 /// An open `/ws`.
 pub struct Ws {
     pub stream: WsStream,
+    /// Messages for this person alone (their bell), set aside by `next`:
+    /// they come outside the event sequence, so tests of events pass over
+    /// them and tests of the inbox read them with `bell`.
+    pub bells: std::collections::VecDeque<String>,
 }
+
+/// How a message for one person alone begins: their bell.
+pub const BELL_PREFIX: &str = "<a id=\"bell\"";
 
 /// Opens `/ws{query}` at `base` (`http://host:port`, the app or a proxy in
 /// front of it); `Err` says why the upgrade did not happen ("HTTP 403", or
@@ -51,7 +58,10 @@ pub async fn ws_try(
             .insert("origin", o.parse().expect("origin"));
     }
     match tokio_tungstenite::connect_async(req).await {
-        Ok((stream, _)) => Ok(Ws { stream }),
+        Ok((stream, _)) => Ok(Ws {
+            stream,
+            bells: Default::default(),
+        }),
         Err(tungstenite::Error::Http(resp)) => Err(WsRefused::Status(resp.status().as_u16())),
         Err(e) => Err(WsRefused::Transport(e.to_string())),
     }
@@ -95,11 +105,30 @@ impl Ws {
                 Err(_) => return WsNext::Timeout,
                 Ok(None) => return WsNext::Closed(None),
                 Ok(Some(Err(_))) => return WsNext::Closed(None),
+                Ok(Some(Ok(Message::Text(t)))) if t.starts_with(BELL_PREFIX) => {
+                    self.bells.push_back(t.to_string());
+                }
                 Ok(Some(Ok(Message::Text(t)))) => return WsNext::Text(t.to_string()),
                 Ok(Some(Ok(Message::Close(frame)))) => {
                     return WsNext::Closed(frame.map(|f| u16::from(f.code)));
                 }
                 Ok(Some(Ok(_))) => {} // pings are answered by tungstenite
+            }
+        }
+    }
+
+    /// The next message for this person alone (their bell, and a toast
+    /// when a notification came), or None within `within`.
+    pub async fn bell(&mut self, within: Duration) -> Option<String> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            if let Some(b) = self.bells.pop_front() {
+                return Some(b);
+            }
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.next(left).await {
+                WsNext::Text(_) => {}
+                _ => return self.bells.pop_front(),
             }
         }
     }
@@ -206,6 +235,8 @@ pub struct Sse {
     body: Pin<Box<dyn Stream<Item = reqwest::Result<Vec<u8>>> + Send>>,
     buf: Vec<u8>,
     ended: bool,
+    /// `inbox` messages (one person's bell), set aside as `Ws::bells` are.
+    pub bells: std::collections::VecDeque<SseEvent>,
 }
 
 /// Opens `/events{query}` at `base` with the given cookie and headers;
@@ -234,6 +265,7 @@ pub async fn sse_open_with(
         body: Box::pin(resp.bytes_stream().map(|r| r.map(|b| b.to_vec()))),
         buf: Vec::new(),
         ended: false,
+        bells: Default::default(),
     })
 }
 
@@ -282,6 +314,10 @@ impl Sse {
         let deadline = tokio::time::Instant::now() + within;
         loop {
             if let Some(ev) = self.take_event() {
+                if ev.event.as_deref() == Some("inbox") {
+                    self.bells.push_back(ev);
+                    continue;
+                }
                 return SseNext::Event(ev);
             }
             if self.ended {
@@ -297,6 +333,21 @@ impl Sse {
                     );
                     self.buf.extend_from_slice(&chunk);
                 }
+            }
+        }
+    }
+
+    /// The next `inbox` message (one person's bell), or None within `within`.
+    pub async fn bell(&mut self, within: Duration) -> Option<SseEvent> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            if let Some(b) = self.bells.pop_front() {
+                return Some(b);
+            }
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.next(left).await {
+                SseNext::Event(_) => {}
+                _ => return self.bells.pop_front(),
             }
         }
     }
