@@ -183,6 +183,7 @@ fn print_render_cost() {
         revision: Some(file.revision),
         previous_holder: None,
         file: Some(file),
+        notified: Vec::new(),
     };
     let counters = latch::live::Counters {
         files: 1000,
