@@ -207,6 +207,59 @@
     });
   });
 
+  /* ---- Desktop notifications: only once the person turned them on (the
+   * account page asks the browser's permission when they click Enable);
+   * the server sends #desktop-notify with each new notification. ---- */
+  var DESKTOP_KEY = 'latch-desktop';
+  function desktopState() {
+    if (!('Notification' in window)) return 'unsupported';
+    if (Notification.permission === 'denied') return 'blocked';
+    var on = false;
+    try { on = localStorage.getItem(DESKTOP_KEY) === 'on'; } catch (e) { /* storage off */ }
+    return on && Notification.permission === 'granted' ? 'on' : 'off';
+  }
+  document.addEventListener('htmx:oobAfterSwap', function () {
+    var t = document.getElementById('desktop-notify');
+    if (!t || !t.dataset.id || t.dataset.shown || desktopState() !== 'on') return;
+    t.dataset.shown = '1';
+    // One per notification across tabs: the same tag replaces, not stacks.
+    var n = new Notification(t.dataset.title, { body: t.dataset.body, tag: 'latch-' + t.dataset.id });
+    var href = t.dataset.href;
+    n.onclick = function () { window.focus(); if (href) location.href = href; n.close(); };
+  });
+  var DESKTOP_TEXT = {
+    unsupported: 'This browser cannot show desktop notifications.',
+    blocked: 'This browser blocks notifications from Latch: allow them in the site settings (the icon left of the address), then click Enable.',
+    on: 'On: new notifications also appear on your desktop while Latch is open in a tab.',
+    off: 'Off: notifications appear in Latch only (the bell and a toast).'
+  };
+  function showDesktop() {
+    var state = desktopState(), text = document.getElementById('desktop-state');
+    var on = document.getElementById('desktop-enable'), off = document.getElementById('desktop-disable');
+    if (!text) return;
+    text.textContent = DESKTOP_TEXT[state];
+    document.getElementById('desktop-notifications').dataset.state = state;
+    on.hidden = state === 'on' || state === 'unsupported';
+    off.hidden = state !== 'on';
+  }
+  document.addEventListener('click', function (e) {
+    var b = e.target.closest && e.target.closest('#desktop-enable, #desktop-disable');
+    if (!b) return;
+    if (b.id === 'desktop-disable') {
+      try { localStorage.setItem(DESKTOP_KEY, 'off'); } catch (err) { /* storage off */ }
+      showDesktop();
+      return;
+    }
+    if (!('Notification' in window)) { showDesktop(); return; }
+    // Asked here, on the person's click, never on page load.
+    Notification.requestPermission().then(function (p) {
+      if (p === 'granted') {
+        try { localStorage.setItem(DESKTOP_KEY, 'on'); } catch (err) { /* storage off */ }
+      }
+      showDesktop();
+    });
+  });
+
   /* ---- The side panel (#panel: history): its close button and Esc. ---- */
   function closePanel() {
     var p = document.getElementById('panel');
@@ -315,6 +368,7 @@
   });
 
   function init() {
+    showDesktop();
     var box = document.getElementById('toasts');
     if (box) {
       box.querySelectorAll('.toast').forEach(armToast); // server-rendered flashes

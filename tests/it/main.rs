@@ -14,6 +14,7 @@ mod edge_http;
 mod edge_state;
 mod edge_vault;
 mod files;
+mod inbox;
 mod lfs;
 mod live;
 mod model;

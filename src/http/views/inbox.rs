@@ -193,3 +193,16 @@ pub fn nudge_form(f: &FileRecord, holder: &str, viewer: &Viewer) -> Markup {
         }
     }
 }
+
+/// The account page's desktop notifications switch; `live.js` fills in
+/// the state and asks the browser's permission only on a click.
+pub fn desktop_notifications_section() -> Markup {
+    html! {
+        section #desktop-notifications .card-like data-state="unknown" {
+            h2 { "Desktop notifications" }
+            p #desktop-state role="status" { "Needs JavaScript: without it, the bell in the header shows what is new." }
+            button #desktop-enable .btn.primary type="button" hidden { "Enable desktop notifications" }
+            button #desktop-disable .btn type="button" hidden { "Turn off" }
+        }
+    }
+}

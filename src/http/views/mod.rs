@@ -200,10 +200,10 @@ pub fn layout(page: Page<'_>, content: Markup) -> Markup {
                                 a href="/admin/users" aria-current=[(page.nav == "users").then_some("page")] { "Users" }
                             }
                         }
-                        (bell(session.unread, false))
                         @if page.live_seq.is_some() {
                             span #live-status .live-status data-state="connecting" title="Live updates" { "Connecting…" }
                         }
+                        (bell(session.unread, false))
                         span.who {
                             a href="/account" title="Your account and API tokens" { (session.user.display_name) }
                             @if session.user.role == Role::Admin { " " span.badge { "admin" } }
@@ -225,6 +225,8 @@ pub fn layout(page: Page<'_>, content: Markup) -> Markup {
                 }
                 div #panel .panel {}
                 div #toasts .toasts aria-live="polite" {}
+                // Filled by a person's live messages; live.js shows it on the desktop.
+                div #desktop-notify hidden {}
             }
         }
     }

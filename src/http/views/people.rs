@@ -141,5 +141,6 @@ pub fn account_page(
                 button.btn type="submit" { "Change password" }
             }
         }
+        (super::desktop_notifications_section())
     }
 }

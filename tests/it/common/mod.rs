@@ -219,6 +219,22 @@ impl Client {
             .expect("DELETE")
     }
 
+    pub async fn delete_json(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.with_csrf(self.http.delete(self.url(path)).json(body))
+            .send()
+            .await
+            .expect("DELETE")
+    }
+
+    /// A form as a browser without JavaScript posts it (urlencoded, no
+    /// `HX-Request`); the CSRF token rides in the header.
+    pub async fn post_plain_form(&self, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+        self.with_csrf(self.http.post(self.url(path)).form(fields))
+            .send()
+            .await
+            .expect("POST form")
+    }
+
     pub async fn patch_json(&self, path: &str, body: &Value) -> reqwest::Response {
         self.with_csrf(self.http.patch(self.url(path)).json(body))
             .send()
