@@ -35,6 +35,13 @@ pub struct Config {
     pub write_stall: Duration,
     /// How long a file whose lock ended stays reserved for the first in line.
     pub handoff_window: Duration,
+    /// A lock older than this is shown as stale (`--stale-after`).
+    pub stale_after: Duration,
+    /// A lock older than this is released by Latch (`--lock-expiry`); off when `None`.
+    pub lock_expiry: Option<Duration>,
+    /// How long before its expiry the holder of a lock is warned (24 h;
+    /// tests shorten it).
+    pub expiry_warning: Duration,
 }
 
 impl Config {
@@ -56,6 +63,9 @@ impl Config {
             idle_timeout: Duration::from_secs(120),
             write_stall: crate::live::WRITE_STALL,
             handoff_window: Duration::from_secs(15 * 60),
+            stale_after: Duration::from_secs(7 * 24 * 3600),
+            lock_expiry: None,
+            expiry_warning: Duration::from_secs(24 * 3600),
         }
     }
 

@@ -51,7 +51,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 use crate::accounts::{Session, SessionPolicy};
 use crate::domain::Role;
 use crate::error::{AppError, AppResult};
-use crate::store::{Event, EventKind, FileRecord, Store};
+use crate::store::{Committed, Event, EventKind, FileRecord, Store};
 
 /// What decides which buttons a viewer gets. Live fragments are rendered
 /// once per class, never per connection.
@@ -132,6 +132,9 @@ pub trait Render: Send + Sync + 'static {
     fn override_notice(&self, event: &Event) -> String;
     /// The whole file list, for a viewer whose backlog cannot be replayed.
     fn resync(&self, files: &[FileRecord], viewer: &Viewer, seq: u64) -> String;
+    /// A card that changed with time alone (its lock turned stale): the
+    /// card, and nothing an event would bring (no toast, no activity line).
+    fn refresh(&self, file: &FileRecord, viewer: &Viewer) -> String;
 }
 
 /// How many rendered events a connection may fall behind before it is dropped.
@@ -156,10 +159,16 @@ pub const CLOSE_TOO_SLOW: u16 = 4002;
 /// WebSocket close code for "server restarting" (RFC 6455 registry).
 pub const CLOSE_RESTART: u16 = 1012;
 
-/// One event, rendered and framed for each viewer class.
+/// One event, rendered and framed for each viewer class; or a refresh of
+/// a card that changed with time alone, which is no event.
 pub struct Rendered {
+    /// The event's sequence number; for a refresh, the last event it reflects.
     pub seq: u64,
-    pub kind: EventKind,
+    /// A refresh has no sequence number of its own: it is framed without
+    /// an SSE `id:` and moves no connection's resume point.
+    pub numbered: bool,
+    /// The SSE event name: the event's kind, or `refresh`.
+    pub name: &'static str,
     /// Who holds the lock after the event; that user gets the holder variant.
     holder: Option<String>,
     /// WebSocket text per class, indexed by `class_index(admin, holder)`.
@@ -273,7 +282,7 @@ impl Rendered {
 
     pub fn sse_bytes(&self, viewer: &LiveViewer) -> Vec<u8> {
         if let Some(html) = self.personal_html(viewer) {
-            return sse_frame(self.seq, self.kind.as_str(), &html).into_bytes();
+            return frame_sse(self.numbered.then_some(self.seq), self.name, &html).into_bytes();
         }
         match self.named(viewer) {
             Some((_, sse)) => sse.as_bytes().to_vec(),
@@ -294,9 +303,16 @@ fn swap_toast(html: &str, general: &str, own: &str) -> String {
 /// One SSE event. Data is split on every line ending the SSE parser knows
 /// (CRLF, LF and a lone CR), so text inside the HTML cannot start a field.
 pub fn sse_frame(id: u64, event: &str, data: &str) -> String {
+    frame_sse(Some(id), event, data)
+}
+
+/// [`sse_frame`], or without `id:` (the browser's last event id stays).
+fn frame_sse(id: Option<u64>, event: &str, data: &str) -> String {
     use std::fmt::Write;
     let mut out = String::with_capacity(data.len() + 48);
-    let _ = writeln!(out, "id: {id}");
+    if let Some(id) = id {
+        let _ = writeln!(out, "id: {id}");
+    }
     let _ = writeln!(out, "event: {event}");
     for line in data
         .split('\n')
@@ -439,10 +455,14 @@ impl Subscription {
         last_sent: &mut u64,
     ) -> Next {
         match frame {
-            Ok(Frame::Event(r)) if r.seq > *last_sent => {
+            Ok(Frame::Event(r)) if r.numbered && r.seq > *last_sent => {
                 *last_sent = r.seq;
                 Next::Send(r)
             }
+            // A refresh reflects the events up to its `seq`; a connection
+            // that has already sent a later one (its backlog was replayed
+            // meanwhile) could be shown an older card by it, so it skips it.
+            Ok(Frame::Event(r)) if !r.numbered && r.seq >= *last_sent => Next::Send(r),
             Ok(Frame::Event(_)) => Next::Skip,
             Ok(Frame::EndUser(u)) if u == viewer.username => Next::SessionEnded,
             Ok(Frame::EndSession(h)) if h == viewer.token_hash => Next::SessionEnded,
@@ -472,7 +492,7 @@ impl Hub {
                 sessions: Mutex::new(HashMap::new()),
             }),
         };
-        let (tx, mut rx) = mpsc::unbounded_channel::<Arc<Event>>();
+        let (tx, mut rx) = mpsc::unbounded_channel::<Committed>();
         store.set_event_sink(tx);
         let worker = hub.clone();
         // A thread of its own, not a task, so rendering stays off the
@@ -483,12 +503,12 @@ impl Hub {
         std::thread::Builder::new()
             .name("latch-hub".into())
             .spawn(move || {
-                while let Some(event) = rx.blocking_recv() {
+                while let Some(item) = rx.blocking_recv() {
                     std::thread::sleep(ANSWER_FIRST);
-                    worker.publish(&event);
+                    worker.take(item);
                     // What arrived meanwhile has waited long enough.
-                    while let Ok(event) = rx.try_recv() {
-                        worker.publish(&event);
+                    while let Ok(item) = rx.try_recv() {
+                        worker.take(item);
                     }
                 }
             })
@@ -524,6 +544,50 @@ impl Hub {
 
     /// Renders `event` for each class that can exist and puts it on the ring.
     pub fn render(templates: &dyn Render, event: &Event, counters: Counters) -> Rendered {
+        let mut rendered =
+            Self::render_classes(event, Some(event.seq), event.kind.as_str(), &|viewer| {
+                templates.event(event, viewer, counters)
+            });
+        rendered.personal = match (&event.kind, &event.previous_holder) {
+            (EventKind::Overridden, Some(prev)) => Some((
+                prev.clone(),
+                templates.override_toast(event),
+                templates.override_notice(event),
+            )),
+            _ => None,
+        };
+        rendered
+    }
+
+    /// A refresh of `file`'s card for each class, reflecting the events up
+    /// to `as_of`: no event, no sequence number of its own.
+    pub fn render_refresh(templates: &dyn Render, file: &FileRecord, as_of: u64) -> Rendered {
+        // The classes are those of an event whose snapshot is the file.
+        let carrier = Event {
+            seq: as_of,
+            kind: EventKind::Locked,
+            at: 0,
+            actor: String::new(),
+            file_id: file.id,
+            path: file.path.clone(),
+            note: None,
+            revision: None,
+            previous_holder: None,
+            file: Some(file.clone()),
+        };
+        Self::render_classes(&carrier, None, "refresh", &|viewer| {
+            templates.refresh(file, viewer)
+        })
+    }
+
+    /// Renders one HTML per viewer class of `event`, framed with `id` (an
+    /// event's sequence number; none for a refresh).
+    fn render_classes(
+        event: &Event,
+        id: Option<u64>,
+        name: &'static str,
+        html_for: &dyn Fn(&Viewer) -> String,
+    ) -> Rendered {
         let holder = event
             .file
             .as_ref()
@@ -531,7 +595,7 @@ impl Hub {
             .map(str::to_string);
         let render = |admin: bool, is_holder: bool| {
             let viewer = class_viewer(admin, holder.as_deref().filter(|_| is_holder));
-            templates.event(event, &viewer, counters)
+            html_for(&viewer)
         };
         let user = render(false, false);
         let admin = render(true, false);
@@ -541,9 +605,7 @@ impl Hub {
             None => (user.clone(), admin.clone()),
         };
         let html = [user, user_holder, admin, admin_holder];
-        let sse = html
-            .each_ref()
-            .map(|h| sse_frame(event.seq, event.kind.as_str(), h));
+        let sse = html.each_ref().map(|h| frame_sse(id, name, h));
         let [waiting, reserved] = named_classes(event).map(|class| {
             class.map(|(template, who)| Variant {
                 who,
@@ -553,29 +615,35 @@ impl Hub {
                         admin,
                         csrf: None,
                     };
-                    let html = templates.event(event, &viewer, counters);
-                    let sse = sse_frame(event.seq, event.kind.as_str(), &html);
+                    let html = html_for(&viewer);
+                    let sse = frame_sse(id, name, &html);
                     (html, sse)
                 }),
             })
         });
-        let personal = match (&event.kind, &event.previous_holder) {
-            (EventKind::Overridden, Some(prev)) => Some((
-                prev.clone(),
-                templates.override_toast(event),
-                templates.override_notice(event),
-            )),
-            _ => None,
-        };
         Rendered {
             seq: event.seq,
-            kind: event.kind,
+            numbered: id.is_some(),
+            name,
             holder,
             html,
             sse,
-            personal,
+            personal: None,
             waiting,
             reserved,
+        }
+    }
+
+    /// One item from the store: an event to publish, or cards to refresh.
+    fn take(&self, item: Committed) {
+        match item {
+            Committed::Event(event) => self.publish(&event),
+            Committed::Refresh { as_of, files } => {
+                for file in &files {
+                    let rendered = Hub::render_refresh(&*self.shared.render, file, as_of);
+                    let _ = self.shared.frames.send(Frame::Event(Arc::new(rendered)));
+                }
+            }
         }
     }
 
@@ -809,6 +877,9 @@ mod tests {
         }
         fn resync(&self, _: &[FileRecord], _: &Viewer, _: u64) -> String {
             String::new()
+        }
+        fn refresh(&self, _: &FileRecord, viewer: &Viewer) -> String {
+            format!("refresh {}:{}", viewer.username, viewer.admin)
         }
     }
 

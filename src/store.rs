@@ -88,6 +88,25 @@ pub struct LockRecord {
     pub owner: String,
     pub locked_at: i64,
     pub comment: Option<String>,
+    /// When the holder was told the lock is about to expire (with
+    /// `--lock-expiry`), so they are told once. Left out when unset, so a
+    /// record without one is stored as earlier versions wrote it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warned_at: Option<i64>,
+}
+
+impl LockRecord {
+    /// When a lock this old counts as stale (`--stale-after`), or is
+    /// released (`--lock-expiry`): `locked_at + age`, in unix seconds.
+    pub fn aged(&self, age: std::time::Duration) -> i64 {
+        self.locked_at
+            .saturating_add(age.as_secs().min(i64::MAX as u64) as i64)
+    }
+
+    /// Whether the lock is stale at `at` under `stale_after`.
+    pub fn is_stale(&self, stale_after: std::time::Duration, at: i64) -> bool {
+        self.aged(stale_after) <= at
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -156,6 +175,8 @@ pub enum EventKind {
     Reserved,
     /// A reservation ended with nobody waiting: the file is available.
     Released,
+    /// A lock held longer than `--lock-expiry` was released by Latch.
+    Expired,
 }
 
 impl EventKind {
@@ -171,6 +192,7 @@ impl EventKind {
             EventKind::Dequeued => "dequeued",
             EventKind::Reserved => "reserved",
             EventKind::Released => "released",
+            EventKind::Expired => "expired",
         }
     }
 }
@@ -341,7 +363,15 @@ struct Shared {
     commit_order: Mutex<()>,
     /// Committed events, in order, for the live hub. Unbounded so a writer
     /// never waits on readers; the hub drains it continuously.
-    sink: Mutex<Option<mpsc::UnboundedSender<Arc<Event>>>>,
+    sink: Mutex<Option<mpsc::UnboundedSender<Committed>>>,
+}
+
+/// What the store hands the live hub, in commit order.
+pub enum Committed {
+    Event(Arc<Event>),
+    /// Files whose cards changed with time alone (a lock turned stale), as
+    /// they were after event `as_of`: re-rendered, never recorded.
+    Refresh { as_of: u64, files: Vec<FileRecord> },
 }
 
 pub enum OpenError {
@@ -426,7 +456,7 @@ impl Store {
         Ok(())
     }
 
-    pub fn set_event_sink(&self, sink: mpsc::UnboundedSender<Arc<Event>>) {
+    pub fn set_event_sink(&self, sink: mpsc::UnboundedSender<Committed>) {
         if let Ok(mut slot) = self.shared.sink.lock() {
             *slot = Some(sink);
         }
@@ -470,10 +500,49 @@ impl Store {
             && let Some(sink) = sink.as_ref()
         {
             for event in events {
-                let _ = sink.send(event);
+                let _ = sink.send(Committed::Event(event));
             }
         }
         Ok(value)
+    }
+
+    /// Hands the live hub the files `pick` chooses, as they are now, to
+    /// re-render without an event (their cards changed with time alone).
+    /// Read between commits, so the refresh sits in its place among the
+    /// events: none it does not reflect comes before it, none it already
+    /// reflects after. Returns how many files it handed on. Blocking.
+    pub fn refresh(&self, pick: impl Fn(&FileRecord) -> bool) -> AppResult<usize> {
+        let _order = self
+            .shared
+            .commit_order
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let (as_of, files) = self.read(|txn| {
+            let as_of = txn
+                .open_table(COUNTERS)?
+                .get(NEXT_SEQ)?
+                .map(|v| v.value())
+                .unwrap_or(1)
+                - 1;
+            let table = txn.open_table(FILES)?;
+            let mut files = Vec::new();
+            for row in table.iter()? {
+                let (_, value) = row?;
+                let rec: FileRecord = decode(value.value())?;
+                if pick(&rec) {
+                    files.push(rec);
+                }
+            }
+            Ok((as_of, files))
+        })?;
+        let count = files.len();
+        if count > 0
+            && let Ok(sink) = self.shared.sink.lock()
+            && let Some(sink) = sink.as_ref()
+        {
+            let _ = sink.send(Committed::Refresh { as_of, files });
+        }
+        Ok(count)
     }
 
     /// Runs blocking store calls off the async runtime's workers: redb

@@ -40,6 +40,7 @@ use crate::store::{
 };
 use crate::vault::{Action, Author, Change, CommitId, Spool, Trailers, Vault};
 
+mod aging;
 mod handoff;
 mod names;
 mod reads;
@@ -47,6 +48,7 @@ mod reconcile;
 mod rules;
 
 use names::check_name_free;
+pub use aging::{LockAging, SYSTEM_ACTOR};
 pub use reads::{Board, Download, Version, download_name};
 pub use rules::require_admin;
 use rules::{Needs, require_active, require_holder};
@@ -97,8 +99,14 @@ struct Shared {
     max_upload: u64,
     /// How long a file stays reserved for the first in line.
     handoff_window: Duration,
-    /// Wakes the hand-off clock when a reservation is made.
+    /// Wakes the hand-off clock when a reservation or lock is made that
+    /// it must act on before it planned to wake.
     reservations_changed: tokio::sync::Notify,
+    /// When the sleeping clock plans to wake (unix seconds); `i64::MAX`
+    /// while it is awake, when any change may be one its plan missed.
+    clock_wakes_at: std::sync::atomic::AtomicI64,
+    /// When locks count as stale, and when they expire.
+    aging: LockAging,
 }
 
 fn not_found(id: u64) -> AppError {
@@ -120,6 +128,7 @@ impl Files {
         spool_dir: PathBuf,
         max_upload: u64,
         handoff_window: Duration,
+        aging: LockAging,
     ) -> AppResult<Files> {
         std::fs::create_dir_all(&spool_dir)?;
         // Spooled and quarantined uploads of a crashed process are never resumed.
@@ -137,13 +146,30 @@ impl Files {
                 max_upload,
                 handoff_window,
                 reservations_changed: tokio::sync::Notify::new(),
+                clock_wakes_at: std::sync::atomic::AtomicI64::new(i64::MAX),
+                aging,
             }),
         })
     }
 
-    /// Tells the hand-off clock about `rec`'s reservation, if it has one.
+    /// Tells the hand-off clock about `rec`'s reservation, or its lock
+    /// (which will turn stale, and may expire), when the clock would
+    /// otherwise wake too late for it. Only then: a check-out need not
+    /// cost the clock a look at every file.
     fn noticed(&self, rec: &FileRecord) {
-        if rec.reserved.is_some() {
+        let at = now();
+        let due = rec
+            .reserved
+            .as_ref()
+            .map(|r| r.until)
+            .into_iter()
+            .chain(self.shared.aging.next_wake(std::slice::from_ref(rec), at))
+            .min();
+        let planned = self
+            .shared
+            .clock_wakes_at
+            .load(std::sync::atomic::Ordering::SeqCst);
+        if due.is_some_and(|due| due < planned) {
             self.shared.reservations_changed.notify_one();
         }
     }
@@ -367,11 +393,14 @@ impl Files {
                     owner: actor.username.clone(),
                     locked_at: at,
                     comment: comment.clone(),
+                    warned_at: None,
                 });
                 save_and_record(tx, rec, EventKind::Locked, &actor, comment, None)
             },
         )
         .await
+        // The clock wakes when the new lock turns stale (or expires).
+        .inspect(|rec| self.noticed(rec))
     }
 
     async fn cancel_inner(

@@ -237,9 +237,10 @@ impl Api {
         Data(files): Data<&Files>,
         _caller: Caller,
     ) -> Answer<Json<FileList>, READ> {
+        let stale_after = files.stale_after();
         let files = files.list().await?;
         Ok(Json(FileList {
-            files: files.iter().map(FileJson::from).collect(),
+            files: files.iter().map(|f| FileJson::of(f, stale_after)).collect(),
         }))
     }
 
@@ -255,7 +256,7 @@ impl Api {
         let (file_name, spool) = form.take_file()?;
         let new = new_file_from(&form.fields, &file_name)?;
         let f = files.upload(&caller.actor(), new, spool).await?;
-        Ok(CreatedFile::Created(Json(FileJson::from(&f))))
+        Ok(CreatedFile::Created(Json(FileJson::of(&f, files.stale_after()))))
     }
 
     /// One file.
@@ -267,7 +268,7 @@ impl Api {
         id: Path<Id>,
     ) -> Answer<Json<FileJson>, { READ | E400 | E404 }> {
         let f = files.get(id.0.0).await?;
-        Ok(Json(FileJson::from(&f)))
+        Ok(Json(FileJson::of(&f, files.stale_after())))
     }
 
     /// Check a file out (an exclusive lock), with an optional comment. The
@@ -287,7 +288,7 @@ impl Api {
             .map_or("", Text::as_str);
         let comment = LockComment::parse(comment)?;
         let f = files.checkout(&caller.actor(), id.0.0, comment).await?;
-        Ok(Json(FileJson::from(&f)))
+        Ok(Json(FileJson::of(&f, files.stale_after())))
     }
 
     /// Give your check-out back without a new version.
@@ -299,7 +300,7 @@ impl Api {
         id: Path<Id>,
     ) -> Answer<Json<FileJson>, { WRITE | E400 | E404 | E409 }> {
         let f = files.cancel(&caller.actor(), id.0.0).await?;
-        Ok(Json(FileJson::from(&f)))
+        Ok(Json(FileJson::of(&f, files.stale_after())))
     }
 
     /// Check in a new version of a file you hold; this also ends the check-out.
@@ -317,7 +318,7 @@ impl Api {
         let version = new_version_from(&form.fields)?;
         let (_, spool) = form.take_file()?;
         let f = files.checkin(&caller.actor(), id, version, spool).await?;
-        Ok(Json(FileJson::from(&f)))
+        Ok(Json(FileJson::of(&f, files.stale_after())))
     }
 
     /// Wait in line for a file someone else holds (or that is reserved
@@ -331,7 +332,7 @@ impl Api {
         id: Path<Id>,
     ) -> Answer<Json<FileJson>, { WRITE | E400 | E404 | E409 }> {
         let f = files.join_queue(&caller.actor(), id.0.0).await?;
-        Ok(Json(FileJson::from(&f)))
+        Ok(Json(FileJson::of(&f, files.stale_after())))
     }
 
     /// Leave the line for a file.
@@ -343,7 +344,7 @@ impl Api {
         id: Path<Id>,
     ) -> Answer<Json<FileJson>, { WRITE | E400 | E404 | E409 }> {
         let f = files.leave_queue(&caller.actor(), id.0.0).await?;
-        Ok(Json(FileJson::from(&f)))
+        Ok(Json(FileJson::of(&f, files.stale_after())))
     }
 
     /// Pass a file reserved for you to the next in line (or make it available).
@@ -355,7 +356,7 @@ impl Api {
         id: Path<Id>,
     ) -> Answer<Json<FileJson>, { WRITE | E400 | E404 | E409 }> {
         let f = files.decline(&caller.actor(), id.0.0).await?;
-        Ok(Json(FileJson::from(&f)))
+        Ok(Json(FileJson::of(&f, files.stale_after())))
     }
 
     /// Admin: break someone's check-out.
@@ -367,7 +368,7 @@ impl Api {
         id: Path<Id>,
     ) -> Answer<Json<FileJson>, { WRITE | E400 | E404 | E409 }> {
         let f = files.override_lock(&caller.actor(), id.0.0).await?;
-        Ok(Json(FileJson::from(&f)))
+        Ok(Json(FileJson::of(&f, files.stale_after())))
     }
 
     /// Admin: delete a file that is not checked out. Its history stays in Git.

@@ -51,6 +51,7 @@ pub fn routes() -> Route {
         .at("/activity", get(files::activity))
         .at("/admin/users", get(people::users_page).post(people::add_user))
         .at("/admin/users/:name", post(people::edit_user))
+        .at("/admin/locks", get(files::stale_locks))
         .at("/account", get(people::account))
         .at("/account/tokens", post(people::create_token))
         .at("/account/tokens/:id/revoke", post(people::revoke_token))
@@ -221,11 +222,12 @@ fn action_done(
     session: &Session,
     file: Option<&FileRecord>,
     message: String,
+    stale_after: std::time::Duration,
 ) -> Response {
     if is_htmx(req) {
         let viewer = Viewer::of(session);
         let markup = html! {
-            @if let Some(f) = file { (views::card(f, &viewer, true)) }
+            @if let Some(f) = file { (views::card(f, &viewer, true, stale_after)) }
             (views::toast("success", &message))
         };
         return html(StatusCode::OK, markup);
@@ -250,7 +252,13 @@ where
         let session = guard.writer(Some(&fields)).await?;
         let id = parse_id(id)?;
         let (file, message) = op(session.actor(), id, fields).await?;
-        Ok(action_done(req, &session, file.as_ref(), message))
+        Ok(action_done(
+            req,
+            &session,
+            file.as_ref(),
+            message,
+            guard.config.stale_after,
+        ))
     })
     .await
 }
