@@ -947,6 +947,38 @@ mod tests {
     }
 
     #[test]
+    fn a_refresh_has_no_id_and_moves_no_resume_point() {
+        let probe = Probe::default();
+        let event = reserved_with_a_long_line(3);
+        let file = event.file.clone().unwrap();
+        let rendered = Arc::new(Hub::render_refresh(&probe, &file, 9));
+        let sse = String::from_utf8(rendered.sse_bytes(&viewer("carol", false))).unwrap();
+        assert_eq!(sse, "event: refresh\ndata: refresh carol:false\n\n");
+        let (frames, _) = broadcast::channel(4);
+        let (shutdown, _) = watch::channel(false);
+        let sub = Subscription {
+            frames: frames.subscribe(),
+            shutdown: shutdown.subscribe(),
+        };
+        let mut last_sent = 9;
+        let next = sub.classify(
+            Ok(Frame::Event(rendered.clone())),
+            &viewer("x", false),
+            &mut last_sent,
+        );
+        assert!(matches!(next, Next::Send(_)));
+        assert_eq!(last_sent, 9);
+        // A connection that already sent a later event keeps its newer card.
+        let mut last_sent = 10;
+        let next = sub.classify(
+            Ok(Frame::Event(rendered)),
+            &viewer("x", false),
+            &mut last_sent,
+        );
+        assert!(matches!(next, Next::Skip));
+    }
+
+    #[test]
     fn sse_data_is_split_on_every_line_ending() {
         let frame = sse_frame(7, "locked", "a\nb\r\nc\rid: 99\n");
         assert_eq!(

@@ -635,7 +635,15 @@ mod tests {
         assert_eq!(parse_stale_after("90m"), Ok(Duration::from_secs(5400)));
         assert_eq!(parse_lock_expiry("1h"), Ok(Duration::from_secs(3600)));
         assert_eq!(parse_lock_expiry("3650d"), Ok(MAX_LOCK_AGE));
-        for refused in ["59s", "3651d", "d", "7 days", "-1d", "99999999999999999d", ""] {
+        for refused in [
+            "59s",
+            "3651d",
+            "d",
+            "7 days",
+            "-1d",
+            "99999999999999999d",
+            "",
+        ] {
             assert!(parse_stale_after(refused).is_err(), "{refused}");
         }
         for refused in ["59m", "3651d", "off"] {

@@ -371,7 +371,10 @@ pub enum Committed {
     Event(Arc<Event>),
     /// Files whose cards changed with time alone (a lock turned stale), as
     /// they were after event `as_of`: re-rendered, never recorded.
-    Refresh { as_of: u64, files: Vec<FileRecord> },
+    Refresh {
+        as_of: u64,
+        files: Vec<FileRecord>,
+    },
 }
 
 pub enum OpenError {
@@ -656,6 +659,17 @@ mod tests {
     fn a_stored_file_record_reads_and_writes_back_byte_for_byte() {
         let rec: FileRecord = decode(FILE.as_bytes()).unwrap();
         assert_eq!(encode(&rec).unwrap(), FILE.as_bytes());
+    }
+
+    #[test]
+    fn a_warned_lock_reads_and_writes_back_byte_for_byte() {
+        let warned = FILE.replace(
+            r#""comment":"fixing the post"}"#,
+            r#""comment":"fixing the post","warned_at":1700000300}"#,
+        );
+        let rec: FileRecord = decode(warned.as_bytes()).unwrap();
+        assert_eq!(rec.lock.as_ref().unwrap().warned_at, Some(1700000300));
+        assert_eq!(encode(&rec).unwrap(), warned.as_bytes());
     }
 
     #[test]

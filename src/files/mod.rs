@@ -47,8 +47,8 @@ mod reads;
 mod reconcile;
 mod rules;
 
-use names::check_name_free;
 pub use aging::{LockAging, SYSTEM_ACTOR};
+use names::check_name_free;
 pub use reads::{Board, Download, Version, download_name};
 pub use rules::require_admin;
 use rules::{Needs, require_active, require_holder};

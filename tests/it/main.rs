@@ -22,4 +22,5 @@ mod ops;
 mod proxy;
 mod races;
 mod security;
+mod stale;
 mod upgrade;

@@ -256,7 +256,10 @@ impl Api {
         let (file_name, spool) = form.take_file()?;
         let new = new_file_from(&form.fields, &file_name)?;
         let f = files.upload(&caller.actor(), new, spool).await?;
-        Ok(CreatedFile::Created(Json(FileJson::of(&f, files.stale_after()))))
+        Ok(CreatedFile::Created(Json(FileJson::of(
+            &f,
+            files.stale_after(),
+        ))))
     }
 
     /// One file.

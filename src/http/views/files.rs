@@ -520,10 +520,7 @@ pub fn stale_locks_page(
         .filter(|f| f.lock.as_ref().is_some_and(|l| l.is_stale(stale_after, at)))
         .map(|f| StaleLock {
             file: f,
-            holder_name: f
-                .locked_by()
-                .and_then(|h| names.get(h))
-                .map(String::as_str),
+            holder_name: f.locked_by().and_then(|h| names.get(h)).map(String::as_str),
         })
         .collect();
     stale.sort_by_key(|s| (s.file.lock.as_ref().map(|l| l.locked_at), s.file.id));

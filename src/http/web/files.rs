@@ -252,7 +252,13 @@ pub(super) async fn checkin(
         let (_, spool) = form.take_file()?;
         let f = files.checkin(&session.actor(), id, version, spool).await?;
         let message = format!("{} checked in as revision {}.", f.path, f.revision);
-        Ok(action_done(req, &session, Some(&f), message, files.stale_after()))
+        Ok(action_done(
+            req,
+            &session,
+            Some(&f),
+            message,
+            files.stale_after(),
+        ))
     })
     .await
 }
