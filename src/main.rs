@@ -191,10 +191,10 @@ struct ServeArgs {
     #[arg(long, env = "LATCH_HANDOFF_WINDOW", default_value = "15m", value_name = "DURATION", value_parser = parse_handoff_window)]
     handoff_window: Duration,
     /// A check-out older than this is marked stale (a badge, a filter, `lock.stale`), e.g. 7d or 36h; 1m to 3650d.
-    #[arg(long, env = "LATCH_STALE_AFTER", default_value = "7d", value_name = "DURATION", value_parser = parse_stale_after)]
+    #[arg(long, env = "LATCH_STALE_AFTER", default_value = "7d", value_name = "DURATION", value_parser = latch::config::parse_stale_after)]
     stale_after: Duration,
     /// Release a check-out this old, after telling its holder 24 h before, e.g. 30d (the hand-off then applies); 1h to 3650d. Off unless given.
-    #[arg(long, env = "LATCH_LOCK_EXPIRY", value_name = "DURATION", value_parser = parse_lock_expiry)]
+    #[arg(long, env = "LATCH_LOCK_EXPIRY", value_name = "DURATION", value_parser = latch::config::parse_lock_expiry)]
     lock_expiry: Option<Duration>,
 }
 
@@ -232,45 +232,6 @@ fn parse_handoff_window(raw: &str) -> Result<Duration, String> {
         ));
     }
     Ok(window)
-}
-
-/// Parses what [`parse_duration`] does, and days: `7d`.
-fn parse_long_duration(raw: &str) -> Result<Duration, String> {
-    let trimmed = raw.trim();
-    match trimmed.strip_suffix('d') {
-        Some(days) if !days.is_empty() && days.bytes().all(|b| b.is_ascii_digit()) => days
-            .parse::<u64>()
-            .ok()
-            .and_then(|n| n.checked_mul(86_400))
-            .map(Duration::from_secs)
-            .ok_or_else(|| format!("'{trimmed}' is longer than any sensible duration")),
-        _ => parse_duration(raw).map_err(|e| e.replace("ms, s, m or h", "ms, s, m, h or d")),
-    }
-}
-
-/// The longest age either lock setting takes: ten years.
-const MAX_LOCK_AGE: Duration = Duration::from_secs(3650 * 86_400);
-
-/// `--stale-after`: from a minute (shorter would call every lock stale) to 3650 days.
-fn parse_stale_after(raw: &str) -> Result<Duration, String> {
-    let age = parse_long_duration(raw)?;
-    if age < Duration::from_secs(60) || age > MAX_LOCK_AGE {
-        return Err(format!(
-            "'{raw}' is not a stale-lock age: give one from 1m to 3650d"
-        ));
-    }
-    Ok(age)
-}
-
-/// `--lock-expiry`: from an hour (a lock must outlive a lunch break) to 3650 days.
-fn parse_lock_expiry(raw: &str) -> Result<Duration, String> {
-    let age = parse_long_duration(raw)?;
-    if age < Duration::from_secs(3600) || age > MAX_LOCK_AGE {
-        return Err(format!(
-            "'{raw}' is not a lock expiry: give one from 1h to 3650d"
-        ));
-    }
-    Ok(age)
 }
 
 fn init_logging(format: LogFormat, filter: Option<&str>) {
@@ -627,28 +588,6 @@ mod tests {
         assert!(parse_duration("999999999999999999m").is_err());
         assert!(parse_duration("9999999999999999h").is_err());
         assert!(parse_duration("10d").is_err());
-    }
-
-    #[test]
-    fn lock_ages_are_a_minute_or_an_hour_to_ten_years() {
-        assert_eq!(parse_stale_after("7d"), Ok(Duration::from_secs(7 * 86_400)));
-        assert_eq!(parse_stale_after("90m"), Ok(Duration::from_secs(5400)));
-        assert_eq!(parse_lock_expiry("1h"), Ok(Duration::from_secs(3600)));
-        assert_eq!(parse_lock_expiry("3650d"), Ok(MAX_LOCK_AGE));
-        for refused in [
-            "59s",
-            "3651d",
-            "d",
-            "7 days",
-            "-1d",
-            "99999999999999999d",
-            "",
-        ] {
-            assert!(parse_stale_after(refused).is_err(), "{refused}");
-        }
-        for refused in ["59m", "3651d", "off"] {
-            assert!(parse_lock_expiry(refused).is_err(), "{refused}");
-        }
     }
 
     #[test]

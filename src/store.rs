@@ -5,7 +5,12 @@
 //! Invariants:
 //! - every state change appends its event inside the transaction that makes it;
 //! - committed events leave the store in sequence order (`commit_order`), so
-//!   live clients never see a later state overtaken by an earlier one.
+//!   live clients never see a later state overtaken by an earlier one; a
+//!   card refreshed without an event (`Store::refresh`) takes its place
+//!   among them the same way.
+//!
+//! Long because the records, the write path and what leaves for the hub
+//! share the ordering above; split, each part would have to restate it.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -93,20 +98,6 @@ pub struct LockRecord {
     /// record without one is stored as earlier versions wrote it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warned_at: Option<i64>,
-}
-
-impl LockRecord {
-    /// When a lock this old counts as stale (`--stale-after`), or is
-    /// released (`--lock-expiry`): `locked_at + age`, in unix seconds.
-    pub fn aged(&self, age: std::time::Duration) -> i64 {
-        self.locked_at
-            .saturating_add(age.as_secs().min(i64::MAX as u64) as i64)
-    }
-
-    /// Whether the lock is stale at `at` under `stale_after`.
-    pub fn is_stale(&self, stale_after: std::time::Duration, at: i64) -> bool {
-        self.aged(stale_after) <= at
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -19,6 +19,21 @@ use crate::store::{EventKind, FILES, FileRecord, LockRecord, Tx, now, put_file};
 
 use super::{Actor, Files, handoff};
 
+// Kept beside the rules that use it; the pages and the API read it too.
+impl LockRecord {
+    /// When a lock this old counts as stale (`--stale-after`), or is
+    /// released (`--lock-expiry`): `locked_at + age`, in unix seconds.
+    pub fn aged(&self, age: std::time::Duration) -> i64 {
+        self.locked_at
+            .saturating_add(age.as_secs().min(i64::MAX as u64) as i64)
+    }
+
+    /// Whether the lock is stale at `at` under `stale_after`.
+    pub fn is_stale(&self, stale_after: std::time::Duration, at: i64) -> bool {
+        self.aged(stale_after) <= at
+    }
+}
+
 /// The name events carry when Latch itself acted (an expiry).
 pub const SYSTEM_ACTOR: &str = "latch";
 

@@ -267,6 +267,28 @@ impl Files {
         .inspect(|rec| self.noticed(rec))
     }
 
+    /// Tells the hand-off clock about `rec`'s reservation, or its lock
+    /// (which will turn stale, and may expire), when the clock would
+    /// otherwise wake too late for it. Only then: a check-out need not
+    /// cost the clock a look at every file.
+    pub(super) fn noticed(&self, rec: &FileRecord) {
+        let at = now();
+        let due = rec
+            .reserved
+            .as_ref()
+            .map(|r| r.until)
+            .into_iter()
+            .chain(self.shared.aging.next_wake(std::slice::from_ref(rec), at))
+            .min();
+        let planned = self
+            .shared
+            .clock_wakes_at
+            .load(std::sync::atomic::Ordering::SeqCst);
+        if due.is_some_and(|due| due < planned) {
+            self.shared.reservations_changed.notify_one();
+        }
+    }
+
     /// Passes on every reservation whose window has run out: at start (a
     /// deadline may have passed while the server was down) and whenever
     /// the hand-off clock fires. Blocking. Returns how many files changed.

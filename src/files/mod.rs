@@ -99,13 +99,10 @@ struct Shared {
     max_upload: u64,
     /// How long a file stays reserved for the first in line.
     handoff_window: Duration,
-    /// Wakes the hand-off clock when a reservation or lock is made that
-    /// it must act on before it planned to wake.
+    /// Wakes the hand-off clock for a change due before it planned to wake…
     reservations_changed: tokio::sync::Notify,
-    /// When the sleeping clock plans to wake (unix seconds); `i64::MAX`
-    /// while it is awake, when any change may be one its plan missed.
+    /// …which is then (unix seconds), or `i64::MAX` while it is awake.
     clock_wakes_at: std::sync::atomic::AtomicI64,
-    /// When locks count as stale, and when they expire.
     aging: LockAging,
 }
 
@@ -150,28 +147,6 @@ impl Files {
                 aging,
             }),
         })
-    }
-
-    /// Tells the hand-off clock about `rec`'s reservation, or its lock
-    /// (which will turn stale, and may expire), when the clock would
-    /// otherwise wake too late for it. Only then: a check-out need not
-    /// cost the clock a look at every file.
-    fn noticed(&self, rec: &FileRecord) {
-        let at = now();
-        let due = rec
-            .reserved
-            .as_ref()
-            .map(|r| r.until)
-            .into_iter()
-            .chain(self.shared.aging.next_wake(std::slice::from_ref(rec), at))
-            .min();
-        let planned = self
-            .shared
-            .clock_wakes_at
-            .load(std::sync::atomic::Ordering::SeqCst);
-        if due.is_some_and(|due| due < planned) {
-            self.shared.reservations_changed.notify_one();
-        }
     }
 
     pub fn vault(&self) -> &Vault {
@@ -399,8 +374,7 @@ impl Files {
             },
         )
         .await
-        // The clock wakes when the new lock turns stale (or expires).
-        .inspect(|rec| self.noticed(rec))
+        .inspect(|rec| self.noticed(rec)) // it will turn stale, may expire
     }
 
     async fn cancel_inner(
