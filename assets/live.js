@@ -22,7 +22,7 @@
   htmx.config.wsReconnectDelay = function () { return 2147483647; };
 
   var BASE_MS = 500, CAP_MS = 15000, WS_OPEN_TIMEOUT_MS = 3000;
-  var SSE_EVENTS = 'created,locked,unlocked,checked_in,overridden,deleted,queued,dequeued,reserved,released,inbox,resync,message';
+  var SSE_EVENTS = 'created,locked,unlocked,checked_in,overridden,deleted,queued,dequeued,reserved,released,expired,inbox,refresh,resync,message';
   var LABELS = { off: 'Off', connecting: 'Connecting…', live: 'Live', reconnecting: 'Reconnecting…' };
   var NAMES = { ws: 'WebSocket', sse: 'Server-Sent Events' };
 

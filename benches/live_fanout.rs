@@ -168,6 +168,7 @@ fn print_render_cost() {
             owner: "actor".into(),
             locked_at: 1_700_000_000,
             comment: Some("fixing the post".into()),
+            warned_at: None,
         }),
         queue: Vec::new(),
         reserved: None,
@@ -194,7 +195,9 @@ fn print_render_cost() {
     let t = Instant::now();
     for _ in 0..rounds {
         std::hint::black_box(latch::live::Hub::render(
-            &latch::http::views::Fragments,
+            &latch::http::views::Fragments {
+                stale_after: Duration::from_secs(7 * 86_400),
+            },
             &event,
             counters,
         ));

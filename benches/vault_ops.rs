@@ -126,6 +126,7 @@ fn synthetic_files(n: usize) -> Vec<FileRecord> {
                 },
                 locked_at: 1_700_000_000,
                 comment: Some("fixing the post".into()),
+                warned_at: None,
             }),
             queue: Vec::new(),
             reserved: None,
@@ -150,6 +151,7 @@ fn bench_render(n: usize) {
             filters: &Filters::default(),
             recent: &[],
             max_upload: 512 << 20,
+            stale_after: std::time::Duration::from_secs(7 * 86_400),
         })
         .into_string();
         times.push(started.elapsed().as_secs_f64() * 1000.0);

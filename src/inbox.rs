@@ -373,6 +373,10 @@ fn watched_text(event: &Event) -> String {
             None => format!("{path} is reserved for the next in line."),
         },
         EventKind::Released => format!("{path} is available again."),
+        EventKind::Expired => match &event.previous_holder {
+            Some(prev) => format!("{prev}'s check-out of {path} ran out and was released."),
+            None => format!("The check-out of {path} ran out and was released."),
+        },
     }
 }
 
@@ -396,6 +400,18 @@ pub fn on_event(txn: &WriteTransaction, event: &Event) -> AppResult<Vec<InboxCha
                 (
                     NoticeKind::Reserved,
                     format!("{} is yours to check out{until}.", event.path),
+                ),
+            );
+        }
+        (EventKind::Expired, _, Some(prev)) => {
+            told.insert(
+                prev.clone(),
+                (
+                    NoticeKind::Expiring,
+                    format!(
+                        "Your check-out of {} ran out and was released; check it out again to go on.",
+                        event.path
+                    ),
                 ),
             );
         }

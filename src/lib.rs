@@ -95,8 +95,14 @@ pub fn open(config: Config) -> Result<App, StartError> {
         config.spool_dir(),
         config.max_upload,
         config.handoff_window,
+        files::LockAging::of(&config),
     )?;
-    let hub = live::Hub::start(store.clone(), Arc::new(http::views::Fragments))?;
+    let hub = live::Hub::start(
+        store.clone(),
+        Arc::new(http::views::Fragments {
+            stale_after: config.stale_after,
+        }),
+    )?;
     let applied = files.reconcile()?;
     if applied > 0 {
         tracing::warn!(
@@ -108,6 +114,11 @@ pub fn open(config: Config) -> Result<App, StartError> {
     let passed = files.pass_lapsed()?;
     if passed > 0 {
         tracing::info!(passed, "passed on reservations whose window ran out");
+    }
+    // Locks whose expiry fell due while the server was down.
+    let expired = files.expire_due()?;
+    if expired > 0 {
+        tracing::info!(expired, "released locks past --lock-expiry");
     }
     let policy = accounts::SessionPolicy {
         idle: config.session_idle,

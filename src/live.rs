@@ -136,6 +136,9 @@ pub trait Render: Send + Sync + 'static {
     /// What one person's connections get when their inbox changes: the
     /// bell's count and, for a new notification, a toast.
     fn inbox(&self, change: &InboxChange) -> String;
+    /// A card that changed with time alone (its lock turned stale): the
+    /// card, and nothing an event would bring (no toast, no activity line).
+    fn refresh(&self, file: &FileRecord, viewer: &Viewer) -> String;
 }
 
 /// How many rendered events a connection may fall behind before it is dropped.
@@ -160,10 +163,16 @@ pub const CLOSE_TOO_SLOW: u16 = 4002;
 /// WebSocket close code for "server restarting" (RFC 6455 registry).
 pub const CLOSE_RESTART: u16 = 1012;
 
-/// One event, rendered and framed for each viewer class.
+/// One event, rendered and framed for each viewer class; or a refresh of
+/// a card that changed with time alone, which is no event.
 pub struct Rendered {
+    /// The event's sequence number; for a refresh, the last event it reflects.
     pub seq: u64,
-    pub kind: EventKind,
+    /// A refresh has no sequence number of its own: it is framed without
+    /// an SSE `id:` and moves no connection's resume point.
+    pub numbered: bool,
+    /// The SSE event name: the event's kind, or `refresh`.
+    pub name: &'static str,
     /// Who holds the lock after the event; that user gets the holder variant.
     holder: Option<String>,
     /// WebSocket text per class, indexed by `class_index(admin, holder)`.
@@ -306,7 +315,7 @@ impl Rendered {
 
     pub fn sse_bytes(&self, viewer: &LiveViewer) -> Vec<u8> {
         if let Some(html) = self.own_html(viewer) {
-            return sse_frame(self.seq, self.kind.as_str(), &html).into_bytes();
+            return frame_sse(self.numbered.then_some(self.seq), self.name, &html).into_bytes();
         }
         match self.named(viewer) {
             Some((_, sse)) => sse.as_bytes().to_vec(),
@@ -327,19 +336,22 @@ fn swap_toast(html: &str, general: &str, own: &str) -> String {
 /// An SSE message outside the event sequence: no `id:`, so the client's
 /// resume point stays where the last event left it.
 pub fn sse_unnumbered(event: &str, data: &str) -> String {
-    let framed = sse_frame(0, event, data);
-    framed
-        .strip_prefix("id: 0\n")
-        .map(str::to_string)
-        .unwrap_or(framed)
+    frame_sse(None, event, data)
 }
 
 /// One SSE event. Data is split on every line ending the SSE parser knows
 /// (CRLF, LF and a lone CR), so text inside the HTML cannot start a field.
 pub fn sse_frame(id: u64, event: &str, data: &str) -> String {
+    frame_sse(Some(id), event, data)
+}
+
+/// [`sse_frame`], or without `id:` (the browser's last event id stays).
+fn frame_sse(id: Option<u64>, event: &str, data: &str) -> String {
     use std::fmt::Write;
     let mut out = String::with_capacity(data.len() + 48);
-    let _ = writeln!(out, "id: {id}");
+    if let Some(id) = id {
+        let _ = writeln!(out, "id: {id}");
+    }
     let _ = writeln!(out, "event: {event}");
     for line in data
         .split('\n')
@@ -485,10 +497,14 @@ impl Subscription {
         last_sent: &mut u64,
     ) -> Next {
         match frame {
-            Ok(Frame::Event(r)) if r.seq > *last_sent => {
+            Ok(Frame::Event(r)) if r.numbered && r.seq > *last_sent => {
                 *last_sent = r.seq;
                 Next::Send(r)
             }
+            // A refresh reflects the events up to its `seq`; a connection
+            // that has already sent a later one (its backlog was replayed
+            // meanwhile) could be shown an older card by it, so it skips it.
+            Ok(Frame::Event(r)) if !r.numbered && r.seq >= *last_sent => Next::Send(r),
             Ok(Frame::Event(_)) => Next::Skip,
             Ok(Frame::EndUser(u)) if u == viewer.username => Next::SessionEnded,
             Ok(Frame::EndSession(h)) if h == viewer.token_hash => Next::SessionEnded,
@@ -530,12 +546,12 @@ impl Hub {
         std::thread::Builder::new()
             .name("latch-hub".into())
             .spawn(move || {
-                while let Some(committed) = rx.blocking_recv() {
+                while let Some(item) = rx.blocking_recv() {
                     std::thread::sleep(ANSWER_FIRST);
-                    worker.publish(committed);
+                    worker.take(item);
                     // What arrived meanwhile has waited long enough.
-                    while let Ok(committed) = rx.try_recv() {
-                        worker.publish(committed);
+                    while let Ok(item) = rx.try_recv() {
+                        worker.take(item);
                     }
                 }
             })
@@ -571,6 +587,56 @@ impl Hub {
 
     /// Renders `event` for each class that can exist and puts it on the ring.
     pub fn render(templates: &dyn Render, event: &Event, counters: Counters) -> Rendered {
+        let mut rendered =
+            Self::render_classes(event, Some(event.seq), event.kind.as_str(), &|viewer| {
+                templates.event(event, viewer, counters)
+            });
+        rendered.personal = match (&event.kind, &event.previous_holder) {
+            (EventKind::Overridden, Some(prev)) => Some((
+                prev.clone(),
+                templates.override_toast(event),
+                templates.override_notice(event),
+            )),
+            _ => None,
+        };
+        rendered.inbox = event
+            .notified
+            .iter()
+            .map(|change| (change.username.clone(), templates.inbox(change)))
+            .collect();
+        rendered
+    }
+
+    /// A refresh of `file`'s card for each class, reflecting the events up
+    /// to `as_of`: no event, no sequence number of its own.
+    pub fn render_refresh(templates: &dyn Render, file: &FileRecord, as_of: u64) -> Rendered {
+        // The classes are those of an event whose snapshot is the file.
+        let carrier = Event {
+            seq: as_of,
+            kind: EventKind::Locked,
+            at: 0,
+            actor: String::new(),
+            file_id: file.id,
+            path: file.path.clone(),
+            note: None,
+            revision: None,
+            previous_holder: None,
+            file: Some(file.clone()),
+            notified: Vec::new(),
+        };
+        Self::render_classes(&carrier, None, "refresh", &|viewer| {
+            templates.refresh(file, viewer)
+        })
+    }
+
+    /// Renders one HTML per viewer class of `event`, framed with `id` (an
+    /// event's sequence number; none for a refresh).
+    fn render_classes(
+        event: &Event,
+        id: Option<u64>,
+        name: &'static str,
+        html_for: &dyn Fn(&Viewer) -> String,
+    ) -> Rendered {
         let holder = event
             .file
             .as_ref()
@@ -578,7 +644,7 @@ impl Hub {
             .map(str::to_string);
         let render = |admin: bool, is_holder: bool| {
             let viewer = class_viewer(admin, holder.as_deref().filter(|_| is_holder));
-            templates.event(event, &viewer, counters)
+            html_for(&viewer)
         };
         let user = render(false, false);
         let admin = render(true, false);
@@ -588,9 +654,7 @@ impl Hub {
             None => (user.clone(), admin.clone()),
         };
         let html = [user, user_holder, admin, admin_holder];
-        let sse = html
-            .each_ref()
-            .map(|h| sse_frame(event.seq, event.kind.as_str(), h));
+        let sse = html.each_ref().map(|h| frame_sse(id, name, h));
         let [waiting, reserved] = named_classes(event).map(|class| {
             class.map(|(template, who)| Variant {
                 who,
@@ -600,42 +664,38 @@ impl Hub {
                         admin,
                         csrf: None,
                     };
-                    let html = templates.event(event, &viewer, counters);
-                    let sse = sse_frame(event.seq, event.kind.as_str(), &html);
+                    let html = html_for(&viewer);
+                    let sse = frame_sse(id, name, &html);
                     (html, sse)
                 }),
             })
         });
-        let personal = match (&event.kind, &event.previous_holder) {
-            (EventKind::Overridden, Some(prev)) => Some((
-                prev.clone(),
-                templates.override_toast(event),
-                templates.override_notice(event),
-            )),
-            _ => None,
-        };
-        let inbox = event
-            .notified
-            .iter()
-            .map(|change| (change.username.clone(), templates.inbox(change)))
-            .collect();
         Rendered {
             seq: event.seq,
-            kind: event.kind,
+            numbered: id.is_some(),
+            name,
             holder,
             html,
             sse,
-            personal,
+            personal: None,
             waiting,
             reserved,
-            inbox,
+            inbox: HashMap::new(),
         }
     }
 
-    fn publish(&self, committed: Committed) {
-        match committed {
-            Committed::Event(event) => self.publish_event(&event),
+    /// One item from the store: an event to publish, a person's inbox
+    /// change, or cards to refresh.
+    fn take(&self, item: Committed) {
+        match item {
+            Committed::Event(event) => self.publish(&event),
             Committed::Inbox(change) => self.publish_own(&change),
+            Committed::Refresh { as_of, files } => {
+                for file in &files {
+                    let rendered = Hub::render_refresh(&*self.shared.render, file, as_of);
+                    let _ = self.shared.frames.send(Frame::Event(Arc::new(rendered)));
+                }
+            }
         }
     }
 
@@ -644,13 +704,13 @@ impl Hub {
         let html = self.shared.render.inbox(change);
         let own = Own {
             username: change.username.clone(),
-            sse: sse_unnumbered("inbox", &html),
+            sse: frame_sse(None, "inbox", &html),
             ws: html,
         };
         let _ = self.shared.frames.send(Frame::Own(Arc::new(own)));
     }
 
-    fn publish_event(&self, event: &Event) {
+    fn publish(&self, event: &Event) {
         let counters = self.counters_after(event);
         let rendered = Hub::render(&*self.shared.render, event, counters);
         self.shared.events_published.fetch_add(1, Ordering::Relaxed);
@@ -913,6 +973,9 @@ mod tests {
         fn inbox(&self, change: &InboxChange) -> String {
             format!("|bell:{}:{}", change.username, change.unread)
         }
+        fn refresh(&self, _: &FileRecord, viewer: &Viewer) -> String {
+            format!("refresh {}:{}", viewer.username, viewer.admin)
+        }
     }
 
     fn reserved_with_a_long_line(line: usize) -> Event {
@@ -1018,6 +1081,38 @@ mod tests {
             sse_unnumbered("inbox", "x\ny"),
             "event: inbox\ndata: x\ndata: y\n\n"
         );
+    }
+
+    #[test]
+    fn a_refresh_has_no_id_and_moves_no_resume_point() {
+        let probe = Probe::default();
+        let event = reserved_with_a_long_line(3);
+        let file = event.file.clone().unwrap();
+        let rendered = Arc::new(Hub::render_refresh(&probe, &file, 9));
+        let sse = String::from_utf8(rendered.sse_bytes(&viewer("carol", false))).unwrap();
+        assert_eq!(sse, "event: refresh\ndata: refresh carol:false\n\n");
+        let (frames, _) = broadcast::channel(4);
+        let (shutdown, _) = watch::channel(false);
+        let sub = Subscription {
+            frames: frames.subscribe(),
+            shutdown: shutdown.subscribe(),
+        };
+        let mut last_sent = 9;
+        let next = sub.classify(
+            Ok(Frame::Event(rendered.clone())),
+            &viewer("x", false),
+            &mut last_sent,
+        );
+        assert!(matches!(next, Next::Send(_)));
+        assert_eq!(last_sent, 9);
+        // A connection that already sent a later event keeps its newer card.
+        let mut last_sent = 10;
+        let next = sub.classify(
+            Ok(Frame::Event(rendered)),
+            &viewer("x", false),
+            &mut last_sent,
+        );
+        assert!(matches!(next, Next::Skip));
     }
 
     #[test]

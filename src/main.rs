@@ -190,6 +190,12 @@ struct ServeArgs {
     /// When a check-out ends and people wait in line, how long the file stays reserved for the first of them.
     #[arg(long, env = "LATCH_HANDOFF_WINDOW", default_value = "15m", value_name = "DURATION", value_parser = parse_handoff_window)]
     handoff_window: Duration,
+    /// A check-out older than this is marked stale (a badge, a filter, `lock.stale`), e.g. 7d or 36h; 1m to 3650d.
+    #[arg(long, env = "LATCH_STALE_AFTER", default_value = "7d", value_name = "DURATION", value_parser = latch::config::parse_stale_after)]
+    stale_after: Duration,
+    /// Release a check-out this old, after telling its holder 24 h before, e.g. 30d (the hand-off then applies); 1h to 3650d. Off unless given.
+    #[arg(long, env = "LATCH_LOCK_EXPIRY", value_name = "DURATION", value_parser = latch::config::parse_lock_expiry)]
+    lock_expiry: Option<Duration>,
 }
 
 /// Parses `10`, `10s`, `500ms`, `2m` or `1h`.
@@ -280,6 +286,8 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     config.body_stall = args.body_stall;
     config.idle_timeout = args.idle_timeout;
     config.handoff_window = args.handoff_window;
+    config.stale_after = args.stale_after;
+    config.lock_expiry = args.lock_expiry;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -5,7 +5,12 @@
 //! Invariants:
 //! - every state change appends its event inside the transaction that makes it;
 //! - committed events leave the store in sequence order (`commit_order`), so
-//!   live clients never see a later state overtaken by an earlier one.
+//!   live clients never see a later state overtaken by an earlier one; a
+//!   card refreshed without an event (`Store::refresh`) takes its place
+//!   among them the same way.
+//!
+//! Long because the records, the write path and what leaves for the hub
+//! share the ordering above; split, each part would have to restate it.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -89,6 +94,11 @@ pub struct LockRecord {
     pub owner: String,
     pub locked_at: i64,
     pub comment: Option<String>,
+    /// When the holder was told the lock is about to expire (with
+    /// `--lock-expiry`), so they are told once. Left out when unset, so a
+    /// record without one is stored as earlier versions wrote it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warned_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -157,6 +167,8 @@ pub enum EventKind {
     Reserved,
     /// A reservation ended with nobody waiting: the file is available.
     Released,
+    /// A lock held longer than `--lock-expiry` was released by Latch.
+    Expired,
 }
 
 impl EventKind {
@@ -172,6 +184,7 @@ impl EventKind {
             EventKind::Dequeued => "dequeued",
             EventKind::Reserved => "reserved",
             EventKind::Released => "released",
+            EventKind::Expired => "expired",
         }
     }
 }
@@ -226,6 +239,12 @@ pub struct Tx {
 pub enum Committed {
     Event(Arc<Event>),
     Inbox(InboxChange),
+    /// Files whose cards changed with time alone (a lock turned stale), as
+    /// they were after event `as_of`: re-rendered, never recorded.
+    Refresh {
+        as_of: u64,
+        files: Vec<FileRecord>,
+    },
 }
 
 impl Tx {
@@ -504,6 +523,45 @@ impl Store {
         Ok(value)
     }
 
+    /// Hands the live hub the files `pick` chooses, as they are now, to
+    /// re-render without an event (their cards changed with time alone).
+    /// Read between commits, so the refresh sits in its place among the
+    /// events: none it does not reflect comes before it, none it already
+    /// reflects after. Returns how many files it handed on. Blocking.
+    pub fn refresh(&self, pick: impl Fn(&FileRecord) -> bool) -> AppResult<usize> {
+        let _order = self
+            .shared
+            .commit_order
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let (as_of, files) = self.read(|txn| {
+            let as_of = txn
+                .open_table(COUNTERS)?
+                .get(NEXT_SEQ)?
+                .map(|v| v.value())
+                .unwrap_or(1)
+                - 1;
+            let table = txn.open_table(FILES)?;
+            let mut files = Vec::new();
+            for row in table.iter()? {
+                let (_, value) = row?;
+                let rec: FileRecord = decode(value.value())?;
+                if pick(&rec) {
+                    files.push(rec);
+                }
+            }
+            Ok((as_of, files))
+        })?;
+        let count = files.len();
+        if count > 0
+            && let Ok(sink) = self.shared.sink.lock()
+            && let Some(sink) = sink.as_ref()
+        {
+            let _ = sink.send(Committed::Refresh { as_of, files });
+        }
+        Ok(count)
+    }
+
     /// Runs blocking store calls off the async runtime's workers: redb
     /// reads wait on the disk, and a handler must never hold a worker.
     pub async fn blocking<T: Send + 'static>(
@@ -615,6 +673,17 @@ mod tests {
     fn a_stored_file_record_reads_and_writes_back_byte_for_byte() {
         let rec: FileRecord = decode(FILE.as_bytes()).unwrap();
         assert_eq!(encode(&rec).unwrap(), FILE.as_bytes());
+    }
+
+    #[test]
+    fn a_warned_lock_reads_and_writes_back_byte_for_byte() {
+        let warned = FILE.replace(
+            r#""comment":"fixing the post"}"#,
+            r#""comment":"fixing the post","warned_at":1700000300}"#,
+        );
+        let rec: FileRecord = decode(warned.as_bytes()).unwrap();
+        assert_eq!(rec.lock.as_ref().unwrap().warned_at, Some(1700000300));
+        assert_eq!(encode(&rec).unwrap(), warned.as_bytes());
     }
 
     #[test]

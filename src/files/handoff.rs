@@ -267,6 +267,28 @@ impl Files {
         .inspect(|rec| self.noticed(rec))
     }
 
+    /// Tells the hand-off clock about `rec`'s reservation, or its lock
+    /// (which will turn stale, and may expire), when the clock would
+    /// otherwise wake too late for it. Only then: a check-out need not
+    /// cost the clock a look at every file.
+    pub(super) fn noticed(&self, rec: &FileRecord) {
+        let at = now();
+        let due = rec
+            .reserved
+            .as_ref()
+            .map(|r| r.until)
+            .into_iter()
+            .chain(self.shared.aging.next_wake(std::slice::from_ref(rec), at))
+            .min();
+        let planned = self
+            .shared
+            .clock_wakes_at
+            .load(std::sync::atomic::Ordering::SeqCst);
+        if due.is_some_and(|due| due < planned) {
+            self.shared.reservations_changed.notify_one();
+        }
+    }
+
     /// Passes on every reservation whose window has run out: at start (a
     /// deadline may have passed while the server was down) and whenever
     /// the hand-off clock fires. Blocking. Returns how many files changed.
@@ -293,26 +315,36 @@ impl Files {
         })
     }
 
-    /// The earliest running reservation deadline, if any. Blocking.
-    fn next_deadline(&self) -> AppResult<Option<i64>> {
-        Ok(self
-            .shared
-            .store
-            .all_files()?
+    /// When the clock must look next: the earliest running reservation
+    /// deadline, or a lock turning stale after `seen`, due a warning, or
+    /// expiring. Blocking.
+    fn next_deadline(&self, seen: i64) -> AppResult<Option<i64>> {
+        let files = self.shared.store.all_files()?;
+        let reservation = files
             .iter()
             .filter_map(|f| f.reserved.as_ref().map(|r| r.until))
-            .min())
+            .min();
+        let aging = self.shared.aging.next_wake(&files, seen);
+        Ok(reservation.into_iter().chain(aging).min())
     }
 
     /// The hand-off clock: passes reservations on as their windows run
-    /// out. Wakes at the earliest deadline, and when a reservation is made
+    /// out, releases expired locks (warning their holders first), and has
+    /// the cards of locks turning stale re-rendered. Wakes at the earliest
+    /// of those moments, and when a reservation or a lock is made
     /// (`reservations_changed`); returns once `stop` fires, never in the
     /// middle of a write (the caller then reopens the database safely).
     pub async fn hand_off_clock(self, stop: impl std::future::Future<Output = ()>) {
         tokio::pin!(stop);
+        // Locks that turned stale before this are shown so by every render;
+        // only those turning stale from now on need their cards pushed.
+        let mut seen = now();
         loop {
+            // Awake: every change is told (see `Files::noticed`).
+            let wakes_at = &self.shared.clock_wakes_at;
+            wakes_at.store(i64::MAX, std::sync::atomic::Ordering::SeqCst);
             let this = self.clone();
-            let next = blocking(move || this.next_deadline())
+            let next = blocking(move || this.next_deadline(seen))
                 .await
                 .unwrap_or_else(|e| {
                     e.log();
@@ -323,6 +355,12 @@ impl Files {
                 .map(|at| (at - now()).max(0) as u64)
                 .unwrap_or(60)
                 .min(60);
+            // A change made since the look above found the clock awake and
+            // left a permit: `changed` then fires at once and it looks again.
+            wakes_at.store(
+                now().saturating_add(wait as i64),
+                std::sync::atomic::Ordering::SeqCst,
+            );
             let changed = self.shared.reservations_changed.notified();
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs(wait)) => {}
@@ -330,8 +368,21 @@ impl Files {
                 _ = &mut stop => return,
             }
             let this = self.clone();
-            if let Err(e) = blocking(move || this.pass_lapsed()).await {
-                e.log();
+            let looked = blocking(move || {
+                this.pass_lapsed()?;
+                this.expire_due()?;
+                let at = now();
+                this.refresh_turned_stale(seen, at)?;
+                Ok(at)
+            })
+            .await;
+            match looked {
+                Ok(at) => seen = at,
+                Err(e) => {
+                    e.log();
+                    // Whatever failed is still due: not again at once.
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
             }
         }
     }

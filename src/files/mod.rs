@@ -40,6 +40,7 @@ use crate::store::{
 };
 use crate::vault::{Action, Author, Change, CommitId, Spool, Trailers, Vault};
 
+mod aging;
 mod handoff;
 mod names;
 mod notices;
@@ -47,6 +48,7 @@ mod reads;
 mod reconcile;
 mod rules;
 
+pub use aging::{LockAging, SYSTEM_ACTOR};
 use names::check_name_free;
 pub use notices::{InboxView, Watches};
 pub use reads::{Board, Download, Version, download_name};
@@ -99,8 +101,11 @@ struct Shared {
     max_upload: u64,
     /// How long a file stays reserved for the first in line.
     handoff_window: Duration,
-    /// Wakes the hand-off clock when a reservation is made.
+    /// Wakes the hand-off clock for a change due before it planned to wake…
     reservations_changed: tokio::sync::Notify,
+    /// …which is then (unix seconds), or `i64::MAX` while it is awake.
+    clock_wakes_at: std::sync::atomic::AtomicI64,
+    aging: LockAging,
 }
 
 fn not_found(id: u64) -> AppError {
@@ -122,6 +127,7 @@ impl Files {
         spool_dir: PathBuf,
         max_upload: u64,
         handoff_window: Duration,
+        aging: LockAging,
     ) -> AppResult<Files> {
         std::fs::create_dir_all(&spool_dir)?;
         // Spooled and quarantined uploads of a crashed process are never resumed.
@@ -139,15 +145,10 @@ impl Files {
                 max_upload,
                 handoff_window,
                 reservations_changed: tokio::sync::Notify::new(),
+                clock_wakes_at: std::sync::atomic::AtomicI64::new(i64::MAX),
+                aging,
             }),
         })
-    }
-
-    /// Tells the hand-off clock about `rec`'s reservation, if it has one.
-    fn noticed(&self, rec: &FileRecord) {
-        if rec.reserved.is_some() {
-            self.shared.reservations_changed.notify_one();
-        }
     }
 
     pub fn vault(&self) -> &Vault {
@@ -369,11 +370,13 @@ impl Files {
                     owner: actor.username.clone(),
                     locked_at: at,
                     comment: comment.clone(),
+                    warned_at: None,
                 });
                 save_and_record(tx, rec, EventKind::Locked, &actor, comment, None)
             },
         )
         .await
+        .inspect(|rec| self.noticed(rec)) // it will turn stale, may expire
     }
 
     async fn cancel_inner(

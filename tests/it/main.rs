@@ -23,4 +23,5 @@ mod ops;
 mod proxy;
 mod races;
 mod security;
+mod stale;
 mod upgrade;

@@ -545,6 +545,15 @@ fn matrix() -> Vec<Row> {
             ADMIN_ONLY,
         ),
         row(
+            ("http/web/mod.rs", "GET", "/admin/locks"),
+            "GET",
+            "/admin/locks",
+            V::Browser,
+            N::Nothing,
+            P::Empty,
+            ADMIN_ONLY,
+        ),
+        row(
             ("http/web/mod.rs", "POST", "/admin/users"),
             "POST",
             "/admin/users",

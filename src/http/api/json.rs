@@ -66,6 +66,7 @@ pub(super) enum EventKindJson {
     Dequeued,
     Reserved,
     Released,
+    Expired,
 }
 
 impl From<EventKind> for EventKindJson {
@@ -81,6 +82,7 @@ impl From<EventKind> for EventKindJson {
             EventKind::Dequeued => EventKindJson::Dequeued,
             EventKind::Reserved => EventKindJson::Reserved,
             EventKind::Released => EventKindJson::Released,
+            EventKind::Expired => EventKindJson::Expired,
         }
     }
 }
@@ -118,6 +120,8 @@ pub(super) struct LockJson {
     pub(super) owner: String,
     pub(super) locked_at: String,
     pub(super) comment: Nullable<String>,
+    /// Held longer than the server's `--stale-after`.
+    pub(super) stale: bool,
 }
 
 /// A file as the API shows it.
@@ -153,9 +157,11 @@ pub(super) struct ReservedJson {
     pub(super) until: String,
 }
 
-impl From<&FileRecord> for FileJson {
-    fn from(f: &FileRecord) -> Self {
-        let reserved = f.reserved_for(now());
+impl FileJson {
+    /// `f` as the API shows it; a lock older than `stale_after` is stale.
+    pub(super) fn of(f: &FileRecord, stale_after: std::time::Duration) -> Self {
+        let at = now();
+        let reserved = f.reserved_for(at);
         FileJson {
             id: f.id,
             path: f.path.to_string(),
@@ -171,6 +177,7 @@ impl From<&FileRecord> for FileJson {
                 owner: l.owner.clone(),
                 locked_at: iso_time(l.locked_at),
                 comment: Nullable(l.comment.clone()),
+                stale: l.is_stale(stale_after, at),
             })),
             queue: f.queue.clone(),
             reserved_for: Nullable(reserved.map(|r| ReservedJson {

@@ -12,6 +12,8 @@ mod json;
 mod spec;
 pub(crate) mod wire;
 
+use std::time::Duration;
+
 use poem::web::Data;
 use poem::{Request, RequestBody};
 use poem_openapi::param::{Path, Query};
@@ -240,9 +242,13 @@ impl Api {
         caller: Caller,
     ) -> Answer<Json<FileList>, READ> {
         let watches = files.watches(&caller.actor().username).await?;
+        let stale_after = files.stale_after();
         let files = files.list().await?;
         Ok(Json(FileList {
-            files: files.iter().map(|f| watched(f, &watches)).collect(),
+            files: files
+                .iter()
+                .map(|f| watched(f, &watches, stale_after))
+                .collect(),
         }))
     }
 
@@ -668,13 +674,13 @@ async fn file_json(
     f: &crate::store::FileRecord,
 ) -> AppResult<FileJson> {
     let watches = files.watches(&caller.actor().username).await?;
-    Ok(watched(f, &watches))
+    Ok(watched(f, &watches, files.stale_after()))
 }
 
 /// A file's JSON with `watching` for the caller who watches `watches`.
-fn watched(f: &crate::store::FileRecord, watches: &Watches) -> FileJson {
+fn watched(f: &crate::store::FileRecord, watches: &Watches, stale_after: Duration) -> FileJson {
     FileJson {
         watching: Some(watches.covers(f)),
-        ..FileJson::from(f)
+        ..FileJson::of(f, stale_after)
     }
 }

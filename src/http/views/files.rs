@@ -1,5 +1,9 @@
 //! The dashboard and what is on it: file cards, the counters, the upload
-//! form, the live fragment of each event, history and activity.
+//! form, the live fragment of each event, history and activity; and the
+//! admins' list of stale locks.
+
+use std::collections::HashMap;
+use std::time::Duration;
 
 use maud::{Markup, html};
 
@@ -32,6 +36,8 @@ pub struct Dashboard<'a> {
     pub filters: &'a Filters,
     pub recent: &'a [Event],
     pub max_upload: u64,
+    /// A lock older than this is shown as stale.
+    pub stale_after: Duration,
 }
 
 pub fn dashboard(d: Dashboard<'_>) -> Markup {
@@ -44,7 +50,7 @@ pub fn dashboard(d: Dashboard<'_>) -> Markup {
                 input #q type="search" name="q" value=(d.filters.q) placeholder="Search files, descriptions, holders…" autocomplete="off";
                 label.sr-only for="state" { "State" }
                 select #state name="state" {
-                    @for (value, label) in [("all", "All files"), ("available", "Available"), ("locked", "Checked out"), ("reserved", "Reserved"), ("mine", "Checked out by me"), ("waiting", "Waiting for")] {
+                    @for (value, label) in [("all", "All files"), ("available", "Available"), ("locked", "Checked out"), ("reserved", "Reserved"), ("stale", "Stale check-outs"), ("mine", "Checked out by me"), ("waiting", "Waiting for")] {
                         option value=(value) selected[d.filters.state == value] { (label) }
                     }
                 }
@@ -59,7 +65,7 @@ pub fn dashboard(d: Dashboard<'_>) -> Markup {
             (upload_popover(d.viewer, d.max_upload))
         }
         div.layout {
-            (file_list(d.files, d.viewer, d.filters))
+            (file_list(d.files, d.viewer, d.filters, d.stale_after))
             aside.side {
                 h2 { "Recent activity" }
                 // live.js trims the list to data-max as events arrive, so a
@@ -99,10 +105,15 @@ fn upload_popover(viewer: &Viewer, max_upload: u64) -> Markup {
 /// page stays quick to render and to keep live.
 pub const MAX_CARDS: usize = 500;
 
-pub fn file_list(files: &[FileRecord], viewer: &Viewer, filters: &Filters) -> Markup {
+pub fn file_list(
+    files: &[FileRecord],
+    viewer: &Viewer,
+    filters: &Filters,
+    stale_after: Duration,
+) -> Markup {
     let mut shown: Vec<&FileRecord> = files
         .iter()
-        .filter(|f| filters.matches(f, viewer))
+        .filter(|f| filters.matches(f, viewer, stale_after))
         .collect();
     let matching = shown.len();
     let groups = filters.arrange(&mut shown, MAX_CARDS);
@@ -122,7 +133,7 @@ pub fn file_list(files: &[FileRecord], viewer: &Viewer, filters: &Filters) -> Ma
                 section.folder data-folder=(folder) {
                     h2.folder-name { @if folder.is_empty() { "/" } @else { (folder) "/" } }
                     div.cards id=(folder_dom_id(folder)) {
-                        @for f in files { (card(f, viewer, false)) }
+                        @for f in files { (card(f, viewer, false, stale_after)) }
                     }
                 }
             }
@@ -133,10 +144,18 @@ pub fn file_list(files: &[FileRecord], viewer: &Viewer, filters: &Filters) -> Ma
 /// How many of a file's line its card names; the rest are counted.
 const SHOWN_IN_LINE: usize = 10;
 
-pub fn card(f: &FileRecord, viewer: &Viewer, oob: bool) -> Markup {
+/// A file's card. A lock older than `stale_after` is marked stale: in
+/// words (a badge), not by colour alone, with when it turned stale.
+pub fn card(f: &FileRecord, viewer: &Viewer, oob: bool, stale_after: Duration) -> Markup {
     let holder = f.locked_by();
     let mine = holder == Some(viewer.username.as_str());
-    let reserved = f.reserved_for(now());
+    let at = now();
+    let stale_since = f
+        .lock
+        .as_ref()
+        .filter(|l| l.is_stale(stale_after, at))
+        .map(|l| l.aged(stale_after));
+    let reserved = f.reserved_for(at);
     let reserved_for_me = reserved.is_some_and(|r| r.username == viewer.username);
     let waiting = f.is_queued(&viewer.username);
     let state = if f.lock.is_some() {
@@ -154,7 +173,7 @@ pub fn card(f: &FileRecord, viewer: &Viewer, oob: bool) -> Markup {
     let base = format!("/files/{}", f.id);
     html! {
         article.card.mine[mine] id=(format!("file-{}", f.id)) data-state=(state) data-locked-by=[holder]
-            data-path=(f.path) hx-swap-oob=[oob.then_some("true")] {
+            data-stale=[stale_since.map(|_| "true")] data-path=(f.path) hx-swap-oob=[oob.then_some("true")] {
             header.card-head {
                 h3.card-path title=(f.path) { span.dir { (dir) } (name) }
                 span.badge.rev title="Revision" { "rev " (f.revision) }
@@ -168,6 +187,12 @@ pub fn card(f: &FileRecord, viewer: &Viewer, oob: bool) -> Markup {
                     span.badge.state.locked { "Reserved for " (r.username) }
                 } @else {
                     span.badge.state.available { "Available" }
+                }
+                @if let (Some(since), Some(lock)) = (stale_since, &f.lock) {
+                    span.badge.stale title=(format!(
+                        "Stale since {}: checked out since {}, longer than {}",
+                        iso_time(since), iso_time(lock.locked_at), span_words(stale_after)
+                    )) { "Stale" }
                 }
             }
             @if !f.description.is_empty() { p.card-desc { (f.description) } }
@@ -316,7 +341,24 @@ pub fn event_sentence(e: &Event) -> String {
             None => format!("{} is reserved", e.path),
         },
         EventKind::Released => format!("{} is available again", e.path),
+        EventKind::Expired => format!(
+            "{}'s check-out of {} expired; Latch released it",
+            e.previous_holder.as_deref().unwrap_or("someone"),
+            e.path
+        ),
     }
+}
+
+/// A duration in the words a person would use: `7 days`, `36 h`, `2 s`.
+pub fn span_words(d: Duration) -> String {
+    let secs = d.as_secs();
+    let (n, unit) = match secs {
+        s if s >= 2 * 86_400 && s % 86_400 == 0 => (s / 86_400, "days"),
+        s if s >= 3600 && s % 3600 == 0 => (s / 3600, "h"),
+        s if s >= 60 && s % 60 == 0 => (s / 60, "min"),
+        s => (s, "s"),
+    };
+    format!("{n} {unit}")
 }
 
 pub fn activity_line(e: &Event) -> Markup {
@@ -345,18 +387,18 @@ pub fn override_toast(e: &Event) -> String {
 }
 
 /// The live fragment for one event, for one class of viewer.
-pub fn event_fragment(e: &Event, viewer: &Viewer, c: Counters) -> String {
+pub fn event_fragment(e: &Event, viewer: &Viewer, c: Counters, stale_after: Duration) -> String {
     let toast_kind = match e.kind {
-        EventKind::Overridden | EventKind::Deleted => "info",
+        EventKind::Overridden | EventKind::Deleted | EventKind::Expired => "info",
         _ if e.actor == viewer.username => "success",
         _ => "info",
     };
     let markup = html! {
         @match &e.file {
             Some(f) if e.kind == EventKind::Created => {
-                div.card-insert hx-swap-oob=(format!("beforeend:#{}", folder_dom_id(f.path.folder()))) { (card(f, viewer, false)) }
+                div.card-insert hx-swap-oob=(format!("beforeend:#{}", folder_dom_id(f.path.folder()))) { (card(f, viewer, false, stale_after)) }
             }
-            Some(f) => { (card(f, viewer, true)) }
+            Some(f) => { (card(f, viewer, true, stale_after)) }
             None => { article id=(format!("file-{}", e.file_id)) hx-swap-oob="delete" {} }
         }
         @match reserved_for_viewer(e, viewer) {
@@ -392,8 +434,13 @@ pub fn override_notice(e: &Event) -> String {
 }
 
 /// Sent when a client's resume point is older than the log: a full list.
-pub fn resync_fragment(files: &[FileRecord], viewer: &Viewer, seq: u64) -> String {
-    let list = file_list(files, viewer, &Filters::default());
+pub fn resync_fragment(
+    files: &[FileRecord],
+    viewer: &Viewer,
+    seq: u64,
+    stale_after: Duration,
+) -> String {
+    let list = file_list(files, viewer, &Filters::default(), stale_after);
     html! {
         div hx-swap-oob="outerHTML:#file-list" { (list) }
         (counters(Counters::of(files), true))
@@ -453,6 +500,77 @@ pub fn activity_page(events: &[Event]) -> Markup {
                                 td { (time_ago(e.at)) }
                                 td { (e.actor) }
                                 td { (event_sentence(e)) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A stale lock as the admins' list shows it.
+struct StaleLock<'a> {
+    pub file: &'a FileRecord,
+    /// The holder's display name, when the account still exists.
+    pub holder_name: Option<&'a str>,
+}
+
+/// The admins' list of stale locks, oldest first, each with the override
+/// (the card's own form) and a nudge to its holder. Plain forms: they work
+/// without JavaScript, and the answer is a page with a flash.
+pub fn stale_locks_page(
+    files: &[FileRecord],
+    names: &HashMap<String, String>,
+    viewer: &Viewer,
+    stale_after: Duration,
+) -> Markup {
+    let at = now();
+    let mut stale: Vec<StaleLock<'_>> = files
+        .iter()
+        .filter(|f| f.lock.as_ref().is_some_and(|l| l.is_stale(stale_after, at)))
+        .map(|f| StaleLock {
+            file: f,
+            holder_name: f.locked_by().and_then(|h| names.get(h)).map(String::as_str),
+        })
+        .collect();
+    stale.sort_by_key(|s| (s.file.lock.as_ref().map(|l| l.locked_at), s.file.id));
+    html! {
+        section {
+            h1 { "Stale locks" }
+            p.muted { "Check-outs older than " (span_words(stale_after)) "." }
+            @if stale.is_empty() {
+                p.empty { "No check-out is stale." }
+            } @else {
+                table.table #stale-locks {
+                    thead { tr { th { "File" } th { "Held by" } th { "Since" } th { "Comment" } th { "Actions" } } }
+                    tbody {
+                        @for s in &stale {
+                            @let f = s.file;
+                            @let holder = f.locked_by().unwrap_or_default();
+                            @let base = format!("/files/{}", f.id);
+                            tr data-file-id=(f.id) {
+                                td { a href=(format!("{base}/history")) { (f.path) } }
+                                td {
+                                    @if let Some(name) = s.holder_name { (name) " " }
+                                    span.muted { "(" (holder) ")" }
+                                }
+                                td { @if let Some(l) = &f.lock { (time_ago(l.locked_at)) } }
+                                td { @if let Some(c) = f.lock.as_ref().and_then(|l| l.comment.as_ref()) { q.lock-comment { (c) } } }
+                                td.actions {
+                                    form.inline.nudge method="post" action=(format!("{base}/nudge")) {
+                                        (csrf_field(viewer))
+                                        label.sr-only for=(format!("nudge-{}", f.id)) { "Message to " (holder) }
+                                        input.comment id=(format!("nudge-{}", f.id)) type="text" name="message" maxlength="500" placeholder="Message (optional)";
+                                        button.btn type="submit" { "Nudge" }
+                                    }
+                                    form.inline.override method="post" action=(format!("{base}/override")) {
+                                        (csrf_field(viewer))
+                                        // As on the card: only this holder's lock is broken.
+                                        input type="hidden" name="holder" value=(holder);
+                                        button.btn.danger type="submit" { "Override check-out" }
+                                    }
+                                }
                             }
                         }
                     }

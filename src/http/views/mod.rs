@@ -8,6 +8,8 @@ mod files;
 mod inbox;
 mod people;
 
+use std::time::Duration;
+
 use maud::{DOCTYPE, Markup, html};
 
 pub use self::files::*;
@@ -27,11 +29,14 @@ pub struct Filters {
 }
 
 impl Filters {
-    pub fn matches(&self, f: &FileRecord, viewer: &Viewer) -> bool {
-        let reserved = f.reserved_for(now()).is_some();
+    /// Whether `f` passes the filters; a lock older than `stale_after` is stale.
+    pub fn matches(&self, f: &FileRecord, viewer: &Viewer, stale_after: Duration) -> bool {
+        let at = now();
+        let reserved = f.reserved_for(at).is_some();
         let state_ok = match self.state.as_str() {
             "available" => f.lock.is_none() && !reserved,
             "locked" => f.lock.is_some(),
+            "stale" => f.lock.as_ref().is_some_and(|l| l.is_stale(stale_after, at)),
             "reserved" => f.lock.is_none() && reserved,
             "waiting" => f.is_queued(&viewer.username),
             "mine" => f.locked_by() == Some(viewer.username.as_str()),
@@ -198,6 +203,7 @@ pub fn layout(page: Page<'_>, content: Markup) -> Markup {
                             a href="/activity" aria-current=[(page.nav == "activity").then_some("page")] { "Activity" }
                             @if session.user.role == Role::Admin {
                                 a href="/admin/users" aria-current=[(page.nav == "users").then_some("page")] { "Users" }
+                                a href="/admin/locks" aria-current=[(page.nav == "locks").then_some("page")] { "Stale locks" }
                             }
                         }
                         @if page.live_seq.is_some() {
@@ -252,11 +258,14 @@ pub fn error_page(status: u16, text: &str) -> Markup {
 }
 
 /// The templates the hub renders live events with.
-pub struct Fragments;
+pub struct Fragments {
+    /// A lock older than this is shown as stale (`--stale-after`).
+    pub stale_after: Duration,
+}
 
 impl crate::live::Render for Fragments {
     fn event(&self, event: &Event, viewer: &Viewer, counters: Counters) -> String {
-        event_fragment(event, viewer, counters)
+        event_fragment(event, viewer, counters, self.stale_after)
     }
 
     fn override_toast(&self, event: &Event) -> String {
@@ -268,7 +277,11 @@ impl crate::live::Render for Fragments {
     }
 
     fn resync(&self, files: &[FileRecord], viewer: &Viewer, seq: u64) -> String {
-        resync_fragment(files, viewer, seq)
+        resync_fragment(files, viewer, seq, self.stale_after)
+    }
+
+    fn refresh(&self, file: &FileRecord, viewer: &Viewer) -> String {
+        card(file, viewer, true, self.stale_after).into_string()
     }
 
     fn inbox(&self, change: &crate::inbox::InboxChange) -> String {

@@ -46,6 +46,7 @@ pub(super) async fn dashboard(
             filters: &filters,
             recent: &board.recent,
             max_upload: guard.config.max_upload,
+            stale_after: files.stale_after(),
         });
         let mut page = page("Files", &session, "files", flash);
         page.live_seq = Some(board.seq);
@@ -74,7 +75,12 @@ pub(super) async fn file_list(
     respond(req, async {
         let session = guard.signed_in().await?;
         let list = files.list().await?;
-        let markup = views::file_list(&list, &Viewer::of(&session), &filters_from(&query));
+        let markup = views::file_list(
+            &list,
+            &Viewer::of(&session),
+            &filters_from(&query),
+            files.stale_after(),
+        );
         let mut resp = html(StatusCode::OK, markup);
         if let Ok(url) = HeaderValue::from_str(&page) {
             resp.headers_mut().insert("HX-Push-Url", url);
@@ -96,7 +102,7 @@ pub(super) async fn file_card(
         let file = files.get(parse_id(&id)?).await?;
         Ok(html(
             StatusCode::OK,
-            views::card(&file, &Viewer::of(&session), false),
+            views::card(&file, &Viewer::of(&session), false, files.stale_after()),
         ))
     })
     .await
@@ -254,7 +260,13 @@ pub(super) async fn checkin(
         let (_, spool) = form.take_file()?;
         let f = files.checkin(&session.actor(), id, version, spool).await?;
         let message = format!("{} checked in as revision {}.", f.path, f.revision);
-        Ok(action_done(req, &session, Some(&f), message))
+        Ok(action_done(
+            req,
+            &session,
+            Some(&f),
+            message,
+            files.stale_after(),
+        ))
     })
     .await
 }
@@ -323,6 +335,36 @@ pub(super) async fn activity(
                 views::activity_page(&events),
             ),
         ))
+    })
+    .await
+}
+
+/// The admins' list of stale locks, with override and nudge.
+#[handler]
+pub(super) async fn stale_locks(
+    req: &Request,
+    guard: Guard<'_>,
+    Data(files): Data<&Files>,
+) -> Response {
+    respond(req, async {
+        let session = guard.signed_in().await?;
+        crate::files::require_admin(&session.actor(), "see the stale locks")?;
+        let list = files.list().await?;
+        let names: HashMap<String, String> = guard
+            .accounts
+            .users()
+            .await?
+            .into_iter()
+            .map(|u| (u.username, u.display_name))
+            .collect();
+        let mut resp = Response::default();
+        let flash = take_flash(req, &mut resp);
+        let markup = views::layout(
+            page("Stale locks", &session, "locks", flash),
+            views::stale_locks_page(&list, &names, &Viewer::of(&session), files.stale_after()),
+        );
+        set_html_body(&mut resp, markup);
+        Ok(resp)
     })
     .await
 }

@@ -57,6 +57,7 @@ pub fn routes() -> Route {
         .at("/watches", post(inbox::watch_folder))
         .at("/admin/users", get(people::users_page).post(people::add_user))
         .at("/admin/users/:name", post(people::edit_user))
+        .at("/admin/locks", get(files::stale_locks))
         .at("/account", get(people::account))
         .at("/account/tokens", post(people::create_token))
         .at("/account/tokens/:id/revoke", post(people::revoke_token))
@@ -228,11 +229,12 @@ fn action_done(
     session: &Session,
     file: Option<&FileRecord>,
     message: String,
+    stale_after: std::time::Duration,
 ) -> Response {
     if is_htmx(req) {
         let viewer = Viewer::of(session);
         let markup = html! {
-            @if let Some(f) = file { (views::card(f, &viewer, true)) }
+            @if let Some(f) = file { (views::card(f, &viewer, true, stale_after)) }
             (views::toast("success", &message))
         };
         return html(StatusCode::OK, markup);
@@ -257,7 +259,13 @@ where
         let session = guard.writer(Some(&fields)).await?;
         let id = parse_id(id)?;
         let (file, message) = op(session.actor(), id, fields).await?;
-        Ok(action_done(req, &session, file.as_ref(), message))
+        Ok(action_done(
+            req,
+            &session,
+            file.as_ref(),
+            message,
+            guard.config.stale_after,
+        ))
     })
     .await
 }
