@@ -6,6 +6,10 @@
 //! answer (tests/it/openapi.rs walks the live document and checks real answers
 //! against it), strings are strings, ids are positive, and a known path
 //! asked with another method answers 405 with `Allow`.
+//!
+//! Long because every operation is declared here in the order the document
+//! lists them, each a few lines handing a typed request to a service; split
+//! by file, the document's order would follow the files, not the work.
 
 mod backup;
 mod json;

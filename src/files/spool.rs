@@ -1,0 +1,48 @@
+//! Spooling an upload: the body streamed to a file in the spool folder,
+//! refused past the size limit, removed when dropped.
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+
+use crate::error::{AppError, AppResult};
+use crate::vault::Spool;
+
+use super::Files;
+
+impl Files {
+    /// Streams an upload body to a spool file, refusing it past the size limit.
+    /// The spool file is removed when the returned value is dropped.
+    pub async fn spool(&self, mut body: impl AsyncRead + Unpin) -> AppResult<Spool> {
+        let path = self
+            .shared
+            .spool_dir
+            .join(format!("upload-{}", crate::secret::random_hex(12)));
+        let mut spool = Spool { path, size: 0 };
+        let mut out = tokio::fs::File::create(&spool.path).await?;
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut size = 0u64;
+        loop {
+            let n = body.read(&mut buf).await.map_err(|e| {
+                AppError::BadRequest(format!("The upload was cut off or malformed: {e}"))
+            })?;
+            if n == 0 {
+                break;
+            }
+            size += n as u64;
+            if size > self.shared.max_upload {
+                return Err(too_large(self.shared.max_upload));
+            }
+            out.write_all(&buf[..n]).await?;
+        }
+        out.flush().await?;
+        drop(out);
+        spool.size = size;
+        Ok(spool)
+    }
+}
+
+pub(super) fn too_large(max: u64) -> AppError {
+    AppError::TooLarge(format!(
+        "The file is larger than the limit of {}; nothing was saved.",
+        crate::domain::human_size(max)
+    ))
+}
