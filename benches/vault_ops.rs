@@ -150,6 +150,7 @@ fn bench_render(n: usize) {
             filters: &Filters::default(),
             recent: &[],
             max_upload: 512 << 20,
+            presence: &Default::default(),
         })
         .into_string();
         times.push(started.elapsed().as_secs_f64() * 1000.0);

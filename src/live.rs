@@ -51,6 +51,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 use crate::accounts::{Session, SessionPolicy};
 use crate::domain::Role;
 use crate::error::{AppError, AppResult};
+use crate::presence::{Presence, Snapshot};
 use crate::store::{Event, EventKind, FileRecord, Store};
 
 /// What decides which buttons a viewer gets. Live fragments are rendered
@@ -132,6 +133,11 @@ pub trait Render: Send + Sync + 'static {
     fn override_notice(&self, event: &Event) -> String;
     /// The whole file list, for a viewer whose backlog cannot be replayed.
     fn resync(&self, files: &[FileRecord], viewer: &Viewer, seq: u64) -> String;
+    /// Presence (the same for everyone): who is online, and the viewing
+    /// line of each file in `files`.
+    fn presence(&self, _snapshot: &Snapshot, _files: &[u64]) -> String {
+        String::new()
+    }
 }
 
 /// How many rendered events a connection may fall behind before it is dropped.
@@ -294,9 +300,17 @@ fn swap_toast(html: &str, general: &str, own: &str) -> String {
 /// One SSE event. Data is split on every line ending the SSE parser knows
 /// (CRLF, LF and a lone CR), so text inside the HTML cannot start a field.
 pub fn sse_frame(id: u64, event: &str, data: &str) -> String {
+    sse_frame_with(Some(id), event, data)
+}
+
+/// An SSE event with no `id:` line, so it does not move the client's
+/// Last-Event-ID (presence has no place in the event sequence).
+fn sse_frame_with(id: Option<u64>, event: &str, data: &str) -> String {
     use std::fmt::Write;
     let mut out = String::with_capacity(data.len() + 48);
-    let _ = writeln!(out, "id: {id}");
+    if let Some(id) = id {
+        let _ = writeln!(out, "id: {id}");
+    }
     let _ = writeln!(out, "event: {event}");
     for line in data
         .split('\n')
@@ -318,6 +332,22 @@ pub enum Frame {
     EndUser(String),
     /// Close every connection of this session.
     EndSession(Vec<u8>),
+    /// Presence changed (see `crate::presence`); the same for everyone.
+    Presence(Arc<PresenceFrame>),
+}
+
+/// A presence update, rendered and framed once for every connection.
+pub struct PresenceFrame {
+    pub html: String,
+    /// Framed as `event: presence`, without an `id:`.
+    pub sse: String,
+}
+
+impl PresenceFrame {
+    fn new(html: String) -> PresenceFrame {
+        let sse = sse_frame_with(None, "presence", &html);
+        PresenceFrame { html, sse }
+    }
 }
 
 #[derive(Clone)]
@@ -338,6 +368,9 @@ struct Shared {
     /// Per session with live connections (by token hash): its last
     /// recorded activity, so those connections can move their idle deadline.
     sessions: Mutex<HashMap<Vec<u8>, watch::Sender<i64>>>,
+    presence: Presence,
+    /// The whole of the last published presence, for connections that open later.
+    presence_now: Mutex<Option<Arc<PresenceFrame>>>,
 }
 
 /// What a connection keeps of its session: enough to pick its class and to
@@ -426,6 +459,7 @@ impl Expiry {
 /// What the connection loop does with one frame from the ring.
 pub enum Next {
     Send(Arc<Rendered>),
+    Presence(Arc<PresenceFrame>),
     Skip,
     SessionEnded,
     FellBehind,
@@ -444,6 +478,7 @@ impl Subscription {
                 Next::Send(r)
             }
             Ok(Frame::Event(_)) => Next::Skip,
+            Ok(Frame::Presence(p)) => Next::Presence(p),
             Ok(Frame::EndUser(u)) if u == viewer.username => Next::SessionEnded,
             Ok(Frame::EndSession(h)) if h == viewer.token_hash => Next::SessionEnded,
             Ok(_) => Next::Skip,
@@ -470,8 +505,22 @@ impl Hub {
                 events_published: AtomicU64::new(0),
                 shutdown,
                 sessions: Mutex::new(HashMap::new()),
+                presence: Presence::default(),
+                presence_now: Mutex::new(None),
             }),
         };
+        let weak = Arc::downgrade(&hub.shared);
+        hub.shared
+            .presence
+            .start_ticker(crate::presence::TICK, move |change| {
+                let Some(shared) = weak.upgrade() else {
+                    return false;
+                };
+                if let Some((snapshot, files)) = change {
+                    Hub { shared }.publish_presence(snapshot, files);
+                }
+                true
+            })?;
         let (tx, mut rx) = mpsc::unbounded_channel::<Arc<Event>>();
         store.set_event_sink(tx);
         let worker = hub.clone();
@@ -582,10 +631,49 @@ impl Hub {
     fn publish(&self, event: &Event) {
         let counters = self.counters_after(event);
         let rendered = Hub::render(&*self.shared.render, event, counters);
+        if event.file.is_none() {
+            self.shared.presence.forget_file(event.file_id);
+        }
         self.shared.events_published.fetch_add(1, Ordering::Relaxed);
         tracing::info!(seq = event.seq, kind = event.kind.as_str(), file = event.file_id, actor = %event.actor, "state change");
         // No receivers is fine: nobody is watching.
         let _ = self.shared.frames.send(Frame::Event(Arc::new(rendered)));
+    }
+
+    /// Renders a presence change once and puts it on the ring; keeps the
+    /// whole of it for connections that open later.
+    fn publish_presence(&self, snapshot: &Snapshot, files: &[u64]) {
+        let render = &*self.shared.render;
+        let all: Vec<u64> = snapshot.viewing.keys().copied().collect();
+        let whole = Arc::new(PresenceFrame::new(render.presence(snapshot, &all)));
+        let change = if files == all {
+            whole.clone()
+        } else {
+            Arc::new(PresenceFrame::new(render.presence(snapshot, files)))
+        };
+        // Stored before it is sent: a connection that subscribes and then
+        // reads this gets the newer of the two, never misses both.
+        *self
+            .shared
+            .presence_now
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(whole);
+        let _ = self.shared.frames.send(Frame::Presence(change));
+    }
+
+    /// Who is online and what they view.
+    pub fn presence(&self) -> &Presence {
+        &self.shared.presence
+    }
+
+    /// The last published presence, whole: what a connection opening now
+    /// sends first (later changes reach it on the ring).
+    pub fn presence_now(&self) -> Option<Arc<PresenceFrame>> {
+        self.shared
+            .presence_now
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn end_user(&self, username: &str) {

@@ -5,11 +5,12 @@ use maud::{Markup, html};
 
 use super::{
     DASHBOARD_ACTIVITY, Filters, Viewer, action_form, csrf_field, folder_dom_id, iso_time,
-    time_ago, toast,
+    time_ago, toast, viewing_line,
 };
 use crate::domain::human_size;
 use crate::files::Version;
 use crate::live::Counters;
+use crate::presence::Snapshot;
 use crate::store::{Event, EventKind, FileRecord, clock_utc, now};
 
 pub fn counters(c: Counters, oob: bool) -> Markup {
@@ -31,6 +32,8 @@ pub struct Dashboard<'a> {
     pub filters: &'a Filters,
     pub recent: &'a [Event],
     pub max_upload: u64,
+    /// Who views which file, for the cards' "carol is viewing" lines.
+    pub presence: &'a Snapshot,
 }
 
 pub fn dashboard(d: Dashboard<'_>) -> Markup {
@@ -58,7 +61,7 @@ pub fn dashboard(d: Dashboard<'_>) -> Markup {
             (upload_popover(d.viewer, d.max_upload))
         }
         div.layout {
-            (file_list(d.files, d.viewer, d.filters))
+            (file_list_seen(d.files, d.viewer, d.filters, d.presence))
             aside.side {
                 h2 { "Recent activity" }
                 // live.js trims the list to data-max as events arrive, so a
@@ -99,6 +102,17 @@ fn upload_popover(viewer: &Viewer, max_upload: u64) -> Markup {
 pub const MAX_CARDS: usize = 500;
 
 pub fn file_list(files: &[FileRecord], viewer: &Viewer, filters: &Filters) -> Markup {
+    file_list_seen(files, viewer, filters, &Snapshot::default())
+}
+
+/// The list with the viewing lines `presence` gives (a page render; live
+/// fragments leave them to presence updates).
+pub fn file_list_seen(
+    files: &[FileRecord],
+    viewer: &Viewer,
+    filters: &Filters,
+    presence: &Snapshot,
+) -> Markup {
     let mut shown: Vec<&FileRecord> = files
         .iter()
         .filter(|f| filters.matches(f, viewer))
@@ -121,7 +135,7 @@ pub fn file_list(files: &[FileRecord], viewer: &Viewer, filters: &Filters) -> Ma
                 section.folder data-folder=(folder) {
                     h2.folder-name { @if folder.is_empty() { "/" } @else { (folder) "/" } }
                     div.cards id=(folder_dom_id(folder)) {
-                        @for f in files { (card(f, viewer, false)) }
+                        @for f in files { (card_seen(f, viewer, false, presence.viewers(f.id))) }
                     }
                 }
             }
@@ -133,6 +147,11 @@ pub fn file_list(files: &[FileRecord], viewer: &Viewer, filters: &Filters) -> Ma
 const SHOWN_IN_LINE: usize = 10;
 
 pub fn card(f: &FileRecord, viewer: &Viewer, oob: bool) -> Markup {
+    card_seen(f, viewer, oob, &[])
+}
+
+/// A card with its "… is viewing" line naming `viewers`.
+pub fn card_seen(f: &FileRecord, viewer: &Viewer, oob: bool, viewers: &[String]) -> Markup {
     let holder = f.locked_by();
     let mine = holder == Some(viewer.username.as_str());
     let reserved = f.reserved_for(now());
@@ -202,6 +221,7 @@ pub fn card(f: &FileRecord, viewer: &Viewer, oob: bool) -> Markup {
                     }
                 }
             }
+            (viewing_line(f.id, viewers, false))
             div.card-actions {
                 @if mine {
                     details.popover.checkin {
@@ -400,7 +420,7 @@ pub fn resync_fragment(files: &[FileRecord], viewer: &Viewer, seq: u64) -> Strin
 
 pub fn history(f: &FileRecord, versions: &[Version], as_panel: bool) -> Markup {
     html! {
-        section.history {
+        section.history data-viewing-file=[as_panel.then_some(f.id)] {
             header.panel-head {
                 h2 { "History of " (f.path) }
                 @if as_panel { button.btn.close type="button" data-close-panel aria-label="Close" { "×" } }

@@ -6,11 +6,13 @@
 
 mod files;
 mod people;
+mod presence;
 
 use maud::{DOCTYPE, Markup, html};
 
 pub use self::files::*;
 pub use self::people::*;
+pub use self::presence::*;
 use crate::accounts::Session;
 use crate::domain::Role;
 use crate::http::guards::CSRF_FIELD;
@@ -143,6 +145,8 @@ pub struct Page<'a> {
     pub flash: Option<Flash>,
     /// The event sequence the page reflects; enables live updates.
     pub live_seq: Option<u64>,
+    /// Who is online, for the header (pages that show it).
+    pub presence: Option<&'a crate::presence::Snapshot>,
 }
 
 impl<'a> Page<'a> {
@@ -154,6 +158,7 @@ impl<'a> Page<'a> {
             nav: "",
             flash: None,
             live_seq: None,
+            presence: None,
         }
     }
 }
@@ -201,6 +206,7 @@ pub fn layout(page: Page<'_>, content: Markup) -> Markup {
                         @if page.live_seq.is_some() {
                             span #live-status .live-status data-state="connecting" title="Live updates" { "Connecting…" }
                         }
+                        @if let Some(p) = page.presence { (presence_header(p, false)) }
                         span.who {
                             a href="/account" title="Your account and API tokens" { (session.user.display_name) }
                             @if session.user.role == Role::Admin { " " span.badge { "admin" } }
@@ -264,5 +270,9 @@ impl crate::live::Render for Fragments {
 
     fn resync(&self, files: &[FileRecord], viewer: &Viewer, seq: u64) -> String {
         resync_fragment(files, viewer, seq)
+    }
+
+    fn presence(&self, snapshot: &crate::presence::Snapshot, files: &[u64]) -> String {
+        presence_fragment(snapshot, files)
     }
 }
