@@ -60,7 +60,7 @@ async fn ws_presence(ws: &mut Ws, want: impl Fn(&str) -> bool) -> String {
     let deadline = tokio::time::Instant::now() + FRAME_WAIT;
     loop {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        match ws.next(left).await {
+        match ws.next_any(left).await {
             WsNext::Text(t) if t.contains("id=\"presence\"") && want(&t) => return t,
             WsNext::Text(_) => {}
             other => panic!("no matching presence frame on the WebSocket: {other:?}"),
@@ -73,14 +73,15 @@ async fn sse_presence(sse: &mut Sse, want: impl Fn(&str) -> bool) -> String {
     let deadline = tokio::time::Instant::now() + FRAME_WAIT;
     loop {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        match sse.next_of("presence", left).await {
-            Some(e) => {
+        match sse.next_any(left).await {
+            SseNext::Event(e) if e.kind() != "presence" => {}
+            SseNext::Event(e) => {
                 assert_eq!(e.id, None, "a presence event must not move Last-Event-ID");
                 if want(&e.html()) {
                     return e.html();
                 }
             }
-            None => panic!("no matching presence event on the SSE stream"),
+            other => panic!("no matching presence event on the SSE stream: {other:?}"),
         }
     }
 }
@@ -310,7 +311,7 @@ async fn a_burst_of_comings_and_goings_is_coalesced_into_a_few_frames() {
     let mut frames = 0;
     let mut last = None;
     loop {
-        match bob_ws.next(Duration::from_secs(3)).await {
+        match bob_ws.next_any(Duration::from_secs(3)).await {
             WsNext::Text(t) if t.contains("id=\"presence\"") => {
                 frames += 1;
                 last = Some(t);
@@ -356,7 +357,7 @@ async fn presence_never_reaches_the_event_log() {
     let last = after["last_seq"].as_u64().unwrap();
     let mut resumed = sse_open(&app.base, &admin, &format!("?last_event_id={last}"), &[]).await;
     loop {
-        match resumed.next(Duration::from_secs(3)).await {
+        match resumed.next_any(Duration::from_secs(3)).await {
             SseNext::Event(e) => assert_eq!(e.kind(), "presence", "{e:?}"),
             SseNext::Timeout => break,
             SseNext::Ended => panic!("the stream ended"),
