@@ -115,7 +115,10 @@ async fn bob_sees_alice_come_online_and_go_over_both_transports() {
     let alice = app.user("alice").await;
     app.admin()
         .await
-        .patch_json("/api/users/alice", &json!({"display_name": "Alice Liddell"}))
+        .patch_json(
+            "/api/users/alice",
+            &json!({"display_name": "Alice Liddell"}),
+        )
         .await;
     let mut bob_ws = ws_connect(&app.base, &bob, "").await;
     let mut carol_sse = sse_open(&app.base, &carol, "", &[]).await;
@@ -229,7 +232,10 @@ async fn a_connection_dropped_without_a_word_ends_its_viewing() {
         let (ws, sse) = if transport == "ws" {
             (Some(ws_connect(&app.base, &carol, "?tab=gone").await), None)
         } else {
-            (None, Some(sse_open(&app.base, &carol, "?tab=gone", &[]).await))
+            (
+                None,
+                Some(sse_open(&app.base, &carol, "?tab=gone", &[]).await),
+            )
         };
         assert_eq!(tell_viewing(&carol, "gone", Some(id)).await.status(), 204);
         ws_presence(&mut bob_ws, |h| {
@@ -323,7 +329,11 @@ async fn a_burst_of_comings_and_goings_is_coalesced_into_a_few_frames() {
     }
     let window = started.elapsed() - Duration::from_secs(3);
     if let Some(t) = last {
-        assert_eq!(online_in(&t), Some(vec!["bob".to_string()]), "the last frame: {t}");
+        assert_eq!(
+            online_in(&t),
+            Some(vec!["bob".to_string()]),
+            "the last frame: {t}"
+        );
     }
     // At most one a second (plus one at each end), however many changes.
     let bound = window.as_secs() as usize + 2;
