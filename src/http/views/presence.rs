@@ -8,6 +8,9 @@ use crate::presence::Snapshot;
 
 /// How many names the header spells out; the rest are counted.
 const NAMED_ONLINE: usize = 3;
+/// How many its title names: every connection gets each update, so it
+/// stays small however many are online.
+const TITLED_ONLINE: usize = 50;
 /// How many viewers a card names; the rest are counted.
 const NAMED_VIEWERS: usize = 2;
 
@@ -19,8 +22,12 @@ pub fn presence_header(s: &Snapshot, oob: bool) -> Markup {
     let names: Vec<&str> = s.online.iter().map(|o| o.display_name.as_str()).collect();
     let viewed: Vec<String> = s.viewing.keys().map(u64::to_string).collect();
     let shown = names.len().min(NAMED_ONLINE);
+    let mut title = names[..names.len().min(TITLED_ONLINE)].join(", ");
+    if names.len() > TITLED_ONLINE {
+        title.push_str(&format!(" and {} more", names.len() - TITLED_ONLINE));
+    }
     html! {
-        span #presence .presence data-viewed=(viewed.join(" ")) title=(names.join(", "))
+        span #presence .presence data-viewed=(viewed.join(" ")) title=(title)
             hx-swap-oob=[oob.then_some("true")] {
             b { (names.len()) } " online"
             @if !names.is_empty() {
