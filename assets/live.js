@@ -22,7 +22,7 @@
   htmx.config.wsReconnectDelay = function () { return 2147483647; };
 
   var BASE_MS = 500, CAP_MS = 15000, WS_OPEN_TIMEOUT_MS = 3000;
-  var SSE_EVENTS = 'created,locked,unlocked,checked_in,overridden,deleted,queued,dequeued,reserved,released,expired,inbox,refresh,resync,message';
+  var SSE_EVENTS = 'created,locked,unlocked,checked_in,overridden,deleted,queued,dequeued,reserved,released,expired,inbox,refresh,presence,resync,message';
   var LABELS = { off: 'Off', connecting: 'Connecting…', live: 'Live', reconnecting: 'Reconnecting…' };
   var NAMES = { ws: 'WebSocket', sse: 'Server-Sent Events' };
 
@@ -37,6 +37,12 @@
   var stopped = false;            // page leaving or session over
 
   // For tests. lastSeq is read from the DOM, so it is always current.
+  var TAB = (function () {
+    var b = new Uint8Array(12), s = '';
+    crypto.getRandomValues(b);
+    b.forEach(function (x) { s += (x < 16 ? '0' : '') + x.toString(16); });
+    return s;
+  })();
   var live = window.latchLive = { state: 'off', transport: null, get lastSeq() { return readSeq(); } };
 
   // The server renders #live-seq and every live message re-sends it OOB:
@@ -62,7 +68,8 @@
     if (stopped) return;
     var kind = sseOnly ? 'sse' : 'ws';
     var seq = readSeq(); // re-read every time: messages keep moving it
-    var q = seq === null ? '' : '?last_event_id=' + seq;
+    // The tab's name ties what it views to its connection (presence).
+    var q = '?tab=' + TAB + (seq === null ? '' : '&last_event_id=' + seq);
     var sink = document.createElement('div');
     var c = conn = { kind: kind, sink: sink, raw: null, opened: false, timer: 0 };
     live.transport = kind;
@@ -100,6 +107,8 @@
     clearTimeout(c.timer);
     if (c.kind === 'ws') wsWorked = true;
     setState('live');
+    // The server forgot what this tab views when its last connection ended.
+    if (viewing !== null) tellViewing(viewing);
   }
 
   function failed(c, code) {
@@ -271,6 +280,38 @@
     if (e.target.closest && e.target.closest('[data-close-panel]')) closePanel();
   });
 
+  /* ---- Presence: tell the server whose history this tab shows (the
+   * drawer), so cards can say "carol is viewing". One POST per change; the
+   * server keeps it only while this tab's live connection is open. ---- */
+  var viewing = null;
+  function tellViewing(id) {
+    var h = document.body.getAttribute('hx-headers'), csrf = '';
+    try { csrf = JSON.parse(h || '{}')['X-CSRF-Token'] || ''; } catch (e) { /* no token: refused */ }
+    fetch('/live/viewing', {
+      method: 'POST', credentials: 'same-origin',
+      headers: { 'X-CSRF-Token': csrf, 'Content-Type': 'application/x-www-form-urlencoded' },
+      body: 'tab=' + TAB + '&file=' + (id === null ? '' : id)
+    }).catch(function () { /* offline: re-sent when the connection opens */ });
+  }
+  function panelChanged() {
+    var p = document.getElementById('panel'), h = p && p.querySelector('[data-viewing-file]');
+    var id = h ? h.dataset.viewingFile : null;
+    if (id === viewing) return;
+    viewing = id;
+    if (conn && conn.opened) tellViewing(id);
+  }
+  // A presence update lists every file someone views: lines for others
+  // went stale while this page was not listening, and are cleared.
+  document.addEventListener('htmx:oobAfterSwap', function () {
+    var p = document.getElementById('presence');
+    if (!p || p.dataset.synced === '1') return;
+    p.dataset.synced = '1';
+    var seen = ' ' + (p.dataset.viewed || '') + ' ';
+    document.querySelectorAll('p.viewing:not([hidden])').forEach(function (v) {
+      if (seen.indexOf(' ' + v.dataset.file + ' ') < 0) { v.hidden = true; v.textContent = ''; }
+    });
+  });
+
   /* ---- Popovers (<details class="popover">): outside click / Esc close. ---- */
   function eachOpen(fn) { document.querySelectorAll('details.popover[open]').forEach(fn); }
   document.addEventListener('click', function (e) {
@@ -383,6 +424,8 @@
         if (!s.querySelector('article.card')) s.remove();
       });
     }).observe(document.body, { childList: true, subtree: true });
+    var panel = document.getElementById('panel');
+    if (panel) new MutationObserver(panelChanged).observe(panel, { childList: true });
     // Opt-in cap (data-max) so a feed left open for weeks stays small.
     var feed = document.getElementById('activity-list'), max = feed && parseInt(feed.dataset.max, 10);
     if (max > 0) new MutationObserver(function () {

@@ -16,6 +16,7 @@
 //! - [`accounts`] — users, passwords, sessions, tokens, throttling.
 //! - [`live`] — the hub: each event rendered once per viewer class, fanned out.
 //! - [`metrics`] — the counters, in the Prometheus text format.
+//! - [`presence`] — who is online and what they view; in memory only.
 //! - [`backup`] — a consistent copy of the data directory, taken while serving.
 //!
 //! [`http`] is everything poem and maud: routes, guards, templates, the
@@ -33,6 +34,7 @@ pub mod http;
 pub mod inbox;
 pub mod live;
 pub mod metrics;
+pub mod presence;
 pub mod schema;
 pub mod secret;
 pub mod store;

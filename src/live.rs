@@ -52,6 +52,7 @@ use crate::accounts::{Session, SessionPolicy};
 use crate::domain::Role;
 use crate::error::{AppError, AppResult};
 use crate::inbox::InboxChange;
+use crate::presence::{Presence, Snapshot};
 use crate::store::{Committed, Event, EventKind, FileRecord, Store};
 
 /// What decides which buttons a viewer gets. Live fragments are rendered
@@ -139,6 +140,11 @@ pub trait Render: Send + Sync + 'static {
     /// A card that changed with time alone (its lock turned stale): the
     /// card, and nothing an event would bring (no toast, no activity line).
     fn refresh(&self, file: &FileRecord, viewer: &Viewer) -> String;
+    /// Presence (the same for everyone): who is online, and the viewing
+    /// line of each file in `files`.
+    fn presence(&self, _snapshot: &Snapshot, _files: &[u64]) -> String {
+        String::new()
+    }
 }
 
 /// How many rendered events a connection may fall behind before it is dropped.
@@ -375,6 +381,22 @@ pub enum Frame {
     EndSession(Vec<u8>),
     /// For one person's connections only.
     Own(Arc<Own>),
+    /// Presence changed (see `crate::presence`); the same for everyone.
+    Presence(Arc<PresenceFrame>),
+}
+
+/// A presence update, rendered and framed once for every connection.
+pub struct PresenceFrame {
+    pub html: String,
+    /// Framed as `event: presence`, without an `id:`.
+    pub sse: String,
+}
+
+impl PresenceFrame {
+    fn new(html: String) -> PresenceFrame {
+        let sse = frame_sse(None, "presence", &html);
+        PresenceFrame { html, sse }
+    }
 }
 
 #[derive(Clone)]
@@ -395,6 +417,9 @@ struct Shared {
     /// Per session with live connections (by token hash): its last
     /// recorded activity, so those connections can move their idle deadline.
     sessions: Mutex<HashMap<Vec<u8>, watch::Sender<i64>>>,
+    presence: Presence,
+    /// The whole of the last published presence, for connections that open later.
+    presence_now: Mutex<Option<Arc<PresenceFrame>>>,
 }
 
 /// What a connection keeps of its session: enough to pick its class and to
@@ -484,6 +509,7 @@ impl Expiry {
 pub enum Next {
     Send(Arc<Rendered>),
     SendOwn(Arc<Own>),
+    Presence(Arc<PresenceFrame>),
     Skip,
     SessionEnded,
     FellBehind,
@@ -506,6 +532,7 @@ impl Subscription {
             // meanwhile) could be shown an older card by it, so it skips it.
             Ok(Frame::Event(r)) if !r.numbered && r.seq >= *last_sent => Next::Send(r),
             Ok(Frame::Event(_)) => Next::Skip,
+            Ok(Frame::Presence(p)) => Next::Presence(p),
             Ok(Frame::EndUser(u)) if u == viewer.username => Next::SessionEnded,
             Ok(Frame::EndSession(h)) if h == viewer.token_hash => Next::SessionEnded,
             Ok(Frame::Own(own)) if own.username == viewer.username => Next::SendOwn(own),
@@ -533,8 +560,22 @@ impl Hub {
                 events_published: AtomicU64::new(0),
                 shutdown,
                 sessions: Mutex::new(HashMap::new()),
+                presence: Presence::default(),
+                presence_now: Mutex::new(None),
             }),
         };
+        let weak = Arc::downgrade(&hub.shared);
+        hub.shared
+            .presence
+            .start_ticker(crate::presence::TICK, move |change| {
+                let Some(shared) = weak.upgrade() else {
+                    return false;
+                };
+                if let Some((snapshot, files)) = change {
+                    Hub { shared }.publish_presence(snapshot, files);
+                }
+                true
+            })?;
         let (tx, mut rx) = mpsc::unbounded_channel::<Committed>();
         store.set_event_sink(tx);
         let worker = hub.clone();
@@ -713,10 +754,49 @@ impl Hub {
     fn publish(&self, event: &Event) {
         let counters = self.counters_after(event);
         let rendered = Hub::render(&*self.shared.render, event, counters);
+        if event.file.is_none() {
+            self.shared.presence.forget_file(event.file_id);
+        }
         self.shared.events_published.fetch_add(1, Ordering::Relaxed);
         tracing::info!(seq = event.seq, kind = event.kind.as_str(), file = event.file_id, actor = %event.actor, "state change");
         // No receivers is fine: nobody is watching.
         let _ = self.shared.frames.send(Frame::Event(Arc::new(rendered)));
+    }
+
+    /// Renders a presence change once and puts it on the ring; keeps the
+    /// whole of it for connections that open later.
+    fn publish_presence(&self, snapshot: &Snapshot, files: &[u64]) {
+        let render = &*self.shared.render;
+        let all: Vec<u64> = snapshot.viewing.keys().copied().collect();
+        let whole = Arc::new(PresenceFrame::new(render.presence(snapshot, &all)));
+        let change = if files == all {
+            whole.clone()
+        } else {
+            Arc::new(PresenceFrame::new(render.presence(snapshot, files)))
+        };
+        // Stored before it is sent: a connection that subscribes and then
+        // reads this gets the newer of the two, never misses both.
+        *self
+            .shared
+            .presence_now
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(whole);
+        let _ = self.shared.frames.send(Frame::Presence(change));
+    }
+
+    /// Who is online and what they view.
+    pub fn presence(&self) -> &Presence {
+        &self.shared.presence
+    }
+
+    /// The last published presence, whole: what a connection opening now
+    /// sends first (later changes reach it on the ring).
+    pub fn presence_now(&self) -> Option<Arc<PresenceFrame>> {
+        self.shared
+            .presence_now
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn end_user(&self, username: &str) {

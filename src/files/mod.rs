@@ -44,8 +44,8 @@ mod names;
 mod notices;
 mod reads;
 mod reconcile;
-mod spool;
 mod rules;
+mod spool;
 
 pub use aging::{LockAging, SYSTEM_ACTOR};
 use names::check_name_free;

@@ -2,8 +2,11 @@
 //! a session), the backlog a resuming client missed, then the live loop
 //! over the hub's ring with pings or heartbeats, until the session, the
 //! peer or the server ends it. What is sent is the hub's ([`crate::live`]).
+//! Each connection is also someone's presence ([`crate::presence`]), and
+//! `POST /live/viewing` is how a tab says whose history it shows.
 
 use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -14,12 +17,16 @@ use poem::{Body, IntoResponse, Request, Response, handler};
 use tokio::sync::watch;
 
 use crate::error::{AppError, AppResult};
+use crate::files::Files;
 use crate::http::error::{Surface, said};
+use crate::http::forms;
 use crate::http::guards::{self, Guard};
 use crate::live::{
     CLOSE_RESTART, CLOSE_SESSION_ENDED, CLOSE_TOO_SLOW, Connected, Expiry, Hub, LiveViewer, Missed,
-    Next, Resume, SEND_TIMEOUT, SSE_HEARTBEAT, Subscription, WS_PING, sse_frame, sse_unnumbered,
+    Next, PresenceFrame, Resume, SEND_TIMEOUT, SSE_HEARTBEAT, Subscription, WS_PING, sse_frame,
+    sse_unnumbered,
 };
+use crate::presence::{Here, Tab};
 use crate::secret;
 use crate::store::Store;
 
@@ -74,6 +81,19 @@ fn resume_point(req: &Request) -> Resume {
         .map_or(Resume::Fresh, |(_, v)| parse(v))
 }
 
+/// The tab the page says it is (`?tab=`), if it said.
+fn tab_of(req: &Request) -> AppResult<Option<Tab>> {
+    req.uri()
+        .query()
+        .and_then(|q| {
+            q.split('&')
+                .filter_map(|kv| kv.split_once('='))
+                .find(|(k, _)| *k == "tab")
+        })
+        .map(|(_, v)| Tab::parse(v))
+        .transpose()
+}
+
 /// Both endpoints: a same-origin browser and a session are required before upgrading.
 async fn admit(guard: Guard<'_>, websocket: bool) -> AppResult<crate::accounts::Session> {
     if websocket && !guard.req.headers().contains_key(poem::http::header::ORIGIN) {
@@ -92,13 +112,25 @@ fn refuse(err: AppError) -> Response {
     said(Surface::Text, &err)
 }
 
+/// What an admitted connection starts with.
+struct Opened {
+    sub: Subscription,
+    viewer: LiveViewer,
+    expiry: Expiry,
+    missed: Vec<Missed>,
+    last: u64,
+    /// The current presence, sent after the backlog.
+    presence: Option<Arc<PresenceFrame>>,
+    here: Here,
+}
+
 /// Admission and backlog, shared by both endpoints.
 async fn open(
     guard: Guard<'_>,
     hub: &Hub,
     store: &Store,
     websocket: bool,
-) -> Result<(Subscription, LiveViewer, Expiry, Vec<Missed>, u64), Response> {
+) -> Result<Opened, Response> {
     // Subscribe first: a session ended after this point reaches us as a
     // frame; one ended before it fails the session check below. Likewise
     // activity recorded after this point moves the idle deadline.
@@ -106,13 +138,28 @@ async fn open(
     let cookie = guards::session_cookie(guard.req).unwrap_or_default();
     let seen = hub.watch_session(&secret::sha256(cookie.as_bytes()));
     let session = admit(guard, websocket).await.map_err(refuse)?;
+    let tab = tab_of(guard.req).map_err(refuse)?;
     let viewer = LiveViewer::of(&session);
     let expiry = Expiry::of(guard.accounts.policy(), &session, seen);
     let (missed, last) = hub
         .catch_up(store.clone(), viewer.clone(), resume_point(guard.req))
         .await
         .map_err(refuse)?;
-    Ok((sub, viewer, expiry, missed, last))
+    let here = hub.presence().arrive(
+        &session.user.username,
+        &session.user.display_name,
+        &session.token_hash,
+        tab,
+    );
+    Ok(Opened {
+        sub,
+        viewer,
+        expiry,
+        missed,
+        last,
+        presence: hub.presence_now(),
+        here,
+    })
 }
 
 fn ws_config() -> WebSocketConfig {
@@ -130,13 +177,13 @@ fn ws_config() -> WebSocketConfig {
 }
 
 async fn websocket(guard: Guard<'_>, hub: &Hub, store: &Store, ws: WebSocket) -> Response {
-    let (sub, viewer, expiry, missed, last) = match open(guard, hub, store, true).await {
+    let opened = match open(guard, hub, store, true).await {
         Ok(x) => x,
         Err(resp) => return resp,
     };
     let hub = hub.clone();
     ws.config(ws_config())
-        .on_upgrade(move |socket| ws_session(socket, hub, sub, viewer, expiry, missed, last))
+        .on_upgrade(move |socket| ws_session(socket, hub, opened))
         .into_response()
 }
 
@@ -146,20 +193,22 @@ fn close(code: u16, reason: &str) -> Message {
     Message::Close(Some((CloseCode::from(code), reason.to_string())))
 }
 
-async fn ws_session(
-    socket: poem::web::websocket::WebSocketStream,
-    hub: Hub,
-    mut sub: Subscription,
-    viewer: LiveViewer,
-    expiry: Expiry,
-    missed: Vec<Missed>,
-    mut last_sent: u64,
-) {
+async fn ws_session(socket: poem::web::websocket::WebSocketStream, hub: Hub, opened: Opened) {
+    let Opened {
+        mut sub,
+        viewer,
+        expiry,
+        missed,
+        last: mut last_sent,
+        presence,
+        here: _here,
+    } = opened;
     let _counted = Connected::new(&hub, true);
     drop(hub);
     let (mut sink, mut stream) = socket.split();
-    for m in missed {
-        if !send(&mut sink, Message::Text(m.html)).await {
+    let presence = presence.map(|p| p.html.clone());
+    for html in missed.into_iter().map(|m| m.html).chain(presence) {
+        if !send(&mut sink, Message::Text(html)).await {
             return;
         }
     }
@@ -177,6 +226,11 @@ async fn ws_session(
                 }
                 Next::SendOwn(own) => {
                     if !send(&mut sink, Message::Text(own.ws.clone())).await {
+                        break;
+                    }
+                }
+                Next::Presence(p) => {
+                    if !send(&mut sink, Message::Text(p.html.clone())).await {
                         break;
                     }
                 }
@@ -224,12 +278,21 @@ async fn send(sink: &mut WsSink, msg: Message) -> bool {
 }
 
 async fn sse(guard: Guard<'_>, hub: &Hub, store: &Store) -> Response {
-    let (sub, viewer, expiry, missed, last_sent) = match open(guard, hub, store, false).await {
+    let o = match open(guard, hub, store, false).await {
         Ok(x) => x,
         Err(resp) => return resp,
     };
-    let counted = Connected::new(hub, false);
-    let stream = sse_stream(sub, viewer, Some(expiry), missed, last_sent, Some(counted));
+    let held = (Connected::new(hub, false), o.here);
+    let mut missed: Vec<Vec<u8>> = o
+        .missed
+        .iter()
+        .map(|m| match m.seq {
+            0 => sse_unnumbered(m.kind, &m.html).into_bytes(),
+            seq => sse_frame(seq, m.kind, &m.html).into_bytes(),
+        })
+        .collect();
+    missed.extend(o.presence.map(|p| p.sse.as_bytes().to_vec()));
+    let stream = sse_stream(o.sub, o.viewer, Some(o.expiry), missed, o.last, Some(held));
     Response::builder()
         .content_type("text/event-stream")
         .header("Cache-Control", "no-cache, no-transform")
@@ -242,18 +305,14 @@ fn sse_stream(
     mut sub: Subscription,
     viewer: LiveViewer,
     expiry: Option<Expiry>,
-    missed: Vec<Missed>,
+    missed: Vec<Vec<u8>>,
     mut last_sent: u64,
-    counted: Option<Connected>,
+    held: Option<(Connected, Here)>,
 ) -> impl futures_util::Stream<Item = io::Result<Vec<u8>>> + Send + 'static {
     async_stream::stream! {
-        let _counted = counted;
+        let _held = held;
         for m in missed {
-            let framed = match m.seq {
-                0 => sse_unnumbered(m.kind, &m.html),
-                seq => sse_frame(seq, m.kind, &m.html),
-            };
-            yield Ok::<_, io::Error>(framed.into_bytes());
+            yield Ok::<_, io::Error>(m);
         }
         let mut heartbeat =
             tokio::time::interval_at(tokio::time::Instant::now() + SSE_HEARTBEAT, SSE_HEARTBEAT);
@@ -266,6 +325,7 @@ fn sse_stream(
                 frame = sub.frames.recv() => match sub.classify(frame, &viewer, &mut last_sent) {
                     Next::Send(r) => yield Ok(r.sse_bytes(&viewer)),
                     Next::SendOwn(own) => yield Ok(own.sse.as_bytes().to_vec()),
+                    Next::Presence(p) => yield Ok(p.sse.as_bytes().to_vec()),
                     Next::Skip => {}
                     // The browser reconnects (with Last-Event-ID) or learns it must sign in.
                     Next::SessionEnded | Next::FellBehind => break,
@@ -280,6 +340,41 @@ fn sse_stream(
                 _ = stopped(&mut sub.shutdown) => break,
             }
         }
+    }
+}
+
+/// The largest `/live/viewing` form: a tab name and a file id.
+const VIEWING_BODY: usize = 1024;
+
+/// `POST /live/viewing` (`tab`, `file` = an id, or empty for none): this
+/// tab of the caller's session now shows that file's history. A plain
+/// request on both transports (SSE cannot speak back); same-origin and
+/// CSRF-checked like every write. 204, or 409 when the tab has no live
+/// connection (nothing would end the viewing).
+#[handler]
+pub async fn viewing(
+    guard: Guard<'_>,
+    Data(hub): Data<&Hub>,
+    Data(files): Data<&Files>,
+    body: Body,
+) -> Response {
+    let done = async {
+        let bytes = body
+            .into_bytes_limit(VIEWING_BODY)
+            .await
+            .map_err(|_| AppError::TooLarge("The form is too large.".into()))?;
+        let fields = forms::parse_urlencoded(&bytes)?;
+        let session = guard.writer(Some(&fields)).await?;
+        let tab = Tab::parse(fields.get("tab").unwrap_or_default())?;
+        let file = match fields.get("file").unwrap_or_default().trim() {
+            "" => None,
+            raw => Some(files.get(crate::http::web::parse_id(raw)?).await?.id),
+        };
+        hub.presence().view(&session.token_hash, &tab, file)
+    };
+    match done.await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(err) => refuse(err),
     }
 }
 

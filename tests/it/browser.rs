@@ -1007,3 +1007,68 @@ async fn make_readme_screenshot() {
         .await;
     phone.screenshot("tour-phone-checkin").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bob_sees_who_is_online_and_what_alice_views_without_a_reload() {
+    if !browser::browser_available() {
+        return;
+    }
+    let app = TestApp::spawn().await;
+    app.create_user("alice", "user").await;
+    app.create_user("bob", "user").await;
+    let id = app
+        .admin()
+        .await
+        .upload_ok("parts/bracket.mcam", b"v1")
+        .await;
+    let driver = Driver::start().await;
+    let bob = driver.session(Options::default()).await;
+    bob.login(&app.base, "bob", USER_PASSWORD).await;
+    // Bob over SSE (the `presence` event name), Alice over WebSocket.
+    bob.goto(&app.url("/?transport=sse")).await;
+    assert_eq!(bob.wait_live().await, "sse");
+    mark_page(&bob).await;
+    let online = "(() => { const p = document.getElementById('presence');
+        return !!p && p.title.split(', ').includes('alice'); })()";
+    let offline = "(() => { const p = document.getElementById('presence');
+        return !!p && !p.title.split(', ').includes('alice'); })()";
+    assert_eq!(
+        bob.exec(&format!("return {online}"), json!([])).await,
+        false
+    );
+
+    let alice = driver.session(Options::default()).await;
+    alice.login(&app.base, "alice", USER_PASSWORD).await;
+    alice.goto(&app.url("/")).await;
+    assert_eq!(alice.wait_live().await, "ws");
+    bob.wait_until(online, "alice in Bob's online list").await;
+    assert!(has_text(&bob, "#presence", "2 online").await);
+
+    // Alice opens the file's history in the drawer, then closes it.
+    alice
+        .click(&format!("#file-{id} a[href='/files/{id}/history']"))
+        .await;
+    alice.wait_for_element("#panel [data-viewing-file]").await;
+    bob.wait_until(
+        &format!(
+            "(() => {{ const v = document.getElementById('viewing-{id}');
+                return !!v && !v.hidden && v.textContent === 'alice is viewing'; }})()"
+        ),
+        "'alice is viewing' on Bob's card",
+    )
+    .await;
+    alice.click("#panel [data-close-panel]").await;
+    bob.wait_until(
+        &format!("document.getElementById('viewing-{id}').hidden"),
+        "the viewing line to go",
+    )
+    .await;
+
+    // Alice leaves the page: her live connection ends, and so does her presence.
+    alice.goto(&app.url("/account")).await;
+    bob.wait_until(offline, "alice gone from Bob's online list")
+        .await;
+    assert!(still_same_page(&bob).await);
+    assert_clean_console(&bob, "presence", &[]).await;
+    assert_clean_console(&alice, "presence", &[]).await;
+}

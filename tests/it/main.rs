@@ -20,6 +20,7 @@ mod live;
 mod model;
 mod openapi;
 mod ops;
+mod presence;
 mod proxy;
 mod races;
 mod security;

@@ -36,6 +36,7 @@ fn validate(doc: &Value, schema: &Value, v: &Value, at: &str, errs: &mut Vec<Str
         "minLength",
         "pattern",
         "allOf",
+        "additionalProperties",
     ];
     let Some(obj) = schema.as_object() else {
         errs.push(format!("{at}: the schema is not an object"));
@@ -132,8 +133,10 @@ fn validate(doc: &Value, schema: &Value, v: &Value, at: &str, errs: &mut Vec<Str
                 }
             }
             let props = obj.get("properties").and_then(Value::as_object);
+            // A map (file id → names): any key, each value of this schema.
+            let map = obj.get("additionalProperties").filter(|a| a.is_object());
             for (name, value) in fields {
-                match props.and_then(|p| p.get(name)) {
+                match props.and_then(|p| p.get(name)).or(map) {
                     Some(s) => validate(doc, s, value, &format!("{at}.{name}"), errs),
                     None => errs.push(format!("{at}: `{name}` is not documented")),
                 }
@@ -165,6 +168,9 @@ fn the_validator_knows_null_types_lengths_and_refs() {
     );
     assert!(!check(&json!({"type": "integer", "minimum": 1}), json!(0)).is_empty());
     assert!(!check(&json!({"enum": ["a"]}), json!("b")).is_empty());
+    let map = json!({"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}});
+    assert!(check(&map, json!({"7": ["carol"]})).is_empty());
+    assert!(!check(&map, json!({"7": [1]})).is_empty(), "map values");
     assert!(
         !check(&json!({"oneOf": []}), json!("b")).is_empty(),
         "unknown keyword"
@@ -609,6 +615,7 @@ async fn valid_requests(cx: &mut Ctx) -> (u64, BTreeSet<String>) {
         200,
     )
     .await;
+    ok(cx, "presence", Who::Alice, "/presence", Body::None, 200).await;
     ok(cx, "listUsers", Who::Admin, "/users", Body::None, 200).await;
     let bob = json!({"username": "bob", "password": USER_PASSWORD, "role": "user", "display_name": "Bob"});
     ok(cx, "addUser", Who::Admin, "/users", Body::Json(bob), 201).await;

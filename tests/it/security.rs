@@ -607,6 +607,17 @@ fn matrix() -> Vec<Row> {
             P::Empty,
             [401, 101, 101, 101, 401],
         ),
+        // Presence: closing a tab's drawer (empty file) is always accepted;
+        // naming a file needs a live connection from that tab (presence.rs).
+        row(
+            ("http/web/mod.rs", "POST", "/live/viewing"),
+            "POST",
+            "/live/viewing",
+            V::Browser,
+            N::Nothing,
+            P::Form("tab=matrix&file="),
+            [401, 204, 204, 204, 401],
+        ),
         row(
             ("http/web/mod.rs", "GET", "/events"),
             "GET",
@@ -907,6 +918,15 @@ fn matrix() -> Vec<Row> {
             ("http/api/mod.rs", "GET", "/activity"),
             "GET",
             "/api/activity",
+            V::Token,
+            N::Nothing,
+            P::Empty,
+            SIGNED_IN,
+        ),
+        row(
+            ("http/api/mod.rs", "GET", "/presence"),
+            "GET",
+            "/api/presence",
             V::Token,
             N::Nothing,
             P::Empty,

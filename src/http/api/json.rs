@@ -6,6 +6,8 @@ use poem_openapi::registry::Registry;
 use poem_openapi::types::multipart::Upload;
 use poem_openapi::{ApiResponse, Enum, Multipart, Object};
 
+use std::collections::BTreeMap;
+
 use poem::Body;
 
 use super::wire::{
@@ -16,6 +18,7 @@ use crate::domain::{LockComment, NudgeMessage, Role};
 use crate::files::Watches;
 use crate::http::views::iso_time;
 use crate::inbox::{NoticeKind, Notification};
+use crate::presence::Snapshot;
 use crate::store::{Event, EventKind, FileRecord, UserRecord, now};
 
 /// `available`, `locked`, or `reserved` (held for the first in line after a check-out ended).
@@ -511,4 +514,41 @@ pub(super) struct MarkReadRequest {
     #[oai(validator(max_items = 1000))]
     pub(super) ids: Option<Vec<u64>>,
     pub(super) all: Option<bool>,
+}
+
+#[derive(Object)]
+pub(super) struct OnlineJson {
+    pub(super) username: String,
+    pub(super) display_name: String,
+    /// When their first open live connection began.
+    pub(super) since: String,
+}
+
+#[derive(Object)]
+pub(super) struct PresenceJson {
+    /// Everyone with a live connection open, by display name.
+    pub(super) online: Vec<OnlineJson>,
+    /// File id (as a string) → the usernames with its history open.
+    pub(super) viewing: BTreeMap<String, Vec<String>>,
+}
+
+impl From<&Snapshot> for PresenceJson {
+    fn from(s: &Snapshot) -> Self {
+        PresenceJson {
+            online: s
+                .online
+                .iter()
+                .map(|o| OnlineJson {
+                    username: o.username.clone(),
+                    display_name: o.display_name.clone(),
+                    since: iso_time(o.since),
+                })
+                .collect(),
+            viewing: s
+                .viewing
+                .iter()
+                .map(|(id, who)| (id.to_string(), who.clone()))
+                .collect(),
+        }
+    }
 }

@@ -35,6 +35,7 @@ use crate::http::forms::{self, new_file_from, new_version_from, parse_token_name
 use crate::http::guards::{Credential, Guard};
 use crate::http::views::iso_time;
 use crate::inbox::MarkRead;
+use crate::live::Hub;
 use json::*;
 pub use spec::{endpoint, spec, spec_endpoint};
 pub use wire::ErrorBody;
@@ -587,6 +588,18 @@ impl Api {
             events: events.iter().map(EventJson::from).collect(),
             last_seq,
         }))
+    }
+
+    /// Who has a live connection now, and who has which file's history
+    /// open (file id → usernames). Kept in memory only, never in the
+    /// activity log.
+    #[oai(path = "/presence", method = "get", operation_id = "presence")]
+    async fn presence(
+        &self,
+        Data(hub): Data<&Hub>,
+        _caller: Caller,
+    ) -> Answer<Json<PresenceJson>, READ> {
+        Ok(Json(PresenceJson::from(&hub.presence().snapshot())))
     }
 
     /// Who am I.

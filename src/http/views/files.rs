@@ -10,11 +10,12 @@ use maud::{Markup, html};
 use super::inbox::{nudge_form, watch_toggle};
 use super::{
     DASHBOARD_ACTIVITY, Filters, Viewer, action_form, csrf_field, folder_dom_id, iso_time,
-    time_ago, toast,
+    time_ago, toast, viewing_line,
 };
 use crate::domain::human_size;
 use crate::files::Version;
 use crate::live::Counters;
+use crate::presence::Snapshot;
 use crate::store::{Event, EventKind, FileRecord, clock_utc, now};
 
 pub fn counters(c: Counters, oob: bool) -> Markup {
@@ -38,6 +39,8 @@ pub struct Dashboard<'a> {
     pub max_upload: u64,
     /// A lock older than this is shown as stale.
     pub stale_after: Duration,
+    /// Who views which file, for the cards' "carol is viewing" lines.
+    pub presence: &'a Snapshot,
 }
 
 pub fn dashboard(d: Dashboard<'_>) -> Markup {
@@ -65,7 +68,7 @@ pub fn dashboard(d: Dashboard<'_>) -> Markup {
             (upload_popover(d.viewer, d.max_upload))
         }
         div.layout {
-            (file_list(d.files, d.viewer, d.filters, d.stale_after))
+            (file_list_seen(d.files, d.viewer, d.filters, d.stale_after, d.presence))
             aside.side {
                 h2 { "Recent activity" }
                 // live.js trims the list to data-max as events arrive, so a
@@ -111,6 +114,18 @@ pub fn file_list(
     filters: &Filters,
     stale_after: Duration,
 ) -> Markup {
+    file_list_seen(files, viewer, filters, stale_after, &Snapshot::default())
+}
+
+/// The list with the viewing lines `presence` gives (a page render; live
+/// fragments leave them to presence updates).
+pub fn file_list_seen(
+    files: &[FileRecord],
+    viewer: &Viewer,
+    filters: &Filters,
+    stale_after: Duration,
+    presence: &Snapshot,
+) -> Markup {
     let mut shown: Vec<&FileRecord> = files
         .iter()
         .filter(|f| filters.matches(f, viewer, stale_after))
@@ -133,7 +148,7 @@ pub fn file_list(
                 section.folder data-folder=(folder) {
                     h2.folder-name { @if folder.is_empty() { "/" } @else { (folder) "/" } }
                     div.cards id=(folder_dom_id(folder)) {
-                        @for f in files { (card(f, viewer, false, stale_after)) }
+                        @for f in files { (card_seen(f, viewer, false, stale_after, presence.viewers(f.id))) }
                     }
                 }
             }
@@ -144,9 +159,20 @@ pub fn file_list(
 /// How many of a file's line its card names; the rest are counted.
 const SHOWN_IN_LINE: usize = 10;
 
-/// A file's card. A lock older than `stale_after` is marked stale: in
-/// words (a badge), not by colour alone, with when it turned stale.
 pub fn card(f: &FileRecord, viewer: &Viewer, oob: bool, stale_after: Duration) -> Markup {
+    card_seen(f, viewer, oob, stale_after, &[])
+}
+
+/// A file's card, with its "… is viewing" line naming `viewers`. A lock
+/// older than `stale_after` is marked stale: in words (a badge), not by
+/// colour alone, with when it turned stale.
+pub fn card_seen(
+    f: &FileRecord,
+    viewer: &Viewer,
+    oob: bool,
+    stale_after: Duration,
+    viewers: &[String],
+) -> Markup {
     let holder = f.locked_by();
     let mine = holder == Some(viewer.username.as_str());
     let at = now();
@@ -228,6 +254,7 @@ pub fn card(f: &FileRecord, viewer: &Viewer, oob: bool, stale_after: Duration) -
                     }
                 }
             }
+            (viewing_line(f.id, viewers, false))
             div.card-actions {
                 @if mine {
                     details.popover.checkin {
@@ -457,7 +484,7 @@ pub fn history(
     viewer: &Viewer,
 ) -> Markup {
     html! {
-        section.history {
+        section.history data-viewing-file=[as_panel.then_some(f.id)] {
             header.panel-head {
                 h2 { "History of " (f.path) }
                 (watch_toggle(f, watching, viewer))

@@ -7,6 +7,7 @@
 mod files;
 mod inbox;
 mod people;
+mod presence;
 
 use std::time::Duration;
 
@@ -15,6 +16,7 @@ use maud::{DOCTYPE, Markup, html};
 pub use self::files::*;
 pub use self::inbox::*;
 pub use self::people::*;
+pub use self::presence::*;
 use crate::accounts::Session;
 use crate::domain::Role;
 use crate::http::guards::CSRF_FIELD;
@@ -150,6 +152,8 @@ pub struct Page<'a> {
     pub flash: Option<Flash>,
     /// The event sequence the page reflects; enables live updates.
     pub live_seq: Option<u64>,
+    /// Who is online, for the header (pages that show it).
+    pub presence: Option<&'a crate::presence::Snapshot>,
 }
 
 impl<'a> Page<'a> {
@@ -161,6 +165,7 @@ impl<'a> Page<'a> {
             nav: "",
             flash: None,
             live_seq: None,
+            presence: None,
         }
     }
 }
@@ -209,6 +214,7 @@ pub fn layout(page: Page<'_>, content: Markup) -> Markup {
                         @if page.live_seq.is_some() {
                             span #live-status .live-status data-state="connecting" title="Live updates" { "Connecting…" }
                         }
+                        @if let Some(p) = page.presence { (presence_header(p, false)) }
                         (bell(session.unread, false))
                         span.who {
                             a href="/account" title="Your account and API tokens" { (session.user.display_name) }
@@ -286,5 +292,9 @@ impl crate::live::Render for Fragments {
 
     fn inbox(&self, change: &crate::inbox::InboxChange) -> String {
         inbox_fragment(change)
+    }
+
+    fn presence(&self, snapshot: &crate::presence::Snapshot, files: &[u64]) -> String {
+        presence_fragment(snapshot, files)
     }
 }

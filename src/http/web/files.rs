@@ -20,12 +20,14 @@ use crate::http::error::html;
 use crate::http::forms::{self, Fields, new_file_from, new_version_from};
 use crate::http::guards::Guard;
 use crate::http::views::{self, Viewer};
+use crate::live::Hub;
 
 #[handler]
 pub(super) async fn dashboard(
     req: &Request,
     guard: Guard<'_>,
     Data(files): Data<&Files>,
+    Data(hub): Data<&Hub>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
     respond(req, async {
@@ -40,6 +42,7 @@ pub(super) async fn dashboard(
         let filters = filters_from(&query);
         let mut resp = Response::default();
         let flash = take_flash(req, &mut resp);
+        let presence = hub.presence().snapshot();
         let content = views::dashboard(views::Dashboard {
             files: &board.files,
             viewer: &viewer,
@@ -47,9 +50,11 @@ pub(super) async fn dashboard(
             recent: &board.recent,
             max_upload: guard.config.max_upload,
             stale_after: files.stale_after(),
+            presence: &presence,
         });
         let mut page = page("Files", &session, "files", flash);
         page.live_seq = Some(board.seq);
+        page.presence = Some(&presence);
         set_html_body(&mut resp, views::layout(page, content));
         Ok(resp)
     })

@@ -22,7 +22,7 @@ use crate::http::allow::{get, post};
 use crate::http::error::{Surface, html, said};
 use crate::http::forms::{self, Fields};
 use crate::http::guards;
-use crate::http::live::{sse_endpoint, ws_endpoint};
+use crate::http::live::{sse_endpoint, viewing, ws_endpoint};
 use crate::http::serve;
 use crate::http::views::{self, Filters, Flash, Page, Viewer};
 use crate::secret;
@@ -64,6 +64,7 @@ pub fn routes() -> Route {
         .at("/account/password", post(people::change_password))
         .at("/ws", get(ws_endpoint))
         .at("/events", get(sse_endpoint))
+        .at("/live/viewing", post(viewing))
         .at("/healthz", get(healthz))
 }
 
@@ -197,6 +198,7 @@ fn page<'a>(title: &'a str, session: &'a Session, nav: &'a str, flash: Option<Fl
         nav,
         flash,
         live_seq: None,
+        presence: None,
     }
 }
 

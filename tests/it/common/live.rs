@@ -97,8 +97,27 @@ pub async fn ws_connect(base: &str, client: &Client, query: &str) -> Ws {
         .unwrap_or_else(|s| panic!("websocket refused with {s}"))
 }
 
+/// Whether a WebSocket message is a presence update (`crate::presence`):
+/// they come whenever someone connects, so most tests pass over them.
+pub fn is_presence(text: &str) -> bool {
+    text.starts_with("<span class=\"presence\"")
+}
+
 impl Ws {
+    /// The next message other than a presence update.
     pub async fn next(&mut self, within: Duration) -> WsNext {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.next_any(left).await {
+                WsNext::Text(t) if is_presence(&t) => {}
+                other => return other,
+            }
+        }
+    }
+
+    /// The next message, presence updates included.
+    pub async fn next_any(&mut self, within: Duration) -> WsNext {
         let deadline = tokio::time::Instant::now() + within;
         loop {
             match tokio::time::timeout_at(deadline, self.stream.next()).await {
@@ -310,7 +329,20 @@ impl Sse {
         }
     }
 
+    /// The next event other than a presence update (`event: presence`).
     pub async fn next(&mut self, within: Duration) -> SseNext {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.next_any(left).await {
+                SseNext::Event(e) if e.kind() == "presence" => {}
+                other => return other,
+            }
+        }
+    }
+
+    /// The next event, presence updates included.
+    pub async fn next_any(&mut self, within: Duration) -> SseNext {
         let deadline = tokio::time::Instant::now() + within;
         loop {
             if let Some(ev) = self.take_event() {
