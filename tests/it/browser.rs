@@ -1072,3 +1072,132 @@ async fn bob_sees_who_is_online_and_what_alice_views_without_a_reload() {
     assert_clean_console(&bob, "presence", &[]).await;
     assert_clean_console(&alice, "presence", &[]).await;
 }
+
+/// The hand-off between two browsers, one on each transport: Bob (SSE)
+/// turns desktop notifications on, waits in line for the file Alice
+/// (WebSocket) holds; Alice cancels; Bob's card says "Reserved for you",
+/// his bell counts it and his desktop shows it, all without a reload; he
+/// takes it, and Alice's ask to release reaches him the same way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hand_off_between_two_browsers_reaches_the_card_the_bell_and_the_desktop() {
+    if !browser::browser_available() {
+        return;
+    }
+    let app = TestApp::spawn().await;
+    app.create_user("bob", "user").await;
+    let alice_api = app.user("alice").await;
+    let id = alice_api.upload_ok("parts/bracket.mcam", b"v1").await;
+    assert_eq!(alice_api.checkout(id, "5-axis setup").await.status(), 200);
+    let driver = Driver::start().await;
+
+    // Bob turns desktop notifications on: the browser asks on his click
+    // (the permission is granted here as a person would in the prompt).
+    let bob = driver.session(Options::default()).await;
+    bob.login(&app.base, "bob", USER_PASSWORD).await;
+    bob.cdp(
+        "Browser.grantPermissions",
+        json!({"origin": app.base, "permissions": ["notifications"]}),
+    )
+    .await;
+    bob.goto(&app.url("/account")).await;
+    bob.wait_until(
+        "document.getElementById('desktop-notifications').dataset.state === 'off'",
+        "the desktop switch, off until Bob turns it on",
+    )
+    .await;
+    bob.click("#desktop-enable").await;
+    bob.wait_until(
+        "document.getElementById('desktop-notifications').dataset.state === 'on'",
+        "desktop notifications on",
+    )
+    .await;
+
+    bob.goto(&app.url("/?transport=sse")).await;
+    assert_eq!(bob.wait_live().await, "sse");
+    // What the desktop would show, as the page asked for it.
+    bob.exec(
+        "window.__shown = []; const N = window.Notification;
+         window.Notification = class extends N {
+           constructor(title, opts) { super(title, opts); window.__shown.push(opts && opts.body); }
+         };",
+        json!([]),
+    )
+    .await;
+    mark_page(&bob).await;
+    bob.click(&format!("#file-{id} form.join-queue button[type=submit]"))
+        .await;
+    bob.wait_until(
+        &format!("!!document.querySelector('#file-{id} form.leave-queue')"),
+        "Bob in line",
+    )
+    .await;
+
+    let alice = driver.session(Options::default()).await;
+    alice.login(&app.base, "alice", USER_PASSWORD).await;
+    alice.goto(&app.url("/")).await;
+    assert_eq!(alice.wait_live().await, "ws");
+    assert!(has_text(&alice, &format!("#file-{id} .queue"), "bob").await);
+    alice
+        .click(&format!("#file-{id} form.cancel button[type=submit]"))
+        .await;
+
+    // Everyone's card: reserved for Bob; Bob's says it is his to take.
+    wait_card(&alice, id, "reserved", None, "the file reserved for Bob").await;
+    assert!(has_text(&alice, &format!("#file-{id}"), "Reserved for bob").await);
+    wait_card(&bob, id, "reserved", None, "Bob's card, reserved").await;
+    assert!(has_text(&bob, &format!("#file-{id}"), "Reserved for you").await);
+    bob.wait_until(
+        "document.getElementById('bell').dataset.unread === '1'",
+        "Bob's bell counting the hand-off",
+    )
+    .await;
+    bob.wait_until(
+        "window.__shown.length === 1 && window.__shown[0].includes('yours to check out')",
+        "the hand-off on Bob's desktop",
+    )
+    .await;
+    assert_eq!(
+        alice
+            .exec(
+                "return document.getElementById('bell').dataset.unread",
+                json!([])
+            )
+            .await,
+        "0",
+        "Alice's bell is hers alone"
+    );
+    bob.screenshot("handoff-bob-reserved").await;
+
+    // Bob takes it; Alice asks him to release it from the card.
+    bob.click(&format!("#file-{id} form.checkout button[type=submit]"))
+        .await;
+    wait_card(&alice, id, "locked", Some("bob"), "Bob's check-out").await;
+    open_popover(&alice, &format!("#file-{id} details.nudge")).await;
+    alice
+        .type_into(&format!("#nudge-{id}"), "need it for the fixture")
+        .await;
+    alice
+        .click(&format!("#file-{id} form.nudge button[type=submit]"))
+        .await;
+    bob.wait_until(
+        "document.getElementById('bell').dataset.unread === '2'",
+        "Bob's bell counting Alice's ask",
+    )
+    .await;
+    bob.wait_until(
+        "[...document.querySelectorAll('#toasts .toast')].some(t => t.textContent.includes('need it for the fixture'))",
+        "Alice's words in a toast on Bob's page",
+    )
+    .await;
+    bob.wait_until("window.__shown.length === 2", "the ask on Bob's desktop")
+        .await;
+    assert!(still_same_page(&bob).await, "no reload on Bob's page");
+    // The bell is a link to the list, where the two wait unread.
+    bob.click("#bell").await;
+    bob.wait_for_path("/notifications").await;
+    assert!(has_text(&bob, "ol.inbox", "need it for the fixture").await);
+    assert!(has_text(&bob, "ol.inbox", "yours to check out").await);
+    bob.screenshot("handoff-bob-notifications").await;
+    assert_clean_console(&bob, "the hand-off (Bob)", &[]).await;
+    assert_clean_console(&alice, "the hand-off (Alice)", &[]).await;
+}

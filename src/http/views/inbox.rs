@@ -98,7 +98,7 @@ pub fn notifications_page(
             } @else {
                 ol.inbox {
                     @for n in &inbox.notifications {
-                        li.notice.unread[!n.read] data-kind=(n.kind.as_str()) {
+                        li.inbox-item.unread[!n.read] data-kind=(n.kind.as_str()) {
                             span.badge { (kind_label(n.kind)) }
                             " "
                             a href=(file_link(n)) { (n.text) }
