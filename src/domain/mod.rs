@@ -49,6 +49,10 @@ fn invalid<T>(message: impl Into<String>) -> Result<T, Invalid> {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Username(String);
 
+/// The name the server's own actions carry (a lock released by expiry):
+/// no account may take it, so the log never mistakes one for the other.
+pub const SYSTEM_ACTOR: &str = "latch";
+
 impl Username {
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
         let name = raw.trim().to_ascii_lowercase();
@@ -59,6 +63,9 @@ impl Username {
             b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
         }) {
             return invalid("A username may contain only a-z, 0-9, '.', '_' and '-'.");
+        }
+        if name == SYSTEM_ACTOR {
+            return invalid("The username 'latch' is kept for the server's own actions; choose another.");
         }
         Ok(Username(name))
     }

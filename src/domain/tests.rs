@@ -341,3 +341,12 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn the_servers_own_name_is_no_username() {
+    for name in ["latch", "Latch", " LATCH "] {
+        let said = Username::parse(name).unwrap_err().0;
+        assert!(said.contains("server's own actions"), "{said}");
+    }
+    assert!(Username::parse("latch2").is_ok());
+}

@@ -35,7 +35,7 @@ impl LockRecord {
 }
 
 /// The name events carry when Latch itself acted (an expiry).
-pub const SYSTEM_ACTOR: &str = "latch";
+pub use crate::domain::SYSTEM_ACTOR;
 
 /// How old locks are treated: stale after, released after, warned before.
 #[derive(Debug, Clone, Copy)]
@@ -122,7 +122,7 @@ impl Files {
             crate::inbox::NoticeKind::Expiring,
             file.id,
             &file.path,
-            "latch",
+            SYSTEM_ACTOR,
             text,
         )?;
         tx.tell(change);
