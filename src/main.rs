@@ -190,6 +190,20 @@ struct ServeArgs {
     /// When a check-out ends and people wait in line, how long the file stays reserved for the first of them.
     #[arg(long, env = "LATCH_HANDOFF_WINDOW", default_value = "15m", value_name = "DURATION", value_parser = parse_handoff_window)]
     handoff_window: Duration,
+    /// Send notifications by mail through this server: smtp://[user:pass@]host[:port] (STARTTLS when offered, required with a password; port 25) or smtps://… (TLS; port 465). Needs --mail-from.
+    #[arg(
+        long,
+        env = "LATCH_SMTP_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    smtp_url: Option<String>,
+    /// The sender of notification mail, e.g. "Latch <latch@example.com>". Needs --smtp-url.
+    #[arg(long, env = "LATCH_MAIL_FROM", value_name = "ADDRESS")]
+    mail_from: Option<String>,
+    /// Where people reach Latch, e.g. https://latch.example.com: for links in mail.
+    #[arg(long, env = "LATCH_PUBLIC_URL", value_name = "URL", value_parser = latch::config::parse_public_url)]
+    public_url: Option<String>,
 }
 
 /// Parses `10`, `10s`, `500ms`, `2m` or `1h`.
@@ -280,6 +294,11 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     config.body_stall = args.body_stall;
     config.idle_timeout = args.idle_timeout;
     config.handoff_window = args.handoff_window;
+    // Parsed here, not by clap: clap's errors repeat the value, and the
+    // URL may hold a password.
+    config.mail =
+        latch::config::MailConfig::from_flags(args.smtp_url.as_deref(), args.mail_from.as_deref())?;
+    config.public_url = args.public_url;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -3,11 +3,13 @@
 
 use std::fmt;
 
+mod email;
 mod path;
 #[cfg(test)]
 mod tests;
 mod text;
 
+pub use email::EmailAddress;
 pub use path::{Folder, RepoPath};
 pub use text::{TextKind, check_hidden, hidden_character};
 

@@ -16,6 +16,7 @@ mod edge_vault;
 mod files;
 mod lfs;
 mod live;
+mod mail;
 mod model;
 mod openapi;
 mod ops;

@@ -12,15 +12,19 @@ mod json;
 mod spec;
 pub(crate) mod wire;
 
+use std::sync::Arc;
+
 use poem::web::Data;
 use poem::{Request, RequestBody};
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::{Binary, Json};
 use poem_openapi::registry::{MetaSecurityScheme, Registry};
+use poem_openapi::types::MaybeUndefined;
 use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions, OpenApi, OpenApiService};
 
 use crate::accounts::{Accounts, NewUser, UserPatch};
-use crate::domain::{Folder, LockComment, NudgeMessage, Password, Role, Username};
+use crate::config::Config;
+use crate::domain::{EmailAddress, Folder, LockComment, NudgeMessage, Password, Role, Username};
 use crate::error::{AppError, AppResult};
 use crate::files::Watches;
 use crate::files::{Actor, Files};
@@ -29,6 +33,7 @@ use crate::http::forms::{self, new_file_from, new_version_from, parse_token_name
 use crate::http::guards::{Credential, Guard};
 use crate::http::views::iso_time;
 use crate::inbox::MarkRead;
+use crate::mail::MailPatch;
 use json::*;
 pub use spec::{endpoint, spec, spec_endpoint};
 pub use wire::ErrorBody;
@@ -579,10 +584,40 @@ impl Api {
         }))
     }
 
-    /// Who am I.
+    /// Who am I, and where and which notifications are mailed to me.
     #[oai(path = "/me", method = "get", operation_id = "me")]
-    async fn me(&self, caller: Caller) -> Answer<Json<UserJson>, READ> {
-        Ok(Json(UserJson::from(caller.0.user())))
+    async fn me(
+        &self,
+        Data(config): Data<&Arc<Config>>,
+        caller: Caller,
+    ) -> Answer<Json<MeJson>, READ> {
+        Ok(Json(MeJson::of(caller.0.user(), config.mail.is_some())))
+    }
+
+    /// Set the address your notifications are mailed to (`null` removes it) and which kinds are mailed.
+    #[oai(path = "/me", method = "patch", operation_id = "editMe")]
+    async fn edit_me(
+        &self,
+        Data(accounts): Data<&Accounts>,
+        Data(config): Data<&Arc<Config>>,
+        caller: Caller,
+        body: Json<MePatchRequest>,
+    ) -> Answer<Json<MeJson>, { WRITE | BODY | E422 }> {
+        let email = match &body.email {
+            MaybeUndefined::Undefined => None,
+            MaybeUndefined::Null => Some(None),
+            MaybeUndefined::Value(raw) => Some(Some(EmailAddress::parse(raw.as_str())?)),
+        };
+        let patch = MailPatch {
+            email,
+            kinds: body
+                .mail
+                .as_ref()
+                .map(MailChoicesPatch::kinds)
+                .unwrap_or_default(),
+        };
+        let user = accounts.set_mail(&caller.0.user().username, patch).await?;
+        Ok(Json(MeJson::of(&user, config.mail.is_some())))
     }
 
     /// Admin: all users.
