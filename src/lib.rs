@@ -54,6 +54,8 @@ pub struct App {
     pub files: files::Files,
     pub accounts: accounts::Accounts,
     pub hub: live::Hub,
+    /// Wakes the mailer when a write queues mail; `None`: no mail.
+    pub mail_wake: Option<Arc<tokio::sync::Notify>>,
 }
 
 /// Why the server could not start, said plainly.
@@ -91,9 +93,7 @@ pub fn open(config: Config) -> Result<App, StartError> {
     let store = store::Store::open(&config.db_path()).map_err(|e| StartError(e.to_string()))?;
     // Before anything below writes a notification (a reservation passed on
     // at start owes its mail too).
-    if config.mail.is_some() {
-        store.send_mail();
-    }
+    let mail_wake = config.mail.as_ref().map(|_| store.send_mail());
     let vault = vault::Vault::open_or_init(&config.vault_path())?;
     // The database is open, so no other Latch process holds this vault.
     vault.clear_stale_locks()?;
@@ -134,6 +134,7 @@ pub fn open(config: Config) -> Result<App, StartError> {
         files,
         accounts,
         hub,
+        mail_wake,
     })
 }
 
@@ -175,12 +176,12 @@ pub async fn run(
         let _ = clock_stopped.await;
     }));
     let (stop_mailer, mailer_stopped) = tokio::sync::oneshot::channel::<()>();
-    let mailer = match (&app.config.mail, app.store.mail_wake()) {
+    let mailer = match (&app.config.mail, &app.mail_wake) {
         (Some(mail), Some(wake)) => Some(tokio::spawn(mail::run(
             app.store.clone(),
             mail.clone(),
             app.config.public_url.clone(),
-            wake,
+            wake.clone(),
             async move {
                 let _ = mailer_stopped.await;
             },

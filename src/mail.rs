@@ -317,9 +317,12 @@ pub async fn run(
     }
 }
 
+/// Rows of the outbox with their ids.
+type Rows = Vec<(u64, Outgoing)>;
+
 /// The rows due at `now` (oldest first, a batch at most) and when the
 /// next of the others is.
-fn due(store: &Store, now: i64) -> AppResult<(Vec<(u64, Outgoing)>, Option<i64>)> {
+fn due(store: &Store, now: i64) -> AppResult<(Rows, Option<i64>)> {
     const BATCH: usize = 32;
     store.read(|txn| {
         let outbox = txn.open_table(OUTBOX)?;
@@ -451,6 +454,16 @@ mod tests {
             queued_at: 1_700_000_000,
             attempts: 0,
             next_at: 0,
+        }
+    }
+
+    #[test]
+    fn a_stored_user_record_reads_and_writes_back_byte_for_byte() {
+        let old = r#"{"username":"bob","display_name":"Bob","password_hash":"$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA","role":"user","disabled":false,"created_at":1700000000}"#;
+        let with_mail = r#"{"username":"bob","display_name":"Bob","password_hash":"$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA","role":"user","disabled":false,"created_at":1700000000,"email":"bob@example.com","mail":{"reserved":true,"nudged":false,"overridden":true,"watched":true,"expiring":true}}"#;
+        for stored in [old, with_mail] {
+            let rec: crate::store::UserRecord = decode(stored.as_bytes()).unwrap();
+            assert_eq!(String::from_utf8(encode(&rec).unwrap()).unwrap(), stored);
         }
     }
 

@@ -20,7 +20,6 @@ use tokio::sync::mpsc;
 use crate::domain::{EmailAddress, RepoPath, Revision, Role};
 use crate::error::{AppError, AppResult};
 use crate::inbox::InboxChange;
-use crate::mail::Choices;
 use crate::vault::{BlobId, CommitId};
 
 pub const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
@@ -65,13 +64,11 @@ pub struct UserRecord {
     pub role: Role,
     pub disabled: bool,
     pub created_at: i64,
-    /// Where their notifications are mailed. Left out when none, so a
-    /// record without mail settings is stored as before.
+    /// Mail settings; left out when unset, so older records store as before.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<EmailAddress>,
-    /// Which notifications they want by mail; left out while the defaults.
-    #[serde(default, skip_serializing_if = "Choices::is_default")]
-    pub mail: Choices,
+    #[serde(default, skip_serializing_if = "crate::mail::Choices::is_default")]
+    pub mail: crate::mail::Choices,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -373,8 +370,7 @@ struct Shared {
     /// Committed events, in order, for the live hub. Unbounded so a writer
     /// never waits on readers; the hub drains it continuously.
     sink: Mutex<Option<mpsc::UnboundedSender<Committed>>>,
-    /// Set when this server sends mail: each write then queues the mail
-    /// its notifications owe (`mail::enqueue`), and this wakes the mailer.
+    /// Set when this server sends mail: wakes the mailer (see `mail`).
     mail: std::sync::OnceLock<Arc<tokio::sync::Notify>>,
 }
 
@@ -458,20 +454,13 @@ impl Store {
         txn.open_table(COUNTERS)?;
         txn.open_table(META)?;
         crate::inbox::create_tables(&txn)?;
-        crate::mail::create_tables(&txn)?;
         txn.commit()?;
         Ok(())
     }
 
-    /// From now on, writes queue mail for the notifications they write;
-    /// returns what wakes the mailer when they do. Call before serving.
+    /// Writes queue the mail their notifications owe from now on; returns the mailer's wake.
     pub fn send_mail(&self) -> Arc<tokio::sync::Notify> {
         self.shared.mail.get_or_init(Default::default).clone()
-    }
-
-    /// What wakes the mailer, when this server sends mail.
-    pub fn mail_wake(&self) -> Option<Arc<tokio::sync::Notify>> {
-        self.shared.mail.get().cloned()
     }
 
     pub fn set_event_sink(&self, sink: mpsc::UnboundedSender<Committed>) {
@@ -508,14 +497,8 @@ impl Store {
         let value = f(&mut tx)?;
         let Tx { txn, events, inbox } = tx;
         // The mail a notification owes is queued with it (see `mail`).
-        let wake = self.shared.mail.get();
-        let mailed = match wake {
-            Some(_) => crate::mail::enqueue(
-                &txn,
-                events.iter().flat_map(|e| e.notified.iter()).chain(&inbox),
-            )?,
-            None => 0,
-        };
+        let notified = events.iter().flat_map(|e| e.notified.iter()).chain(&inbox);
+        let mailed = self.shared.mail.get().is_some() && crate::mail::enqueue(&txn, notified)? > 0;
         // Poisoning only means another writer panicked; ordering still holds.
         let _order = self
             .shared
@@ -523,9 +506,7 @@ impl Store {
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         txn.commit()?;
-        if mailed > 0
-            && let Some(wake) = wake
-        {
+        if mailed && let Some(wake) = self.shared.mail.get() {
             wake.notify_one();
         }
         if !(events.is_empty() && inbox.is_empty())
@@ -642,7 +623,7 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use super::{Event, FileRecord, UserRecord, decode, encode};
+    use super::{Event, FileRecord, decode, encode};
 
     /// A record and an event exactly as Latch 0.1.0 wrote them (field order,
     /// plain-string paths, hex ids). The path `parts/CON.txt` is one the
@@ -653,16 +634,6 @@ mod tests {
     fn a_stored_file_record_reads_and_writes_back_byte_for_byte() {
         let rec: FileRecord = decode(FILE.as_bytes()).unwrap();
         assert_eq!(encode(&rec).unwrap(), FILE.as_bytes());
-    }
-
-    #[test]
-    fn a_stored_user_record_reads_and_writes_back_byte_for_byte() {
-        let old = r#"{"username":"bob","display_name":"Bob","password_hash":"$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA","role":"user","disabled":false,"created_at":1700000000}"#;
-        let with_mail = r#"{"username":"bob","display_name":"Bob","password_hash":"$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA","role":"user","disabled":false,"created_at":1700000000,"email":"bob@example.com","mail":{"reserved":true,"nudged":false,"overridden":true,"watched":true,"expiring":true}}"#;
-        for stored in [old, with_mail] {
-            let rec: UserRecord = decode(stored.as_bytes()).unwrap();
-            assert_eq!(String::from_utf8(encode(&rec).unwrap()).unwrap(), stored);
-        }
     }
 
     #[test]

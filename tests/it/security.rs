@@ -913,7 +913,7 @@ fn matrix() -> Vec<Row> {
             SIGNED_IN,
         ),
         row(
-            ("http/api/mod.rs", "GET", "/me"),
+            ("http/api/me.rs", "GET", "/me"),
             "GET",
             "/api/me",
             V::Token,
@@ -922,7 +922,7 @@ fn matrix() -> Vec<Row> {
             SIGNED_IN,
         ),
         row(
-            ("http/api/mod.rs", "PATCH", "/me"),
+            ("http/api/me.rs", "PATCH", "/me"),
             "PATCH",
             "/api/me",
             V::Token,

@@ -3,7 +3,6 @@
 
 use poem_openapi::payload::{Binary, Json};
 use poem_openapi::registry::Registry;
-use poem_openapi::types::MaybeUndefined;
 use poem_openapi::types::multipart::Upload;
 use poem_openapi::{ApiResponse, Enum, Multipart, Object};
 
@@ -17,7 +16,6 @@ use crate::domain::{LockComment, NudgeMessage, Role};
 use crate::files::Watches;
 use crate::http::views::iso_time;
 use crate::inbox::{NoticeKind, Notification};
-use crate::mail::Choices;
 use crate::store::{Event, EventKind, FileRecord, UserRecord, now};
 
 /// `available`, `locked`, or `reserved` (held for the first in line after a check-out ended).
@@ -299,95 +297,6 @@ impl From<&UserRecord> for UserJson {
             disabled: u.disabled,
             created_at: iso_time(u.created_at),
         }
-    }
-}
-
-/// Which notifications come by mail.
-#[derive(Object)]
-#[oai(rename = "MailChoices")]
-pub(super) struct MailChoicesJson {
-    pub(super) reserved: bool,
-    pub(super) nudged: bool,
-    pub(super) overridden: bool,
-    pub(super) watched: bool,
-    pub(super) expiring: bool,
-}
-
-impl From<&Choices> for MailChoicesJson {
-    fn from(c: &Choices) -> Self {
-        MailChoicesJson {
-            reserved: c.reserved,
-            nudged: c.nudged,
-            overridden: c.overridden,
-            watched: c.watched,
-            expiring: c.expiring,
-        }
-    }
-}
-
-/// `GET /me`: the caller's account with their mail settings.
-#[derive(Object)]
-pub(super) struct MeJson {
-    pub(super) username: String,
-    pub(super) display_name: String,
-    pub(super) role: RoleJson,
-    pub(super) disabled: bool,
-    pub(super) created_at: String,
-    /// Where notifications are mailed; `null`: nowhere.
-    pub(super) email: Nullable<String>,
-    /// Which notifications are mailed (when `email` is set and the server sends mail).
-    pub(super) mail: MailChoicesJson,
-    /// Whether this server sends mail at all (`--smtp-url`).
-    pub(super) mail_enabled: bool,
-}
-
-impl MeJson {
-    pub(super) fn of(u: &UserRecord, mail_enabled: bool) -> Self {
-        MeJson {
-            username: u.username.clone(),
-            display_name: u.display_name.clone(),
-            role: u.role.into(),
-            disabled: u.disabled,
-            created_at: iso_time(u.created_at),
-            email: Nullable(u.email.as_ref().map(|e| e.as_str().to_string())),
-            mail: MailChoicesJson::from(&u.mail),
-            mail_enabled,
-        }
-    }
-}
-
-/// `PATCH /me`: change where and which notifications are mailed; a field
-/// left out stays as it is.
-#[derive(Object)]
-pub(super) struct MePatchRequest {
-    /// An address like `name@example.com` (at most 254 bytes); `null` removes it.
-    pub(super) email: MaybeUndefined<Text<Rule<LINE, 0, 254>>>,
-    pub(super) mail: Option<MailChoicesPatch>,
-}
-
-/// Kinds to turn mail on (`true`) or off; kinds left out stay as they are.
-#[derive(Object)]
-#[oai(deny_unknown_fields)]
-pub(super) struct MailChoicesPatch {
-    pub(super) reserved: Option<bool>,
-    pub(super) nudged: Option<bool>,
-    pub(super) overridden: Option<bool>,
-    pub(super) watched: Option<bool>,
-    pub(super) expiring: Option<bool>,
-}
-
-impl MailChoicesPatch {
-    pub(super) fn kinds(&self) -> Vec<(NoticeKind, bool)> {
-        [
-            (NoticeKind::Reserved, self.reserved),
-            (NoticeKind::Nudged, self.nudged),
-            (NoticeKind::Overridden, self.overridden),
-            (NoticeKind::Watched, self.watched),
-            (NoticeKind::Expiring, self.expiring),
-        ]
-        .into_iter()
-        .filter_map(|(kind, on)| on.map(|on| (kind, on)))
-        .collect()
     }
 }
 

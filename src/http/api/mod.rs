@@ -9,22 +9,19 @@
 
 mod backup;
 mod json;
+mod me;
 mod spec;
 pub(crate) mod wire;
-
-use std::sync::Arc;
 
 use poem::web::Data;
 use poem::{Request, RequestBody};
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::{Binary, Json};
 use poem_openapi::registry::{MetaSecurityScheme, Registry};
-use poem_openapi::types::MaybeUndefined;
 use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions, OpenApi, OpenApiService};
 
 use crate::accounts::{Accounts, NewUser, UserPatch};
-use crate::config::Config;
-use crate::domain::{EmailAddress, Folder, LockComment, NudgeMessage, Password, Role, Username};
+use crate::domain::{Folder, LockComment, NudgeMessage, Password, Role, Username};
 use crate::error::{AppError, AppResult};
 use crate::files::Watches;
 use crate::files::{Actor, Files};
@@ -33,7 +30,6 @@ use crate::http::forms::{self, new_file_from, new_version_from, parse_token_name
 use crate::http::guards::{Credential, Guard};
 use crate::http::views::iso_time;
 use crate::inbox::MarkRead;
-use crate::mail::MailPatch;
 use json::*;
 pub use spec::{endpoint, spec, spec_endpoint};
 pub use wire::ErrorBody;
@@ -584,42 +580,6 @@ impl Api {
         }))
     }
 
-    /// Who am I, and where and which notifications are mailed to me.
-    #[oai(path = "/me", method = "get", operation_id = "me")]
-    async fn me(
-        &self,
-        Data(config): Data<&Arc<Config>>,
-        caller: Caller,
-    ) -> Answer<Json<MeJson>, READ> {
-        Ok(Json(MeJson::of(caller.0.user(), config.mail.is_some())))
-    }
-
-    /// Set the address your notifications are mailed to (`null` removes it) and which kinds are mailed.
-    #[oai(path = "/me", method = "patch", operation_id = "editMe")]
-    async fn edit_me(
-        &self,
-        Data(accounts): Data<&Accounts>,
-        Data(config): Data<&Arc<Config>>,
-        caller: Caller,
-        body: Json<MePatchRequest>,
-    ) -> Answer<Json<MeJson>, { WRITE | BODY | E422 }> {
-        let email = match &body.email {
-            MaybeUndefined::Undefined => None,
-            MaybeUndefined::Null => Some(None),
-            MaybeUndefined::Value(raw) => Some(Some(EmailAddress::parse(raw.as_str())?)),
-        };
-        let patch = MailPatch {
-            email,
-            kinds: body
-                .mail
-                .as_ref()
-                .map(MailChoicesPatch::kinds)
-                .unwrap_or_default(),
-        };
-        let user = accounts.set_mail(&caller.0.user().username, patch).await?;
-        Ok(Json(MeJson::of(&user, config.mail.is_some())))
-    }
-
     /// Admin: all users.
     #[oai(path = "/users", method = "get", operation_id = "listUsers")]
     async fn list_users(
@@ -687,11 +647,11 @@ impl Api {
     }
 }
 
-/// The `/api` service: these operations and the backup one.
-pub type Service = OpenApiService<(Api, backup::BackupApi), ()>;
+/// The `/api` service: these operations, `/me` and the backup one.
+pub type Service = OpenApiService<(Api, me::MeApi, backup::BackupApi), ()>;
 
 pub fn service() -> Service {
-    OpenApiService::new((Api, backup::BackupApi), "Latch", env!("CARGO_PKG_VERSION"))
+    OpenApiService::new((Api, me::MeApi, backup::BackupApi), "Latch", env!("CARGO_PKG_VERSION"))
         .server("/api")
         .description("Check files out and in; see who holds what. Authenticate with a session cookie plus X-CSRF-Token, an API token (Bearer), or HTTP Basic. Every refusal is `{\"error\": \"<a sentence>\"}` with one of the statuses documented for the operation.")
 }
