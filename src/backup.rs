@@ -17,6 +17,7 @@
 //!   were copied.
 
 use crate::inbox::{NOTIFICATIONS, NUDGES, UNREAD, WATCHES};
+use crate::mail::OUTBOX;
 use std::fs;
 use std::io;
 use std::path::{Component, Path, PathBuf};
@@ -172,7 +173,7 @@ fn prepare_target(dir: &Path, data_dir: &Path) -> AppResult<bool> {
 }
 
 /// The tables the backup copies: every table of `store`.
-fn table_names() -> [&'static str; 13] {
+fn table_names() -> [&'static str; 14] {
     [
         USERS.name(),
         SESSIONS.name(),
@@ -187,6 +188,7 @@ fn table_names() -> [&'static str; 13] {
         UNREAD.name(),
         WATCHES.name(),
         NUDGES.name(),
+        OUTBOX.name(),
     ]
 }
 
@@ -249,6 +251,7 @@ fn copy_database(txn: &ReadTransaction, path: &Path) -> AppResult<u64> {
     rows += copy_table(txn, &w, UNREAD)?;
     rows += copy_table(txn, &w, WATCHES)?;
     rows += copy_table(txn, &w, NUDGES)?;
+    rows += copy_table(txn, &w, OUTBOX)?;
     w.commit()?;
     Ok(rows)
 }

@@ -42,6 +42,11 @@ pub struct Config {
     /// How long before its expiry the holder of a lock is warned (24 h;
     /// tests shorten it).
     pub expiry_warning: Duration,
+    /// Mail for notifications (`--smtp-url` with `--mail-from`); none: no mail.
+    pub mail: Option<MailConfig>,
+    /// Where people reach Latch (`--public-url`, e.g. `https://latch.example.com`),
+    /// without a trailing `/`: for links in mail.
+    pub public_url: Option<String>,
 }
 
 impl Config {
@@ -66,6 +71,8 @@ impl Config {
             stale_after: Duration::from_secs(7 * 24 * 3600),
             lock_expiry: None,
             expiry_warning: Duration::from_secs(24 * 3600),
+            mail: None,
+            public_url: None,
         }
     }
 
@@ -82,6 +89,190 @@ impl Config {
     pub fn spool_dir(&self) -> PathBuf {
         self.data_dir.join("spool")
     }
+}
+
+/// How mail leaves: the SMTP server, the sender, and how often a failed
+/// send is tried again.
+#[derive(Debug, Clone)]
+pub struct MailConfig {
+    pub smtp: SmtpUrl,
+    pub from: lettre::message::Mailbox,
+    /// The wait after each failed attempt, in order; when they run out the
+    /// mail is given up (and logged).
+    pub retry: Vec<Duration>,
+}
+
+impl MailConfig {
+    /// 30 s, 2 min, 10 min, 30 min, 1 h, 2 h: a server down for an
+    /// afternoon still delivers; one down for a day does not fill the outbox.
+    pub fn default_retry() -> Vec<Duration> {
+        [30, 120, 600, 1800, 3600, 7200]
+            .map(Duration::from_secs)
+            .to_vec()
+    }
+
+    /// Checks `--smtp-url` and `--mail-from` together: both or neither.
+    /// Errors never repeat the URL (it may hold a password).
+    pub fn from_flags(
+        smtp_url: Option<&str>,
+        mail_from: Option<&str>,
+    ) -> Result<Option<MailConfig>, String> {
+        fn present(v: Option<&str>) -> Option<&str> {
+            v.map(str::trim).filter(|v| !v.is_empty())
+        }
+        match (present(smtp_url), present(mail_from)) {
+            (None, None) => Ok(None),
+            (Some(_), None) => Err(
+                "--smtp-url needs --mail-from (LATCH_MAIL_FROM): the address mail is sent from, e.g. \"Latch <latch@example.com>\""
+                    .into(),
+            ),
+            (None, Some(_)) => Err(
+                "--mail-from needs --smtp-url (LATCH_SMTP_URL): the server that sends the mail, e.g. smtps://user:pass@mail.example.com"
+                    .into(),
+            ),
+            (Some(url), Some(from)) => Ok(Some(MailConfig {
+                smtp: SmtpUrl::parse(url)?,
+                from: parse_mail_from(from)?,
+                retry: Self::default_retry(),
+            })),
+        }
+    }
+}
+
+/// How the connection to the SMTP server is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpTls {
+    /// `smtps://`: TLS from the first byte (port 465 by default).
+    Implicit,
+    /// `smtp://`: STARTTLS when the server offers it, plain otherwise; with
+    /// credentials in the URL, STARTTLS is required, so a password never
+    /// crosses the network in the clear (port 25 by default).
+    StartTls,
+}
+
+/// `--smtp-url`: `smtp://[user:pass@]host[:port]` or `smtps://…`. Its
+/// `Debug` and `Display` never show the password.
+#[derive(Clone)]
+pub struct SmtpUrl {
+    pub tls: SmtpTls,
+    pub host: String,
+    pub port: u16,
+    /// User and password, percent-decoded.
+    pub credentials: Option<(String, String)>,
+}
+
+impl SmtpUrl {
+    pub fn parse(raw: &str) -> Result<SmtpUrl, String> {
+        const LIKE: &str = "like smtp://host:25 or smtps://user:pass@mail.example.com:465";
+        // url's errors name the fault, never the text: safe to show.
+        let url = url::Url::parse(raw.trim())
+            .map_err(|e| format!("--smtp-url is not a URL ({e}); give one {LIKE}"))?;
+        let tls = match url.scheme() {
+            "smtp" => SmtpTls::StartTls,
+            "smtps" => SmtpTls::Implicit,
+            other => {
+                return Err(format!(
+                    "--smtp-url must start with smtp:// or smtps://, not {other}://"
+                ));
+            }
+        };
+        let host = match url.host() {
+            Some(url::Host::Domain(d)) if !d.is_empty() => d.to_string(),
+            Some(url::Host::Ipv4(a)) => a.to_string(),
+            Some(url::Host::Ipv6(a)) => a.to_string(),
+            _ => return Err(format!("--smtp-url has no host; give one {LIKE}")),
+        };
+        if !matches!(url.path(), "" | "/") || url.query().is_some() || url.fragment().is_some() {
+            return Err(format!(
+                "--smtp-url takes no path, query or fragment; give one {LIKE}"
+            ));
+        }
+        let decode = |s: &str| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8()
+                .map(|c| c.into_owned())
+                .map_err(|_| {
+                    "--smtp-url: the user or password is not UTF-8 once decoded".to_string()
+                })
+        };
+        let credentials = match (url.username(), url.password()) {
+            ("", None) => None,
+            ("", Some(_)) => return Err("--smtp-url has a password but no user".into()),
+            (user, Some(pass)) => Some((decode(user)?, decode(pass)?)),
+            (_, None) => {
+                return Err(
+                    "--smtp-url has a user but no password; give both (smtp://user:pass@host), percent-encoding any @ : / in them"
+                        .into(),
+                );
+            }
+        };
+        let port = url.port().unwrap_or(match tls {
+            SmtpTls::Implicit => 465,
+            SmtpTls::StartTls => 25,
+        });
+        Ok(SmtpUrl {
+            tls,
+            host,
+            port,
+            credentials,
+        })
+    }
+}
+
+impl std::fmt::Display for SmtpUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let scheme = match self.tls {
+            SmtpTls::Implicit => "smtps",
+            SmtpTls::StartTls => "smtp",
+        };
+        let user = match &self.credentials {
+            Some((user, _)) => format!("{user}:***@"),
+            None => String::new(),
+        };
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        write!(f, "{scheme}://{user}{host}:{}", self.port)
+    }
+}
+
+impl std::fmt::Debug for SmtpUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SmtpUrl({self})")
+    }
+}
+
+/// `--mail-from`: an address, optionally with a name (`Latch <latch@example.com>`).
+pub fn parse_mail_from(raw: &str) -> Result<lettre::message::Mailbox, String> {
+    let raw = raw.trim();
+    if raw.chars().any(char::is_control) {
+        return Err("--mail-from must be one line".into());
+    }
+    raw.parse().map_err(|_| {
+        format!(
+            "--mail-from '{raw}' is not an address like latch@example.com or \"Latch <latch@example.com>\""
+        )
+    })
+}
+
+/// `--public-url`: where people reach Latch, `http(s)://host[:port][/path]`;
+/// returned without a trailing `/`.
+pub fn parse_public_url(raw: &str) -> Result<String, String> {
+    let url = url::Url::parse(raw.trim()).map_err(|e| {
+        format!("--public-url is not a URL ({e}); give one like https://latch.example.com")
+    })?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err("--public-url must be an http:// or https:// address with a host".into());
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("--public-url must not carry a user or password".into());
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("--public-url takes no query or fragment".into());
+    }
+    Ok(url.as_str().trim_end_matches('/').to_string())
 }
 
 /// Parses sizes such as `512M`, `2G`, `1048576`.
@@ -179,5 +370,61 @@ mod tests {
         assert_eq!(super::parse_size("10"), Ok(10));
         assert_eq!(super::parse_size("2 GiB"), Ok(2 << 30));
         assert!(super::parse_size("lots").is_err());
+    }
+
+    #[test]
+    fn smtp_urls_parse_and_never_show_the_password() {
+        let url = super::SmtpUrl::parse("smtps://me%40x.org:s3cr%3At@mail.example.com").unwrap();
+        assert_eq!(url.tls, super::SmtpTls::Implicit);
+        assert_eq!((url.host.as_str(), url.port), ("mail.example.com", 465));
+        assert_eq!(
+            url.credentials,
+            Some(("me@x.org".to_string(), "s3cr:t".to_string()))
+        );
+        for shown in [url.to_string(), format!("{url:?}")] {
+            assert!(!shown.contains("s3cr"), "{shown}");
+        }
+        let plain = super::SmtpUrl::parse("smtp://127.0.0.1:2525").unwrap();
+        assert_eq!(plain.tls, super::SmtpTls::StartTls);
+        assert_eq!(plain.port, 2525);
+        assert!(plain.credentials.is_none());
+        for bad in [
+            "http://mail.example.com",
+            "smtp://user@mail.example.com",
+            "smtp://:s3cret@mail.example.com",
+            "smtp://mail.example.com/inbox",
+            "smtp://mail.example.com?tls=none",
+            "mail.example.com",
+        ] {
+            let err = super::SmtpUrl::parse(bad).expect_err(bad);
+            assert!(!err.contains("s3cret"), "{err}");
+        }
+    }
+
+    #[test]
+    fn mail_flags_come_both_or_neither() {
+        use super::MailConfig;
+        assert!(MailConfig::from_flags(None, None).unwrap().is_none());
+        let err = MailConfig::from_flags(Some("smtp://u:s3cret@h"), None).unwrap_err();
+        assert!(
+            err.contains("--mail-from") && !err.contains("s3cret"),
+            "{err}"
+        );
+        assert!(MailConfig::from_flags(None, Some("latch@example.com")).is_err());
+        let both = MailConfig::from_flags(Some("smtp://h:25"), Some("Latch <latch@example.com>"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(both.from.email.to_string(), "latch@example.com");
+        assert!(MailConfig::from_flags(Some("smtp://h"), Some("not an address")).is_err());
+    }
+
+    #[test]
+    fn public_urls_lose_their_trailing_slash() {
+        assert_eq!(
+            super::parse_public_url("https://latch.example.com/").unwrap(),
+            "https://latch.example.com"
+        );
+        assert!(super::parse_public_url("ftp://x").is_err());
+        assert!(super::parse_public_url("https://u:p@x").is_err());
     }
 }

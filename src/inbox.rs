@@ -479,5 +479,5 @@ pub fn create_tables(txn: &WriteTransaction) -> AppResult<()> {
     txn.open_table(UNREAD)?;
     txn.open_table(WATCHES)?;
     txn.open_table(NUDGES)?;
-    Ok(())
+    crate::mail::create_tables(txn)
 }

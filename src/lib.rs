@@ -14,6 +14,8 @@
 //! - [`vault`] — the Git repository: blobs, commits, history.
 //! - [`files`] — the operations and their rules; Git/redb reconciliation.
 //! - [`accounts`] — users, passwords, sessions, tokens, throttling.
+//! - [`inbox`] — each person's notifications and what they watch.
+//! - [`mail`] — which notifications go by mail, the outbox, the mailer.
 //! - [`live`] — the hub: each event rendered once per viewer class, fanned out.
 //! - [`metrics`] — the counters, in the Prometheus text format.
 //! - [`presence`] — who is online and what they view; in memory only.
@@ -33,6 +35,7 @@ pub mod files;
 pub mod http;
 pub mod inbox;
 pub mod live;
+pub mod mail;
 pub mod metrics;
 pub mod presence;
 pub mod schema;
@@ -53,6 +56,8 @@ pub struct App {
     pub files: files::Files,
     pub accounts: accounts::Accounts,
     pub hub: live::Hub,
+    /// Wakes the mailer when a write queues mail; `None`: no mail.
+    pub mail_wake: Option<Arc<tokio::sync::Notify>>,
 }
 
 /// Why the server could not start, said plainly.
@@ -88,6 +93,9 @@ pub fn open(config: Config) -> Result<App, StartError> {
         ))
     })?;
     let store = store::Store::open(&config.db_path()).map_err(|e| StartError(e.to_string()))?;
+    // Before anything below writes a notification (a reservation passed on
+    // at start owes its mail too).
+    let mail_wake = config.mail.as_ref().map(|_| store.send_mail());
     let vault = vault::Vault::open_or_init(&config.vault_path())?;
     // The database is open, so no other Latch process holds this vault.
     vault.clear_stale_locks()?;
@@ -139,6 +147,7 @@ pub fn open(config: Config) -> Result<App, StartError> {
         files,
         accounts,
         hub,
+        mail_wake,
     })
 }
 
@@ -179,6 +188,19 @@ pub async fn run(
     let clock = tokio::spawn(app.files.clone().hand_off_clock(async move {
         let _ = clock_stopped.await;
     }));
+    let (stop_mailer, mailer_stopped) = tokio::sync::oneshot::channel::<()>();
+    let mailer = match (&app.config.mail, &app.mail_wake) {
+        (Some(mail), Some(wake)) => Some(tokio::spawn(mail::run(
+            app.store.clone(),
+            mail.clone(),
+            app.config.public_url.clone(),
+            wake.clone(),
+            async move {
+                let _ = mailer_stopped.await;
+            },
+        ))),
+        _ => None,
+    };
     let hub = app.hub.clone();
     let live = app.hub.clone();
     let grace = app.config.shutdown_grace;
@@ -193,6 +215,11 @@ pub async fn run(
     // caller reopens it.
     let _ = stop_clock.send(());
     let _ = clock.await;
+    // So does the mailer; a mail it was sending stays in the outbox.
+    let _ = stop_mailer.send(());
+    if let Some(mailer) = mailer {
+        let _ = mailer.await;
+    }
     served?;
     // Upgraded WebSockets are no longer the server's connections: give their
     // tasks a moment to send 1012 before the caller drops the runtime.

@@ -51,7 +51,7 @@ enum LogFormat {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server (the default).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Manage accounts on a stopped server's data directory.
     #[command(subcommand)]
     User(UserCommand),
@@ -196,6 +196,20 @@ struct ServeArgs {
     /// Release a check-out this old, after telling its holder 24 h before, e.g. 30d (the hand-off then applies); 1h to 3650d. Off unless given.
     #[arg(long, env = "LATCH_LOCK_EXPIRY", value_name = "DURATION", value_parser = latch::config::parse_lock_expiry)]
     lock_expiry: Option<Duration>,
+    /// Send notifications by mail through this server: smtp://[user:pass@]host[:port] (STARTTLS when offered, required with a password; port 25) or smtps://… (TLS; port 465). Needs --mail-from.
+    #[arg(
+        long,
+        env = "LATCH_SMTP_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    smtp_url: Option<String>,
+    /// The sender of notification mail, e.g. "Latch <latch@example.com>". Needs --smtp-url.
+    #[arg(long, env = "LATCH_MAIL_FROM", value_name = "ADDRESS")]
+    mail_from: Option<String>,
+    /// Where people reach Latch, e.g. https://latch.example.com: for links in mail.
+    #[arg(long, env = "LATCH_PUBLIC_URL", value_name = "URL", value_parser = latch::config::parse_public_url)]
+    public_url: Option<String>,
 }
 
 /// Parses `10`, `10s`, `500ms`, `2m` or `1h`.
@@ -258,7 +272,7 @@ fn main() -> ExitCode {
     init_logging(cli.log_format, cli.log_filter.as_deref());
     let result = match cli.command {
         None => serve(cli.serve),
-        Some(Command::Serve(args)) => serve(args),
+        Some(Command::Serve(args)) => serve(*args),
         Some(Command::User(UserCommand::Add { name, admin, data })) => user_add(&name, admin, data),
         Some(Command::Backup(args)) => backup(args),
         Some(Command::Healthcheck { url, bind }) => {
@@ -288,6 +302,11 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     config.handoff_window = args.handoff_window;
     config.stale_after = args.stale_after;
     config.lock_expiry = args.lock_expiry;
+    // Parsed here, not by clap: clap's errors repeat the value, and the
+    // URL may hold a password.
+    config.mail =
+        latch::config::MailConfig::from_flags(args.smtp_url.as_deref(), args.mail_from.as_deref())?;
+    config.public_url = args.public_url;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -46,7 +46,7 @@ pub const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         to: 3,
-        what: "each person's inbox (notifications and an unread count), what they watch, and when they last asked a holder to release a file; an older Latch must not open it and leave people's notifications behind",
+        what: "each person's inbox (notifications and an unread count), what they watch, and when they last asked a holder to release a file; user records may carry an e-mail address and which notifications to mail, and mail owed waits in an outbox; an older Latch must not open it and leave people's notifications behind",
         run: crate::inbox::create_tables,
     },
 ];

@@ -22,7 +22,7 @@ use redb::{
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use tokio::sync::mpsc;
 
-use crate::domain::{RepoPath, Revision, Role};
+use crate::domain::{EmailAddress, RepoPath, Revision, Role};
 use crate::error::{AppError, AppResult};
 use crate::inbox::InboxChange;
 use crate::vault::{BlobId, CommitId};
@@ -69,6 +69,11 @@ pub struct UserRecord {
     pub role: Role,
     pub disabled: bool,
     pub created_at: i64,
+    /// Mail settings; left out when unset, so older records store as before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<EmailAddress>,
+    #[serde(default, skip_serializing_if = "crate::mail::Choices::is_default")]
+    pub mail: crate::mail::Choices,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -384,6 +389,8 @@ struct Shared {
     /// Committed events, in order, for the live hub. Unbounded so a writer
     /// never waits on readers; the hub drains it continuously.
     sink: Mutex<Option<mpsc::UnboundedSender<Committed>>>,
+    /// Set when this server sends mail: wakes the mailer (see `mail`).
+    mail: std::sync::OnceLock<Arc<tokio::sync::Notify>>,
 }
 
 pub enum OpenError {
@@ -443,6 +450,7 @@ impl Store {
                 db,
                 commit_order: Mutex::new(()),
                 sink: Mutex::new(None),
+                mail: std::sync::OnceLock::new(),
             }),
         };
         if migrate {
@@ -467,6 +475,11 @@ impl Store {
         crate::inbox::create_tables(&txn)?;
         txn.commit()?;
         Ok(())
+    }
+
+    /// Writes queue the mail their notifications owe from now on; returns the mailer's wake.
+    pub fn send_mail(&self) -> Arc<tokio::sync::Notify> {
+        self.shared.mail.get_or_init(Default::default).clone()
     }
 
     pub fn set_event_sink(&self, sink: mpsc::UnboundedSender<Committed>) {
@@ -502,6 +515,9 @@ impl Store {
         };
         let value = f(&mut tx)?;
         let Tx { txn, events, inbox } = tx;
+        // The mail a notification owes is queued with it (see `mail`).
+        let notified = events.iter().flat_map(|e| e.notified.iter()).chain(&inbox);
+        let mailed = self.shared.mail.get().is_some() && crate::mail::enqueue(&txn, notified)? > 0;
         // Poisoning only means another writer panicked; ordering still holds.
         let _order = self
             .shared
@@ -509,6 +525,9 @@ impl Store {
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         txn.commit()?;
+        if mailed && let Some(wake) = self.shared.mail.get() {
+            wake.notify_one();
+        }
         if !(events.is_empty() && inbox.is_empty())
             && let Ok(sink) = self.shared.sink.lock()
             && let Some(sink) = sink.as_ref()

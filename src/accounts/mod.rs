@@ -186,6 +186,18 @@ impl Accounts {
         Ok(user)
     }
 
+    /// Sets where `username`'s notifications are mailed and which kinds.
+    pub async fn set_mail(
+        &self,
+        username: &str,
+        patch: crate::mail::MailPatch,
+    ) -> AppResult<UserRecord> {
+        let who = username.to_string();
+        self.store
+            .blocking(move |store| records::set_mail(store, &who, patch))
+            .await
+    }
+
     /// Changes a signed-in user's own password after checking the current
     /// one (counted like a sign-in). Every session of theirs ends; the
     /// returned one replaces the caller's.

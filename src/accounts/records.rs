@@ -8,6 +8,7 @@ use super::{NewUser, Session, UserPatch, already_set_up, password};
 use crate::domain::Role;
 use crate::error::{AppError, AppResult};
 use crate::files::Actor;
+use crate::mail::MailPatch;
 use crate::secret::{hex, random_bytes, random_hex, sha256};
 use crate::store::{
     self, SESSIONS, SessionRecord, Store, TOKEN_HASHES, TOKENS, TokenRecord, USERS, UserRecord, now,
@@ -38,6 +39,8 @@ pub(super) fn insert_user(
         role: new.role,
         disabled: false,
         created_at: now(),
+        email: None,
+        mail: Default::default(),
     };
     store.write(|tx| {
         if only_if_none && tx.txn.open_table(USERS)?.len()? > 0 {
@@ -99,6 +102,22 @@ pub(super) fn update_user(
             delete_sessions_of(tx, &rec.username)?;
         }
         Ok((rec, end_sessions))
+    })
+}
+
+/// Blocking; see [`Accounts::set_mail`].
+pub(super) fn set_mail(store: &Store, username: &str, patch: MailPatch) -> AppResult<UserRecord> {
+    store.write(|tx| {
+        let mut rec = store::get_user(&tx.txn.open_table(USERS)?, username)?
+            .ok_or_else(|| AppError::NotFound(format!("There is no user {username}.")))?;
+        if let Some(email) = patch.email {
+            rec.email = email;
+        }
+        for (kind, on) in patch.kinds {
+            rec.mail.set(kind, on);
+        }
+        store::put_user(&tx.txn, &rec)?;
+        Ok(rec)
     })
 }
 

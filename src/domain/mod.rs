@@ -3,11 +3,13 @@
 
 use std::fmt;
 
+mod email;
 mod path;
 #[cfg(test)]
 mod tests;
 mod text;
 
+pub use email::EmailAddress;
 pub use path::{Folder, RepoPath};
 pub use text::{TextKind, check_hidden, hidden_character};
 
@@ -65,7 +67,9 @@ impl Username {
             return invalid("A username may contain only a-z, 0-9, '.', '_' and '-'.");
         }
         if name == SYSTEM_ACTOR {
-            return invalid("The username 'latch' is kept for the server's own actions; choose another.");
+            return invalid(
+                "The username 'latch' is kept for the server's own actions; choose another.",
+            );
         }
         Ok(Username(name))
     }

@@ -17,6 +17,7 @@ mod files;
 mod inbox;
 mod lfs;
 mod live;
+mod mail;
 mod model;
 mod openapi;
 mod ops;

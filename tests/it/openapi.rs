@@ -376,6 +376,8 @@ async fn valid_requests(cx: &mut Ctx) -> (u64, BTreeSet<String>) {
     let login = json!({"username": "alice", "password": USER_PASSWORD});
     ok(cx, "login", Who::Nobody, "/login", Body::Json(login), 200).await;
     ok(cx, "me", Who::AliceToken, "/me", Body::None, 200).await;
+    let mail = json!({"email": "alice@example.com", "mail": {"watched": true}});
+    ok(cx, "editMe", Who::AliceToken, "/me", Body::Json(mail), 200).await;
     ok(cx, "listTokens", Who::Alice, "/tokens", Body::None, 200).await;
     let made = ok(
         cx,

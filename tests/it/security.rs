@@ -590,6 +590,15 @@ fn matrix() -> Vec<Row> {
             SIGNED_IN,
         ),
         row(
+            ("http/web/mod.rs", "POST", "/account/mail"),
+            "POST",
+            "/account/mail",
+            V::Browser,
+            N::Nothing,
+            P::Form("email=someone%40example.com&reserved=on"),
+            [401, 303, 303, 303, 401],
+        ),
+        row(
             ("http/web/mod.rs", "POST", "/account/tokens/:id/revoke"),
             "POST",
             "/account/tokens/{token}/revoke",
@@ -933,12 +942,21 @@ fn matrix() -> Vec<Row> {
             SIGNED_IN,
         ),
         row(
-            ("http/api/mod.rs", "GET", "/me"),
+            ("http/api/me.rs", "GET", "/me"),
             "GET",
             "/api/me",
             V::Token,
             N::Nothing,
             P::Empty,
+            SIGNED_IN,
+        ),
+        row(
+            ("http/api/me.rs", "PATCH", "/me"),
+            "PATCH",
+            "/api/me",
+            V::Token,
+            N::Nothing,
+            P::Json(r#"{"email":"someone@example.com","mail":{"watched":true}}"#),
             SIGNED_IN,
         ),
         row(

@@ -13,6 +13,7 @@
 
 mod backup;
 mod json;
+mod me;
 mod spec;
 pub(crate) mod wire;
 
@@ -602,12 +603,6 @@ impl Api {
         Ok(Json(PresenceJson::from(&hub.presence().snapshot())))
     }
 
-    /// Who am I.
-    #[oai(path = "/me", method = "get", operation_id = "me")]
-    async fn me(&self, caller: Caller) -> Answer<Json<UserJson>, READ> {
-        Ok(Json(UserJson::from(caller.0.user())))
-    }
-
     /// Admin: all users.
     #[oai(path = "/users", method = "get", operation_id = "listUsers")]
     async fn list_users(
@@ -675,11 +670,11 @@ impl Api {
     }
 }
 
-/// The `/api` service: these operations and the backup one.
-pub type Service = OpenApiService<(Api, backup::BackupApi), ()>;
+/// The `/api` service: these operations, `/me` and the backup one.
+pub type Service = OpenApiService<(Api, me::MeApi, backup::BackupApi), ()>;
 
 pub fn service() -> Service {
-    OpenApiService::new((Api, backup::BackupApi), "Latch", env!("CARGO_PKG_VERSION"))
+    OpenApiService::new((Api, me::MeApi, backup::BackupApi), "Latch", env!("CARGO_PKG_VERSION"))
         .server("/api")
         .description("Check files out and in; see who holds what. Authenticate with a session cookie plus X-CSRF-Token, an API token (Bearer), or HTTP Basic. Every refusal is `{\"error\": \"<a sentence>\"}` with one of the statuses documented for the operation.")
 }

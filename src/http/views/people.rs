@@ -5,6 +5,7 @@ use maud::{Markup, html};
 
 use super::{Viewer, csrf_field, time_ago};
 use crate::domain::Role;
+use crate::inbox::NoticeKind;
 use crate::store::{TokenRecord, UserRecord};
 
 pub fn login_page(error: Option<&str>, username: &str, allow_signup: bool) -> Markup {
@@ -94,11 +95,53 @@ pub fn users_page(users: &[UserRecord], viewer: &Viewer) -> Markup {
     }
 }
 
+/// What each kind of notification is called on the account page.
+fn mail_kind_label(kind: NoticeKind) -> &'static str {
+    match kind {
+        NoticeKind::Reserved => "a file is reserved for me",
+        NoticeKind::Nudged => "someone asks me to release a file",
+        NoticeKind::Overridden => "an admin breaks my check-out",
+        NoticeKind::Watched => "something I watch changes",
+        NoticeKind::Expiring => "my check-out is about to be released",
+    }
+}
+
+/// The mail settings: an address and which notifications go to it. A
+/// plain form: it works without JavaScript.
+fn mail_settings(user: &UserRecord, viewer: &Viewer, mail_enabled: bool) -> Markup {
+    html! {
+        h2 id="mail" { "Notifications by mail" }
+        @if !mail_enabled {
+            p.muted { "This server does not send mail yet (an admin sets it up with " code { "--smtp-url" } "); what you choose here applies once it does." }
+        }
+        form.stack.narrow method="post" action="/account/mail" {
+            (csrf_field(viewer))
+            label {
+                "E-mail for notifications"
+                input type="email" name="email" value=(user.email.as_ref().map(|e| e.as_str()).unwrap_or_default())
+                    autocomplete="email" maxlength="254" placeholder="name@example.com";
+            }
+            fieldset.choices {
+                legend { "Mail me when" }
+                @for kind in NoticeKind::ALL {
+                    label {
+                        input type="checkbox" name=(kind.as_str()) value="on" checked[user.mail.wants(kind)];
+                        " " (mail_kind_label(kind))
+                    }
+                }
+            }
+            p.muted { "Leave the address empty to get no mail." }
+            button.btn type="submit" { "Save mail settings" }
+        }
+    }
+}
+
 pub fn account_page(
     user: &UserRecord,
     tokens: &[TokenRecord],
     viewer: &Viewer,
     new_token: Option<&str>,
+    mail_enabled: bool,
 ) -> Markup {
     html! {
         section {
@@ -133,6 +176,7 @@ pub fn account_page(
                 input type="text" name="name" placeholder="Token name, e.g. laptop git-lfs" required maxlength="64";
                 button.btn type="submit" { "Create token" }
             }
+            (mail_settings(user, viewer, mail_enabled))
             h2 { "Change password" }
             form.stack.narrow method="post" action="/account/password" {
                 (csrf_field(viewer))

@@ -62,6 +62,7 @@ pub fn routes() -> Route {
         .at("/account/tokens", post(people::create_token))
         .at("/account/tokens/:id/revoke", post(people::revoke_token))
         .at("/account/password", post(people::change_password))
+        .at("/account/mail", post(people::set_mail))
         .at("/ws", get(ws_endpoint))
         .at("/events", get(sse_endpoint))
         .at("/live/viewing", post(viewing))

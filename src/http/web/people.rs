@@ -7,12 +7,14 @@ use poem::{Body, Request, Response, handler};
 
 use super::{notice, page, read_form, respond, set_html_body, take_flash};
 use crate::accounts::{NewUser, Session, UserPatch};
-use crate::domain::{Password, Role, Username, parse_display_name};
+use crate::domain::{EmailAddress, Password, Role, Username, parse_display_name};
 use crate::error::{AppError, AppResult};
 use crate::files::require_admin;
 use crate::http::forms::parse_token_name;
 use crate::http::guards::Guard;
 use crate::http::views::{self, Viewer};
+use crate::inbox::NoticeKind;
+use crate::mail::MailPatch;
 
 #[handler]
 pub(super) async fn users_page(req: &Request, guard: Guard<'_>) -> Response {
@@ -103,7 +105,13 @@ async fn account_view(
     let flash = take_flash(req, &mut resp);
     let markup = views::layout(
         page("Account", session, "account", flash),
-        views::account_page(&session.user, &tokens, &Viewer::of(session), new_token),
+        views::account_page(
+            &session.user,
+            &tokens,
+            &Viewer::of(session),
+            new_token,
+            guard.config.mail.is_some(),
+        ),
     );
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -150,6 +158,42 @@ pub(super) async fn revoke_token(
             .map_err(|_| AppError::NotFound("No such token.".into()))?;
         guard.accounts.revoke_token(&session.actor(), id).await?;
         Ok(notice("/account", "Token revoked.".into()))
+    })
+    .await
+}
+
+/// The account page's mail form: the address (empty: none) and one
+/// checkbox per kind of notification (unticked: not mailed).
+#[handler]
+pub(super) async fn set_mail(req: &Request, guard: Guard<'_>, body: Body) -> Response {
+    respond(req, async {
+        let fields = read_form(body).await?;
+        let session = guard.writer(Some(&fields)).await?;
+        let raw = fields.text("email").trim();
+        let email = if raw.is_empty() {
+            None
+        } else {
+            Some(EmailAddress::parse(raw)?)
+        };
+        let patch = MailPatch {
+            kinds: NoticeKind::ALL
+                .into_iter()
+                .map(|kind| (kind, fields.get(kind.as_str()) == Some("on")))
+                .collect(),
+            email: Some(email),
+        };
+        let user = guard
+            .accounts
+            .set_mail(&session.user.username, patch)
+            .await?;
+        let said = match &user.email {
+            Some(to) if guard.config.mail.is_some() => {
+                format!("Mail settings saved; notifications you chose go to {to}.")
+            }
+            Some(_) => "Mail settings saved; this server does not send mail yet.".to_string(),
+            None => "Mail settings saved; you get no mail.".to_string(),
+        };
+        Ok(notice("/account", said))
     })
     .await
 }

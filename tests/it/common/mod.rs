@@ -8,6 +8,7 @@ pub mod browser;
 pub mod git;
 pub mod http;
 pub mod live;
+pub mod smtp;
 pub mod watch;
 
 use std::net::SocketAddr;
@@ -109,9 +110,15 @@ impl TestApp {
 
     /// Stops, then starts again on the same data directory.
     pub async fn restart(&mut self) {
+        self.restart_with(|_| {}).await;
+    }
+
+    /// Stops, then starts again on the same data directory with a config
+    /// adjusted by `tweak`.
+    pub async fn restart_with(&mut self, tweak: impl FnOnce(&mut Config)) {
         self.stop().await;
         let tmp = self._tmp.take();
-        let mut next = Self::start(&self.data_dir, |_| {}).await;
+        let mut next = Self::start(&self.data_dir, tweak).await;
         next._tmp = tmp;
         *self = next;
     }
