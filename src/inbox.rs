@@ -20,7 +20,7 @@ use redb::{ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{Folder, RepoPath};
-use crate::error::AppResult;
+use crate::error::{AppError, AppResult};
 use crate::store::{self, Event, EventKind, USERS, clock_utc, decode, encode, next_counter};
 
 /// (username, notification id) → [`Notification`].
@@ -36,6 +36,8 @@ pub const NUDGES: TableDefinition<(&str, u64), i64> = TableDefinition::new("nudg
 
 /// The most notifications one inbox keeps; older ones go.
 pub const KEPT: usize = 200;
+/// The most files and folders one person watches: past it, a folder serves.
+pub const MAX_WATCHES: usize = 500;
 /// One ask to release per asker per file in this many seconds.
 pub const NUDGE_EVERY: i64 = 3600;
 
@@ -258,14 +260,29 @@ pub fn mark_read(txn: &WriteTransaction, who: &str, which: &MarkRead) -> AppResu
 }
 
 /// Starts or stops `who` watching `what`. Returns whether anything changed.
+/// A person watches at most [`MAX_WATCHES`] files and folders.
 pub fn set_watch(txn: &WriteTransaction, who: &str, what: &Watched, on: bool) -> AppResult<bool> {
     let key = what.key();
     let mut watches = txn.open_table(WATCHES)?;
-    Ok(if on {
-        watches.insert((key.as_str(), who), store::now())?.is_none()
-    } else {
-        watches.remove((key.as_str(), who))?.is_some()
-    })
+    if !on {
+        return Ok(watches.remove((key.as_str(), who))?.is_some());
+    }
+    if watches.get((key.as_str(), who))?.is_some() {
+        return Ok(false);
+    }
+    let mut held = 0;
+    for row in watches.iter()? {
+        if row?.0.value().1 == who {
+            held += 1;
+        }
+    }
+    if held >= MAX_WATCHES {
+        return Err(AppError::Conflict(format!(
+            "You watch {held} files and folders, the most one person may; stop watching some first (or watch their folder)."
+        )));
+    }
+    watches.insert((key.as_str(), who), store::now())?;
+    Ok(true)
 }
 
 /// Everything `who` watches.

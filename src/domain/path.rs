@@ -123,9 +123,12 @@ impl RepoPath {
 pub struct Folder(String);
 
 impl Folder {
-    /// `parts/`, `/parts`, `parts` all name the same folder; `/` or an
-    /// empty string the whole vault.
+    /// `parts/`, `/parts`, `parts` all name the same folder; `/` the whole
+    /// vault; an empty name is refused.
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        if raw.trim().is_empty() {
+            return invalid("Name a folder, such as parts/, or / for the whole vault.");
+        }
         let trimmed = raw.trim().trim_matches('/');
         if trimmed.is_empty() {
             return Ok(Folder(String::new()));

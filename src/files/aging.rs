@@ -2,8 +2,8 @@
 //! (a badge, `lock.stale`, the `stale` filter, the admins' list), never
 //! acted on. With `--lock-expiry`, a lock that old is released by Latch
 //! (event `expired`, then the hand-off as after a cancel), its holder
-//! having been warned `expiry_warning` (24 h) before — or at once, for a
-//! lock younger than that when it was taken. Whether the warning was given
+//! having been warned `expiry_warning` (24 h) before — or half-way, when
+//! the expiry is no longer than that. Whether the warning was given
 //! is kept on the lock, so it is given once, across restarts.
 //!
 //! Turning stale is a matter of time, not an event: the hand-off clock
@@ -60,9 +60,14 @@ impl LockAging {
     }
 
     /// When the holder of `lock` is to be warned: `warning` before the
-    /// expiry, but not before the lock was taken.
+    /// expiry — or half-way, for an expiry no longer than the warning, so
+    /// a fresh check-out is not warned at once.
     fn warn_at(&self, lock: &LockRecord) -> Option<i64> {
-        let warning = self.warning.as_secs().min(i64::MAX as u64) as i64;
+        let warning = match self.expiry {
+            Some(e) if self.warning >= e => e / 2,
+            _ => self.warning,
+        };
+        let warning = warning.as_secs().min(i64::MAX as u64) as i64;
         self.expires_at(lock)
             .map(|at| at.saturating_sub(warning).max(lock.locked_at))
     }
@@ -197,5 +202,39 @@ impl Files {
                 turned > seen && turned <= at
             })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lock_at(at: i64) -> LockRecord {
+        LockRecord {
+            owner: "bob".into(),
+            locked_at: at,
+            comment: None,
+            warned_at: None,
+        }
+    }
+
+    #[test]
+    fn the_holder_is_warned_a_day_before_or_half_way_through_a_short_expiry() {
+        let day = Duration::from_secs(24 * 3600);
+        let aging = |expiry: u64| LockAging {
+            stale_after: day,
+            expiry: Some(Duration::from_secs(expiry)),
+            warning: day,
+        };
+        // A month: a day before.
+        let month = 30 * 24 * 3600;
+        assert_eq!(
+            aging(month).warn_at(&lock_at(1000)),
+            Some(1000 + month as i64 - 86_400)
+        );
+        // An hour: half-way, not at once.
+        assert_eq!(aging(3600).warn_at(&lock_at(1000)), Some(1000 + 1800));
+        // Exactly a day: half-way too.
+        assert_eq!(aging(86_400).warn_at(&lock_at(0)), Some(43_200));
     }
 }

@@ -488,3 +488,57 @@ async fn the_notifications_page_works_with_plain_forms() {
         .await;
     assert_eq!(resp.status(), 303, "refused with a flash on the page");
 }
+
+#[tokio::test]
+async fn refusals_from_the_outside_look_mark_watch_and_folder_boundaries() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+    alice.upload_ok("parts/bracket.mcam", b"v1").await;
+    // "ids" and "all" at once is neither: refused, nothing marked.
+    let resp = alice
+        .post_json("/api/notifications/read", &json!({"ids": [1], "all": true}))
+        .await;
+    expect_error(resp, 422).await;
+    // An empty folder name is no folder ("/" is the whole vault).
+    for empty in ["", "  "] {
+        let said = expect_error(
+            alice
+                .post_json("/api/watches", &json!({ "folder": empty }))
+                .await,
+            422,
+        )
+        .await;
+        assert!(said.contains("Name a folder"), "{said}");
+    }
+    // One person watches at most 500 files and folders.
+    for n in 0..500 {
+        let resp = alice
+            .post_json("/api/watches", &json!({ "folder": format!("f{n}") }))
+            .await;
+        assert_eq!(resp.status(), 200, "watch {n}");
+    }
+    let said = expect_error(
+        alice
+            .post_json("/api/watches", &json!({ "folder": "one-more" }))
+            .await,
+        409,
+    )
+    .await;
+    assert!(said.contains("the most one person may"), "{said}");
+    // Watching again what one watches is no new watch; stopping makes room.
+    assert_eq!(
+        alice
+            .post_json("/api/watches", &json!({"folder": "f7"}))
+            .await
+            .status(),
+        200
+    );
+    let resp = alice
+        .delete_json("/api/watches", &json!({"folder": "f7"}))
+        .await;
+    assert_eq!(resp.status(), 200);
+    let resp = alice
+        .post_json("/api/watches", &json!({"folder": "one-more"}))
+        .await;
+    assert_eq!(resp.status(), 200);
+}

@@ -489,8 +489,8 @@ impl Api {
         body: Json<MarkReadRequest>,
     ) -> Answer<NoContent, { WRITE | BODY | E422 }> {
         let which = match (body.0.all, body.0.ids) {
-            (Some(true), _) => MarkRead::All,
-            (_, Some(ids)) => MarkRead::Ids(ids),
+            (Some(true), None) => MarkRead::All,
+            (None | Some(false), Some(ids)) => MarkRead::Ids(ids),
             _ => {
                 return Err(AppError::Invalid(
                     "Say which notifications to mark read: {\"ids\":[…]} or {\"all\":true}.".into(),
