@@ -269,6 +269,69 @@
     });
   });
 
+  /* ---- A card someone is using: a live update waits. Swapping a card
+   * while its Check in / Ask to release popover is open, or while its
+   * comment field has focus, would throw away what the person typed (and
+   * the file they picked). The newest version of the card waits until the
+   * popover closes or focus leaves the card; the person's own action on
+   * the card always swaps at once. ---- */
+  var waitingCards = {};
+  function inUse(card) {
+    if (card.dataset.acting) return false;
+    if (card.querySelector('details.popover[open]')) return true;
+    var a = document.activeElement;
+    return !!a && card.contains(a) && a.matches('input[type=text], textarea');
+  }
+  function typedValues(card) {
+    var out = [];
+    card.querySelectorAll('input[type=text], textarea').forEach(function (f) {
+      if (f.value && f.form) out.push([f.form.getAttribute('action'), f.name, f.value]);
+    });
+    return out;
+  }
+  function flushCard(card) {
+    var next = card && waitingCards[card.id];
+    if (!next || inUse(card)) return;
+    delete waitingCards[card.id];
+    var typed = typedValues(card);
+    card.replaceWith(next);
+    htmx.process(next);
+    typed.forEach(function (t) {
+      next.querySelectorAll('form').forEach(function (f) {
+        if (f.getAttribute('action') !== t[0] || !f.elements[t[1]]) return;
+        var field = f.elements[t[1]];
+        if (field.matches && field.matches('input[type=text], textarea')) field.value = t[2];
+      });
+    });
+  }
+  document.addEventListener('htmx:oobBeforeSwap', function (e) {
+    var d = e.detail, t = d && d.target;
+    if (!t || !t.matches || !t.matches('article.card') || !inUse(t)) return;
+    // Only a replacement waits; a deleted card goes at once.
+    if (!(d.fragment instanceof DocumentFragment)) return;
+    var next = d.fragment.firstElementChild;
+    if (!next || !next.matches || !next.matches('article.card')) return;
+    waitingCards[t.id] = next.cloneNode(true);
+    d.shouldSwap = false;
+  });
+  document.addEventListener('htmx:beforeRequest', function (e) {
+    var card = e.target.closest && e.target.closest('article.card');
+    if (card) card.dataset.acting = '1';
+  });
+  document.addEventListener('htmx:afterRequest', function (e) {
+    var card = e.target.closest && e.target.closest('article.card');
+    if (card) { delete card.dataset.acting; flushCard(card); }
+  });
+  document.addEventListener('toggle', function (e) {
+    if (e.target.open) return;
+    var card = e.target.closest && e.target.closest('article.card');
+    if (card) setTimeout(function () { flushCard(card); }, 0);
+  }, true);
+  document.addEventListener('focusout', function (e) {
+    var card = e.target.closest && e.target.closest('article.card');
+    if (card) setTimeout(function () { flushCard(card); }, 0);
+  });
+
   /* ---- The side panel (#panel: history): its close button and Esc. ---- */
   function closePanel() {
     var p = document.getElementById('panel');

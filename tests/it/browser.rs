@@ -1201,3 +1201,61 @@ async fn a_hand_off_between_two_browsers_reaches_the_card_the_bell_and_the_deskt
     assert_clean_console(&bob, "the hand-off (Bob)", &[]).await;
     assert_clean_console(&alice, "the hand-off (Alice)", &[]).await;
 }
+
+/// A live update to a card someone is typing on waits: the open "Ask to
+/// release" popover keeps its text (and a comment keeps its focus) until
+/// the person closes it, then the card shows the news.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_update_does_not_throw_away_what_someone_is_typing_on_the_card() {
+    let Some(cast) = alice_watches_bob().await else {
+        return;
+    };
+    let (app, bob, id, alice) = (&cast.app, &cast.bob, cast.id, &cast.alice);
+    let carol = app.user("carol").await;
+    assert_eq!(bob.checkout(id, "").await.status(), 200);
+    alice.goto(&app.url("/")).await;
+    alice.wait_live().await;
+    open_popover(alice, &format!("#file-{id} details.nudge")).await;
+    alice
+        .type_into(&format!("#nudge-{id}"), "half a sentence")
+        .await;
+    // Carol joins the line: the card changes for everyone.
+    let resp = carol.post_empty(&format!("/api/files/{id}/queue")).await;
+    assert_eq!(resp.status(), 200);
+    // Wait until Alice's page has had the news (the activity line), then
+    // check her popover is still open with her words in it.
+    alice
+        .wait_until(
+            "document.getElementById('activity-list').textContent.includes('carol is waiting')",
+            "the news of Carol in line",
+        )
+        .await;
+    let kept = alice
+        .exec(
+            "const d = document.querySelector('#file-' + arguments[0] + ' details.nudge');
+             return [d.open, document.getElementById('nudge-' + arguments[0]).value];",
+            json!([id]),
+        )
+        .await;
+    assert_eq!(kept, json!([true, "half a sentence"]));
+    // Closing the popover brings the card up to date, text kept.
+    alice
+        .click(&format!("#file-{id} details.nudge > summary"))
+        .await;
+    alice
+        .wait_until(
+            &format!("document.querySelector('#file-{id} .queue') && document.querySelector('#file-{id} .queue').textContent.includes('carol')"),
+            "the card showing Carol in line",
+        )
+        .await;
+    assert_eq!(
+        alice
+            .exec(
+                "return document.getElementById('nudge-' + arguments[0]).value",
+                json!([id])
+            )
+            .await,
+        "half a sentence"
+    );
+    assert_clean_console(alice, "a deferred card", &[]).await;
+}
