@@ -16,7 +16,9 @@
 
 use std::collections::BTreeMap;
 
-use redb::{ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
+use redb::{
+    ReadTransaction, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{Folder, RepoPath};
@@ -31,8 +33,9 @@ pub const UNREAD: TableDefinition<&str, u64> = TableDefinition::new("unread");
 /// (what, username) → since (unix seconds); what is `f:<file id>` or
 /// `d:<folder>` (`d:` alone: the whole vault).
 pub const WATCHES: TableDefinition<(&str, &str), i64> = TableDefinition::new("watches");
-/// (asker, file id) → when they last asked its holder to release it.
-pub const NUDGES: TableDefinition<(&str, u64), i64> = TableDefinition::new("nudges");
+/// (asker, file id, holder) → when the asker last asked that holder to
+/// release that file.
+pub const NUDGES: TableDefinition<(&str, u64, &str), i64> = TableDefinition::new("nudges");
 
 /// The most notifications one inbox keeps; older ones go.
 pub const KEPT: usize = 200;
@@ -341,24 +344,26 @@ pub fn is_watching(
     Ok(false)
 }
 
-/// Records that `asker` asks the holder of `file_id` to release it at `at`;
-/// `Err(seconds)` says how long until they may ask again.
+/// Records that `asker` asks `holder` to release `file_id` at `at`;
+/// `Err(seconds)` says how long until they may ask that holder again (a
+/// new holder may be asked at once).
 pub fn note_nudge(
     txn: &WriteTransaction,
     asker: &str,
     file_id: u64,
+    holder: &str,
     at: i64,
 ) -> AppResult<Result<(), u64>> {
     let mut nudges = txn.open_table(NUDGES)?;
-    if let Some(last) = nudges.get((asker, file_id))?.map(|v| v.value()) {
+    if let Some(last) = nudges.get((asker, file_id, holder))?.map(|v| v.value()) {
         let wait = last.saturating_add(NUDGE_EVERY).saturating_sub(at);
         if wait > 0 {
             return Ok(Err(wait as u64));
         }
     }
-    nudges.insert((asker, file_id), at)?;
-    // The asker's old asks go now and then, so the table stays small.
-    if file_id.is_multiple_of(16) {
+    nudges.insert((asker, file_id, holder), at)?;
+    // Asks older than the hour go once the table grows, so it stays small.
+    if nudges.len()? > 4096 {
         nudges.retain(|_, last| last.saturating_add(NUDGE_EVERY) > at)?;
     }
     Ok(Ok(()))

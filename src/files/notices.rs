@@ -81,7 +81,7 @@ impl Files {
                         rec.path
                     )));
                 }
-                if let Err(wait) = inbox::note_nudge(&tx.txn, &actor.username, id, now())? {
+                if let Err(wait) = inbox::note_nudge(&tx.txn, &actor.username, id, &holder, now())? {
                     let minutes = wait.div_ceil(60);
                     return Err(AppError::TooManyRequests {
                         message: format!(

@@ -542,3 +542,28 @@ async fn refusals_from_the_outside_look_mark_watch_and_folder_boundaries() {
         .await;
     assert_eq!(resp.status(), 200);
 }
+
+#[tokio::test]
+async fn an_ask_goes_to_whoever_holds_the_file_now_and_the_stale_list_keeps_its_place() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let carol = app.user("carol").await;
+    let id = alice.upload_ok("parts/bracket.mcam", b"v1").await;
+    assert_eq!(bob.checkout(id, "").await.status(), 200);
+    assert_eq!(nudge(&alice, id, "").await.status(), 204);
+    let said = expect_error(nudge(&alice, id, "").await, 429).await;
+    assert!(said.contains("You asked bob"), "{said}");
+    // The file changes hands: Carol has never been asked, so she may be.
+    assert_eq!(bob.cancel(id).await.status(), 200);
+    assert_eq!(carol.checkout(id, "").await.status(), 200);
+    assert_eq!(nudge(&alice, id, "").await.status(), 204);
+    assert_eq!(kinds(&carol).await, ["nudged"]);
+    // A plain form from the admins' stale-lock list goes back there.
+    let admin = app.admin().await;
+    let resp = admin
+        .post_plain_form(&format!("/files/{id}/nudge"), &[("back", "locks")])
+        .await;
+    assert_eq!(resp.status(), 303);
+    assert_eq!(resp.headers()["location"], "/admin/locks");
+}

@@ -21,7 +21,7 @@ use crate::store::{Event, EventKind, FileRecord, clock_utc, now};
 pub fn counters(c: Counters, oob: bool) -> Markup {
     html! {
         div #counters .counters hx-swap-oob=[oob.then_some("true")] {
-            span.counter { b { (c.files) } " files" }
+            span.counter { b { (c.files) } (if c.files == 1 { " file" } else { " files" }) }
             span.counter { b { (c.locked) } " checked out" }
             @if c.reserved > 0 {
                 span.counter { b { (c.reserved) } " reserved" }
@@ -480,14 +480,14 @@ pub fn history(
     f: &FileRecord,
     versions: &[Version],
     as_panel: bool,
-    watching: bool,
+    watches: &crate::files::Watches,
     viewer: &Viewer,
 ) -> Markup {
     html! {
         section.history data-viewing-file=[as_panel.then_some(f.id)] {
             header.panel-head {
                 h2 { "History of " (f.path) }
-                (watch_toggle(f, watching, viewer))
+                (watch_toggle(f, watches, viewer))
                 @if as_panel { button.btn.close type="button" data-close-panel aria-label="Close" { "×" } }
             }
             @if versions.is_empty() {
@@ -579,22 +579,26 @@ pub fn stale_locks_page(
                             tr data-file-id=(f.id) {
                                 td { a href=(format!("{base}/history")) { (f.path) } }
                                 td {
-                                    @if let Some(name) = s.holder_name { (name) " " }
-                                    span.muted { "(" (holder) ")" }
+                                    @match s.holder_name.filter(|n| *n != holder) {
+                                        Some(name) => { (name) " " span.muted { "(" (holder) ")" } }
+                                        None => { (holder) }
+                                    }
                                 }
                                 td { @if let Some(l) = &f.lock { (time_ago(l.locked_at)) } }
                                 td { @if let Some(c) = f.lock.as_ref().and_then(|l| l.comment.as_ref()) { q.lock-comment { (c) } } }
                                 td.actions {
                                     form.inline.nudge method="post" action=(format!("{base}/nudge")) {
                                         (csrf_field(viewer))
+                                        input type="hidden" name="back" value="locks";
                                         label.sr-only for=(format!("nudge-{}", f.id)) { "Message to " (holder) }
                                         input.comment id=(format!("nudge-{}", f.id)) type="text" name="message" maxlength="500" placeholder="Message (optional)";
-                                        button.btn type="submit" { "Nudge" }
+                                        button.btn type="submit" { "Ask to release" }
                                     }
                                     form.inline.override method="post" action=(format!("{base}/override")) {
                                         (csrf_field(viewer))
                                         // As on the card: only this holder's lock is broken.
                                         input type="hidden" name="holder" value=(holder);
+                                        input type="hidden" name="back" value="locks";
                                         button.btn.danger type="submit" { "Override check-out" }
                                     }
                                 }

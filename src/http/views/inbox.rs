@@ -52,10 +52,11 @@ pub fn inbox_fragment(change: &InboxChange) -> String {
     html! {
         (bell(change.unread, true))
         @if let Some(n) = &change.new {
-            // A file reserved for you and a broken check-out already
-            // bring a toast of their own with the card.
-            @if !matches!(n.kind, NoticeKind::Reserved | NoticeKind::Overridden) {
-                (toast(if n.kind == NoticeKind::Watched { "info" } else { "success" }, &n.text))
+            // A file reserved for you and a broken check-out bring a toast
+            // of their own with the card, and a watched change the one
+            // everyone gets: only news outside the shared stream toasts.
+            @if matches!(n.kind, NoticeKind::Nudged | NoticeKind::Expiring) {
+                (toast("success", &n.text))
             }
             div #desktop-notify hidden hx-swap-oob="true" data-id=(n.id)
                 data-title=(format!("Latch: {}", kind_label(n.kind))) data-body=(n.text) data-href=(file_link(n)) {}
@@ -159,9 +160,25 @@ pub fn notifications_page(
     }
 }
 
-/// The watch toggle in a file's history drawer (rendered per person).
-pub fn watch_toggle(f: &FileRecord, watching: bool, viewer: &Viewer) -> Markup {
+/// The watch toggle in a file's history drawer (rendered per person): a
+/// switch for the file itself, or, when only a folder one watches covers
+/// it, that folder (stopping here would change nothing).
+pub fn watch_toggle(f: &FileRecord, watches: &Watches, viewer: &Viewer) -> Markup {
     let action = format!("/files/{}/watch", f.id);
+    let watching = watches.files.contains(&f.id);
+    let through = watches.folders.iter().find(|d| d.contains(&f.path));
+    html! {
+        @if let Some(folder) = through.filter(|_| !watching) {
+            span.watch-toggle.muted {
+                "Watching through " a href="/notifications" { (folder) }
+            }
+        } @else {
+            (watch_form(&action, watching, viewer))
+        }
+    }
+}
+
+fn watch_form(action: &str, watching: bool, viewer: &Viewer) -> Markup {
     html! {
         form.inline.watch-toggle method="post" action=(action) hx-post=(action) hx-target="this" hx-swap="outerHTML" {
             (csrf_field(viewer))

@@ -170,7 +170,7 @@ file_action_handler!(nudge, |files, actor, id, fields| {
     let f = files.get(id).await?;
     files.nudge(&actor, id, message).await?;
     let holder = f.locked_by().unwrap_or("the holder");
-    Ok((None, format!("{holder} was asked to release {}.", f.path)))
+    Ok((None, format!("You asked {holder} to release {}.", f.path)))
 });
 
 file_action_handler!(
@@ -271,6 +271,7 @@ pub(super) async fn checkin(
             Some(&f),
             message,
             files.stale_after(),
+            "/",
         ))
     })
     .await
@@ -286,12 +287,12 @@ pub(super) async fn history(
     respond(req, async {
         let session = guard.signed_in().await?;
         let (file, versions) = files.history(parse_id(&id)?).await?;
-        let watching = files.watches(&session.user.username).await?.covers(&file);
+        let watches = files.watches(&session.user.username).await?;
         let viewer = Viewer::of(&session);
         if is_htmx(req) {
             return Ok(html(
                 StatusCode::OK,
-                views::history(&file, &versions, true, watching, &viewer),
+                views::history(&file, &versions, true, &watches, &viewer),
             ));
         }
         let title = format!("History of {}", file.path);
@@ -299,7 +300,7 @@ pub(super) async fn history(
             StatusCode::OK,
             views::layout(
                 page(&title, &session, "files", None),
-                views::history(&file, &versions, false, watching, &viewer),
+                views::history(&file, &versions, false, &watches, &viewer),
             ),
         ))
     })

@@ -102,6 +102,7 @@ pub(super) async fn watch_file(
         let on = watch_switch(&fields)?;
         let f = files.watch(&session.actor(), id, on).await?;
         if is_htmx(req) {
+            let watches = files.watches(&session.user.username).await?;
             let viewer = Viewer::of(&session);
             let text = if on {
                 format!("You watch {} now.", f.path)
@@ -110,7 +111,7 @@ pub(super) async fn watch_file(
             };
             return Ok(html(
                 StatusCode::OK,
-                html! { (views::watch_toggle(&f, on, &viewer)) (views::toast("success", &text)) },
+                html! { (views::watch_toggle(&f, &watches, &viewer)) (views::toast("success", &text)) },
             ));
         }
         let back = match fields.get("back") {

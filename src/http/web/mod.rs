@@ -226,13 +226,15 @@ pub fn parse_id(raw: &str) -> AppResult<u64> {
 }
 
 /// What an action answers: for htmx, the card and a toast as OOB swaps; for a
-/// plain form, a redirect to the dashboard with a flash message.
+/// plain form, a redirect to the dashboard (or the stale-lock list it came
+/// from) with a flash message.
 fn action_done(
     req: &Request,
     session: &Session,
     file: Option<&FileRecord>,
     message: String,
     stale_after: std::time::Duration,
+    back: &str,
 ) -> Response {
     if is_htmx(req) {
         let viewer = Viewer::of(session);
@@ -242,7 +244,15 @@ fn action_done(
         };
         return html(StatusCode::OK, markup);
     }
-    notice("/", message)
+    notice(back, message)
+}
+
+/// Where a plain form goes back to: the page it names (`back`), if known.
+fn back_from(fields: &Fields) -> &'static str {
+    match fields.get("back") {
+        Some("locks") => "/admin/locks",
+        _ => "/",
+    }
 }
 
 /// Runs a simple form action on one file.
@@ -261,6 +271,7 @@ where
         let fields = read_form(body).await?;
         let session = guard.writer(Some(&fields)).await?;
         let id = parse_id(id)?;
+        let back = back_from(&fields);
         let (file, message) = op(session.actor(), id, fields).await?;
         Ok(action_done(
             req,
@@ -268,6 +279,7 @@ where
             file.as_ref(),
             message,
             guard.config.stale_after,
+            back,
         ))
     })
     .await
