@@ -10,7 +10,18 @@
 //! - `LATCH_BENCH_EVENTS` paced events per measured phase (default 60);
 //! - `LATCH_BENCH_FILL` large events sent while 1 % of subscribers are
 //!   stalled (default 560: about 3.5 MiB per subscriber, past what the
-//!   kernel buffers for one socket, so stalled sockets really block).
+//!   kernel buffers for one socket, so stalled sockets really block);
+//! - `LATCH_BENCH_ONLY` `fanout` or `watch` runs one scenario only
+//!   (default both).
+//!
+//! The watch scenario (issue 10) is a server of its own with the
+//! subscribers spread over 50 users: the same paced check-out / cancel
+//! stream in blocks alternating without and with 10 % of the users
+//! watching the file (each event writes their inbox in its transaction and
+//! their frame carries their bell after the card) and a line of 5 users
+//! waiting for another, held file. A line on the event file itself cannot
+//! be had with this stream: each cancel would hand the file to the first
+//! in line.
 //!
 //! 10,000 subscribers need ~10,300 file descriptors in this process and as
 //! many in the server: run `ulimit -n 12000` (or more) in the shell first.
@@ -73,7 +84,9 @@ fn main() {
     );
     print_render_cost();
     let limit = fd_limit();
+    let only = env("LATCH_BENCH_ONLY", "");
     let mut summaries = Vec::new();
+    let mut watch_summaries = Vec::new();
     for &n in &sizes {
         let need = n + n / 100 + 300;
         if limit < need as u64 {
@@ -84,11 +97,22 @@ fn main() {
             );
             continue;
         }
-        summaries.push(rt.block_on(run_size(n, events, fill)));
+        if only != "watch" {
+            summaries.push(rt.block_on(run_size(n, events, fill)));
+        }
+        if only != "fanout" {
+            watch_summaries.push(rt.block_on(watching::run(n, events)));
+        }
     }
     if !summaries.is_empty() {
         println!("\n== Summary (medians of per-delivery figures; ratios against the floor)");
         for s in &summaries {
+            println!("{s}");
+        }
+    }
+    if !watch_summaries.is_empty() {
+        println!("\n== Summary, 10 % watching and a line (pooled over the alternating blocks)");
+        for s in &watch_summaries {
             println!("{s}");
         }
     }
@@ -277,8 +301,14 @@ impl Drop for Alive<'_> {
 /// The sequence near the end of a fragment (its `#live-seq` element comes
 /// last), found without scanning the whole text.
 fn seq_near_end(p: &[u8]) -> Option<u64> {
+    seq_in_tail(p, 768).or_else(|| seq_in_tail(p, p.len()))
+}
+
+/// The last sequence in a fragment's last `tail` bytes; a watcher's frame
+/// carries their bell and toast after the card's `#live-seq`.
+fn seq_in_tail(p: &[u8], tail: usize) -> Option<u64> {
     const PAT: &[u8] = b"data-seq=\"";
-    let tail = &p[p.len().saturating_sub(768)..];
+    let tail = &p[p.len().saturating_sub(tail)..];
     let at = tail.windows(PAT.len()).rposition(|w| w == PAT)? + PAT.len();
     let digits = &tail[at..];
     let end = digits.iter().position(|b| !b.is_ascii_digit())?;
@@ -744,7 +774,10 @@ impl Latch {
             .env("LATCH_ADMIN_PASSWORD", ADMIN_PASSWORD)
             // The hub's "state change" lines time each publish; request
             // lines say how long the server took over a request.
-            .env("LATCH_LOG", "warn,latch::live=info,latch::web=info")
+            .env(
+                "LATCH_LOG",
+                "warn,latch::live=info,latch::http::middleware=info",
+            )
             .env("LATCH_LOG_FORMAT", "json")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -1471,6 +1504,337 @@ async fn floor_run(n: usize, payloads: &[String]) -> (Lat, f64, f64) {
     let _ = child.kill();
     let _ = child.wait();
     (lat, mem, cpu_per)
+}
+
+// ------------------------------------------------------------------ watchers and a line
+
+mod watching {
+    //! Issue 10: the same paced stream without and with 10 % of the users
+    //! watching its file and a line waiting for another file, in blocks
+    //! that alternate on one server with the same subscribers.
+    use super::*;
+
+    /// Users the subscribers are spread over: the admin, the actor and 48
+    /// plain users, so 5 watchers are 10 % of the users and of the subscribers.
+    const USERS: usize = 50;
+    const WATCHERS: std::ops::Range<usize> = 2..7;
+    const QUEUED: std::ops::Range<usize> = 7..12;
+    /// Blocks of paced events; even ones without, odd ones with.
+    const BLOCKS: usize = 6;
+
+    fn name(i: usize) -> String {
+        match i {
+            0 => "admin".to_string(),
+            1 => "actor".to_string(),
+            _ => format!("viewer{i:02}"),
+        }
+    }
+
+    pub struct Summary {
+        n: usize,
+        without: Lat,
+        with: Lat,
+        with_watchers: Lat,
+        req_without: (f64, f64),
+        req_with: (f64, f64),
+        served_without: (f64, f64),
+        served_with: (f64, f64),
+        missed: usize,
+        unread: u64,
+    }
+
+    impl std::fmt::Display for Summary {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            writeln!(f, "-- {} subscribers", self.n)?;
+            writeln!(
+                f,
+                "   delivery p50/p99: {:.2}/{:.2} ms with 10 % watching and a line vs {:.2}/{:.2} ms without → p99 ratio {:.2}× (goal ≤ 1.1×)",
+                self.with.p50,
+                self.with.p99,
+                self.without.p50,
+                self.without.p99,
+                self.with.p99 / self.without.p99
+            )?;
+            writeln!(
+                f,
+                "   the watchers' own deliveries (card + bell): p50/p99 {:.2}/{:.2} ms",
+                self.with_watchers.p50, self.with_watchers.p99
+            )?;
+            writeln!(
+                f,
+                "   events missed by reading subscribers: {}; a watcher's unread count at the end: {}",
+                self.missed, self.unread
+            )?;
+            write!(
+                f,
+                "   causing request p50/p99: {:.2}/{:.2} ms with {} watchers told vs {:.2}/{:.2} ms without ({:.2}× at p50; inside the server {:.2} vs {:.2} ms)",
+                self.req_with.0,
+                self.req_with.1,
+                WATCHERS.len(),
+                self.req_without.0,
+                self.req_without.1,
+                self.req_with.0 / self.req_without.0,
+                self.served_with.0,
+                self.served_without.0
+            )
+        }
+    }
+
+    async fn token(http: &reqwest::Client, base: &str, user: &str, password: &str) -> String {
+        let v: serde_json::Value = http
+            .post(format!("{base}/api/tokens"))
+            .basic_auth(user, Some(password))
+            .json(&serde_json::json!({"name": "bench"}))
+            .send()
+            .await
+            .expect("token")
+            .json()
+            .await
+            .expect("token json");
+        v["token"].as_str().expect("token").to_string()
+    }
+
+    async fn login(http: &reqwest::Client, base: &str, user: &str, password: &str) -> String {
+        let resp = http
+            .post(format!("{base}/api/login"))
+            .json(&serde_json::json!({"username": user, "password": password}))
+            .send()
+            .await
+            .expect("login");
+        resp.headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|v| v.starts_with("latch_session="))
+            .and_then(|v| v.split(';').next())
+            .expect("session cookie")
+            .to_string()
+    }
+
+    /// `POST` (join) or `DELETE` (leave) on `url` for each token; each must succeed.
+    async fn each(http: &reqwest::Client, tokens: &[String], url: &str, join: bool) {
+        for t in tokens {
+            let rb = if join {
+                http.post(url)
+            } else {
+                http.delete(url)
+            };
+            let resp = rb.bearer_auth(t).send().await.expect("watch/queue");
+            assert!(resp.status().is_success(), "{url}: {}", resp.status());
+        }
+    }
+
+    pub async fn run(n: usize, events: u64) -> Summary {
+        println!(
+            "\n== {n} subscribers, 10 % watching ({} of {USERS} users) and a line of {} for another file",
+            WATCHERS.len(),
+            QUEUED.len()
+        );
+        let latch = Latch::start().await;
+        let base = latch.base.clone();
+        let http = reqwest::Client::new();
+        let admin_token = token(&http, &base, "admin", ADMIN_PASSWORD).await;
+        for i in 1..USERS {
+            let resp = http
+                .post(format!("{base}/api/users"))
+                .bearer_auth(&admin_token)
+                .json(&serde_json::json!({"username": name(i), "password": USER_PASSWORD, "role": "user"}))
+                .send()
+                .await
+                .expect("create user");
+            assert_eq!(resp.status(), 201, "create {}", name(i));
+        }
+        let password = |i: usize| {
+            if i == 0 {
+                ADMIN_PASSWORD
+            } else {
+                USER_PASSWORD
+            }
+        };
+        let mut cookies = Vec::new();
+        for i in 0..USERS {
+            cookies.push(login(&http, &base, &name(i), password(i)).await);
+        }
+        let actor_token = token(&http, &base, "actor", USER_PASSWORD).await;
+        let mut watcher_tokens = Vec::new();
+        for i in WATCHERS {
+            watcher_tokens.push(token(&http, &base, &name(i), USER_PASSWORD).await);
+        }
+        let mut queued_tokens = Vec::new();
+        for i in QUEUED {
+            queued_tokens.push(token(&http, &base, &name(i), USER_PASSWORD).await);
+        }
+        let acc = Accounts {
+            http: http.clone(),
+            admin_token: admin_token.clone(),
+            actor_token: actor_token.clone(),
+            cookies: cookies.clone(),
+        };
+        let normal = upload(&acc, &base, "parts/1234567.mcam", "Main housing, second op").await;
+        let held = upload(&acc, &base, "parts/7654321.mcam", "Fixture plate").await;
+        // The held file's holder is the admin; the line waits for it.
+        let resp = http
+            .post(format!("{base}/api/files/{held}/checkout"))
+            .bearer_auth(&admin_token)
+            .json(&serde_json::json!({"comment": "long job"}))
+            .send()
+            .await
+            .expect("hold");
+        assert_eq!(resp.status(), 200, "hold the other file");
+        let causer = Causer::start(actor_token.clone());
+        // Watchers of a busy file have full inboxes: each notification then
+        // also drops the oldest. Fill them before anyone listens.
+        let watch_url = format!("{base}/api/files/{normal}/watch");
+        each(&http, &watcher_tokens, &watch_url, true).await;
+        for k in 0..=latch::inbox::KEPT {
+            causer.cause(&base, normal, k.is_multiple_of(2), "").await;
+        }
+        each(&http, &watcher_tokens, &watch_url, false).await;
+        let mut locked = latch::inbox::KEPT.is_multiple_of(2);
+
+        let tally = Tally::new();
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let gate = Arc::new(Semaphore::new(64));
+        let mut tasks = Vec::new();
+        let mut owners = Vec::new();
+        let t = Instant::now();
+        for i in 0..n {
+            let user = i % USERS;
+            owners.push(user);
+            if i % 2 == 0 {
+                tasks.push(tokio::spawn(ws_subscriber(
+                    latch.addr,
+                    "/ws",
+                    Some(cookies[user].clone()),
+                    tally.clone(),
+                    gate.clone(),
+                    stop_rx.clone(),
+                    false,
+                )));
+            } else {
+                tasks.push(tokio::spawn(sse_subscriber(
+                    latch.addr,
+                    cookies[user].clone(),
+                    tally.clone(),
+                    gate.clone(),
+                    stop_rx.clone(),
+                )));
+            }
+        }
+        wait_connected(&tally, n).await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        println!(
+            "connected {} in {:.1} s ({} failed)",
+            tally.connected.load(Ordering::Relaxed),
+            t.elapsed().as_secs_f64(),
+            tally.failed.load(Ordering::Relaxed)
+        );
+
+        let queue_url = format!("{base}/api/files/{held}/queue");
+        let mut ranges: [Vec<std::ops::RangeInclusive<u64>>; 2] = Default::default();
+        let mut requests: [Vec<f64>; 2] = Default::default();
+        let mut served: [Vec<f64>; 2] = Default::default();
+        for block in 0..BLOCKS {
+            let with = block % 2 == 1;
+            if block > 0 {
+                each(&http, &watcher_tokens, &watch_url, with).await;
+                each(&http, &queued_tokens, &queue_url, with).await;
+            }
+            // Let the line's events land, then start on a quiet stream.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let mut next_seq = latch.last_published() + 1;
+            tally.wait_for(next_seq - 1, Duration::from_secs(10)).await;
+            latch.served_ms.lock().expect("lock").clear();
+            let first = next_seq;
+            for _ in 0..events {
+                let took = causer
+                    .cause(&base, normal, !locked, "fixing the post")
+                    .await;
+                requests[with as usize].push(took.as_secs_f64() * 1e3);
+                locked = !locked;
+                tally.wait_for(next_seq, Duration::from_secs(10)).await;
+                next_seq += 1;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            ranges[with as usize].push(first..=next_seq - 1);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            served[with as usize].extend(
+                latch
+                    .served_ms
+                    .lock()
+                    .expect("lock")
+                    .drain(..)
+                    .map(|(_, ms)| ms),
+            );
+            println!(
+                "block {block} ({}): events {first}..={}",
+                if with { "with" } else { "without" },
+                next_seq - 1
+            );
+        }
+        let unread = http
+            .get(format!("{base}/api/notifications?unread=true"))
+            .bearer_auth(&watcher_tokens[0])
+            .send()
+            .await
+            .expect("notifications")
+            .json::<serde_json::Value>()
+            .await
+            .ok()
+            .and_then(|v| v["unread"].as_u64())
+            .unwrap_or(0);
+        let _ = stop_tx.send(true);
+        let mut seen = Vec::new();
+        for t in tasks {
+            seen.push(t.await.expect("subscriber"));
+        }
+        let published = latch.published.lock().expect("lock").clone();
+        // Latencies pooled over the blocks of one configuration.
+        let pooled =
+            |with: bool, watchers_only: bool| {
+                let mut all: Vec<f64> = Vec::new();
+                for r in &ranges[with as usize] {
+                    for (s, owner) in seen.iter().zip(&owners) {
+                        if watchers_only && !WATCHERS.contains(owner) {
+                            continue;
+                        }
+                        all.extend(s.got.iter().filter(|(q, _)| r.contains(q)).filter_map(
+                            |(q, at)| published.get(q).map(|p| (*at - *p) as f64 / 1e6),
+                        ));
+                    }
+                }
+                all.sort_by(|a, b| a.total_cmp(b));
+                Lat {
+                    p50: pct(&all, 0.5),
+                    p99: pct(&all, 0.99),
+                    max: all.last().copied().unwrap_or(f64::NAN),
+                    n: all.len(),
+                }
+            };
+        let without = pooled(false, false);
+        let with = pooled(true, false);
+        let with_watchers = pooled(true, true);
+        let missed: usize = ranges
+            .iter()
+            .flatten()
+            .map(|r| super::missed(&seen, r.clone()).0)
+            .sum();
+        println!("latency without: {without}");
+        println!("latency with:    {with}");
+        println!("latency with, the watchers' own: {with_watchers}");
+        Summary {
+            n,
+            without,
+            with,
+            with_watchers,
+            req_without: durations_ms(&mut requests[0]),
+            req_with: durations_ms(&mut requests[1]),
+            served_without: durations_ms(&mut served[0]),
+            served_with: durations_ms(&mut served[1]),
+            missed,
+            unread,
+        }
+    }
 }
 
 // ------------------------------------------------------------------ the floor
