@@ -102,6 +102,8 @@ struct Model {
     versions: Vec<Version>,
     overrides_started: HashMap<u64, u64>,
     overrides_in_flight: HashMap<u64, u32>,
+    /// Files some client was told it holds (a hint where lines form).
+    hot: BTreeSet<u64>,
     /// Contract breaches seen by clients: 5xx, wrong statuses, wrong bodies.
     faults: Vec<String>,
     acks: BTreeMap<&'static str, u64>,
@@ -296,6 +298,7 @@ async fn step(
                         content,
                         content_checked: false,
                     });
+                    m.hot.remove(&id);
                     m.ack("checkin");
                 }
                 // The lock was overridden meanwhile.
@@ -312,7 +315,10 @@ async fn step(
             .await?;
             let mut m = model.lock().unwrap();
             match status {
-                200 if body["lock"].is_null() => m.ack("cancel"),
+                200 if body["lock"].is_null() => {
+                    m.hot.remove(&id);
+                    m.ack("cancel")
+                }
                 403 | 409 => m.ack("cancel refused"),
                 _ => m
                     .faults
@@ -351,6 +357,7 @@ async fn step(
     match status {
         200 if body["lock"]["owner"] == me.name.as_str() => {
             me.held.insert(id, held);
+            m.hot.insert(id);
             m.ack("checkout");
         }
         409 if body["error"]
@@ -390,7 +397,13 @@ async fn coordinate(
     known: &[u64],
 ) -> Result<(), Gone> {
     let roll = me.rng.below(100);
-    let any = known[me.rng.below(known.len() as u64) as usize];
+    // Mostly a file someone holds: that is where people wait and ask.
+    let hot: Vec<u64> = model.lock().unwrap().hot.iter().copied().collect();
+    let any = if !hot.is_empty() && me.rng.chance(70) {
+        hot[me.rng.below(hot.len() as u64) as usize]
+    } else {
+        known[me.rng.below(known.len() as u64) as usize]
+    };
     let waiting: Vec<u64> = me.queued.keys().copied().collect();
     let mine_or_any = if !waiting.is_empty() && me.rng.chance(80) {
         waiting[me.rng.below(waiting.len() as u64) as usize]
