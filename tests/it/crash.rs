@@ -9,9 +9,20 @@
 //! empty, and a live (SSE) client resuming from its last event id ends up
 //! showing exactly what `GET /api/files` says.
 //!
+//! The coordination state lives in the same database and is held to the
+//! same standard: every acknowledged join is still in the line (or holds the
+//! reservation it turned into) unless its client since left, declined or
+//! checked out; a line keeps its order, so a reservation goes to the first
+//! in line; every acknowledged watch (and unwatch) is what `GET
+//! /api/watches` says; every acknowledged ask to release is in the holder's
+//! inbox and a repeat is still refused (429); no notification seen is lost
+//! (unless pushed out by newer ones), changes, or comes back unread after
+//! being read, ids never repeat or go backwards, the unread count is the
+//! number of unread notifications, and the live client's bell ends at it.
+//!
 //! `LATCH_CRASH_SEED` replays a run; `LATCH_CRASH_KILLS` sets how many kills.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -27,6 +38,8 @@ use crate::common::{
 
 const CLIENTS: usize = 4;
 const MAX_FILES: usize = 30;
+/// The most notifications an inbox keeps (and a listing shows).
+const KEPT: usize = 200;
 
 /// An acknowledged version: an upload (201) or a check-in (200).
 #[derive(Debug, Clone)]
@@ -45,6 +58,42 @@ struct Held {
     overrides_before: u64,
     /// No override of this file was in flight when the check-out was sent.
     clear: bool,
+    /// Acknowledged since the last restart (not carried over from a check).
+    fresh: bool,
+}
+
+/// An acknowledged ask to release (204).
+#[derive(Debug, Clone)]
+struct Nudge {
+    asker: String,
+    file: u64,
+    at: Instant,
+    /// Its notification's id is above this (the newest id at the last restart).
+    floor: u64,
+    found: bool,
+    repeat_checked: bool,
+}
+
+/// A notification some client was shown.
+#[derive(Debug, Clone)]
+struct Note {
+    user: String,
+    /// As listed, without `read`.
+    body: Value,
+    /// Seen read, or marked read with an acknowledgement: it stays read.
+    read: bool,
+    /// Pushed out of its inbox by newer ones.
+    gone: bool,
+    checked: bool,
+    read_checked: bool,
+}
+
+/// What a client knows of one thing it may watch.
+#[derive(Debug, Clone, Copy)]
+struct WatchState {
+    /// `None` while a request's outcome is unknown.
+    on: Option<bool>,
+    fresh: bool,
 }
 
 #[derive(Default)]
@@ -53,14 +102,77 @@ struct Model {
     versions: Vec<Version>,
     overrides_started: HashMap<u64, u64>,
     overrides_in_flight: HashMap<u64, u32>,
+    /// Files some client was told it holds (a hint where lines form).
+    hot: BTreeSet<u64>,
     /// Contract breaches seen by clients: 5xx, wrong statuses, wrong bodies.
     faults: Vec<String>,
     acks: BTreeMap<&'static str, u64>,
+    /// Clients that sent a join, per file, since the last restart.
+    joined: HashMap<u64, BTreeSet<String>>,
+    /// Each file's line (the one it is reserved for, then the queue) at the last restart.
+    lines: HashMap<u64, Vec<String>>,
+    nudges: Vec<Nudge>,
+    notes: HashMap<u64, Note>,
+    /// The newest notification id seen by the last restart's check.
+    id_floor: u64,
+    /// Acknowledged operations checked after a restart, by kind.
+    checked: BTreeMap<&'static str, u64>,
 }
 
 impl Model {
     fn ack(&mut self, what: &'static str) {
         *self.acks.entry(what).or_default() += 1;
+    }
+
+    /// Records the notifications `user` was shown (newest first); returns
+    /// what contradicts what was seen before.
+    fn observe(&mut self, user: &str, list: &[Value]) -> Vec<String> {
+        let mut wrong = Vec::new();
+        let mut previous = u64::MAX;
+        for n in list {
+            let id = n["id"].as_u64().unwrap_or_default();
+            if id >= previous {
+                wrong.push(format!(
+                    "{user}'s notifications are not newest first by id: {id} after {previous}"
+                ));
+            }
+            previous = id;
+            let read = n["read"].as_bool().unwrap_or(false);
+            let mut body = n.clone();
+            if let Some(o) = body.as_object_mut() {
+                o.remove("read");
+            }
+            match self.notes.get_mut(&id) {
+                Some(note) => {
+                    if note.user != user || note.body != body {
+                        wrong.push(format!(
+                            "notification {id} was {} for {} and is now {body} for {user}",
+                            note.body, note.user
+                        ));
+                    }
+                    if note.read && !read {
+                        wrong.push(format!(
+                            "notification {id} of {user} was read and is unread again"
+                        ));
+                    }
+                    note.read |= read;
+                }
+                None => {
+                    self.notes.insert(
+                        id,
+                        Note {
+                            user: user.to_string(),
+                            body,
+                            read,
+                            gone: false,
+                            checked: false,
+                            read_checked: false,
+                        },
+                    );
+                }
+            }
+        }
+        wrong
     }
 }
 
@@ -70,6 +182,11 @@ struct ClientState {
     name: String,
     token: String,
     held: HashMap<u64, Held>,
+    /// Files this client waits for (in line, or reserved for it): true when
+    /// the join was acknowledged since the last restart.
+    queued: HashMap<u64, bool>,
+    /// What it watches, by key (`f:<id>`, `d:<folder>`).
+    watches: BTreeMap<String, WatchState>,
     rng: Rng,
     serial: u64,
 }
@@ -147,6 +264,9 @@ async fn step(
         }
         return Ok(());
     }
+    if me.rng.below(100) < 35 {
+        return coordinate(http, base, me, model, &known).await;
+    }
     let mine: Vec<u64> = me.held.keys().copied().collect();
     if !mine.is_empty() && roll < 65 {
         let id = mine[me.rng.below(mine.len() as u64) as usize];
@@ -178,6 +298,7 @@ async fn step(
                         content,
                         content_checked: false,
                     });
+                    m.hot.remove(&id);
                     m.ack("checkin");
                 }
                 // The lock was overridden meanwhile.
@@ -194,7 +315,10 @@ async fn step(
             .await?;
             let mut m = model.lock().unwrap();
             match status {
-                200 if body["lock"].is_null() => m.ack("cancel"),
+                200 if body["lock"].is_null() => {
+                    m.hot.remove(&id);
+                    m.ack("cancel")
+                }
                 403 | 409 => m.ack("cancel refused"),
                 _ => m
                     .faults
@@ -203,7 +327,13 @@ async fn step(
         }
         return Ok(());
     }
-    let id = known[me.rng.below(known.len() as u64) as usize];
+    // Now and then a file this client waits for: it may be reserved for it.
+    let waiting: Vec<u64> = me.queued.keys().copied().collect();
+    let id = if !waiting.is_empty() && me.rng.chance(50) {
+        waiting[me.rng.below(waiting.len() as u64) as usize]
+    } else {
+        known[me.rng.below(known.len() as u64) as usize]
+    };
     if me.held.contains_key(&id) {
         return Ok(());
     }
@@ -212,8 +342,11 @@ async fn step(
         Held {
             overrides_before: m.overrides_started.get(&id).copied().unwrap_or(0),
             clear: m.overrides_in_flight.get(&id).copied().unwrap_or(0) == 0,
+            fresh: true,
         }
     };
+    // Taking the file ends this client's wait for it; a refusal leaves it.
+    let was_queued = me.queued.remove(&id);
     let (status, body) = send(
         http.post(format!("{base}/api/files/{id}/checkout"))
             .bearer_auth(&me.token)
@@ -224,12 +357,16 @@ async fn step(
     match status {
         200 if body["lock"]["owner"] == me.name.as_str() => {
             me.held.insert(id, held);
+            m.hot.insert(id);
             m.ack("checkout");
         }
         409 if body["error"]
             .as_str()
-            .is_some_and(|e| e.contains("checked out by")) =>
+            .is_some_and(|e| e.contains("checked out by") || e.contains("is reserved for")) =>
         {
+            if let Some(fresh) = was_queued {
+                me.queued.insert(id, fresh);
+            }
             m.ack("checkout conflict")
         }
         _ => m
@@ -237,6 +374,308 @@ async fn step(
             .push(format!("checkout of {id} answered {status}: {body}")),
     }
     Ok(())
+}
+
+/// Whether a 409's sentence contains `needle`.
+fn says(body: &Value, needle: &str) -> bool {
+    body["error"].as_str().is_some_and(|e| e.contains(needle))
+}
+
+fn in_queue(body: &Value, who: &str) -> bool {
+    body["queue"]
+        .as_array()
+        .is_some_and(|q| q.iter().any(|n| n == who))
+}
+
+/// One coordination step: join or leave a line, decline, ask a holder to
+/// release, watch or unwatch, or read the inbox.
+async fn coordinate(
+    http: &reqwest::Client,
+    base: &str,
+    me: &mut ClientState,
+    model: &Shared,
+    known: &[u64],
+) -> Result<(), Gone> {
+    let roll = me.rng.below(100);
+    // Mostly a file someone holds: that is where people wait and ask.
+    let hot: Vec<u64> = model.lock().unwrap().hot.iter().copied().collect();
+    let any = if !hot.is_empty() && me.rng.chance(70) {
+        hot[me.rng.below(hot.len() as u64) as usize]
+    } else {
+        known[me.rng.below(known.len() as u64) as usize]
+    };
+    let waiting: Vec<u64> = me.queued.keys().copied().collect();
+    let mine_or_any = if !waiting.is_empty() && me.rng.chance(80) {
+        waiting[me.rng.below(waiting.len() as u64) as usize]
+    } else {
+        any
+    };
+    let name = me.name.clone();
+    if roll < 30 {
+        let id = any;
+        if me.held.contains_key(&id) || me.queued.contains_key(&id) {
+            return Ok(());
+        }
+        model
+            .lock()
+            .unwrap()
+            .joined
+            .entry(id)
+            .or_default()
+            .insert(name.clone());
+        let (status, body) = send(
+            http.post(format!("{base}/api/files/{id}/queue"))
+                .bearer_auth(&me.token),
+        )
+        .await?;
+        let mut m = model.lock().unwrap();
+        match status {
+            200 if in_queue(&body, &name) => {
+                me.queued.insert(id, true);
+                m.ack("join");
+            }
+            409 if says(&body, "available")
+                || says(&body, "You hold")
+                || says(&body, "reserved for you")
+                || says(&body, "already waiting") =>
+            {
+                m.ack("join refused")
+            }
+            _ => m.faults.push(format!(
+                "{name} joining the line for {id} answered {status}: {body}"
+            )),
+        }
+    } else if roll < 50 {
+        let id = mine_or_any;
+        let leave = roll < 40;
+        let tracked = me.queued.remove(&id);
+        let (status, body) = if leave {
+            send(
+                http.delete(format!("{base}/api/files/{id}/queue"))
+                    .bearer_auth(&me.token),
+            )
+            .await?
+        } else {
+            send(
+                http.post(format!("{base}/api/files/{id}/decline"))
+                    .bearer_auth(&me.token),
+            )
+            .await?
+        };
+        let mut m = model.lock().unwrap();
+        match (leave, status) {
+            (true, 200) if !in_queue(&body, &name) => m.ack("leave"),
+            (false, 200) if body["reserved_for"]["username"] != name.as_str() => m.ack("decline"),
+            (true, 409) if says(&body, "not waiting") => {
+                // Refused: nothing changed. Reserved for it is still a place.
+                if let Some(fresh) = tracked {
+                    if says(&body, "reserved for you") {
+                        me.queued.insert(id, fresh);
+                    } else {
+                        m.faults.push(format!(
+                            "{name}'s acknowledged place in line for {id} is gone: {body}"
+                        ));
+                    }
+                }
+                m.ack("leave refused");
+            }
+            (false, 409) if says(&body, "not reserved for you") => {
+                if let Some(fresh) = tracked {
+                    me.queued.insert(id, fresh);
+                }
+                m.ack("decline refused");
+            }
+            _ => m.faults.push(format!(
+                "{name} {} {id} answered {status}: {body}",
+                if leave {
+                    "leaving the line for"
+                } else {
+                    "declining"
+                }
+            )),
+        }
+    } else if roll < 62 {
+        let id = any;
+        let floor = model.lock().unwrap().id_floor;
+        let (status, body) = send(
+            http.post(format!("{base}/api/files/{id}/nudge"))
+                .bearer_auth(&me.token)
+                .json(&json!({"message": format!("{name} needs it")})),
+        )
+        .await?;
+        let mut m = model.lock().unwrap();
+        let asked_before = m
+            .nudges
+            .iter()
+            .any(|n| n.asker == name && n.file == id && n.at.elapsed() < Duration::from_secs(3000));
+        match status {
+            204 if asked_before => m.faults.push(format!(
+                "{name} could ask about {id} twice within the hour: the throttle was lost"
+            )),
+            204 => {
+                m.nudges.push(Nudge {
+                    asker: name.clone(),
+                    file: id,
+                    at: Instant::now(),
+                    floor,
+                    found: false,
+                    repeat_checked: false,
+                });
+                m.ack("nudge");
+            }
+            429 => m.ack("nudge throttled"),
+            409 if says(&body, "not checked out") || says(&body, "yourself") => {
+                m.ack("nudge refused")
+            }
+            _ => m.faults.push(format!(
+                "{name} asking about {id} answered {status}: {body}"
+            )),
+        }
+    } else if roll < 87 {
+        let on = me.rng.chance(60);
+        let (key, req) = if roll < 77 {
+            let url = format!("{base}/api/files/{any}/watch");
+            let req = if on { http.post(url) } else { http.delete(url) };
+            (format!("f:{any}"), req)
+        } else {
+            let folder = format!("client{}", me.rng.below(CLIENTS as u64));
+            let url = format!("{base}/api/watches");
+            let req = if on { http.post(url) } else { http.delete(url) };
+            (format!("d:{folder}"), req.json(&json!({"folder": folder})))
+        };
+        me.watches.insert(
+            key.clone(),
+            WatchState {
+                on: None,
+                fresh: false,
+            },
+        );
+        let (status, body) = send(req.bearer_auth(&me.token)).await?;
+        let mut m = model.lock().unwrap();
+        let answered = match key.strip_prefix("d:") {
+            Some(folder) => body["folders"].as_array().is_some_and(|f| {
+                // Listed as `client2/`.
+                f.iter()
+                    .any(|x| x.as_str().map(|x| x.trim_matches('/')) == Some(folder))
+                    == on
+            }),
+            // A folder may still cover an unwatched file.
+            None => !on || body["watching"] == true,
+        };
+        if status == 200 && answered {
+            me.watches.insert(
+                key,
+                WatchState {
+                    on: Some(on),
+                    fresh: true,
+                },
+            );
+            m.ack(if on { "watch" } else { "unwatch" });
+        } else {
+            m.faults.push(format!(
+                "{name} (un)watching {key} answered {status}: {body}"
+            ));
+        }
+    } else {
+        let (token, mut rng) = (me.token.clone(), Rng::new(me.rng.next()));
+        return inbox_op(http, base, &name, &token, &mut rng, model).await;
+    }
+    Ok(())
+}
+
+/// Lists `user`'s inbox and marks some (or all) of it read.
+async fn inbox_op(
+    http: &reqwest::Client,
+    base: &str,
+    user: &str,
+    token: &str,
+    rng: &mut Rng,
+    model: &Shared,
+) -> Result<(), Gone> {
+    let (status, body) = send(
+        http.get(format!("{base}/api/notifications"))
+            .bearer_auth(token),
+    )
+    .await?;
+    let list = body["notifications"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let ids: Vec<u64> = {
+        let mut m = model.lock().unwrap();
+        if status != 200 {
+            m.faults
+                .push(format!("{user}'s notifications answered {status}: {body}"));
+            return Ok(());
+        }
+        let mut wrong = m.observe(user, &list);
+        let unread = list.iter().filter(|n| n["read"] == false).count() as u64;
+        if list.len() < KEPT && body["unread"].as_u64() != Some(unread) {
+            wrong.push(format!(
+                "{user}'s unread count is {} but {unread} of the listed are unread",
+                body["unread"]
+            ));
+        }
+        m.faults.extend(wrong);
+        m.ack("inbox listed");
+        list.iter()
+            .filter(|n| n["read"] == false)
+            .filter_map(|n| n["id"].as_u64())
+            .collect()
+    };
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let (all, marked): (bool, Vec<u64>) = if rng.chance(20) {
+        (true, list.iter().filter_map(|n| n["id"].as_u64()).collect())
+    } else {
+        (false, ids.into_iter().filter(|_| rng.chance(50)).collect())
+    };
+    let request = if all {
+        json!({"all": true})
+    } else {
+        json!({ "ids": marked })
+    };
+    let (status, body) = send(
+        http.post(format!("{base}/api/notifications/read"))
+            .bearer_auth(token)
+            .json(&request),
+    )
+    .await?;
+    let mut m = model.lock().unwrap();
+    if status == 204 {
+        for id in marked {
+            if let Some(note) = m.notes.get_mut(&id) {
+                note.read = true;
+            }
+        }
+        m.ack("marked read");
+    } else {
+        m.faults
+            .push(format!("{user} marking read answered {status}: {body}"));
+    }
+    Ok(())
+}
+
+/// The live client's owner, who watches the whole vault: reads and clears
+/// their inbox now and then, so their bell moves both ways.
+async fn watcher_loop(
+    http: reqwest::Client,
+    base: String,
+    token: String,
+    mut rng: Rng,
+    model: Shared,
+    stop: Arc<AtomicBool>,
+) {
+    while !stop.load(Ordering::Relaxed) {
+        tokio::time::sleep(Duration::from_millis(50 + rng.below(300))).await;
+        if inbox_op(&http, &base, "watcher", &token, &mut rng, &model)
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
 }
 
 async fn admin_loop(
@@ -316,7 +755,19 @@ impl Check<'_> {
     }
 
     async fn json(&self, path: &str) -> Value {
-        let (status, body) = self.get(path).await;
+        self.json_as(self.token, path).await
+    }
+
+    async fn json_as(&self, token: &str, path: &str) -> Value {
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("the restarted server answers");
+        let status = resp.status().as_u16();
+        let body = resp.bytes().await.expect("body").to_vec();
         assert_eq!(
             status,
             200,
@@ -362,6 +813,9 @@ async fn verify(
                 let overrides = m.overrides_started.get(id).copied().unwrap_or(0);
                 let owner = by_id[id]["lock"]["owner"].as_str();
                 if held.clear && overrides == held.overrides_before {
+                    if held.fresh {
+                        *m.checked.entry("lock").or_default() += 1;
+                    }
                     assert_eq!(
                         owner,
                         Some(client.name.as_str()),
@@ -379,6 +833,7 @@ async fn verify(
                     let held = Held {
                         overrides_before: m.overrides_started.get(&id).copied().unwrap_or(0),
                         clear: true,
+                        fresh: false,
                     };
                     (id, held)
                 })
@@ -447,6 +902,298 @@ async fn verify(
     files
 }
 
+/// A file's line: the one it is reserved for, then the queue.
+fn line_of(f: &Value) -> Vec<String> {
+    f["reserved_for"]["username"]
+        .as_str()
+        .into_iter()
+        .chain(
+            f["queue"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str),
+        )
+        .map(str::to_string)
+        .collect()
+}
+
+/// The coordination state after a restart (see the top comment); returns
+/// the unread count of the live client's owner.
+async fn verify_coordination(
+    check: &Check<'_>,
+    model: &Shared,
+    clients: &mut [ClientState],
+    watcher_token: &str,
+    files: &[Value],
+) -> u64 {
+    // The clients are stopped: the model is this check's alone until it ends.
+    let mut taken = std::mem::take(&mut *model.lock().unwrap());
+    let m = &mut taken;
+    // Each file's state agrees with itself.
+    for f in files {
+        let id = f["id"].as_u64().unwrap();
+        let line = line_of(f);
+        let unique: BTreeSet<&String> = line.iter().collect();
+        assert_eq!(
+            unique.len(),
+            line.len(),
+            "file {id}'s line has someone twice: {f}"
+        );
+        match f["state"].as_str() {
+            Some("available") => assert!(
+                line.is_empty() && f["lock"].is_null(),
+                "file {id} is available with a line or a lock: {f}"
+            ),
+            Some("reserved") => assert!(
+                f["lock"].is_null() && !f["reserved_for"].is_null(),
+                "file {id} is reserved, but not for anyone, or locked: {f}"
+            ),
+            Some("locked") => assert!(
+                f["reserved_for"].is_null()
+                    && !line.iter().any(|q| f["lock"]["owner"] == q.as_str()),
+                "file {id} is locked and reserved, or its holder waits for it: {f}"
+            ),
+            other => panic!("file {id} has state {other:?}"),
+        }
+    }
+    // The line keeps its order: those in it at the last restart who did not
+    // join again are in the same order, ahead of everyone who joined since;
+    // so the reservation went to the first of them still waiting.
+    let joined = std::mem::take(&mut m.joined);
+    let none = BTreeSet::new();
+    for f in files {
+        let id = f["id"].as_u64().unwrap();
+        let line = line_of(f);
+        let old = m.lines.get(&id).cloned().unwrap_or_default();
+        let rejoined = joined.get(&id).unwrap_or(&none);
+        let stayed: Vec<&String> = line
+            .iter()
+            .filter(|q| old.contains(q) && !rejoined.contains(*q))
+            .collect();
+        let order: Vec<&String> = old.iter().filter(|q| stayed.contains(q)).collect();
+        assert_eq!(
+            stayed, order,
+            "the line for file {id} changed order: it was {old:?} and is {line:?}"
+        );
+        if let Some(last) = stayed.last() {
+            let last_at = line.iter().position(|q| q == *last).unwrap_or(0);
+            assert!(
+                line[..last_at].iter().all(|q| stayed.contains(&q)),
+                "someone who joined since the last restart is ahead of an earlier one in the line \
+                 for file {id}: it was {old:?} and is {line:?}, joined since {rejoined:?}"
+            );
+        }
+        m.lines.insert(id, line);
+    }
+    let by_id: HashMap<u64, &Value> = files
+        .iter()
+        .map(|f| (f["id"].as_u64().unwrap(), f))
+        .collect();
+    // Joins: still waiting, or the reservation they turned into.
+    for client in clients.iter_mut() {
+        for (id, fresh) in &client.queued {
+            assert!(
+                m.lines[id].contains(&client.name),
+                "{}'s acknowledged place in line for file {id} was lost: the file is {}",
+                client.name,
+                by_id[id]
+            );
+            if *fresh {
+                *m.checked.entry("join").or_default() += 1;
+            }
+        }
+        client.queued = m
+            .lines
+            .iter()
+            .filter(|(_, line)| line.contains(&client.name))
+            .map(|(id, _)| (*id, false))
+            .collect();
+    }
+    drop(by_id);
+
+    // Watches: exactly those acknowledged, where no request is in doubt.
+    for client in clients.iter_mut() {
+        let listed = check.json_as(&client.token, "/api/watches").await;
+        let now: BTreeSet<String> = listed["files"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_u64)
+            .map(|id| format!("f:{id}"))
+            .chain(
+                listed["folders"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .map(|f| format!("d:{}", f.trim_matches('/'))),
+            )
+            .collect();
+        for (key, state) in &client.watches {
+            let Some(on) = state.on else { continue };
+            assert_eq!(
+                now.contains(key),
+                on,
+                "{}'s acknowledged {} of {key} was lost: they watch {now:?}",
+                client.name,
+                if on { "watch" } else { "unwatch" }
+            );
+            if state.fresh {
+                *m.checked
+                    .entry(if on { "watch" } else { "unwatch" })
+                    .or_default() += 1;
+            }
+        }
+        client.watches = now
+            .into_iter()
+            .map(|k| {
+                let state = WatchState {
+                    on: Some(true),
+                    fresh: false,
+                };
+                (k, state)
+            })
+            .collect();
+    }
+
+    // Inboxes: nothing seen is lost, changed or unread again; new ids are
+    // newer than every id before the kill; the count is what is listed.
+    let mut users: Vec<(String, String)> = clients
+        .iter()
+        .map(|c| (c.name.clone(), c.token.clone()))
+        .collect();
+    users.push(("watcher".into(), watcher_token.to_string()));
+    let floor = m.id_floor;
+    let mut inboxes: HashMap<String, Vec<Value>> = HashMap::new();
+    let mut watcher_unread = 0;
+    for (user, token) in &users {
+        let body = check.json_as(token, "/api/notifications").await;
+        let list = body["notifications"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        for n in &list {
+            let id = n["id"].as_u64().unwrap_or_default();
+            assert!(
+                m.notes.contains_key(&id) || id > floor,
+                "notification {id} of {user} is new since the restart but not newer than \
+                 notification {floor} seen before it: an id went backwards"
+            );
+        }
+        let wrong = m.observe(user, &list);
+        assert!(wrong.is_empty(), "after a restart: {wrong:#?}");
+        let unread = list.iter().filter(|n| n["read"] == false).count() as u64;
+        if list.len() < KEPT {
+            assert_eq!(
+                body["unread"].as_u64(),
+                Some(unread),
+                "{user}'s unread count is not the number of unread notifications listed"
+            );
+        }
+        if user == "watcher" {
+            watcher_unread = body["unread"].as_u64().unwrap_or_default();
+        }
+        let listed: HashSet<u64> = list.iter().filter_map(|n| n["id"].as_u64()).collect();
+        let oldest = list.last().and_then(|n| n["id"].as_u64()).unwrap_or(0);
+        let full = list.len() >= KEPT;
+        for (id, note) in m.notes.iter_mut() {
+            if note.user != *user || note.gone {
+                continue;
+            }
+            if listed.contains(id) {
+                note.checked = true;
+                if note.read {
+                    note.read_checked = true;
+                }
+                continue;
+            }
+            assert!(
+                full && *id < oldest,
+                "notification {id} of {user} ({}) was lost",
+                note.body
+            );
+            note.gone = true;
+        }
+        inboxes.insert(user.clone(), list);
+    }
+    m.id_floor = m.notes.keys().copied().max().unwrap_or(0).max(floor);
+
+    // Asks to release: in some holder's inbox (nobody else checks out), unless
+    // that inbox since filled up with newer ones.
+    for nudge in m.nudges.iter_mut().filter(|n| !n.found) {
+        let found = inboxes.iter().any(|(user, list)| {
+            *user != nudge.asker
+                && list.iter().any(|n| {
+                    n["kind"] == "nudged"
+                        && n["actor"] == nudge.asker.as_str()
+                        && n["file_id"] == nudge.file
+                })
+        });
+        let could_be_gone = inboxes.iter().any(|(user, list)| {
+            *user != nudge.asker
+                && list.len() >= KEPT
+                && list
+                    .last()
+                    .and_then(|n| n["id"].as_u64())
+                    .is_some_and(|oldest| oldest > nudge.floor + 1)
+        });
+        assert!(
+            found || could_be_gone,
+            "{}'s acknowledged ask to release file {} is in nobody's inbox",
+            nudge.asker,
+            nudge.file
+        );
+        nudge.found = true;
+    }
+    // ... and asking again within the hour is still refused.
+    let holders: HashMap<u64, String> = files
+        .iter()
+        .filter_map(|f| Some((f["id"].as_u64()?, f["lock"]["owner"].as_str()?.to_string())))
+        .collect();
+    let mut repeats = Vec::new();
+    for (i, nudge) in m.nudges.iter().enumerate() {
+        let held_by_other = holders.get(&nudge.file).is_some_and(|h| *h != nudge.asker);
+        if !nudge.repeat_checked && held_by_other && nudge.at.elapsed() < Duration::from_secs(3000)
+        {
+            repeats.push(i);
+        }
+    }
+    for i in repeats {
+        let (asker, file) = (m.nudges[i].asker.clone(), m.nudges[i].file);
+        let token = clients
+            .iter()
+            .find(|c| c.name == asker)
+            .map(|c| c.token.clone())
+            .unwrap_or_default();
+        let resp = check
+            .http
+            .post(format!("{}/api/files/{file}/nudge", check.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("the restarted server answers");
+        assert_eq!(
+            resp.status().as_u16(),
+            429,
+            "{asker} could ask about file {file} again within the hour after a restart"
+        );
+        m.nudges[i].repeat_checked = true;
+    }
+    let (found, repeated) = m.nudges.iter().fold((0, 0), |(f, r), n| {
+        (f + u64::from(n.found), r + u64::from(n.repeat_checked))
+    });
+    m.checked.insert("nudge", found);
+    m.checked.insert("nudge repeat refused", repeated);
+    let (notes, read) = m.notes.values().fold((0, 0), |(c, r), n| {
+        (c + u64::from(n.checked), r + u64::from(n.read_checked))
+    });
+    m.checked.insert("notification", notes);
+    m.checked.insert("read", read);
+    *model.lock().unwrap() = taken;
+    watcher_unread
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn nothing_acknowledged_is_lost_across_twenty_sigkills() {
     if !have_tool("git", "git") {
@@ -494,6 +1241,8 @@ async fn nothing_acknowledged_is_lost_across_twenty_sigkills() {
             name,
             token,
             held: HashMap::new(),
+            queued: HashMap::new(),
+            watches: BTreeMap::new(),
             rng: Rng::new(rng.next()),
             serial: 0,
         });
@@ -508,6 +1257,17 @@ async fn nothing_acknowledged_is_lost_across_twenty_sigkills() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 201);
+    // The live client's owner watches the whole vault, so their bell moves.
+    let watcher_token =
+        token_with_password(&http, &server.base, "watcher", PASSWORD, "crash test").await;
+    let resp = http
+        .post(format!("{}/api/watches", server.base))
+        .bearer_auth(&watcher_token)
+        .json(&json!({"folder": "/"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
     let resp = http
         .post(format!("{}/api/login", server.base))
         .json(&json!({"username": "watcher", "password": PASSWORD}))
@@ -551,10 +1311,21 @@ async fn nothing_acknowledged_is_lost_across_twenty_sigkills() {
         };
         let last_round = killed == kills;
         let files = verify(&check, &data, &model, &mut clients, last_round).await;
+        let unread =
+            verify_coordination(&check, &model, &mut clients, &watcher_token, &files).await;
         if let Err(diff) = watch::converge(&view, &files, Duration::from_secs(20)).await {
             panic!(
                 "after restart {killed}, the live client did not converge on the true state: {diff}"
             );
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while view.lock().unwrap().bell != Some(unread) {
+            assert!(
+                Instant::now() < deadline,
+                "after restart {killed}, the live client's bell shows {:?}, not the {unread} unread",
+                view.lock().unwrap().bell
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
         }
         let faults = std::mem::take(&mut model.lock().unwrap().faults);
         if !faults.is_empty() {
@@ -589,6 +1360,14 @@ async fn nothing_acknowledged_is_lost_across_twenty_sigkills() {
             model.clone(),
             stop.clone(),
         ));
+        let watcher = tokio::spawn(watcher_loop(
+            http.clone(),
+            server.base.clone(),
+            watcher_token.clone(),
+            Rng::new(rng.next()),
+            model.clone(),
+            stop.clone(),
+        ));
         // A random moment under load to kill at: the randomness is the test.
         tokio::time::sleep(Duration::from_millis(100 + rng.below(1400))).await;
         server.kill();
@@ -598,6 +1377,7 @@ async fn nothing_acknowledged_is_lost_across_twenty_sigkills() {
             clients.push(task.await.expect("client task"));
         }
         admin.await.expect("admin task");
+        watcher.await.expect("watcher task");
         let _ = follower.await;
 
         // Now and then the restart itself is cut short, maybe mid-reconcile.
@@ -624,8 +1404,28 @@ async fn nothing_acknowledged_is_lost_across_twenty_sigkills() {
         seen.events,
         seen.resyncs,
     );
+    let acked = |k: &str| m.acks.get(k).copied().unwrap_or(0);
+    let checked = |k: &str| m.checked.get(k).copied().unwrap_or(0);
+    // The README's figure.
+    eprintln!(
+        "crash torture summary: {killed} kills; acknowledged and checked after a restart: \
+         {} uploads, {} check-ins, {} locks, {} joins, {} watches, {} unwatches, \
+         {} asks to release ({} repeats refused), {} notifications ({} read); lost: 0",
+        acked("upload"),
+        acked("checkin"),
+        checked("lock"),
+        checked("join"),
+        checked("watch"),
+        checked("unwatch"),
+        checked("nudge"),
+        checked("nudge repeat refused"),
+        checked("notification"),
+        checked("read"),
+    );
+    assert!(acked("checkin") > 0, "no check-in was acknowledged");
+    assert!(checked("join") > 0, "no acknowledged join was checked");
     assert!(
-        m.acks.get("checkin").copied().unwrap_or(0) > 0,
-        "no check-in was acknowledged"
+        checked("nudge") > 0,
+        "no acknowledged ask to release was checked"
     );
 }

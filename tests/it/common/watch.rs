@@ -25,6 +25,8 @@ pub struct View {
     pub last_id: Option<u64>,
     pub events: u64,
     pub resyncs: u64,
+    /// The unread count on the viewer's bell, as last sent (`inbox` messages).
+    pub bell: Option<u64>,
 }
 
 impl View {
@@ -33,6 +35,9 @@ impl View {
         if kind == "resync" {
             self.resyncs += 1;
             self.cards.clear();
+        }
+        if let Some(unread) = bell_in(data) {
+            self.bell = Some(unread);
         }
         for (id, card) in cards_in(data) {
             match card {
@@ -53,6 +58,14 @@ fn attr<'a>(tag: &'a str, name: &str) -> Option<&'a str> {
     let start = tag.find(&pattern)? + pattern.len();
     let end = tag[start..].find('"')? + start;
     Some(&tag[start..end])
+}
+
+/// The unread count of the last bell (`<a id="bell" … data-unread="N">`) in a fragment.
+pub fn bell_in(html: &str) -> Option<u64> {
+    let at = html.rfind("<a id=\"bell\"")?;
+    let tag = &html[at..];
+    let tag = &tag[..tag.find('>')?];
+    attr(tag, "data-unread")?.parse().ok()
 }
 
 /// Every `<article id="file-N">` in a fragment: its card, or `None` when the
