@@ -71,6 +71,9 @@ struct Nudge {
     /// Its notification's id is above this (the newest id at the last restart).
     floor: u64,
     found: bool,
+    /// Whose inbox it was found in: the holder asked (a new holder may be
+    /// asked again at once, so only this one's repeat must be refused).
+    holder: Option<String>,
     repeat_checked: bool,
 }
 
@@ -504,14 +507,9 @@ async fn coordinate(
         )
         .await?;
         let mut m = model.lock().unwrap();
-        let asked_before = m
-            .nudges
-            .iter()
-            .any(|n| n.asker == name && n.file == id && n.at.elapsed() < Duration::from_secs(3000));
+        // A second ask about the same file may be allowed: its holder may
+        // have changed. The throttle's survival is checked at each restart.
         match status {
-            204 if asked_before => m.faults.push(format!(
-                "{name} could ask about {id} twice within the hour: the throttle was lost"
-            )),
             204 => {
                 m.nudges.push(Nudge {
                     asker: name.clone(),
@@ -519,6 +517,7 @@ async fn coordinate(
                     at: Instant::now(),
                     floor,
                     found: false,
+                    holder: None,
                     repeat_checked: false,
                 });
                 m.ack("nudge");
@@ -1122,14 +1121,18 @@ async fn verify_coordination(
     // Asks to release: in some holder's inbox (nobody else checks out), unless
     // that inbox since filled up with newer ones.
     for nudge in m.nudges.iter_mut().filter(|n| !n.found) {
-        let found = inboxes.iter().any(|(user, list)| {
-            *user != nudge.asker
+        let holder = inboxes.iter().find_map(|(user, list)| {
+            (*user != nudge.asker
                 && list.iter().any(|n| {
                     n["kind"] == "nudged"
                         && n["actor"] == nudge.asker.as_str()
                         && n["file_id"] == nudge.file
-                })
+                        && n["id"].as_u64().is_some_and(|id| id > nudge.floor)
+                }))
+            .then(|| user.clone())
         });
+        let found = holder.is_some();
+        nudge.holder = holder;
         let could_be_gone = inboxes.iter().any(|(user, list)| {
             *user != nudge.asker
                 && list.len() >= KEPT
@@ -1153,9 +1156,10 @@ async fn verify_coordination(
         .collect();
     let mut repeats = Vec::new();
     for (i, nudge) in m.nudges.iter().enumerate() {
-        let held_by_other = holders.get(&nudge.file).is_some_and(|h| *h != nudge.asker);
-        if !nudge.repeat_checked && held_by_other && nudge.at.elapsed() < Duration::from_secs(3000)
-        {
+        // Still held by the one asked: asking them again is refused.
+        let same_holder =
+            nudge.holder.is_some() && holders.get(&nudge.file) == nudge.holder.as_ref();
+        if !nudge.repeat_checked && same_holder && nudge.at.elapsed() < Duration::from_secs(3000) {
             repeats.push(i);
         }
     }
