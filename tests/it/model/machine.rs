@@ -1348,7 +1348,7 @@ impl Gen {
             }
             50..=79 => {
                 let asked: Vec<(String, u64)> = m.nudged.iter().cloned().collect();
-                if !asked.is_empty() && self.rng.chance(25) {
+                if !asked.is_empty() && self.rng.chance(35) {
                     // The same asker about the same file again: 429.
                     let (by, id) = self.rng.pick(&asked).clone();
                     return Act::Nudge {
@@ -1368,10 +1368,17 @@ impl Gen {
                 } else {
                     *self.rng.pick(&locked)
                 };
-                let by = if self.rng.chance(15) {
+                let holder = m.file(id).and_then(|f| f.lock.as_ref()).map(|l| &l.owner);
+                let others: Vec<String> = self
+                    .enabled_users(m)
+                    .into_iter()
+                    .filter(|u| Some(&u.name) != holder)
+                    .map(|u| u.name.clone())
+                    .collect();
+                let by = if others.is_empty() || self.rng.chance(20) {
                     self.holder_or_any(m, id)
                 } else {
-                    self.any_user(m)
+                    self.rng.pick(&others).clone()
                 };
                 Act::Nudge {
                     by,
@@ -1838,8 +1845,11 @@ struct Observed {
     /// The admin's unread notifications (`?unread=true`), newest first.
     admin_unread: Vec<SeenNote>,
     /// What each user watches: (file ids, folders as `parts/` or `/`).
-    watches: BTreeMap<String, Option<(Vec<u64>, Vec<String>)>>,
+    watches: BTreeMap<String, Option<WatchList>>,
 }
+
+/// What someone watches: file ids, and folders as `parts/` (`/`: the whole vault).
+type WatchList = (Vec<u64>, Vec<String>);
 
 /// A notification as `/api/notifications` lists it: id, kind, file, actor, read.
 type SeenNote = (u64, String, u64, String, bool);
@@ -2743,6 +2753,9 @@ async fn do_step(h: &mut Harness, run: &mut Run, m: &Model, step: Step) -> Resul
                 fix_upload_id(&mut o, &body);
                 candidates.push((o.model, o.events));
             }
+            if let Some(label) = notice_label(&act, status) {
+                *run.seen.entry(label).or_default() += 1;
+            }
             if let (Act::AddUser { name, .. }, 201) = (&act, status) {
                 new_user = Some(name.clone());
             }
@@ -2959,6 +2972,23 @@ fn reply_agrees(o: &Outcome, body: &str) -> bool {
         Some(owner) => serde_json::from_str::<Value>(body)
             .is_ok_and(|v| v["lock"]["owner"]["name"] == owner.as_str()),
     }
+}
+
+/// A watch, ask or mark-read and its answer, as counted among what a
+/// sequence exercised.
+fn notice_label(act: &Act, status: u16) -> Option<&'static str> {
+    Some(match (act, status) {
+        (Act::WatchFile { on: true, .. }, 200) => "watch file",
+        (Act::WatchFile { on: false, .. }, 200) => "unwatch file",
+        (Act::WatchFolder { on: true, .. }, 200) => "watch folder",
+        (Act::WatchFolder { on: false, .. }, 200) => "unwatch folder",
+        (Act::WatchFolder { .. }, 422) => "watch folder 422",
+        (Act::Nudge { .. }, 204) => "ask 204",
+        (Act::Nudge { .. }, 409) => "ask 409",
+        (Act::Nudge { .. }, 429) => "ask 429",
+        (Act::MarkRead { .. }, 204) => "mark read",
+        _ => return None,
+    })
 }
 
 /// A notification kind as counted among what a sequence exercised.
