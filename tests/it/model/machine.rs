@@ -1592,6 +1592,15 @@ impl Gen {
         let f = self.rng.pick(&m.files).clone();
         let id = f.id;
         match &f.lock {
+            // The same ask twice at once: one gets through, one hears 429.
+            Some(l) if l.owner != a && self.rng.chance(30) => {
+                let ask = Act::Nudge {
+                    by: a,
+                    id,
+                    message: None,
+                };
+                Step::Together(vec![ask.clone(), ask])
+            }
             Some(l) if self.rng.chance(60) => Step::Together(vec![
                 Act::Nudge {
                     by: a,
