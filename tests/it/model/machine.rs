@@ -89,12 +89,13 @@ impl MFile {
             if gone.contains(&next) {
                 continue;
             }
-            self.reserved = Some(next);
+            self.reserved = Some(next.clone());
             events.push(Ev {
                 kind: "reserved",
                 file_id: self.id,
                 actor: by.to_string(),
                 previous: None,
+                to: Some(next),
             });
             break;
         }
@@ -107,6 +108,49 @@ struct Model {
     files: Vec<MFile>,
     /// The highest file id ever handed out: ids are never reused.
     max_id: u64,
+    /// (who, what they watch).
+    watches: BTreeSet<(String, MWatch)>,
+    /// (asker, file id) of every ask to release that was let through: a
+    /// sequence is far shorter than the hour before the same asker may ask
+    /// about the same file again, so each pair is refused (429) from then on.
+    nudged: BTreeSet<(String, u64)>,
+    /// Each person's notifications, oldest first, at most `KEPT`.
+    inbox: BTreeMap<String, Vec<MNote>>,
+    /// Notifications ever written: the next one's id is one more (one
+    /// counter for all inboxes).
+    notes_made: u64,
+}
+
+/// The most notifications one inbox keeps.
+const KEPT: usize = 200;
+
+/// What someone watches: a file, or a folder (`""` is the whole vault),
+/// written as the server keeps it (no leading or trailing `/`).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum MWatch {
+    File(u64),
+    Folder(String),
+}
+
+impl MWatch {
+    fn covers(&self, file_id: u64, path: &str) -> bool {
+        match self {
+            MWatch::File(id) => *id == file_id,
+            MWatch::Folder(f) => {
+                f.is_empty() || path.match_indices('/').any(|(end, _)| path[..end] == *f)
+            }
+        }
+    }
+}
+
+/// One notification as the model predicts it.
+#[derive(Clone, Debug, PartialEq)]
+struct MNote {
+    id: u64,
+    kind: &'static str,
+    file_id: u64,
+    actor: String,
+    read: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -116,6 +160,8 @@ struct Ev {
     actor: String,
     /// For `overridden`: whose check-out was broken.
     previous: Option<String>,
+    /// For `reserved`: for whom (the event's `note`).
+    to: Option<String>,
 }
 
 fn rev_string(r: (u32, u32)) -> String {
@@ -123,6 +169,84 @@ fn rev_string(r: (u32, u32)) -> String {
 }
 
 impl Model {
+    /// A new notification for `to` (one id from the shared counter).
+    fn notify(&mut self, to: &str, kind: &'static str, file_id: u64, actor: &str) {
+        self.notes_made += 1;
+        let inbox = self.inbox.entry(to.to_string()).or_default();
+        inbox.push(MNote {
+            id: self.notes_made,
+            kind,
+            file_id,
+            actor: actor.to_string(),
+            read: false,
+        });
+        if inbox.len() > KEPT {
+            let extra = inbox.len() - KEPT;
+            inbox.drain(..extra);
+        }
+    }
+
+    /// Whether `who` hears of changes to this file.
+    fn watching(&self, who: &str, file_id: u64, path: &str) -> bool {
+        self.watches
+            .iter()
+            .any(|(w, what)| w == who && what.covers(file_id, path))
+    }
+
+    /// The notifications `events` cause, in their order, as `inbox::on_event`
+    /// writes them: the one a file is reserved for (`reserved`), the holder
+    /// whose check-out was broken (`overridden`), and everyone watching the
+    /// file, a folder it is in or the whole vault (`watched`) — never the
+    /// actor, nobody twice (a personal kind wins), nobody disabled; within
+    /// one event in the order of their names. A deleted file's watches go.
+    /// `before` knows the paths of files the events removed.
+    fn tell(&mut self, before: &Model, events: &[Ev]) {
+        for e in events {
+            let Some(path) = self
+                .file(e.file_id)
+                .or_else(|| before.file(e.file_id))
+                .map(|f| f.path.clone())
+            else {
+                continue;
+            };
+            let mut told: BTreeMap<String, &'static str> = BTreeMap::new();
+            match (e.kind, &e.to, &e.previous) {
+                ("reserved", Some(to), _) => {
+                    told.insert(to.clone(), "reserved");
+                }
+                ("overridden", _, Some(prev)) => {
+                    told.insert(prev.clone(), "overridden");
+                }
+                _ => {}
+            }
+            for (who, what) in &self.watches {
+                if what.covers(e.file_id, &path) {
+                    told.entry(who.clone()).or_insert("watched");
+                }
+            }
+            told.remove(&e.actor);
+            if e.kind == "deleted" {
+                self.watches
+                    .retain(|(_, what)| *what != MWatch::File(e.file_id));
+            }
+            for (who, kind) in told {
+                if self.user(&who).is_none_or(|u| u.disabled) {
+                    continue;
+                }
+                self.notify(&who, kind, e.file_id, &e.actor);
+            }
+        }
+    }
+
+    /// A new upload's notifications name it by the id the server gave.
+    fn learn_note_ids(&mut self, id: u64) {
+        for n in self.inbox.values_mut().flatten() {
+            if n.file_id == 0 {
+                n.file_id = id;
+            }
+        }
+    }
+
     fn user(&self, name: &str) -> Option<&MUser> {
         self.users.iter().find(|u| u.name == name)
     }
@@ -232,6 +356,33 @@ enum Act {
         by: String,
         id: u64,
     },
+    /// Start (`on`) or stop watching a file.
+    WatchFile {
+        by: String,
+        id: u64,
+        on: bool,
+    },
+    /// Start or stop watching a folder: `raw` as sent, `folder` as the
+    /// server keeps it, or None when it must be refused.
+    WatchFolder {
+        by: String,
+        raw: String,
+        folder: Option<String>,
+        on: bool,
+    },
+    /// Ask the holder to release a file.
+    Nudge {
+        by: String,
+        id: u64,
+        message: Option<String>,
+    },
+    /// Mark notifications read: all, these ids, or (neither) a body that
+    /// names nothing.
+    MarkRead {
+        by: String,
+        all: bool,
+        ids: Option<Vec<u64>>,
+    },
 }
 
 fn short(s: &str) -> String {
@@ -267,7 +418,11 @@ impl Act {
             | Act::LfsUnlock { by, .. }
             | Act::Join { by, .. }
             | Act::Leave { by, .. }
-            | Act::Decline { by, .. } => by,
+            | Act::Decline { by, .. }
+            | Act::WatchFile { by, .. }
+            | Act::WatchFolder { by, .. }
+            | Act::Nudge { by, .. }
+            | Act::MarkRead { by, .. } => by,
         }
     }
 
@@ -318,6 +473,23 @@ impl Act {
             Act::Join { by, id } => format!("{by}: wait in line for #{id}"),
             Act::Leave { by, id } => format!("{by}: leave the line for #{id}"),
             Act::Decline { by, id } => format!("{by}: decline #{id}"),
+            Act::WatchFile { by, id, on } => {
+                format!("{by}: {} #{id}", if *on { "watch" } else { "unwatch" })
+            }
+            Act::WatchFolder { by, raw, on, .. } => format!(
+                "{by}: {} folder {raw:?}",
+                if *on { "watch" } else { "unwatch" }
+            ),
+            Act::Nudge { by, id, message } => format!(
+                "{by}: ask the holder of #{id} to release it, message={}",
+                message
+                    .as_deref()
+                    .map(short)
+                    .unwrap_or_else(|| "none".into())
+            ),
+            Act::MarkRead { by, all, ids } => {
+                format!("{by}: mark read all={all} ids={ids:?}")
+            }
         }
     }
 }
@@ -329,6 +501,8 @@ struct Outcome {
     events: Vec<Ev>,
     /// The holder an LFS unlock's reply must name.
     reply_owner: Option<String>,
+    /// A file watch's reply: whether the caller now hears of the file.
+    reply_watching: Option<bool>,
 }
 
 fn parse_rev(raw: &str) -> Option<(u32, u32)> {
@@ -338,6 +512,19 @@ fn parse_rev(raw: &str) -> Option<(u32, u32)> {
         return None;
     }
     Some((a.parse().ok()?, b.parse().ok()?))
+}
+
+/// Everything the contract allows `act` to do to `m`, with the
+/// notifications its events cause.
+fn expect(m: &Model, act: &Act) -> Vec<Outcome> {
+    expect_lines(m, act)
+        .into_iter()
+        .map(|mut o| {
+            let events = o.events.clone();
+            o.model.tell(m, &events);
+            o
+        })
+        .collect()
 }
 
 /// Disabled accounts: passed over when a file is handed on.
@@ -355,7 +542,7 @@ fn gone_users(m: &Model) -> Vec<String> {
 /// the disabled holder) before the operation's own rules apply. When the
 /// operation is then refused, its transaction — the pass-on included — is
 /// rolled back.
-fn expect(m: &Model, act: &Act) -> Vec<Outcome> {
+fn expect_lines(m: &Model, act: &Act) -> Vec<Outcome> {
     let caller_active = m.user(act.by()).is_some_and(|u| !u.disabled);
     let id = match act {
         Act::Checkout { id, .. }
@@ -383,6 +570,7 @@ fn expect(m: &Model, act: &Act) -> Vec<Outcome> {
             file_id: id,
             actor: from.clone(),
             previous: None,
+            to: None,
         });
     }
     expect_inner(&settled, act)
@@ -411,6 +599,7 @@ fn expect_inner(m: &Model, act: &Act) -> Vec<Outcome> {
             model: m.clone(),
             events: vec![],
             reply_owner: None,
+            reply_watching: None,
         }]
     };
     let changed = |status: u16, model: Model, events: Vec<Ev>| {
@@ -419,6 +608,7 @@ fn expect_inner(m: &Model, act: &Act) -> Vec<Outcome> {
             model,
             events,
             reply_owner: None,
+            reply_watching: None,
         }]
     };
     let ev = |kind: &'static str, file_id: u64| Ev {
@@ -426,6 +616,7 @@ fn expect_inner(m: &Model, act: &Act) -> Vec<Outcome> {
         file_id,
         actor: act.by().to_string(),
         previous: None,
+        to: None,
     };
     let overridden = |file_id: u64, previous: &str| Ev {
         previous: Some(previous.to_string()),
@@ -686,6 +877,71 @@ fn expect_inner(m: &Model, act: &Act) -> Vec<Outcome> {
                 events.push(ev("released", *id));
             }
             changed(200, next, events)
+        }
+        Act::WatchFile { id, on, .. } => {
+            let Some(f) = m.file(*id) else {
+                return same(404);
+            };
+            let mut next = m.clone();
+            let what = (by.clone(), MWatch::File(*id));
+            if *on {
+                next.watches.insert(what);
+            } else {
+                next.watches.remove(&what);
+            }
+            let watching = next.watching(&by, *id, &f.path);
+            let mut done = changed(200, next, vec![]);
+            done[0].reply_watching = Some(watching);
+            done
+        }
+        Act::WatchFolder { folder, on, .. } => {
+            let Some(folder) = folder else {
+                return same(422);
+            };
+            let mut next = m.clone();
+            let what = (by, MWatch::Folder(folder.clone()));
+            if *on {
+                next.watches.insert(what);
+            } else {
+                next.watches.remove(&what);
+            }
+            changed(200, next, vec![])
+        }
+        Act::Nudge { id, message, .. } => {
+            if message.as_ref().is_some_and(|t| t.chars().count() > 500) {
+                return same(422);
+            }
+            let Some(f) = m.file(*id) else {
+                return same(404);
+            };
+            let Some(lock) = &f.lock else {
+                return same(409);
+            };
+            if lock.owner == by {
+                return same(409);
+            }
+            if m.nudged.contains(&(by.clone(), *id)) {
+                return same(429);
+            }
+            let mut next = m.clone();
+            next.nudged.insert((by.clone(), *id));
+            // The holder is told even when disabled (they cannot read it).
+            next.notify(&lock.owner, "nudged", *id, &by);
+            changed(204, next, vec![])
+        }
+        Act::MarkRead { all, ids, .. } => {
+            if !*all && ids.is_none() {
+                return same(422);
+            }
+            let mut next = m.clone();
+            if let Some(inbox) = next.inbox.get_mut(&by) {
+                for n in inbox.iter_mut() {
+                    if *all || ids.as_ref().is_some_and(|ids| ids.contains(&n.id)) {
+                        n.read = true;
+                    }
+                }
+            }
+            changed(204, next, vec![])
         }
     }
 }
@@ -1017,8 +1273,163 @@ impl Gen {
         }
     }
 
+    /// A folder to watch: as sent, and as the server keeps it (None:
+    /// refused). Mostly a folder of an existing file, spelled with or
+    /// without slashes; the whole vault; one with no file (yet); one in
+    /// other letter case (a different folder); names no path may have.
+    fn folder(&mut self, m: &Model) -> (String, Option<String>) {
+        let n = self.n();
+        let folders: Vec<String> = m
+            .files
+            .iter()
+            .flat_map(|f| {
+                f.path
+                    .match_indices('/')
+                    .map(|(end, _)| f.path[..end].to_string())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let kind = self.rng.below(10);
+        match kind {
+            0..=4 if !folders.is_empty() => {
+                let f = self.rng.pick(&folders).clone();
+                let raw = match self.rng.below(4) {
+                    0 => f.clone(),
+                    1 => format!("{f}/"),
+                    2 => format!("/{f}/"),
+                    _ => format!("  {f}/ "),
+                };
+                (raw, Some(f))
+            }
+            5 if !folders.is_empty() => {
+                let f = self.rng.pick(&folders).clone();
+                let upper = f.to_ascii_uppercase();
+                let other = if upper != f { upper } else { format!("{f}x") };
+                (other.clone(), Some(other))
+            }
+            6 | 7 => {
+                let raw = *self.rng.pick(&["/", " / ", "//", ""]);
+                (raw.to_string(), Some(String::new()))
+            }
+            8 => (format!("d{}/", n % 3), Some(format!("d{}", n % 3))),
+            _ => {
+                let raw = *self.rng.pick(&[".git", "../x", "a\\b", ".GIT/hooks"]);
+                (raw.to_string(), None)
+            }
+        }
+    }
+
+    fn message(&mut self) -> Option<String> {
+        match self.rng.below(6) {
+            0 => Some(String::new()),
+            1 => Some("é".repeat(500)),
+            2 => Some("é".repeat(501)),
+            3 => Some("I need it for the release ✓".into()),
+            _ => None,
+        }
+    }
+
+    /// Watching, asking to release, marking read.
+    fn notice_op(&mut self, m: &Model) -> Act {
+        match self.rng.below(100) {
+            0..=29 => Act::WatchFile {
+                by: self.any_user(m),
+                id: self.file_id(m),
+                on: self.rng.chance(75),
+            },
+            30..=49 => {
+                let (raw, folder) = self.folder(m);
+                Act::WatchFolder {
+                    by: self.any_user(m),
+                    raw,
+                    folder,
+                    on: self.rng.chance(70),
+                }
+            }
+            50..=79 => {
+                let asked: Vec<(String, u64)> = m.nudged.iter().cloned().collect();
+                if !asked.is_empty() && self.rng.chance(35) {
+                    // The same asker about the same file again: 429.
+                    let (by, id) = self.rng.pick(&asked).clone();
+                    return Act::Nudge {
+                        by,
+                        id,
+                        message: None,
+                    };
+                }
+                let locked: Vec<u64> = m
+                    .files
+                    .iter()
+                    .filter(|f| f.lock.is_some())
+                    .map(|f| f.id)
+                    .collect();
+                let id = if locked.is_empty() || self.rng.chance(20) {
+                    self.file_id(m)
+                } else {
+                    *self.rng.pick(&locked)
+                };
+                let holder = m.file(id).and_then(|f| f.lock.as_ref()).map(|l| &l.owner);
+                let others: Vec<String> = self
+                    .enabled_users(m)
+                    .into_iter()
+                    .filter(|u| Some(&u.name) != holder)
+                    .map(|u| u.name.clone())
+                    .collect();
+                let by = if others.is_empty() || self.rng.chance(20) {
+                    self.holder_or_any(m, id)
+                } else {
+                    self.rng.pick(&others).clone()
+                };
+                Act::Nudge {
+                    by,
+                    id,
+                    message: self.message(),
+                }
+            }
+            _ => {
+                let by = self.any_user(m);
+                let mine: Vec<u64> = m
+                    .inbox
+                    .get(&by)
+                    .map(|i| i.iter().map(|n| n.id).collect())
+                    .unwrap_or_default();
+                match self.rng.below(10) {
+                    0..=2 => Act::MarkRead {
+                        by,
+                        all: true,
+                        ids: None,
+                    },
+                    3 => Act::MarkRead {
+                        by,
+                        all: false,
+                        ids: None,
+                    },
+                    _ => {
+                        let mut ids = Vec::new();
+                        for _ in 0..self.rng.below(3) + 1 {
+                            if !mine.is_empty() && self.rng.chance(80) {
+                                ids.push(*self.rng.pick(&mine));
+                            } else {
+                                // Someone else's, or none at all: ignored.
+                                ids.push(self.rng.below(m.notes_made + 3) + 1);
+                            }
+                        }
+                        Act::MarkRead {
+                            by,
+                            all: false,
+                            ids: Some(ids),
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// One file operation on the current model.
     fn file_op(&mut self, m: &Model) -> Act {
+        if self.rng.chance(22) {
+            return self.notice_op(m);
+        }
         if !m.files.is_empty() && self.rng.chance(35) {
             return self.queue_op(m);
         }
@@ -1173,8 +1584,50 @@ impl Gen {
         }
     }
 
+    /// An ask to release as the lock ends, a watch as the file goes.
+    fn notice_pair(&mut self, m: &Model) -> Step {
+        let enabled = self.enabled_users(m);
+        let a = self.rng.pick(&enabled).name.clone();
+        let admin = self.admin_user(m);
+        let f = self.rng.pick(&m.files).clone();
+        let id = f.id;
+        match &f.lock {
+            // The same ask twice at once: one gets through, one hears 429.
+            Some(l) if l.owner != a && self.rng.chance(30) => {
+                let ask = Act::Nudge {
+                    by: a,
+                    id,
+                    message: None,
+                };
+                Step::Together(vec![ask.clone(), ask])
+            }
+            Some(l) if self.rng.chance(60) => Step::Together(vec![
+                Act::Nudge {
+                    by: a,
+                    id,
+                    message: None,
+                },
+                Act::Cancel {
+                    by: l.owner.clone(),
+                    id,
+                },
+            ]),
+            _ => Step::Together(vec![
+                Act::WatchFile {
+                    by: a,
+                    id,
+                    on: true,
+                },
+                Act::Delete { by: admin, id },
+            ]),
+        }
+    }
+
     /// Two users who want the same thing at once.
     fn pair(&mut self, m: &Model) -> Step {
+        if !m.files.is_empty() && self.rng.chance(12) {
+            return self.notice_pair(m);
+        }
         if !m.files.is_empty() && self.rng.chance(45) {
             return self.queue_pair(m);
         }
@@ -1396,6 +1849,42 @@ struct Observed {
     tree: BTreeSet<String>,
     /// Newest first.
     histories: BTreeMap<u64, Vec<String>>,
+    /// Each user's inbox (None: the server refused them, 401).
+    inboxes: BTreeMap<String, Option<Inbox>>,
+    /// The admin's unread notifications (`?unread=true`), newest first.
+    admin_unread: Vec<SeenNote>,
+    /// What each user watches: (file ids, folders as `parts/` or `/`).
+    watches: BTreeMap<String, Option<WatchList>>,
+}
+
+/// What someone watches: file ids, and folders as `parts/` (`/`: the whole vault).
+type WatchList = (Vec<u64>, Vec<String>);
+
+/// A notification as `/api/notifications` lists it: id, kind, file, actor, read.
+type SeenNote = (u64, String, u64, String, bool);
+
+#[derive(Debug, Clone, PartialEq)]
+struct Inbox {
+    unread: u64,
+    /// Newest first.
+    notes: Vec<SeenNote>,
+}
+
+fn seen_notes(v: &Value) -> Result<Vec<SeenNote>, Fail> {
+    Ok(v["notifications"]
+        .as_array()
+        .ok_or("notifications: no notifications array")?
+        .iter()
+        .map(|n| {
+            (
+                n["id"].as_u64().unwrap_or(0),
+                n["kind"].as_str().unwrap_or("?").to_string(),
+                n["file_id"].as_u64().unwrap_or(0),
+                n["actor"].as_str().unwrap_or("?").to_string(),
+                n["read"].as_bool().unwrap_or(false),
+            )
+        })
+        .collect())
 }
 
 type Fail = String;
@@ -1564,6 +2053,30 @@ impl Harness {
             Act::Join { id, .. } => h.post(format!("{base}/api/files/{id}/queue")),
             Act::Leave { id, .. } => h.delete(format!("{base}/api/files/{id}/queue")),
             Act::Decline { id, .. } => h.post(format!("{base}/api/files/{id}/decline")),
+            Act::WatchFile { id, on, .. } => {
+                let url = format!("{base}/api/files/{id}/watch");
+                if *on { h.post(url) } else { h.delete(url) }
+            }
+            Act::WatchFolder { raw, on, .. } => {
+                let url = format!("{base}/api/watches");
+                let rb = if *on { h.post(url) } else { h.delete(url) };
+                rb.json(&json!({ "folder": raw }))
+            }
+            Act::Nudge { id, message, .. } => {
+                let rb = h.post(format!("{base}/api/files/{id}/nudge"));
+                match message {
+                    Some(text) => rb.json(&json!({ "message": text })),
+                    None => rb,
+                }
+            }
+            Act::MarkRead { all, ids, .. } => {
+                let body = match (all, ids) {
+                    (true, _) => json!({"all": true}),
+                    (false, Some(ids)) => json!({ "ids": ids }),
+                    (false, None) => json!({"all": false}),
+                };
+                h.post(format!("{base}/api/notifications/read")).json(&body)
+            }
         };
         rb.bearer_auth(token)
     }
@@ -1579,6 +2092,26 @@ impl Harness {
         let text = r.text().await.map_err(|e| format!("GET {path}: {e}"))?;
         status_ok(&format!("GET {path}"), status, &text)?;
         Ok(text)
+    }
+
+    /// GET as `user`: None when the server refuses them (401).
+    async fn get_json_as(&self, user: &str, path: &str) -> Result<Option<Value>, Fail> {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base()))
+            .bearer_auth(self.tokens.get(user).cloned().unwrap_or_default())
+            .send()
+            .await
+            .map_err(|e| format!("GET {path} as {user}: {e}"))?;
+        let status = r.status().as_u16();
+        let text = r.text().await.map_err(|e| format!("GET {path}: {e}"))?;
+        if status == 401 {
+            return Ok(None);
+        }
+        status_ok(&format!("GET {path} as {user}"), status, &text)?;
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| format!("GET {path}: not JSON ({e})"))
     }
 
     async fn get_json(&self, path: &str) -> Result<Value, Fail> {
@@ -1631,6 +2164,36 @@ impl Harness {
             o.histories.insert(id, revs);
         }
         o.tree = ls_tree(&self.data.join("vault.git"))?;
+        let users: Vec<String> = self.tokens.keys().cloned().collect();
+        for user in users {
+            let inbox = match self.get_json_as(&user, "/api/notifications").await? {
+                None => None,
+                Some(v) => Some(Inbox {
+                    unread: v["unread"]
+                        .as_u64()
+                        .ok_or("notifications: no unread count")?,
+                    notes: seen_notes(&v)?,
+                }),
+            };
+            o.inboxes.insert(user.clone(), inbox);
+            let watches = self.get_json_as(&user, "/api/watches").await?.map(|v| {
+                let files = v["files"]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(Value::as_u64).collect())
+                    .unwrap_or_default();
+                let folders = v["folders"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|f| f.as_str().map(String::from))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                (files, folders)
+            });
+            o.watches.insert(user, watches);
+        }
+        o.admin_unread = seen_notes(&self.get_json("/api/notifications?unread=true").await?)?;
         Ok(o)
     }
 
@@ -1660,6 +2223,7 @@ impl Harness {
                 actor: e["actor"].as_str().unwrap_or("").to_string(),
                 previous: (kind == "overridden")
                     .then(|| e["previous_holder"].as_str().unwrap_or("").to_string()),
+                to: (kind == "reserved").then(|| e["note"].as_str().unwrap_or("").to_string()),
             });
         }
         self.since = a["last_seq"].as_u64().unwrap_or(self.since);
@@ -1807,7 +2371,93 @@ fn learn_ids(m: &mut Model, events: &mut [Ev], o: &Observed) {
         for e in events.iter_mut().filter(|e| e.file_id == 0) {
             e.file_id = id;
         }
+        m.learn_note_ids(id);
     }
+}
+
+/// Every way the inboxes, the watch lists and the admin's `watching`
+/// differ from the model.
+fn diff_notices(m: &Model, o: &Observed) -> Vec<String> {
+    let mut d = Vec::new();
+    let want_inbox = |user: &str| {
+        let notes: Vec<SeenNote> = m
+            .inbox
+            .get(user)
+            .map(|i| {
+                i.iter()
+                    .rev()
+                    .map(|n| (n.id, n.kind.to_string(), n.file_id, n.actor.clone(), n.read))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Inbox {
+            unread: notes.iter().filter(|n| !n.4).count() as u64,
+            notes,
+        }
+    };
+    for (user, got) in &o.inboxes {
+        let enabled = m.user(user).is_some_and(|u| !u.disabled);
+        match (got, enabled) {
+            (None, false) => {}
+            (None, true) => d.push(format!(
+                "{user}'s notifications answered 401; they are enabled"
+            )),
+            (Some(_), false) => {
+                d.push(format!("{user} is disabled, yet reads their notifications"))
+            }
+            (Some(got), true) => {
+                let want = want_inbox(user);
+                if *got != want {
+                    d.push(format!(
+                        "{user}'s inbox (unread, newest first (id, kind, file, actor, read)) = ({}, {:?}); the model has ({}, {:?})",
+                        got.unread, got.notes, want.unread, want.notes
+                    ));
+                }
+            }
+        }
+    }
+    let want_unread: Vec<SeenNote> = want_inbox("admin")
+        .notes
+        .into_iter()
+        .filter(|n| !n.4)
+        .collect();
+    if o.admin_unread != want_unread {
+        d.push(format!(
+            "admin's ?unread=true list {:?}; the model has {want_unread:?}",
+            o.admin_unread
+        ));
+    }
+    for (user, got) in &o.watches {
+        let Some(got) = got else { continue };
+        let mut files = Vec::new();
+        let mut folders = Vec::new();
+        for (_, what) in m.watches.iter().filter(|(w, _)| w == user) {
+            match what {
+                MWatch::File(id) => files.push(*id),
+                MWatch::Folder(f) if f.is_empty() => folders.push("/".to_string()),
+                MWatch::Folder(f) => folders.push(format!("{f}/")),
+            }
+        }
+        if *got != (files.clone(), folders.clone()) {
+            d.push(format!(
+                "{user} watches (files, folders) {got:?}; the model has {:?}",
+                (files, folders)
+            ));
+        }
+    }
+    for j in &o.files {
+        let Some(f) = j["id"].as_u64().and_then(|id| m.file(id)) else {
+            continue;
+        };
+        let want = m.watching("admin", f.id, &f.path);
+        if j["watching"].as_bool() != Some(want) {
+            d.push(format!(
+                "/api/files #{}: watching = {} for the admin; the model has {want}",
+                f.id, j["watching"]
+            ));
+        }
+    }
+    d
 }
 
 /// Every way the server's surfaces differ from the model.
@@ -1936,6 +2586,7 @@ fn diff(m: &Model, o: &Observed) -> Vec<String> {
             "LFS locks {got_locks:?}; the model has {want_locks:?}"
         ));
     }
+    d.extend(diff_notices(m, o));
     let want_tree: BTreeSet<String> = m.files.iter().map(|f| f.path.clone()).collect();
     if o.tree != want_tree {
         let extra: Vec<&String> = o.tree.difference(&want_tree).collect();
@@ -2111,6 +2762,9 @@ async fn do_step(h: &mut Harness, run: &mut Run, m: &Model, step: Step) -> Resul
                 fix_upload_id(&mut o, &body);
                 candidates.push((o.model, o.events));
             }
+            if let Some(label) = notice_label(&act, status) {
+                *run.seen.entry(label).or_default() += 1;
+            }
             if let (Act::AddUser { name, .. }, 201) = (&act, status) {
                 new_user = Some(name.clone());
             }
@@ -2208,6 +2862,11 @@ async fn do_step(h: &mut Harness, run: &mut Run, m: &Model, step: Step) -> Resul
                                         g.queue = before.queue.clone();
                                         g.reserved = before.reserved.clone();
                                     }
+                                    // Reconciling records the check-in
+                                    // (its watchers are told), not the hand-off.
+                                    kept.inbox = m.inbox.clone();
+                                    kept.notes_made = m.notes_made;
+                                    kept.tell(m, &o.events[..1]);
                                     candidates.push((kept, vec![]));
                                 }
                                 candidates.push((o.model, o.events));
@@ -2252,6 +2911,9 @@ async fn do_step(h: &mut Harness, run: &mut Run, m: &Model, step: Step) -> Resul
                 .max(m.max_id);
             if restarted {
                 h.check_contents(&cm).await?;
+            }
+            for n in cm.inbox.values().flatten().filter(|n| n.id > m.notes_made) {
+                *run.seen.entry(note_kind(n.kind)).or_default() += 1;
             }
             return Ok(cm);
         }
@@ -2306,12 +2968,46 @@ fn orders(
     }
 }
 
-/// An LFS unlock's reply names the lock it ended: the holder the model had.
+/// An LFS unlock's reply names the lock it ended: the holder the model had;
+/// a file watch's says whether the caller now hears of the file.
 fn reply_agrees(o: &Outcome, body: &str) -> bool {
+    if let Some(watching) = o.reply_watching
+        && !serde_json::from_str::<Value>(body).is_ok_and(|v| v["watching"] == watching)
+    {
+        return false;
+    }
     match &o.reply_owner {
         None => true,
         Some(owner) => serde_json::from_str::<Value>(body)
             .is_ok_and(|v| v["lock"]["owner"]["name"] == owner.as_str()),
+    }
+}
+
+/// A watch, ask or mark-read and its answer, as counted among what a
+/// sequence exercised.
+fn notice_label(act: &Act, status: u16) -> Option<&'static str> {
+    Some(match (act, status) {
+        (Act::WatchFile { on: true, .. }, 200) => "watch file",
+        (Act::WatchFile { on: false, .. }, 200) => "unwatch file",
+        (Act::WatchFolder { on: true, .. }, 200) => "watch folder",
+        (Act::WatchFolder { on: false, .. }, 200) => "unwatch folder",
+        (Act::WatchFolder { .. }, 422) => "watch folder 422",
+        (Act::Nudge { .. }, 204) => "ask 204",
+        (Act::Nudge { .. }, 409) => "ask 409",
+        (Act::Nudge { .. }, 429) => "ask 429",
+        (Act::MarkRead { .. }, 204) => "mark read",
+        _ => return None,
+    })
+}
+
+/// A notification kind as counted among what a sequence exercised.
+fn note_kind(kind: &str) -> &'static str {
+    match kind {
+        "reserved" => "notice:reserved",
+        "overridden" => "notice:overridden",
+        "watched" => "notice:watched",
+        "nudged" => "notice:nudged",
+        _ => "notice:other",
     }
 }
 
@@ -2332,5 +3028,6 @@ fn fix_upload_id(o: &mut Outcome, body: &str) {
         for e in o.events.iter_mut().filter(|e| e.file_id == 0) {
             e.file_id = id;
         }
+        o.model.learn_note_ids(id);
     }
 }

@@ -14,6 +14,24 @@
 //! lock list, each file's history, and `git ls-tree -r main` of the vault.
 //! Any 5xx, or a status the model did not expect, fails the run.
 //!
+//! People also watch files and folders (the whole vault among them), ask a
+//! holder to release a file (once per asker and file: the hour before they
+//! may ask again is far longer than a sequence, restarts included), and
+//! mark notifications read. The model predicts every notification the
+//! steps cause — `reserved`, `overridden`, `nudged`, `watched`: never to
+//! the actor, nobody twice per event, nobody disabled, a deleted file's
+//! watches gone — down to its id, since one counter numbers them all. After
+//! every step each user's `/api/notifications` (ids, kinds, files, actors,
+//! read, the unread count), their `/api/watches`, the admin's
+//! `?unread=true` list and `watching` in the File JSON must agree with it.
+//!
+//! Lock expiry is not in the model: `--lock-expiry` is an hour at least and
+//! the server's clock is the real one, so no lock expires during a
+//! sequence; and the warning (`expiring`, at once for so short a limit)
+//! comes from the server's clock task some time after the check-out, so
+//! which step it lands in is not the step's to say. tests/it/stale.rs
+//! covers both.
+//!
 //! The hand-off window stays at its default (15 minutes) and a sequence
 //! stops after 12, so no reservation runs out during a run; the window
 //! running out is tested in tests/it/coordination.rs.
