@@ -116,6 +116,12 @@ impl Files {
         let Some(holder) = file.locked_by() else {
             return Ok(());
         };
+        // A disabled account hears nothing (the lock is still released).
+        let users = tx.txn.open_table(crate::store::USERS)?;
+        if crate::store::get_user(&users, holder)?.is_none_or(|u| u.disabled) {
+            return Ok(());
+        }
+        drop(users);
         let text = format!(
             "Your check-out of {} will be released at {} (it is older than the limit); check it in or cancel before then.",
             file.path,

@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use crate::domain::{Folder, NudgeMessage};
 use crate::error::{AppError, AppResult};
 use crate::inbox::{self, MarkRead, NoticeKind, Notification, Watched};
-use crate::store::{FILES, FileRecord, get_file, now};
+use crate::store::{FILES, FileRecord, USERS, get_file, get_user, now};
 
 use super::{Actor, Files, blocking, not_found};
 
@@ -78,6 +78,13 @@ impl Files {
                 if holder == actor.username {
                     return Err(AppError::Conflict(format!(
                         "You hold {} yourself; check it in or cancel to release it.",
+                        rec.path
+                    )));
+                }
+                // Asking a disabled account would reach nobody.
+                if get_user(&tx.txn.open_table(USERS)?, &holder)?.is_none_or(|u| u.disabled) {
+                    return Err(AppError::Conflict(format!(
+                        "{holder}'s account is disabled; ask an admin to override the check-out of {}.",
                         rec.path
                     )));
                 }

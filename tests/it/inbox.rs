@@ -567,3 +567,22 @@ async fn an_ask_goes_to_whoever_holds_the_file_now_and_the_stale_list_keeps_its_
     assert_eq!(resp.status(), 303);
     assert_eq!(resp.headers()["location"], "/admin/locks");
 }
+
+#[tokio::test]
+async fn asking_a_disabled_holder_says_to_ask_an_admin() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let admin = app.admin().await;
+    let id = alice.upload_ok("parts/bracket.mcam", b"v1").await;
+    assert_eq!(bob.checkout(id, "").await.status(), 200);
+    let resp = admin
+        .patch_json("/api/users/bob", &json!({"disabled": true}))
+        .await;
+    assert_eq!(resp.status(), 200);
+    let said = expect_error(nudge(&alice, id, "").await, 409).await;
+    assert!(
+        said.contains("disabled") && said.contains("override"),
+        "{said}"
+    );
+}

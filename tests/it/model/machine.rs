@@ -110,10 +110,11 @@ struct Model {
     max_id: u64,
     /// (who, what they watch).
     watches: BTreeSet<(String, MWatch)>,
-    /// (asker, file id) of every ask to release that was let through: a
-    /// sequence is far shorter than the hour before the same asker may ask
-    /// about the same file again, so each pair is refused (429) from then on.
-    nudged: BTreeSet<(String, u64)>,
+    /// (asker, file id, holder) of every ask to release that was let
+    /// through: a sequence is far shorter than the hour before the same
+    /// asker may ask the same holder about the same file again, so each is
+    /// refused (429) from then on; a new holder may be asked at once.
+    nudged: BTreeSet<(String, u64, String)>,
     /// Each person's notifications, oldest first, at most `KEPT`.
     inbox: BTreeMap<String, Vec<MNote>>,
     /// Notifications ever written: the next one's id is one more (one
@@ -920,12 +921,14 @@ fn expect_inner(m: &Model, act: &Act) -> Vec<Outcome> {
             if lock.owner == by {
                 return same(409);
             }
-            if m.nudged.contains(&(by.clone(), *id)) {
+            if m.user(&lock.owner).is_none_or(|u| u.disabled) {
+                return same(409);
+            }
+            if m.nudged.contains(&(by.clone(), *id, lock.owner.clone())) {
                 return same(429);
             }
             let mut next = m.clone();
-            next.nudged.insert((by.clone(), *id));
-            // The holder is told even when disabled (they cannot read it).
+            next.nudged.insert((by.clone(), *id, lock.owner.clone()));
             next.notify(&lock.owner, "nudged", *id, &by);
             changed(204, next, vec![])
         }
@@ -1308,8 +1311,10 @@ impl Gen {
                 (other.clone(), Some(other))
             }
             6 | 7 => {
-                let raw = *self.rng.pick(&["/", " / ", "//", ""]);
-                (raw.to_string(), Some(String::new()))
+                let raw = *self.rng.pick(&["/", " / ", "//", "", "  "]);
+                // No name at all is no folder (422); "/" is the whole vault.
+                let folder = (!raw.trim().is_empty()).then(String::new);
+                (raw.to_string(), folder)
             }
             8 => (format!("d{}/", n % 3), Some(format!("d{}", n % 3))),
             _ => {
@@ -1347,9 +1352,14 @@ impl Gen {
                 }
             }
             50..=79 => {
-                let asked: Vec<(String, u64)> = m.nudged.iter().cloned().collect();
+                let asked: Vec<(String, u64)> = m
+                    .nudged
+                    .iter()
+                    .map(|(by, id, _)| (by.clone(), *id))
+                    .collect();
                 if !asked.is_empty() && self.rng.chance(35) {
-                    // The same asker about the same file again: 429.
+                    // The same asker about the same file again: 429 while
+                    // the same holder has it.
                     let (by, id) = self.rng.pick(&asked).clone();
                     return Act::Nudge {
                         by,
