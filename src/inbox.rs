@@ -464,7 +464,15 @@ pub fn on_event(txn: &WriteTransaction, event: &Event) -> AppResult<Vec<InboxCha
         forget_file(txn, event.file_id)?;
     }
     let users = txn.open_table(USERS)?;
-    let mut changes = Vec::with_capacity(told.len());
+    let mut changes = Vec::with_capacity(told.len() + 1);
+    // Taking or declining a file reserved for you answers its notification.
+    if matches!(
+        event.kind,
+        EventKind::Locked | EventKind::Reserved | EventKind::Released
+    ) && let Some(change) = settle_reserved(txn, &event.actor, event.file_id)?
+    {
+        changes.push(change);
+    }
     for (who, (kind, text)) in told {
         // Nobody is told in an account that is gone or disabled.
         if store::get_user(&users, &who)?.is_none_or(|u| u.disabled) {
@@ -481,6 +489,40 @@ pub fn on_event(txn: &WriteTransaction, event: &Event) -> AppResult<Vec<InboxCha
         )?);
     }
     Ok(changes)
+}
+
+/// Marks read `who`'s unread "reserved for you" notifications about
+/// `file_id`: they took the file or passed it on, so there is nothing left
+/// to do about them. Returns the change when there was one.
+fn settle_reserved(
+    txn: &WriteTransaction,
+    who: &str,
+    file_id: u64,
+) -> AppResult<Option<InboxChange>> {
+    let mut inbox = txn.open_table(NOTIFICATIONS)?;
+    let mut answered = Vec::new();
+    for row in inbox.range((who, 0)..=(who, u64::MAX))? {
+        let (k, v) = row?;
+        let n: Notification = decode(v.value())?;
+        if !n.read && n.kind == NoticeKind::Reserved && n.file_id == file_id {
+            answered.push((k.value().1, n));
+        }
+    }
+    if answered.is_empty() {
+        return Ok(None);
+    }
+    let count = answered.len() as u64;
+    for (id, mut n) in answered {
+        n.read = true;
+        inbox.insert((who, id), encode(&n)?.as_slice())?;
+    }
+    drop(inbox);
+    let unread = add_unread(txn, who, 0, count)?;
+    Ok(Some(InboxChange {
+        username: who.to_string(),
+        unread,
+        new: None,
+    }))
 }
 
 /// A deleted file's watchers stop watching it (its id is never reused).

@@ -1172,6 +1172,12 @@ async fn a_hand_off_between_two_browsers_reaches_the_card_the_bell_and_the_deskt
     bob.click(&format!("#file-{id} form.checkout button[type=submit]"))
         .await;
     wait_card(&alice, id, "locked", Some("bob"), "Bob's check-out").await;
+    // Taking it answered "yours to check out": the bell is back to none.
+    bob.wait_until(
+        "document.getElementById('bell').dataset.unread === '0'",
+        "Bob's bell cleared by his check-out",
+    )
+    .await;
     open_popover(&alice, &format!("#file-{id} details.nudge")).await;
     alice
         .type_into(&format!("#nudge-{id}"), "need it for the fixture")
@@ -1180,7 +1186,7 @@ async fn a_hand_off_between_two_browsers_reaches_the_card_the_bell_and_the_deskt
         .click(&format!("#file-{id} form.nudge button[type=submit]"))
         .await;
     bob.wait_until(
-        "document.getElementById('bell').dataset.unread === '2'",
+        "document.getElementById('bell').dataset.unread === '1'",
         "Bob's bell counting Alice's ask",
     )
     .await;
@@ -1192,7 +1198,7 @@ async fn a_hand_off_between_two_browsers_reaches_the_card_the_bell_and_the_deskt
     bob.wait_until("window.__shown.length === 2", "the ask on Bob's desktop")
         .await;
     assert!(still_same_page(&bob).await, "no reload on Bob's page");
-    // The bell is a link to the list, where the two wait unread.
+    // The bell is a link to the list: the ask unread, the hand-off read.
     bob.click("#bell").await;
     bob.wait_for_path("/notifications").await;
     assert!(has_text(&bob, "ol.inbox", "need it for the fixture").await);

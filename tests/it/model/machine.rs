@@ -226,6 +226,17 @@ impl Model {
                 }
             }
             told.remove(&e.actor);
+            // Taking or passing on a file reserved for you answers its
+            // "reserved" notifications.
+            if matches!(e.kind, "locked" | "reserved" | "released")
+                && let Some(inbox) = self.inbox.get_mut(&e.actor)
+            {
+                for n in inbox.iter_mut() {
+                    if n.kind == "reserved" && n.file_id == e.file_id {
+                        n.read = true;
+                    }
+                }
+            }
             if e.kind == "deleted" {
                 self.watches
                     .retain(|(_, what)| *what != MWatch::File(e.file_id));
