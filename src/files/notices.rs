@@ -50,6 +50,9 @@ impl Watches {
 pub struct InboxView {
     pub notifications: Vec<Notification>,
     pub unread: u64,
+    /// The event sequence read before the inbox: a page showing it goes
+    /// live from there (its bell).
+    pub seq: u64,
 }
 
 /// The most notifications one answer lists (an inbox keeps `inbox::KEPT`).
@@ -169,10 +172,12 @@ impl Files {
         let store = self.shared.store.clone();
         let who = username.to_string();
         blocking(move || {
+            let seq = store.last_seq()?;
             store.read(|txn| {
                 Ok(InboxView {
                     notifications: inbox::list(txn, &who, unread_only, LISTED)?,
                     unread: inbox::unread(txn, &who)?,
+                    seq,
                 })
             })
         })

@@ -1204,6 +1204,15 @@ async fn a_hand_off_between_two_browsers_reaches_the_card_the_bell_and_the_deskt
     assert!(has_text(&bob, "ol.inbox", "need it for the fixture").await);
     assert!(has_text(&bob, "ol.inbox", "yours to check out").await);
     bob.screenshot("handoff-bob-notifications").await;
+    // The notifications page is live too: an admin breaking Bob's
+    // check-out reaches its bell.
+    bob.wait_live().await;
+    assert_eq!(app.admin().await.override_lock(id).await.status(), 200);
+    bob.wait_until(
+        "document.getElementById('bell').dataset.unread === '2'",
+        "the bell on the notifications page",
+    )
+    .await;
     assert_clean_console(&bob, "the hand-off (Bob)", &[]).await;
     assert_clean_console(&alice, "the hand-off (Alice)", &[]).await;
 }

@@ -35,13 +35,10 @@ pub(super) async fn notifications(
         let mut session = session.clone();
         session.unread = inbox.unread;
         let content = views::notifications_page(&inbox, &watches, &watched, &Viewer::of(&session));
-        set_html_body(
-            &mut resp,
-            views::layout(
-                page("Notifications", &session, "notifications", flash),
-                content,
-            ),
-        );
+        // Live, so the bell stays true while the page is open.
+        let mut page = page("Notifications", &session, "notifications", flash);
+        page.live_seq = Some(inbox.seq);
+        set_html_body(&mut resp, views::layout(page, content));
         Ok(resp)
     })
     .await
