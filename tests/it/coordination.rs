@@ -29,17 +29,6 @@ fn reserved_for(f: &Value) -> Option<&str> {
     f["reserved_for"]["username"].as_str()
 }
 
-/// Events of `kind` in the activity log, oldest first.
-async fn events_of(c: &Client, kind: &str) -> Vec<Value> {
-    c.get_json("/api/activity?since=0").await["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["kind"] == kind)
-        .cloned()
-        .collect()
-}
-
 #[tokio::test]
 async fn a_released_file_goes_to_the_first_in_line_and_nobody_else() {
     let app = TestApp::spawn().await;
@@ -76,7 +65,7 @@ async fn a_released_file_goes_to_the_first_in_line_and_nobody_else() {
         let said = expect_error(other.checkout(id, "").await, 409).await;
         assert!(said.contains("reserved for carol until"), "{said}");
     }
-    let reserved = events_of(&admin, "reserved").await;
+    let reserved = admin.events_of("reserved").await;
     assert_eq!(reserved.len(), 1, "one reserved event: {reserved:?}");
     // A reserved file is neither checked out nor available in the counters.
     let page = admin.get("/").await.text().await.unwrap();
@@ -100,7 +89,7 @@ async fn a_released_file_goes_to_the_first_in_line_and_nobody_else() {
     let f = json_of(decline(&dave, id).await, 200).await;
     assert_eq!(f["state"], "available");
     assert!(f["reserved_for"].is_null());
-    assert_eq!(events_of(&admin, "released").await.len(), 1);
+    assert_eq!(admin.events_of("released").await.len(), 1);
     assert_eq!(admin.checkout(id, "").await.status(), 200);
 }
 
@@ -148,12 +137,12 @@ async fn the_window_running_out_passes_the_file_on() {
     .await;
     // Available as soon as the window ends; the clock records it just after.
     wait_until("the release is recorded", || async {
-        !events_of(&bob, "released").await.is_empty()
+        !bob.events_of("released").await.is_empty()
     })
     .await;
     assert_eq!(bob.file(id).await["state"], "available");
-    assert_eq!(events_of(&bob, "released").await.len(), 1);
-    assert_eq!(events_of(&bob, "reserved").await.len(), 2);
+    assert_eq!(bob.events_of("released").await.len(), 1);
+    assert_eq!(bob.events_of("reserved").await.len(), 2);
 }
 
 #[tokio::test]
@@ -170,7 +159,7 @@ async fn a_window_that_ran_out_while_the_server_was_down_is_applied_at_start() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     app.restart().await;
     let admin = app.admin().await;
-    assert_eq!(events_of(&admin, "released").await.len(), 1);
+    assert_eq!(admin.events_of("released").await.len(), 1);
     let f = admin.file(id).await;
     assert_eq!(f["state"], "available");
     assert!(f["queue"].as_array().unwrap().is_empty());
@@ -274,14 +263,7 @@ async fn plain_forms_wait_leave_and_decline_without_javascript() {
     let id = bob.upload_ok("forms/x.bin", b"x").await;
     assert_eq!(bob.checkout(id, "").await.status(), 200);
     app.create_user("carol", "user").await;
-    let http = common::http::cookie_client();
-    let resp = http
-        .post(app.url("/login"))
-        .form(&[("username", "carol"), ("password", USER_PASSWORD)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 303);
+    let http = Client::form_login(&app.base, "carol", USER_PASSWORD).await;
     let page = http.get(app.url("/")).send().await.unwrap();
     let page = page.text().await.unwrap();
     assert!(page.contains("Wait in line"), "the card offers to wait");
@@ -431,7 +413,7 @@ async fn a_disabled_account_is_passed_over() {
     let f = dave.file(id).await;
     assert_eq!(reserved_for(&f), Some("dave"), "{f}");
     assert_eq!(f["queue"], serde_json::json!(["erin"]));
-    let reserved = events_of(&admin, "reserved").await;
+    let reserved = admin.events_of("reserved").await;
     assert_eq!(
         reserved.last().unwrap()["note"],
         "dave",
@@ -442,7 +424,7 @@ async fn a_disabled_account_is_passed_over() {
     disable("dave").await;
     let f = json_of(erin.checkout(id, "mine").await, 200).await;
     assert_eq!(f["lock"]["owner"], "erin");
-    let reserved = events_of(&admin, "reserved").await;
+    let reserved = admin.events_of("reserved").await;
     assert_eq!(reserved.last().unwrap()["note"], "erin", "{reserved:?}");
 }
 

@@ -240,14 +240,7 @@ async fn me_shows_and_changes_the_mail_settings_and_refuses_bad_addresses() {
 async fn the_account_page_sets_mail_without_javascript() {
     let app = TestApp::spawn().await;
     app.create_user("carol", "user").await;
-    let http = common::http::cookie_client();
-    let resp = http
-        .post(app.url("/login"))
-        .form(&[("username", "carol"), ("password", USER_PASSWORD)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 303);
+    let http = Client::form_login(&app.base, "carol", USER_PASSWORD).await;
     let page = http.get(app.url("/account")).send().await.unwrap();
     let page = page.text().await.unwrap();
     assert!(page.contains("E-mail for notifications"), "{page}");

@@ -8,25 +8,12 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-
 use crate::common::binary::latch;
 use crate::common::live::{SseNext, sse_open, ws_connect};
 use crate::common::{Client, TestApp, json_of, text, wait_until};
 
 /// Generous: the clock wakes within a second of a lock turning stale.
 const WITHIN: Duration = Duration::from_secs(20);
-
-/// Events of `kind` in the activity log, oldest first.
-async fn events_of(c: &Client, kind: &str) -> Vec<Value> {
-    c.get_json("/api/activity?since=0").await["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["kind"] == kind)
-        .cloned()
-        .collect()
-}
 
 /// The ids of the cards a page shows, in its `#file-list`.
 fn card_ids(page: &str) -> Vec<u64> {
@@ -236,17 +223,17 @@ async fn an_expired_lock_is_released_and_handed_to_the_first_in_line() {
     )
     .await;
     wait_until("both locks expire", || async {
-        events_of(&carol, "expired").await.len() == 2
+        carol.events_of("expired").await.len() == 2
     })
     .await;
-    let expired = events_of(&carol, "expired").await;
+    let expired = carol.events_of("expired").await;
     let e = expired.iter().find(|e| e["file_id"] == id).unwrap();
     assert_eq!(e["actor"], "latch", "{e}");
     let f = carol.file(id).await;
     assert!(f["lock"].is_null(), "{f}");
     assert_eq!(f["state"], "reserved", "{f}");
     assert_eq!(f["reserved_for"]["username"], "carol");
-    assert_eq!(events_of(&carol, "reserved").await.len(), 1);
+    assert_eq!(carol.events_of("reserved").await.len(), 1);
     // With nobody in line, simply available.
     assert_eq!(carol.file(alone).await["state"], "available");
     assert_eq!(carol.checkout(id, "").await.status(), 200);
@@ -286,7 +273,7 @@ async fn the_holder_is_warned_once_before_the_expiry() {
     let mut third = TestApp::start(&app.data_dir.clone(), warn_soon).await;
     let bob = third.login("bob", crate::common::USER_PASSWORD).await;
     assert_eq!(bob.file(id).await["lock"]["owner"], "bob");
-    assert!(events_of(&bob, "expired").await.is_empty());
+    assert!(bob.events_of("expired").await.is_empty());
     third.stop().await;
     assert_eq!(warned(), Some(at));
 }
@@ -314,7 +301,7 @@ async fn an_expiry_due_while_the_server_was_down_is_applied_at_start() {
     let again = TestApp::start(&app.data_dir.clone(), expiry).await;
     let carol = again.login("carol", crate::common::USER_PASSWORD).await;
     // Applied before the first request is served: no waiting.
-    assert_eq!(events_of(&carol, "expired").await.len(), 1);
+    assert_eq!(carol.events_of("expired").await.len(), 1);
     let f = carol.file(id).await;
     assert_eq!(f["reserved_for"]["username"], "carol", "{f}");
 }

@@ -403,8 +403,7 @@ impl Api {
         caller: Caller,
         id: Path<Id>,
     ) -> Answer<Json<FileJson>, { WRITE | E400 | E404 }> {
-        let f = files.watch(&caller.actor(), id.0.0, true).await?;
-        Ok(Json(file_json(files, &caller, &f).await?))
+        Ok(watch_file(files, &caller, id.0.0, true).await?)
     }
 
     /// Stop hearing of changes to a file (a folder you watch still tells you).
@@ -415,8 +414,7 @@ impl Api {
         caller: Caller,
         id: Path<Id>,
     ) -> Answer<Json<FileJson>, { WRITE | E400 | E404 }> {
-        let f = files.watch(&caller.actor(), id.0.0, false).await?;
-        Ok(Json(file_json(files, &caller, &f).await?))
+        Ok(watch_file(files, &caller, id.0.0, false).await?)
     }
 
     /// What you watch.
@@ -439,9 +437,7 @@ impl Api {
         caller: Caller,
         body: Json<FolderRequest>,
     ) -> Answer<Json<WatchesJson>, { WRITE | BODY | E422 }> {
-        let folder = Folder::parse(body.0.folder.as_str())?;
-        let w = files.watch_folder(&caller.actor(), folder, true).await?;
-        Ok(Json(WatchesJson::from(&w)))
+        Ok(watch_folder(files, &caller, &body.0, true).await?)
     }
 
     /// Stop watching a folder.
@@ -452,9 +448,7 @@ impl Api {
         caller: Caller,
         body: Json<FolderRequest>,
     ) -> Answer<Json<WatchesJson>, { WRITE | BODY | E422 }> {
-        let folder = Folder::parse(body.0.folder.as_str())?;
-        let w = files.watch_folder(&caller.actor(), folder, false).await?;
-        Ok(Json(WatchesJson::from(&w)))
+        Ok(watch_folder(files, &caller, &body.0, false).await?)
     }
 
     /// Your notifications, newest first (an inbox keeps the newest 200).
@@ -695,4 +689,27 @@ fn watched(f: &crate::store::FileRecord, watches: &Watches, stale_after: Duratio
         watching: Some(watches.covers(f)),
         ..FileJson::of(f, stale_after)
     }
+}
+
+/// Starts or stops the caller watching file `id`; answers the file.
+async fn watch_file(
+    files: &Files,
+    caller: &Caller,
+    id: u64,
+    on: bool,
+) -> AppResult<Json<FileJson>> {
+    let f = files.watch(&caller.actor(), id, on).await?;
+    Ok(Json(file_json(files, caller, &f).await?))
+}
+
+/// Starts or stops the caller watching a folder; answers all they watch.
+async fn watch_folder(
+    files: &Files,
+    caller: &Caller,
+    body: &FolderRequest,
+    on: bool,
+) -> AppResult<Json<WatchesJson>> {
+    let folder = Folder::parse(body.folder.as_str())?;
+    let w = files.watch_folder(&caller.actor(), folder, on).await?;
+    Ok(Json(WatchesJson::from(&w)))
 }

@@ -226,6 +226,31 @@ impl Client {
             .expect("DELETE")
     }
 
+    /// Events of `kind` in the activity log, oldest first.
+    pub async fn events_of(&self, kind: &str) -> Vec<Value> {
+        self.get_json("/api/activity?since=0").await["events"]
+            .as_array()
+            .expect("events")
+            .iter()
+            .filter(|e| e["kind"] == kind)
+            .cloned()
+            .collect()
+    }
+
+    /// A browser-like client (cookies, no redirects) signed in through the
+    /// plain sign-in form.
+    pub async fn form_login(base: &str, username: &str, password: &str) -> reqwest::Client {
+        let http = http::cookie_client();
+        let resp = http
+            .post(format!("{base}/login"))
+            .form(&[("username", username), ("password", password)])
+            .send()
+            .await
+            .expect("POST /login");
+        assert_eq!(resp.status(), 303, "signing in {username} through the form");
+        http
+    }
+
     pub async fn delete_json(&self, path: &str, body: &Value) -> reqwest::Response {
         self.with_csrf(self.http.delete(self.url(path)).json(body))
             .send()
