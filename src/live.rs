@@ -200,13 +200,6 @@ pub struct Rendered {
     inbox: HashMap<String, String>,
 }
 
-/// A message for one person's connections only, outside the event sequence.
-pub struct Own {
-    pub username: String,
-    pub ws: String,
-    pub sse: String,
-}
-
 /// A class of viewers picked out by name, and its render for users and admins.
 struct Variant {
     who: HashSet<String>,
@@ -379,23 +372,24 @@ pub enum Frame {
     EndUser(String),
     /// Close every connection of this session.
     EndSession(Vec<u8>),
-    /// For one person's connections only.
-    Own(Arc<Own>),
+    /// For one person's connections only (their bell), by username.
+    Own(String, Arc<Unnumbered>),
     /// Presence changed (see `crate::presence`); the same for everyone.
-    Presence(Arc<PresenceFrame>),
+    Presence(Arc<Unnumbered>),
 }
 
-/// A presence update, rendered and framed once for every connection.
-pub struct PresenceFrame {
+/// A message outside the event sequence (a person's bell, presence),
+/// rendered and framed once: its SSE form has no `id:`, so it moves no
+/// client's resume point.
+pub struct Unnumbered {
     pub html: String,
-    /// Framed as `event: presence`, without an `id:`.
     pub sse: String,
 }
 
-impl PresenceFrame {
-    fn new(html: String) -> PresenceFrame {
-        let sse = frame_sse(None, "presence", &html);
-        PresenceFrame { html, sse }
+impl Unnumbered {
+    fn new(event: &str, html: String) -> Unnumbered {
+        let sse = frame_sse(None, event, &html);
+        Unnumbered { html, sse }
     }
 }
 
@@ -419,7 +413,7 @@ struct Shared {
     sessions: Mutex<HashMap<Vec<u8>, watch::Sender<i64>>>,
     presence: Presence,
     /// The whole of the last published presence, for connections that open later.
-    presence_now: Mutex<Option<Arc<PresenceFrame>>>,
+    presence_now: Mutex<Option<Arc<Unnumbered>>>,
 }
 
 /// What a connection keeps of its session: enough to pick its class and to
@@ -508,8 +502,8 @@ impl Expiry {
 /// What the connection loop does with one frame from the ring.
 pub enum Next {
     Send(Arc<Rendered>),
-    SendOwn(Arc<Own>),
-    Presence(Arc<PresenceFrame>),
+    /// A message outside the sequence, for this connection's person or all.
+    SendUnnumbered(Arc<Unnumbered>),
     Skip,
     SessionEnded,
     FellBehind,
@@ -532,10 +526,10 @@ impl Subscription {
             // meanwhile) could be shown an older card by it, so it skips it.
             Ok(Frame::Event(r)) if !r.numbered && r.seq >= *last_sent => Next::Send(r),
             Ok(Frame::Event(_)) => Next::Skip,
-            Ok(Frame::Presence(p)) => Next::Presence(p),
+            Ok(Frame::Presence(p)) => Next::SendUnnumbered(p),
             Ok(Frame::EndUser(u)) if u == viewer.username => Next::SessionEnded,
             Ok(Frame::EndSession(h)) if h == viewer.token_hash => Next::SessionEnded,
-            Ok(Frame::Own(own)) if own.username == viewer.username => Next::SendOwn(own),
+            Ok(Frame::Own(who, own)) if who == viewer.username => Next::SendUnnumbered(own),
             Ok(_) => Next::Skip,
             // Lagged, or the hub is gone: either way this stream cannot continue.
             Err(_) => Next::FellBehind,
@@ -742,13 +736,11 @@ impl Hub {
 
     /// One person's inbox changed outside an event: their bell (and toast).
     fn publish_own(&self, change: &InboxChange) {
-        let html = self.shared.render.inbox(change);
-        let own = Own {
-            username: change.username.clone(),
-            sse: frame_sse(None, "inbox", &html),
-            ws: html,
-        };
-        let _ = self.shared.frames.send(Frame::Own(Arc::new(own)));
+        let own = Unnumbered::new("inbox", self.shared.render.inbox(change));
+        let _ = self
+            .shared
+            .frames
+            .send(Frame::Own(change.username.clone(), Arc::new(own)));
     }
 
     fn publish(&self, event: &Event) {
@@ -768,11 +760,14 @@ impl Hub {
     fn publish_presence(&self, snapshot: &Snapshot, files: &[u64]) {
         let render = &*self.shared.render;
         let all: Vec<u64> = snapshot.viewing.keys().copied().collect();
-        let whole = Arc::new(PresenceFrame::new(render.presence(snapshot, &all)));
+        let whole = Arc::new(Unnumbered::new("presence", render.presence(snapshot, &all)));
         let change = if files == all {
             whole.clone()
         } else {
-            Arc::new(PresenceFrame::new(render.presence(snapshot, files)))
+            Arc::new(Unnumbered::new(
+                "presence",
+                render.presence(snapshot, files),
+            ))
         };
         // Stored before it is sent: a connection that subscribes and then
         // reads this gets the newer of the two, never misses both.
@@ -791,7 +786,7 @@ impl Hub {
 
     /// The last published presence, whole: what a connection opening now
     /// sends first (later changes reach it on the ring).
-    pub fn presence_now(&self) -> Option<Arc<PresenceFrame>> {
+    pub fn presence_now(&self) -> Option<Arc<Unnumbered>> {
         self.shared
             .presence_now
             .lock()

@@ -3,8 +3,6 @@
 //! notifications themselves are written by `inbox` in the transaction of
 //! the change that causes them.
 
-use std::collections::HashSet;
-
 use crate::domain::{Folder, NudgeMessage};
 use crate::error::{AppError, AppResult};
 use crate::inbox::{self, MarkRead, NoticeKind, Notification, Watched};
@@ -34,15 +32,6 @@ impl Watches {
     /// Whether a change to `f` reaches the person watching these.
     pub fn covers(&self, f: &FileRecord) -> bool {
         self.files.contains(&f.id) || self.folders.iter().any(|d| d.contains(&f.path))
-    }
-
-    /// The ids among `files` these cover.
-    pub fn covered(&self, files: &[FileRecord]) -> HashSet<u64> {
-        files
-            .iter()
-            .filter(|f| self.covers(f))
-            .map(|f| f.id)
-            .collect()
     }
 }
 
@@ -158,6 +147,14 @@ impl Files {
             store.read(|txn| Ok(Watches::of(inbox::watches_of(txn, &who)?)))
         })
         .await
+    }
+
+    /// Whether `username` hears of changes to `f` (watching it or a folder
+    /// it is in): a few point reads, not the whole watch list.
+    pub async fn watching(&self, username: &str, f: &FileRecord) -> AppResult<bool> {
+        let store = self.shared.store.clone();
+        let (who, id, path) = (username.to_string(), f.id, f.path.clone());
+        blocking(move || store.read(|txn| inbox::is_watching(txn, &who, id, &path))).await
     }
 
     /// Everything `username` watches.

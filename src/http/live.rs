@@ -23,7 +23,7 @@ use crate::http::forms;
 use crate::http::guards::{self, Guard};
 use crate::live::{
     CLOSE_RESTART, CLOSE_SESSION_ENDED, CLOSE_TOO_SLOW, Connected, Expiry, Hub, LiveViewer, Missed,
-    Next, PresenceFrame, Resume, SEND_TIMEOUT, SSE_HEARTBEAT, Subscription, WS_PING, sse_frame,
+    Next, Resume, SEND_TIMEOUT, SSE_HEARTBEAT, Subscription, Unnumbered, WS_PING, sse_frame,
     sse_unnumbered,
 };
 use crate::presence::{Here, Tab};
@@ -120,7 +120,7 @@ struct Opened {
     missed: Vec<Missed>,
     last: u64,
     /// The current presence, sent after the backlog.
-    presence: Option<Arc<PresenceFrame>>,
+    presence: Option<Arc<Unnumbered>>,
     here: Here,
 }
 
@@ -224,13 +224,8 @@ async fn ws_session(socket: poem::web::websocket::WebSocketStream, hub: Hub, ope
                         break;
                     }
                 }
-                Next::SendOwn(own) => {
-                    if !send(&mut sink, Message::Text(own.ws.clone())).await {
-                        break;
-                    }
-                }
-                Next::Presence(p) => {
-                    if !send(&mut sink, Message::Text(p.html.clone())).await {
+                Next::SendUnnumbered(m) => {
+                    if !send(&mut sink, Message::Text(m.html.clone())).await {
                         break;
                     }
                 }
@@ -324,8 +319,7 @@ fn sse_stream(
             tokio::select! {
                 frame = sub.frames.recv() => match sub.classify(frame, &viewer, &mut last_sent) {
                     Next::Send(r) => yield Ok(r.sse_bytes(&viewer)),
-                    Next::SendOwn(own) => yield Ok(own.sse.as_bytes().to_vec()),
-                    Next::Presence(p) => yield Ok(p.sse.as_bytes().to_vec()),
+                    Next::SendUnnumbered(m) => yield Ok(m.sse.as_bytes().to_vec()),
                     Next::Skip => {}
                     // The browser reconnects (with Last-Event-ID) or learns it must sign in.
                     Next::SessionEnded | Next::FellBehind => break,

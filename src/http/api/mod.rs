@@ -679,8 +679,11 @@ async fn file_json(
     caller: &Caller,
     f: &crate::store::FileRecord,
 ) -> AppResult<FileJson> {
-    let watches = files.watches(&caller.actor().username).await?;
-    Ok(watched(f, &watches, files.stale_after()))
+    let watching = files.watching(&caller.actor().username, f).await?;
+    Ok(FileJson {
+        watching: Some(watching),
+        ..FileJson::of(f, files.stale_after())
+    })
 }
 
 /// A file's JSON with `watching` for the caller who watches `watches`.

@@ -98,14 +98,14 @@ pub(super) async fn watch_file(
         let id = parse_id(&id)?;
         let on = watch_switch(&fields)?;
         let f = files.watch(&session.actor(), id, on).await?;
+        let text = if on {
+            format!("You watch {} now.", f.path)
+        } else {
+            format!("You stopped watching {}.", f.path)
+        };
         if is_htmx(req) {
             let watches = files.watches(&session.user.username).await?;
             let viewer = Viewer::of(&session);
-            let text = if on {
-                format!("You watch {} now.", f.path)
-            } else {
-                format!("You stopped watching {}.", f.path)
-            };
             return Ok(html(
                 StatusCode::OK,
                 html! { (views::watch_toggle(&f, &watches, &viewer)) (views::toast("success", &text)) },
@@ -115,14 +115,7 @@ pub(super) async fn watch_file(
             Some("history") => format!("/files/{id}/history"),
             _ => "/notifications".to_string(),
         };
-        Ok(notice(
-            &back,
-            if on {
-                format!("You watch {} now.", f.path)
-            } else {
-                format!("You stopped watching {}.", f.path)
-            },
-        ))
+        Ok(notice(&back, text))
     })
     .await
 }
