@@ -15,12 +15,14 @@ use crate::http::forms::Fields;
 use crate::http::guards::Guard;
 use crate::http::views::{self, Viewer};
 use crate::inbox::MarkRead;
+use crate::live::Hub;
 
 #[handler]
 pub(super) async fn notifications(
     req: &Request,
     guard: Guard<'_>,
     Data(files): Data<&Files>,
+    Data(hub): Data<&Hub>,
 ) -> Response {
     respond(req, async {
         let session = guard.signed_in().await?;
@@ -38,6 +40,9 @@ pub(super) async fn notifications(
         // Live, so the bell stays true while the page is open.
         let mut page = page("Notifications", &session, "notifications", flash);
         page.live_seq = Some(inbox.seq);
+        // Live pages show who is online (its updates have a place to land).
+        let presence = hub.presence().snapshot();
+        page.presence = Some(&presence);
         set_html_body(&mut resp, views::layout(page, content));
         Ok(resp)
     })
