@@ -209,6 +209,7 @@ fn print_render_cost() {
         previous_holder: None,
         file: Some(file),
         notified: Vec::new(),
+        grouped: false,
     };
     let counters = latch::live::Counters {
         files: 1000,

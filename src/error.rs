@@ -19,6 +19,12 @@ pub enum AppError {
     NotFound(String),
     /// 409: the state changed under the request (lock held, path taken).
     Conflict(String),
+    /// 409 for a change of several files: the sentence, and each file that
+    /// stood in the way with who holds it (or whom it is reserved for).
+    Held {
+        message: String,
+        held: Vec<HeldFile>,
+    },
     /// 413: the upload is over the size limit.
     TooLarge(String),
     /// 422: well-formed but invalid values.
@@ -30,6 +36,14 @@ pub enum AppError {
     },
     /// 500: a fault of ours or of the disk; logged in full, shown vaguely.
     Internal(String),
+}
+
+/// A file a change set could not take, and the person in the way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldFile {
+    pub id: u64,
+    pub path: String,
+    pub owner: String,
 }
 
 pub type AppResult<T> = Result<T, AppError>;
@@ -46,7 +60,7 @@ impl AppError {
             AppError::Unauthenticated(_) => 401,
             AppError::Forbidden(_) => 403,
             AppError::NotFound(_) => 404,
-            AppError::Conflict(_) => 409,
+            AppError::Conflict(_) | AppError::Held { .. } => 409,
             AppError::TooLarge(_) => 413,
             AppError::Invalid(_) => 422,
             AppError::TooManyRequests { .. } => 429,
@@ -63,7 +77,8 @@ impl AppError {
             | AppError::NotFound(m)
             | AppError::Conflict(m)
             | AppError::TooLarge(m)
-            | AppError::Invalid(m) => m.clone(),
+            | AppError::Invalid(m)
+            | AppError::Held { message: m, .. } => m.clone(),
             AppError::TooManyRequests { message, .. } => message.clone(),
             AppError::Internal(_) => "Something went wrong on the server; the change was not made. Try again, and tell your admin if it keeps happening.".to_string(),
         }

@@ -399,6 +399,11 @@ fn watched_text(event: &Event) -> String {
             Some(prev) => format!("{prev}'s check-out of {path} ran out and was released."),
             None => format!("The check-out of {path} ran out and was released."),
         },
+        EventKind::Moved => match &event.note {
+            Some(from) => format!("{actor} moved {from} to {path}."),
+            None => format!("{actor} moved {path}."),
+        },
+        EventKind::Edited => format!("{actor} edited the description of {path}."),
     }
 }
 

@@ -145,6 +145,11 @@ pub trait Render: Send + Sync + 'static {
     fn presence(&self, _snapshot: &Snapshot, _files: &[u64]) -> String {
         String::new()
     }
+    /// The one toast of a change of several files (their events are
+    /// rendered without toasts of their own).
+    fn together_toast(&self, _events: &[Arc<Event>]) -> String {
+        String::new()
+    }
 }
 
 /// How many rendered events a connection may fall behind before it is dropped.
@@ -198,6 +203,11 @@ pub struct Rendered {
     /// after their class's fragment (a few bytes each, so rendering one per
     /// recipient keeps the cost of a watched file flat).
     inbox: HashMap<String, String>,
+    /// The further events of one change of several files, sent in the same
+    /// message after this one's (`seq` is then the last of them), and the
+    /// one toast they share.
+    together: Vec<Rendered>,
+    together_toast: String,
 }
 
 /// A class of viewers picked out by name, and its render for users and admins.
@@ -303,6 +313,19 @@ impl Rendered {
     }
 
     pub fn ws_text(&self, viewer: &LiveViewer) -> String {
+        if self.together.is_empty() {
+            return self.ws_one(viewer);
+        }
+        let mut out = self.ws_one(viewer);
+        for part in &self.together {
+            out.push_str(&part.ws_one(viewer));
+        }
+        out.push_str(&self.together_toast);
+        out
+    }
+
+    /// This event's own HTML for `viewer`, without the events that came with it.
+    fn ws_one(&self, viewer: &LiveViewer) -> String {
         if let Some(html) = self.own_html(viewer) {
             return html;
         }
@@ -313,6 +336,9 @@ impl Rendered {
     }
 
     pub fn sse_bytes(&self, viewer: &LiveViewer) -> Vec<u8> {
+        if !self.together.is_empty() {
+            return frame_sse(Some(self.seq), self.name, &self.ws_text(viewer)).into_bytes();
+        }
         if let Some(html) = self.own_html(viewer) {
             return frame_sse(self.numbered.then_some(self.seq), self.name, &html).into_bytes();
         }
@@ -658,6 +684,7 @@ impl Hub {
             previous_holder: None,
             file: Some(file.clone()),
             notified: Vec::new(),
+            grouped: false,
         };
         Self::render_classes(&carrier, None, "refresh", &|viewer| {
             templates.refresh(file, viewer)
@@ -716,6 +743,8 @@ impl Hub {
             waiting,
             reserved,
             inbox: HashMap::new(),
+            together: Vec::new(),
+            together_toast: String::new(),
         }
     }
 
@@ -724,6 +753,7 @@ impl Hub {
     fn take(&self, item: Committed) {
         match item {
             Committed::Event(event) => self.publish(&event),
+            Committed::Together(events) => self.publish_together(&events),
             Committed::Inbox(change) => self.publish_own(&change),
             Committed::Refresh { as_of, files } => {
                 for file in &files {
@@ -744,6 +774,12 @@ impl Hub {
     }
 
     fn publish(&self, event: &Event) {
+        let rendered = self.render_one(event);
+        // No receivers is fine: nobody is watching.
+        let _ = self.shared.frames.send(Frame::Event(Arc::new(rendered)));
+    }
+
+    fn render_one(&self, event: &Event) -> Rendered {
         let counters = self.counters_after(event);
         let rendered = Hub::render(&*self.shared.render, event, counters);
         if event.file.is_none() {
@@ -751,8 +787,22 @@ impl Hub {
         }
         self.shared.events_published.fetch_add(1, Ordering::Relaxed);
         tracing::info!(seq = event.seq, kind = event.kind.as_str(), file = event.file_id, actor = %event.actor, "state change");
-        // No receivers is fine: nobody is watching.
-        let _ = self.shared.frames.send(Frame::Event(Arc::new(rendered)));
+        rendered
+    }
+
+    /// The events of one change of several files as one message: every
+    /// card changes in the same swap, under one toast.
+    fn publish_together(&self, events: &[Arc<Event>]) {
+        let mut parts = events.iter().map(|e| self.render_one(e));
+        let Some(mut first) = parts.next() else {
+            return;
+        };
+        first.together = parts.collect();
+        if let Some(last) = first.together.last() {
+            first.seq = last.seq;
+        }
+        first.together_toast = self.shared.render.together_toast(events);
+        let _ = self.shared.frames.send(Frame::Event(Arc::new(first)));
     }
 
     /// Renders a presence change once and puts it on the ring; keeps the
@@ -1086,6 +1136,7 @@ mod tests {
             previous_holder: None,
             file: Some(file),
             notified: Vec::new(),
+            grouped: false,
         }
     }
 

@@ -21,8 +21,8 @@ use crate::live::Hub;
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Operation kinds, as `kind` labels. `Files` reports each one.
-pub const OPERATIONS: [&str; 6] = [
-    "upload", "checkout", "cancel", "checkin", "override", "delete",
+pub const OPERATIONS: [&str; 8] = [
+    "upload", "checkout", "cancel", "checkin", "override", "delete", "move", "edit",
 ];
 
 /// Outcomes, as `outcome` labels: `ok`, or the error's class.
@@ -76,7 +76,7 @@ fn outcome_of(err: &AppError) -> &'static str {
         AppError::Unauthenticated(_) => "unauthenticated",
         AppError::Forbidden(_) => "forbidden",
         AppError::NotFound(_) => "not_found",
-        AppError::Conflict(_) => "conflict",
+        AppError::Conflict(_) | AppError::Held { .. } => "conflict",
         AppError::TooLarge(_) => "too_large",
         AppError::Invalid(_) => "invalid",
         AppError::TooManyRequests { .. } => "too_many_requests",

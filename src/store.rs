@@ -174,6 +174,10 @@ pub enum EventKind {
     Released,
     /// A lock held longer than `--lock-expiry` was released by Latch.
     Expired,
+    /// The file got another path (its note is the path it had).
+    Moved,
+    /// The file's description changed.
+    Edited,
 }
 
 impl EventKind {
@@ -190,6 +194,8 @@ impl EventKind {
             EventKind::Reserved => "reserved",
             EventKind::Released => "released",
             EventKind::Expired => "expired",
+            EventKind::Moved => "moved",
+            EventKind::Edited => "edited",
         }
     }
 }
@@ -214,6 +220,11 @@ pub struct Event {
     /// log): for their live connections.
     #[serde(skip)]
     pub notified: Vec<InboxChange>,
+    /// One of several events of one change (a change set) that live
+    /// clients get as one message with one toast; never stored (a replay
+    /// sends each event on its own).
+    #[serde(skip)]
+    pub grouped: bool,
 }
 
 /// An event before the store numbers it.
@@ -237,12 +248,17 @@ pub struct Tx {
     /// Inbox changes made without an event (an ask to release, a warning,
     /// notifications marked read), for live connections after the commit.
     inbox: Vec<InboxChange>,
+    /// Set by a change of several files: its events leave as one.
+    together: bool,
 }
 
 /// What a commit hands the live hub, in commit order.
 #[derive(Debug, Clone)]
 pub enum Committed {
     Event(Arc<Event>),
+    /// The events of one change of several files (a change set), in order:
+    /// live clients see them as one message.
+    Together(Vec<Arc<Event>>),
     Inbox(InboxChange),
     /// Files whose cards changed with time alone (a lock turned stale), as
     /// they were after event `as_of`: re-rendered, never recorded.
@@ -271,6 +287,7 @@ impl Tx {
             previous_holder: draft.previous_holder,
             file,
             notified: Vec::new(),
+            grouped: self.together,
         };
         let notified = crate::inbox::on_event(&self.txn, &event)?;
         let event = Event { notified, ..event };
@@ -291,6 +308,12 @@ impl Tx {
     /// Hands an inbox change to live connections once this commits.
     pub fn tell(&mut self, change: InboxChange) {
         self.inbox.push(change);
+    }
+
+    /// Marks this transaction as one change of several files: the events
+    /// it records from now on reach live clients as one message.
+    pub fn together(&mut self) {
+        self.together = true;
     }
 }
 
@@ -512,9 +535,15 @@ impl Store {
             txn,
             events: Vec::new(),
             inbox: Vec::new(),
+            together: false,
         };
         let value = f(&mut tx)?;
-        let Tx { txn, events, inbox } = tx;
+        let Tx {
+            txn,
+            events,
+            inbox,
+            together,
+        } = tx;
         // The mail a notification owes is queued with it (see `mail`).
         let notified = events.iter().flat_map(|e| e.notified.iter()).chain(&inbox);
         let mailed = self.shared.mail.get().is_some() && crate::mail::enqueue(&txn, notified)? > 0;
@@ -532,8 +561,12 @@ impl Store {
             && let Ok(sink) = self.shared.sink.lock()
             && let Some(sink) = sink.as_ref()
         {
-            for event in events {
-                let _ = sink.send(Committed::Event(event));
+            if together && events.len() > 1 {
+                let _ = sink.send(Committed::Together(events));
+            } else {
+                for event in events {
+                    let _ = sink.send(Committed::Event(event));
+                }
             }
             for change in inbox {
                 let _ = sink.send(Committed::Inbox(change));

@@ -1,11 +1,13 @@
 //! The bare Git repository that holds every version of every file: writing
-//! blobs from spooled uploads (in quarantine until their commit), committing one change at a time on `main`,
+//! blobs from spooled uploads (in quarantine until their commit), committing on `main` one
+//! commit at a time (each may change several files: a change set),
 //! reading history and old versions, and listing commits the database has
 //! not recorded yet.
 //!
 //! Every commit carries trailers (`Latch-Action`, `Latch-File`, `Latch-Path`,
-//! `Latch-Revision`, `Latch-User`) so the file records can be rebuilt from Git
-//! alone. History on `main` is linear: commits are made one at a time inside
+//! `Latch-From` for a move, `Latch-Revision`, `Latch-User`) so the file
+//! records can be rebuilt from Git alone; a change set repeats the group
+//! from `Latch-Action` on, once per file, in one paragraph. History on `main` is linear: commits are made one at a time inside
 //! the database's single write transaction, and `commit_as` refuses a stale
 //! parent besides.
 //!
@@ -77,10 +79,21 @@ fn git_err(context: &'static str) -> impl Fn(gix::Error) -> AppError {
     move |e| AppError::internal(context, e)
 }
 
-/// What a commit does to the tree.
+/// What a commit does to the tree, for one file.
 pub enum Change<'a> {
-    Put { path: &'a RepoPath, blob: BlobId },
-    Remove { path: &'a RepoPath },
+    Put {
+        path: &'a RepoPath,
+        blob: BlobId,
+    },
+    Remove {
+        path: &'a RepoPath,
+    },
+    /// The same content under another name.
+    Move {
+        from: &'a RepoPath,
+        to: &'a RepoPath,
+        blob: BlobId,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +101,7 @@ pub enum Action {
     Create,
     CheckIn,
     Delete,
+    Move,
 }
 
 impl Action {
@@ -96,6 +110,7 @@ impl Action {
             Action::Create => "create",
             Action::CheckIn => "checkin",
             Action::Delete => "delete",
+            Action::Move => "move",
         }
     }
 
@@ -104,6 +119,7 @@ impl Action {
             "create" => Some(Action::Create),
             "checkin" => Some(Action::CheckIn),
             "delete" => Some(Action::Delete),
+            "move" => Some(Action::Move),
             _ => None,
         }
     }
@@ -115,12 +131,15 @@ pub struct Author<'a> {
     pub display_name: &'a str,
 }
 
-/// The facts a commit's trailers record.
+/// The facts a commit's trailers record about one file it changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Trailers {
     pub action: Action,
     pub file_id: u64,
+    /// The file's path after the commit.
     pub path: RepoPath,
+    /// For a move: the path it had before.
+    pub from: Option<RepoPath>,
     pub revision: Option<String>,
     pub user: String,
 }
@@ -133,7 +152,15 @@ pub struct CommitInfo {
     pub at: i64,
     /// The message without its trailers.
     pub message: String,
-    pub trailers: Option<Trailers>,
+    /// One per file the commit changed; none for a commit Latch did not make.
+    pub trailers: Vec<Trailers>,
+}
+
+impl CommitInfo {
+    /// What the commit did to file `id`, if it changed it.
+    pub fn of_file(&self, id: u64) -> Option<&Trailers> {
+        self.trailers.iter().find(|t| t.file_id == id)
+    }
 }
 
 #[derive(Clone)]
@@ -402,20 +429,26 @@ impl Vault {
             .map(|e| BlobId(e.object_id())))
     }
 
-    /// Makes one commit on `main` applying `change`, authored by `author`.
-    /// Must be called with the database's write transaction open, which is what
-    /// keeps commits one at a time.
+    /// Makes one commit on `main` applying `changes` (one per file; a
+    /// change set has several), authored by `author`, with one trailer group
+    /// per file. Must be called with the database's write transaction open,
+    /// which is what keeps commits one at a time.
     pub fn commit(
         &self,
-        change: Change<'_>,
+        changes: &[Change<'_>],
         author: &Author<'_>,
         subject_and_body: &str,
-        trailers: &Trailers,
+        trailers: &[Trailers],
     ) -> AppResult<CommitId> {
-        let path = match change {
-            Change::Put { path, .. } | Change::Remove { path } => path,
-        };
-        check_path(path)?;
+        for change in changes {
+            match change {
+                Change::Put { path, .. } | Change::Remove { path } => check_path(path)?,
+                Change::Move { from, to, .. } => {
+                    check_path(from)?;
+                    check_path(to)?;
+                }
+            }
+        }
         let repo = self.local();
         let parent = self.head()?.map(|c| c.0);
         let base_tree = match parent {
@@ -430,16 +463,23 @@ impl Vault {
         let mut editor = repo
             .edit_tree(base_tree)
             .map_err(git_err("editing the tree"))?;
-        match change {
-            Change::Put { path, blob } => {
-                editor
-                    .upsert(path.as_str(), EntryKind::Blob, blob.0)
-                    .map_err(git_err("editing the tree"))?;
-            }
-            Change::Remove { path } => {
-                editor
-                    .remove(path.as_str())
-                    .map_err(git_err("editing the tree"))?;
+        let edit = |e| AppError::internal("editing the tree", e);
+        for change in changes {
+            match change {
+                Change::Put { path, blob } => {
+                    editor
+                        .upsert(path.as_str(), EntryKind::Blob, blob.0)
+                        .map_err(edit)?;
+                }
+                Change::Remove { path } => {
+                    editor.remove(path.as_str()).map_err(edit)?;
+                }
+                Change::Move { from, to, blob } => {
+                    editor.remove(from.as_str()).map_err(edit)?;
+                    editor
+                        .upsert(to.as_str(), EntryKind::Blob, blob.0)
+                        .map_err(edit)?;
+                }
             }
         }
         let tree = editor
@@ -479,7 +519,7 @@ impl Vault {
             let commit = repo.find_commit(id.0).map_err(git_err("reading history"))?;
             next = commit.parent_ids().next().map(|p| CommitId(p.detach()));
             let info = describe(&commit)?;
-            if only_file.is_none_or(|f| info.trailers.as_ref().is_some_and(|t| t.file_id == f)) {
+            if only_file.is_none_or(|f| info.of_file(f).is_some()) {
                 out.push(info);
             }
         }
@@ -596,48 +636,65 @@ fn describe(commit: &gix::Commit<'_>) -> AppResult<CommitInfo> {
     })
 }
 
-fn compose_message(subject_and_body: &str, t: &Trailers) -> String {
+fn compose_message(subject_and_body: &str, trailers: &[Trailers]) -> String {
     let mut message = subject_and_body.trim_end().to_string();
     message.push_str("\n\n");
-    message.push_str(&format!("Latch-Action: {}\n", t.action.as_str()));
-    message.push_str(&format!("Latch-File: {}\n", t.file_id));
-    message.push_str(&format!("Latch-Path: {}\n", t.path));
-    if let Some(rev) = &t.revision {
-        message.push_str(&format!("Latch-Revision: {rev}\n"));
+    for t in trailers {
+        message.push_str(&format!("Latch-Action: {}\n", t.action.as_str()));
+        message.push_str(&format!("Latch-File: {}\n", t.file_id));
+        message.push_str(&format!("Latch-Path: {}\n", t.path));
+        if let Some(from) = &t.from {
+            message.push_str(&format!("Latch-From: {from}\n"));
+        }
+        if let Some(rev) = &t.revision {
+            message.push_str(&format!("Latch-Revision: {rev}\n"));
+        }
+        message.push_str(&format!("Latch-User: {}\n", t.user));
     }
-    message.push_str(&format!("Latch-User: {}\n", t.user));
     message
 }
 
-/// Splits the trailing `Latch-*` paragraph off a commit message.
-pub fn split_trailers(raw: &str) -> (String, Option<Trailers>) {
+/// Splits the trailing `Latch-*` paragraph off a commit message: one
+/// group per file, each starting at its `Latch-Action`. A paragraph with a
+/// line that is no `Latch-` trailer, or a group missing a field, is no
+/// trailer paragraph at all (a foreign commit's message is kept whole).
+pub fn split_trailers(raw: &str) -> (String, Vec<Trailers>) {
     let trimmed = raw.trim_end();
     let (body, last) = match trimmed.rsplit_once("\n\n") {
         Some((body, last)) => (body, last),
         None => ("", trimmed),
     };
-    let mut fields = BTreeMap::new();
+    let mut groups: Vec<BTreeMap<&str, &str>> = Vec::new();
     for line in last.lines() {
         match line.split_once(": ") {
             Some((key, value)) if key.starts_with("Latch-") => {
-                fields.insert(key.to_string(), value.trim().to_string());
+                if key == "Latch-Action" || groups.is_empty() {
+                    groups.push(BTreeMap::new());
+                }
+                if let Some(group) = groups.last_mut() {
+                    group.insert(key, value.trim());
+                }
             }
-            _ => return (trimmed.to_string(), None),
+            _ => return (trimmed.to_string(), Vec::new()),
         }
     }
-    let trailers = (|| {
-        Some(Trailers {
-            action: Action::parse(fields.get("Latch-Action")?)?,
-            file_id: fields.get("Latch-File")?.parse().ok()?,
-            // Git holds what Latch committed: read back like any stored path.
-            path: RepoPath::from_stored(fields.get("Latch-Path")?.as_str()),
-            revision: fields.get("Latch-Revision").cloned(),
-            user: fields.get("Latch-User")?.clone(),
+    let parsed: Option<Vec<Trailers>> = groups
+        .iter()
+        .map(|fields| {
+            Some(Trailers {
+                action: Action::parse(fields.get("Latch-Action")?)?,
+                file_id: fields.get("Latch-File")?.parse().ok()?,
+                // Git holds what Latch committed: read back like any stored path.
+                path: RepoPath::from_stored(*fields.get("Latch-Path")?),
+                from: fields.get("Latch-From").map(|f| RepoPath::from_stored(*f)),
+                revision: fields.get("Latch-Revision").map(|r| r.to_string()),
+                user: fields.get("Latch-User")?.to_string(),
+            })
         })
-    })();
-    match trailers {
-        Some(t) => (body.trim_end().to_string(), Some(t)),
-        None => (trimmed.to_string(), None),
+        .collect();
+    match parsed {
+        Some(t) if !t.is_empty() => (body.trim_end().to_string(), t),
+        _ => (trimmed.to_string(), Vec::new()),
     }
 }
 
@@ -695,6 +752,7 @@ mod tests {
             action: Action::CheckIn,
             file_id: 7,
             path: RepoPath::from_stored("parts/a b.mcam"),
+            from: None,
             revision: Some("1.3".into()),
             user: "alice".into(),
         }
@@ -712,38 +770,68 @@ mod tests {
             let path = &RepoPath::from_stored(path);
             let blob = vault.write_blob(&mut &b"old"[..], 3).unwrap();
             vault
-                .commit(Change::Put { path, blob }, &author, "Check in", &trailers())
+                .commit(
+                    &[Change::Put { path, blob }],
+                    &author,
+                    "Check in",
+                    &[trailers()],
+                )
                 .unwrap_or_else(|e| panic!("{path}: {e}"));
             vault
-                .commit(Change::Remove { path }, &author, "Delete", &trailers())
+                .commit(&[Change::Remove { path }], &author, "Delete", &[trailers()])
                 .unwrap_or_else(|e| panic!("{path}: {e}"));
         }
         // What Git itself refuses on this platform is still a 422, not a 500.
         let blob = vault.write_blob(&mut &b"x"[..], 1).unwrap();
         let refused = vault.commit(
-            Change::Put {
+            &[Change::Put {
                 path: &RepoPath::from_stored("a/.git::$INDEX_ALLOCATION/x"),
                 blob,
-            },
+            }],
             &author,
             "Add",
-            &trailers(),
+            &[trailers()],
         );
         assert!(matches!(refused, Err(AppError::Invalid(_))));
     }
 
     #[test]
     fn trailers_round_trip() {
-        let msg = compose_message("Fix the post\n\nLonger body.", &trailers());
+        let msg = compose_message("Fix the post\n\nLonger body.", &[trailers()]);
         let (body, parsed) = split_trailers(&msg);
         assert_eq!(body, "Fix the post\n\nLonger body.");
-        assert_eq!(parsed, Some(trailers()));
+        assert_eq!(parsed, vec![trailers()]);
+    }
+
+    #[test]
+    fn a_change_set_has_a_trailer_group_per_file() {
+        let moved = Trailers {
+            action: Action::Move,
+            file_id: 9,
+            path: RepoPath::from_stored("new/b.nc"),
+            from: Some(RepoPath::from_stored("old/b.nc")),
+            revision: None,
+            user: "alice".into(),
+        };
+        let set = vec![
+            trailers(),
+            Trailers {
+                file_id: 8,
+                ..trailers()
+            },
+            moved,
+        ];
+        let msg = compose_message("Fixture set", &set);
+        assert_eq!(split_trailers(&msg), ("Fixture set".to_string(), set));
+        // A group missing its path makes the paragraph no trailers at all.
+        let broken = msg.replace("Latch-Path: new/b.nc\n", "");
+        assert!(split_trailers(&broken).1.is_empty());
     }
 
     #[test]
     fn foreign_commits_have_no_trailers() {
         let (body, parsed) = split_trailers("Initial import\n\nSigned-off-by: x");
-        assert_eq!(parsed, None);
+        assert!(parsed.is_empty());
         assert_eq!(body, "Initial import\n\nSigned-off-by: x");
     }
 
@@ -761,7 +849,7 @@ mod tests {
         };
         let path = &RepoPath::from_stored("parts/a b.mcam");
         let c1 = vault
-            .commit(Change::Put { path, blob }, &author, "Add", &trailers())
+            .commit(&[Change::Put { path, blob }], &author, "Add", &[trailers()])
             .unwrap();
         assert_eq!(vault.head().unwrap(), Some(c1));
         assert_eq!(vault.blob_at(c1, path).unwrap(), Some(blob));
@@ -771,7 +859,7 @@ mod tests {
         reader.read_to_end(&mut back).unwrap();
         assert_eq!(back, content);
         let c2 = vault
-            .commit(Change::Remove { path }, &author, "Delete", &trailers())
+            .commit(&[Change::Remove { path }], &author, "Delete", &[trailers()])
             .unwrap();
         assert_eq!(vault.blob_at(c2, path).unwrap(), None);
         let log = vault.log(None, Some(7), 10).unwrap();

@@ -39,12 +39,14 @@ use crate::store::{
 use crate::vault::{Action, Author, Change, CommitId, Spool, Trailers, Vault};
 
 mod aging;
+mod edits;
 mod handoff;
 mod names;
 mod notices;
 mod reads;
 mod reconcile;
 mod rules;
+mod sets;
 mod spool;
 
 pub use aging::{LockAging, SYSTEM_ACTOR};
@@ -53,6 +55,7 @@ pub use notices::{InboxView, Watches};
 pub use reads::{Board, Download, Version, download_name};
 pub use rules::require_admin;
 use rules::{Needs, require_active, require_holder};
+pub use sets::{MAX_SET, SetPart, set_of};
 
 /// The signed-in person an operation acts for.
 #[derive(Debug, Clone)]
@@ -265,16 +268,17 @@ impl Files {
                 };
                 let commit = this.commit_in(
                     tx,
-                    Change::Put { path: &path, blob },
+                    &[Change::Put { path: &path, blob }],
                     &actor,
                     &subject,
-                    Trailers {
+                    &[Trailers {
                         action: Action::Create,
                         file_id: id,
                         path: path.clone(),
+                        from: None,
                         revision: Some(new.revision.to_string()),
                         user: actor.username.clone(),
-                    },
+                    }],
                 )?;
                 let at = now();
                 let rec = FileRecord {
@@ -433,19 +437,20 @@ impl Files {
                 let blob = this.shared.vault.publish(&quarantined)?;
                 let commit = this.commit_in(
                     tx,
-                    Change::Put {
+                    &[Change::Put {
                         path: &rec.path,
                         blob,
-                    },
+                    }],
                     &actor,
                     version.message.as_str(),
-                    Trailers {
+                    &[Trailers {
                         action: Action::CheckIn,
                         file_id: id,
                         path: rec.path.clone(),
+                        from: None,
                         revision: Some(revision.to_string()),
                         user: actor.username.clone(),
-                    },
+                    }],
                 )?;
                 rec.revision = revision;
                 rec.head = commit;
@@ -519,16 +524,17 @@ impl Files {
             this.reconcile_in(tx)?;
             this.commit_in(
                 tx,
-                Change::Remove { path: &rec.path },
+                &[Change::Remove { path: &rec.path }],
                 &actor,
                 &format!("Delete {}", rec.path),
-                Trailers {
+                &[Trailers {
                     action: Action::Delete,
                     file_id: id,
                     path: rec.path.clone(),
+                    from: None,
                     revision: None,
                     user: actor.username.clone(),
-                },
+                }],
             )?;
             tx.txn.open_table(FILES)?.remove(id)?;
             tx.txn.open_table(PATHS)?.remove(rec.path.as_str())?;
@@ -550,15 +556,15 @@ impl Files {
     fn commit_in(
         &self,
         tx: &mut Tx,
-        change: Change<'_>,
+        changes: &[Change<'_>],
         actor: &Actor,
         message: &str,
-        trailers: Trailers,
+        trailers: &[Trailers],
     ) -> AppResult<CommitId> {
         let commit = self
             .shared
             .vault
-            .commit(change, &actor.author(), message, &trailers)?;
+            .commit(changes, &actor.author(), message, trailers)?;
         set_recorded_head(tx, commit)?;
         Ok(commit)
     }

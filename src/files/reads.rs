@@ -104,7 +104,10 @@ impl Files {
         let rec = self.get(id).await?;
         let vault = self.shared.vault.clone();
         let commits = blocking(move || vault.log(None, Some(id), 10_000)).await?;
-        Ok((rec, commits.into_iter().map(version_of).collect()))
+        Ok((
+            rec,
+            commits.into_iter().map(|c| version_of(c, id)).collect(),
+        ))
     }
 
     /// Opens the current version, or the one written by commit `rev`.
@@ -123,12 +126,11 @@ impl Files {
                         || AppError::NotFound(format!("{} has no version {rev}.", rec.path));
                     let commit = CommitId::from_hex(&rev).ok_or_else(unknown)?;
                     let info = vault.commit_info(commit)?.ok_or_else(unknown)?;
-                    let trailers = info
-                        .trailers
-                        .filter(|t| t.file_id == id && t.action != Action::Delete);
+                    // Found at the path the file had then: a move changes it.
+                    let trailers = info.of_file(id).filter(|t| t.action != Action::Delete);
                     let trailers = trailers.ok_or_else(unknown)?;
                     let blob = vault.blob_at(commit, &trailers.path)?.ok_or_else(unknown)?;
-                    (blob, trailers.revision.unwrap_or_default())
+                    (blob, trailers.revision.clone().unwrap_or_default())
                 }
             };
             let (size, reader) = vault.open_blob(blob)?;
@@ -142,10 +144,11 @@ impl Files {
     }
 }
 
-fn version_of(c: CommitInfo) -> Version {
+/// Commit `c` as a version of file `id`.
+fn version_of(c: CommitInfo, id: u64) -> Version {
     let (revision, username) = c
-        .trailers
-        .map(|t| (t.revision.unwrap_or_default(), t.user))
+        .of_file(id)
+        .map(|t| (t.revision.clone().unwrap_or_default(), t.user.clone()))
         .unwrap_or_default();
     Version {
         commit: c.id,

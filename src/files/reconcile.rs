@@ -41,10 +41,15 @@ impl Files {
         Ok(missed.len())
     }
 
+    /// Applies what `commit` did to each file it names (a change set names several).
     fn apply_commit(&self, tx: &mut Tx, commit: &CommitInfo) -> AppResult<()> {
-        let Some(t) = &commit.trailers else {
-            return Ok(());
-        };
+        for t in &commit.trailers {
+            self.apply_trailers(tx, commit, t)?;
+        }
+        Ok(())
+    }
+
+    fn apply_trailers(&self, tx: &mut Tx, commit: &CommitInfo, t: &Trailers) -> AppResult<()> {
         let mut files = tx.txn.open_table(FILES)?;
         let existing = get_file(&files, t.file_id)?;
         let (kind, snapshot) = match t.action {
@@ -57,6 +62,28 @@ impl Files {
                     path: t.path.clone(),
                 };
                 (EventKind::Deleted, snapshot)
+            }
+            Action::Move => {
+                drop(files);
+                let Some(mut rec) = existing else {
+                    return Ok(());
+                };
+                let mut paths = tx.txn.open_table(PATHS)?;
+                paths.remove(rec.path.as_str())?;
+                drop(paths);
+                let from = rec.path.clone();
+                rec.path = t.path.clone();
+                rec.modified_at = commit.at;
+                rec.modified_by = t.user.clone();
+                put_file(&tx.txn, &rec)?;
+                tx.record(EventDraft {
+                    kind: EventKind::Moved,
+                    actor: t.user.clone(),
+                    note: Some(from.to_string()),
+                    previous_holder: None,
+                    file: FileSnapshot::Present(Box::new(rec)),
+                })?;
+                return Ok(());
             }
             Action::Create | Action::CheckIn => {
                 drop(files);

@@ -92,7 +92,23 @@ pub fn refusal(surface: Surface, status: StatusCode, text: &str) -> Response {
 /// `err` said in `surface`'s shape; server faults are logged here, once.
 pub fn said(surface: Surface, err: &AppError) -> Response {
     err.log();
-    let mut resp = refusal(surface, err.status(), &err.public_message());
+    let mut resp = match err {
+        // A change set names every file in its way, for a script to act on.
+        AppError::Held { message, held } if surface == Surface::Json => Response::builder()
+            .status(err.status())
+            .content_type("application/json; charset=utf-8")
+            .body(
+                serde_json::json!({
+                    "error": message,
+                    "conflicts": held
+                        .iter()
+                        .map(|h| serde_json::json!({"id": h.id, "path": h.path, "owner": h.owner}))
+                        .collect::<Vec<_>>(),
+                })
+                .to_string(),
+            ),
+        _ => refusal(surface, err.status(), &err.public_message()),
+    };
     with_retry_after(err, &mut resp);
     resp
 }

@@ -66,24 +66,49 @@ pub const MAX_TEXT_TOTAL: usize = 256 * 1024;
 /// it streams (each field, their number, their sum) and a repeated name is
 /// refused when it arrives, so nothing unbounded is ever buffered; on any
 /// refusal the spooled file is dropped, which deletes it.
-pub async fn read_upload(files: &Files, mut multipart: Multipart) -> AppResult<Upload> {
+pub async fn read_upload(files: &Files, multipart: Multipart) -> AppResult<Upload> {
+    let (fields, mut parts) =
+        read_parts(files, multipart, 1, |name| std::future::ready(Ok(name))).await?;
+    Ok(Upload {
+        fields,
+        file: parts.pop(),
+    })
+}
+
+/// Reads a multipart body of text fields and up to `max_files` parts named
+/// `file` (a change set), each streamed to its own spool file. Before a
+/// part's body is read, `check` turns its file name into what the caller
+/// needs (or refuses it), so nobody streams a file only to hear no.
+/// Bounded as [`read_upload`]; on any refusal every spooled part is removed.
+pub async fn read_parts<T, F>(
+    files: &Files,
+    mut multipart: Multipart,
+    max_files: usize,
+    check: impl Fn(String) -> F,
+) -> AppResult<(Fields, Vec<(T, Spool)>)>
+where
+    F: std::future::Future<Output = AppResult<T>>,
+{
     let malformed = |e: poem::error::ParseMultipartError| {
         AppError::BadRequest(format!("The upload is malformed: {e}"))
     };
     let mut fields = HashMap::new();
     let mut text_total = 0usize;
-    let mut file = None;
+    let mut parts = Vec::new();
     while let Some(field) = multipart.next_field().await.map_err(malformed)? {
         let name = field.name().unwrap_or("").to_string();
         if name == "file" {
-            if file.is_some() {
-                return Err(AppError::BadRequest(
-                    "The field 'file' was sent twice.".into(),
-                ));
+            if parts.len() >= max_files {
+                return Err(if max_files == 1 {
+                    AppError::BadRequest("The field 'file' was sent twice.".into())
+                } else {
+                    AppError::Invalid(format!("At most {max_files} files can be sent at once."))
+                });
             }
             let file_name = field.file_name().unwrap_or("").to_string();
+            let checked = check(file_name).await?;
             let spool = files.spool(field.into_async_read()).await?;
-            file = Some((file_name, spool));
+            parts.push((checked, spool));
             continue;
         }
         if fields.contains_key(&name) {
@@ -122,10 +147,25 @@ pub async fn read_upload(files: &Files, mut multipart: Multipart) -> AppResult<U
         })?;
         fields.insert(name, value);
     }
-    Ok(Upload {
-        fields: Fields(fields),
-        file,
-    })
+    Ok((Fields(fields), parts))
+}
+
+/// The path a bulk upload's part goes to: its name (a browser sends a
+/// folder's files with their path inside it) under `folder`.
+pub fn bulk_path(folder: &str, name: &str) -> AppResult<RepoPath> {
+    let folder = folder.trim().trim_matches('/');
+    let name = name.trim().trim_start_matches('/');
+    if name.is_empty() {
+        return Err(AppError::Invalid(
+            "A file in the upload has no name; every file needs one.".into(),
+        ));
+    }
+    let joined = if folder.is_empty() {
+        name.to_string()
+    } else {
+        format!("{folder}/{name}")
+    };
+    Ok(RepoPath::parse(&joined)?)
 }
 
 /// Parses an `application/x-www-form-urlencoded` body.

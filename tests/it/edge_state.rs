@@ -160,16 +160,17 @@ async fn reconciliation_reads_trailers_leniently() {
                 .unwrap();
             vault
                 .commit(
-                    latch::vault::Change::Put { path: &path, blob },
+                    &[latch::vault::Change::Put { path: &path, blob }],
                     &author,
                     "Committed before a crash",
-                    &latch::vault::Trailers {
+                    &[latch::vault::Trailers {
                         action: latch::vault::Action::CheckIn,
                         file_id: id,
                         path: path.clone(),
+                        from: None,
                         revision: Some(revision.into()),
                         user: "admin".into(),
-                    },
+                    }],
                 )
                 .unwrap();
         }

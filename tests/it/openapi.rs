@@ -607,6 +607,31 @@ async fn valid_requests(cx: &mut Ctx) -> (u64, BTreeSet<String>) {
         200,
     )
     .await;
+    // Several files at once, a move and a description.
+    let bulk = Body::Multipart(
+        vec![("folder", "bulk".to_string())],
+        Some(("x.bin".to_string(), b"bulk".to_vec())),
+    );
+    let added = ok(cx, "uploadFiles", Who::Alice, "/files/bulk", bulk, 201).await;
+    let set_id = json_of(&added)["files"][0]["id"].as_u64().unwrap();
+    let ids = Body::Json(json!({"ids": [set_id], "comment": "set"}));
+    ok(cx, "checkOutSet", Who::Alice, "/checkout", ids, 200).await;
+    let described = Body::Json(json!({"description": "a set"}));
+    let one = format!("/files/{set_id}");
+    ok(cx, "editFile", Who::Alice, &one, described, 200).await;
+    let moved = Body::Json(json!({"path": "bulk/y.bin"}));
+    let move_path = format!("/files/{set_id}/move");
+    ok(cx, "moveFile", Who::Alice, &move_path, moved, 200).await;
+    // Named by its bare name: the one file of that name Alice holds.
+    let set = Body::Multipart(
+        vec![("message", "Set".to_string())],
+        Some(("y.bin".to_string(), b"bulk v2".to_vec())),
+    );
+    ok(cx, "checkInSet", Who::Alice, "/checkin", set, 200).await;
+    let ids = Body::Json(json!({"ids": [set_id]}));
+    ok(cx, "checkOutSet", Who::Alice, "/checkout", ids, 200).await;
+    let ids = Body::Json(json!({"ids": [set_id]}));
+    ok(cx, "cancelSet", Who::Alice, "/cancel", ids, 200).await;
     ok(cx, "activity", Who::Alice, "/activity", Body::None, 200).await;
     ok(
         cx,
@@ -793,6 +818,7 @@ async fn invalid_requests(cx: &mut Ctx, op_id: &str, keep: u64) {
                     "description" => "description",
                     "message" => "message",
                     "revision" => "revision",
+                    "folder" => "folder",
                     other => panic!("add the multipart field {other} here"),
                 };
                 fields.push((field, "é".repeat(max as usize + 1)));

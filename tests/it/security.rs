@@ -244,6 +244,20 @@ enum Payload {
     Checkin,
     /// `{"path": <the locked file's path>}` with the LFS content type.
     LfsPath,
+    /// A url-encoded form, `{id}` and `{n}` filled in.
+    FormWith(&'static str),
+    /// A JSON body, `{id}` and `{n}` filled in.
+    JsonWith(&'static str),
+    /// A change set's check-in: one part named by the file's path.
+    CheckinSet,
+    /// A bulk upload of two files into a folder.
+    Bulk,
+}
+
+/// `text` with the row's file id and a fresh number filled in.
+fn filled(text: &str, id: u64, n: usize) -> String {
+    text.replace("{id}", &id.to_string())
+        .replace("{n}", &n.to_string())
 }
 
 /// One route, as the source declares it, and what each role gets.
@@ -447,6 +461,62 @@ fn matrix() -> Vec<Row> {
             N::Locked,
             P::Empty,
             HOLDER_ONLY,
+        ),
+        // Several files at once (change sets), a move and a description.
+        row(
+            ("http/web/mod.rs", "POST", "/files/checkout"),
+            "POST",
+            "/files/checkout",
+            V::Browser,
+            N::Unlocked,
+            P::FormWith("ids={id}&comment=set"),
+            SIGNED_IN,
+        ),
+        row(
+            ("http/web/mod.rs", "POST", "/files/cancel"),
+            "POST",
+            "/files/cancel",
+            V::Browser,
+            N::Locked,
+            P::FormWith("ids={id}"),
+            HOLDER_ONLY,
+        ),
+        row(
+            ("http/web/mod.rs", "POST", "/files/checkin"),
+            "POST",
+            "/files/checkin",
+            V::Browser,
+            N::Locked,
+            P::CheckinSet,
+            HOLDER_ONLY,
+        ),
+        row(
+            ("http/web/mod.rs", "POST", "/files/bulk"),
+            "POST",
+            "/files/bulk",
+            V::Browser,
+            N::Nothing,
+            P::Bulk,
+            SIGNED_IN,
+        ),
+        // Moving a held file: its holder only (an admin too once it is free).
+        row(
+            ("http/web/mod.rs", "POST", "/files/:id/move"),
+            "POST",
+            "/files/{id}/move",
+            V::Browser,
+            N::Locked,
+            P::FormWith("path=matrix/moved-{n}.bin"),
+            [401, 409, 200, 409, 401],
+        ),
+        row(
+            ("http/web/mod.rs", "POST", "/files/:id/describe"),
+            "POST",
+            "/files/{id}/describe",
+            V::Browser,
+            N::Locked,
+            P::FormWith("description=described {n}"),
+            [401, 409, 200, 200, 401],
         ),
         row(
             ("http/web/mod.rs", "POST", "/files/:id/checkin"),
@@ -754,6 +824,60 @@ fn matrix() -> Vec<Row> {
             N::Unlocked,
             P::Empty,
             SIGNED_IN,
+        ),
+        row(
+            ("http/api/sets.rs", "POST", "/checkout"),
+            "POST",
+            "/api/checkout",
+            V::Token,
+            N::Unlocked,
+            P::JsonWith(r#"{"ids":[{id}],"comment":"set"}"#),
+            SIGNED_IN,
+        ),
+        row(
+            ("http/api/sets.rs", "POST", "/cancel"),
+            "POST",
+            "/api/cancel",
+            V::Token,
+            N::Locked,
+            P::JsonWith(r#"{"ids":[{id}]}"#),
+            HOLDER_ONLY,
+        ),
+        row(
+            ("http/api/sets.rs", "POST", "/checkin"),
+            "POST",
+            "/api/checkin",
+            V::Token,
+            N::Locked,
+            P::CheckinSet,
+            HOLDER_ONLY,
+        ),
+        row(
+            ("http/api/sets.rs", "POST", "/files/bulk"),
+            "POST",
+            "/api/files/bulk",
+            V::Token,
+            N::Nothing,
+            P::Bulk,
+            [401, 201, 201, 201, 401],
+        ),
+        row(
+            ("http/api/sets.rs", "POST", "/files/:id/move"),
+            "POST",
+            "/api/files/{id}/move",
+            V::Token,
+            N::Locked,
+            P::JsonWith(r#"{"path":"matrix/moved-{n}.bin"}"#),
+            [401, 409, 200, 409, 401],
+        ),
+        row(
+            ("http/api/mod.rs", "PATCH", "/files/:id"),
+            "PATCH",
+            "/api/files/{id}",
+            V::Token,
+            N::Locked,
+            P::JsonWith(r#"{"description":"described {n}"}"#),
+            [401, 409, 200, 200, 401],
         ),
         row(
             ("http/api/mod.rs", "POST", "/files/:id/nudge"),
@@ -1209,6 +1333,22 @@ async fn call(fx: &Fixture, r: &Row, role: usize) -> u16 {
             "file",
             Part::bytes(format!("v{n}").into_bytes()).file_name("n.bin"),
         )),
+        P::FormWith(text) => rb
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(filled(text, id, n as usize)),
+        P::JsonWith(text) => rb
+            .header("Content-Type", "application/json")
+            .body(filled(text, id, n as usize)),
+        P::CheckinSet => rb.multipart(Form::new().text("message", "matrix set").part(
+            "file",
+            Part::bytes(format!("set{n}").into_bytes()).file_name(path.to_string()),
+        )),
+        P::Bulk => rb.multipart(
+            Form::new()
+                .text("folder", format!("matrix/bulk-{n}"))
+                .part("file", Part::bytes(b"a".to_vec()).file_name("a.bin"))
+                .part("file", Part::bytes(b"b".to_vec()).file_name("sub/b.bin")),
+        ),
         P::LfsPath => rb
             .header("Content-Type", "application/vnd.git-lfs+json")
             .body(json!({ "path": path }).to_string()),
@@ -1378,9 +1518,9 @@ async fn every_state_changing_request_needs_the_csrf_token_and_a_same_site_origi
             variants.push(("no CSRF token", vec![], false));
         }
         for (what, headers, with_csrf) in variants {
-            let (url, path) = prepare(&fx, &r).await;
+            let (url, path, id) = prepare(&fx, &r).await;
             let before = fx.snapshot().await;
-            let status = forged(&fx, &r, &url, &path, &headers, with_csrf).await;
+            let status = forged(&fx, &r, &url, &path, id, &headers, with_csrf).await;
             let after = fx.snapshot().await;
             if status != 403 {
                 wrong.push(format!(
@@ -1397,7 +1537,7 @@ async fn every_state_changing_request_needs_the_csrf_token_and_a_same_site_origi
 }
 
 /// Makes the row's fixture and returns its URL.
-async fn prepare(fx: &Fixture, r: &Row) -> (String, String) {
+async fn prepare(fx: &Fixture, r: &Row) -> (String, String, u64) {
     let n = fx.next();
     let path = format!("forged/file-{n}.bin");
     let id = match r.needs {
@@ -1414,7 +1554,7 @@ async fn prepare(fx: &Fixture, r: &Row) -> (String, String) {
         .url
         .replace("{id}", &id.to_string())
         .replace("{token}", &token.to_string());
-    (url, path)
+    (url, path, id)
 }
 
 /// What a forged request varies: its name, extra headers, whether it carries the CSRF token.
@@ -1427,6 +1567,7 @@ async fn forged(
     r: &Row,
     url: &str,
     path: &str,
+    id: u64,
     headers: &[(&str, String)],
     with_csrf: bool,
 ) -> u16 {
@@ -1476,6 +1617,22 @@ async fn forged(
             "file",
             Part::bytes(format!("f{n}").into_bytes()).file_name("x.bin"),
         )),
+        P::FormWith(text) => rb
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(filled(text, id, n as usize)),
+        P::JsonWith(text) => rb
+            .header("Content-Type", "application/json")
+            .body(filled(text, id, n as usize)),
+        P::CheckinSet => rb.multipart(Form::new().text("message", "forged set").part(
+            "file",
+            Part::bytes(format!("set{n}").into_bytes()).file_name(path.to_string()),
+        )),
+        P::Bulk => rb.multipart(
+            Form::new()
+                .text("folder", format!("matrix/bulk-{n}"))
+                .part("file", Part::bytes(b"a".to_vec()).file_name("a.bin"))
+                .part("file", Part::bytes(b"b".to_vec()).file_name("sub/b.bin")),
+        ),
         P::LfsPath => rb
             .header("Content-Type", "application/vnd.git-lfs+json")
             .body(json!({ "path": path }).to_string()),

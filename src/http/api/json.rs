@@ -70,6 +70,8 @@ pub(super) enum EventKindJson {
     Reserved,
     Released,
     Expired,
+    Moved,
+    Edited,
 }
 
 impl From<EventKind> for EventKindJson {
@@ -86,6 +88,8 @@ impl From<EventKind> for EventKindJson {
             EventKind::Reserved => EventKindJson::Reserved,
             EventKind::Released => EventKindJson::Released,
             EventKind::Expired => EventKindJson::Expired,
+            EventKind::Moved => EventKindJson::Moved,
+            EventKind::Edited => EventKindJson::Edited,
         }
     }
 }

@@ -14,6 +14,7 @@
 mod backup;
 mod json;
 mod me;
+mod sets;
 mod spec;
 pub(crate) mod wire;
 
@@ -508,6 +509,20 @@ impl Api {
         Ok(Json(file_json(files, &caller, &f).await?))
     }
 
+    /// Change a file's description: by its holder or an admin.
+    #[oai(path = "/files/:id", method = "patch", operation_id = "editFile")]
+    async fn edit_file(
+        &self,
+        Data(files): Data<&Files>,
+        caller: Caller,
+        id: Path<Id>,
+        body: Json<sets::EditFileRequest>,
+    ) -> Answer<Json<FileJson>, { WRITE | BODY | E400 | E404 | E409 | E422 }> {
+        let description = crate::domain::Description::parse(body.description.as_str())?;
+        let f = files.describe(&caller.actor(), id.0.0, description).await?;
+        Ok(Json(file_json(files, &caller, &f).await?))
+    }
+
     /// Admin: delete a file that is not checked out. Its history stays in Git.
     #[oai(path = "/files/:id", method = "delete", operation_id = "deleteFile")]
     async fn delete_file(
@@ -665,10 +680,10 @@ impl Api {
 }
 
 /// The `/api` service: these operations, `/me` and the backup one.
-pub type Service = OpenApiService<(Api, me::MeApi, backup::BackupApi), ()>;
+pub type Service = OpenApiService<(Api, me::MeApi, sets::SetsApi, backup::BackupApi), ()>;
 
 pub fn service() -> Service {
-    OpenApiService::new((Api, me::MeApi, backup::BackupApi), "Latch", env!("CARGO_PKG_VERSION"))
+    OpenApiService::new((Api, me::MeApi, sets::SetsApi, backup::BackupApi), "Latch", env!("CARGO_PKG_VERSION"))
         .server("/api")
         .description("Check files out and in; see who holds what. Authenticate with a session cookie plus X-CSRF-Token, an API token (Bearer), or HTTP Basic. Every refusal is `{\"error\": \"<a sentence>\"}` with one of the statuses documented for the operation.")
 }

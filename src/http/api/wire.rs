@@ -35,6 +35,19 @@ use crate::http::error::{Surface, refusal};
 pub struct ErrorBody {
     /// A sentence a person understands.
     pub error: String,
+    /// For a change set refused with 409: each file in its way and who
+    /// holds it (or whom it is reserved for).
+    #[oai(skip_serializing_if_is_none)]
+    pub conflicts: Option<Vec<ConflictJson>>,
+}
+
+/// A file a change set could not take.
+#[derive(Object)]
+#[oai(rename = "Conflict")]
+pub struct ConflictJson {
+    pub id: u64,
+    pub path: String,
+    pub owner: String,
 }
 
 /// What a [`Text`] is documented as: its schema, and the types it refers to.

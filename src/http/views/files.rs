@@ -373,7 +373,45 @@ pub fn event_sentence(e: &Event) -> String {
             e.previous_holder.as_deref().unwrap_or("someone"),
             e.path
         ),
+        EventKind::Moved => match note {
+            Some(from) => format!("{} moved {from} to {}", e.actor, e.path),
+            None => format!("{} moved {}", e.actor, e.path),
+        },
+        EventKind::Edited => format!("{} edited the description of {}", e.actor, e.path),
     }
+}
+
+/// The one toast of a change of several files: what was done, to how many,
+/// and (for a check-in) the message.
+pub fn together_toast(events: &[std::sync::Arc<Event>]) -> String {
+    let Some(first) = events.first() else {
+        return String::new();
+    };
+    // A change set's own events share the first one's kind; the hand-offs
+    // it caused (a file reserved for the next in line) are told apart.
+    let count = events.iter().filter(|e| e.kind == first.kind).count();
+    let what = match first.kind {
+        EventKind::Locked => "checked out",
+        EventKind::Unlocked => "cancelled the check-out of",
+        EventKind::CheckedIn => "checked in",
+        EventKind::Created => "uploaded",
+        _ => return live_toast(first, "info").into_string(),
+    };
+    let note = first
+        .note
+        .as_deref()
+        .and_then(|n| n.lines().next())
+        .filter(|n| !n.is_empty());
+    let text = match note {
+        Some(n) => format!("{} {what} {count} files — {n}", first.actor),
+        None => format!("{} {what} {count} files", first.actor),
+    };
+    html! {
+        div hx-swap-oob="beforeend:#toasts" {
+            div.toast.toast-info role="status" data-actor=(first.actor) { (text) }
+        }
+    }
+    .into_string()
 }
 
 /// A duration in the words a person would use: `7 days`, `36 h`, `2 s`.
@@ -425,6 +463,11 @@ pub fn event_fragment(e: &Event, viewer: &Viewer, c: Counters, stale_after: Dura
             Some(f) if e.kind == EventKind::Created => {
                 div.card-insert hx-swap-oob=(format!("beforeend:#{}", folder_dom_id(f.path.folder()))) { (card(f, viewer, false, stale_after)) }
             }
+            Some(f) if e.kind == EventKind::Moved => {
+                // Out of its old folder, into its new one.
+                article id=(format!("file-{}", e.file_id)) hx-swap-oob="delete" {}
+                div.card-insert hx-swap-oob=(format!("beforeend:#{}", folder_dom_id(f.path.folder()))) { (card(f, viewer, false, stale_after)) }
+            }
             Some(f) => { (card(f, viewer, true, stale_after)) }
             None => { article id=(format!("file-{}", e.file_id)) hx-swap-oob="delete" {} }
         }
@@ -436,6 +479,8 @@ pub fn event_fragment(e: &Event, viewer: &Viewer, c: Counters, stale_after: Dura
                     }
                 }
             }
+            // A change of several files has one toast for all (`together_toast`).
+            None if e.grouped => {}
             None => { (live_toast(e, toast_kind)) }
         }
         ol hx-swap-oob="afterbegin:#activity-list" { (activity_line(e)) }

@@ -297,4 +297,8 @@ impl crate::live::Render for Fragments {
     fn presence(&self, snapshot: &crate::presence::Snapshot, files: &[u64]) -> String {
         presence_fragment(snapshot, files)
     }
+
+    fn together_toast(&self, events: &[std::sync::Arc<Event>]) -> String {
+        files::together_toast(events)
+    }
 }

@@ -8,6 +8,7 @@
 mod files;
 mod inbox;
 mod people;
+mod sets;
 mod sign_in;
 
 use std::collections::HashMap;
@@ -38,7 +39,13 @@ pub fn routes() -> Route {
         .at("/setup", get(sign_in::setup_form).post(sign_in::setup_submit))
         .at("/signup", post(sign_in::signup))
         .at("/files", get(files::file_list).post(files::upload))
+        .at("/files/checkout", post(sets::checkout_set))
+        .at("/files/cancel", post(sets::cancel_set))
+        .at("/files/checkin", post(sets::checkin_set))
+        .at("/files/bulk", post(sets::bulk_upload))
         .at("/files/:id", get(files::file_card).delete(files::delete_file))
+        .at("/files/:id/move", post(sets::move_file))
+        .at("/files/:id/describe", post(sets::describe))
         .at("/files/:id/checkout", post(files::checkout))
         .at("/files/:id/cancel", post(files::cancel))
         .at("/files/:id/checkin", post(files::checkin))
