@@ -115,7 +115,8 @@ pub struct FileRecord {
     pub created_by: String,
     pub created_at: i64,
     pub size: u64,
-    /// The commit that wrote the current version.
+    /// The file's newest commit: the one that wrote the current version,
+    /// or moved it since.
     pub head: CommitId,
     pub blob: BlobId,
     pub modified_at: i64,

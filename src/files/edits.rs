@@ -63,7 +63,7 @@ impl Files {
                     super::check_name_free(&paths, &to)?;
                 }
                 let commit_message = format!("Move {from} to {to}");
-                this.commit_in(
+                let commit = this.commit_in(
                     tx,
                     &[Change::Move {
                         from: &from,
@@ -82,6 +82,8 @@ impl Files {
                     }],
                 )?;
                 rec.path = to;
+                // The file's newest commit, as for every change in Git.
+                rec.head = commit;
                 rec.modified_at = now();
                 rec.modified_by = actor.username.clone();
                 save_and_record(

@@ -11,6 +11,9 @@ use crate::vault::{Action, CommitId, CommitInfo};
 #[derive(Debug, Clone)]
 pub struct Version {
     pub commit: CommitId,
+    /// What the commit did to the file: `create`, `checkin`, `move`
+    /// (empty for a commit Latch did not make).
+    pub action: &'static str,
     pub revision: String,
     pub author: String,
     pub username: String,
@@ -146,12 +149,16 @@ impl Files {
 
 /// Commit `c` as a version of file `id`.
 fn version_of(c: CommitInfo, id: u64) -> Version {
-    let (revision, username) = c
+    let (action, revision, username) = c
         .of_file(id)
-        .map(|t| (t.revision.clone().unwrap_or_default(), t.user.clone()))
+        .map(|t| {
+            let revision = t.revision.clone().unwrap_or_default();
+            (t.action.as_str(), revision, t.user.clone())
+        })
         .unwrap_or_default();
     Version {
         commit: c.id,
+        action,
         revision,
         author: c.author_name,
         username,

@@ -73,6 +73,7 @@ impl Files {
                 drop(paths);
                 let from = rec.path.clone();
                 rec.path = t.path.clone();
+                rec.head = commit.id;
                 rec.modified_at = commit.at;
                 rec.modified_by = t.user.clone();
                 put_file(&tx.txn, &rec)?;

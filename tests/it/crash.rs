@@ -267,6 +267,9 @@ async fn step(
         }
         return Ok(());
     }
+    if me.rng.below(100) < 12 {
+        return several(http, base, me, model, &known).await;
+    }
     if me.rng.below(100) < 35 {
         return coordinate(http, base, me, model, &known).await;
     }
@@ -375,6 +378,164 @@ async fn step(
         _ => m
             .faults
             .push(format!("checkout of {id} answered {status}: {body}")),
+    }
+    Ok(())
+}
+
+/// A change of several files, or a move: check out a few known files at
+/// once, check in several held ones in one commit, or move a held one.
+/// Every file of an acknowledged set must show the set's one commit.
+async fn several(
+    http: &reqwest::Client,
+    base: &str,
+    me: &mut ClientState,
+    model: &Shared,
+    known: &[u64],
+) -> Result<(), Gone> {
+    let mine: Vec<u64> = me.held.keys().copied().collect();
+    let roll = me.rng.below(100);
+    if mine.len() >= 2 && roll < 50 {
+        // Check in two or three held files with one message.
+        let take = 2 + me.rng.below(mine.len().min(3) as u64 - 1) as usize;
+        let chosen: Vec<u64> = mine.iter().copied().take(take).collect();
+        let mut form = Form::new()
+            .text("message", format!("Set {} by {}", me.serial, me.name))
+            .text("bump", "minor");
+        let mut contents = HashMap::new();
+        for id in &chosen {
+            me.held.remove(id);
+            let (status, file) = send(
+                http.get(format!("{base}/api/files/{id}"))
+                    .bearer_auth(&me.token),
+            )
+            .await?;
+            let path = file["path"].as_str().unwrap_or_default().to_string();
+            if status != 200 || path.is_empty() {
+                model
+                    .lock()
+                    .unwrap()
+                    .faults
+                    .push(format!("get {id}: {status}"));
+                return Ok(());
+            }
+            me.serial += 1;
+            let mut content = format!("{} set {} {}\n", me.name, id, me.serial).into_bytes();
+            let n = me.rng.below(2000) as usize;
+            content.extend(me.rng.bytes(n));
+            form = form.part("file", Part::bytes(content.clone()).file_name(path));
+            contents.insert(*id, content);
+        }
+        let (status, body) = send(
+            http.post(format!("{base}/api/checkin"))
+                .bearer_auth(&me.token)
+                .multipart(form),
+        )
+        .await?;
+        let mut m = model.lock().unwrap();
+        match status {
+            200 => {
+                let files = body["files"].as_array().cloned().unwrap_or_default();
+                let commits: BTreeSet<&str> =
+                    files.iter().filter_map(|f| f["head"].as_str()).collect();
+                if files.len() != chosen.len() || commits.len() != 1 {
+                    m.faults
+                        .push(format!("a change set of {chosen:?} answered {body}"));
+                    return Ok(());
+                }
+                for f in &files {
+                    let id = f["id"].as_u64().unwrap_or_default();
+                    m.versions.push(Version {
+                        file: id,
+                        commit: f["head"].as_str().unwrap_or_default().into(),
+                        revision: f["revision"].as_str().unwrap_or_default().into(),
+                        content: contents.remove(&id).unwrap_or_default(),
+                        content_checked: false,
+                    });
+                    m.hot.remove(&id);
+                }
+                m.ack("checkin set");
+            }
+            // A lock was overridden meanwhile: nothing was checked in.
+            403 | 409 => m.ack("checkin set refused"),
+            _ => m
+                .faults
+                .push(format!("checkin set {chosen:?} answered {status}: {body}")),
+        }
+        return Ok(());
+    }
+    if !mine.is_empty() && roll < 70 {
+        let id = mine[me.rng.below(mine.len() as u64) as usize];
+        me.serial += 1;
+        let to = format!("{}/moved-{}-{:x}.mcam", me.name, me.serial, me.rng.next());
+        let (status, body) = send(
+            http.post(format!("{base}/api/files/{id}/move"))
+                .bearer_auth(&me.token)
+                .json(&json!({ "path": to })),
+        )
+        .await?;
+        let mut m = model.lock().unwrap();
+        match status {
+            200 if body["path"] == to.as_str() && body["lock"]["owner"] == me.name.as_str() => {
+                m.ack("move")
+            }
+            // Overridden meanwhile: no longer ours to move.
+            403 | 409 => {
+                me.held.remove(&id);
+                m.ack("move refused")
+            }
+            _ => m
+                .faults
+                .push(format!("move of {id} answered {status}: {body}")),
+        }
+        return Ok(());
+    }
+    // Check out two or three known files at once: all or none.
+    let mut ids: Vec<u64> = (0..2 + me.rng.below(2))
+        .map(|_| known[me.rng.below(known.len() as u64) as usize])
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.iter().any(|id| me.held.contains_key(id)) {
+        return Ok(());
+    }
+    let held = {
+        let m = model.lock().unwrap();
+        ids.iter()
+            .map(|id| {
+                let held = Held {
+                    overrides_before: m.overrides_started.get(id).copied().unwrap_or(0),
+                    clear: m.overrides_in_flight.get(id).copied().unwrap_or(0) == 0,
+                    fresh: true,
+                };
+                (*id, held)
+            })
+            .collect::<Vec<_>>()
+    };
+    let (status, body) = send(
+        http.post(format!("{base}/api/checkout"))
+            .bearer_auth(&me.token)
+            .json(&json!({"ids": ids, "comment": format!("{} set", me.name)})),
+    )
+    .await?;
+    let mut m = model.lock().unwrap();
+    match status {
+        200 if body["files"].as_array().is_some_and(|f| {
+            f.len() == ids.len() && f.iter().all(|f| f["lock"]["owner"] == me.name.as_str())
+        }) =>
+        {
+            for (id, h) in held {
+                me.queued.remove(&id);
+                me.held.insert(id, h);
+                m.hot.insert(id);
+            }
+            m.ack("checkout set");
+        }
+        409 if body["conflicts"].as_array().is_some_and(|c| !c.is_empty()) => {
+            m.ack("checkout set conflict")
+        }
+        _ => m
+            .faults
+            .push(format!("checkout set {ids:?} answered {status}: {body}")),
     }
     Ok(())
 }
@@ -850,7 +1011,8 @@ async fn verify(
             .unwrap_or_default();
         assert!(!history.is_empty(), "file {id} has no history");
         let mut revisions = BTreeSet::new();
-        for v in &history {
+        // A move keeps the revision: only new content takes a new one.
+        for v in history.iter().filter(|v| v["action"] != "move") {
             let rev = v["revision"].as_str().unwrap_or_default();
             assert!(
                 revisions.insert(rev.to_string()),

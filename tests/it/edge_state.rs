@@ -183,6 +183,109 @@ async fn reconciliation_reads_trailers_leniently() {
     everything_reads(&app, &admin, id).await;
 }
 
+/// A change set and a move committed to Git by a process killed before its
+/// database commit: the next start applies each file of the commit (not
+/// some of them), the moved file keeps its id at its new path, and old
+/// versions still download from where they were.
+#[tokio::test]
+async fn reconciliation_applies_a_change_set_and_a_move_whole() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let mut app = TestApp::start(&data, |_| {}).await;
+    let admin = app.admin().await;
+    let a = admin.upload_ok("set/a.nc", b"a1").await;
+    let b = admin.upload_ok("set/b.nc", b"b1").await;
+    let c = admin.upload_ok("set/c.nc", b"c1").await;
+    app.stop().await;
+    {
+        use latch::domain::RepoPath;
+        use latch::vault::{Action, Author, Change, Trailers, Vault};
+        let vault = Vault::open_or_init(&data.join("vault.git")).unwrap();
+        let author = Author {
+            username: "admin",
+            display_name: "Administrator",
+        };
+        let (pa, pb) = (
+            RepoPath::parse("set/a.nc").unwrap(),
+            RepoPath::parse("set/b.nc").unwrap(),
+        );
+        let (ba, bb) = (
+            vault.write_blob(&mut &b"a2"[..], 2).unwrap(),
+            vault.write_blob(&mut &b"b2"[..], 2).unwrap(),
+        );
+        let trailer = |id, path: &RepoPath| Trailers {
+            action: Action::CheckIn,
+            file_id: id,
+            path: path.clone(),
+            from: None,
+            revision: Some("1.1".into()),
+            user: "admin".into(),
+        };
+        vault
+            .commit(
+                &[
+                    Change::Put {
+                        path: &pa,
+                        blob: ba,
+                    },
+                    Change::Put {
+                        path: &pb,
+                        blob: bb,
+                    },
+                ],
+                &author,
+                "Both at once",
+                &[trailer(a, &pa), trailer(b, &pb)],
+            )
+            .unwrap();
+        let (from, to) = (
+            RepoPath::parse("set/c.nc").unwrap(),
+            RepoPath::parse("moved/c.nc").unwrap(),
+        );
+        let blob = vault
+            .blob_at(vault.head().unwrap().unwrap(), &from)
+            .unwrap()
+            .unwrap();
+        vault
+            .commit(
+                &[Change::Move {
+                    from: &from,
+                    to: &to,
+                    blob,
+                }],
+                &author,
+                "Move set/c.nc to moved/c.nc",
+                &[Trailers {
+                    action: Action::Move,
+                    file_id: c,
+                    path: to.clone(),
+                    from: Some(from.clone()),
+                    revision: Some("1.0".into()),
+                    user: "admin".into(),
+                }],
+            )
+            .unwrap();
+    }
+    let app = TestApp::start(&data, |_| {}).await;
+    let admin = app.admin().await;
+    for (id, content) in [(a, b"a2"), (b, b"b2")] {
+        let file = admin.file(id).await;
+        assert_eq!(file["revision"], "1.1", "{file}");
+        assert_eq!(admin.content(id, None).await, content);
+    }
+    let moved = admin.file(c).await;
+    assert_eq!(moved["path"], "moved/c.nc", "{moved}");
+    let history = admin.get_json(&format!("/api/files/{c}/history")).await;
+    let versions = history["versions"].as_array().unwrap();
+    assert_eq!(versions[0]["action"], "move", "{history}");
+    let first = versions[1]["commit"].as_str().unwrap();
+    assert_eq!(admin.content(c, Some(first)).await, b"c1");
+    // The old name is free again, the new one taken.
+    assert_eq!(admin.upload("set/c.nc", b"new").await.status(), 201);
+    assert_eq!(admin.upload("moved/c.nc", b"new").await.status(), 409);
+    everything_reads(&app, &admin, c).await;
+}
+
 // ------------------------------------------ 2. files and folders apart
 
 fn ls_tree(vault: &Path) -> BTreeSet<String> {

@@ -208,6 +208,9 @@ pub(super) struct FileList {
 #[derive(Object)]
 pub(super) struct VersionJson {
     pub(super) commit: String,
+    /// What the commit did: `create`, `checkin` or `move` (the content of
+    /// a move is the revision before it, under a new path).
+    pub(super) action: String,
     pub(super) revision: String,
     pub(super) author: String,
     pub(super) username: String,

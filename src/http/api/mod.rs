@@ -549,6 +549,7 @@ impl Api {
                 .into_iter()
                 .map(|v| VersionJson {
                     commit: v.commit.to_string(),
+                    action: v.action.to_string(),
                     revision: v.revision,
                     author: v.author,
                     username: v.username,
