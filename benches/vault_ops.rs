@@ -1,6 +1,8 @@
 //! Figures for the core: dashboard render time at 1,000 and 10,000 files,
-//! check-out + cancel pairs per second over HTTP with durable commits, and
-//! check-in of 1 MiB and 200 MiB files (time and the server's peak RSS).
+//! check-out + cancel pairs per second over HTTP with durable commits,
+//! check-in of 1 MiB and 200 MiB files (time and the server's peak RSS),
+//! and a change set of 10 files × 1 MiB against ten single check-ins, and
+//! one with a 200 MiB file in it (peak RSS).
 //!
 //! Run with `cargo bench --bench vault_ops`. The server runs as the real
 //! release binary in a child process, so its memory is measured alone.
@@ -303,6 +305,162 @@ async fn bench_checkin(size: usize, label: &str) {
     );
 }
 
+/// Content that does not compress to nothing, like real CAD/CAM data.
+fn noise(size: usize, seed: u64) -> Vec<u8> {
+    let mut content = vec![0u8; size];
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15 ^ seed;
+    for chunk in content.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let n = chunk.len();
+        chunk.copy_from_slice(&x.to_le_bytes()[..n]);
+    }
+    content
+}
+
+/// A change set's check-in of `files` × `size` (one commit) against the
+/// same files checked in one by one; then a set holding one `big` file.
+async fn bench_change_set(files: usize, size: usize, reps: usize, big: usize) {
+    let server = Server::start().await;
+    let token = server.token().await;
+    let http = reqwest::Client::new();
+    let base = &server.base;
+    let mut ids = Vec::new();
+    for i in 0..files {
+        let form = reqwest::multipart::Form::new()
+            .text("path", format!("set/part-{i}.bin"))
+            .part(
+                "file",
+                reqwest::multipart::Part::bytes(vec![1u8; 64]).file_name("x"),
+            );
+        let created: serde_json::Value = http
+            .post(format!("{base}/api/files"))
+            .bearer_auth(&token)
+            .multipart(form)
+            .send()
+            .await
+            .expect("upload")
+            .json()
+            .await
+            .expect("json");
+        ids.push(created["id"].as_u64().expect("id"));
+    }
+    let checkout_all = async || {
+        let resp = http
+            .post(format!("{base}/api/checkout"))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({ "ids": ids }))
+            .send()
+            .await
+            .expect("checkout set");
+        assert!(
+            resp.status().is_success(),
+            "checkout set: {}",
+            resp.status()
+        );
+    };
+    let mut set_secs = Vec::new();
+    let mut one_by_one_secs = Vec::new();
+    let mut seed = 1;
+    for _ in 0..reps {
+        checkout_all().await;
+        let mut form = reqwest::multipart::Form::new().text("message", "bench set");
+        for i in 0..files {
+            seed += 1;
+            form = form.part(
+                "file",
+                reqwest::multipart::Part::bytes(noise(size, seed))
+                    .file_name(format!("set/part-{i}.bin")),
+            );
+        }
+        let started = Instant::now();
+        let resp = http
+            .post(format!("{base}/api/checkin"))
+            .bearer_auth(&token)
+            .multipart(form)
+            .send()
+            .await
+            .expect("checkin set");
+        set_secs.push(started.elapsed().as_secs_f64());
+        assert!(resp.status().is_success(), "checkin set: {}", resp.status());
+
+        checkout_all().await;
+        let mut parts = Vec::new();
+        for _ in 0..files {
+            seed += 1;
+            parts.push(noise(size, seed));
+        }
+        let started = Instant::now();
+        for (id, content) in ids.iter().zip(parts) {
+            let form = reqwest::multipart::Form::new()
+                .text("message", "bench single")
+                .part(
+                    "file",
+                    reqwest::multipart::Part::bytes(content).file_name("x"),
+                );
+            let resp = http
+                .post(format!("{base}/api/files/{id}/checkin"))
+                .bearer_auth(&token)
+                .multipart(form)
+                .send()
+                .await
+                .expect("checkin");
+            assert!(resp.status().is_success(), "checkin: {}", resp.status());
+        }
+        one_by_one_secs.push(started.elapsed().as_secs_f64());
+    }
+    let (set, single) = (median(set_secs), median(one_by_one_secs));
+    println!(
+        "change set of {files} files × {} KiB: median {:.0} ms in one commit; the same one by one {:.0} ms ({:.2}× the set's time; medians of {reps})",
+        size >> 10,
+        set * 1000.0,
+        single * 1000.0,
+        single / set
+    );
+
+    // One big file in a set: streamed and spooled like a single check-in.
+    checkout_all().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let idle = server.status_kib("VmRSS:");
+    server.reset_peak();
+    let mut form = reqwest::multipart::Form::new().text("message", "bench big set");
+    for i in 0..files {
+        seed += 1;
+        let content = if i == 0 {
+            noise(big, seed)
+        } else {
+            noise(size, seed)
+        };
+        form = form.part(
+            "file",
+            reqwest::multipart::Part::bytes(content).file_name(format!("set/part-{i}.bin")),
+        );
+    }
+    let started = Instant::now();
+    let resp = http
+        .post(format!("{base}/api/checkin"))
+        .bearer_auth(&token)
+        .multipart(form)
+        .send()
+        .await
+        .expect("checkin big set");
+    assert!(
+        resp.status().is_success(),
+        "checkin big set: {}",
+        resp.status()
+    );
+    println!(
+        "change set with a {} MiB file and {} × {} KiB: {:.2} s; server RSS idle {:.1} MiB, peak +{:.1} MiB",
+        big >> 20,
+        files - 1,
+        size >> 10,
+        started.elapsed().as_secs_f64(),
+        idle as f64 / 1024.0,
+        server.status_kib("VmHWM:").saturating_sub(idle) as f64 / 1024.0
+    );
+}
+
 #[tokio::main]
 async fn main() {
     let quick = std::env::var("LATCH_BENCH_QUICK").is_ok_and(|v| v == "1");
@@ -327,6 +485,13 @@ async fn main() {
     bench_checkin(
         if quick { 20 << 20 } else { 200 << 20 },
         if quick { "20 MiB" } else { "200 MiB" },
+    )
+    .await;
+    bench_change_set(
+        10,
+        1 << 20,
+        if quick { 2 } else { 7 },
+        if quick { 20 << 20 } else { 200 << 20 },
     )
     .await;
 }

@@ -61,7 +61,14 @@ pub fn with_middleware(
             );
             req.set_body(body);
             let result = ep.call(req).await;
-            if watch.over_limit() {
+            if watch.over_limit() && multipart {
+                // Several files (a change set, a bulk upload) count together.
+                let text = format!(
+                    "The upload is larger than the limit of {}; the files of one upload count together. Nothing was saved.",
+                    crate::domain::human_size(limits.max_upload)
+                );
+                reply(surface, StatusCode::PAYLOAD_TOO_LARGE, &text)
+            } else if watch.over_limit() {
                 reply(surface, StatusCode::PAYLOAD_TOO_LARGE, BODY_TOO_LARGE)
             } else if watch.part_head_too_large() {
                 reply(surface, StatusCode::PAYLOAD_TOO_LARGE, PART_HEAD_TOO_LARGE)

@@ -71,6 +71,8 @@ pub struct Limits {
     /// it is read (see `forms::read_upload`); this bounds what the multipart
     /// parser may buffer before it finds a part's end.
     pub multipart_body: u64,
+    /// `--max-upload`: what a person is told the limit is.
+    pub max_upload: u64,
 }
 
 impl Limits {
@@ -84,6 +86,7 @@ impl Limits {
                 .max_upload
                 .saturating_add(crate::http::forms::MAX_TEXT_TOTAL as u64)
                 .saturating_add(1 << 20),
+            max_upload: config.max_upload,
         }
     }
 }

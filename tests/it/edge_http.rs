@@ -487,3 +487,49 @@ async fn an_answer_given_before_the_body_was_read_says_the_connection_closes() {
     assert!(got.starts_with("http/1.1 401"), "{got}");
     assert!(!got.contains("connection: close"), "{got}");
 }
+
+/// Files sent together (a bulk upload, a change set) count against one
+/// `--max-upload` between them: a body over it is refused with a sentence
+/// that says so (not the one for small forms), and nothing is kept.
+#[tokio::test]
+async fn files_sent_together_are_over_the_limit_together() {
+    let app = TestApp::spawn_with(|c| c.max_upload = 64 * 1024).await;
+    let admin = app.admin().await;
+    let cookie = admin.cookie_header();
+    let csrf = admin.csrf.clone().unwrap();
+    // Each part under the limit, all of them far over it (and over the
+    // room the form's text and headers are given besides).
+    let mut body = Vec::new();
+    for i in 0..40 {
+        body.extend(format!("--XB\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f{i}.bin\"\r\n\r\n").as_bytes());
+        body.extend(vec![b'x'; 60 * 1024]);
+        body.extend(b"\r\n");
+    }
+    body.extend(b"--XB--\r\n");
+    let head = format!(
+        "POST /api/files/bulk HTTP/1.1\r\nHost: {}\r\nCookie: {cookie}\r\nX-CSRF-Token: {csrf}\r\nContent-Type: multipart/form-data; boundary=XB\r\nContent-Length: {}\r\n\r\n",
+        app.addr,
+        body.len()
+    );
+    let mut sock = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    sock.write_all(head.as_bytes()).await.unwrap();
+    // The server answers part-way and closes: later writes may fail.
+    for chunk in body.chunks(16 * 1024) {
+        if sock.write_all(chunk).await.is_err() {
+            break;
+        }
+    }
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), sock.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(
+        answer.contains("count together") && answer.contains("64 KiB"),
+        "{answer}"
+    );
+    assert_eq!(admin.files().await.len(), 0, "nothing was added");
+    let spool: Vec<_> = std::fs::read_dir(app.data_dir.join("spool"))
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(spool.is_empty(), "spool kept {spool:?}");
+}
