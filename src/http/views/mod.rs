@@ -6,6 +6,7 @@
 
 mod files;
 mod inbox;
+mod locks;
 mod people;
 mod presence;
 
@@ -15,6 +16,7 @@ use maud::{DOCTYPE, Markup, html};
 
 pub use self::files::*;
 pub use self::inbox::*;
+pub use self::locks::*;
 pub use self::people::*;
 pub use self::presence::*;
 use crate::accounts::Session;
