@@ -187,53 +187,71 @@ impl Files {
         Ok(recs)
     }
 
+    /// The files `actor` holds, by id and path: what a change set's parts
+    /// named by a bare file name are matched against (read once per request).
+    pub async fn held_by(&self, actor: &Actor) -> AppResult<Vec<(u64, RepoPath)>> {
+        let store = self.shared.store.clone();
+        let username = actor.username.clone();
+        blocking(move || {
+            store.read(|txn| {
+                let mut held = Vec::new();
+                for row in txn.open_table(FILES)?.iter()? {
+                    let (_, value) = row?;
+                    let rec: FileRecord = store::decode(value.value())?;
+                    if rec.locked_by() == Some(username.as_str()) {
+                        held.push((rec.id, rec.path));
+                    }
+                }
+                Ok(held)
+            })
+        })
+        .await
+    }
+
     /// Which file a change set's part names: its path in the vault, or, for
     /// a bare file name (what a browser sends for a file picked from disk),
-    /// the one file of that name the actor holds. Checked before the
-    /// part's body is read, so nobody streams a file only to hear no.
-    pub async fn resolve_set_part(&self, actor: &Actor, name: &str) -> AppResult<u64> {
+    /// the one file of that name among `held` (see [`Files::held_by`]).
+    /// Checked before the part's body is read, so nobody streams a file
+    /// only to hear no.
+    pub async fn resolve_set_part(
+        &self,
+        actor: &Actor,
+        name: &str,
+        held: &[(u64, RepoPath)],
+    ) -> AppResult<u64> {
+        let path = RepoPath::parse(name)?;
+        let by_name: Vec<u64> = held
+            .iter()
+            .filter(|(_, p)| path.folder().is_empty() && p.file_name() == path.as_str())
+            .map(|(id, _)| *id)
+            .collect();
         let store = self.shared.store.clone();
         let actor = actor.clone();
         let name = name.to_string();
         blocking(move || {
             store.read(|txn| {
-                let paths = txn.open_table(PATHS)?;
-                let files = txn.open_table(FILES)?;
-                let path = RepoPath::parse(&name)?;
-                let id = match paths.get(path.as_str())?.map(|v| v.value()) {
+                let id = match txn.open_table(PATHS)?.get(path.as_str())?.map(|v| v.value()) {
                     Some(id) => id,
-                    None if path.folder().is_empty() => {
-                        let mut mine = Vec::new();
-                        for row in files.iter()? {
-                            let (_, value) = row?;
-                            let rec: FileRecord = store::decode(value.value())?;
-                            if rec.locked_by() == Some(actor.username.as_str())
-                                && rec.path.file_name() == path.as_str()
-                            {
-                                mine.push(rec.id);
-                            }
+                    None => match by_name.as_slice() {
+                        [id] => *id,
+                        [] if path.folder().is_empty() => {
+                            return Err(AppError::NotFound(format!(
+                                "{name} is not a file in the vault, nor the name of one you have checked out."
+                            )));
                         }
-                        match mine.as_slice() {
-                            [id] => *id,
-                            [] => {
-                                return Err(AppError::NotFound(format!(
-                                    "{name} is not a file in the vault, nor the name of one you have checked out."
-                                )));
-                            }
-                            _ => {
-                                return Err(AppError::Invalid(format!(
-                                    "You have several files named {name} checked out; name the part by its path in the vault."
-                                )));
-                            }
+                        [] => {
+                            return Err(AppError::NotFound(format!(
+                                "{name} is not a file in the vault."
+                            )));
                         }
-                    }
-                    None => {
-                        return Err(AppError::NotFound(format!(
-                            "{name} is not a file in the vault."
-                        )));
-                    }
+                        _ => {
+                            return Err(AppError::Invalid(format!(
+                                "You have several files named {name} checked out; name the part by its path in the vault."
+                            )));
+                        }
+                    },
                 };
-                let rec = get_file(&files, id)?.ok_or_else(|| not_found(id))?;
+                let rec = get_file(&txn.open_table(FILES)?, id)?.ok_or_else(|| not_found(id))?;
                 require_holder(&rec, &actor, "check it in")?;
                 Ok(id)
             })

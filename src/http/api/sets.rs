@@ -141,9 +141,10 @@ impl SetsApi {
         form: Form<CheckinSetForm>,
     ) -> Answer<Json<FilesJson>, { WRITE | BODY | E404 | E409 | E422 }> {
         let actor = caller.actor();
+        let held = std::sync::Arc::new(files.held_by(&actor).await?);
         let (fields, parts) = forms::read_parts(files, form.0, MAX_SET, |name| {
-            let (files, actor) = (files.clone(), actor.clone());
-            async move { files.resolve_set_part(&actor, &name).await }
+            let (files, actor, held) = (files.clone(), actor.clone(), held.clone());
+            async move { files.resolve_set_part(&actor, &name, &held).await }
         })
         .await?;
         let version = new_version_from(&fields)?;

@@ -123,9 +123,10 @@ pub(super) async fn checkin_set(
         guard.same_origin()?;
         let early = guard.signed_in().await?;
         let actor = early.actor();
+        let held = std::sync::Arc::new(files.held_by(&actor).await?);
         let (fields, parts) = forms::read_parts(files, multipart, MAX_SET, |name| {
-            let (files, actor) = (files.clone(), actor.clone());
-            async move { files.resolve_set_part(&actor, &name).await }
+            let (files, actor, held) = (files.clone(), actor.clone(), held.clone());
+            async move { files.resolve_set_part(&actor, &name, &held).await }
         })
         .await?;
         let session = guard.writer(Some(&fields)).await?;
