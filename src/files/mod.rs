@@ -39,6 +39,7 @@ use crate::store::{
 use crate::vault::{Action, Author, Change, CommitId, Spool, Trailers, Vault};
 
 mod aging;
+mod content;
 mod handoff;
 mod names;
 mod notices;
@@ -48,6 +49,7 @@ mod rules;
 mod spool;
 
 pub use aging::{LockAging, SYSTEM_ACTOR};
+pub use content::{Comparison, FolderZip, Preview, Raster, Shown, human_size};
 use names::check_name_free;
 pub use notices::{InboxView, Watches};
 pub use reads::{Board, Download, Version, download_name};
