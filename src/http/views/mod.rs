@@ -4,6 +4,7 @@
 //! and account pages. Every user-supplied string goes through maud's
 //! escaping.
 
+mod content;
 mod files;
 mod inbox;
 mod people;
@@ -13,6 +14,7 @@ use std::time::Duration;
 
 use maud::{DOCTYPE, Markup, html};
 
+pub use self::content::*;
 pub use self::files::*;
 pub use self::inbox::*;
 pub use self::people::*;
