@@ -100,11 +100,7 @@ impl ContentApi {
     /// What the preview page shows of a version (the current one, or the
     /// one written by commit `rev`): text (the first 1 MiB), a raster
     /// image's type, or a type guessed from the name.
-    #[oai(
-        path = "/files/:id/preview",
-        method = "get",
-        operation_id = "filePreview"
-    )]
+    #[oai(path = "/files/:id/preview", method = "get", operation_id = "preview")]
     async fn preview(
         &self,
         Data(files): Data<&Files>,
