@@ -106,11 +106,15 @@ pub fn comparison(id: u64, c: &Comparison, from: &str, to: &str, as_panel: bool)
         section.comparison data-viewing-file=[as_panel.then_some(id)] {
             (panel_head(html! { "Compare " (c.path) ": " (c.from_revision) " → " (c.to_revision) }, as_panel))
             p.actions {
-                a.btn href=(format!("{base}/preview?rev={from}")) { "Preview " (c.from_revision) }
-                " "
-                a.btn href=(format!("{base}/preview?rev={to}")) { "Preview " (c.to_revision) }
+                @for (rev, label) in [(from, &c.from_revision), (to, &c.to_revision)] {
+                    @let href = format!("{base}/preview?rev={rev}");
+                    a.btn href=(href) hx-get=(href) hx-target="#panel" hx-swap="innerHTML" { "Preview " (label) }
+                    " "
+                }
                 " "
                 a.btn href=(format!("/api{base}/diff?from={from}&to={to}")) download=(format!("{}.diff", c.path.file_name())) { "Download .diff" }
+                " "
+                a.btn href=(format!("{base}/history")) hx-get=(format!("{base}/history")) hx-target="#panel" hx-swap="innerHTML" { "History" }
             }
             @if c.cut_short {
                 p.notice.truncated { "The comparison was cut short: the changes shown are correct, but may be more than the smallest set of changes." }
