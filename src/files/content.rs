@@ -158,8 +158,7 @@ impl Files {
     pub async fn compare(&self, id: u64, from: &str, to: &str) -> AppResult<Comparison> {
         let (from, to) = (from.trim(), to.trim());
         let rec = self.get(id).await?;
-        let from_revision = self.revision_of(id, Some(from)).await?;
-        let to_revision = self.revision_of(id, Some(to)).await?;
+        let [from_revision, to_revision] = self.revisions_of(id, [from, to]).await?;
         let a = self.open(id, Some(from)).await?;
         let b = self.open(id, Some(to)).await?;
         // Sizes are checked before a byte is read: two sides at most are
@@ -198,15 +197,34 @@ impl Files {
     /// The revision a version carries (from history); the current one
     /// without `rev`. 404 when `rev` is not one of this file's versions.
     async fn revision_of(&self, id: u64, rev: Option<&str>) -> AppResult<String> {
-        let Some(rev) = rev else {
-            return Ok(self.get(id).await?.revision.to_string());
-        };
+        match rev {
+            None => Ok(self.get(id).await?.revision.to_string()),
+            Some(rev) => {
+                let [revision] = self.revisions_of(id, [rev]).await?;
+                Ok(revision)
+            }
+        }
+    }
+
+    /// The revisions of several versions, from one reading of the history.
+    async fn revisions_of<const N: usize>(
+        &self,
+        id: u64,
+        revs: [&str; N],
+    ) -> AppResult<[String; N]> {
         let (rec, versions) = self.history(id).await?;
-        versions
-            .iter()
-            .find(|v| v.commit.to_string().eq_ignore_ascii_case(rev))
-            .map(|v| v.revision.clone())
-            .ok_or_else(|| AppError::NotFound(format!("{} has no version {rev}.", rec.path)))
+        let mut out = Vec::with_capacity(N);
+        for rev in revs {
+            let found = versions
+                .iter()
+                .find(|v| v.commit.to_string().eq_ignore_ascii_case(rev))
+                .map(|v| v.revision.clone());
+            out.push(found.ok_or_else(|| {
+                AppError::NotFound(format!("{} has no version {rev}.", rec.path))
+            })?);
+        }
+        out.try_into()
+            .map_err(|_| AppError::Internal("revisions miscounted".into()))
     }
 
     /// The current version of every file under `folder`, read as one
