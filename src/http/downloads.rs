@@ -85,8 +85,13 @@ pub fn zip_response(zip: crate::files::FolderZip) -> Response {
     tokio::task::spawn_blocking(move || {
         let out = std::io::BufWriter::with_capacity(CHUNK, ChannelWriter(tx.clone()));
         if let Err(e) = zip.write_to(out) {
-            tracing::warn!(error = %e, "a folder .zip was cut short");
-            let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+            // A client that went away is no fault of the server's.
+            if tx.is_closed() {
+                tracing::debug!(error = %e, "a folder .zip's client went away");
+            } else {
+                tracing::warn!(error = %e, "a folder .zip was cut short");
+                let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+            }
         }
     });
     let stream = async_stream::stream! {
