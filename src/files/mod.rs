@@ -49,9 +49,7 @@ mod rules;
 mod spool;
 
 pub use aging::{LockAging, SYSTEM_ACTOR};
-pub use content::{
-    Comparison, DIFF_MAX_BYTES, FolderZip, PREVIEW_BYTES, Preview, Raster, Shown, human_size,
-};
+pub use content::{Comparison, FolderZip, PREVIEW_BYTES, Preview, Shown, human_size};
 use names::check_name_free;
 pub use notices::{InboxView, Watches};
 pub use reads::{Board, Download, Version, download_name};
