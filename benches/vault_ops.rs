@@ -1,10 +1,13 @@
 //! Figures for the core: dashboard render time at 1,000 and 10,000 files,
-//! check-out + cancel pairs per second over HTTP with durable commits,
-//! check-in of 1 MiB and 200 MiB files (time and the server's peak RSS),
-//! and a change set of 10 files × 1 MiB against ten single check-ins, and
-//! one with a 200 MiB file in it (peak RSS).
+//! check-out + cancel pairs per second over HTTP with durable commits, and
+//! check-in of 1 MiB and 200 MiB files (time and the server's peak RSS), and
+//! seeing inside files: a 200 MiB preview, a diff of two 50 MiB versions
+//! (refused from their size), a 1 GiB folder streamed as a `.zip`; and a
+//! change set of 10 files × 1 MiB against ten single check-ins, and one
+//! with a 200 MiB file in it (peak RSS).
 //!
-//! Run with `cargo bench --bench vault_ops`. The server runs as the real
+//! Run with `cargo bench --bench vault_ops [-- render|checkout|checkin|content|set]`
+//! (no name: all). The server runs as the real
 //! release binary in a child process, so its memory is measured alone.
 //! `LATCH_BENCH_QUICK=1` shrinks every size for a smoke run.
 
@@ -34,15 +37,31 @@ impl Drop for Server {
 impl Server {
     async fn start() -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
+        let (child, base) = Self::spawn(dir.path()).await;
+        Server {
+            child,
+            base,
+            _dir: dir,
+        }
+    }
+
+    /// A fresh process on the same data: its idle memory is a new
+    /// process's, not what earlier uploads left in the allocator.
+    async fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let (child, base) = Self::spawn(self._dir.path()).await;
+        self.child = child;
+        self.base = base;
+    }
+
+    async fn spawn(dir: &std::path::Path) -> (Child, String) {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("free port")
             .port();
         let child = Command::new(env!("CARGO_BIN_EXE_latch"))
-            .args([
-                "--data",
-                dir.path().join("data").to_str().expect("utf-8 path"),
-            ])
+            .args(["--data", dir.join("data").to_str().expect("utf-8 path")])
             .args(["--bind", &format!("127.0.0.1:{port}")])
             .args(["--max-upload", "1G"])
             .env("LATCH_ADMIN_PASSWORD", ADMIN_PASSWORD)
@@ -59,11 +78,7 @@ impl Server {
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
-        Server {
-            child,
-            base,
-            _dir: dir,
-        }
+        (child, base)
     }
 
     fn status_kib(&self, field: &str) -> u64 {
@@ -305,7 +320,7 @@ async fn bench_checkin(size: usize, label: &str) {
     );
 }
 
-/// Content that does not compress to nothing, like real CAD/CAM data.
+/// Pseudo-random bytes that do not compress, like real CAD/CAM data.
 fn noise(size: usize, seed: u64) -> Vec<u8> {
     let mut content = vec![0u8; size];
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15 ^ seed;
@@ -317,6 +332,235 @@ fn noise(size: usize, seed: u64) -> Vec<u8> {
         chunk.copy_from_slice(&x.to_le_bytes()[..n]);
     }
     content
+}
+
+/// G-code-like text of about `size` bytes.
+fn program(size: usize, feed: u32) -> Vec<u8> {
+    let mut out = Vec::with_capacity(size + 64);
+    let mut n = 0u64;
+    while out.len() < size {
+        n += 1;
+        out.extend_from_slice(
+            format!(
+                "N{n} G1 X{}.{} Y{}.{} F{feed}\n",
+                n % 997,
+                n % 10,
+                n % 613,
+                n % 7
+            )
+            .as_bytes(),
+        );
+    }
+    out
+}
+
+async fn upload(server: &Server, token: &str, path: &str, content: Vec<u8>) -> u64 {
+    let form = reqwest::multipart::Form::new()
+        .text("path", path.to_string())
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(content).file_name("x"),
+        );
+    let resp = reqwest::Client::new()
+        .post(format!("{}/api/files", server.base))
+        .bearer_auth(token)
+        .multipart(form)
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(resp.status(), 201, "upload {path}");
+    let v: serde_json::Value = resp.json().await.expect("json");
+    v["id"].as_u64().expect("id")
+}
+
+/// One GET measured: seconds, bytes read, the server's peak RSS over `idle` (KiB).
+async fn measured_get(
+    server: &Server,
+    token: &str,
+    path: &str,
+    idle: u64,
+) -> (f64, usize, u16, u64) {
+    server.reset_peak();
+    let started = Instant::now();
+    let mut resp = reqwest::Client::new()
+        .get(format!("{}{path}", server.base))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("get");
+    let status = resp.status().as_u16();
+    let mut got = 0usize;
+    while let Some(chunk) = resp.chunk().await.expect("chunk") {
+        got += chunk.len();
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let over = server.status_kib("VmHWM:").saturating_sub(idle);
+    (secs, got, status, over)
+}
+
+async fn bench_content(quick: bool) {
+    let mut server = Server::start().await;
+    let token = server.token().await;
+    let mib = |n: usize| n << 20;
+    let (preview_size, diff_size, zip_files, zip_each) = if quick {
+        (mib(20), mib(8), 4, mib(16))
+    } else {
+        (mib(200), mib(50), 8, mib(128))
+    };
+    let preview = upload(
+        &server,
+        &token,
+        "big/program.nc",
+        program(preview_size, 300),
+    )
+    .await;
+    let a = upload(&server, &token, "big/diff.nc", program(diff_size, 300)).await;
+    let http = reqwest::Client::new();
+    http.post(format!("{}/api/files/{a}/checkout", server.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("checkout");
+    let form = reqwest::multipart::Form::new()
+        .text("message", "feeds")
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(program(diff_size, 360)).file_name("x"),
+        );
+    let resp = http
+        .post(format!("{}/api/files/{a}/checkin", server.base))
+        .bearer_auth(&token)
+        .multipart(form)
+        .send()
+        .await
+        .expect("checkin");
+    assert!(resp.status().is_success());
+    let history: serde_json::Value = http
+        .get(format!("{}/api/files/{a}/history", server.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("history")
+        .json()
+        .await
+        .expect("json");
+    let (to, from) = (
+        history["versions"][0]["commit"]
+            .as_str()
+            .expect("commit")
+            .to_string(),
+        history["versions"][1]["commit"]
+            .as_str()
+            .expect("commit")
+            .to_string(),
+    );
+    // Just under the 4 MiB limit, every line changed: the worst a
+    // comparison is allowed to read, held to its deadline.
+    let near = upload(&server, &token, "big/near.nc", program(mib(4) - 4096, 300)).await;
+    http.post(format!("{}/api/files/{near}/checkout", server.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("checkout");
+    let form = reqwest::multipart::Form::new()
+        .text("message", "feeds")
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(program(mib(4) - 4096, 360)).file_name("x"),
+        );
+    let resp = http
+        .post(format!("{}/api/files/{near}/checkin", server.base))
+        .bearer_auth(&token)
+        .multipart(form)
+        .send()
+        .await
+        .expect("checkin");
+    assert!(resp.status().is_success());
+    let near_history: serde_json::Value = http
+        .get(format!("{}/api/files/{near}/history", server.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("history")
+        .json()
+        .await
+        .expect("json");
+    let near_diff = format!(
+        "/api/files/{near}/diff?from={}&to={}",
+        near_history["versions"][1]["commit"]
+            .as_str()
+            .expect("commit"),
+        near_history["versions"][0]["commit"]
+            .as_str()
+            .expect("commit"),
+    );
+    for i in 0..zip_files {
+        upload(
+            &server,
+            &token,
+            &format!("zip/part-{i}.bin"),
+            noise(zip_each, i as u64),
+        )
+        .await;
+    }
+    server.restart().await;
+    // One small request first, so the idle figure includes a served request.
+    let _ = measured_get(&server, &token, "/api/files", 0).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let idle = server.status_kib("VmRSS:");
+    println!(
+        "content (a restarted server): RSS idle {:.1} MiB",
+        idle as f64 / 1024.0
+    );
+
+    let (secs, _, status, over) = measured_get(
+        &server,
+        &token,
+        &format!("/api/files/{preview}/preview"),
+        idle,
+    )
+    .await;
+    assert_eq!(status, 200);
+    println!(
+        "preview of a {} MiB text file: {:.3} s; server peak RSS +{:.1} MiB over idle",
+        preview_size >> 20,
+        secs,
+        over as f64 / 1024.0
+    );
+    let (secs, _, status, over) = measured_get(
+        &server,
+        &token,
+        &format!("/api/files/{a}/diff?from={from}&to={to}"),
+        idle,
+    )
+    .await;
+    assert_eq!(status, 422);
+    println!(
+        "diff of two {} MiB text versions: refused (422) in {:.3} s; server peak RSS +{:.1} MiB over idle",
+        diff_size >> 20,
+        secs,
+        over as f64 / 1024.0
+    );
+    let (secs, got, status, over) =
+        measured_get(&server, &token, "/api/folders/zip?path=zip", idle).await;
+    assert_eq!(status, 200);
+    assert!(got >= zip_files * zip_each);
+    println!(
+        "folder zip of {} MiB ({zip_files} files): {:.2} s ({:.0} MiB/s); server peak RSS +{:.1} MiB over idle",
+        (zip_files * zip_each) >> 20,
+        secs,
+        (got >> 20) as f64 / secs,
+        over as f64 / 1024.0
+    );
+    // Last: what it leaves in the allocator would count against the others.
+    let (secs, got, status, over) = measured_get(&server, &token, &near_diff, idle).await;
+    assert_eq!(status, 200);
+    println!(
+        "diff of two 4 MiB text versions, every line changed: {:.2} s, {} MiB of diff; server peak RSS +{:.1} MiB over idle",
+        secs,
+        got >> 20,
+        over as f64 / 1024.0
+    );
 }
 
 /// A change set's check-in of `files` × `size` (one commit) against the
@@ -463,35 +707,48 @@ async fn bench_change_set(files: usize, size: usize, reps: usize, big: usize) {
 
 #[tokio::main]
 async fn main() {
+    // `cargo bench` passes `--bench`; a plain word picks one section.
+    let only = std::env::args().skip(1).find(|a| !a.starts_with("--"));
+    let run = |name: &str| only.as_deref().is_none_or(|o| o == name);
     let quick = std::env::var("LATCH_BENCH_QUICK").is_ok_and(|v| v == "1");
     println!(
         "# Latch core figures{}",
         if quick { " (quick)" } else { "" }
     );
-    for n in if quick {
-        vec![100, 1_000]
-    } else {
-        vec![1_000, 10_000]
-    } {
-        bench_render(n);
+    if run("render") {
+        for n in if quick {
+            vec![100, 1_000]
+        } else {
+            vec![1_000, 10_000]
+        } {
+            bench_render(n);
+        }
     }
-    let server = Server::start().await;
-    let token = server.token().await;
-    let pairs = if quick { 100 } else { 1_000 };
-    bench_checkout_cancel(&server, &token, pairs, 1).await;
-    bench_checkout_cancel(&server, &token, pairs, 8).await;
-    drop(server);
-    bench_checkin(1 << 20, "1 MiB").await;
-    bench_checkin(
-        if quick { 20 << 20 } else { 200 << 20 },
-        if quick { "20 MiB" } else { "200 MiB" },
-    )
-    .await;
-    bench_change_set(
-        10,
-        1 << 20,
-        if quick { 2 } else { 7 },
-        if quick { 20 << 20 } else { 200 << 20 },
-    )
-    .await;
+    if run("checkout") {
+        let server = Server::start().await;
+        let token = server.token().await;
+        let pairs = if quick { 100 } else { 1_000 };
+        bench_checkout_cancel(&server, &token, pairs, 1).await;
+        bench_checkout_cancel(&server, &token, pairs, 8).await;
+    }
+    if run("checkin") {
+        bench_checkin(1 << 20, "1 MiB").await;
+        bench_checkin(
+            if quick { 20 << 20 } else { 200 << 20 },
+            if quick { "20 MiB" } else { "200 MiB" },
+        )
+        .await;
+    }
+    if run("content") {
+        bench_content(quick).await;
+    }
+    if run("set") {
+        bench_change_set(
+            10,
+            1 << 20,
+            if quick { 2 } else { 7 },
+            if quick { 20 << 20 } else { 200 << 20 },
+        )
+        .await;
+    }
 }

@@ -39,6 +39,7 @@ use crate::store::{
 use crate::vault::{Action, Author, Change, CommitId, Spool, Trailers, Vault};
 
 mod aging;
+mod content;
 mod edits;
 mod handoff;
 mod names;
@@ -50,6 +51,7 @@ mod sets;
 mod spool;
 
 pub use aging::{LockAging, SYSTEM_ACTOR};
+pub use content::{Comparison, FolderZip, PREVIEW_BYTES, Preview, Shown, human_size};
 use names::check_name_free;
 pub use notices::{InboxView, Watches};
 pub use reads::{Board, Download, Version, download_name};

@@ -72,3 +72,55 @@ pub fn content_disposition(name: &str) -> String {
         .collect();
     format!("attachment; filename=\"{fallback}\"; filename*=UTF-8''{encoded}")
 }
+
+/// A folder's `.zip`, written on a blocking thread into a bounded channel
+/// as the client reads: four 64 KiB chunks in flight at most, so memory
+/// stays flat however large the folder. An error after the first byte can
+/// only cut the stream (the status is sent): it is logged, and the client
+/// sees a truncated archive that `unzip` refuses.
+pub fn zip_response(zip: crate::files::FolderZip) -> Response {
+    const CHUNK: usize = 64 * 1024;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<std::io::Result<Vec<u8>>>(4);
+    let file_name = zip.file_name.clone();
+    tokio::task::spawn_blocking(move || {
+        let out = std::io::BufWriter::with_capacity(CHUNK, ChannelWriter(tx.clone()));
+        if let Err(e) = zip.write_to(out) {
+            // A client that went away is no fault of the server's.
+            if tx.is_closed() {
+                tracing::debug!(error = %e, "a folder .zip's client went away");
+            } else {
+                tracing::warn!(error = %e, "a folder .zip was cut short");
+                let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+            }
+        }
+    });
+    let stream = async_stream::stream! {
+        while let Some(chunk) = rx.recv().await {
+            yield chunk;
+        }
+    };
+    Response::builder()
+        .status(StatusCode::OK)
+        .content_type("application/zip")
+        .header(header::CONTENT_DISPOSITION, content_disposition(&file_name))
+        .header("X-Content-Type-Options", "nosniff")
+        .header(header::CACHE_CONTROL, "private, no-cache")
+        .body(Body::from_bytes_stream(stream))
+}
+
+/// Hands each write to the response stream; fails once the client is gone,
+/// which stops the writer.
+struct ChannelWriter(tokio::sync::mpsc::Sender<std::io::Result<Vec<u8>>>);
+
+impl std::io::Write for ChannelWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .blocking_send(Ok(buf.to_vec()))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client gone"))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

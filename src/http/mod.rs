@@ -44,6 +44,7 @@ pub fn endpoint(app: App) -> impl Endpoint<Output = poem::Response> + 'static {
         .at("/api/openapi.json", api::spec_endpoint(&api))
         .nest("/api/docs", api.swagger_ui())
         .nest("/api", api::endpoint(api))
+        .at("/api/folders/:path<^.+/zip$>", allow::get(api::zip_by_path))
         .nest("/vault.git", lfs::routes())
         .at("/metrics", allow::get(metrics::admin_endpoint));
     let limits = serve::Limits::of(&app.config);

@@ -1274,3 +1274,69 @@ async fn a_live_update_does_not_throw_away_what_someone_is_typing_on_the_card() 
     );
     assert_clean_console(alice, "a deferred card", &[]).await;
 }
+
+/// History → "Compare with previous" shows the diff in the panel, and
+/// "Preview" shows the lines. With `LATCH_WRITE_DOCS=1` the full diff page
+/// becomes `docs/diff.png` for the README.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_compares_with_previous_and_previews_in_the_panel() {
+    if !browser::browser_available() {
+        return;
+    }
+    let app = TestApp::spawn().await;
+    let dana = app.user("dana").await;
+    let v1 = "%\nO1001 (PUMP HOUSING OP1)\nG21 G90 G17\nT1 M6 (50MM FACE MILL)\nG0 X-30. Y0. S1200 M3\nG43 H1 Z5.\nG1 Z0. F300.\nX130.\nG0 Z50.\nT2 M6 (10MM DRILL)\nG0 X40. Y20. S900 M3\nG81 Z-22. R2. F120.\nX80.\nG80\nM30\n%\n";
+    let v2 = "%\nO1001 (PUMP HOUSING OP1)\nG21 G90 G17\nT1 M6 (50MM FACE MILL)\nG0 X-30. Y0. S1400 M3\nG43 H1 Z5.\nG1 Z0. F360.\nX130.\nG0 Z50.\nT2 M6 (10MM DRILL)\nG0 X40. Y20. S900 M3\nG83 Z-24. R2. Q4. F120.\nX80.\nX120.\nG80\nM30\n%\n";
+    let id = dana.upload_ok("programs/O1001.nc", v1.as_bytes()).await;
+    assert_eq!(dana.checkout(id, "").await.status(), 200);
+    let resp = dana
+        .checkin(
+            id,
+            v2.as_bytes(),
+            "Faster facing, peck drill the ports",
+            "minor",
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+
+    let driver = Driver::start().await;
+    let b = driver
+        .session(Options {
+            width: 1200,
+            height: 820,
+            ..Options::default()
+        })
+        .await;
+    b.login(&app.base, "dana", USER_PASSWORD).await;
+    b.wait_live().await;
+    b.click(&format!("#file-{id} a[href$='/history']")).await;
+    b.wait_for_element("#panel .history").await;
+    b.click("#panel a[href*='/diff?from=']").await;
+    b.wait_for_element("#panel .comparison table.diff").await;
+    assert!(has_text(&b, "#panel tr.removed", "S1200").await);
+    assert!(has_text(&b, "#panel tr.added", "S1400").await);
+    assert!(has_text(&b, "#panel table.diff", "G83 Z-24.").await);
+    b.screenshot("content-01-diff-panel").await;
+
+    b.click("#panel a[href$='/history']").await;
+    b.wait_for_element("#panel .history").await;
+    b.click("#panel a[href*='/preview?rev=']").await;
+    b.wait_for_element("#panel .preview ol.lines").await;
+    assert!(has_text(&b, "#panel ol.lines", "O1001 (PUMP HOUSING OP1)").await);
+    assert_clean_console(&b, "preview and compare", &[]).await;
+
+    let history = dana.history(id).await;
+    let (to, from) = (
+        history[0]["commit"].as_str().unwrap(),
+        history[1]["commit"].as_str().unwrap(),
+    );
+    b.goto(&format!("{}/files/{id}/diff?from={from}&to={to}", app.base))
+        .await;
+    b.wait_for_element("main table.diff, table.diff").await;
+    let path = b.screenshot("content-02-diff-page").await;
+    if std::env::var("LATCH_WRITE_DOCS").is_ok_and(|v| v == "1") {
+        let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
+        std::fs::create_dir_all(&docs).unwrap();
+        std::fs::copy(&path, docs.join("diff.png")).unwrap();
+    }
+}

@@ -7,6 +7,7 @@ mod common;
 mod accounts;
 mod architecture;
 mod browser;
+mod content;
 mod coordination;
 mod crash;
 mod edge;

@@ -607,6 +607,16 @@ async fn valid_requests(cx: &mut Ctx) -> (u64, BTreeSet<String>) {
         200,
     )
     .await;
+    let head = json_of(&history)["versions"][0]["commit"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let diff = format!("/files/{id}/diff?from={first}&to={head}");
+    ok(cx, "fileDiff", Who::AliceToken, &diff, Body::None, 200).await;
+    let preview = format!("/files/{id}/preview?rev={first}");
+    ok(cx, "preview", Who::AdminBasic, &preview, Body::None, 200).await;
+    let zip = "/folders/zip?path=work";
+    ok(cx, "folderZip", Who::Alice, zip, Body::None, 200).await;
     // Several files at once, a move and a description.
     let bulk = Body::Multipart(
         vec![("folder", "bulk".to_string())],

@@ -597,6 +597,35 @@ fn matrix() -> Vec<Row> {
             SIGNED_IN,
         ),
         row(
+            ("http/web/mod.rs", "GET", "/files/:id/preview"),
+            "GET",
+            "/files/{id}/preview",
+            V::Browser,
+            N::Unlocked,
+            P::Empty,
+            SIGNED_IN,
+        ),
+        // The fixture's bytes are no image: signed in, the answer is 404
+        // ("not shown inline"); signed out, 401 before anything is read.
+        row(
+            ("http/web/mod.rs", "GET", "/files/:id/raw"),
+            "GET",
+            "/files/{id}/raw",
+            V::Browser,
+            N::Unlocked,
+            P::Empty,
+            [401, 404, 404, 404, 401],
+        ),
+        row(
+            ("http/web/mod.rs", "GET", "/files/:id/diff"),
+            "GET",
+            "/files/{id}/diff?from={head}&to={head}",
+            V::Browser,
+            N::Unlocked,
+            P::Empty,
+            SIGNED_IN,
+        ),
+        row(
             ("http/web/mod.rs", "GET", "/activity"),
             "GET",
             "/activity",
@@ -1048,6 +1077,42 @@ fn matrix() -> Vec<Row> {
             SIGNED_IN,
         ),
         row(
+            ("http/api/content.rs", "GET", "/files/:id/diff"),
+            "GET",
+            "/api/files/{id}/diff?from={head}&to={head}",
+            V::Token,
+            N::Unlocked,
+            P::Empty,
+            SIGNED_IN,
+        ),
+        row(
+            ("http/api/content.rs", "GET", "/files/:id/preview"),
+            "GET",
+            "/api/files/{id}/preview",
+            V::Token,
+            N::Unlocked,
+            P::Empty,
+            SIGNED_IN,
+        ),
+        row(
+            ("http/api/content.rs", "GET", "/folders/zip"),
+            "GET",
+            "/api/folders/zip?path=matrix",
+            V::Token,
+            N::Unlocked,
+            P::Empty,
+            SIGNED_IN,
+        ),
+        row(
+            ("http/mod.rs", "GET", "/api/folders/:path<^.+/zip$>"),
+            "GET",
+            "/api/folders/matrix/zip",
+            V::GitBasic,
+            N::Unlocked,
+            P::Empty,
+            SIGNED_IN,
+        ),
+        row(
             ("http/api/mod.rs", "GET", "/activity"),
             "GET",
             "/api/activity",
@@ -1273,10 +1338,24 @@ async fn call(fx: &Fixture, r: &Row, role: usize) -> u16 {
         who.cookie = cookie;
         who.csrf = csrf;
     }
+    let head = if r.url.contains("{head}") {
+        let file: Value = fx
+            .api(ADMIN, "GET", &format!("/api/files/{id}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        file["head"].as_str().unwrap().to_string()
+    } else {
+        String::new()
+    };
     let url = r
         .url
         .replace("{id}", &id.to_string())
-        .replace("{token}", &token.to_string());
+        .replace("{token}", &token.to_string())
+        .replace("{head}", &head);
     if r.via == V::WebSocket {
         // The matrix's one WebSocket route is `/ws`; 101 is "let in".
         assert_eq!(url, "/ws", "a WebSocket row other than /ws");

@@ -12,6 +12,7 @@
 //! by file, the document's order would follow the files, not the work.
 
 mod backup;
+mod content;
 mod json;
 mod me;
 mod sets;
@@ -38,6 +39,7 @@ use crate::http::guards::{Credential, Guard};
 use crate::http::views::iso_time;
 use crate::inbox::MarkRead;
 use crate::live::Hub;
+pub use content::zip_by_path;
 use json::*;
 pub use spec::{endpoint, spec, spec_endpoint};
 pub use wire::ErrorBody;
@@ -681,10 +683,19 @@ impl Api {
 }
 
 /// The `/api` service: these operations, `/me` and the backup one.
-pub type Service = OpenApiService<(Api, me::MeApi, sets::SetsApi, backup::BackupApi), ()>;
+pub type Service = OpenApiService<
+    (
+        Api,
+        me::MeApi,
+        sets::SetsApi,
+        backup::BackupApi,
+        content::ContentApi,
+    ),
+    (),
+>;
 
 pub fn service() -> Service {
-    OpenApiService::new((Api, me::MeApi, sets::SetsApi, backup::BackupApi), "Latch", env!("CARGO_PKG_VERSION"))
+    OpenApiService::new((Api, me::MeApi, sets::SetsApi, backup::BackupApi, content::ContentApi), "Latch", env!("CARGO_PKG_VERSION"))
         .server("/api")
         .description("Check files out and in; see who holds what. Authenticate with a session cookie plus X-CSRF-Token, an API token (Bearer), or HTTP Basic. Every refusal is `{\"error\": \"<a sentence>\"}` with one of the statuses documented for the operation.")
 }

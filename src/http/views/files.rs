@@ -144,7 +144,7 @@ pub fn file_list_seen(
             }
             @for (folder, files) in &groups {
                 section.folder data-folder=(folder) {
-                    h2.folder-name { @if folder.is_empty() { "/" } @else { (folder) "/" } }
+                    h2.folder-name { @if folder.is_empty() { "/" } @else { (folder) "/" } " " a.folder-zip href=(folder_zip_url(folder)) download { "Download folder (.zip)" } }
                     div.cards id=(folder_dom_id(folder)) {
                         @for f in files { (card_seen(f, viewer, false, stale_after, presence.viewers(f.id))) }
                     }
@@ -539,13 +539,24 @@ pub fn history(
                 table.table {
                     thead { tr { th { "Revision" } th { "Author" } th { "When" } th { "Message" } th {} } }
                     tbody {
-                        @for v in versions {
+                        @for (i, v) in versions.iter().enumerate() {
+                            @let base = format!("/files/{}", f.id);
+                            @let preview = format!("{base}/preview?rev={}", v.commit);
                             tr {
                                 td { b { (v.revision) } }
                                 td { (v.author) }
                                 td { (time_ago(v.at)) }
                                 td.message { (v.message) }
-                                td { a.btn href=(format!("/files/{}/download?rev={}", f.id, v.commit)) download { "Download" } }
+                                td {
+                                    a.btn href=(preview) hx-get=(preview) hx-target="#panel" hx-swap="innerHTML" aria-label=(format!("Preview {}", v.revision)) { "Preview" }
+                                    " "
+                                    @if let Some(prev) = versions.get(i + 1) {
+                                        @let diff = format!("{base}/diff?from={}&to={}", prev.commit, v.commit);
+                                        a.btn href=(diff) hx-get=(diff) hx-target="#panel" hx-swap="innerHTML" aria-label=(format!("Compare {} with previous ({})", v.revision, prev.revision)) { "Compare with previous" }
+                                        " "
+                                    }
+                                    a.btn href=(format!("{base}/download?rev={}", v.commit)) download { "Download" }
+                                }
                             }
                         }
                     }
@@ -577,4 +588,12 @@ pub fn activity_page(events: &[Event]) -> Markup {
             }
         }
     }
+}
+
+/// The dashboard's link to a folder's `.zip` (`/` for files at the top).
+fn folder_zip_url(folder: &str) -> String {
+    let path = if folder.is_empty() { "/" } else { folder };
+    let encoded: String =
+        percent_encoding::utf8_percent_encode(path, percent_encoding::NON_ALPHANUMERIC).collect();
+    format!("/api/folders/zip?path={encoded}")
 }

@@ -4,6 +4,7 @@
 //! and account pages. Every user-supplied string goes through maud's
 //! escaping.
 
+mod content;
 mod files;
 mod inbox;
 mod locks;
@@ -14,6 +15,7 @@ use std::time::Duration;
 
 use maud::{DOCTYPE, Markup, html};
 
+pub use self::content::*;
 pub use self::files::*;
 pub use self::inbox::*;
 pub use self::locks::*;

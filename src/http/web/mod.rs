@@ -5,6 +5,7 @@
 //! actions), [`sign_in`] (sign-in, set-up, sign-up), [`people`] (users
 //! and one's own account).
 
+mod content;
 mod files;
 mod inbox;
 mod people;
@@ -58,6 +59,9 @@ pub fn routes() -> Route {
         .at("/files/:id/delete", post(files::delete_file))
         .at("/files/:id/history", get(files::history))
         .at("/files/:id/download", get(files::download))
+        .at("/files/:id/preview", get(content::preview))
+        .at("/files/:id/raw", get(content::raw))
+        .at("/files/:id/diff", get(content::diff))
         .at("/activity", get(files::activity))
         .at("/notifications", get(inbox::notifications))
         .at("/notifications/read", post(inbox::mark_read))

@@ -2270,6 +2270,80 @@ impl Harness {
                     String::from_utf8_lossy(&f.content)
                 ));
             }
+            // A text preview is the content itself (the model's are small).
+            let preview = self
+                .get_json(&format!("/api/files/{}/preview", f.id))
+                .await?;
+            if preview["kind"] == "text"
+                && preview["text"].as_str().map(str::as_bytes) != Some(&f.content)
+            {
+                return Err(format!(
+                    "the preview of {} shows {:?}; the model holds {:?}",
+                    f.path,
+                    preview["text"],
+                    String::from_utf8_lossy(&f.content)
+                ));
+            }
+        }
+        self.check_vault_zip(m).await
+    }
+
+    /// The whole vault's `.zip` holds exactly the model's files, by path,
+    /// with their current contents (read by Python's `zipfile`); no files: 404.
+    async fn check_vault_zip(&self, m: &Model) -> Result<(), Fail> {
+        let path = "/api/folders/zip?path=/";
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base()))
+            .bearer_auth(self.tokens.get("admin").cloned().unwrap_or_default())
+            .send()
+            .await
+            .map_err(|e| format!("GET {path}: {e}"))?;
+        let status = r.status().as_u16();
+        let bytes = r.bytes().await.map_err(|e| format!("GET {path}: {e}"))?;
+        let want: BTreeMap<String, String> = m
+            .files
+            .iter()
+            .map(|f| {
+                let hex = f.content.iter().map(|b| format!("{b:02x}")).collect();
+                (f.path.clone(), hex)
+            })
+            .collect();
+        if want.is_empty() {
+            return match status {
+                404 => Ok(()),
+                other => Err(format!("GET {path} of an empty vault answered {other}")),
+            };
+        }
+        if status != 200 {
+            return Err(format!("GET {path} answered {status}"));
+        }
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let file = dir.path().join("vault.zip");
+        std::fs::write(&file, &bytes).map_err(|e| e.to_string())?;
+        let script = "import sys, json, zipfile\n\
+                      z = zipfile.ZipFile(sys.argv[1])\n\
+                      assert z.testzip() is None\n\
+                      print(json.dumps({i.filename: z.read(i).hex() for i in z.infolist()}))\n";
+        let out = Command::new("python3")
+            .args(["-c", script])
+            .arg(&file)
+            .output()
+            .map_err(|e| format!("python3: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "the vault's .zip does not read: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        let got: BTreeMap<String, String> =
+            serde_json::from_slice(&out.stdout).map_err(|e| format!("zip listing: {e}"))?;
+        if got != want {
+            return Err(format!(
+                "the vault's .zip holds {:?}; the model holds {:?}",
+                got.keys().collect::<Vec<_>>(),
+                want.keys().collect::<Vec<_>>()
+            ));
         }
         Ok(())
     }

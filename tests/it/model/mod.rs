@@ -11,7 +11,9 @@
 //! reserved_for), the dashboard's cards (state, holder, "Reserved for …",
 //! the line), `/api/activity` (the step's events, in order, the `reserved`
 //! after an unlock and the `released` after a decline included), the LFS
-//! lock list, each file's history, and `git ls-tree -r main` of the vault.
+//! lock list, each file's history, and `git ls-tree -r main` of the vault;
+//! after a restart also each file's content, its text preview, and the whole
+//! vault's `.zip` (read by Python's `zipfile`).
 //! Any 5xx, or a status the model did not expect, fails the run.
 //!
 //! People also watch files and folders (the whole vault among them), ask a
