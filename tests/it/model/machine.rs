@@ -1082,13 +1082,24 @@ fn expect_inner(m: &Model, act: &Act) -> Vec<Outcome> {
 
 // -------------------------------------------------------------- generator
 
+/// When a SIGKILL follows the request it cuts short.
+#[derive(Clone, Copy, Debug)]
+enum Delay {
+    Ms(u64),
+    /// This many thousandths of the time the same operation last took to
+    /// succeed in this run: a change of several files takes milliseconds,
+    /// and the kill should land anywhere inside it, between its Git
+    /// commit and its database commit too.
+    PerMille(u64),
+}
+
 enum Step {
     One(Act),
     /// Two requests sent at once.
     Together(Vec<Act>),
     Restart,
-    /// SIGKILL, with a request in flight or not; `u64` is the delay in ms.
-    Kill(Option<Act>, u64),
+    /// SIGKILL, with a request in flight or not, after `Delay`.
+    Kill(Option<Act>, Delay),
 }
 
 struct Gen {
@@ -1097,6 +1108,8 @@ struct Gen {
     avoid: Vec<String>,
     serial: u32,
     users_made: u32,
+    /// Percent of steps that are a SIGKILL (`LATCH_MODEL_KILLS`, 4 unless set).
+    kills: u64,
 }
 
 const GIT_SPELLINGS: &[&str] = &[
@@ -1929,6 +1942,16 @@ impl Gen {
                 admin: self.rng.chance(25),
             });
         }
+        if self.rng.below(100) < self.kills {
+            // Half the kills in flight hit a change of several files (or a
+            // move): all of it or none must survive, never part. Those
+            // take a few milliseconds, so the kill comes within that time.
+            return match self.rng.below(10) {
+                0..=2 => Step::Kill(None, Delay::Ms(0)),
+                3..=6 => Step::Kill(Some(self.many_op(m)), Delay::PerMille(self.rng.below(1200))),
+                _ => Step::Kill(Some(self.file_op(m)), Delay::Ms(self.rng.below(30))),
+            };
+        }
         match roll {
             4..=5 => {
                 let candidates: Vec<&MUser> = m
@@ -1948,19 +1971,7 @@ impl Gen {
                 Step::One(Act::Disable { by, name })
             }
             6..=7 => Step::Restart,
-            8..=10 => {
-                // Half the kills in flight hit a change of several files
-                // (or a move): all of it or none must survive, never part.
-                let act = self.rng.chance(70).then(|| {
-                    if self.rng.chance(50) {
-                        self.many_op(m)
-                    } else {
-                        self.file_op(m)
-                    }
-                });
-                Step::Kill(act, self.rng.below(30))
-            }
-            11..=21 => self.pair(m),
+            8..=18 => self.pair(m),
             _ => Step::One(self.file_op(m)),
         }
     }
@@ -1993,6 +2004,8 @@ struct Harness {
     web: reqwest::Client,
     tokens: HashMap<String, String>,
     since: u64,
+    /// How long each kind of change of several files last took to succeed.
+    took: HashMap<&'static str, Duration>,
 }
 
 /// What the server showed on every read surface.
@@ -2818,6 +2831,7 @@ pub async fn run_sequence(seed: u64, steps: usize) -> Run {
         web: reqwest::Client::new(),
         tokens: HashMap::new(),
         since: 0,
+        took: HashMap::new(),
     };
     let mut run = Run {
         trace: Vec::new(),
@@ -2850,6 +2864,11 @@ pub async fn run_sequence(seed: u64, steps: usize) -> Run {
             avoid,
             serial: 0,
             users_made: 0,
+            kills: std::env::var("LATCH_MODEL_KILLS")
+                .ok()
+                .and_then(|k| k.trim().parse().ok())
+                .unwrap_or(4)
+                .min(100),
         };
         let started = Instant::now();
         for _ in 0..steps {
@@ -2939,17 +2958,34 @@ async fn do_step(h: &mut Harness, run: &mut Run, m: &Model, step: Step) -> Resul
     match step {
         Step::One(act) => {
             push(&mut run.trace, act.describe());
+            let sent = Instant::now();
             let (status, body) = send(h.request(&act))
                 .await
                 .map_err(|e| format!("request failed: {e}"))?;
-            let outcomes: Vec<Outcome> = expect(m, &act)
+            if let (Some(op), 200..=299) = (many_label(&act), status) {
+                h.took.insert(op, sent.elapsed());
+            }
+            let (outcomes, disagree): (Vec<Outcome>, Vec<Outcome>) = expect(m, &act)
                 .into_iter()
-                .filter(|o| o.status != status || reply_agrees(o, &body))
-                .collect();
+                .partition(|o| o.status != status || reply_agrees(o, &body));
             if status >= 500 || !outcomes.iter().any(|o| o.status == status) {
                 let want: Vec<u16> = outcomes.iter().map(|o| o.status).collect();
+                let replies: Vec<String> = disagree
+                    .iter()
+                    .map(|o| {
+                        format!(
+                            "{} naming lock owner {:?}, watching {:?}, conflicts (id, path, owner) {:?}",
+                            o.status, o.reply_owner, o.reply_watching, o.reply_conflicts
+                        )
+                    })
+                    .collect();
                 return Err(format!(
-                    "answered {status} (expected {want:?}): {}",
+                    "answered {status} (expected {want:?}{}): {}",
+                    if replies.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", or {}", replies.join(" / "))
+                    },
                     body_text(&body)
                 ));
             }
@@ -3030,13 +3066,30 @@ async fn do_step(h: &mut Harness, run: &mut Run, m: &Model, step: Step) -> Resul
                     h.kill();
                 }
                 Some(act) => {
+                    killed_in = many_label(&act);
+                    let delay = match delay {
+                        Delay::Ms(ms) => Duration::from_millis(ms),
+                        Delay::PerMille(k) => {
+                            let took = killed_in
+                                .and_then(|op| h.took.get(op).copied())
+                                .unwrap_or(Duration::from_millis(10));
+                            took * k as u32 / 1000
+                        }
+                    };
                     push(
                         &mut run.trace,
-                        format!("SIGKILL {delay} ms into [{}], start again", act.describe()),
+                        format!(
+                            "SIGKILL {} µs into [{}], start again",
+                            delay.as_micros(),
+                            act.describe()
+                        ),
                     );
-                    killed_in = many_label(&act);
                     let task = tokio::spawn(send(h.request(&act)));
-                    tokio::time::sleep(Duration::from_millis(delay)).await;
+                    // Finer than the timer's millisecond: spin to the moment.
+                    let until = Instant::now() + delay;
+                    while Instant::now() < until {
+                        tokio::task::yield_now().await;
+                    }
                     h.kill();
                     let answered = task.await.ok().and_then(|r| r.ok());
                     let outcomes = expect(m, &act);
@@ -3197,8 +3250,28 @@ fn orders(
 }
 
 /// An LFS unlock's reply names the lock it ended: the holder the model had;
-/// a file watch's says whether the caller now hears of the file.
+/// a file watch's says whether the caller now hears of the file; a refused
+/// change set's lists every file in its way, in the order asked.
 fn reply_agrees(o: &Outcome, body: &str) -> bool {
+    if let Some(want) = &o.reply_conflicts {
+        let got: Option<Vec<(u64, String, String)>> =
+            serde_json::from_str::<Value>(body).ok().and_then(|v| {
+                v["conflicts"].as_array().map(|a| {
+                    a.iter()
+                        .map(|c| {
+                            (
+                                c["id"].as_u64().unwrap_or(0),
+                                c["path"].as_str().unwrap_or("?").to_string(),
+                                c["owner"].as_str().unwrap_or("?").to_string(),
+                            )
+                        })
+                        .collect()
+                })
+            });
+        if got.as_ref() != Some(want) {
+            return false;
+        }
+    }
     if let Some(watching) = o.reply_watching
         && !serde_json::from_str::<Value>(body).is_ok_and(|v| v["watching"] == watching)
     {

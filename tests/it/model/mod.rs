@@ -42,7 +42,8 @@
 //!
 //! On failure the seed and the steps that led there are printed; replay with
 //! `LATCH_MODEL_SEED=<seed> cargo test --test it -- model::` (`LATCH_MODEL_STEPS`
-//! sets the length). The long run is `cargo test --test it -- --ignored model::`.
+//! sets the length, `LATCH_MODEL_KILLS` the percent of steps that are a
+//! SIGKILL). The long run is `cargo test --test it -- --ignored model::`.
 
 mod machine;
 
