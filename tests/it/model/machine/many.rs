@@ -7,7 +7,7 @@
 use unicode_normalization::UnicodeNormalization;
 
 use super::{
-    Act, Ev, Gen, MFile, MLock, MUser, Model, NEW_ID, Outcome, Step, changed, parse_rev,
+    Act, Ev, Gen, MFile, MLock, MUser, MWatch, Model, NEW_ID, Outcome, Step, changed, parse_rev,
     rev_string, same,
 };
 
@@ -383,8 +383,10 @@ enum Slot {
 }
 
 impl Gen {
-    /// A file id of the kind `slot` asks for, when there is one.
-    fn slot_id(&mut self, m: &Model, by: &str, slot: Slot, so_far: &[u64]) -> u64 {
+    /// A file id of the kind `slot` asks for; when there is none, any id
+    /// for a set's first file and none for the others (a set of what the
+    /// caller holds stays one).
+    fn slot_id(&mut self, m: &Model, by: &str, slot: Slot, so_far: &[u64]) -> Option<u64> {
         let pick = |f: &MFile| match slot {
             Slot::Free => f.lock.is_none() && f.reserved.is_none(),
             Slot::Mine => f.lock.as_ref().is_some_and(|l| l.owner == by),
@@ -399,12 +401,13 @@ impl Gen {
             .filter(|f| pick(f) && !so_far.contains(&f.id))
             .map(|f| f.id)
             .collect();
-        match slot {
+        Some(match slot {
             Slot::Missing => m.max_id + 1 + self.rng.below(3),
             Slot::Repeat if !so_far.is_empty() => *self.rng.pick(so_far),
             _ if !fits.is_empty() => *self.rng.pick(&fits),
-            _ => self.file_id(m),
-        }
+            _ if so_far.is_empty() => self.file_id(m),
+            _ => return None,
+        })
     }
 
     /// 1–4 ids for `by`, drawn from `weights` (free, mine, others',
@@ -431,8 +434,9 @@ impl Gen {
                 }
                 roll -= w;
             }
-            let id = self.slot_id(m, by, slot, &ids);
-            ids.push(id);
+            if let Some(id) = self.slot_id(m, by, slot, &ids) {
+                ids.push(id);
+            }
         }
         ids
     }
@@ -647,6 +651,27 @@ impl Gen {
                 valid(if upper != own { upper } else { nfd })
             }
             (2, Some(own)) => valid(format!("moved{}/{}", n % 3, own)),
+            (4, _)
+                if m.watches
+                    .iter()
+                    .any(|(_, w)| matches!(w, MWatch::Folder(_))) =>
+            {
+                // Into a folder someone watches: they hear of it by the new path.
+                let folders: Vec<String> = m
+                    .watches
+                    .iter()
+                    .filter_map(|(_, w)| match w {
+                        MWatch::Folder(f) => Some(f.clone()),
+                        MWatch::File(_) => None,
+                    })
+                    .collect();
+                let folder = self.rng.pick(&folders).clone();
+                if folder.is_empty() {
+                    valid(format!("mv{n}.bin"))
+                } else {
+                    valid(format!("{folder}/mv{n}.bin"))
+                }
+            }
             (3, _) if !m.files.is_empty() => {
                 // Into another file's folder, under a fresh name.
                 let other = self.rng.pick(&m.files).path.clone();
