@@ -14,6 +14,16 @@
 //! lock list, each file's history, and `git ls-tree -r main` of the vault.
 //! Any 5xx, or a status the model did not expect, fails the run.
 //!
+//! Several files at once too (machine/many.rs): change sets checked out,
+//! cancelled and checked in (sets mixing free, held, reserved and unknown
+//! files; a refusal's `conflicts` must name every file in the way), bulk
+//! uploads whose names clash with the vault or with each other, moves (to
+//! fresh names, taken ones, inside a file, other letter case or Unicode
+//! form) and description edits, each with its events, notifications,
+//! history and Git tree. A SIGKILL inside one of them must leave all of
+//! it or none — a change-set check-in whose commit landed is applied whole
+//! from Git at start, locks kept — never part.
+//!
 //! People also watch files and folders (the whole vault among them), ask a
 //! holder to release a file (once per asker and file: the hour before they
 //! may ask again is far longer than a sequence, restarts included), and
