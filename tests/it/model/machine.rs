@@ -12,6 +12,8 @@ use serde_json::{Value, json};
 use crate::common::binary::{self, Server};
 use crate::common::{ADMIN_PASSWORD, Rng};
 
+mod many;
+
 const PASSWORD: &str = "user-password-1";
 /// The largest value of either revision part.
 const MAX_PART: u32 = 999_999;
@@ -22,6 +24,14 @@ const LFS_COMMENT: &str = "locked with git lfs";
 /// after this long, well inside the window. The window running out is
 /// covered by tests/it/coordination.rs.
 const WINDOW_MARGIN: Duration = Duration::from_secs(12 * 60);
+
+/// The id the model gives the `k`th file a request adds, until the server
+/// has said which id it gave (from its answer, or by path from the reads).
+const NEW_ID: u64 = 1 << 60;
+
+fn is_new(id: u64) -> bool {
+    id >= NEW_ID
+}
 
 /// A seed for sequence `i` of this run: different every run, printed on failure.
 pub fn fresh_seed(i: u64) -> u64 {
@@ -49,7 +59,7 @@ struct MLock {
 
 #[derive(Clone, Debug)]
 struct MFile {
-    /// 0 until the server has told which id it gave.
+    /// `NEW_ID + k` until the server has told which id it gave.
     id: u64,
     path: String,
     description: String,
@@ -161,7 +171,8 @@ struct Ev {
     actor: String,
     /// For `overridden`: whose check-out was broken.
     previous: Option<String>,
-    /// For `reserved`: for whom (the event's `note`).
+    /// The event's `note`, where the model checks it: for `reserved`, for
+    /// whom; for `moved`, the old path.
     to: Option<String>,
 }
 
@@ -250,10 +261,13 @@ impl Model {
         }
     }
 
-    /// A new upload's notifications name it by the id the server gave.
-    fn learn_note_ids(&mut self, id: u64) {
+    /// A new file, and its notifications, take the id the server gave.
+    fn learn_id(&mut self, new: u64, id: u64) {
+        for f in self.files.iter_mut().filter(|f| f.id == new) {
+            f.id = id;
+        }
         for n in self.inbox.values_mut().flatten() {
-            if n.file_id == 0 {
+            if n.file_id == new {
                 n.file_id = id;
             }
         }
@@ -279,10 +293,10 @@ impl Model {
     /// differ from an existing file's only in letter case (`soft`) may be
     /// refused or taken: the contract does not say.
     fn clash(&self, path: &str) -> (bool, bool) {
-        let lp = path.to_lowercase();
+        let lp = many::fold(path);
         let mut soft = false;
         for f in &self.files {
-            let le = f.path.to_lowercase();
+            let le = many::fold(&f.path);
             if le == lp || le.starts_with(&format!("{lp}/")) || lp.starts_with(&format!("{le}/")) {
                 return (true, soft);
             }
@@ -291,7 +305,7 @@ impl Model {
             let folders = a.len().min(b.len()).saturating_sub(1);
             for i in 0..folders {
                 if a[i] != b[i] {
-                    soft |= a[i].to_lowercase() == b[i].to_lowercase();
+                    soft |= many::fold(a[i]) == many::fold(b[i]);
                     break;
                 }
             }
@@ -395,6 +409,46 @@ enum Act {
         all: bool,
         ids: Option<Vec<u64>>,
     },
+    /// Check out several files with one comment: all or none.
+    CheckoutSet {
+        by: String,
+        ids: Vec<u64>,
+        comment: Option<String>,
+    },
+    /// Cancel several check-outs: all or none.
+    CancelSet {
+        by: String,
+        ids: Vec<u64>,
+    },
+    /// Check in several files in one commit: a `file` part per entry,
+    /// named (`filename`) as given.
+    CheckinSet {
+        by: String,
+        parts: Vec<(String, Vec<u8>)>,
+        major: bool,
+    },
+    /// Add several files under `folder` (as sent) in one commit: each part
+    /// as named, its path under the folder (None: refused), its content.
+    Bulk {
+        by: String,
+        folder: String,
+        rev: Option<String>,
+        parts: Vec<(String, Option<String>, Vec<u8>)>,
+    },
+    /// Move or rename a file: `raw_path` as sent, `path` as the server
+    /// reads it (None: refused).
+    Move {
+        by: String,
+        id: u64,
+        raw_path: String,
+        path: Option<String>,
+    },
+    /// Set a file's description.
+    Describe {
+        by: String,
+        id: u64,
+        desc: String,
+    },
 }
 
 fn short(s: &str) -> String {
@@ -434,7 +488,13 @@ impl Act {
             | Act::WatchFile { by, .. }
             | Act::WatchFolder { by, .. }
             | Act::Nudge { by, .. }
-            | Act::MarkRead { by, .. } => by,
+            | Act::MarkRead { by, .. }
+            | Act::CheckoutSet { by, .. }
+            | Act::CancelSet { by, .. }
+            | Act::CheckinSet { by, .. }
+            | Act::Bulk { by, .. }
+            | Act::Move { by, .. }
+            | Act::Describe { by, .. } => by,
         }
     }
 
@@ -502,7 +562,57 @@ impl Act {
             Act::MarkRead { by, all, ids } => {
                 format!("{by}: mark read all={all} ids={ids:?}")
             }
+            Act::CheckoutSet { by, ids, comment } => format!(
+                "{by}: check out the set {} comment={}",
+                id_list(ids),
+                comment
+                    .as_deref()
+                    .map(short)
+                    .unwrap_or_else(|| "none".into())
+            ),
+            Act::CancelSet { by, ids } => format!("{by}: cancel the set {}", id_list(ids)),
+            Act::CheckinSet { by, parts, major } => {
+                let parts: Vec<String> = parts
+                    .iter()
+                    .map(|(name, c)| format!("{}={:?}", short(name), String::from_utf8_lossy(c)))
+                    .collect();
+                format!(
+                    "{by}: check in the set [{}] bump={}",
+                    parts.join(", "),
+                    if *major { "major" } else { "minor" }
+                )
+            }
+            Act::Bulk {
+                by,
+                folder,
+                rev,
+                parts,
+            } => {
+                let parts: Vec<String> = parts
+                    .iter()
+                    .map(|(name, _, c)| format!("{} ({} bytes)", short(name), c.len()))
+                    .collect();
+                format!(
+                    "{by}: bulk upload folder={} rev={rev:?} [{}]",
+                    short(folder),
+                    parts.join(", ")
+                )
+            }
+            Act::Move {
+                by, id, raw_path, ..
+            } => {
+                format!("{by}: move #{id} to {}", short(raw_path))
+            }
+            Act::Describe { by, id, desc } => format!("{by}: describe #{id} as {}", short(desc)),
         }
+    }
+}
+
+fn id_list(ids: &[u64]) -> String {
+    if ids.len() > 8 {
+        format!("of {} ids from #{}", ids.len(), ids[0])
+    } else {
+        format!("{ids:?}")
     }
 }
 
@@ -515,6 +625,25 @@ struct Outcome {
     reply_owner: Option<String>,
     /// A file watch's reply: whether the caller now hears of the file.
     reply_watching: Option<bool>,
+    /// A refused change set's `conflicts`: (id, path, owner), in the order asked.
+    reply_conflicts: Option<Vec<(u64, String, String)>>,
+}
+
+/// Nothing changes; the answer is `status`.
+fn same(m: &Model, status: u16) -> Vec<Outcome> {
+    changed(status, m.clone(), vec![])
+}
+
+/// The answer is `status`, and `model` what the step leaves.
+fn changed(status: u16, model: Model, events: Vec<Ev>) -> Vec<Outcome> {
+    vec![Outcome {
+        status,
+        model,
+        events,
+        reply_owner: None,
+        reply_watching: None,
+        reply_conflicts: None,
+    }]
 }
 
 fn parse_rev(raw: &str) -> Option<(u32, u32)> {
@@ -605,24 +734,7 @@ fn expect_lines(m: &Model, act: &Act) -> Vec<Outcome> {
 /// Everything the contract allows `act` to do to `m`, its line settled.
 fn expect_inner(m: &Model, act: &Act) -> Vec<Outcome> {
     let gone = gone_users(m);
-    let same = |status: u16| {
-        vec![Outcome {
-            status,
-            model: m.clone(),
-            events: vec![],
-            reply_owner: None,
-            reply_watching: None,
-        }]
-    };
-    let changed = |status: u16, model: Model, events: Vec<Ev>| {
-        vec![Outcome {
-            status,
-            model,
-            events,
-            reply_owner: None,
-            reply_watching: None,
-        }]
-    };
+    let same = |status: u16| same(m, status);
     let ev = |kind: &'static str, file_id: u64| Ev {
         kind,
         file_id,
@@ -699,7 +811,7 @@ fn expect_inner(m: &Model, act: &Act) -> Vec<Outcome> {
             }
             let mut next = m.clone();
             next.files.push(MFile {
-                id: 0,
+                id: NEW_ID,
                 path: path.clone(),
                 description: desc.to_string(),
                 rev,
@@ -709,7 +821,7 @@ fn expect_inner(m: &Model, act: &Act) -> Vec<Outcome> {
                 queue: vec![],
                 reserved: None,
             });
-            let mut all = changed(201, next, vec![ev("created", 0)]);
+            let mut all = changed(201, next, vec![ev("created", NEW_ID)]);
             if soft {
                 all.extend(same(409));
             }
@@ -957,18 +1069,37 @@ fn expect_inner(m: &Model, act: &Act) -> Vec<Outcome> {
             }
             changed(204, next, vec![])
         }
+        Act::CheckoutSet { ids, comment, .. } => {
+            many::checkout_set(m, &by, ids, comment.as_deref(), &gone)
+        }
+        Act::CancelSet { ids, .. } => many::cancel_set(m, &by, ids, &gone),
+        Act::CheckinSet { parts, major, .. } => many::checkin_set(m, &by, parts, *major, &gone),
+        Act::Bulk { rev, parts, .. } => many::bulk(m, &by, rev.as_deref(), parts),
+        Act::Move { id, path, .. } => many::move_file(m, &by, admin, *id, path.as_deref()),
+        Act::Describe { id, desc, .. } => many::describe(m, &by, admin, *id, desc),
     }
 }
 
 // -------------------------------------------------------------- generator
+
+/// When a SIGKILL follows the request it cuts short.
+#[derive(Clone, Copy, Debug)]
+enum Delay {
+    Ms(u64),
+    /// This many thousandths of the time the same operation last took to
+    /// succeed in this run: a change of several files takes milliseconds,
+    /// and the kill should land anywhere inside it, between its Git
+    /// commit and its database commit too.
+    PerMille(u64),
+}
 
 enum Step {
     One(Act),
     /// Two requests sent at once.
     Together(Vec<Act>),
     Restart,
-    /// SIGKILL, with a request in flight or not; `u64` is the delay in ms.
-    Kill(Option<Act>, u64),
+    /// SIGKILL, with a request in flight or not, after `Delay`.
+    Kill(Option<Act>, Delay),
 }
 
 struct Gen {
@@ -977,6 +1108,8 @@ struct Gen {
     avoid: Vec<String>,
     serial: u32,
     users_made: u32,
+    /// Percent of steps that are a SIGKILL (`LATCH_MODEL_KILLS`, 4 unless set).
+    kills: u64,
 }
 
 const GIT_SPELLINGS: &[&str] = &[
@@ -1448,6 +1581,9 @@ impl Gen {
 
     /// One file operation on the current model.
     fn file_op(&mut self, m: &Model) -> Act {
+        if self.rng.chance(20) {
+            return self.many_op(m);
+        }
         if self.rng.chance(22) {
             return self.notice_op(m);
         }
@@ -1646,6 +1782,9 @@ impl Gen {
 
     /// Two users who want the same thing at once.
     fn pair(&mut self, m: &Model) -> Step {
+        if !m.files.is_empty() && self.rng.chance(15) {
+            return self.many_pair(m);
+        }
         if !m.files.is_empty() && self.rng.chance(12) {
             return self.notice_pair(m);
         }
@@ -1803,6 +1942,16 @@ impl Gen {
                 admin: self.rng.chance(25),
             });
         }
+        if self.rng.below(100) < self.kills {
+            // Half the kills in flight hit a change of several files (or a
+            // move): all of it or none must survive, never part. Those
+            // take a few milliseconds, so the kill comes within that time.
+            return match self.rng.below(10) {
+                0..=2 => Step::Kill(None, Delay::Ms(0)),
+                3..=6 => Step::Kill(Some(self.many_op(m)), Delay::PerMille(self.rng.below(1200))),
+                _ => Step::Kill(Some(self.file_op(m)), Delay::Ms(self.rng.below(30))),
+            };
+        }
         match roll {
             4..=5 => {
                 let candidates: Vec<&MUser> = m
@@ -1822,11 +1971,7 @@ impl Gen {
                 Step::One(Act::Disable { by, name })
             }
             6..=7 => Step::Restart,
-            8..=10 => {
-                let act = self.rng.chance(70).then(|| self.file_op(m));
-                Step::Kill(act, self.rng.below(30))
-            }
-            11..=21 => self.pair(m),
+            8..=18 => self.pair(m),
             _ => Step::One(self.file_op(m)),
         }
     }
@@ -1844,8 +1989,9 @@ pub struct Run {
     /// Whether the sequence stopped before its last step, to stay inside
     /// the hand-off window (`WINDOW_MARGIN`).
     pub cut_short: bool,
-    /// Events seen of each kind, to show what a sequence exercised.
-    pub seen: BTreeMap<&'static str, usize>,
+    /// Events seen of each kind, operations and their answers, to show
+    /// what a sequence exercised.
+    pub seen: BTreeMap<String, usize>,
 }
 
 struct Harness {
@@ -1858,6 +2004,8 @@ struct Harness {
     web: reqwest::Client,
     tokens: HashMap<String, String>,
     since: u64,
+    /// How long each kind of change of several files last took to succeed.
+    took: HashMap<&'static str, Duration>,
 }
 
 /// What the server showed on every read surface.
@@ -2098,6 +2246,43 @@ impl Harness {
                 };
                 h.post(format!("{base}/api/notifications/read")).json(&body)
             }
+            Act::CheckoutSet { ids, comment, .. } => {
+                let body = match comment {
+                    Some(c) => json!({"ids": ids, "comment": c}),
+                    None => json!({ "ids": ids }),
+                };
+                h.post(format!("{base}/api/checkout")).json(&body)
+            }
+            Act::CancelSet { ids, .. } => h
+                .post(format!("{base}/api/cancel"))
+                .json(&json!({ "ids": ids })),
+            Act::CheckinSet { parts, major, .. } => {
+                let mut form = Form::new()
+                    .text("message", "model set check-in")
+                    .text("bump", if *major { "major" } else { "minor" });
+                for (name, content) in parts {
+                    form = form.part("file", Part::bytes(content.clone()).file_name(name.clone()));
+                }
+                h.post(format!("{base}/api/checkin")).multipart(form)
+            }
+            Act::Bulk {
+                folder, rev, parts, ..
+            } => {
+                let mut form = Form::new().text("folder", folder.clone());
+                if let Some(rev) = rev {
+                    form = form.text("revision", rev.clone());
+                }
+                for (name, _, content) in parts {
+                    form = form.part("file", Part::bytes(content.clone()).file_name(name.clone()));
+                }
+                h.post(format!("{base}/api/files/bulk")).multipart(form)
+            }
+            Act::Move { id, raw_path, .. } => h
+                .post(format!("{base}/api/files/{id}/move"))
+                .json(&json!({ "path": raw_path })),
+            Act::Describe { id, desc, .. } => h
+                .patch(format!("{base}/api/files/{id}"))
+                .json(&json!({ "description": desc })),
         };
         rb.bearer_auth(token)
     }
@@ -2236,6 +2421,8 @@ impl Harness {
                 "dequeued" => "dequeued",
                 "reserved" => "reserved",
                 "released" => "released",
+                "moved" => "moved",
+                "edited" => "edited",
                 other => return Err(format!("activity: an event of unknown kind {other:?}")),
             };
             out.push(Ev {
@@ -2244,7 +2431,8 @@ impl Harness {
                 actor: e["actor"].as_str().unwrap_or("").to_string(),
                 previous: (kind == "overridden")
                     .then(|| e["previous_holder"].as_str().unwrap_or("").to_string()),
-                to: (kind == "reserved").then(|| e["note"].as_str().unwrap_or("").to_string()),
+                to: matches!(kind, "reserved" | "moved")
+                    .then(|| e["note"].as_str().unwrap_or("").to_string()),
             });
         }
         self.since = a["last_seq"].as_u64().unwrap_or(self.since);
@@ -2445,28 +2633,28 @@ fn ls_tree(git_dir: &Path) -> Result<BTreeSet<String>, Fail> {
         .collect())
 }
 
-/// Gives files the model knows only by path (new uploads) the id the server gave them.
+/// Gives files the model knows only by path (new uploads) the ids the server gave them.
 fn learn_ids(m: &mut Model, events: &mut [Ev], o: &Observed) {
     let known: BTreeSet<u64> = m.files.iter().map(|f| f.id).collect();
-    let mut learned = Vec::new();
-    for f in m.files.iter_mut().filter(|f| f.id == 0) {
+    let new: Vec<(u64, String)> = m
+        .files
+        .iter()
+        .filter(|f| is_new(f.id))
+        .map(|f| (f.id, f.path.clone()))
+        .collect();
+    for (placeholder, path) in new {
         if let Some(id) = o
             .files
             .iter()
-            .find(|j| j["path"] == f.path.as_str())
+            .find(|j| j["path"] == path.as_str())
             .and_then(|j| j["id"].as_u64())
             .filter(|id| !known.contains(id))
         {
-            f.id = id;
-            learned.push(id);
+            m.learn_id(placeholder, id);
+            for e in events.iter_mut().filter(|e| e.file_id == placeholder) {
+                e.file_id = id;
+            }
         }
-    }
-    // At most one upload per step and pair succeeds, so one new id at most.
-    if let [id] = learned[..] {
-        for e in events.iter_mut().filter(|e| e.file_id == 0) {
-            e.file_id = id;
-        }
-        m.learn_note_ids(id);
     }
 }
 
@@ -2700,10 +2888,6 @@ async fn send(rb: reqwest::RequestBuilder) -> Result<(u16, String), String> {
     Ok((status, text))
 }
 
-fn body_id(body: &str) -> Option<u64> {
-    serde_json::from_str::<Value>(body).ok()?["id"].as_u64()
-}
-
 /// Runs one sequence of `steps` steps from `seed` on a fresh server.
 pub async fn run_sequence(seed: u64, steps: usize) -> Run {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -2721,6 +2905,7 @@ pub async fn run_sequence(seed: u64, steps: usize) -> Run {
         web: reqwest::Client::new(),
         tokens: HashMap::new(),
         since: 0,
+        took: HashMap::new(),
     };
     let mut run = Run {
         trace: Vec::new(),
@@ -2753,6 +2938,11 @@ pub async fn run_sequence(seed: u64, steps: usize) -> Run {
             avoid,
             serial: 0,
             users_made: 0,
+            kills: std::env::var("LATCH_MODEL_KILLS")
+                .ok()
+                .and_then(|k| k.trim().parse().ok())
+                .unwrap_or(4)
+                .min(100),
         };
         let started = Instant::now();
         for _ in 0..steps {
@@ -2831,34 +3021,57 @@ async fn aftermath(h: &mut Harness) -> String {
 }
 
 async fn do_step(h: &mut Harness, run: &mut Run, m: &Model, step: Step) -> Result<Model, Fail> {
-    // Each candidate: a model and the events that lead to it.
-    let mut candidates: Vec<(Model, Vec<Ev>)> = Vec::new();
+    // Each candidate: a model, the events that lead to it, and for an
+    // operation a SIGKILL cut short which way it went ("" otherwise).
+    let mut candidates: Vec<(Model, Vec<Ev>, &'static str)> = Vec::new();
+    // A change of several files (or a move) in flight at a SIGKILL.
+    let mut killed_in: Option<&'static str> = None;
     let mut after_kill = false;
     let mut restarted = false;
     let mut new_user: Option<String> = None;
     match step {
         Step::One(act) => {
             push(&mut run.trace, act.describe());
+            let sent = Instant::now();
             let (status, body) = send(h.request(&act))
                 .await
                 .map_err(|e| format!("request failed: {e}"))?;
-            let outcomes: Vec<Outcome> = expect(m, &act)
+            if let (Some(op), 200..=299) = (many_label(&act), status) {
+                h.took.insert(op, sent.elapsed());
+            }
+            let (outcomes, disagree): (Vec<Outcome>, Vec<Outcome>) = expect(m, &act)
                 .into_iter()
-                .filter(|o| o.status != status || reply_agrees(o, &body))
-                .collect();
+                .partition(|o| o.status != status || reply_agrees(o, &body));
             if status >= 500 || !outcomes.iter().any(|o| o.status == status) {
                 let want: Vec<u16> = outcomes.iter().map(|o| o.status).collect();
+                let replies: Vec<String> = disagree
+                    .iter()
+                    .map(|o| {
+                        format!(
+                            "{} naming lock owner {:?}, watching {:?}, conflicts (id, path, owner) {:?}",
+                            o.status, o.reply_owner, o.reply_watching, o.reply_conflicts
+                        )
+                    })
+                    .collect();
                 return Err(format!(
-                    "answered {status} (expected {want:?}): {}",
+                    "answered {status} (expected {want:?}{}): {}",
+                    if replies.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", or {}", replies.join(" / "))
+                    },
                     body_text(&body)
                 ));
             }
             for mut o in outcomes.into_iter().filter(|o| o.status == status) {
                 fix_upload_id(&mut o, &body);
-                candidates.push((o.model, o.events));
+                candidates.push((o.model, o.events, ""));
             }
             if let Some(label) = notice_label(&act, status) {
-                *run.seen.entry(label).or_default() += 1;
+                *run.seen.entry(label.to_string()).or_default() += 1;
+            }
+            if let Some(op) = many_label(&act) {
+                *run.seen.entry(format!("{op} {status}")).or_default() += 1;
             }
             if let (Act::AddUser { name, .. }, 201) = (&act, status) {
                 new_user = Some(name.clone());
@@ -2874,14 +3087,23 @@ async fn do_step(h: &mut Harness, run: &mut Run, m: &Model, step: Step) -> Resul
                 let (status, body) = answer.map_err(|e| format!("request failed: {e}"))?;
                 answered.push((act.clone(), status, body));
             }
+            let mut serial = Vec::new();
             orders(
                 m,
                 (0..answered.len()).collect(),
                 &answered,
                 false,
                 vec![],
-                &mut candidates,
+                &mut serial,
             );
+            candidates.extend(serial.into_iter().map(|(cm, ce)| (cm, ce, "")));
+            for (act, status, _) in &answered {
+                if let Some(op) = many_label(act) {
+                    *run.seen
+                        .entry(format!("{op} {status} (racing)"))
+                        .or_default() += 1;
+                }
+            }
             if answered.iter().any(|(_, s, _)| *s >= 500) || candidates.is_empty() {
                 let got: Vec<String> = answered
                     .iter()
@@ -2902,13 +3124,13 @@ async fn do_step(h: &mut Harness, run: &mut Run, m: &Model, step: Step) -> Resul
             h.start().await?;
             run.restarts += 1;
             restarted = true;
-            candidates.push((m.clone(), vec![]));
+            candidates.push((m.clone(), vec![], ""));
         }
         Step::Kill(act, delay) => {
             run.kills += 1;
             restarted = true;
             after_kill = true;
-            candidates.push((m.clone(), vec![]));
+            candidates.push((m.clone(), vec![], "none"));
             match act {
                 None => {
                     push(
@@ -2918,12 +3140,30 @@ async fn do_step(h: &mut Harness, run: &mut Run, m: &Model, step: Step) -> Resul
                     h.kill();
                 }
                 Some(act) => {
+                    killed_in = many_label(&act);
+                    let delay = match delay {
+                        Delay::Ms(ms) => Duration::from_millis(ms),
+                        Delay::PerMille(k) => {
+                            let took = killed_in
+                                .and_then(|op| h.took.get(op).copied())
+                                .unwrap_or(Duration::from_millis(10));
+                            took * k as u32 / 1000
+                        }
+                    };
                     push(
                         &mut run.trace,
-                        format!("SIGKILL {delay} ms into [{}], start again", act.describe()),
+                        format!(
+                            "SIGKILL {} µs into [{}], start again",
+                            delay.as_micros(),
+                            act.describe()
+                        ),
                     );
                     let task = tokio::spawn(send(h.request(&act)));
-                    tokio::time::sleep(Duration::from_millis(delay)).await;
+                    // Finer than the timer's millisecond: spin to the moment.
+                    let until = Instant::now() + delay;
+                    while Instant::now() < until {
+                        tokio::task::yield_now().await;
+                    }
                     h.kill();
                     let answered = task.await.ok().and_then(|r| r.ok());
                     let outcomes = expect(m, &act);
@@ -2938,7 +3178,7 @@ async fn do_step(h: &mut Harness, run: &mut Run, m: &Model, step: Step) -> Resul
                             candidates.clear();
                             for mut o in outcomes.into_iter().filter(|o| o.status == status) {
                                 fix_upload_id(&mut o, &body);
-                                candidates.push((o.model, o.events));
+                                candidates.push((o.model, o.events, "answered"));
                             }
                         }
                         None => {
@@ -2962,9 +3202,18 @@ async fn do_step(h: &mut Harness, run: &mut Run, m: &Model, step: Step) -> Resul
                                     kept.inbox = m.inbox.clone();
                                     kept.notes_made = m.notes_made;
                                     kept.tell(m, &o.events[..1]);
-                                    candidates.push((kept, vec![]));
+                                    candidates.push((kept, vec![], "reconciled"));
                                 }
-                                candidates.push((o.model, o.events));
+                                // The same for a change set: the whole
+                                // commit, every lock kept.
+                                if let Act::CheckinSet { .. } = &act
+                                    && o.status == 200
+                                {
+                                    let kept = many::checkin_reconciled(m, &o);
+                                    candidates.push((kept, vec![], "all, reconciled"));
+                                }
+                                let label = if o.status / 100 == 2 { "all" } else { "none" };
+                                candidates.push((o.model, o.events, label));
                             }
                         }
                     }
@@ -2979,10 +3228,10 @@ async fn do_step(h: &mut Harness, run: &mut Run, m: &Model, step: Step) -> Resul
     let o = h.observe().await?;
     let events = h.events().await?;
     for e in &events {
-        *run.seen.entry(e.kind).or_default() += 1;
+        *run.seen.entry(e.kind.to_string()).or_default() += 1;
     }
     let mut first_diff = None;
-    for (mut cm, mut ce) in candidates {
+    for (mut cm, mut ce, label) in candidates {
         learn_ids(&mut cm, &mut ce, &o);
         let d = diff(&cm, &o);
         let events_agree = after_kill || ce == events;
@@ -2990,7 +3239,7 @@ async fn do_step(h: &mut Harness, run: &mut Run, m: &Model, step: Step) -> Resul
             if let Some(bad) = cm
                 .files
                 .iter()
-                .find(|f| f.id == 0 || (f.id <= m.max_id && m.file(f.id).is_none()))
+                .find(|f| is_new(f.id) || (f.id <= m.max_id && m.file(f.id).is_none()))
             {
                 return Err(format!(
                     "file {:?} got id {}, which is not new",
@@ -3008,7 +3257,12 @@ async fn do_step(h: &mut Harness, run: &mut Run, m: &Model, step: Step) -> Resul
                 h.check_contents(&cm).await?;
             }
             for n in cm.inbox.values().flatten().filter(|n| n.id > m.notes_made) {
-                *run.seen.entry(note_kind(n.kind)).or_default() += 1;
+                *run.seen.entry(note_kind(n.kind).to_string()).or_default() += 1;
+            }
+            if let Some(op) = killed_in {
+                *run.seen
+                    .entry(format!("SIGKILL in {op}: {label}"))
+                    .or_default() += 1;
             }
             return Ok(cm);
         }
@@ -3022,8 +3276,14 @@ async fn do_step(h: &mut Harness, run: &mut Run, m: &Model, step: Step) -> Resul
             first_diff = Some(lines.join("\n  "));
         }
     }
+    let partial = match killed_in {
+        Some(op) => format!(
+            " — a SIGKILL stopped {op}, and the server shows neither all of it nor none (part of it?)"
+        ),
+        None => String::new(),
+    };
     Err(format!(
-        "the server's state matches no outcome the model allows:\n  {}",
+        "the server's state matches no outcome the model allows{partial}:\n  {}",
         first_diff.unwrap_or_default()
     ))
 }
@@ -3064,8 +3324,28 @@ fn orders(
 }
 
 /// An LFS unlock's reply names the lock it ended: the holder the model had;
-/// a file watch's says whether the caller now hears of the file.
+/// a file watch's says whether the caller now hears of the file; a refused
+/// change set's lists every file in its way, in the order asked.
 fn reply_agrees(o: &Outcome, body: &str) -> bool {
+    if let Some(want) = &o.reply_conflicts {
+        let got: Option<Vec<(u64, String, String)>> =
+            serde_json::from_str::<Value>(body).ok().and_then(|v| {
+                v["conflicts"].as_array().map(|a| {
+                    a.iter()
+                        .map(|c| {
+                            (
+                                c["id"].as_u64().unwrap_or(0),
+                                c["path"].as_str().unwrap_or("?").to_string(),
+                                c["owner"].as_str().unwrap_or("?").to_string(),
+                            )
+                        })
+                        .collect()
+                })
+            });
+        if got.as_ref() != Some(want) {
+            return false;
+        }
+    }
     if let Some(watching) = o.reply_watching
         && !serde_json::from_str::<Value>(body).is_ok_and(|v| v["watching"] == watching)
     {
@@ -3095,6 +3375,20 @@ fn notice_label(act: &Act, status: u16) -> Option<&'static str> {
     })
 }
 
+/// An operation on several files (or a move, a description edit), as
+/// counted among what a sequence exercised.
+fn many_label(act: &Act) -> Option<&'static str> {
+    Some(match act {
+        Act::CheckoutSet { .. } => "checkout set",
+        Act::CancelSet { .. } => "cancel set",
+        Act::CheckinSet { .. } => "checkin set",
+        Act::Bulk { .. } => "bulk upload",
+        Act::Move { .. } => "move",
+        Act::Describe { .. } => "describe",
+        _ => return None,
+    })
+}
+
 /// A notification kind as counted among what a sequence exercised.
 fn note_kind(kind: &str) -> &'static str {
     match kind {
@@ -3111,18 +3405,25 @@ fn push(trace: &mut Vec<String>, line: String) {
     trace.push(format!("{n:4}. {line}"));
 }
 
+/// New files take the ids the answer gives: one upload's `id`, or a bulk
+/// upload's `files`, in the order of its parts.
 fn fix_upload_id(o: &mut Outcome, body: &str) {
-    if o.events
-        .iter()
-        .any(|e| e.kind == "created" && e.file_id == 0)
-        && let Some(id) = body_id(body)
-    {
-        for f in o.model.files.iter_mut().filter(|f| f.id == 0) {
-            f.id = id;
-        }
-        for e in o.events.iter_mut().filter(|e| e.file_id == 0) {
+    if !o.model.files.iter().any(|f| is_new(f.id)) {
+        return;
+    }
+    let Ok(v) = serde_json::from_str::<Value>(body) else {
+        return;
+    };
+    let given: Vec<u64> = match (v["id"].as_u64(), v["files"].as_array()) {
+        (Some(id), _) => vec![id],
+        (None, Some(files)) => files.iter().filter_map(|f| f["id"].as_u64()).collect(),
+        _ => return,
+    };
+    for (k, id) in given.into_iter().enumerate() {
+        let placeholder = NEW_ID + k as u64;
+        o.model.learn_id(placeholder, id);
+        for e in o.events.iter_mut().filter(|e| e.file_id == placeholder) {
             e.file_id = id;
         }
-        o.model.learn_note_ids(id);
     }
 }

@@ -16,6 +16,16 @@
 //! vault's `.zip` (read by Python's `zipfile`).
 //! Any 5xx, or a status the model did not expect, fails the run.
 //!
+//! Several files at once too (machine/many.rs): change sets checked out,
+//! cancelled and checked in (sets mixing free, held, reserved and unknown
+//! files; a refusal's `conflicts` must name every file in the way), bulk
+//! uploads whose names clash with the vault or with each other, moves (to
+//! fresh names, taken ones, inside a file, other letter case or Unicode
+//! form) and description edits, each with its events, notifications,
+//! history and Git tree. A SIGKILL inside one of them must leave all of
+//! it or none — a change-set check-in whose commit landed is applied whole
+//! from Git at start, locks kept — never part.
+//!
 //! People also watch files and folders (the whole vault among them), ask a
 //! holder to release a file (once per asker and file: the hour before they
 //! may ask again is far longer than a sequence, restarts included), and
@@ -44,7 +54,8 @@
 //!
 //! On failure the seed and the steps that led there are printed; replay with
 //! `LATCH_MODEL_SEED=<seed> cargo test --test it -- model::` (`LATCH_MODEL_STEPS`
-//! sets the length). The long run is `cargo test --test it -- --ignored model::`.
+//! sets the length, `LATCH_MODEL_KILLS` the percent of steps that are a
+//! SIGKILL). The long run is `cargo test --test it -- --ignored model::`.
 
 mod machine;
 
