@@ -23,6 +23,8 @@ pub struct Version {
 
 /// A version opened for download.
 pub struct Download {
+    /// The file's path at that version (a move changes it).
+    pub path: RepoPath,
     pub file_name: String,
     pub size: u64,
     pub reader: Box<dyn std::io::Read + Send>,
@@ -122,8 +124,8 @@ impl Files {
             .map(|r| r.to_string());
         let vault = self.shared.vault.clone();
         blocking(move || {
-            let (blob, revision) = match rev {
-                None => (rec.blob, rec.revision.to_string()),
+            let (blob, revision, path) = match rev {
+                None => (rec.blob, rec.revision.to_string(), rec.path.clone()),
                 Some(rev) => {
                     let unknown =
                         || AppError::NotFound(format!("{} has no version {rev}.", rec.path));
@@ -133,12 +135,14 @@ impl Files {
                     let trailers = info.of_file(id).filter(|t| t.action != Action::Delete);
                     let trailers = trailers.ok_or_else(unknown)?;
                     let blob = vault.blob_at(commit, &trailers.path)?.ok_or_else(unknown)?;
-                    (blob, trailers.revision.clone().unwrap_or_default())
+                    let revision = trailers.revision.clone().unwrap_or_default();
+                    (blob, revision, trailers.path.clone())
                 }
             };
             let (size, reader) = vault.open_blob(blob)?;
             Ok(Download {
-                file_name: download_name(&rec.path, &revision),
+                file_name: download_name(&path, &revision),
+                path,
                 size,
                 reader,
             })

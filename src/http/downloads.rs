@@ -12,6 +12,7 @@ pub fn download_response(d: Download) -> Response {
         file_name,
         size,
         mut reader,
+        ..
     } = d;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<std::io::Result<Vec<u8>>>(4);
     tokio::task::spawn_blocking(move || {

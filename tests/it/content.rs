@@ -8,6 +8,7 @@
 use std::process::Command;
 
 use crate::common::{Client, TestApp, expect_error, have_tool, header};
+use serde_json::json;
 
 const MIB: usize = 1024 * 1024;
 
@@ -164,6 +165,25 @@ async fn the_api_compares_two_versions_as_an_exact_unified_diff() {
         .get(&format!("/api/files/{id}/diff?from={second}&to={second}"))
         .await;
     assert_eq!(resp.text().await.unwrap(), "");
+    // After a move, each side is named as it was: the versions kept their path.
+    assert_eq!(alice.checkout(id, "").await.status(), 200);
+    let moved = alice
+        .post_json(
+            &format!("/api/files/{id}/move"),
+            &json!({"path": "nc/old/O1.nc"}),
+        )
+        .await;
+    assert_eq!(moved.status(), 200);
+    let resp = alice
+        .get(&format!("/api/files/{id}/diff?from={first}&to={second}"))
+        .await;
+    assert!(
+        resp.text()
+            .await
+            .unwrap()
+            .starts_with("--- nc/O1.nc@1.0\n+++ nc/O1.nc@1.1\n"),
+        "a moved file's old versions keep their old names"
+    );
 
     // The page marks lines with signs and ins/del, not colour alone.
     let (status, html) = page(
@@ -179,7 +199,7 @@ async fn the_api_compares_two_versions_as_an_exact_unified_diff() {
         "{html}"
     );
     assert!(
-        html.contains("1 lines added (+), 1 lines removed (−)"),
+        html.contains("1 line added (+), 1 line removed (−)"),
         "{html}"
     );
 

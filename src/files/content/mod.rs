@@ -105,14 +105,15 @@ impl Files {
     /// The first [`PREVIEW_BYTES`] of a version, classified.
     pub async fn preview(&self, id: u64, rev: Option<&str>) -> AppResult<Preview> {
         let rev = rev.map(str::trim).filter(|r| !r.is_empty());
-        let rec = self.get(id).await?;
         let revision = self.revision_of(id, rev).await?;
         let d = self.open(id, rev).await?;
         let size = d.size;
+        // The name it had then: a move since changes the title, not the version.
+        let path = d.path.clone();
         let head = blocking(move || read_at_most(d.reader, PREVIEW_BYTES)).await?;
-        let shown = classify(&head, size, &rec.path);
+        let shown = classify(&head, size, &path);
         Ok(Preview {
-            path: rec.path,
+            path,
             rev: rev.map(str::to_string),
             revision,
             size,
@@ -140,6 +141,7 @@ impl Files {
         };
         // The sniffed bytes go first again, then the rest as it streams.
         let super::Download {
+            path,
             file_name,
             size,
             reader,
@@ -147,6 +149,7 @@ impl Files {
         Ok((
             kind,
             super::Download {
+                path,
                 file_name,
                 size,
                 reader: Box::new(io::Cursor::new(head).chain(reader)),
@@ -176,9 +179,10 @@ impl Files {
             }
         }
         let path = rec.path.clone();
+        // Each side named as it was then (a move between them shows as such).
         let labels = (
-            format!("{path}@{from_revision}"),
-            format!("{path}@{to_revision}"),
+            format!("{}@{from_revision}", a.path),
+            format!("{}@{to_revision}", b.path),
         );
         let revisions = (from_revision.clone(), to_revision.clone());
         let (unified, cut_short) = blocking(move || {

@@ -122,7 +122,7 @@ pub fn comparison(id: u64, c: &Comparison, from: &str, to: &str, as_panel: bool)
             @if c.unified.is_empty() {
                 p.empty { "The two versions have the same content." }
             } @else {
-                p.diff-summary { (added) " lines added (+), " (removed) " lines removed (−)." }
+                p.diff-summary { (count_lines(added)) " added (+), " (count_lines(removed)) " removed (−)." }
                 table.diff {
                     caption.sr-only { "Changes from " (c.from_revision) " to " (c.to_revision) "; + marks an added line, − a removed one." }
                     tbody {
@@ -139,5 +139,14 @@ pub fn comparison(id: u64, c: &Comparison, from: &str, to: &str, as_panel: bool)
                 }
             }
         }
+    }
+}
+
+/// `1 line`, `3 lines`.
+fn count_lines(n: usize) -> String {
+    if n == 1 {
+        "1 line".into()
+    } else {
+        format!("{n} lines")
     }
 }

@@ -550,7 +550,8 @@ pub fn history(
                                 td {
                                     a.btn href=(preview) hx-get=(preview) hx-target="#panel" hx-swap="innerHTML" aria-label=(format!("Preview {}", v.revision)) { "Preview" }
                                     " "
-                                    @if let Some(prev) = versions.get(i + 1) {
+                                    // The version before it in content: a move changes none.
+                                    @if let Some(prev) = versions[i + 1..].iter().find(|p| p.action != "move").filter(|_| v.action != "move") {
                                         @let diff = format!("{base}/diff?from={}&to={}", prev.commit, v.commit);
                                         a.btn href=(diff) hx-get=(diff) hx-target="#panel" hx-swap="innerHTML" aria-label=(format!("Compare {} with previous ({})", v.revision, prev.revision)) { "Compare with previous" }
                                         " "
