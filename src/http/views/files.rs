@@ -65,7 +65,11 @@ pub fn dashboard(d: Dashboard<'_>) -> Markup {
                 }
                 noscript { button.btn type="submit" { "Filter" } }
             }
+            (checkin_set_popover(d.viewer))
             (upload_popover(d.viewer, d.max_upload))
+            (selection_bar(d.viewer))
+            // live.js lists each upload here with its progress.
+            div #uploads .uploads aria-live="polite" {}
         }
         div.layout {
             (file_list_seen(d.files, d.viewer, d.filters, d.stale_after, d.presence))
@@ -99,7 +103,66 @@ fn upload_popover(viewer: &Viewer, max_upload: u64) -> Markup {
                     p.muted { "Up to " (human_size(max_upload)) "." }
                     button.btn.primary type="submit" { "Upload" }
                 }
+                // Without JavaScript a plain multipart post; with it, live.js
+                // sends each file under its path in the folder, with progress.
+                form.stack.bulk method="post" action="/files/bulk" enctype="multipart/form-data" data-bulk {
+                    h3.form-title { "Upload several files or a folder" }
+                    (csrf_field(viewer))
+                    label { "Files" input type="file" name="file" multiple; }
+                    label { "Or a whole folder" input type="file" name="file" webkitdirectory; }
+                    label { "Into the folder"
+                        input type="text" name="folder" placeholder="fixtures (empty: the top)" maxlength="255";
+                    }
+                    label { "Initial revision" input type="text" name="revision" value="1.0" pattern="[0-9]+\\.[0-9]+" required; }
+                    p.muted { "One commit for all of them. You can also drop files or a folder anywhere on the list." }
+                    button.btn.primary type="submit" { "Upload all" }
+                }
             }
+        }
+    }
+}
+
+/// New versions of several held files in one commit: each file is
+/// matched by its name (the server says which it could not place).
+fn checkin_set_popover(viewer: &Viewer) -> Markup {
+    html! {
+        details.popover.checkin-set {
+            summary.btn { "Check in several…" }
+            div.popover-body {
+                form.stack.drop-target method="post" action="/files/checkin" enctype="multipart/form-data"
+                    hx-post="/files/checkin" hx-encoding="multipart/form-data" hx-swap="none" {
+                    (csrf_field(viewer))
+                    label { "New versions"
+                        input type="file" name="file" multiple required;
+                    }
+                    p.muted.hint { "Pick or drop the files you have checked out; each is matched by its name. One commit for all." }
+                    label { "What changed" textarea name="message" rows="3" required maxlength="5000" {} }
+                    fieldset.bump {
+                        legend { "Revision" }
+                        label { input type="radio" name="bump" value="minor" checked; " Minor" }
+                        label { input type="radio" name="bump" value="major"; " Major" }
+                    }
+                    button.btn.primary type="submit" { "Check in all" }
+                }
+            }
+        }
+    }
+}
+
+/// The files ticked on their cards (`form="selection"`), acted on
+/// together. A plain form without JavaScript; with it, live.js counts the
+/// ticks and shows the bar only while something is ticked.
+fn selection_bar(viewer: &Viewer) -> Markup {
+    html! {
+        form #selection .selection method="post" action="/files/checkout" hx-post="/files/checkout" hx-swap="none"
+            data-count="0" aria-label="Selected files" {
+            (csrf_field(viewer))
+            span.selection-count.js-only role="status" { "0 selected" }
+            label.sr-only for="selection-comment" { "Comment for the check-out" }
+            input #selection-comment .comment type="text" name="comment" maxlength="500" placeholder="Comment (optional)";
+            button.btn.primary type="submit" { "Check out selected" }
+            button.btn type="submit" formaction="/files/cancel" { "Cancel selected" }
+            button.btn.quiet.js-only type="button" data-clear-selection { "Clear" }
         }
     }
 }
@@ -147,6 +210,8 @@ pub fn file_list_seen(
             @for (folder, files) in &groups {
                 section.folder data-folder=(folder) {
                     h2.folder-name { @if folder.is_empty() { "/" } @else { (folder) "/" } }
+                    button.btn.quiet.select-folder.js-only type="button" data-select-folder=(folder)
+                        aria-label=(format!("Select all in {}/", folder)) { "Select all" }
                     div.cards id=(folder_dom_id(folder)) {
                         @for f in files { (card_seen(f, viewer, false, stale_after, presence.viewers(f.id))) }
                     }
@@ -201,6 +266,11 @@ pub fn card_seen(
         article.card.mine[mine] id=(format!("file-{}", f.id)) data-state=(state) data-locked-by=[holder]
             data-stale=[stale_since.map(|_| "true")] data-path=(f.path) hx-swap-oob=[oob.then_some("true")] {
             header.card-head {
+                // In the toolbar's selection form wherever the card is.
+                label.card-select title="Select" {
+                    input type="checkbox" name="ids" value=(f.id) form="selection";
+                    span.sr-only { "Select " (f.path) }
+                }
                 h3.card-path title=(f.path) { span.dir { (dir) } (name) }
                 span.badge.rev title="Revision" { "rev " (f.revision) }
                 @if mine {
@@ -314,6 +384,31 @@ pub fn card_seen(
                                 input type="hidden" name="holder" value=(holder.unwrap_or_default());
                                 button.btn.danger type="submit" { "Override check-out" }
                             }))
+                        }
+                    }
+                }
+                @if mine || (viewer.admin && holder.is_none()) {
+                    details.popover.quiet.move {
+                        summary.btn { "Move…" }
+                        div.popover-body {
+                            form.stack method="post" action=(format!("{base}/move")) hx-post=(format!("{base}/move")) hx-swap="none" {
+                                (csrf_field(viewer))
+                                label { "New path" input type="text" name="path" value=(f.path) required maxlength="255"; }
+                                p.muted { "Rename it, or move it to another folder (made if new). Its history, check-out and line go with it." }
+                                button.btn.primary type="submit" { "Move" }
+                            }
+                        }
+                    }
+                }
+                @if mine || viewer.admin {
+                    details.popover.quiet.describe {
+                        summary.btn { "Describe…" }
+                        div.popover-body {
+                            form.stack method="post" action=(format!("{base}/describe")) hx-post=(format!("{base}/describe")) hx-swap="none" {
+                                (csrf_field(viewer))
+                                label { "Description" textarea name="description" rows="3" maxlength="2000" { (f.description) } }
+                                button.btn.primary type="submit" { "Save description" }
+                            }
                         }
                     }
                 }
