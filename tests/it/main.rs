@@ -25,5 +25,6 @@ mod presence;
 mod proxy;
 mod races;
 mod security;
+mod sets;
 mod stale;
 mod upgrade;
