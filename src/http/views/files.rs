@@ -103,19 +103,22 @@ fn upload_popover(viewer: &Viewer, max_upload: u64) -> Markup {
                     p.muted { "Up to " (human_size(max_upload)) "." }
                     button.btn.primary type="submit" { "Upload" }
                 }
-                // Without JavaScript a plain multipart post; with it, live.js
-                // sends each file under its path in the folder, with progress.
-                form.stack.bulk method="post" action="/files/bulk" enctype="multipart/form-data" data-bulk {
-                    h3.form-title { "Upload several files or a folder" }
-                    (csrf_field(viewer))
-                    label { "Files" input type="file" name="file" multiple; }
-                    label { "Or a whole folder" input type="file" name="file" webkitdirectory; }
-                    label { "Into the folder"
-                        input type="text" name="folder" placeholder="fixtures (empty: the top)" maxlength="255";
+                // Folded away: most uploads are one file. Without JavaScript a
+                // plain multipart post; with it, live.js sends each file under
+                // its path in the folder, with progress.
+                details.more.bulk-more {
+                    summary { "Upload several files or a folder…" }
+                    form.stack.bulk method="post" action="/files/bulk" enctype="multipart/form-data" data-bulk {
+                        (csrf_field(viewer))
+                        label { "Files" input type="file" name="file" multiple; }
+                        label { "Or a whole folder" input type="file" name="file" webkitdirectory; }
+                        label { "Into the folder"
+                            input type="text" name="folder" placeholder="fixtures (empty: the top)" maxlength="255";
+                        }
+                        label { "Initial revision" input type="text" name="revision" value="1.0" pattern="[0-9]+\\.[0-9]+" required; }
+                        p.muted { "One commit for all of them. You can also drop files or a folder anywhere on the list." }
+                        button.btn.primary type="submit" { "Upload all" }
                     }
-                    label { "Initial revision" input type="text" name="revision" value="1.0" pattern="[0-9]+\\.[0-9]+" required; }
-                    p.muted { "One commit for all of them. You can also drop files or a folder anywhere on the list." }
-                    button.btn.primary type="submit" { "Upload all" }
                 }
             }
         }
