@@ -1412,6 +1412,15 @@ async fn a_change_set_checked_out_and_in_by_alice_reaches_bob_in_one_message() {
 
     // Alice checks two of them in with one form: two files, one message.
     open_popover(&alice, "details.checkin-set").await;
+    alice
+        .exec(
+            "window.__sawFormProgress = false;
+             const f = document.querySelector('details.checkin-set form');
+             new MutationObserver(() => { if (f.querySelector('progress')) window.__sawFormProgress = true; })
+               .observe(f, {childList: true, subtree: true});",
+            json!([]),
+        )
+        .await;
     let picks = format!("{}\n{}", new_base.display(), new_clamp.display());
     alice
         .type_into("details.checkin-set input[type=file]", &picks)
@@ -1438,6 +1447,13 @@ async fn a_change_set_checked_out_and_in_by_alice_reaches_bob_in_one_message() {
         "the file not checked in",
     )
     .await;
+    assert_eq!(
+        alice
+            .exec("return window.__sawFormProgress", json!([]))
+            .await,
+        true,
+        "the check-in form showed its progress"
+    );
     assert_eq!(
         alice_api.content(base, None).await,
         b"base v2, deeper pocket"
@@ -1749,4 +1765,92 @@ async fn a_bulk_upload_shows_its_progress_and_drops_land_in_their_folder() {
         .await;
     alice.screenshot("sets-04-uploads").await;
     assert_clean_console(&alice, "bulk uploads", &["409"]).await;
+}
+
+/// Makes `docs/change-set.png`: three cards of a fixture ticked, a comment
+/// typed, the selection bar ready to check them out together.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn make_change_set_screenshot() {
+    if !browser::browser_available() {
+        return;
+    }
+    let app = TestApp::spawn().await;
+    let dana = app.user("dana").await;
+    let marco = app.user("marco").await;
+    let upload = |c: &common::Client, path: &'static str, desc: &'static str, size: usize| {
+        let c = c.clone();
+        async move {
+            let content: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
+            let form = reqwest::multipart::Form::new()
+                .text("path", path)
+                .text("description", desc)
+                .part(
+                    "file",
+                    reqwest::multipart::Part::bytes(content).file_name("f.bin"),
+                );
+            let resp = c.post_form("/api/files", form).await;
+            assert_eq!(resp.status(), 201, "upload {path}");
+            resp.json::<Value>().await.unwrap()["id"].as_u64().unwrap()
+        }
+    };
+    let base = upload(
+        &dana,
+        "fixtures/vise-6in/base-plate.nc",
+        "Base plate: face and dowel holes",
+        84_000,
+    )
+    .await;
+    upload(
+        &dana,
+        "fixtures/vise-6in/jaw-left.nc",
+        "Soft jaw, left: pocket for the housing",
+        52_000,
+    )
+    .await;
+    let jaw_r = upload(
+        &dana,
+        "fixtures/vise-6in/jaw-right.nc",
+        "Soft jaw, right: mirror of the left",
+        51_000,
+    )
+    .await;
+    let stop = upload(
+        &marco,
+        "fixtures/vise-6in/work-stop.nc",
+        "Work stop, 12 mm",
+        9_000,
+    )
+    .await;
+    upload(
+        &marco,
+        "parts/pump-housing-op1.nc",
+        "Pump housing, first op",
+        240_000,
+    )
+    .await;
+    assert_eq!(
+        marco
+            .checkout(stop, "Shorter stop for the new jaws")
+            .await
+            .status(),
+        200
+    );
+
+    let driver = Driver::start().await;
+    let b = driver.session(Options::default()).await;
+    b.login(&app.base, "dana", USER_PASSWORD).await;
+    b.wait_live().await;
+    b.click_el(&tick_box(&b, base).await).await;
+    b.shift_click_el(&tick_box(&b, jaw_r).await).await;
+    b.wait_until(
+        "document.querySelectorAll('input[name=ids]:checked').length === 3",
+        "three ticked",
+    )
+    .await;
+    b.type_into("#selection-comment", "New jaws for the pump housing")
+        .await;
+    let path = b.screenshot("change-set").await;
+    let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
+    std::fs::copy(&path, docs.join("change-set.png")).unwrap();
 }
