@@ -2,12 +2,12 @@
 //! form, the live fragment of each event, history and activity; and the
 //! admins' list of stale locks.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use maud::{Markup, html};
 
 use super::inbox::{nudge_form, watch_toggle};
+use super::sets::{bulk_upload_form, checkin_set_popover, edit_popovers, selection_bar};
 use super::{
     DASHBOARD_ACTIVITY, Filters, Viewer, action_form, csrf_field, folder_dom_id, iso_time,
     time_ago, toast, viewing_line,
@@ -103,69 +103,8 @@ fn upload_popover(viewer: &Viewer, max_upload: u64) -> Markup {
                     p.muted { "Up to " (human_size(max_upload)) "." }
                     button.btn.primary type="submit" { "Upload" }
                 }
-                // Folded away: most uploads are one file. Without JavaScript a
-                // plain multipart post; with it, live.js sends each file under
-                // its path in the folder, with progress.
-                details.more.bulk-more {
-                    summary { "Upload several files or a folder…" }
-                    form.stack.bulk method="post" action="/files/bulk" enctype="multipart/form-data" data-bulk {
-                        (csrf_field(viewer))
-                        label { "Files" input type="file" name="file" multiple; }
-                        label { "Or a whole folder" input type="file" name="file" webkitdirectory; }
-                        label { "Into the folder"
-                            input type="text" name="folder" placeholder="fixtures (empty: the top)" maxlength="255";
-                        }
-                        label { "Initial revision" input type="text" name="revision" value="1.0" pattern="[0-9]+\\.[0-9]+" required; }
-                        p.muted { "One commit for all of them. You can also drop files or a folder anywhere on the list." }
-                        button.btn.primary type="submit" { "Upload all" }
-                    }
-                }
+                (bulk_upload_form(viewer))
             }
-        }
-    }
-}
-
-/// New versions of several held files in one commit: each file is
-/// matched by its name (the server says which it could not place).
-fn checkin_set_popover(viewer: &Viewer) -> Markup {
-    html! {
-        details.popover.checkin-set {
-            summary.btn { "Check in several…" }
-            div.popover-body {
-                form.stack.drop-target method="post" action="/files/checkin" enctype="multipart/form-data"
-                    hx-post="/files/checkin" hx-encoding="multipart/form-data" hx-swap="none" {
-                    (csrf_field(viewer))
-                    label { "New versions"
-                        input type="file" name="file" multiple required;
-                    }
-                    p.muted.hint { "Pick or drop the files you have checked out; each is matched by its name. One commit for all." }
-                    label { "What changed" textarea name="message" rows="3" required maxlength="5000" {} }
-                    fieldset.bump {
-                        legend { "Revision" }
-                        label { input type="radio" name="bump" value="minor" checked; " Minor" }
-                        label { input type="radio" name="bump" value="major"; " Major" }
-                    }
-                    button.btn.primary type="submit" { "Check in all" }
-                }
-            }
-        }
-    }
-}
-
-/// The files ticked on their cards (`form="selection"`), acted on
-/// together. A plain form without JavaScript; with it, live.js counts the
-/// ticks and shows the bar only while something is ticked.
-fn selection_bar(viewer: &Viewer) -> Markup {
-    html! {
-        form #selection .selection method="post" action="/files/checkout" hx-post="/files/checkout" hx-swap="none"
-            data-count="0" aria-label="Selected files" {
-            (csrf_field(viewer))
-            span.selection-count.js-only role="status" { "0 selected" }
-            label.sr-only for="selection-comment" { "Comment for the check-out" }
-            input #selection-comment .comment type="text" name="comment" maxlength="500" placeholder="Comment (optional)";
-            button.btn.primary type="submit" { "Check out selected" }
-            button.btn type="submit" formaction="/files/cancel" { "Cancel selected" }
-            button.btn.quiet.js-only type="button" data-clear-selection { "Clear" }
         }
     }
 }
@@ -390,31 +329,7 @@ pub fn card_seen(
                         }
                     }
                 }
-                @if mine || (viewer.admin && holder.is_none()) {
-                    details.popover.quiet.move {
-                        summary.btn { "Move…" }
-                        div.popover-body {
-                            form.stack method="post" action=(format!("{base}/move")) hx-post=(format!("{base}/move")) hx-swap="none" {
-                                (csrf_field(viewer))
-                                label { "New path" input type="text" name="path" value=(f.path) required maxlength="255"; }
-                                p.muted { "Rename it, or move it to another folder (made if new). Its history, check-out and line go with it." }
-                                button.btn.primary type="submit" { "Move" }
-                            }
-                        }
-                    }
-                }
-                @if mine || viewer.admin {
-                    details.popover.quiet.describe {
-                        summary.btn { "Describe…" }
-                        div.popover-body {
-                            form.stack method="post" action=(format!("{base}/describe")) hx-post=(format!("{base}/describe")) hx-swap="none" {
-                                (csrf_field(viewer))
-                                label { "Description" textarea name="description" rows="3" maxlength="2000" { (f.description) } }
-                                button.btn.primary type="submit" { "Save description" }
-                            }
-                        }
-                    }
-                }
+                (edit_popovers(f, viewer))
                 a.btn href=(format!("{base}/download")) download { "Download" }
                 a.btn href=(format!("{base}/history")) hx-get=(format!("{base}/history")) hx-target="#panel" hx-swap="innerHTML" { "History" }
                 @if viewer.admin && holder.is_none() {
@@ -670,81 +585,6 @@ pub fn activity_page(events: &[Event]) -> Markup {
                                 td { (time_ago(e.at)) }
                                 td { (e.actor) }
                                 td { (event_sentence(e)) }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// A stale lock as the admins' list shows it.
-struct StaleLock<'a> {
-    pub file: &'a FileRecord,
-    /// The holder's display name, when the account still exists.
-    pub holder_name: Option<&'a str>,
-}
-
-/// The admins' list of stale locks, oldest first, each with the override
-/// (the card's own form) and a nudge to its holder. Plain forms: they work
-/// without JavaScript, and the answer is a page with a flash.
-pub fn stale_locks_page(
-    files: &[FileRecord],
-    names: &HashMap<String, String>,
-    viewer: &Viewer,
-    stale_after: Duration,
-) -> Markup {
-    let at = now();
-    let mut stale: Vec<StaleLock<'_>> = files
-        .iter()
-        .filter(|f| f.lock.as_ref().is_some_and(|l| l.is_stale(stale_after, at)))
-        .map(|f| StaleLock {
-            file: f,
-            holder_name: f.locked_by().and_then(|h| names.get(h)).map(String::as_str),
-        })
-        .collect();
-    stale.sort_by_key(|s| (s.file.lock.as_ref().map(|l| l.locked_at), s.file.id));
-    html! {
-        section {
-            h1 { "Stale locks" }
-            p.muted { "Check-outs older than " (span_words(stale_after)) "." }
-            @if stale.is_empty() {
-                p.empty { "No check-out is stale." }
-            } @else {
-                table.table #stale-locks {
-                    thead { tr { th { "File" } th { "Held by" } th { "Since" } th { "Comment" } th { "Actions" } } }
-                    tbody {
-                        @for s in &stale {
-                            @let f = s.file;
-                            @let holder = f.locked_by().unwrap_or_default();
-                            @let base = format!("/files/{}", f.id);
-                            tr data-file-id=(f.id) {
-                                td { a href=(format!("{base}/history")) { (f.path) } }
-                                td {
-                                    @match s.holder_name.filter(|n| *n != holder) {
-                                        Some(name) => { (name) " " span.muted { "(" (holder) ")" } }
-                                        None => { (holder) }
-                                    }
-                                }
-                                td { @if let Some(l) = &f.lock { (time_ago(l.locked_at)) } }
-                                td { @if let Some(c) = f.lock.as_ref().and_then(|l| l.comment.as_ref()) { q.lock-comment { (c) } } }
-                                td.actions {
-                                    form.inline.nudge method="post" action=(format!("{base}/nudge")) {
-                                        (csrf_field(viewer))
-                                        input type="hidden" name="back" value="locks";
-                                        label.sr-only for=(format!("nudge-{}", f.id)) { "Message to " (holder) }
-                                        input.comment id=(format!("nudge-{}", f.id)) type="text" name="message" maxlength="500" placeholder="Message (optional)";
-                                        button.btn type="submit" { "Ask to release" }
-                                    }
-                                    form.inline.override method="post" action=(format!("{base}/override")) {
-                                        (csrf_field(viewer))
-                                        // As on the card: only this holder's lock is broken.
-                                        input type="hidden" name="holder" value=(holder);
-                                        input type="hidden" name="back" value="locks";
-                                        button.btn.danger type="submit" { "Override check-out" }
-                                    }
-                                }
                             }
                         }
                     }

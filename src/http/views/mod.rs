@@ -1,13 +1,16 @@
 //! Maud templates. Here: the page layout, toasts, the error page and the
 //! small pieces every page uses; [`files`] has the dashboard, cards, live
 //! fragments, history and activity; [`people`] the sign-in, set-up, users
-//! and account pages. Every user-supplied string goes through maud's
-//! escaping.
+//! and account pages; [`locks`] the admins' stale locks; [`sets`] the
+//! controls for several files at once. Every user-supplied string goes
+//! through maud's escaping.
 
 mod files;
 mod inbox;
+mod locks;
 mod people;
 mod presence;
+mod sets;
 
 use std::time::Duration;
 
@@ -15,6 +18,7 @@ use maud::{DOCTYPE, Markup, html};
 
 pub use self::files::*;
 pub use self::inbox::*;
+pub use self::locks::*;
 pub use self::people::*;
 pub use self::presence::*;
 use crate::accounts::Session;
