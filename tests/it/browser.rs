@@ -1604,8 +1604,11 @@ async fn a_move_into_a_new_folder_reaches_the_other_browser_live() {
     let bob = driver.session(Options::default()).await;
     alice.login(&app.base, "alice", USER_PASSWORD).await;
     bob.login(&app.base, "bob", USER_PASSWORD).await;
+    // Bob on Server-Sent Events: `moved` and `edited` are events its
+    // stream must name, or they would never swap in.
+    bob.goto(&app.url("/?transport=sse")).await;
     alice.wait_live().await;
-    bob.wait_live().await;
+    assert_eq!(bob.wait_live().await, "sse");
     mark_page(&bob).await;
     assert!(
         bob.try_find(&format!("#file-{id} details.move"))
