@@ -490,8 +490,6 @@
     present.forEach(function (b) {
       b.checked = selected.has(b.value);
       if (b.checked && !seen.has(b.value)) { seen.add(b.value); n += 1; }
-      var card = b.closest('article.card');
-      if (card) card.classList.toggle('selected', b.checked);
     });
     // A card that left the page (deleted, filtered away) leaves the selection.
     selected = seen;

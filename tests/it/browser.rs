@@ -1431,6 +1431,7 @@ async fn a_change_set_checked_out_and_in_by_alice_reaches_bob_in_one_message() {
             "Deeper pocket, longer screw",
         )
         .await;
+    alice.screenshot("sets-01b-checkin-several").await;
     alice.click("details.checkin-set button[type=submit]").await;
     for id in [base, clamp] {
         bob.wait_until(
@@ -1856,4 +1857,83 @@ async fn make_change_set_screenshot() {
     let path = b.screenshot("change-set").await;
     let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
     std::fs::copy(&path, docs.join("change-set.png")).unwrap();
+    assert_eq!(dana.checkout(base, "").await.status(), 200);
+    let dark = driver
+        .session(Options {
+            color_scheme: "dark",
+            ..Options::default()
+        })
+        .await;
+    dark.login(&app.base, "dana", USER_PASSWORD).await;
+    dark.wait_live().await;
+    dark.click_el(&tick_box(&dark, base).await).await;
+    dark.click(&format!("#file-{base} details.describe > summary"))
+        .await;
+    dark.screenshot("change-set-dark").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_selection_and_several_files_forms_work_with_javascript_disabled() {
+    if !browser::browser_available() {
+        return;
+    }
+    let app = TestApp::spawn().await;
+    let alice_api = app.user("alice").await;
+    let a = alice_api.upload_ok("jig/a.nc", b"a1").await;
+    let b_id = alice_api.upload_ok("jig/b.nc", b"b1").await;
+    let c = alice_api.upload_ok("jig/c.nc", b"c1").await;
+    let tmp = tempfile::tempdir().unwrap();
+    let new_a = disk_file(&tmp, "a.nc", b"a2 without js");
+    let new_b = disk_file(&tmp, "b.nc", b"b2 without js");
+
+    let driver = Driver::start().await;
+    let b = driver
+        .session(Options {
+            javascript: false,
+            ..Options::default()
+        })
+        .await;
+    b.login(&app.base, "alice", USER_PASSWORD).await;
+    // Without script the bar is a plain row of the toolbar, and the
+    // controls that need script are not offered.
+    assert_eq!(
+        b.exec(
+            "return [getComputedStyle(document.getElementById('selection')).display,
+                     getComputedStyle(document.querySelector('[data-clear-selection]')).display,
+                     getComputedStyle(document.querySelector('[data-select-folder]')).display]",
+            json!([])
+        )
+        .await,
+        json!(["flex", "none", "none"])
+    );
+    b.click_el(&tick_box(&b, a).await).await;
+    b.click_el(&tick_box(&b, b_id).await).await;
+    b.type_into("#selection-comment", "plain form").await;
+    b.screenshot("nojs-sets-01-selection").await;
+    b.click("#selection button[type=submit]:not([formaction])")
+        .await;
+    wait_card(&b, a, "locked", Some("alice"), "a, after the plain post").await;
+    wait_card(&b, b_id, "locked", Some("alice"), "b, after the plain post").await;
+    wait_card(&b, c, "available", None, "c, not ticked").await;
+    assert!(has_text(&b, "main", "Checked out 2 files.").await);
+    assert_eq!(alice_api.file(a).await["lock"]["comment"], "plain form");
+
+    // Both new versions through the check-in of several, by bare names.
+    b.click("details.checkin-set > summary").await;
+    let picks = format!("{}\n{}", new_a.display(), new_b.display());
+    b.type_into("details.checkin-set input[type=file]", &picks)
+        .await;
+    b.type_into(
+        "details.checkin-set textarea[name=message]",
+        "Both, no script",
+    )
+    .await;
+    b.click("details.checkin-set button[type=submit]").await;
+    b.wait_until(
+        "document.querySelector('main') && document.querySelector('main').textContent.includes('Checked in 2 files in one commit.')",
+        "the flash of the check-in",
+    )
+    .await;
+    assert_eq!(alice_api.file(a).await["revision"], "1.1");
+    assert_eq!(alice_api.content(b_id, None).await, b"b2 without js");
 }

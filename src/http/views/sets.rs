@@ -44,6 +44,7 @@ pub(super) fn selection_bar(viewer: &Viewer) -> Markup {
             data-count="0" aria-label="Selected files" {
             (csrf_field(viewer))
             span.selection-count.js-only role="status" { "0 selected" }
+            span.selection-lead.nojs-only { "Ticked files:" }
             label.sr-only for="selection-comment" { "Comment for the check-out" }
             input #selection-comment .comment type="text" name="comment" maxlength="500" placeholder="Comment (optional)";
             button.btn.primary type="submit" { "Check out selected" }
