@@ -1768,6 +1768,37 @@ async fn a_bulk_upload_shows_its_progress_and_drops_land_in_their_folder() {
         )
         .await;
     alice.screenshot("sets-04-uploads").await;
+
+    // Files dropped on the check-in form fill its picker; nothing uploads.
+    let lines = alice
+        .exec(
+            "return document.querySelectorAll('#uploads .upload-progress').length",
+            json!([]),
+        )
+        .await;
+    open_popover(&alice, "details.checkin-set").await;
+    let filled = alice
+        .exec(
+            "const dt = new DataTransfer();
+             ['a.nc', 'b.nc'].forEach(n => dt.items.add(new File([n], n)));
+             const form = document.querySelector('details.checkin-set form');
+             form.dispatchEvent(new DragEvent('dragover', {dataTransfer: dt, bubbles: true, cancelable: true}));
+             form.dispatchEvent(new DragEvent('drop', {dataTransfer: dt, bubbles: true, cancelable: true}));
+             return [...form.querySelector('input[type=file]').files].map(f => f.name);",
+            json!([]),
+        )
+        .await;
+    assert_eq!(filled, json!(["a.nc", "b.nc"]));
+    assert_eq!(
+        alice
+            .exec(
+                "return document.querySelectorAll('#uploads .upload-progress').length",
+                json!([])
+            )
+            .await,
+        lines,
+        "a drop on the check-in form is not an upload"
+    );
     assert_clean_console(&alice, "bulk uploads", &["409"]).await;
 }
 
