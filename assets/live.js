@@ -22,7 +22,7 @@
   htmx.config.wsReconnectDelay = function () { return 2147483647; };
 
   var BASE_MS = 500, CAP_MS = 15000, WS_OPEN_TIMEOUT_MS = 3000;
-  var SSE_EVENTS = 'created,locked,unlocked,checked_in,overridden,deleted,queued,dequeued,reserved,released,expired,inbox,refresh,presence,resync,message';
+  var SSE_EVENTS = 'created,locked,unlocked,checked_in,overridden,deleted,queued,dequeued,reserved,released,expired,moved,edited,inbox,refresh,presence,resync,message';
   var LABELS = { off: 'Off', connecting: 'Connecting…', live: 'Live', reconnecting: 'Reconnecting…' };
   var NAMES = { ws: 'WebSocket', sse: 'Server-Sent Events' };
 
@@ -347,9 +347,12 @@
    * drawer), so cards can say "carol is viewing". One POST per change; the
    * server keeps it only while this tab's live connection is open. ---- */
   var viewing = null;
+  function csrfToken() {
+    var h = document.body.getAttribute('hx-headers');
+    try { return JSON.parse(h || '{}')['X-CSRF-Token'] || ''; } catch (e) { return ''; /* no token: refused */ }
+  }
   function tellViewing(id) {
-    var h = document.body.getAttribute('hx-headers'), csrf = '';
-    try { csrf = JSON.parse(h || '{}')['X-CSRF-Token'] || ''; } catch (e) { /* no token: refused */ }
+    var csrf = csrfToken();
     fetch('/live/viewing', {
       method: 'POST', credentials: 'same-origin',
       headers: { 'X-CSRF-Token': csrf, 'Content-Type': 'application/x-www-form-urlencoded' },
@@ -388,7 +391,8 @@
       d.open = false; any = true;
       if (s) s.focus();
     });
-    if (!any) closePanel(); // innermost first: a popover, then the panel
+    // Innermost first: a popover, then the panel, then the selection.
+    if (!any && !closePanel()) clearSelection();
   });
   // 'toggle' does not bubble, hence capture. Opening focuses the first field.
   document.addEventListener('toggle', function (e) {
@@ -471,6 +475,273 @@
     if (t && t.matches && t.matches('article.card') && isFiltered()) refreshList();
   });
 
+
+  /* ---- Selection: the cards' checkboxes belong to the toolbar's
+   * #selection form (form="selection"), so without JavaScript they post
+   * with it. Here: a count, Clear / Esc, shift-click ranges, "Select all"
+   * per folder, and ticks that survive a live swap of their card (the
+   * server renders every card unticked; `selected` is the record). ---- */
+  var selected = new Set(), lastTicked = null;
+  function boxes() { return Array.prototype.slice.call(document.querySelectorAll('input[name=ids][form=selection]')); }
+  function showSelection() {
+    var form = document.getElementById('selection');
+    if (!form) return;
+    var present = boxes(), n = 0, seen = new Set();
+    present.forEach(function (b) {
+      b.checked = selected.has(b.value);
+      if (b.checked && !seen.has(b.value)) { seen.add(b.value); n += 1; }
+    });
+    // A card that left the page (deleted, filtered away) leaves the selection.
+    selected = seen;
+    form.dataset.count = String(n);
+    // Only real changes: this runs from a MutationObserver, and rewriting
+    // equal text would be a mutation of its own.
+    setText(form.querySelector('.selection-count'), n + ' selected');
+    document.querySelectorAll('[data-select-folder]').forEach(function (btn) {
+      var inside = folderBoxes(btn.dataset.selectFolder);
+      var all = inside.length > 0 && inside.every(function (b) { return b.checked; });
+      setText(btn, all ? 'Clear all' : 'Select all');
+      btn.setAttribute('aria-label', (all ? 'Clear all in ' : 'Select all in ') + btn.dataset.selectFolder + '/');
+    });
+  }
+  function setText(el, text) { if (el && el.textContent !== text) el.textContent = text; }
+  function folderBoxes(folder) {
+    var out = [];
+    document.querySelectorAll('section.folder').forEach(function (s) {
+      if (s.dataset.folder === folder) s.querySelectorAll('input[name=ids][form=selection]').forEach(function (b) { out.push(b); });
+    });
+    return out;
+  }
+  function clearSelection() {
+    if (selected.size === 0) return false;
+    selected.clear(); lastTicked = null;
+    showSelection();
+    return true;
+  }
+  document.addEventListener('click', function (e) {
+    var b = e.target;
+    if (b && b.matches && b.matches('input[name=ids][form=selection]')) {
+      // Shift-click ticks (or unticks) every card between the last one and this, in page order.
+      // By id, not element: a live swap may have replaced the last one's card.
+      var all = boxes(), to = all.indexOf(b), from = -1;
+      all.forEach(function (x, i) { if (x.value === lastTicked) from = i; });
+      if (e.shiftKey && from >= 0 && to >= 0) {
+        var lo = Math.min(from, to), hi = Math.max(from, to);
+        for (var i = lo; i <= hi; i++) all[i].checked = b.checked;
+      }
+      lastTicked = b.value;
+      all.forEach(function (x) { if (x.checked) selected.add(x.value); else selected.delete(x.value); });
+      showSelection();
+      return;
+    }
+    var folder = e.target.closest && e.target.closest('[data-select-folder]');
+    if (folder) {
+      var inside = folderBoxes(folder.dataset.selectFolder);
+      var every = inside.every(function (x) { return x.checked; });
+      inside.forEach(function (x) { if (every) selected.delete(x.value); else selected.add(x.value); });
+      showSelection();
+      return;
+    }
+    if (e.target.closest && e.target.closest('[data-clear-selection]')) {
+      clearSelection();
+      var first = boxes()[0];
+      if (first) first.focus();
+    }
+  });
+  // Done: a check-out or cancel of the selection empties it (a refusal keeps it).
+  document.addEventListener('htmx:afterRequest', function (e) {
+    var x = e.detail.xhr;
+    if (e.target.id !== 'selection' || !x || x.status < 200 || x.status >= 300) return;
+    clearSelection();
+    var c = document.getElementById('selection-comment');
+    if (c) c.value = '';
+  });
+  // Any swap (a live card, a refreshed list, a card that waited) re-applies the ticks.
+  var selectionQueued = false;
+  function queueSelection() {
+    if (selectionQueued) return;
+    selectionQueued = true;
+    Promise.resolve().then(function () { selectionQueued = false; showSelection(); });
+  }
+
+  /* ---- Progress of uploads. A multipart htmx form (upload, check-in)
+   * shows a bar inside itself; a bulk upload (the form, or files dropped on
+   * the list) gets a line in #uploads with its bar and, at the end, the
+   * server's sentence. ---- */
+  function progressLine(where, text) {
+    var line = document.createElement('div'), label = document.createElement('span'), bar = document.createElement('progress');
+    line.className = 'upload-progress';
+    bar.max = 100; bar.value = 0;
+    label.className = 'upload-label';
+    label.textContent = text;
+    bar.setAttribute('aria-label', text);
+    line.appendChild(label); line.appendChild(bar);
+    where.appendChild(line);
+    return {
+      line: line,
+      set: function (loaded, total) {
+        if (!total) { bar.removeAttribute('value'); return; }
+        var pct = Math.round(100 * loaded / total);
+        bar.value = pct;
+        label.textContent = text + ' — ' + pct + '%';
+      },
+      done: function (ok, sentence) {
+        bar.remove();
+        label.textContent = sentence;
+        line.classList.add(ok ? 'upload-done' : 'upload-failed');
+        if (!ok) line.setAttribute('role', 'alert');
+        var close = document.createElement('button');
+        close.type = 'button'; close.className = 'btn quiet'; close.textContent = '×';
+        close.setAttribute('aria-label', 'Dismiss');
+        close.addEventListener('click', function () { line.remove(); });
+        line.appendChild(close);
+        if (ok) setTimeout(function () { line.remove(); }, 8000);
+      }
+    };
+  }
+  function isMultipart(el) { return el && el.getAttribute && el.getAttribute('hx-encoding') === 'multipart/form-data'; }
+  document.addEventListener('htmx:beforeRequest', function (e) {
+    var f = e.target;
+    if (!isMultipart(f)) return;
+    var old = f.querySelector('.upload-progress');
+    if (old) old.remove();
+    var p = progressLine(f, 'Sending');
+    var submit = f.querySelector('button[type=submit]');
+    if (submit) f.insertBefore(p.line, submit);
+    f._progress = p;
+  });
+  document.addEventListener('htmx:xhr:progress', function (e) {
+    var p = e.target._progress, d = e.detail;
+    if (p && d.lengthComputable) p.set(d.loaded, d.total);
+  });
+  document.addEventListener('htmx:afterRequest', function (e) {
+    var f = e.target;
+    if (!f || !f._progress) return;
+    f._progress.line.remove();
+    f._progress = null;
+  });
+
+  function uploadFiles(list, folder) {
+    var box = document.getElementById('uploads');
+    if (!box || list.length === 0) return;
+    var where = folder ? folder + '/' : 'the top';
+    var what = list.length === 1 ? list[0].path : list.length + ' files';
+    var p = progressLine(box, 'Uploading ' + what + ' to ' + where);
+    var fd = new FormData();
+    fd.append('folder', folder);
+    list.forEach(function (f) { fd.append('file', f.file, f.path); });
+    var x = new XMLHttpRequest();
+    x.open('POST', '/files/bulk');
+    x.setRequestHeader('X-CSRF-Token', csrfToken());
+    x.setRequestHeader('HX-Request', 'true');
+    x.upload.addEventListener('progress', function (e) { p.set(e.loaded, e.lengthComputable ? e.total : 0); });
+    x.addEventListener('load', function () {
+      if (x.status === 401) return goLogin();
+      var doc = new DOMParser().parseFromString(x.responseText || '', 'text/html');
+      var t = doc.querySelector('.toast');
+      var sentence = (t ? t.textContent : doc.body.textContent).trim();
+      var ok = x.status >= 200 && x.status < 300;
+      p.done(ok, sentence || (ok ? 'Uploaded.' : 'The upload failed (HTTP ' + x.status + ').'));
+    });
+    x.addEventListener('error', function () { p.done(false, 'Could not reach the server. Check your connection and try again.'); });
+    x.send(fd);
+  }
+  // The bulk form: each file under its path inside the chosen folder.
+  document.addEventListener('submit', function (e) {
+    var f = e.target;
+    if (!f.matches || !f.matches('form[data-bulk]')) return;
+    e.preventDefault();
+    var list = [];
+    f.querySelectorAll('input[type=file]').forEach(function (input) {
+      Array.prototype.forEach.call(input.files, function (file) {
+        list.push({ file: file, path: file.webkitRelativePath || file.name });
+      });
+    });
+    if (list.length === 0) { toast('Choose some files or a folder first.'); return; }
+    var fd = new FormData(f);
+    var folder = String(fd.get('folder') || '').trim().replace(/^\/+|\/+$/g, '');
+    uploadFiles(list, folder);
+    var d = f.closest('details.popover');
+    if (d) d.open = false;
+    f.reset();
+  });
+
+  /* ---- Drop files or a folder anywhere on the list: they go into the
+   * folder of the section they land on (or the top), in one commit. On the
+   * check-in form they fill its file field instead. ---- */
+  function hasFiles(e) {
+    var t = e.dataTransfer && e.dataTransfer.types;
+    return !!t && Array.prototype.indexOf.call(t, 'Files') >= 0;
+  }
+  function dropFolder(target) {
+    var s = target.closest && target.closest('section.folder');
+    return s ? s.dataset.folder || '' : '';
+  }
+  var dropMark = null;
+  function markDrop(el) {
+    if (dropMark === el) return;
+    if (dropMark) dropMark.classList.remove('drop-here');
+    dropMark = el;
+    if (el) el.classList.add('drop-here');
+  }
+  function dropZone(target) {
+    if (!document.getElementById('file-list')) return null;
+    var form = target.closest && target.closest('form.drop-target');
+    if (form) return form;
+    return (target.closest && target.closest('section.folder')) || document.getElementById('file-list');
+  }
+  document.addEventListener('dragover', function (e) {
+    if (!hasFiles(e) || (e.target.matches && e.target.matches('input[type=file]'))) return;
+    var zone = dropZone(e.target);
+    if (!zone) return;
+    e.preventDefault();
+    e.dataTransfer.dropEffect = 'copy';
+    markDrop(zone);
+  });
+  document.addEventListener('dragleave', function (e) { if (!e.relatedTarget) markDrop(null); });
+  // Walks a dropped folder; readEntries answers in batches until empty.
+  function walk(entry, out) {
+    return new Promise(function (resolve) {
+      if (entry.isFile) {
+        entry.file(function (f) { out.push({ file: f, path: entry.fullPath.replace(/^\/+/, '') }); resolve(); }, function () { resolve(); });
+        return;
+      }
+      var reader = entry.createReader(), pending = [];
+      (function more() {
+        reader.readEntries(function (batch) {
+          if (batch.length === 0) return Promise.all(pending).then(function () { resolve(); });
+          batch.forEach(function (c) { pending.push(walk(c, out)); });
+          more();
+        }, function () { Promise.all(pending).then(function () { resolve(); }); });
+      })();
+    });
+  }
+  document.addEventListener('drop', function (e) {
+    markDrop(null);
+    if (!hasFiles(e) || (e.target.matches && e.target.matches('input[type=file]'))) return;
+    var zone = dropZone(e.target);
+    if (!zone) return;
+    e.preventDefault();
+    if (zone.matches('form.drop-target')) {
+      var input = zone.querySelector('input[type=file]');
+      if (input) { input.files = e.dataTransfer.files; input.dispatchEvent(new Event('change', { bubbles: true })); }
+      return;
+    }
+    var folder = dropFolder(e.target);
+    // Entries must be taken now: the DataTransfer is emptied after this handler.
+    var entries = [], loose = [];
+    Array.prototype.forEach.call(e.dataTransfer.items || [], function (it) {
+      var en = it.kind === 'file' && it.webkitGetAsEntry && it.webkitGetAsEntry();
+      if (en) entries.push(en);
+      else if (it.kind === 'file') { var f = it.getAsFile(); if (f) loose.push({ file: f, path: f.name }); }
+    });
+    var out = loose.slice();
+    Promise.all(entries.map(function (en) { return walk(en, out); })).then(function () {
+      if (out.length === 0) { toast('Nothing to upload: the folder is empty.'); return; }
+      uploadFiles(out, folder);
+    });
+  });
+
   function init() {
     showDesktop();
     var box = document.getElementById('toasts');
@@ -480,8 +751,11 @@
         ms.forEach(function (m) { m.addedNodes.forEach(armToast); });
       }).observe(box, { childList: true });
     }
+    document.body.dataset.js = 'on';
+    showSelection();
     // A folder whose last card left (a live delete) goes with it.
     if (document.getElementById('file-list')) new MutationObserver(function (ms) {
+      queueSelection();
       if (!ms.some(function (m) { return m.removedNodes.length > 0; })) return;
       document.querySelectorAll('section.folder').forEach(function (s) {
         if (!s.querySelector('article.card')) s.remove();

@@ -98,6 +98,12 @@ where
     while let Some(field) = multipart.next_field().await.map_err(malformed)? {
         let name = field.name().unwrap_or("").to_string();
         if name == "file" {
+            // A file input left empty: a browser still sends its part, with
+            // `filename=""` and no content (a form with a second, unused
+            // picker — files or a folder — would otherwise be refused).
+            if field.file_name() == Some("") {
+                continue;
+            }
             if parts.len() >= max_files {
                 return Err(if max_files == 1 {
                     AppError::BadRequest("The field 'file' was sent twice.".into())

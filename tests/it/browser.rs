@@ -1275,6 +1275,700 @@ async fn a_live_update_does_not_throw_away_what_someone_is_typing_on_the_card() 
     assert_clean_console(alice, "a deferred card", &[]).await;
 }
 
+// ---------------------------------------------------------------------------
+// Several files at once.
+
+/// The card of `path` in `b`'s list: its tick box.
+async fn tick_box(b: &Browser, id: u64) -> browser::Element {
+    b.wait_for_element(&format!("#file-{id} input[name=ids]"))
+        .await
+}
+
+/// Starts recording the live messages a page receives (WebSocket text),
+/// for "one message, not a burst" checks.
+async fn record_messages(b: &Browser) {
+    b.exec(
+        "window.__latchMessages = [];
+         document.body.addEventListener('htmx:wsBeforeMessage', e => window.__latchMessages.push(String(e.detail.message)));",
+        json!([]),
+    )
+    .await;
+}
+
+/// How many recorded messages mention `needle`.
+async fn messages_with(b: &Browser, needle: &str) -> u64 {
+    b.exec(
+        "return window.__latchMessages.filter(m => m.includes(arguments[0])).length;",
+        json!([needle]),
+    )
+    .await
+    .as_u64()
+    .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_set_checked_out_and_in_by_alice_reaches_bob_in_one_message() {
+    if !browser::browser_available() {
+        return;
+    }
+    let app = TestApp::spawn().await;
+    let alice_api = app.user("alice").await;
+    app.create_user("bob", "user").await;
+    let base = alice_api.upload_ok("fixture/base.nc", b"base v1").await;
+    let clamp = alice_api.upload_ok("fixture/clamp.nc", b"clamp v1").await;
+    let jaw = alice_api.upload_ok("fixture/jaw.nc", b"jaw v1").await;
+    let plate = alice_api.upload_ok("fixture/plate.nc", b"plate v1").await;
+    let tmp = tempfile::tempdir().unwrap();
+    let new_base = disk_file(&tmp, "base.nc", b"base v2, deeper pocket");
+    let new_clamp = disk_file(&tmp, "clamp.nc", b"clamp v2, longer screw");
+
+    let driver = Driver::start().await;
+    let alice = driver.session(Options::default()).await;
+    let bob = driver.session(Options::default()).await;
+    alice.login(&app.base, "alice", USER_PASSWORD).await;
+    bob.login(&app.base, "bob", USER_PASSWORD).await;
+    assert_eq!(alice.wait_live().await, "ws");
+    assert_eq!(bob.wait_live().await, "ws");
+    record_messages(&bob).await;
+    mark_page(&bob).await;
+
+    // Nothing ticked: no selection bar.
+    assert_eq!(
+        alice
+            .exec(
+                "return getComputedStyle(document.getElementById('selection')).display",
+                json!([])
+            )
+            .await,
+        "none"
+    );
+    // Tick base, then shift-click jaw: base, clamp and jaw, in page order.
+    alice.click_el(&tick_box(&alice, base).await).await;
+    alice.shift_click_el(&tick_box(&alice, jaw).await).await;
+    alice
+        .wait_until(
+            "document.querySelector('#selection .selection-count').textContent === '3 selected'",
+            "three ticked",
+        )
+        .await;
+    let ticked = alice
+        .exec(
+            "return [...document.querySelectorAll('input[name=ids]:checked')].map(b => +b.value)",
+            json!([]),
+        )
+        .await;
+    assert_eq!(ticked, json!([base, clamp, jaw]));
+    alice
+        .type_into("#selection-comment", "Fixture for the Hermle job")
+        .await;
+    alice.screenshot("sets-01-selection").await;
+
+    alice
+        .click("#selection button[type=submit]:not([formaction])")
+        .await;
+    for id in [base, clamp, jaw] {
+        wait_card(
+            &alice,
+            id,
+            "locked",
+            Some("alice"),
+            "Alice's set, in her page",
+        )
+        .await;
+        wait_card(
+            &bob,
+            id,
+            "locked",
+            Some("alice"),
+            "Alice's set, in Bob's page",
+        )
+        .await;
+    }
+    wait_card(&bob, plate, "available", None, "the unticked file").await;
+    // One message for the three cards, and one toast saying so.
+    bob.wait_until(
+        "[...document.querySelectorAll('#toasts .toast')].some(t => t.textContent.includes('alice checked out 3 files'))",
+        "one toast for the set",
+    )
+    .await;
+    assert_eq!(
+        bob.exec(
+            "return [...document.querySelectorAll('#toasts .toast')].filter(t => t.textContent.includes('checked out')).length",
+            json!([])
+        )
+        .await,
+        1,
+        "no toast per file"
+    );
+    assert_eq!(messages_with(&bob, &format!("id=\"file-{base}\"")).await, 1);
+    assert_eq!(messages_with(&bob, &format!("id=\"file-{jaw}\"")).await, 1);
+    // Done: Alice's selection is empty again.
+    alice
+        .wait_until(
+            "document.querySelectorAll('input[name=ids]:checked').length === 0",
+            "the selection cleared after the check-out",
+        )
+        .await;
+
+    // Alice checks two of them in with one form: two files, one message.
+    open_popover(&alice, "details.checkin-set").await;
+    alice
+        .exec(
+            "window.__sawFormProgress = false;
+             const f = document.querySelector('details.checkin-set form');
+             new MutationObserver(() => { if (f.querySelector('progress')) window.__sawFormProgress = true; })
+               .observe(f, {childList: true, subtree: true});",
+            json!([]),
+        )
+        .await;
+    let picks = format!("{}\n{}", new_base.display(), new_clamp.display());
+    alice
+        .type_into("details.checkin-set input[type=file]", &picks)
+        .await;
+    alice
+        .type_into(
+            "details.checkin-set textarea[name=message]",
+            "Deeper pocket, longer screw",
+        )
+        .await;
+    alice.screenshot("sets-01b-checkin-several").await;
+    alice.click("details.checkin-set button[type=submit]").await;
+    for id in [base, clamp] {
+        bob.wait_until(
+            &format!("(() => {{ const c = document.getElementById('file-{id}'); return !!c && c.dataset.state === 'available' && c.querySelector('.badge.rev').textContent.includes('1.1'); }})()"),
+            "Bob sees the revision bump",
+        )
+        .await;
+    }
+    wait_card(
+        &bob,
+        jaw,
+        "locked",
+        Some("alice"),
+        "the file not checked in",
+    )
+    .await;
+    assert_eq!(
+        alice
+            .exec("return window.__sawFormProgress", json!([]))
+            .await,
+        true,
+        "the check-in form showed its progress"
+    );
+    assert_eq!(
+        alice_api.content(base, None).await,
+        b"base v2, deeper pocket"
+    );
+
+    // Bob ticks Alice's jaw and the free plate: refused whole, naming jaw.
+    bob.click_el(&tick_box(&bob, jaw).await).await;
+    bob.click_el(&tick_box(&bob, plate).await).await;
+    bob.click("#selection button[type=submit]:not([formaction])")
+        .await;
+    bob.wait_until(
+        "[...document.querySelectorAll('#toasts .toast-error')].some(t => t.textContent.includes('fixture/jaw.nc') && t.textContent.includes('alice'))",
+        "the refusal names Alice's file",
+    )
+    .await;
+    wait_card(&bob, plate, "available", None, "nothing was checked out").await;
+    assert_eq!(
+        bob.text("#selection .selection-count").await,
+        "2 selected",
+        "a refusal keeps the selection"
+    );
+    // Esc clears it.
+    bob.press("\u{E00C}").await;
+    bob.wait_until(
+        "document.querySelectorAll('input[name=ids]:checked').length === 0",
+        "Esc to clear the selection",
+    )
+    .await;
+    assert!(still_same_page(&bob).await);
+    assert_clean_console(&alice, "a change set", &[]).await;
+    assert_clean_console(&bob, "a refused change set", &["409"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ticks_survive_a_live_swap_and_select_all_takes_a_folder() {
+    if !browser::browser_available() {
+        return;
+    }
+    let app = TestApp::spawn().await;
+    let bob_api = app.user("bob").await;
+    app.create_user("alice", "user").await;
+    let a = bob_api.upload_ok("jig/a.nc", b"a").await;
+    let b = bob_api.upload_ok("jig/b.nc", b"b").await;
+    let other = bob_api.upload_ok("other/c.nc", b"c").await;
+    let driver = Driver::start().await;
+    let alice = driver.session(Options::default()).await;
+    alice.login(&app.base, "alice", USER_PASSWORD).await;
+    alice.wait_live().await;
+
+    alice
+        .click("section.folder[data-folder='jig'] [data-select-folder]")
+        .await;
+    alice
+        .wait_until(
+            "document.querySelector('#selection .selection-count').textContent === '2 selected'",
+            "Select all in jig/",
+        )
+        .await;
+    assert_eq!(
+        alice
+            .text("section.folder[data-folder='jig'] [data-select-folder]")
+            .await,
+        "Clear all"
+    );
+    // Bob checks out a: its card is swapped live and stays ticked.
+    assert_eq!(bob_api.checkout(a, "").await.status(), 200);
+    wait_card(&alice, a, "locked", Some("bob"), "the live swap").await;
+    assert_eq!(
+        alice
+            .exec(
+                "return [...document.querySelectorAll('input[name=ids]:checked')].map(b => +b.value)",
+                json!([])
+            )
+            .await,
+        json!([a, b])
+    );
+    assert!(
+        alice
+            .try_find(&format!("#file-{other} input:checked"))
+            .await
+            .is_none(),
+        "another folder's card is left alone"
+    );
+    // Keyboard: Space on a focused box ticks it.
+    let boxed = tick_box(&alice, other).await;
+    alice.send_keys_el(&boxed, " ").await;
+    alice
+        .wait_until(
+            "document.querySelector('#selection .selection-count').textContent === '3 selected'",
+            "Space ticks",
+        )
+        .await;
+    alice.click("#selection [data-clear-selection]").await;
+    alice
+        .wait_until(
+            "document.getElementById('selection').dataset.count === '0'",
+            "Clear",
+        )
+        .await;
+
+    // At phone width the bar and the boxes still fit.
+    alice
+        .cdp(
+            "Emulation.setDeviceMetricsOverride",
+            json!({"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": true}),
+        )
+        .await;
+    // The live toast would cover the card (a person clicks it away).
+    alice
+        .exec(
+            "document.querySelectorAll('#toasts .toast').forEach(t => t.click());",
+            json!([]),
+        )
+        .await;
+    alice
+        .wait_until(
+            "!document.querySelector('#toasts .toast')",
+            "the toasts gone",
+        )
+        .await;
+    alice.click_el(&tick_box(&alice, b).await).await;
+    alice.screenshot("sets-05-phone-selection").await;
+    let overflow = alice
+        .exec(
+            "const r = document.getElementById('selection').getBoundingClientRect();
+             return r.left >= 0 && r.right <= innerWidth && document.documentElement.scrollWidth <= innerWidth;",
+            json!([]),
+        )
+        .await;
+    assert_eq!(overflow, true, "the selection bar fits a phone's width");
+    assert_clean_console(&alice, "selection", &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_move_into_a_new_folder_reaches_the_other_browser_live() {
+    if !browser::browser_available() {
+        return;
+    }
+    let app = TestApp::spawn().await;
+    let alice_api = app.user("alice").await;
+    app.create_user("bob", "user").await;
+    let id = alice_api.upload_ok("drafts/part.nc", b"part").await;
+    let stays = alice_api.upload_ok("parts/keep.nc", b"keep").await;
+    assert_eq!(alice_api.checkout(id, "renaming").await.status(), 200);
+
+    let driver = Driver::start().await;
+    let alice = driver.session(Options::default()).await;
+    let bob = driver.session(Options::default()).await;
+    alice.login(&app.base, "alice", USER_PASSWORD).await;
+    bob.login(&app.base, "bob", USER_PASSWORD).await;
+    // Bob on Server-Sent Events: `moved` and `edited` are events its
+    // stream must name, or they would never swap in.
+    bob.goto(&app.url("/?transport=sse")).await;
+    alice.wait_live().await;
+    assert_eq!(bob.wait_live().await, "sse");
+    mark_page(&bob).await;
+    assert!(
+        bob.try_find(&format!("#file-{id} details.move"))
+            .await
+            .is_none(),
+        "only the holder (or an admin on a free file) is offered Move…"
+    );
+
+    open_popover(&alice, &format!("#file-{id} details.move")).await;
+    let field = format!("#file-{id} details.move input[name=path]");
+    assert_eq!(
+        alice
+            .exec(
+                "return document.querySelector(arguments[0]).value",
+                json!([field])
+            )
+            .await,
+        "drafts/part.nc",
+        "prefilled with the current path"
+    );
+    alice.clear(&field).await;
+    alice.type_into(&field, "archive/2026/part.nc").await;
+    alice.screenshot("sets-02-move").await;
+    alice
+        .click(&format!("#file-{id} details.move button[type=submit]"))
+        .await;
+
+    for b in [&bob, &alice] {
+        b.wait_until(
+            &format!("!!document.querySelector(\"section.folder[data-folder='archive/2026'] #file-{id}[data-path='archive/2026/part.nc']\")"),
+            "the card in its new folder",
+        )
+        .await;
+        b.wait_until(
+            "!document.querySelector(\"section.folder[data-folder='drafts']\")",
+            "the emptied folder gone",
+        )
+        .await;
+        wait_card(b, id, "locked", Some("alice"), "the lock moved with it").await;
+        assert_eq!(
+            b.exec(
+                &format!("return document.querySelectorAll('#file-{id}').length"),
+                json!([])
+            )
+            .await,
+            1,
+            "one card"
+        );
+    }
+    assert!(bob.try_find(&format!("#file-{stays}")).await.is_some());
+    assert!(still_same_page(&bob).await);
+
+    // Describe…: the holder edits it; Bob's card shows it live.
+    open_popover(&alice, &format!("#file-{id} details.describe")).await;
+    alice
+        .type_into(
+            &format!("#file-{id} details.describe textarea"),
+            "Archived setup",
+        )
+        .await;
+    alice
+        .click(&format!("#file-{id} details.describe button[type=submit]"))
+        .await;
+    bob.wait_until(
+        &format!("(() => {{ const d = document.querySelector('#file-{id} .card-desc'); return !!d && d.textContent.includes('Archived setup'); }})()"),
+        "the description, live",
+    )
+    .await;
+    assert_clean_console(&alice, "a move", &[]).await;
+    assert_clean_console(&bob, "a move seen live", &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_upload_shows_its_progress_and_drops_land_in_their_folder() {
+    if !browser::browser_available() {
+        return;
+    }
+    let app = TestApp::spawn().await;
+    let alice_api = app.user("alice").await;
+    app.create_user("bob", "user").await;
+    alice_api.upload_ok("imports/existing.nc", b"old").await;
+    let tmp = tempfile::tempdir().unwrap();
+    let one = disk_file(&tmp, "one.nc", &vec![b'1'; 300_000]);
+    let two = disk_file(&tmp, "two.nc", b"two");
+    let folder = tmp.path().join("soft-jaws");
+    std::fs::create_dir_all(folder.join("left")).unwrap();
+    std::fs::write(folder.join("left/jaw.nc"), b"left jaw").unwrap();
+    std::fs::write(folder.join("vise.nc"), b"vise").unwrap();
+
+    let driver = Driver::start().await;
+    let alice = driver.session(Options::default()).await;
+    let bob = driver.session(Options::default()).await;
+    alice.login(&app.base, "alice", USER_PASSWORD).await;
+    bob.login(&app.base, "bob", USER_PASSWORD).await;
+    alice.wait_live().await;
+    bob.wait_live().await;
+    // A progress bar is shown while the upload runs (recorded, as a fast
+    // upload may end before anyone looks).
+    alice
+        .exec(
+            "window.__sawProgress = false;
+             new MutationObserver(() => { if (document.querySelector('#uploads progress')) window.__sawProgress = true; })
+               .observe(document.getElementById('uploads'), {childList: true, subtree: true});",
+            json!([]),
+        )
+        .await;
+
+    open_popover(&alice, "details.upload").await;
+    alice.click("details.bulk-more > summary").await;
+    let picks = format!("{}\n{}", one.display(), two.display());
+    alice
+        .type_into("form.bulk input[type=file][multiple]", &picks)
+        .await;
+    alice
+        .type_into("form.bulk input[webkitdirectory]", folder.to_str().unwrap())
+        .await;
+    alice
+        .type_into("form.bulk input[name=folder]", "imports")
+        .await;
+    alice.screenshot("sets-03-bulk-form").await;
+    alice.click("form.bulk button[type=submit]").await;
+    alice
+        .wait_until(
+            "[...document.querySelectorAll('#uploads .upload-done')].some(l => l.textContent.includes('Uploaded 4 files in one commit.'))",
+            "the upload's line says it is done",
+        )
+        .await;
+    assert_eq!(
+        alice.exec("return window.__sawProgress", json!([])).await,
+        true
+    );
+    for path in [
+        "imports/one.nc",
+        "imports/two.nc",
+        "imports/soft-jaws/vise.nc",
+        "imports/soft-jaws/left/jaw.nc",
+    ] {
+        file_id_by_path(&bob, path).await;
+    }
+
+    // A drop on the imports section goes into imports/; a clash is told
+    // in the upload's line, in the server's words.
+    let drop = "const [folder, names] = arguments;
+        const dt = new DataTransfer();
+        names.forEach(n => dt.items.add(new File(['dropped ' + n], n)));
+        const target = document.querySelector(`section.folder[data-folder='${folder}'] .cards`);
+        target.dispatchEvent(new DragEvent('dragover', {dataTransfer: dt, bubbles: true, cancelable: true}));
+        target.dispatchEvent(new DragEvent('drop', {dataTransfer: dt, bubbles: true, cancelable: true}));";
+    alice.exec(drop, json!(["imports", ["dropped.nc"]])).await;
+    file_id_by_path(&bob, "imports/dropped.nc").await;
+    alice.exec(drop, json!(["imports", ["existing.nc"]])).await;
+    alice
+        .wait_until(
+            "[...document.querySelectorAll('#uploads .upload-failed')].some(l => l.textContent.includes('imports/existing.nc'))",
+            "the refusal in the upload's line",
+        )
+        .await;
+    alice.screenshot("sets-04-uploads").await;
+
+    // Files dropped on the check-in form fill its picker; nothing uploads.
+    let lines = alice
+        .exec(
+            "return document.querySelectorAll('#uploads .upload-progress').length",
+            json!([]),
+        )
+        .await;
+    open_popover(&alice, "details.checkin-set").await;
+    let filled = alice
+        .exec(
+            "const dt = new DataTransfer();
+             ['a.nc', 'b.nc'].forEach(n => dt.items.add(new File([n], n)));
+             const form = document.querySelector('details.checkin-set form');
+             form.dispatchEvent(new DragEvent('dragover', {dataTransfer: dt, bubbles: true, cancelable: true}));
+             form.dispatchEvent(new DragEvent('drop', {dataTransfer: dt, bubbles: true, cancelable: true}));
+             return [...form.querySelector('input[type=file]').files].map(f => f.name);",
+            json!([]),
+        )
+        .await;
+    assert_eq!(filled, json!(["a.nc", "b.nc"]));
+    assert_eq!(
+        alice
+            .exec(
+                "return document.querySelectorAll('#uploads .upload-progress').length",
+                json!([])
+            )
+            .await,
+        lines,
+        "a drop on the check-in form is not an upload"
+    );
+    assert_clean_console(&alice, "bulk uploads", &["409"]).await;
+}
+
+/// Makes `docs/change-set.png`: three cards of a fixture ticked, a comment
+/// typed, the selection bar ready to check them out together.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn make_change_set_screenshot() {
+    if !browser::browser_available() {
+        return;
+    }
+    let app = TestApp::spawn().await;
+    let dana = app.user("dana").await;
+    let marco = app.user("marco").await;
+    let upload = |c: &common::Client, path: &'static str, desc: &'static str, size: usize| {
+        let c = c.clone();
+        async move {
+            let content: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
+            let form = reqwest::multipart::Form::new()
+                .text("path", path)
+                .text("description", desc)
+                .part(
+                    "file",
+                    reqwest::multipart::Part::bytes(content).file_name("f.bin"),
+                );
+            let resp = c.post_form("/api/files", form).await;
+            assert_eq!(resp.status(), 201, "upload {path}");
+            resp.json::<Value>().await.unwrap()["id"].as_u64().unwrap()
+        }
+    };
+    let base = upload(
+        &dana,
+        "fixtures/vise-6in/base-plate.nc",
+        "Base plate: face and dowel holes",
+        84_000,
+    )
+    .await;
+    upload(
+        &dana,
+        "fixtures/vise-6in/jaw-left.nc",
+        "Soft jaw, left: pocket for the housing",
+        52_000,
+    )
+    .await;
+    let jaw_r = upload(
+        &dana,
+        "fixtures/vise-6in/jaw-right.nc",
+        "Soft jaw, right: mirror of the left",
+        51_000,
+    )
+    .await;
+    let stop = upload(
+        &marco,
+        "fixtures/vise-6in/work-stop.nc",
+        "Work stop, 12 mm",
+        9_000,
+    )
+    .await;
+    upload(
+        &marco,
+        "parts/pump-housing-op1.nc",
+        "Pump housing, first op",
+        240_000,
+    )
+    .await;
+    assert_eq!(
+        marco
+            .checkout(stop, "Shorter stop for the new jaws")
+            .await
+            .status(),
+        200
+    );
+
+    let driver = Driver::start().await;
+    let b = driver.session(Options::default()).await;
+    b.login(&app.base, "dana", USER_PASSWORD).await;
+    b.wait_live().await;
+    b.click_el(&tick_box(&b, base).await).await;
+    b.shift_click_el(&tick_box(&b, jaw_r).await).await;
+    b.wait_until(
+        "document.querySelectorAll('input[name=ids]:checked').length === 3",
+        "three ticked",
+    )
+    .await;
+    b.type_into("#selection-comment", "New jaws for the pump housing")
+        .await;
+    let path = b.screenshot("change-set").await;
+    let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
+    std::fs::copy(&path, docs.join("change-set.png")).unwrap();
+    assert_eq!(dana.checkout(base, "").await.status(), 200);
+    let dark = driver
+        .session(Options {
+            color_scheme: "dark",
+            ..Options::default()
+        })
+        .await;
+    dark.login(&app.base, "dana", USER_PASSWORD).await;
+    dark.wait_live().await;
+    dark.click_el(&tick_box(&dark, base).await).await;
+    dark.click(&format!("#file-{base} details.describe > summary"))
+        .await;
+    dark.screenshot("change-set-dark").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_selection_and_several_files_forms_work_with_javascript_disabled() {
+    if !browser::browser_available() {
+        return;
+    }
+    let app = TestApp::spawn().await;
+    let alice_api = app.user("alice").await;
+    let a = alice_api.upload_ok("jig/a.nc", b"a1").await;
+    let b_id = alice_api.upload_ok("jig/b.nc", b"b1").await;
+    let c = alice_api.upload_ok("jig/c.nc", b"c1").await;
+    let tmp = tempfile::tempdir().unwrap();
+    let new_a = disk_file(&tmp, "a.nc", b"a2 without js");
+    let new_b = disk_file(&tmp, "b.nc", b"b2 without js");
+
+    let driver = Driver::start().await;
+    let b = driver
+        .session(Options {
+            javascript: false,
+            ..Options::default()
+        })
+        .await;
+    b.login(&app.base, "alice", USER_PASSWORD).await;
+    // Without script the bar is a plain row of the toolbar, and the
+    // controls that need script are not offered.
+    assert_eq!(
+        b.exec(
+            "return [getComputedStyle(document.getElementById('selection')).display,
+                     getComputedStyle(document.querySelector('[data-clear-selection]')).display,
+                     getComputedStyle(document.querySelector('[data-select-folder]')).display]",
+            json!([])
+        )
+        .await,
+        json!(["flex", "none", "none"])
+    );
+    b.click_el(&tick_box(&b, a).await).await;
+    b.click_el(&tick_box(&b, b_id).await).await;
+    b.type_into("#selection-comment", "plain form").await;
+    b.screenshot("nojs-sets-01-selection").await;
+    b.click("#selection button[type=submit]:not([formaction])")
+        .await;
+    wait_card(&b, a, "locked", Some("alice"), "a, after the plain post").await;
+    wait_card(&b, b_id, "locked", Some("alice"), "b, after the plain post").await;
+    wait_card(&b, c, "available", None, "c, not ticked").await;
+    assert!(has_text(&b, "main", "Checked out 2 files.").await);
+    assert_eq!(alice_api.file(a).await["lock"]["comment"], "plain form");
+
+    // Both new versions through the check-in of several, by bare names.
+    b.click("details.checkin-set > summary").await;
+    let picks = format!("{}\n{}", new_a.display(), new_b.display());
+    b.type_into("details.checkin-set input[type=file]", &picks)
+        .await;
+    b.type_into(
+        "details.checkin-set textarea[name=message]",
+        "Both, no script",
+    )
+    .await;
+    b.click("details.checkin-set button[type=submit]").await;
+    b.wait_until(
+        "document.querySelector('main') && document.querySelector('main').textContent.includes('Checked in 2 files in one commit.')",
+        "the flash of the check-in",
+    )
+    .await;
+    assert_eq!(alice_api.file(a).await["revision"], "1.1");
+    assert_eq!(alice_api.content(b_id, None).await, b"b2 without js");
+}
+
 /// History → "Compare with previous" shows the diff in the panel, and
 /// "Preview" shows the lines. With `LATCH_WRITE_DOCS=1` the full diff page
 /// becomes `docs/diff.png` for the README.

@@ -26,5 +26,6 @@ mod presence;
 mod proxy;
 mod races;
 mod security;
+mod sets;
 mod stale;
 mod upgrade;

@@ -6,6 +6,7 @@ use std::time::Duration;
 use maud::{Markup, html};
 
 use super::inbox::{nudge_form, watch_toggle};
+use super::sets::{bulk_upload_form, checkin_set_popover, edit_popovers, selection_bar};
 use super::{
     DASHBOARD_ACTIVITY, Filters, Viewer, action_form, csrf_field, folder_dom_id, iso_time,
     time_ago, toast, viewing_line,
@@ -63,7 +64,11 @@ pub fn dashboard(d: Dashboard<'_>) -> Markup {
                 }
                 noscript { button.btn type="submit" { "Filter" } }
             }
+            (checkin_set_popover(d.viewer))
             (upload_popover(d.viewer, d.max_upload))
+            (selection_bar(d.viewer))
+            // live.js lists each upload here with its progress.
+            div #uploads .uploads aria-live="polite" {}
         }
         div.layout {
             (file_list_seen(d.files, d.viewer, d.filters, d.stale_after, d.presence))
@@ -97,6 +102,7 @@ fn upload_popover(viewer: &Viewer, max_upload: u64) -> Markup {
                     p.muted { "Up to " (human_size(max_upload)) "." }
                     button.btn.primary type="submit" { "Upload" }
                 }
+                (bulk_upload_form(viewer))
             }
         }
     }
@@ -145,6 +151,8 @@ pub fn file_list_seen(
             @for (folder, files) in &groups {
                 section.folder data-folder=(folder) {
                     h2.folder-name { @if folder.is_empty() { "/" } @else { (folder) "/" } " " a.folder-zip href=(folder_zip_url(folder)) download { "Download folder (.zip)" } }
+                    button.btn.quiet.select-folder.js-only type="button" data-select-folder=(folder)
+                        aria-label=(format!("Select all in {}/", folder)) { "Select all" }
                     div.cards id=(folder_dom_id(folder)) {
                         @for f in files { (card_seen(f, viewer, false, stale_after, presence.viewers(f.id))) }
                     }
@@ -199,6 +207,11 @@ pub fn card_seen(
         article.card.mine[mine] id=(format!("file-{}", f.id)) data-state=(state) data-locked-by=[holder]
             data-stale=[stale_since.map(|_| "true")] data-path=(f.path) hx-swap-oob=[oob.then_some("true")] {
             header.card-head {
+                // In the toolbar's selection form wherever the card is.
+                label.card-select title="Select" {
+                    input type="checkbox" name="ids" value=(f.id) form="selection";
+                    span.sr-only { "Select " (f.path) }
+                }
                 h3.card-path title=(f.path) { span.dir { (dir) } (name) }
                 span.badge.rev title="Revision" { "rev " (f.revision) }
                 @if mine {
@@ -315,6 +328,7 @@ pub fn card_seen(
                         }
                     }
                 }
+                (edit_popovers(f, viewer))
                 a.btn href=(format!("{base}/download")) download { "Download" }
                 a.btn href=(format!("{base}/history")) hx-get=(format!("{base}/history")) hx-target="#panel" hx-swap="innerHTML" { "History" }
                 @if viewer.admin && holder.is_none() {

@@ -1,5 +1,5 @@
-//! The admins' list of stale locks: each with who holds it, since when,
-//! and the card's own override and ask-to-release forms.
+//! The admins' list of stale locks: each with its holder, age and
+//! comment, an override and a nudge.
 
 use std::collections::HashMap;
 use std::time::Duration;

@@ -1,8 +1,9 @@
 //! Maud templates. Here: the page layout, toasts, the error page and the
 //! small pieces every page uses; [`files`] has the dashboard, cards, live
 //! fragments, history and activity; [`people`] the sign-in, set-up, users
-//! and account pages. Every user-supplied string goes through maud's
-//! escaping.
+//! and account pages; [`locks`] the admins' stale locks; [`sets`] the
+//! controls for several files at once. Every user-supplied string goes
+//! through maud's escaping.
 
 mod content;
 mod files;
@@ -10,6 +11,7 @@ mod inbox;
 mod locks;
 mod people;
 mod presence;
+mod sets;
 
 use std::time::Duration;
 

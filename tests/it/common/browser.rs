@@ -302,6 +302,37 @@ impl Browser {
         .await;
     }
 
+    /// A click with Shift held (W3C actions: a real modifier, as a person's).
+    pub async fn shift_click_el(&self, el: &Element) {
+        let actions = json!({"actions": [
+            {"type": "key", "id": "keyboard", "actions": [{"type": "keyDown", "value": "\u{E008}"}]},
+            {"type": "pointer", "id": "mouse", "parameters": {"pointerType": "mouse"}, "actions": [
+                {"type": "pause", "duration": 0},
+                {"type": "pointerMove", "origin": {ELEMENT_KEY: el.id}, "x": 0, "y": 0},
+                {"type": "pointerDown", "button": 0},
+                {"type": "pointerUp", "button": 0}
+            ]}
+        ]});
+        self.must(reqwest::Method::POST, "/actions", actions).await;
+        let release = json!({"actions": [
+            {"type": "key", "id": "keyboard", "actions": [{"type": "keyUp", "value": "\u{E008}"}]}
+        ]});
+        self.must(reqwest::Method::POST, "/actions", release).await;
+        self.must(reqwest::Method::DELETE, "/actions", Value::Null)
+            .await;
+    }
+
+    /// Presses one key (a WebDriver key code such as `\u{E00C}`, Escape)
+    /// on whatever has focus.
+    pub async fn press(&self, key: &str) {
+        let actions = json!({"actions": [
+            {"type": "key", "id": "keyboard", "actions": [
+                {"type": "keyDown", "value": key}, {"type": "keyUp", "value": key}
+            ]}
+        ]});
+        self.must(reqwest::Method::POST, "/actions", actions).await;
+    }
+
     /// Finds the element (waiting for it to appear) and clicks it.
     pub async fn click(&self, css: &str) {
         let el = self.wait_for_element(css).await;
