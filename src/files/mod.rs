@@ -91,6 +91,9 @@ pub struct NewFile {
 pub struct NewVersion {
     pub message: CommitMessage,
     pub bump: Bump,
+    /// Keep the file checked out after the check-in (a milestone, not the
+    /// end of the work): no hand-off, the lock runs on from now.
+    pub keep: bool,
 }
 
 #[derive(Clone)]
@@ -460,15 +463,13 @@ impl Files {
                 rec.size = spool.size;
                 rec.modified_at = now();
                 rec.modified_by = actor.username.clone();
-                handoff::end_lock(
-                    tx,
-                    rec,
-                    EventKind::CheckedIn,
-                    &actor,
-                    Some(version.message.as_str().to_string()),
-                    None,
-                    window,
-                )
+                let message = Some(version.message.as_str().to_string());
+                if version.keep {
+                    let at = rec.modified_at;
+                    keep_lock(&mut rec, at);
+                    return save_and_record(tx, rec, EventKind::CheckedIn, &actor, message, None);
+                }
+                handoff::end_lock(tx, rec, EventKind::CheckedIn, &actor, message, None, window)
             })
         })
         .await
@@ -612,6 +613,15 @@ fn save_and_record(
         file: FileSnapshot::Present(Box::new(rec.clone())),
     })?;
     Ok(rec)
+}
+
+/// A lock kept through a check-in runs on from `at`: its age (stale,
+/// expiry) counts from the last version, and a warning given is forgotten.
+fn keep_lock(rec: &mut FileRecord, at: i64) {
+    if let Some(lock) = rec.lock.as_mut() {
+        lock.locked_at = at;
+        lock.warned_at = None;
+    }
 }
 
 fn set_recorded_head(tx: &mut Tx, head: CommitId) -> AppResult<()> {

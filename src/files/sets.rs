@@ -362,15 +362,13 @@ impl Files {
                     rec.size = size;
                     rec.modified_at = at;
                     rec.modified_by = actor.username.clone();
-                    out.push(handoff::end_lock(
-                        tx,
-                        rec,
-                        EventKind::CheckedIn,
-                        &actor,
-                        Some(version.message.as_str().to_string()),
-                        None,
-                        window,
-                    )?);
+                    let message = Some(version.message.as_str().to_string());
+                    out.push(if version.keep {
+                        super::keep_lock(&mut rec, at);
+                        save_and_record(tx, rec, EventKind::CheckedIn, &actor, message, None)?
+                    } else {
+                        handoff::end_lock(tx, rec, EventKind::CheckedIn, &actor, message, None, window)?
+                    });
                 }
                 Ok(out)
             })

@@ -202,7 +202,20 @@ pub fn new_version_from(fields: &Fields) -> AppResult<NewVersion> {
     Ok(NewVersion {
         message: CommitMessage::parse(fields.text("message"))?,
         bump: Bump::parse(fields.text("bump"))?,
+        keep: flag(fields.text("keep"), "keep")?,
     })
+}
+
+/// A yes/no field: a ticked box (`on`) or `true`/`1`; absent, empty,
+/// `false` or `0` is no.
+pub fn flag(raw: &str, name: &str) -> AppResult<bool> {
+    match raw.trim() {
+        "on" | "true" | "1" | "yes" => Ok(true),
+        "" | "off" | "false" | "0" | "no" => Ok(false),
+        other => Err(AppError::Invalid(format!(
+            "The field '{name}' is yes or no (true or false), not '{other}'."
+        ))),
+    }
 }
 
 /// An API token's name: one line of 1 to 64 characters.

@@ -306,6 +306,7 @@ async fn every_operation_rechecks_the_actor_inside_its_transaction() {
     let version = || NewVersion {
         message: latch::domain::CommitMessage::parse("new").unwrap(),
         bump: latch::domain::Bump::Minor,
+        keep: false,
     };
     let spool = |bytes: &'static [u8]| app.files.spool(bytes);
     let id = app

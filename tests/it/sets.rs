@@ -691,3 +691,102 @@ async fn the_selection_check_in_bulk_move_and_describe_forms_work_without_javasc
     assert_eq!(f["path"], "jig/old/c.nc");
     assert_eq!(f["description"], "Kept for reference");
 }
+
+// ---------------------------------------------------------------------------
+// Check in and keep checked out.
+
+/// A check-in with `keep` records the new version and keeps the lock (no
+/// hand-off to the line): the same for one file, a change set, and the
+/// card's plain form.
+#[tokio::test]
+async fn a_check_in_can_keep_the_file_checked_out() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let one = alice.upload_ok("keep/one.nc", b"v1").await;
+    let two = alice.upload_ok("keep/two.nc", b"v1").await;
+    assert_eq!(alice.checkout(one, "").await.status(), 200);
+    // Bob waits: a kept lock hands nothing on.
+    assert_eq!(
+        bob.post_empty(&format!("/api/files/{one}/queue"))
+            .await
+            .status(),
+        200
+    );
+    let form = reqwest::multipart::Form::new()
+        .text("message", "Milestone")
+        .text("keep", "true")
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(b"v2".to_vec()).file_name("one.nc"),
+        );
+    let resp = alice
+        .http
+        .post(alice.url(&format!("/api/files/{one}/checkin")))
+        .header("X-CSRF-Token", alice.csrf.clone().unwrap())
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let f: Value = resp.json().await.unwrap();
+    assert_eq!(f["revision"], "1.1", "{f}");
+    assert_eq!(f["lock"]["owner"], "alice", "{f}");
+    assert_eq!(f["queue"], json!(["bob"]), "{f}");
+    assert!(alice.events_of("reserved").await.is_empty());
+
+    // A change set kept too.
+    assert_eq!(alice.checkout(two, "").await.status(), 200);
+    let form = reqwest::multipart::Form::new()
+        .text("message", "Both, kept")
+        .text("keep", "on")
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(b"v3".to_vec()).file_name("keep/one.nc"),
+        )
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(b"v2".to_vec()).file_name("keep/two.nc"),
+        );
+    let resp = alice
+        .http
+        .post(alice.url("/api/checkin"))
+        .header("X-CSRF-Token", alice.csrf.clone().unwrap())
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    for f in body["files"].as_array().unwrap() {
+        assert_eq!(f["lock"]["owner"], "alice", "{f}");
+    }
+    // Anything but yes or no is refused, and nothing is checked in.
+    let form = reqwest::multipart::Form::new()
+        .text("message", "Maybe")
+        .text("keep", "maybe")
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(b"v4".to_vec()).file_name("one.nc"),
+        );
+    let resp = alice
+        .http
+        .post(alice.url(&format!("/api/files/{one}/checkin")))
+        .header("X-CSRF-Token", alice.csrf.clone().unwrap())
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 422);
+    assert_eq!(alice.file(one).await["revision"], "1.2");
+    // Without keep the lock ends and the line's first gets the file.
+    let resp = alice.checkin(one, b"v5", "Done", "minor").await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(alice.file(one).await["reserved_for"]["username"], "bob");
+    // The card offers it.
+    let page = alice.get("/").await.text().await.unwrap();
+    assert!(
+        page.contains("name=\"keep\""),
+        "the card's check-in offers keep"
+    );
+}

@@ -375,6 +375,8 @@ pub(super) struct CheckinForm {
     pub(super) message: Text<Rule<MESSAGE, 1, 5000>>,
     /// `minor` when left out.
     pub(super) bump: Option<Text<BumpShape>>,
+    /// `true`: keep the file checked out after this version (no hand-off).
+    pub(super) keep: Option<bool>,
     pub(super) file: Upload,
 }
 

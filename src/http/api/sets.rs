@@ -53,6 +53,8 @@ struct CheckinSetForm {
     message: Text<Rule<MESSAGE, 1, 5000>>,
     /// `minor` when left out; applies to every file.
     bump: Option<Text<BumpShape>>,
+    /// `true`: keep the files checked out after this version.
+    keep: Option<bool>,
     file: Vec<Upload>,
 }
 

@@ -284,6 +284,7 @@ pub fn card_seen(
                                     label { input type="radio" name="bump" value="minor" checked[minor.is_some()] disabled[minor.is_none()]; " Minor → " @if let Some(r) = minor { (r) } @else { "at the limit" } }
                                     label { input type="radio" name="bump" value="major" checked[minor.is_none() && major.is_some()] disabled[major.is_none()]; " Major → " @if let Some(r) = major { (r) } @else { "at the limit" } }
                                 }
+                                label.check { input type="checkbox" name="keep" value="on"; " Keep it checked out (a milestone, not the end)" }
                                 button.btn.primary type="submit" { "Check in" }
                             }
                         }

@@ -28,6 +28,7 @@ pub(super) fn checkin_set_popover(viewer: &Viewer) -> Markup {
                         label { input type="radio" name="bump" value="minor" checked; " Minor" }
                         label { input type="radio" name="bump" value="major"; " Major" }
                     }
+                    label.check { input type="checkbox" name="keep" value="on"; " Keep them checked out" }
                     button.btn.primary type="submit" { "Check in all" }
                 }
             }
