@@ -58,14 +58,22 @@ pub(super) fn check_name_free(
 fn case_clash(wanted: &[&str], existing: &str) -> Option<String> {
     use unicode_normalization::UnicodeNormalization;
     let fold = |s: &str| s.to_lowercase().nfc().collect::<String>();
-    let have: Vec<&str> = existing.split('/').collect();
-    for (depth, (w, h)) in wanted.iter().zip(&have).enumerate() {
-        if w == h {
+    for (depth, (w, h)) in wanted.iter().zip(existing.split('/')).enumerate() {
+        if *w == h {
             continue;
         }
-        if fold(w) != fold(h) {
+        // Two ASCII names (nearly all) decide without allocating: their
+        // fold is their ASCII lower case. This runs against every path for
+        // each file of a bulk upload, inside the write transaction.
+        let same = if w.is_ascii() && h.is_ascii() {
+            w.eq_ignore_ascii_case(h)
+        } else {
+            fold(w) == fold(h)
+        };
+        if !same {
             return None;
         }
+        let have: Vec<&str> = existing.split('/').collect();
         let ours = wanted[..=depth].join("/");
         let theirs = have[..=depth].join("/");
         let what = if depth + 1 == have.len() {
@@ -85,4 +93,20 @@ fn case_clash(wanted: &[&str], existing: &str) -> Option<String> {
         ));
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::case_clash;
+
+    #[test]
+    fn ascii_names_take_the_fast_path_and_others_still_fold() {
+        assert!(case_clash(&["Parts", "A.txt"], "parts/a.TXT").is_some());
+        assert!(case_clash(&["parts", "b.txt"], "parts/a.txt").is_none());
+        // Only one side ASCII: the Kelvin sign lower-cases to `k`.
+        assert!(case_clash(&["\u{212A}"], "k").is_some());
+        // NFD against NFC.
+        assert!(case_clash(&["e\u{301}.txt"], "\u{e9}.txt").is_some());
+        assert!(case_clash(&["\u{e9}.txt"], "e.txt").is_none());
+    }
 }

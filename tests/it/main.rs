@@ -15,6 +15,7 @@ mod edge_http;
 mod edge_state;
 mod edge_vault;
 mod files;
+mod hostile_sets;
 mod inbox;
 mod lfs;
 mod live;

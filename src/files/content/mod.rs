@@ -4,7 +4,8 @@
 //!
 //! Every read is bounded before it starts: a preview reads at most
 //! [`PREVIEW_BYTES`] of any version, a comparison refuses sides over
-//! [`DIFF_MAX_BYTES`] from their size alone and stops looking for the
+//! [`DIFF_MAX_BYTES`] from their size alone (or over [`DIFF_MAX_LINES`]
+//! from a count of newlines) and stops looking for the
 //! smallest diff after [`DIFF_DEADLINE`], and the zip writer holds one
 //! 64 KiB buffer per entry. Versions are always opened through
 //! [`Files::open`], so a version is found wherever its file was at that
@@ -25,6 +26,13 @@ use crate::vault::{BlobId, Vault};
 pub const PREVIEW_BYTES: u64 = 1024 * 1024;
 /// The largest side a comparison reads (both sides are held in memory).
 pub const DIFF_MAX_BYTES: u64 = 4 * 1024 * 1024;
+/// The most lines a side of a comparison may have. The diff's own tables
+/// cost tens of bytes per line whatever the line's length, so a side of a
+/// million one-character lines (2 MB, under [`DIFF_MAX_BYTES`]) cost the
+/// server over 100 MiB; this keeps the worst case near a 4 MiB NC program
+/// of ~30-byte lines (`benches/vault_ops.rs`), refused from a count of
+/// newlines before any diff work starts.
+pub const DIFF_MAX_LINES: usize = 150_000;
 /// How long a comparison looks for the smallest diff before it settles for
 /// a correct, larger one.
 pub const DIFF_DEADLINE: Duration = Duration::from_secs(2);
@@ -363,6 +371,13 @@ fn text_side(reader: Box<dyn Read + Send>, path: &RepoPath, revision: &str) -> A
     };
     if bytes.contains(&0) {
         return Err(not_text());
+    }
+    let lines = bytes.iter().filter(|&&b| b == b'\n').count()
+        + usize::from(bytes.last().is_some_and(|&b| b != b'\n'));
+    if lines > DIFF_MAX_LINES {
+        return Err(AppError::Invalid(format!(
+            "{path} at {revision} has {lines} lines, over the {DIFF_MAX_LINES} a comparison reads line by line; download both versions to compare them."
+        )));
     }
     String::from_utf8(bytes).map_err(|_| not_text())
 }

@@ -78,7 +78,8 @@ struct PreviewJson {
 #[OpenApi]
 impl ContentApi {
     /// Compares two versions of a text file (commit ids from its history)
-    /// as a unified diff. 422 when a side is over 4 MiB or not text.
+    /// as a unified diff. 422 when a side is over 4 MiB, over 150,000
+    /// lines, or not text.
     #[oai(path = "/files/:id/diff", method = "get", operation_id = "fileDiff")]
     async fn diff(
         &self,

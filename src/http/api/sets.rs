@@ -149,6 +149,12 @@ impl SetsApi {
             async move { files.resolve_set_part(&actor, &name, &held).await }
         })
         .await?;
+        if parts.is_empty() {
+            return Err(crate::error::AppError::Invalid(
+                "No file was attached; send each new version as a part named file.".into(),
+            )
+            .into());
+        }
         let version = new_version_from(&fields)?;
         let recs = files.checkin_set(&actor, parts, version).await?;
         Ok(Json(files_json(files, &caller, &recs).await?))

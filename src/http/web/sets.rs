@@ -33,10 +33,18 @@ async fn read_selection(body: Body) -> AppResult<(Vec<u64>, Fields)> {
     let mut rest = Vec::new();
     for (name, value) in pairs {
         if name == "ids" {
-            if ids.len() > MAX_SET {
-                break;
+            // A repeat counts once (as on /api): stopping at a count of
+            // boxes instead silently dropped the files named after it.
+            let id = parse_id(value.trim())?;
+            if ids.contains(&id) {
+                continue;
             }
-            ids.push(parse_id(value.trim())?);
+            if ids.len() == MAX_SET {
+                return Err(AppError::Invalid(format!(
+                    "Select at most {MAX_SET} files at once; nothing was changed."
+                )));
+            }
+            ids.push(id);
         } else {
             rest.push((name, value));
         }
