@@ -8,7 +8,7 @@ use tokio::io::AsyncReadExt;
 
 use crate::domain::{Bump, CommitMessage, Description, RepoPath, Revision};
 use crate::error::{AppError, AppResult};
-use crate::files::{Files, NewFile, NewVersion};
+use crate::files::{Actor, Files, MAX_SET, NewFile, NewVersion, SetPart};
 use crate::vault::Spool;
 
 /// Text fields by name; a name given twice is refused, since which one
@@ -156,6 +156,63 @@ where
     Ok((Fields(fields), parts))
 }
 
+/// A change set's check-in: its text fields and, for each `file` part,
+/// the file it names (see `Files::resolve_set_part`, checked before the
+/// part's body streams) and its spooled content. At least one part.
+pub async fn read_checkin_set(
+    files: &Files,
+    actor: &Actor,
+    multipart: Multipart,
+) -> AppResult<(Fields, Vec<(u64, Spool)>)> {
+    let held = std::sync::Arc::new(files.held_by(actor).await?);
+    let (fields, parts) = read_parts(files, multipart, MAX_SET, |name| {
+        let (files, actor, held) = (files.clone(), actor.clone(), held.clone());
+        async move { files.resolve_set_part(&actor, &name, &held).await }
+    })
+    .await?;
+    if parts.is_empty() {
+        return Err(AppError::Invalid(
+            "No file was attached; send each new version (a part named file).".into(),
+        ));
+    }
+    Ok((fields, parts))
+}
+
+/// A bulk upload: its text fields, each part placed under `folder` (its
+/// name checked before its body streams), and the revision they start at.
+pub async fn read_bulk(
+    files: &Files,
+    multipart: Multipart,
+) -> AppResult<(Fields, Vec<SetPart>, Revision)> {
+    let (fields, parts) = read_parts(files, multipart, MAX_SET, |name| {
+        let checked = RepoPath::parse(name.trim().trim_start_matches('/'))
+            .map(|_| name)
+            .map_err(AppError::from);
+        std::future::ready(checked)
+    })
+    .await?;
+    let revision = revision_or_first(&fields)?;
+    let folder = fields.text("folder");
+    let parts = parts
+        .into_iter()
+        .map(|(name, spool)| {
+            Ok(SetPart {
+                path: bulk_path(folder, &name)?,
+                spool,
+            })
+        })
+        .collect::<AppResult<Vec<_>>>()?;
+    Ok((fields, parts, revision))
+}
+
+/// The `revision` field, `1.0` when absent or empty.
+fn revision_or_first(fields: &Fields) -> AppResult<Revision> {
+    Ok(match fields.get("revision").map(str::trim) {
+        Some(r) if !r.is_empty() => Revision::parse(r)?,
+        _ => Revision::FIRST,
+    })
+}
+
 /// The path a bulk upload's part goes to: its name (a browser sends a
 /// folder's files with their path inside it) under `folder`.
 pub fn bulk_path(folder: &str, name: &str) -> AppResult<RepoPath> {
@@ -187,10 +244,7 @@ pub fn new_file_from(fields: &Fields, file_name: &str) -> AppResult<NewFile> {
         Some(p) if !p.is_empty() => p.to_string(),
         _ => file_name.to_string(),
     };
-    let revision = match fields.get("revision").map(str::trim) {
-        Some(r) if !r.is_empty() => Revision::parse(r)?,
-        _ => Revision::FIRST,
-    };
+    let revision = revision_or_first(fields)?;
     Ok(NewFile {
         path: RepoPath::parse(&raw_path)?,
         description: Description::parse(fields.text("description"))?,

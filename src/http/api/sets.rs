@@ -8,14 +8,14 @@ use poem_openapi::payload::Json;
 use poem_openapi::types::multipart::Upload;
 use poem_openapi::{ApiResponse, Multipart, Object, OpenApi};
 
-use crate::domain::{LockComment, RepoPath, Revision};
-use crate::files::{Files, MAX_SET, SetPart};
+use crate::domain::{LockComment, RepoPath};
+use crate::files::Files;
 use crate::http::api::json::{BumpShape, FileJson};
 use crate::http::api::wire::{
     BODY, E404, E409, E422, Form, Id, LINE, MESSAGE, PATH, REVISION, Rule, TEXT, Text, WRITE,
 };
 use crate::http::api::{Answer, Caller, file_json};
-use crate::http::forms::{self, bulk_path, new_version_from};
+use crate::http::forms::{self, new_version_from};
 use crate::store::FileRecord;
 
 /// Joined to the `/api` service.
@@ -143,18 +143,7 @@ impl SetsApi {
         form: Form<CheckinSetForm>,
     ) -> Answer<Json<FilesJson>, { WRITE | BODY | E404 | E409 | E422 }> {
         let actor = caller.actor();
-        let held = std::sync::Arc::new(files.held_by(&actor).await?);
-        let (fields, parts) = forms::read_parts(files, form.0, MAX_SET, |name| {
-            let (files, actor, held) = (files.clone(), actor.clone(), held.clone());
-            async move { files.resolve_set_part(&actor, &name, &held).await }
-        })
-        .await?;
-        if parts.is_empty() {
-            return Err(crate::error::AppError::Invalid(
-                "No file was attached; send each new version as a part named file.".into(),
-            )
-            .into());
-        }
+        let (fields, parts) = forms::read_checkin_set(files, &actor, form.0).await?;
         let version = new_version_from(&fields)?;
         let recs = files.checkin_set(&actor, parts, version).await?;
         Ok(Json(files_json(files, &caller, &recs).await?))
@@ -168,28 +157,7 @@ impl SetsApi {
         caller: Caller,
         form: Form<BulkUploadForm>,
     ) -> Answer<CreatedFiles, { WRITE | BODY | E409 | E422 }> {
-        let (fields, parts) = forms::read_parts(files, form.0, MAX_SET, |name| {
-            // The name alone, so a bad one is refused before its body streams.
-            let checked = RepoPath::parse(name.trim().trim_start_matches('/'))
-                .map(|_| name)
-                .map_err(crate::error::AppError::from);
-            std::future::ready(checked)
-        })
-        .await?;
-        let revision = match fields.get("revision").map(str::trim) {
-            Some(r) if !r.is_empty() => Revision::parse(r)?,
-            _ => Revision::FIRST,
-        };
-        let folder = fields.text("folder");
-        let parts = parts
-            .into_iter()
-            .map(|(name, spool)| {
-                Ok(SetPart {
-                    path: bulk_path(folder, &name)?,
-                    spool,
-                })
-            })
-            .collect::<Result<Vec<_>, crate::error::AppError>>()?;
+        let (_, parts, revision) = forms::read_bulk(files, form.0).await?;
         let recs = files.upload_set(&caller.actor(), parts, revision).await?;
         Ok(CreatedFiles::Created(Json(
             files_json(files, &caller, &recs).await?,

@@ -10,11 +10,11 @@ use poem::{Body, Request, Response, handler};
 
 use super::{file_action, is_htmx, notice, parse_id, respond};
 use crate::accounts::Session;
-use crate::domain::{Description, LockComment, RepoPath, Revision};
+use crate::domain::{Description, LockComment, RepoPath};
 use crate::error::{AppError, AppResult};
-use crate::files::{Files, MAX_SET, SetPart};
+use crate::files::{Files, MAX_SET};
 use crate::http::error::html;
-use crate::http::forms::{self, Fields, bulk_path, new_version_from};
+use crate::http::forms::{self, Fields, new_version_from};
 use crate::http::guards::Guard;
 use crate::http::serve;
 use crate::http::views::{self, Viewer};
@@ -131,18 +131,8 @@ pub(super) async fn checkin_set(
         guard.same_origin()?;
         let early = guard.signed_in().await?;
         let actor = early.actor();
-        let held = std::sync::Arc::new(files.held_by(&actor).await?);
-        let (fields, parts) = forms::read_parts(files, multipart, MAX_SET, |name| {
-            let (files, actor, held) = (files.clone(), actor.clone(), held.clone());
-            async move { files.resolve_set_part(&actor, &name, &held).await }
-        })
-        .await?;
+        let (fields, parts) = forms::read_checkin_set(files, &actor, multipart).await?;
         let session = guard.writer(Some(&fields)).await?;
-        if parts.is_empty() {
-            return Err(AppError::Invalid(
-                "No file was attached; choose the new versions to check in.".into(),
-            ));
-        }
         let version = new_version_from(&fields)?;
         let recs = files.checkin_set(&session.actor(), parts, version).await?;
         let message = format!("Checked in {} in one commit.", count(recs.len()));
@@ -161,28 +151,8 @@ pub(super) async fn bulk_upload(
     respond(req, async {
         guard.same_origin()?;
         guard.signed_in().await?;
-        let (fields, parts) = forms::read_parts(files, multipart, MAX_SET, |name| {
-            let checked = RepoPath::parse(name.trim().trim_start_matches('/'))
-                .map(|_| name)
-                .map_err(AppError::from);
-            std::future::ready(checked)
-        })
-        .await?;
+        let (fields, parts, revision) = forms::read_bulk(files, multipart).await?;
         let session = guard.writer(Some(&fields)).await?;
-        let revision = match fields.get("revision").map(str::trim) {
-            Some(r) if !r.is_empty() => Revision::parse(r)?,
-            _ => Revision::FIRST,
-        };
-        let folder = fields.text("folder");
-        let parts = parts
-            .into_iter()
-            .map(|(name, spool)| {
-                Ok(SetPart {
-                    path: bulk_path(folder, &name)?,
-                    spool,
-                })
-            })
-            .collect::<AppResult<Vec<_>>>()?;
         let recs = files.upload_set(&session.actor(), parts, revision).await?;
         let message = format!("Uploaded {} in one commit.", count(recs.len()));
         // New cards arrive live, in their folders.
