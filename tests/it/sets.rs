@@ -790,3 +790,80 @@ async fn a_check_in_can_keep_the_file_checked_out() {
         "the card's check-in offers keep"
     );
 }
+
+/// *Check out & download*: the plain form takes the lock and goes on to
+/// the version's download; with htmx the answer says where to go next.
+#[tokio::test]
+async fn check_out_and_download_is_one_step() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+    let id = alice.upload_ok("take/part.nc", b"G21\n").await;
+    let page = alice.get("/").await.text().await.unwrap();
+    assert!(
+        page.contains("name=\"then\" value=\"download\""),
+        "the card offers it"
+    );
+    let resp = alice
+        .post_plain_form(
+            &format!("/files/{id}/checkout"),
+            &[("comment", "on it"), ("then", "download")],
+        )
+        .await;
+    match resp.status().as_u16() {
+        303 => assert_eq!(header(&resp, "location"), format!("/files/{id}/download")),
+        200 => {
+            assert!(
+                resp.url()
+                    .path()
+                    .ends_with(&format!("/files/{id}/download"))
+            );
+            assert_eq!(resp.bytes().await.unwrap().as_ref(), b"G21\n");
+        }
+        other => panic!("check out & download answered {other}"),
+    }
+    let f = alice.file(id).await;
+    assert_eq!(f["lock"]["owner"], "alice", "{f}");
+    assert_eq!(f["lock"]["comment"], "on it", "{f}");
+
+    // With htmx: the card and a toast, and HX-Redirect to the download.
+    assert_eq!(
+        alice
+            .post_empty(&format!("/api/files/{id}/cancel"))
+            .await
+            .status(),
+        200
+    );
+    let resp = htmx_form(
+        &alice,
+        &format!("/files/{id}/checkout"),
+        &[("then", "download")],
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        header(&resp, "hx-redirect"),
+        format!("/files/{id}/download")
+    );
+    // A refusal downloads nothing: the toast says why.
+    let bob = app.user("bob").await;
+    let resp = htmx_form(
+        &bob,
+        &format!("/files/{id}/checkout"),
+        &[("then", "download")],
+    )
+    .await;
+    assert_eq!(resp.status(), 409);
+    assert!(resp.headers().get("hx-redirect").is_none());
+}
+
+/// A form post as htmx sends it (errors come back as statuses and toasts).
+async fn htmx_form(c: &Client, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+    c.http
+        .post(c.url(path))
+        .header("HX-Request", "true")
+        .header("X-CSRF-Token", c.csrf.clone().unwrap_or_default())
+        .form(fields)
+        .send()
+        .await
+        .unwrap()
+}

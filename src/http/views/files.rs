@@ -297,6 +297,7 @@ pub fn card_seen(
                         label.sr-only for=(format!("comment-{}", f.id)) { "Comment" }
                         input.comment id=(format!("comment-{}", f.id)) type="text" name="comment" maxlength="500" placeholder="Comment (optional)";
                         button.btn.primary type="submit" { "Check out" }
+                        button.btn type="submit" name="then" value="download" title="Check out, then download this version" { "Check out & download" }
                     }))
                     @if reserved_for_me {
                         (action_form(viewer, &format!("{base}/decline"), "decline", html! {

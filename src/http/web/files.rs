@@ -10,8 +10,8 @@ use poem::web::{Data, Multipart, Path, Query};
 use poem::{Body, Request, Response, handler};
 
 use super::{
-    action_done, file_action, filters_from, is_htmx, notice, page, parse_id, read_form, redirect,
-    respond, set_html_body, take_flash,
+    action_done, back_from, file_action, filters_from, is_htmx, notice, page, parse_id, read_form,
+    redirect, respond, set_html_body, take_flash,
 };
 use crate::domain::{LockComment, NudgeMessage};
 use crate::files::Files;
@@ -131,11 +131,38 @@ macro_rules! file_action_handler {
     };
 }
 
-file_action_handler!(checkout, |files, actor, id, fields| {
-    let comment = LockComment::parse(fields.text("comment"))?;
-    let f = files.checkout(&actor, id, comment).await?;
-    Ok((Some(f.clone()), format!("You checked out {}.", f.path)))
-});
+/// Check out, and with `then=download` (the card's *Check out & download*)
+/// go on to download the version just taken: the browser saves it and
+/// stays on the page, whose card turns live.
+#[handler]
+pub(super) async fn checkout(
+    req: &Request,
+    guard: Guard<'_>,
+    Data(files): Data<&Files>,
+    Path(id): Path<String>,
+    body: Body,
+) -> Response {
+    respond(req, async {
+        let fields = read_form(body).await?;
+        let session = guard.writer(Some(&fields)).await?;
+        let id = parse_id(&id)?;
+        let comment = LockComment::parse(fields.text("comment"))?;
+        let f = files.checkout(&session.actor(), id, comment).await?;
+        let message = format!("You checked out {}.", f.path);
+        let then_download = fields.get("then") == Some("download");
+        let download_url = format!("/files/{id}/download");
+        if then_download && !is_htmx(req) {
+            return Ok(redirect(&download_url));
+        }
+        let back = back_from(&fields);
+        let mut resp = action_done(req, &session, Some(&f), message, files.stale_after(), back);
+        if then_download && let Ok(to) = HeaderValue::from_str(&download_url) {
+            resp.headers_mut().insert("HX-Redirect", to);
+        }
+        Ok(resp)
+    })
+    .await
+}
 
 file_action_handler!(cancel, |files, actor, id, _| {
     let f = files.cancel(&actor, id).await?;
