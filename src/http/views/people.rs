@@ -8,12 +8,35 @@ use crate::domain::Role;
 use crate::inbox::NoticeKind;
 use crate::store::{TokenRecord, UserRecord};
 
-pub fn login_page(error: Option<&str>, username: &str, allow_signup: bool) -> Markup {
+/// Where a sign-in goes on to, and why it was asked for.
+#[derive(Debug, Default, Clone)]
+pub struct SignInReturn {
+    /// A page on this server to go back to (already checked as local).
+    pub next: Option<String>,
+    /// The person's session ended (signed out elsewhere, timed out, their
+    /// password changed): say so, rather than a bare sign-in form.
+    pub ended: bool,
+}
+
+pub fn login_page(
+    error: Option<&str>,
+    username: &str,
+    allow_signup: bool,
+    back: &SignInReturn,
+) -> Markup {
     html! {
         section.auth-card {
             h1 { "Sign in to Latch" }
+            @if back.ended && error.is_none() {
+                p.notice role="status" {
+                    "Your session ended (it timed out, or you were signed out elsewhere), so that last action was not made. Sign in again"
+                    @if back.next.is_some() { " and you will be taken back to where you were" }
+                    "."
+                }
+            }
             @if let Some(e) = error { p.error role="alert" { (e) } }
             form.stack method="post" action="/login" {
+                @if let Some(next) = &back.next { input type="hidden" name="next" value=(next); }
                 label { "Username" input type="text" name="username" value=(username) autocomplete="username" required autofocus; }
                 label { "Password" input type="password" name="password" autocomplete="current-password" required; }
                 button.btn.primary type="submit" { "Sign in" }

@@ -177,14 +177,92 @@ fn html_error(req: &Request, err: AppError) -> Response {
     }
 }
 
+/// To the sign-in page, which says why when a session was there and has
+/// ended, and goes back afterwards to the page the person was on: the
+/// page itself for a GET, the page a form or htmx request came from.
 fn sign_in_redirect(req: &Request) -> Response {
-    if is_htmx(req) {
-        return Response::builder()
-            .status(StatusCode::UNAUTHORIZED)
-            .header("HX-Redirect", "/login")
-            .finish();
+    let ended = guards::cookies(req, guards::SESSION_COOKIE)
+        .next()
+        .is_some();
+    let from = if is_htmx(req) {
+        req.headers()
+            .get("hx-current-url")
+            .and_then(|v| v.to_str().ok())
+            .map(path_of_url)
+    } else if req.method() == Method::GET {
+        req.uri().path_and_query().map(|p| p.as_str().to_string())
+    } else {
+        req.headers()
+            .get(header::REFERER)
+            .and_then(|v| v.to_str().ok())
+            .map(path_of_url)
+    };
+    let mut to = String::from("/login");
+    let mut params = Vec::new();
+    if ended {
+        params.push(("ended", "1".to_string()));
     }
-    redirect("/login")
+    if let Some(next) = from.as_deref().and_then(local_next).filter(|n| n != "/") {
+        params.push(("next", next));
+    }
+    if let Ok(query) = serde_urlencoded::to_string(&params)
+        && !query.is_empty()
+    {
+        to = format!("/login?{query}");
+    }
+    if is_htmx(req) {
+        return match HeaderValue::from_str(&to) {
+            Ok(v) => Response::builder()
+                .status(StatusCode::UNAUTHORIZED)
+                .header("HX-Redirect", v)
+                .finish(),
+            Err(_) => Response::builder()
+                .status(StatusCode::UNAUTHORIZED)
+                .header("HX-Redirect", "/login")
+                .finish(),
+        };
+    }
+    redirect(&to)
+}
+
+/// The path and query of an absolute URL (`https://host/a?b` → `/a?b`);
+/// what is not a URL is taken as a path and checked by `local_next`.
+fn path_of_url(url: &str) -> String {
+    match url.split_once("://") {
+        Some((_, rest)) => match rest.find('/') {
+            Some(i) => rest[i..].to_string(),
+            None => "/".to_string(),
+        },
+        None => url.to_string(),
+    }
+}
+
+/// A page on this server a sign-in may go back to: a path (`/…`, not
+/// `//…` or `/\…`, which browsers take for another host), printable, at
+/// most 1 KiB, and a page (not the sign-in pages, the API or a live stream).
+pub(super) fn local_next(raw: &str) -> Option<String> {
+    let ok = raw.starts_with('/')
+        && !raw.starts_with("//")
+        && !raw.contains('\\')
+        && raw.len() <= 1024
+        && raw.chars().all(|c| !c.is_control() && !c.is_whitespace())
+        && ![
+            "/login",
+            "/logout",
+            "/setup",
+            "/signup",
+            "/api",
+            "/ws",
+            "/events",
+            "/live",
+            "/vault.git",
+            "/metrics",
+        ]
+        .iter()
+        .any(|p| {
+            raw == *p || raw.starts_with(&format!("{p}/")) || raw.starts_with(&format!("{p}?"))
+        });
+    ok.then(|| raw.to_string())
 }
 
 /// Runs a handler body, mapping its error the HTML way.

@@ -8,23 +8,32 @@ use poem::web::Query;
 use poem::{Body, Request, Response, handler};
 
 use super::{
-    html_error, read_form, redirect, redirect_with_flash, respond, set_html_body, take_flash,
+    html_error, local_next, read_form, redirect, redirect_with_flash, respond, set_html_body,
+    take_flash,
 };
 use crate::accounts::NewUser;
 use crate::domain::{Password, Role, Username, parse_display_name};
 use crate::error::AppError;
 use crate::http::error::{ErrorStatus, html, with_retry_after};
 use crate::http::guards::Guard;
-use crate::http::views::{self, Flash, Page};
+use crate::http::views::{self, Flash, Page, SignInReturn};
 
 #[handler]
-pub(super) async fn login_form(req: &Request, guard: Guard<'_>) -> Response {
+pub(super) async fn login_form(
+    req: &Request,
+    guard: Guard<'_>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let back = SignInReturn {
+        next: query.get("next").and_then(|n| local_next(n)),
+        ended: query.get("ended").is_some_and(|v| v == "1"),
+    };
     respond(req, async {
         if guard.accounts.user_count().await? == 0 {
             return Ok(redirect("/setup"));
         }
         if guard.session().await?.is_some() {
-            return Ok(redirect("/"));
+            return Ok(redirect(back.next.as_deref().unwrap_or("/")));
         }
         let mut resp = Response::default();
         let flash = take_flash(req, &mut resp);
@@ -34,7 +43,7 @@ pub(super) async fn login_form(req: &Request, guard: Guard<'_>) -> Response {
                 flash: flash.clone().filter(|f| !f.error),
                 ..Page::signed_out("Sign in")
             },
-            views::login_page(error, "", guard.config.allow_signup),
+            views::login_page(error, "", guard.config.allow_signup, &back),
         );
         set_html_body(&mut resp, markup);
         Ok(resp)
@@ -42,8 +51,8 @@ pub(super) async fn login_form(req: &Request, guard: Guard<'_>) -> Response {
     .await
 }
 
-fn signed_in(guard: Guard<'_>, token: &str) -> Response {
-    let mut resp = redirect("/");
+fn signed_in(guard: Guard<'_>, token: &str, next: Option<&str>) -> Response {
+    let mut resp = redirect(next.unwrap_or("/"));
     if let Ok(v) = HeaderValue::from_str(&guard.session_set_cookie(token)) {
         resp.headers_mut().append(header::SET_COOKIE, v);
     }
@@ -57,6 +66,10 @@ pub(super) async fn login_submit(req: &Request, guard: Guard<'_>, body: Body) ->
         Err(e) => return html_error(req, e),
     };
     let username = fields.text("username").to_string();
+    let back = SignInReturn {
+        next: local_next(fields.text("next")),
+        ended: false,
+    };
     let result = async {
         guard.same_origin()?;
         let user = guard
@@ -65,7 +78,7 @@ pub(super) async fn login_submit(req: &Request, guard: Guard<'_>, body: Body) ->
             .await?;
         let (token, _) = guard.accounts.start_session(&user).await?;
         tracing::info!(user = %username, "signed in");
-        Ok::<_, AppError>(signed_in(guard, &token))
+        Ok::<_, AppError>(signed_in(guard, &token, back.next.as_deref()))
     }
     .await;
     match result {
@@ -78,6 +91,7 @@ pub(super) async fn login_submit(req: &Request, guard: Guard<'_>, body: Body) ->
                     Some(&err.public_message()),
                     &username,
                     guard.config.allow_signup,
+                    &back,
                 ),
             );
             let mut resp = html(err.status(), markup);
@@ -145,7 +159,7 @@ pub(super) async fn setup_submit(req: &Request, guard: Guard<'_>, body: Body) ->
             display_name: Some(parse_display_name(fields.text("display_name"))?),
         };
         let (token, _) = guard.accounts.set_up(&presented, new).await?;
-        Ok(signed_in(guard, &token))
+        Ok(signed_in(guard, &token, None))
     }
     .await;
     // A refusal is shown on the setup form itself, not as a flash: the
@@ -191,7 +205,7 @@ pub(super) async fn signup(req: &Request, guard: Guard<'_>, body: Body) -> Respo
         };
         // Counted once the form is valid.
         let (token, _) = guard.accounts.sign_up(new, guard.client_ip()).await?;
-        Ok(signed_in(guard, &token))
+        Ok(signed_in(guard, &token, None))
     })
     .await
 }
