@@ -1384,3 +1384,71 @@ async fn an_ended_session_says_so_and_signing_in_goes_back_to_the_page() {
         assert_eq!(header(&resp, "location"), lands, "next={next}");
     }
 }
+
+/// A refused Add user form (a taken name, a short password) comes back
+/// with the sentence and what was typed, the password excepted.
+#[tokio::test]
+async fn a_refused_add_user_form_keeps_what_was_typed() {
+    let app = TestApp::spawn().await;
+    app.create_user("carol", "user").await;
+    let http = Client::form_login(&app.base, "admin", ADMIN_PASSWORD).await;
+    let page = http
+        .get(app.url("/admin/users"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = hidden_csrf(&page);
+    for (fields, status, says) in [
+        (
+            [
+                ("username", "carol"),
+                ("display_name", "Carol Two"),
+                ("password", "long-enough-1"),
+                ("role", "admin"),
+            ],
+            409,
+            "carol",
+        ),
+        (
+            [
+                ("username", "dave"),
+                ("display_name", "Dave D."),
+                ("password", "short"),
+                ("role", "admin"),
+            ],
+            422,
+            "8 characters",
+        ),
+    ] {
+        let mut form = fields.to_vec();
+        form.push(("_csrf", &csrf));
+        let resp = http
+            .post(app.url("/admin/users"))
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), status);
+        let page = resp.text().await.unwrap();
+        assert!(page.contains(says), "{page}");
+        assert!(
+            page.contains(&format!(r#"name="username" value="{}""#, fields[0].1)),
+            "{page}"
+        );
+        assert!(
+            page.contains(&format!(r#"name="display_name" value="{}""#, fields[1].1)),
+            "{page}"
+        );
+        assert!(
+            page.contains(r#"<option value="admin" selected>"#),
+            "{page}"
+        );
+        assert!(
+            !page.contains(fields[2].1),
+            "the password is never sent back"
+        );
+    }
+}

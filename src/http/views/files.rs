@@ -98,7 +98,7 @@ fn upload_popover(viewer: &Viewer, max_upload: u64) -> Markup {
                         input type="text" name="path" placeholder="parts/1234567.mcam (empty: the file's name)" maxlength="255";
                     }
                     label { "Description" input type="text" name="description" maxlength="2000"; }
-                    label { "Initial revision" input type="text" name="revision" value="1.0" pattern="[0-9]+\\.[0-9]+" required; }
+                    label { "Initial revision" input type="text" name="revision" value="1.0" pattern="[0-9]+\\.[0-9]+" title="A revision is two numbers with a dot, such as 1.0 or 2.3 (MAJOR.MINOR)" required; }
                     p.muted { "Up to " (human_size(max_upload)) "." }
                     button.btn.primary type="submit" { "Upload" }
                 }

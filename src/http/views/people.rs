@@ -73,7 +73,19 @@ pub fn setup_page(token: &str, error: Option<&str>) -> Markup {
     }
 }
 
-pub fn users_page(users: &[UserRecord], viewer: &Viewer) -> Markup {
+/// The Add-user form as it was sent, when it was refused: shown again
+/// with the sentence, every field but the password kept.
+#[derive(Debug, Default)]
+pub struct UserDraft {
+    pub username: String,
+    pub display_name: String,
+    pub admin: bool,
+    pub error: String,
+}
+
+pub fn users_page(users: &[UserRecord], viewer: &Viewer, draft: Option<&UserDraft>) -> Markup {
+    let empty = UserDraft::default();
+    let d = draft.unwrap_or(&empty);
     html! {
         section {
             h1 { "Users" }
@@ -105,13 +117,15 @@ pub fn users_page(users: &[UserRecord], viewer: &Viewer) -> Markup {
                     }
                 }
             }
-            h2 { "Add a user" }
+            h2 #add-user { "Add a user" }
+            @if draft.is_some() { p.error role="alert" { (d.error) } }
             form.stack.narrow method="post" action="/admin/users" {
                 (csrf_field(viewer))
-                label { "Username" input type="text" name="username" required pattern="[a-z0-9._\\-]{3,32}"; }
-                label { "Display name" input type="text" name="display_name"; }
+                label { "Username" input type="text" name="username" value=(d.username) required pattern="[a-z0-9._\\-]{3,32}"
+                    title="3 to 32 characters: lower-case letters, digits, dot, dash or underscore" autofocus[draft.is_some()]; }
+                label { "Display name" input type="text" name="display_name" value=(d.display_name); }
                 label { "Password" input type="password" name="password" minlength="8" required autocomplete="new-password"; }
-                label { "Role" select name="role" { option value="user" { "user" } option value="admin" { "admin" } } }
+                label { "Role" select name="role" { option value="user" selected[!d.admin] { "user" } option value="admin" selected[d.admin] { "admin" } } }
                 button.btn.primary type="submit" { "Add user" }
             }
         }

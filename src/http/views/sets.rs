@@ -70,7 +70,7 @@ pub(super) fn bulk_upload_form(viewer: &Viewer) -> Markup {
                 label { "Into the folder"
                     input type="text" name="folder" placeholder="fixtures (empty: the top)" maxlength="255";
                 }
-                label { "Initial revision" input type="text" name="revision" value="1.0" pattern="[0-9]+\\.[0-9]+" required; }
+                label { "Initial revision" input type="text" name="revision" value="1.0" pattern="[0-9]+\\.[0-9]+" title="A revision is two numbers with a dot, such as 1.0 or 2.3 (MAJOR.MINOR)" required; }
                 p.muted { "One commit for all of them. You can also drop files or a folder anywhere on the list." }
                 button.btn.primary type="submit" { "Upload all" }
             }

@@ -5,11 +5,12 @@ use poem::http::{HeaderValue, header};
 use poem::web::Path;
 use poem::{Body, Request, Response, handler};
 
-use super::{notice, page, read_form, respond, set_html_body, take_flash};
+use super::{is_htmx, notice, page, read_form, respond, set_html_body, take_flash};
 use crate::accounts::{NewUser, Session, UserPatch};
 use crate::domain::{EmailAddress, Password, Role, Username, parse_display_name};
 use crate::error::{AppError, AppResult};
 use crate::files::require_admin;
+use crate::http::error::ErrorStatus;
 use crate::http::forms::parse_token_name;
 use crate::http::guards::Guard;
 use crate::http::views::{self, Viewer};
@@ -26,7 +27,7 @@ pub(super) async fn users_page(req: &Request, guard: Guard<'_>) -> Response {
         let flash = take_flash(req, &mut resp);
         let markup = views::layout(
             page("Users", &session, "users", flash),
-            views::users_page(&users, &Viewer::of(&session)),
+            views::users_page(&users, &Viewer::of(&session), None),
         );
         set_html_body(&mut resp, markup);
         Ok(resp)
@@ -40,17 +41,40 @@ pub(super) async fn add_user(req: &Request, guard: Guard<'_>, body: Body) -> Res
         let fields = read_form(body).await?;
         let session = guard.writer(Some(&fields)).await?;
         require_admin(&session.actor(), "add users")?;
-        let new = NewUser {
-            username: Username::parse(fields.text("username"))?,
-            password: Password::parse(fields.text("password"))?,
-            role: Role::parse(fields.get("role").unwrap_or("user"))?,
-            display_name: Some(parse_display_name(fields.text("display_name"))?),
+        let added = async {
+            let new = NewUser {
+                username: Username::parse(fields.text("username"))?,
+                password: Password::parse(fields.text("password"))?,
+                role: Role::parse(fields.get("role").unwrap_or("user"))?,
+                display_name: Some(parse_display_name(fields.text("display_name"))?),
+            };
+            guard.accounts.create_user(new).await
+        }
+        .await;
+        let err = match added {
+            Ok(user) => {
+                return Ok(notice(
+                    "/admin/users",
+                    format!("Added {} ({}).", user.username, user.role.as_str()),
+                ));
+            }
+            // htmx and server faults are answered as everywhere else.
+            Err(e) if is_htmx(req) || matches!(e, AppError::Internal(_)) => return Err(e),
+            Err(e) => e,
         };
-        let user = guard.accounts.create_user(new).await?;
-        Ok(notice(
-            "/admin/users",
-            format!("Added {} ({}).", user.username, user.role.as_str()),
-        ))
+        // The form again with what was typed, so a taken name costs one edit.
+        let draft = views::UserDraft {
+            username: fields.text("username").trim().to_string(),
+            display_name: fields.text("display_name").to_string(),
+            admin: fields.get("role") == Some("admin"),
+            error: err.public_message(),
+        };
+        let users = guard.accounts.users().await?;
+        let markup = views::layout(
+            page("Users", &session, "users", None),
+            views::users_page(&users, &Viewer::of(&session), Some(&draft)),
+        );
+        Ok(crate::http::error::html(err.status(), markup))
     })
     .await
 }
