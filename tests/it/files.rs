@@ -1770,3 +1770,56 @@ async fn a_search_address_reloads_as_the_full_page() {
         .unwrap();
     assert!(page.contains("<!DOCTYPE html>") && page.contains("findme.mcam"));
 }
+
+/// The Activity page narrows by what happened, who and which file, and
+/// links each line to its file's history while the file is there.
+#[tokio::test]
+async fn the_activity_page_filters_and_links_to_files() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let kept = alice.upload_ok("act/kept.nc", b"k").await;
+    let gone = bob.upload_ok("act/gone.nc", b"g").await;
+    assert_eq!(bob.checkout(kept, "").await.status(), 200);
+    let admin = app.admin().await;
+    assert_eq!(
+        admin.delete(&format!("/api/files/{gone}")).await.status(),
+        204
+    );
+    let page = |q: &'static str| {
+        let alice = alice.clone();
+        async move {
+            alice
+                .get(&format!("/activity{q}"))
+                .await
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+    let all = page("").await;
+    assert!(
+        all.contains(&format!(r#"href="/files/{kept}/history""#)),
+        "{all}"
+    );
+    assert!(
+        !all.contains(&format!(r#"href="/files/{gone}/history""#)),
+        "a deleted file has no link"
+    );
+    let bobs = page("?who=bob").await;
+    assert!(bobs.contains("bob checked out act/kept.nc"), "{bobs}");
+    assert!(!bobs.contains("alice uploaded"), "{bobs}");
+    let checkouts = page("?kind=locked").await;
+    assert!(
+        checkouts.contains("bob checked out act/kept.nc"),
+        "{checkouts}"
+    );
+    assert!(!checkouts.contains("uploaded"), "{checkouts}");
+    let by_file = page("?q=GONE").await;
+    assert!(
+        by_file.contains("act/gone.nc") && !by_file.contains("act/kept.nc"),
+        "{by_file}"
+    );
+    let none = page("?who=nobody").await;
+    assert!(none.contains("matches these filters"), "{none}");
+}

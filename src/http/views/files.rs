@@ -583,30 +583,6 @@ pub fn history(
     }
 }
 
-pub fn activity_page(events: &[Event]) -> Markup {
-    html! {
-        section {
-            h1 { "Activity" }
-            @if events.is_empty() { p.empty { "Nothing has happened yet." } }
-            @else {
-                table.table {
-                    thead { tr { th { "#" } th { "When" } th { "Who" } th { "What" } } }
-                    tbody {
-                        @for e in events {
-                            tr data-kind=(e.kind.as_str()) {
-                                td.muted { (e.seq) }
-                                td { (time_ago(e.at)) }
-                                td { (e.actor) }
-                                td { (event_sentence(e)) }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
-
 /// The dashboard's link to a folder's `.zip` (`/` for files at the top).
 fn folder_zip_url(folder: &str) -> String {
     let path = if folder.is_empty() { "/" } else { folder };

@@ -5,6 +5,7 @@
 //! controls for several files at once. Every user-supplied string goes
 //! through maud's escaping.
 
+mod activity;
 mod content;
 mod files;
 mod inbox;
@@ -17,6 +18,7 @@ use std::time::Duration;
 
 use maud::{DOCTYPE, Markup, html};
 
+pub use self::activity::*;
 pub use self::content::*;
 pub use self::files::*;
 pub use self::inbox::*;

@@ -357,20 +357,49 @@ pub(super) async fn activity(
     req: &Request,
     guard: Guard<'_>,
     Data(files): Data<&Files>,
+    Query(query): Query<HashMap<String, String>>,
 ) -> Response {
     respond(req, async {
         let session = guard.signed_in().await?;
-        let events = files.recent_events(500).await?;
+        let pick = |k: &str| {
+            query
+                .get(k)
+                .map(|v| v.trim().chars().take(255).collect::<String>())
+                .unwrap_or_default()
+        };
+        let filter = views::ActivityFilter {
+            kind: pick("kind"),
+            who: pick("who").to_lowercase(),
+            q: pick("q"),
+        };
+        // Unfiltered, the newest 500; filtered, what matches among the
+        // whole log (it keeps the newest 10,000), at most 500 of it.
+        let scanned = if filter.is_empty() {
+            SHOWN_EVENTS
+        } else {
+            crate::store::EVENT_RETENTION as usize
+        };
+        let events = files.recent_events(scanned).await?;
+        let scanned = events.len();
+        let shown: Vec<_> = events
+            .into_iter()
+            .filter(|e| filter.matches(e))
+            .take(SHOWN_EVENTS)
+            .collect();
+        let present = files.list().await?.iter().map(|f| f.id).collect();
         Ok(html(
             StatusCode::OK,
             views::layout(
                 page("Activity", &session, "activity", None),
-                views::activity_page(&events),
+                views::activity_page(&shown, scanned, &filter, &present),
             ),
         ))
     })
     .await
 }
+
+/// Most lines the Activity page shows.
+const SHOWN_EVENTS: usize = 500;
 
 /// The admins' list of stale locks, with override and nudge.
 #[handler]

@@ -1,0 +1,111 @@
+//! The Activity page: the event log, newest first, filtered by what
+//! happened, who did it and which file, each line linking to its file.
+
+use std::collections::HashSet;
+
+use maud::{Markup, html};
+
+use super::{event_sentence, time_ago};
+use crate::store::{Event, EventKind};
+
+/// Every kind of event, as the filter offers them.
+const KINDS: [(EventKind, &str); 13] = [
+    (EventKind::Created, "Uploaded"),
+    (EventKind::Locked, "Checked out"),
+    (EventKind::CheckedIn, "Checked in"),
+    (EventKind::Unlocked, "Check-out cancelled"),
+    (EventKind::Overridden, "Overridden"),
+    (EventKind::Deleted, "Deleted"),
+    (EventKind::Moved, "Moved"),
+    (EventKind::Edited, "Description edited"),
+    (EventKind::Queued, "Waiting in line"),
+    (EventKind::Dequeued, "Left the line"),
+    (EventKind::Reserved, "Reserved"),
+    (EventKind::Released, "Available again"),
+    (EventKind::Expired, "Expired"),
+];
+
+/// What the Activity page is narrowed to; empty fields narrow nothing.
+#[derive(Debug, Default, Clone)]
+pub struct ActivityFilter {
+    /// An event kind (`checked_in`), or empty for all.
+    pub kind: String,
+    /// A username, exactly.
+    pub who: String,
+    /// Part of a file's path, any case.
+    pub q: String,
+}
+
+impl ActivityFilter {
+    pub fn matches(&self, e: &Event) -> bool {
+        (self.kind.is_empty() || e.kind.as_str() == self.kind)
+            && (self.who.is_empty() || e.actor == self.who)
+            && (self.q.is_empty()
+                || e.path
+                    .as_str()
+                    .to_lowercase()
+                    .contains(&self.q.to_lowercase()))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.kind.is_empty() && self.who.is_empty() && self.q.is_empty()
+    }
+}
+
+/// `events` (newest first, already filtered) out of the `scanned` newest;
+/// a line's file links to its history while the file is still there.
+pub fn activity_page(
+    events: &[Event],
+    scanned: usize,
+    filter: &ActivityFilter,
+    present: &HashSet<u64>,
+) -> Markup {
+    html! {
+        section {
+            h1 { "Activity" }
+            form.inline.filters method="get" action="/activity" {
+                label.sr-only for="activity-kind" { "What happened" }
+                select #activity-kind name="kind" {
+                    option value="" selected[filter.kind.is_empty()] { "Everything" }
+                    @for (kind, label) in KINDS {
+                        option value=(kind.as_str()) selected[filter.kind == kind.as_str()] { (label) }
+                    }
+                }
+                label.sr-only for="activity-who" { "Who (username)" }
+                input #activity-who type="text" name="who" value=(filter.who) placeholder="Who (username)" maxlength="32";
+                label.sr-only for="activity-q" { "File" }
+                input #activity-q type="search" name="q" value=(filter.q) placeholder="File name or folder" maxlength="255";
+                button.btn type="submit" { "Filter" }
+                @if !filter.is_empty() { a.btn href="/activity" { "Show everything" } }
+            }
+            @if events.is_empty() {
+                p.empty {
+                    @if filter.is_empty() { "Nothing has happened yet." }
+                    @else { "Nothing in the newest " (scanned) " events matches these filters." }
+                }
+            } @else {
+                @if !filter.is_empty() {
+                    p.muted { (events.len()) " of the newest " (scanned) " events match." }
+                }
+                table.table {
+                    thead { tr { th { "#" } th { "When" } th { "Who" } th { "What" } } }
+                    tbody {
+                        @for e in events {
+                            tr data-kind=(e.kind.as_str()) {
+                                td.muted { (e.seq) }
+                                td { (time_ago(e.at)) }
+                                td { (e.actor) }
+                                td {
+                                    (event_sentence(e))
+                                    @if present.contains(&e.file_id) {
+                                        " " a href=(format!("/files/{}/history", e.file_id)) aria-label=(format!("History of {}", e.path)) { "History" }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
