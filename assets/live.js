@@ -592,6 +592,9 @@
       var k = focusKey(el);
       return k.tag === r.key.tag && k.name === r.key.name && (k.tag === 'INPUT' || k.tag === 'TEXTAREA' || k.text === r.key.text);
     })[0];
+    // The Save button of a popover that closed on success: its summary.
+    var closed = same && same.closest('details:not([open])');
+    if (closed && closed.querySelector('summary') !== same) same = closed.querySelector('summary');
     var to = same || card.querySelector('input[name=ids]');
     if (to) to.focus();
   });

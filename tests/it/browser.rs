@@ -1696,6 +1696,14 @@ async fn a_move_into_a_new_folder_reaches_the_other_browser_live() {
         "the description, live",
     )
     .await;
+    // Saved by keyboard or mouse, focus is back on Describe… in the new
+    // card (its Save button went with the old card).
+    alice
+        .wait_until(
+            &format!("document.activeElement === document.querySelector('#file-{id} details.describe > summary')"),
+            "focus on Describe… after saving",
+        )
+        .await;
     assert_clean_console(&alice, "a move", &[]).await;
     assert_clean_console(&bob, "a move seen live", &[]).await;
 }
