@@ -414,8 +414,13 @@
     // Not detail.successful: the htmx-config meta marks 4xx "error": false
     // (so their toasts swap in), which makes a refused request "successful".
     if (!d || !x || x.status < 200 || x.status >= 300) return;
+    // Focus was on the submit button, which closing hides: it goes back to
+    // the popover's button, not to the top of the page.
+    var a = document.activeElement, had = !a || a === document.body || d.contains(a);
     d.open = false;
     if (e.target.tagName === 'FORM') e.target.reset();
+    var s = had && d.isConnected && d.querySelector('summary');
+    if (s) s.focus();
   });
 
   /* ---- htmx errors. htmx swaps nothing for 4xx/5xx by default. For 4xx
@@ -552,9 +557,46 @@
   document.addEventListener('htmx:afterRequest', function (e) {
     var x = e.detail.xhr;
     if (e.target.id !== 'selection' || !x || x.status < 200 || x.status >= 300) return;
+    // The bar hides with the focus in it: focus goes to the first card acted
+    // on (and follows it through its live swap), not to the top of the page.
+    // By the record: the reply's own cards swapped in unticked just now.
+    var first = boxes().filter(function (b) { return selected.has(b.value); })[0];
     clearSelection();
     var c = document.getElementById('selection-comment');
     if (c) c.value = '';
+    if (first) first.focus();
+  });
+
+  /* ---- Focus survives a live swap of its card: the same control in the
+   * new card (by its name or words), else the card's tick box. Without
+   * this, a keyboard user is sent to the top of the page whenever anyone
+   * changes the file they are on. ---- */
+  var refocus = null;
+  var FOCUSABLE = 'a[href], button, summary, input:not([type=hidden]), textarea, select';
+  function focusKey(el) {
+    return { tag: el.tagName, name: el.getAttribute('name') || '', text: (el.textContent || '').trim() };
+  }
+  document.addEventListener('htmx:oobBeforeSwap', function (e) {
+    var d = e.detail, t = d && d.target, a = document.activeElement;
+    if (d.shouldSwap === false || !t || !t.matches || !t.matches('article.card') || !a || !t.contains(a)) return;
+    refocus = { id: t.id, key: focusKey(a) };
+  });
+  document.addEventListener('htmx:oobAfterSwap', function () {
+    if (!refocus) return;
+    var r = refocus, a = document.activeElement;
+    if (a && a !== document.body && a.isConnected) { refocus = null; return; }
+    var card = document.getElementById(r.id);
+    if (!card) return; // a move: the card comes back in its new folder next
+    refocus = null;
+    var same = Array.prototype.filter.call(card.querySelectorAll(FOCUSABLE), function (el) {
+      var k = focusKey(el);
+      return k.tag === r.key.tag && k.name === r.key.name && (k.tag === 'INPUT' || k.tag === 'TEXTAREA' || k.text === r.key.text);
+    })[0];
+    // The Save button of a popover that closed on success: its summary.
+    var closed = same && same.closest('details:not([open])');
+    if (closed && closed.querySelector('summary') !== same) same = closed.querySelector('summary');
+    var to = same || card.querySelector('input[name=ids]');
+    if (to) to.focus();
   });
   // Any swap (a live card, a refreshed list, a card that waited) re-applies the ticks.
   var selectionQueued = false;
@@ -716,6 +758,25 @@
       })();
     });
   }
+  // The browser says only "3 files": name them, so a person sees what
+  // they are about to check in.
+  document.addEventListener('change', function (e) {
+    var input = e.target, form = input.closest && input.closest('form.drop-target');
+    if (!form || !input.matches('input[type=file]')) return;
+    var list = form.querySelector('.picked');
+    if (!list) {
+      list = document.createElement('p');
+      list.className = 'picked muted';
+      list.setAttribute('aria-live', 'polite');
+      input.closest('label').insertAdjacentElement('afterend', list);
+    }
+    var names = Array.prototype.map.call(input.files, function (f) { return f.name; });
+    list.textContent = names.length ? names.length + (names.length === 1 ? ' file: ' : ' files: ') + names.join(', ') : '';
+  });
+  document.addEventListener('reset', function (e) {
+    var list = e.target.querySelector && e.target.querySelector('.picked');
+    if (list) list.textContent = '';
+  });
   document.addEventListener('drop', function (e) {
     markDrop(null);
     if (!hasFiles(e) || (e.target.matches && e.target.matches('input[type=file]'))) return;
@@ -723,8 +784,16 @@
     if (!zone) return;
     e.preventDefault();
     if (zone.matches('form.drop-target')) {
+      // Added to what is already picked (a second drop, or a drop after
+      // the picker): a file of the same name is the newer one.
       var input = zone.querySelector('input[type=file]');
-      if (input) { input.files = e.dataTransfer.files; input.dispatchEvent(new Event('change', { bubbles: true })); }
+      if (!input) return;
+      var all = new DataTransfer(), dropped = Array.prototype.slice.call(e.dataTransfer.files);
+      var names = new Set(dropped.map(function (f) { return f.name; }));
+      Array.prototype.forEach.call(input.files, function (f) { if (!names.has(f.name)) all.items.add(f); });
+      dropped.forEach(function (f) { all.items.add(f); });
+      input.files = all.files;
+      input.dispatchEvent(new Event('change', { bubbles: true }));
       return;
     }
     var folder = dropFolder(e.target);

@@ -1409,6 +1409,17 @@ async fn a_change_set_checked_out_and_in_by_alice_reaches_bob_in_one_message() {
             "the selection cleared after the check-out",
         )
         .await;
+    // The bar hid with the focus on its button: focus went to the first
+    // card acted on and stayed there through that card's live swap, not to
+    // the top of the page (where a keyboard user would start over).
+    alice
+        .wait_until(
+            &format!(
+                "document.activeElement === document.querySelector('#file-{base} input[name=ids]')"
+            ),
+            "focus on the first card of the set after the check-out",
+        )
+        .await;
 
     // Alice checks two of them in with one form: two files, one message.
     open_popover(&alice, "details.checkin-set").await;
@@ -1455,6 +1466,13 @@ async fn a_change_set_checked_out_and_in_by_alice_reaches_bob_in_one_message() {
         true,
         "the check-in form showed its progress"
     );
+    // The popover closed on success; focus went back to its button.
+    alice
+        .wait_until(
+            "document.activeElement === document.querySelector('details.checkin-set > summary')",
+            "focus back on Check in several… after the check-in",
+        )
+        .await;
     assert_eq!(
         alice_api.content(base, None).await,
         b"base v2, deeper pocket"
@@ -1678,6 +1696,14 @@ async fn a_move_into_a_new_folder_reaches_the_other_browser_live() {
         "the description, live",
     )
     .await;
+    // Saved by keyboard or mouse, focus is back on Describe… in the new
+    // card (its Save button went with the old card).
+    alice
+        .wait_until(
+            &format!("document.activeElement === document.querySelector('#file-{id} details.describe > summary')"),
+            "focus on Describe… after saving",
+        )
+        .await;
     assert_clean_console(&alice, "a move", &[]).await;
     assert_clean_console(&bob, "a move seen live", &[]).await;
 }
@@ -1789,6 +1815,27 @@ async fn a_bulk_upload_shows_its_progress_and_drops_land_in_their_folder() {
         )
         .await;
     assert_eq!(filled, json!(["a.nc", "b.nc"]));
+    // A second drop adds to the first (a same name replaces), and the form
+    // names what it holds: the browser's own field says only "3 files".
+    let filled = alice
+        .exec(
+            "const dt = new DataTransfer();
+             ['c.nc', 'a.nc'].forEach(n => dt.items.add(new File([n + ' again'], n)));
+             const form = document.querySelector('details.checkin-set form');
+             form.dispatchEvent(new DragEvent('drop', {dataTransfer: dt, bubbles: true, cancelable: true}));
+             return [...form.querySelector('input[type=file]').files].map(f => f.name);",
+            json!([]),
+        )
+        .await;
+    assert_eq!(filled, json!(["b.nc", "c.nc", "a.nc"]));
+    assert!(
+        has_text(
+            &alice,
+            "details.checkin-set .picked",
+            "3 files: b.nc, c.nc, a.nc"
+        )
+        .await
+    );
     assert_eq!(
         alice
             .exec(
@@ -2005,6 +2052,23 @@ async fn history_compares_with_previous_and_previews_in_the_panel() {
     b.wait_live().await;
     b.click(&format!("#file-{id} a[href$='/history']")).await;
     b.wait_for_element("#panel .history").await;
+    // Every version's buttons (Preview, Compare with previous, Download)
+    // lie inside the drawer: none runs past its edge, clipped.
+    let clipped = b
+        .exec(
+            "const p = document.getElementById('panel').getBoundingClientRect();
+             return [...document.querySelectorAll('#panel .history td a.btn')]
+               .filter(a => { const r = a.getBoundingClientRect(); return r.right > p.right - 1 || r.left < p.left; })
+               .map(a => a.textContent.trim());",
+            json!([]),
+        )
+        .await;
+    assert_eq!(
+        clipped,
+        json!([]),
+        "history buttons cut off by the drawer's edge"
+    );
+    b.screenshot("content-00-history-panel").await;
     b.click("#panel a[href*='/diff?from=']").await;
     b.wait_for_element("#panel .comparison table.diff").await;
     assert!(has_text(&b, "#panel tr.removed", "S1200").await);
@@ -2033,4 +2097,29 @@ async fn history_compares_with_previous_and_previews_in_the_panel() {
         std::fs::create_dir_all(&docs).unwrap();
         std::fs::copy(&path, docs.join("diff.png")).unwrap();
     }
+}
+
+/// A keyboard user's focus stays on the card they are on when someone else
+/// changes that file: the same control in the new card, not the top of the
+/// page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn focus_stays_on_a_card_that_someone_else_changes() {
+    let Some(t) = alice_watches_bob().await else {
+        return;
+    };
+    t.alice.wait_live().await;
+    t.alice
+        .exec(
+            "document.querySelector('#file-' + arguments[0] + ' a[href$=\"/download\"]').focus();",
+            json!([t.id]),
+        )
+        .await;
+    assert_eq!(t.bob.checkout(t.id, "on the mill").await.status(), 200);
+    wait_card(&t.alice, t.id, "locked", Some("bob"), "Bob's check-out").await;
+    t.alice
+        .wait_until(
+            &format!("document.activeElement === document.querySelector('#file-{} a[href$=\"/download\"]')", t.id),
+            "focus on the same card's Download after the live swap",
+        )
+        .await;
 }

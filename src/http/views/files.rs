@@ -563,7 +563,7 @@ pub fn history(
                                 td { (v.author) }
                                 td { (time_ago(v.at)) }
                                 td.message { (v.message) }
-                                td {
+                                td.actions { div.row-actions {
                                     a.btn href=(preview) hx-get=(preview) hx-target="#panel" hx-swap="innerHTML" aria-label=(format!("Preview {}", v.revision)) { "Preview" }
                                     " "
                                     // The version before it in content: a move changes none.
@@ -573,7 +573,7 @@ pub fn history(
                                         " "
                                     }
                                     a.btn href=(format!("{base}/download?rev={}", v.commit)) download { "Download" }
-                                }
+                                } }
                             }
                         }
                     }

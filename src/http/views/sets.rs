@@ -49,7 +49,8 @@ pub(super) fn selection_bar(viewer: &Viewer) -> Markup {
             label.sr-only for="selection-comment" { "Comment for the check-out" }
             input #selection-comment .comment type="text" name="comment" maxlength="500" placeholder="Comment (optional)";
             button.btn.primary type="submit" { "Check out selected" }
-            button.btn type="submit" formaction="/files/cancel" { "Cancel selected" }
+            // "Cancel selected" read as "unselect them" (that is Clear).
+            button.btn type="submit" formaction="/files/cancel" { "Cancel their check-outs" }
             button.btn.quiet.js-only type="button" data-clear-selection { "Clear" }
         }
     }
@@ -91,7 +92,7 @@ pub(super) fn edit_popovers(f: &FileRecord, viewer: &Viewer) -> Markup {
                     form.stack method="post" action=(format!("{base}/move")) hx-post=(format!("{base}/move")) hx-swap="none" {
                         (csrf_field(viewer))
                         label { "New path" input type="text" name="path" value=(f.path) required maxlength="255"; }
-                        p.muted { "Rename it, or move it to another folder (made if new). Its history, check-out and line go with it." }
+                        p.muted { "Rename it, or move it to another folder (made if new). Its history, check-out and waiting line go with it." }
                         button.btn.primary type="submit" { "Move" }
                     }
                 }
