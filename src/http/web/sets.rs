@@ -154,7 +154,21 @@ pub(super) async fn bulk_upload(
         let (fields, parts, revision) = forms::read_bulk(files, multipart).await?;
         let session = guard.writer(Some(&fields)).await?;
         let recs = files.upload_set(&session.actor(), parts, revision).await?;
-        let message = format!("Uploaded {} in one commit.", count(recs.len()));
+        let message = match recs.as_slice() {
+            [one] => format!("Uploaded {}.", one.path),
+            _ => {
+                let folder = fields.text("folder").trim().trim_matches('/');
+                let place = if folder.is_empty() {
+                    "the top of the vault".to_string()
+                } else {
+                    format!("{folder}/")
+                };
+                format!(
+                    "Uploaded {} in one commit. They are under {place}.",
+                    count(recs.len())
+                )
+            }
+        };
         // New cards arrive live, in their folders.
         Ok(set_done(req, &session, &[], message, files.stale_after()))
     })
