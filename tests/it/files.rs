@@ -1823,3 +1823,25 @@ async fn the_activity_page_filters_and_links_to_files() {
     let none = page("?who=nobody").await;
     assert!(none.contains("matches these filters"), "{none}");
 }
+
+/// Headings and headers a screen reader finds (issue 12's axe findings):
+/// the dashboard and a file's history page have a level-one heading, and
+/// no table header is empty.
+#[tokio::test]
+async fn pages_have_a_first_heading_and_no_empty_table_header() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+    let id = alice.upload_ok("heads/a.nc", b"a").await;
+    for path in [
+        "/".to_string(),
+        format!("/files/{id}/history"),
+        "/account".into(),
+    ] {
+        let page = alice.get(&path).await.text().await.unwrap();
+        assert!(page.contains("<h1"), "{path} has no h1");
+        assert!(
+            !page.contains("<th></th>"),
+            "{path} has an empty table header"
+        );
+    }
+}

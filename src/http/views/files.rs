@@ -44,6 +44,7 @@ pub struct Dashboard<'a> {
 
 pub fn dashboard(d: Dashboard<'_>) -> Markup {
     html! {
+        h1.sr-only { "Files" }
         section.toolbar {
             (counters(Counters::of(d.files), false))
             form #filters .filters method="get" action="/" hx-get="/files" hx-target="#file-list" hx-swap="outerHTML"
@@ -545,7 +546,7 @@ pub fn history(
     html! {
         section.history data-viewing-file=[as_panel.then_some(f.id)] {
             header.panel-head {
-                h2 { "History of " (f.path) }
+                @if as_panel { h2 { "History of " (f.path) } } @else { h1 { "History of " (f.path) } }
                 (watch_toggle(f, watches, viewer))
                 @if as_panel { button.btn.close type="button" data-close-panel aria-label="Close" { "×" } }
             }
@@ -553,7 +554,7 @@ pub fn history(
                 p.empty { "No versions recorded." }
             } @else {
                 table.table {
-                    thead { tr { th { "Revision" } th { "Author" } th { "When" } th { "Message" } th {} } }
+                    thead { tr { th { "Revision" } th { "Author" } th { "When" } th { "Message" } th { span.sr-only { "Actions" } } } }
                     tbody {
                         @for (i, v) in versions.iter().enumerate() {
                             @let base = format!("/files/{}", f.id);

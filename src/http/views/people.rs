@@ -191,7 +191,7 @@ pub fn account_page(
             }
             @if !tokens.is_empty() {
                 table.table {
-                    thead { tr { th { "Name" } th { "Created" } th {} } }
+                    thead { tr { th { "Name" } th { "Created" } th { span.sr-only { "Actions" } } } }
                     tbody {
                         @for t in tokens {
                             tr {
