@@ -177,6 +177,31 @@
   window.addEventListener('pagehide', stop);
   window.addEventListener('pageshow', function (e) { if (e.persisted) start(); }); // back/forward cache
 
+  /* ---- Relative times ("5 min ago") tick: the server renders them as of
+   * the page's load, so without this "just now" lasts the whole shift. Same
+   * words as `ago` in src/http/views/mod.rs. ---- */
+  function ago(secs) {
+    if (secs < 45) return 'just now';
+    if (secs < 90) return 'a minute ago';
+    if (secs < 3570) return Math.floor((secs + 30) / 60) + ' min ago';
+    if (secs < 5400) return 'an hour ago';
+    if (secs < 86400) return Math.floor((secs + 1800) / 3600) + ' h ago';
+    if (secs < 172800) return 'yesterday';
+    return Math.floor(secs / 86400) + ' days ago';
+  }
+  function refreshTimes() {
+    var now = Date.now();
+    document.querySelectorAll('time[data-relative][datetime]').forEach(function (t) {
+      var at = Date.parse(t.getAttribute('datetime'));
+      if (isNaN(at)) return;
+      var words = ago(Math.max(0, Math.floor((now - at) / 1000)));
+      if (t.textContent !== words) t.textContent = words;
+    });
+  }
+  live.refreshTimes = refreshTimes;
+  setInterval(refreshTimes, 30000);
+  document.addEventListener('visibilitychange', function () { if (!document.hidden) refreshTimes(); });
+
   /* ---- Toasts: fade after 6 s, or on click. ---- */
   function armToast(t) {
     if (!(t instanceof Element) || !t.classList.contains('toast') || t.dataset.armed) return;

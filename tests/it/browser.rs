@@ -2123,3 +2123,53 @@ async fn focus_stays_on_a_card_that_someone_else_changes() {
         )
         .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relative_times_tick_and_carry_the_exact_time() {
+    let Some(cast) = alice_watches_bob().await else {
+        return;
+    };
+    let (app, bob, id, alice) = (&cast.app, &cast.bob, cast.id, &cast.alice);
+    alice.goto(&app.url("/")).await;
+    alice.wait_live().await;
+    let time = format!("#file-{id} time[data-relative]");
+    assert!(
+        has_text(alice, &time, "just now").await,
+        "a fresh upload reads just now"
+    );
+    let title = alice
+        .exec(
+            "return document.querySelector(arguments[0]).title;",
+            json!([time]),
+        )
+        .await;
+    let title = title.as_str().unwrap_or_default().to_string();
+    assert!(
+        title.len() == "2026-12-03 14:05 UTC".len() && title.ends_with(" UTC"),
+        "the exact time on hover, in words a person reads: {title:?}"
+    );
+    // Five minutes pass (the element says it is five minutes older), and
+    // the page re-words it without asking the server.
+    alice
+        .exec(
+            "const t = document.querySelector(arguments[0]);
+             t.setAttribute('datetime', new Date(Date.now() - 5 * 60000).toISOString());
+             window.latchLive.refreshTimes();",
+            json!([time]),
+        )
+        .await;
+    assert_eq!(alice.text(&time).await, "5 min ago");
+    // A card arriving live is re-worded too.
+    bob.checkout(id, "").await;
+    wait_card(alice, id, "locked", Some("bob"), "bob's check-out").await;
+    alice
+        .exec(
+            "document.querySelectorAll(arguments[0]).forEach(t =>
+               t.setAttribute('datetime', new Date(Date.now() - 3 * 3600000).toISOString()));
+             window.latchLive.refreshTimes();",
+            json!([time]),
+        )
+        .await;
+    assert_eq!(alice.text(&time).await, "3 h ago");
+    assert_clean_console(alice, "ticking times", &[]).await;
+}
