@@ -21,7 +21,9 @@
   // fires in ~25 days. live.js reconnects, nobody else.
   htmx.config.wsReconnectDelay = function () { return 2147483647; };
 
-  var BASE_MS = 500, CAP_MS = 15000, WS_OPEN_TIMEOUT_MS = 3000;
+  // The cap is low: a page that waits 14 s after the server is back shows
+  // stale locks to a person who is about to act on them.
+  var BASE_MS = 500, CAP_MS = 5000, WS_OPEN_TIMEOUT_MS = 3000;
   var SSE_EVENTS = 'created,locked,unlocked,checked_in,overridden,deleted,queued,dequeued,reserved,released,expired,moved,edited,inbox,refresh,presence,resync,message';
   var LABELS = { off: 'Off', connecting: 'Connecting…', live: 'Live', reconnecting: 'Reconnecting…' };
   var NAMES = { ws: 'WebSocket', sse: 'Server-Sent Events' };
@@ -60,10 +62,12 @@
     if (live.transport) el.dataset.transport = live.transport;
     el.textContent = LABELS[state];
     el.title = note || (state === 'live' ? 'Live updates over ' + NAMES[live.transport] : LABELS[state]);
+    var retry = document.getElementById('live-retry');
+    if (retry) retry.hidden = state !== 'reconnecting';
   }
 
   function connect() {
-    clearTimeout(retryTimer); retryTimer = 0;
+    clearTimeout(retryTimer); retryTimer = 0; live.retryIn = 0;
     teardown();
     if (stopped) return;
     var kind = sseOnly ? 'sse' : 'ws';
@@ -126,6 +130,7 @@
 
   function schedule(ms) {
     setState('reconnecting', 'Connection lost; retrying in ' + Math.max(1, Math.round(ms / 1000)) + ' s');
+    live.retryIn = ms;
     retryTimer = setTimeout(connect, ms);
   }
 
@@ -150,6 +155,10 @@
     if (!c || c.kind !== 'ws' || c.raw) { ws.close(); return ws; } // not ours: refuse
     c.raw = ws;
     ws.addEventListener('open', function () { opened(c); });
+    // The close that follows says what happened and we act on it; the
+    // extension's onerror would only log "[object Event]" for every retry
+    // while the server is down.
+    ws.addEventListener('error', function (e) { e.stopImmediatePropagation(); });
     ws.addEventListener('close', function (e) {
       if (conn !== c) return;
       if (e.code === 4001) return goLogin(); // the session was ended
@@ -170,10 +179,30 @@
 
   function start() {
     if (document.body.dataset.live !== 'on') return;
+    addRetry();
     stopped = false;
     connect();
   }
-  window.addEventListener('online', function () { if (retryTimer) connect(); });
+  // Down, and there is reason to think it is back (the network returned, the
+  // person looks at the tab again): try now, with the backoff started over.
+  function reconnectNow() {
+    if (stopped || document.body.dataset.live !== 'on' || (conn && conn.opened)) return;
+    failures = 0;
+    connect();
+  }
+  window.addEventListener('online', reconnectNow);
+  document.addEventListener('visibilitychange', function () { if (!document.hidden) reconnectNow(); });
+  // "Retry now" beside the indicator while reconnecting: one attempt at once
+  // (the backoff keeps counting, so a person cannot hammer a server that is down).
+  function addRetry() {
+    var status = document.getElementById('live-status');
+    if (!status || document.getElementById('live-retry')) return;
+    var b = document.createElement('button');
+    b.type = 'button'; b.id = 'live-retry'; b.className = 'btn quiet live-retry';
+    b.textContent = 'Retry now'; b.hidden = true;
+    b.addEventListener('click', function () { if (!stopped && !(conn && conn.opened)) connect(); });
+    status.insertAdjacentElement('afterend', b);
+  }
   window.addEventListener('pagehide', stop);
   window.addEventListener('pageshow', function (e) { if (e.persisted) start(); }); // back/forward cache
 

@@ -2173,3 +2173,118 @@ async fn relative_times_tick_and_carry_the_exact_time() {
     assert_eq!(alice.text(&time).await, "3 h ago");
     assert_clean_console(alice, "ticking times", &[]).await;
 }
+
+/// Every WebSocket the page opens, in `window.__sockets`; while
+/// `window.__blockWs` is set, new ones go to a closed port (a server that is
+/// down). Installed before the page's own scripts.
+async fn watch_sockets(b: &Browser) {
+    b.cdp(
+        "Page.addScriptToEvaluateOnNewDocument",
+        json!({ "source": "(() => {
+            const Real = window.WebSocket;
+            window.__sockets = [];
+            window.WebSocket = function (url, protocols) {
+                const s = new Real(window.__blockWs ? 'ws://127.0.0.1:9/' : url, protocols);
+                window.__sockets.push(s);
+                return s;
+            };
+            window.WebSocket.prototype = Real.prototype;
+            Object.assign(window.WebSocket, { CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3 });
+        })();" }),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_connection_offers_retry_now_and_comes_back_at_once_when_online() {
+    let Some(cast) = alice_watches_bob().await else {
+        return;
+    };
+    let (app, alice) = (&cast.app, &cast.alice);
+    watch_sockets(alice).await;
+    alice.goto(&app.url("/")).await;
+    assert_eq!(alice.wait_live().await, "ws");
+    // The server goes away: the open socket drops and every retry fails.
+    // Math.random at its top makes each backoff its longest.
+    alice
+        .exec(
+            "window.__blockWs = true; Math.random = () => 0.999;
+             window.__sockets[window.__sockets.length - 1].close();",
+            json!([]),
+        )
+        .await;
+    alice
+        .wait_until(
+            "window.latchLive.state === 'reconnecting'",
+            "the page to notice",
+        )
+        .await;
+    let retry = "(() => { const r = document.getElementById('live-retry');
+        return !!r && r.tagName === 'BUTTON' && !r.hidden && r.offsetParent !== null
+            && r.textContent.trim() === 'Retry now'; })()";
+    alice
+        .wait_until(retry, "a Retry now button while down")
+        .await;
+    // Retry now tries at once; each failure grows the backoff, up to its cap.
+    for n in 0..6 {
+        let before = alice
+            .exec("return window.__sockets.length;", json!([]))
+            .await;
+        alice.click("#live-retry").await;
+        alice
+            .wait_until(
+                &format!("window.__sockets.length > {before}"),
+                &format!("retry {n} to try a new connection"),
+            )
+            .await;
+        alice
+            .wait_until(
+                "window.latchLive.state === 'reconnecting' && window.latchLive.retryIn > 0",
+                "the retry to fail and back off",
+            )
+            .await;
+    }
+    let wait = alice
+        .exec("return window.latchLive.retryIn;", json!([]))
+        .await;
+    assert!(
+        wait.as_f64().is_some_and(|ms| ms <= 5000.0),
+        "the backoff is capped at 5 s: {wait}"
+    );
+    // The network is back: the browser says so and the page goes live now.
+    alice
+        .exec(
+            "window.__blockWs = false; window.dispatchEvent(new Event('online'));",
+            json!([]),
+        )
+        .await;
+    alice.wait_live().await;
+    assert_eq!(alice.text("#live-status").await, "Live");
+    alice
+        .wait_until(
+            "(() => { const r = document.getElementById('live-retry'); return !r || r.hidden; })()",
+            "Retry now to go once live",
+        )
+        .await;
+    // Down again, then the tab comes back into view: reconnect at once.
+    alice
+        .exec(
+            "window.__sockets[window.__sockets.length - 1].close();",
+            json!([]),
+        )
+        .await;
+    alice
+        .wait_until(
+            "window.latchLive.state === 'reconnecting'",
+            "the second drop",
+        )
+        .await;
+    alice
+        .exec(
+            "document.dispatchEvent(new Event('visibilitychange'));",
+            json!([]),
+        )
+        .await;
+    alice.wait_live().await;
+    assert_clean_console(alice, "a lost connection", &["127.0.0.1:9"]).await;
+}
