@@ -242,6 +242,9 @@
     function arm() { if (!error) timer = setTimeout(dismiss, 6000); }
     t.title = 'Click to dismiss';
     t.addEventListener('click', dismiss);
+    // More joined this toast (a burst): it stays its full time from now.
+    t.addEventListener('latch:dismiss', dismiss);
+    t.addEventListener('latch:grew', function () { clearTimeout(timer); if (!t.matches(':hover')) arm(); });
     t.addEventListener('mouseenter', function () { clearTimeout(timer); });
     t.addEventListener('mouseleave', function () { clearTimeout(timer); arm(); });
     arm();
@@ -251,6 +254,48 @@
       setTimeout(function () { t.remove(); }, 250); // no transitionend under reduced motion
     }
   }
+  /* A colleague's burst (ten uploads) is one toast that counts, not ten that
+   * cover the page; at most MAX_TOASTS show, the oldest news leaving first.
+   * A refusal (role=alert) is never merged nor pushed out. */
+  var BURST_MS = 2000, MAX_TOASTS = 3;
+  function isError(t) { return t.classList.contains('toast-error') || t.getAttribute('role') === 'alert'; }
+  function shown(box) {
+    return Array.prototype.filter.call(box.querySelectorAll('.toast'), function (t) { return !t.classList.contains('toast-leaving'); });
+  }
+  function coalesce(t, box) {
+    var actor = t.dataset.actor, now = Date.now();
+    if (!actor || isError(t)) return false;
+    var into = shown(box).filter(function (o) {
+      return o !== t && o.dataset.actor === actor && !isError(o) && now - (+o.dataset.at || 0) < BURST_MS;
+    }).pop();
+    if (!into) { t.dataset.at = now; return false; }
+    var count = (+into.dataset.count || 1) + 1, latest = t.textContent.trim();
+    t.remove();
+    into.dataset.count = count; into.dataset.at = now;
+    into.textContent = '';
+    var head = document.createElement('strong'), last = document.createElement('span');
+    head.className = 'toast-count';
+    head.textContent = count + ' changes by ' + actor;
+    last.className = 'toast-latest';
+    last.textContent = 'Latest: ' + latest;
+    into.appendChild(head); into.appendChild(last);
+    into.dispatchEvent(new CustomEvent('latch:grew'));
+    return true;
+  }
+  function capToasts(box) {
+    var news = shown(box).filter(function (t) { return !isError(t); });
+    var extra = shown(box).length - MAX_TOASTS;
+    // Not .click(): that would bubble and close an open popover.
+    for (var i = 0; i < extra && i < news.length; i++) news[i].dispatchEvent(new CustomEvent('latch:dismiss'));
+  }
+  function toastAdded(t) {
+    var box = document.getElementById('toasts');
+    if (!(t instanceof Element) || !t.classList.contains('toast') || !box) return;
+    if (t.dataset.armed || coalesce(t, box)) return;
+    armToast(t);
+    capToasts(box);
+  }
+
   function toast(text) {
     var box = document.getElementById('toasts'), t = document.createElement('div');
     if (!box) return;
@@ -871,7 +916,7 @@
     if (box) {
       box.querySelectorAll('.toast').forEach(armToast); // server-rendered flashes
       new MutationObserver(function (ms) {
-        ms.forEach(function (m) { m.addedNodes.forEach(armToast); });
+        ms.forEach(function (m) { m.addedNodes.forEach(toastAdded); });
       }).observe(box, { childList: true });
     }
     document.body.dataset.js = 'on';

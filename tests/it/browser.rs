@@ -2288,3 +2288,112 @@ async fn a_lost_connection_offers_retry_now_and_comes_back_at_once_when_online()
     alice.wait_live().await;
     assert_clean_console(alice, "a lost connection", &["127.0.0.1:9"]).await;
 }
+
+/// The boxes of what is on screen, and whether any toast overlaps the
+/// selection bar or a visible card's buttons.
+const TOAST_OVERLAPS: &str = "(() => {
+    const hit = (a, b) => a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
+    const toasts = [...document.querySelectorAll('#toasts .toast')].map(t => t.getBoundingClientRect());
+    const sel = document.getElementById('selection');
+    const targets = [...document.querySelectorAll('.card-actions > form button, .card-actions > details > summary')]
+        .concat(sel ? [sel] : [])
+        .filter(e => e.offsetParent !== null)
+        .map(e => [e.textContent.trim().slice(0, 30), e.getBoundingClientRect()]);
+    const bad = [];
+    toasts.forEach(t => targets.forEach(([name, r]) => { if (hit(t, r)) bad.push(name); }));
+    return { toasts: toasts.length, bad };
+})()";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_from_a_colleague_is_one_counted_toast_that_covers_no_buttons() {
+    let Some(cast) = alice_watches_bob().await else {
+        return;
+    };
+    let (app, bob, id, alice) = (&cast.app, &cast.bob, cast.id, &cast.alice);
+    alice.goto(&app.url("/")).await;
+    alice.wait_live().await;
+    // The selection bar is up (Alice ticked a card) while Bob uploads.
+    let tick = tick_box(alice, id).await;
+    alice.click_el(&tick).await;
+    alice
+        .wait_until(
+            "document.getElementById('selection').dataset.count === '1'",
+            "the selection bar",
+        )
+        .await;
+    alice
+        .exec(
+            "window.__maxToasts = 0;
+             new MutationObserver(() => {
+               const n = [...document.querySelectorAll('#toasts .toast')]
+                 .filter(t => !t.classList.contains('toast-leaving')).length;
+               window.__maxToasts = Math.max(window.__maxToasts, n);
+             }).observe(document.getElementById('toasts'), { childList: true, subtree: true });",
+            json!([]),
+        )
+        .await;
+    for n in 0..10 {
+        bob.upload_ok(&format!("parts/burst-{n}.mcam"), b"x").await;
+    }
+    alice
+        .wait_until(
+            "document.querySelectorAll('#file-list article.card').length === 11",
+            "all ten new cards",
+        )
+        .await;
+    let counted = alice
+        .wait_until(
+            "[...document.querySelectorAll('#toasts .toast')].map(t => t.textContent)
+               .find(s => /\\b([2-9]|10) changes by bob/.test(s))",
+            "a toast that counts Bob's changes",
+        )
+        .await;
+    let max = alice.exec("return window.__maxToasts;", json!([])).await;
+    assert!(
+        max.as_u64().is_some_and(|n| n <= 3),
+        "at most three toasts at once, got {max} ({counted})"
+    );
+    // Refusals are never merged away; none of it covers a button, on a
+    // desktop or a phone.
+    alice
+        .exec(
+            "const box = document.getElementById('toasts');
+             for (const w of ['First refusal.', 'Second refusal.'])
+               box.insertAdjacentHTML('beforeend', '<div class=\"toast toast-error\" role=\"alert\">' + w + '</div>');",
+            json!([]),
+        )
+        .await;
+    alice
+        .wait_until(
+            "document.querySelectorAll('#toasts .toast-error:not(.toast-leaving)').length === 2",
+            "both refusals shown",
+        )
+        .await;
+    alice.screenshot("toasts-desktop").await;
+    let seen = alice
+        .exec(&format!("return {TOAST_OVERLAPS};"), json!([]))
+        .await;
+    assert_eq!(
+        seen["bad"],
+        json!([]),
+        "toasts cover buttons on a desktop: {seen}"
+    );
+    alice
+        .cdp(
+            "Emulation.setDeviceMetricsOverride",
+            json!({ "width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": true }),
+        )
+        .await;
+    alice.settle().await;
+    alice.screenshot("toasts-phone").await;
+    let seen = alice
+        .exec(&format!("return {TOAST_OVERLAPS};"), json!([]))
+        .await;
+    assert!(seen["toasts"].as_u64().is_some_and(|n| n >= 2), "{seen}");
+    assert_eq!(
+        seen["bad"],
+        json!([]),
+        "toasts cover buttons on a phone: {seen}"
+    );
+    assert_clean_console(alice, "a burst of toasts", &[]).await;
+}
