@@ -2378,6 +2378,24 @@ async fn a_burst_from_a_colleague_is_one_counted_toast_that_covers_no_buttons() 
         json!([]),
         "toasts cover buttons on a desktop: {seen}"
     );
+    // A narrow desktop: no activity column beside the cards to sit over.
+    alice
+        .cdp(
+            "Emulation.setDeviceMetricsOverride",
+            json!({ "width": 900, "height": 800, "deviceScaleFactor": 1, "mobile": false }),
+        )
+        .await;
+    alice.settle().await;
+    alice.screenshot("toasts-narrow").await;
+    let seen = alice
+        .exec(&format!("return {TOAST_OVERLAPS};"), json!([]))
+        .await;
+    assert!(seen["toasts"].as_u64().is_some_and(|n| n >= 2), "{seen}");
+    assert_eq!(
+        seen["bad"],
+        json!([]),
+        "toasts cover buttons on a narrow desktop: {seen}"
+    );
     alice
         .cdp(
             "Emulation.setDeviceMetricsOverride",
