@@ -21,7 +21,9 @@
   // fires in ~25 days. live.js reconnects, nobody else.
   htmx.config.wsReconnectDelay = function () { return 2147483647; };
 
-  var BASE_MS = 500, CAP_MS = 15000, WS_OPEN_TIMEOUT_MS = 3000;
+  // The cap is low: a page that waits 14 s after the server is back shows
+  // stale locks to a person who is about to act on them.
+  var BASE_MS = 500, CAP_MS = 5000, WS_OPEN_TIMEOUT_MS = 3000;
   var SSE_EVENTS = 'created,locked,unlocked,checked_in,overridden,deleted,queued,dequeued,reserved,released,expired,moved,edited,inbox,refresh,presence,resync,message';
   var LABELS = { off: 'Off', connecting: 'Connecting…', live: 'Live', reconnecting: 'Reconnecting…' };
   var NAMES = { ws: 'WebSocket', sse: 'Server-Sent Events' };
@@ -60,10 +62,12 @@
     if (live.transport) el.dataset.transport = live.transport;
     el.textContent = LABELS[state];
     el.title = note || (state === 'live' ? 'Live updates over ' + NAMES[live.transport] : LABELS[state]);
+    var retry = document.getElementById('live-retry');
+    if (retry) retry.hidden = state !== 'reconnecting';
   }
 
   function connect() {
-    clearTimeout(retryTimer); retryTimer = 0;
+    clearTimeout(retryTimer); retryTimer = 0; live.retryIn = 0;
     teardown();
     if (stopped) return;
     var kind = sseOnly ? 'sse' : 'ws';
@@ -126,6 +130,7 @@
 
   function schedule(ms) {
     setState('reconnecting', 'Connection lost; retrying in ' + Math.max(1, Math.round(ms / 1000)) + ' s');
+    live.retryIn = ms;
     retryTimer = setTimeout(connect, ms);
   }
 
@@ -150,6 +155,10 @@
     if (!c || c.kind !== 'ws' || c.raw) { ws.close(); return ws; } // not ours: refuse
     c.raw = ws;
     ws.addEventListener('open', function () { opened(c); });
+    // The close that follows says what happened and we act on it; the
+    // extension's onerror would only log "[object Event]" for every retry
+    // while the server is down.
+    ws.addEventListener('error', function (e) { e.stopImmediatePropagation(); });
     ws.addEventListener('close', function (e) {
       if (conn !== c) return;
       if (e.code === 4001) return goLogin(); // the session was ended
@@ -170,12 +179,57 @@
 
   function start() {
     if (document.body.dataset.live !== 'on') return;
+    addRetry();
     stopped = false;
     connect();
   }
-  window.addEventListener('online', function () { if (retryTimer) connect(); });
+  // Down, and there is reason to think it is back (the network returned, the
+  // person looks at the tab again): try now, with the backoff started over.
+  function reconnectNow() {
+    if (stopped || document.body.dataset.live !== 'on' || (conn && conn.opened)) return;
+    failures = 0;
+    connect();
+  }
+  window.addEventListener('online', reconnectNow);
+  document.addEventListener('visibilitychange', function () { if (!document.hidden) reconnectNow(); });
+  // "Retry now" beside the indicator while reconnecting: one attempt at once
+  // (the backoff keeps counting, so a person cannot hammer a server that is down).
+  function addRetry() {
+    var status = document.getElementById('live-status');
+    if (!status || document.getElementById('live-retry')) return;
+    var b = document.createElement('button');
+    b.type = 'button'; b.id = 'live-retry'; b.className = 'btn quiet live-retry';
+    b.textContent = 'Retry now'; b.hidden = true;
+    b.addEventListener('click', function () { if (!stopped && !(conn && conn.opened)) connect(); });
+    status.insertAdjacentElement('afterend', b);
+  }
   window.addEventListener('pagehide', stop);
   window.addEventListener('pageshow', function (e) { if (e.persisted) start(); }); // back/forward cache
+
+  /* ---- Relative times ("5 min ago") tick: the server renders them as of
+   * the page's load, so without this "just now" lasts the whole shift. Same
+   * words as `ago` in src/http/views/mod.rs. ---- */
+  function ago(secs) {
+    if (secs < 45) return 'just now';
+    if (secs < 90) return 'a minute ago';
+    if (secs < 3570) return Math.floor((secs + 30) / 60) + ' min ago';
+    if (secs < 5400) return 'an hour ago';
+    if (secs < 86400) return Math.floor((secs + 1800) / 3600) + ' h ago';
+    if (secs < 172800) return 'yesterday';
+    return Math.floor(secs / 86400) + ' days ago';
+  }
+  function refreshTimes() {
+    var now = Date.now();
+    document.querySelectorAll('time[data-relative][datetime]').forEach(function (t) {
+      var at = Date.parse(t.getAttribute('datetime'));
+      if (isNaN(at)) return;
+      var words = ago(Math.max(0, Math.floor((now - at) / 1000)));
+      if (t.textContent !== words) t.textContent = words;
+    });
+  }
+  live.refreshTimes = refreshTimes;
+  setInterval(refreshTimes, 30000);
+  document.addEventListener('visibilitychange', function () { if (!document.hidden) refreshTimes(); });
 
   /* ---- Toasts: fade after 6 s, or on click. ---- */
   function armToast(t) {
@@ -188,6 +242,9 @@
     function arm() { if (!error) timer = setTimeout(dismiss, 6000); }
     t.title = 'Click to dismiss';
     t.addEventListener('click', dismiss);
+    // More joined this toast (a burst): it stays its full time from now.
+    t.addEventListener('latch:dismiss', dismiss);
+    t.addEventListener('latch:grew', function () { clearTimeout(timer); if (!t.matches(':hover')) arm(); });
     t.addEventListener('mouseenter', function () { clearTimeout(timer); });
     t.addEventListener('mouseleave', function () { clearTimeout(timer); arm(); });
     arm();
@@ -197,6 +254,48 @@
       setTimeout(function () { t.remove(); }, 250); // no transitionend under reduced motion
     }
   }
+  /* A colleague's burst (ten uploads) is one toast that counts, not ten that
+   * cover the page; at most MAX_TOASTS show, the oldest news leaving first.
+   * A refusal (role=alert) is never merged nor pushed out. */
+  var BURST_MS = 2000, MAX_TOASTS = 3;
+  function isError(t) { return t.classList.contains('toast-error') || t.getAttribute('role') === 'alert'; }
+  function shown(box) {
+    return Array.prototype.filter.call(box.querySelectorAll('.toast'), function (t) { return !t.classList.contains('toast-leaving'); });
+  }
+  function coalesce(t, box) {
+    var actor = t.dataset.actor, now = Date.now();
+    if (!actor || isError(t)) return false;
+    var into = shown(box).filter(function (o) {
+      return o !== t && o.dataset.actor === actor && !isError(o) && now - (+o.dataset.at || 0) < BURST_MS;
+    }).pop();
+    if (!into) { t.dataset.at = now; return false; }
+    var count = (+into.dataset.count || 1) + 1, latest = t.textContent.trim();
+    t.remove();
+    into.dataset.count = count; into.dataset.at = now;
+    into.textContent = '';
+    var head = document.createElement('strong'), last = document.createElement('span');
+    head.className = 'toast-count';
+    head.textContent = count + ' changes by ' + actor;
+    last.className = 'toast-latest';
+    last.textContent = 'Latest: ' + latest;
+    into.appendChild(head); into.appendChild(last);
+    into.dispatchEvent(new CustomEvent('latch:grew'));
+    return true;
+  }
+  function capToasts(box) {
+    var news = shown(box).filter(function (t) { return !isError(t); });
+    var extra = shown(box).length - MAX_TOASTS;
+    // Not .click(): that would bubble and close an open popover.
+    for (var i = 0; i < extra && i < news.length; i++) news[i].dispatchEvent(new CustomEvent('latch:dismiss'));
+  }
+  function toastAdded(t) {
+    var box = document.getElementById('toasts');
+    if (!(t instanceof Element) || !t.classList.contains('toast') || !box) return;
+    if (t.dataset.armed || coalesce(t, box)) return;
+    armToast(t);
+    capToasts(box);
+  }
+
   function toast(text) {
     var box = document.getElementById('toasts'), t = document.createElement('div');
     if (!box) return;
@@ -817,7 +916,7 @@
     if (box) {
       box.querySelectorAll('.toast').forEach(armToast); // server-rendered flashes
       new MutationObserver(function (ms) {
-        ms.forEach(function (m) { m.addedNodes.forEach(armToast); });
+        ms.forEach(function (m) { m.addedNodes.forEach(toastAdded); });
       }).observe(box, { childList: true });
     }
     document.body.dataset.js = 'on';

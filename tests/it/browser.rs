@@ -2123,3 +2123,295 @@ async fn focus_stays_on_a_card_that_someone_else_changes() {
         )
         .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relative_times_tick_and_carry_the_exact_time() {
+    let Some(cast) = alice_watches_bob().await else {
+        return;
+    };
+    let (app, bob, id, alice) = (&cast.app, &cast.bob, cast.id, &cast.alice);
+    alice.goto(&app.url("/")).await;
+    alice.wait_live().await;
+    let time = format!("#file-{id} time[data-relative]");
+    assert!(
+        has_text(alice, &time, "just now").await,
+        "a fresh upload reads just now"
+    );
+    let title = alice
+        .exec(
+            "return document.querySelector(arguments[0]).title;",
+            json!([time]),
+        )
+        .await;
+    let title = title.as_str().unwrap_or_default().to_string();
+    assert!(
+        title.len() == "2026-12-03 14:05 UTC".len() && title.ends_with(" UTC"),
+        "the exact time on hover, in words a person reads: {title:?}"
+    );
+    // Five minutes pass (the element says it is five minutes older), and
+    // the page re-words it without asking the server.
+    alice
+        .exec(
+            "const t = document.querySelector(arguments[0]);
+             t.setAttribute('datetime', new Date(Date.now() - 5 * 60000).toISOString());
+             window.latchLive.refreshTimes();",
+            json!([time]),
+        )
+        .await;
+    assert_eq!(alice.text(&time).await, "5 min ago");
+    // A card arriving live is re-worded too.
+    bob.checkout(id, "").await;
+    wait_card(alice, id, "locked", Some("bob"), "bob's check-out").await;
+    alice
+        .exec(
+            "document.querySelectorAll(arguments[0]).forEach(t =>
+               t.setAttribute('datetime', new Date(Date.now() - 3 * 3600000).toISOString()));
+             window.latchLive.refreshTimes();",
+            json!([time]),
+        )
+        .await;
+    assert_eq!(alice.text(&time).await, "3 h ago");
+    assert_clean_console(alice, "ticking times", &[]).await;
+}
+
+/// Every WebSocket the page opens, in `window.__sockets`; while
+/// `window.__blockWs` is set, new ones go to a closed port (a server that is
+/// down). Installed before the page's own scripts.
+async fn watch_sockets(b: &Browser) {
+    b.cdp(
+        "Page.addScriptToEvaluateOnNewDocument",
+        json!({ "source": "(() => {
+            const Real = window.WebSocket;
+            window.__sockets = [];
+            window.WebSocket = function (url, protocols) {
+                const s = new Real(window.__blockWs ? 'ws://127.0.0.1:9/' : url, protocols);
+                window.__sockets.push(s);
+                return s;
+            };
+            window.WebSocket.prototype = Real.prototype;
+            Object.assign(window.WebSocket, { CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3 });
+        })();" }),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_connection_offers_retry_now_and_comes_back_at_once_when_online() {
+    let Some(cast) = alice_watches_bob().await else {
+        return;
+    };
+    let (app, alice) = (&cast.app, &cast.alice);
+    watch_sockets(alice).await;
+    alice.goto(&app.url("/")).await;
+    assert_eq!(alice.wait_live().await, "ws");
+    // The server goes away: the open socket drops and every retry fails.
+    // Math.random at its top makes each backoff its longest.
+    alice
+        .exec(
+            "window.__blockWs = true; Math.random = () => 0.999;
+             window.__sockets[window.__sockets.length - 1].close();",
+            json!([]),
+        )
+        .await;
+    alice
+        .wait_until(
+            "window.latchLive.state === 'reconnecting'",
+            "the page to notice",
+        )
+        .await;
+    let retry = "(() => { const r = document.getElementById('live-retry');
+        return !!r && r.tagName === 'BUTTON' && !r.hidden && r.offsetParent !== null
+            && r.textContent.trim() === 'Retry now'; })()";
+    alice
+        .wait_until(retry, "a Retry now button while down")
+        .await;
+    // Retry now tries at once; each failure grows the backoff, up to its cap.
+    for n in 0..6 {
+        let before = alice
+            .exec("return window.__sockets.length;", json!([]))
+            .await;
+        alice.click("#live-retry").await;
+        alice
+            .wait_until(
+                &format!("window.__sockets.length > {before}"),
+                &format!("retry {n} to try a new connection"),
+            )
+            .await;
+        alice
+            .wait_until(
+                "window.latchLive.state === 'reconnecting' && window.latchLive.retryIn > 0",
+                "the retry to fail and back off",
+            )
+            .await;
+    }
+    let wait = alice
+        .exec("return window.latchLive.retryIn;", json!([]))
+        .await;
+    assert!(
+        wait.as_f64().is_some_and(|ms| ms <= 5000.0),
+        "the backoff is capped at 5 s: {wait}"
+    );
+    // The network is back: the browser says so and the page goes live now.
+    alice
+        .exec(
+            "window.__blockWs = false; window.dispatchEvent(new Event('online'));",
+            json!([]),
+        )
+        .await;
+    alice.wait_live().await;
+    assert_eq!(alice.text("#live-status").await, "Live");
+    alice
+        .wait_until(
+            "(() => { const r = document.getElementById('live-retry'); return !r || r.hidden; })()",
+            "Retry now to go once live",
+        )
+        .await;
+    // Down again, then the tab comes back into view: reconnect at once.
+    alice
+        .exec(
+            "window.__sockets[window.__sockets.length - 1].close();",
+            json!([]),
+        )
+        .await;
+    alice
+        .wait_until(
+            "window.latchLive.state === 'reconnecting'",
+            "the second drop",
+        )
+        .await;
+    alice
+        .exec(
+            "document.dispatchEvent(new Event('visibilitychange'));",
+            json!([]),
+        )
+        .await;
+    alice.wait_live().await;
+    assert_clean_console(alice, "a lost connection", &["127.0.0.1:9"]).await;
+}
+
+/// The boxes of what is on screen, and whether any toast overlaps the
+/// selection bar or a visible card's buttons.
+const TOAST_OVERLAPS: &str = "(() => {
+    const hit = (a, b) => a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
+    const toasts = [...document.querySelectorAll('#toasts .toast')].map(t => t.getBoundingClientRect());
+    const sel = document.getElementById('selection');
+    const targets = [...document.querySelectorAll('.card-actions > form button, .card-actions > details > summary')]
+        .concat(sel ? [sel] : [])
+        .filter(e => e.offsetParent !== null)
+        .map(e => [e.textContent.trim().slice(0, 30), e.getBoundingClientRect()]);
+    const bad = [];
+    toasts.forEach(t => targets.forEach(([name, r]) => { if (hit(t, r)) bad.push(name); }));
+    return { toasts: toasts.length, bad };
+})()";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_from_a_colleague_is_one_counted_toast_that_covers_no_buttons() {
+    let Some(cast) = alice_watches_bob().await else {
+        return;
+    };
+    let (app, bob, id, alice) = (&cast.app, &cast.bob, cast.id, &cast.alice);
+    alice.goto(&app.url("/")).await;
+    alice.wait_live().await;
+    // The selection bar is up (Alice ticked a card) while Bob uploads.
+    let tick = tick_box(alice, id).await;
+    alice.click_el(&tick).await;
+    alice
+        .wait_until(
+            "document.getElementById('selection').dataset.count === '1'",
+            "the selection bar",
+        )
+        .await;
+    alice
+        .exec(
+            "window.__maxToasts = 0;
+             new MutationObserver(() => {
+               const n = [...document.querySelectorAll('#toasts .toast')]
+                 .filter(t => !t.classList.contains('toast-leaving')).length;
+               window.__maxToasts = Math.max(window.__maxToasts, n);
+             }).observe(document.getElementById('toasts'), { childList: true, subtree: true });",
+            json!([]),
+        )
+        .await;
+    for n in 0..10 {
+        bob.upload_ok(&format!("parts/burst-{n}.mcam"), b"x").await;
+    }
+    alice
+        .wait_until(
+            "document.querySelectorAll('#file-list article.card').length === 11",
+            "all ten new cards",
+        )
+        .await;
+    let counted = alice
+        .wait_until(
+            "[...document.querySelectorAll('#toasts .toast')].map(t => t.textContent)
+               .find(s => /\\b([2-9]|10) changes by bob/.test(s))",
+            "a toast that counts Bob's changes",
+        )
+        .await;
+    let max = alice.exec("return window.__maxToasts;", json!([])).await;
+    assert!(
+        max.as_u64().is_some_and(|n| n <= 3),
+        "at most three toasts at once, got {max} ({counted})"
+    );
+    // Refusals are never merged away; none of it covers a button, on a
+    // desktop or a phone.
+    alice
+        .exec(
+            "const box = document.getElementById('toasts');
+             for (const w of ['First refusal.', 'Second refusal.'])
+               box.insertAdjacentHTML('beforeend', '<div class=\"toast toast-error\" role=\"alert\">' + w + '</div>');",
+            json!([]),
+        )
+        .await;
+    alice
+        .wait_until(
+            "document.querySelectorAll('#toasts .toast-error:not(.toast-leaving)').length === 2",
+            "both refusals shown",
+        )
+        .await;
+    alice.screenshot("toasts-desktop").await;
+    let seen = alice
+        .exec(&format!("return {TOAST_OVERLAPS};"), json!([]))
+        .await;
+    assert_eq!(
+        seen["bad"],
+        json!([]),
+        "toasts cover buttons on a desktop: {seen}"
+    );
+    // A narrow desktop: no activity column beside the cards to sit over.
+    alice
+        .cdp(
+            "Emulation.setDeviceMetricsOverride",
+            json!({ "width": 900, "height": 800, "deviceScaleFactor": 1, "mobile": false }),
+        )
+        .await;
+    alice.settle().await;
+    alice.screenshot("toasts-narrow").await;
+    let seen = alice
+        .exec(&format!("return {TOAST_OVERLAPS};"), json!([]))
+        .await;
+    assert!(seen["toasts"].as_u64().is_some_and(|n| n >= 2), "{seen}");
+    assert_eq!(
+        seen["bad"],
+        json!([]),
+        "toasts cover buttons on a narrow desktop: {seen}"
+    );
+    alice
+        .cdp(
+            "Emulation.setDeviceMetricsOverride",
+            json!({ "width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": true }),
+        )
+        .await;
+    alice.settle().await;
+    alice.screenshot("toasts-phone").await;
+    let seen = alice
+        .exec(&format!("return {TOAST_OVERLAPS};"), json!([]))
+        .await;
+    assert!(seen["toasts"].as_u64().is_some_and(|n| n >= 2), "{seen}");
+    assert_eq!(
+        seen["bad"],
+        json!([]),
+        "toasts cover buttons on a phone: {seen}"
+    );
+    assert_clean_console(alice, "a burst of toasts", &[]).await;
+}

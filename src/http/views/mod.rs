@@ -129,8 +129,18 @@ pub fn iso_time(at: i64) -> String {
         .unwrap_or_default()
 }
 
+/// The exact minute, for a person hovering over a relative time.
+pub fn exact_time(at: i64) -> String {
+    jiff::Timestamp::from_second(at)
+        .map(|t| t.strftime("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_default()
+}
+
+/// A relative time that live.js re-words as the page stays open (from
+/// `datetime`, with the same rules as [`ago`]); without JavaScript it reads
+/// as of the page's load, the exact time on hover either way.
 fn time_ago(at: i64) -> Markup {
-    html! { time datetime=(iso_time(at)) title=(iso_time(at)) data-relative { (ago(at)) } }
+    html! { time datetime=(iso_time(at)) title=(exact_time(at)) data-relative { (ago(at)) } }
 }
 
 fn csrf_field(viewer: &Viewer) -> Markup {
