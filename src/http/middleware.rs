@@ -1,7 +1,8 @@
 //! What every request passes through: the body limits of [`serve`] (no
 //! body but a multipart upload over [`serve::MAX_BODY`], none stalling),
-//! refusals poem makes by itself said as sentences, security headers, and
-//! one log line and latency count per request.
+//! refusals poem makes by itself said as sentences, a browser's refused
+//! upload read on to its end so the browser sees the 413 ([`serve::drain`]),
+//! security headers, and one log line and latency count per request.
 
 use std::time::Instant;
 
