@@ -1,7 +1,8 @@
 //! What every request passes through: the body limits of [`serve`] (no
 //! body but a multipart upload over [`serve::MAX_BODY`], none stalling),
-//! refusals poem makes by itself said as sentences, security headers, and
-//! one log line and latency count per request.
+//! refusals poem makes by itself said as sentences, a browser's refused
+//! upload read on to its end so the browser sees the 413 ([`serve::drain`]),
+//! security headers, and one log line and latency count per request.
 
 use std::time::Instant;
 
@@ -61,7 +62,7 @@ pub fn with_middleware(
             );
             req.set_body(body);
             let result = ep.call(req).await;
-            if watch.over_limit() && multipart {
+            let resp = if watch.over_limit() && multipart {
                 // Several files (a change set, a bulk upload) count together.
                 let text = format!(
                     "The upload is larger than the limit of {}; the files of one upload count together. Nothing was saved.",
@@ -82,7 +83,24 @@ pub fn with_middleware(
                         .insert(header::CONNECTION, HeaderValue::from_static("close"));
                 }
                 resp
+            };
+            // A browser's form upload refused as too large (by this guard
+            // or by the handler's own limit) is read on to its end before
+            // the answer goes, so the browser shows the answer and not a
+            // reset connection. Bounded in bytes and by the stall limit;
+            // past them the connection closes as the answer is sent.
+            let browser = matches!(surface, Surface::Page | Surface::Htmx);
+            if browser
+                && multipart
+                && resp.status() == StatusCode::PAYLOAD_TOO_LARGE
+                && !watch.done()
+            {
+                let most = serve::MAX_DRAIN.max(limits.multipart_body.saturating_mul(2));
+                if declared.is_none_or(|n| n <= most) {
+                    serve::drain(&watch, most, limits.body_stall).await;
+                }
             }
+            resp
         };
         let h = resp.headers_mut();
         let csp = if path == "/api/docs" || path.starts_with("/api/docs/") {

@@ -37,6 +37,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};
+use http_body_util::BodyExt;
 use http_body_util::combinators::BoxBody;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
@@ -500,9 +501,21 @@ impl AsyncWrite for EdgeIo {
     }
 }
 
-/// What became of a request body held by [`guard_body`].
-#[derive(Debug, Clone, Default)]
-pub struct BodyWatch(Arc<AtomicU8>);
+/// What became of a request body held by [`guard_body`], and the part of
+/// it the app did not read (see [`drain`]).
+#[derive(Clone, Default)]
+pub struct BodyWatch(Arc<WatchState>);
+
+#[derive(Default)]
+struct WatchState {
+    state: AtomicU8,
+    /// The body's unread rest, put here when the app lets go of it.
+    rest: Mutex<Option<BoxBody<Bytes, io::Error>>>,
+}
+
+/// Most a refused browser upload is read on for (see [`drain`]): past it the
+/// connection is closed as the refusal is sent, as for any other client.
+pub const MAX_DRAIN: u64 = 4 << 30;
 
 const BODY_OVER: u8 = 1;
 const BODY_STALLED: u8 = 2;
@@ -512,17 +525,17 @@ const BODY_DONE: u8 = 4;
 impl BodyWatch {
     /// The body went past its limit; the app saw an error, not the body.
     pub fn over_limit(&self) -> bool {
-        self.0.load(Ordering::Acquire) == BODY_OVER
+        self.0.state.load(Ordering::Acquire) == BODY_OVER
     }
 
     /// A multipart body's part had headers over [`MAX_PART_HEAD`].
     pub fn part_head_too_large(&self) -> bool {
-        self.0.load(Ordering::Acquire) == BODY_PART_HEAD
+        self.0.state.load(Ordering::Acquire) == BODY_PART_HEAD
     }
 
     /// No byte arrived for the stall limit while the app was reading.
     pub fn stalled(&self) -> bool {
-        self.0.load(Ordering::Acquire) == BODY_STALLED
+        self.0.state.load(Ordering::Acquire) == BODY_STALLED
     }
 
     /// The body was read to its end (or there was none): the connection
@@ -530,7 +543,42 @@ impl BodyWatch {
     /// socket, the connection closes after the answer, and the answer must
     /// say so (`Connection: close`) or a client reusing it fails.
     pub fn done(&self) -> bool {
-        self.0.load(Ordering::Acquire) == BODY_DONE
+        self.0.state.load(Ordering::Acquire) == BODY_DONE
+    }
+}
+
+/// Reads and throws away what is left of a body the app refused, frame by
+/// frame (nothing is kept, nothing buffered), so that a browser still
+/// sending it receives the refusal: closing a socket with unread bytes on
+/// it resets the connection, and a browser then shows its own error page
+/// instead of the answer. Stops (and says `false`, so the connection closes
+/// as before) past `most` bytes or when no byte arrives for `stall`; `true`
+/// when the body was read to its end.
+pub async fn drain(watch: &BodyWatch, most: u64, stall: Duration) -> bool {
+    if watch.done() {
+        return true;
+    }
+    let rest = match watch.0.rest.lock() {
+        Ok(mut rest) => rest.take(),
+        Err(_) => None,
+    };
+    let Some(mut rest) = rest else {
+        return false;
+    };
+    let mut seen = 0u64;
+    loop {
+        match tokio::time::timeout(stall, rest.frame()).await {
+            Ok(None) => return true,
+            Ok(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    seen += data.len() as u64;
+                    if seen > most {
+                        return false;
+                    }
+                }
+            }
+            Ok(Some(Err(_))) | Err(_) => return false,
+        }
     }
 }
 
@@ -550,7 +598,7 @@ pub fn guard_body(
 ) -> (poem::Body, BodyWatch) {
     let watch = BodyWatch::default();
     if body.is_empty() {
-        watch.0.store(BODY_DONE, Ordering::Release);
+        watch.0.state.store(BODY_DONE, Ordering::Release);
         return (body, watch);
     }
     let guarded = Guarded {
@@ -583,7 +631,7 @@ struct Guarded {
 impl Guarded {
     fn fail(&mut self, code: u8, kind: io::ErrorKind, why: &str) -> io::Error {
         self.failed = true;
-        self.watch.0.store(code, Ordering::Release);
+        self.watch.0.state.store(code, Ordering::Release);
         io::Error::new(kind, why.to_string())
     }
 }
@@ -623,13 +671,13 @@ impl HttpBody for Guarded {
                     }
                 }
                 if this.inner.is_end_stream() {
-                    this.watch.0.store(BODY_DONE, Ordering::Release);
+                    this.watch.0.state.store(BODY_DONE, Ordering::Release);
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(None) => {
                 this.armed = false;
-                this.watch.0.store(BODY_DONE, Ordering::Release);
+                this.watch.0.state.store(BODY_DONE, Ordering::Release);
                 Poll::Ready(None)
             }
             Poll::Ready(other) => {
@@ -662,6 +710,22 @@ impl HttpBody for Guarded {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+impl Drop for Guarded {
+    /// Hands the unread rest of the body to the watch, for [`drain`]: the
+    /// app is done with the request by the time the answer is decided.
+    fn drop(&mut self) {
+        let state = self.watch.0.state.load(Ordering::Acquire);
+        if state == BODY_DONE || state == BODY_STALLED {
+            return;
+        }
+        let empty = http_body_util::Empty::<Bytes>::new().map_err(|never| match never {});
+        let rest = std::mem::replace(&mut self.inner, BoxBody::new(empty));
+        if let Ok(mut slot) = self.watch.0.rest.lock() {
+            *slot = Some(rest);
+        }
     }
 }
 

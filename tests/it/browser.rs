@@ -2415,3 +2415,66 @@ async fn a_burst_from_a_colleague_is_one_counted_toast_that_covers_no_buttons() 
     );
     assert_clean_console(alice, "a burst of toasts", &[]).await;
 }
+
+/// A file over `--max-upload` sent through the plain Upload form (no
+/// script, so no check before sending) gets Latch's own 413 page with the
+/// sentence and a way back, not the browser's "connection reset" page; and
+/// nothing of it is kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_over_the_limit_without_javascript_gets_latchs_page() {
+    if !browser::browser_available() {
+        return;
+    }
+    let app = TestApp::spawn_with(|c| c.max_upload = 64 * 1024).await;
+    app.create_user("alice", "user").await;
+    let tmp = tempfile::tempdir().unwrap();
+    let big = disk_file(&tmp, "huge.mcam", &vec![b'x'; 32 << 20]);
+
+    let driver = Driver::start().await;
+    let b = driver
+        .session(Options {
+            javascript: false,
+            ..Options::default()
+        })
+        .await;
+    b.login(&app.base, "alice", USER_PASSWORD).await;
+    open_popover(&b, "details.upload").await;
+    b.type_into("details.upload input[type=file]", big.to_str().unwrap())
+        .await;
+    b.type_into("details.upload input[name=path]", "parts/huge.mcam")
+        .await;
+    b.click("details.upload button[type=submit]").await;
+    // Either Latch's page or the browser's own error page; which one is
+    // asserted below, so a failure says what the browser showed.
+    b.wait_until(
+        "document.readyState === 'complete' && (location.protocol === 'chrome-error:'
+            || document.body.innerText.includes('nothing was saved')
+            || document.body.innerText.includes('Nothing was saved'))",
+        "an answer to the upload",
+    )
+    .await;
+    b.screenshot("nojs-upload-too-large").await;
+    let shown = b
+        .exec(
+            "return [location.href, document.body.innerText,
+                     !!document.querySelector('link[rel=stylesheet]'),
+                     !!document.querySelector('main a[href=\"/\"]')];",
+            json!([]),
+        )
+        .await;
+    let text = shown[1].as_str().unwrap_or_default();
+    assert!(
+        text.contains("413") && text.contains("larger than the limit of 64 KiB"),
+        "Latch's 413 page with the sentence, not the browser's: {shown:#}"
+    );
+    assert_eq!(shown[2], json!(true), "in Latch's layout: {shown:#}");
+    assert_eq!(shown[3], json!(true), "with a link back: {shown:#}");
+    let spool = app.data_dir.join("spool");
+    let left: Vec<_> = std::fs::read_dir(&spool)
+        .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "nothing is left in the spool: {left:?}");
+    // Nothing was saved either.
+    let files = app.admin().await.get_json("/api/files").await;
+    assert!(!files.to_string().contains("huge.mcam"), "{files}");
+}

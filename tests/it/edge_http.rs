@@ -533,3 +533,55 @@ async fn files_sent_together_are_over_the_limit_together() {
         .unwrap_or_default();
     assert!(spool.is_empty(), "spool kept {spool:?}");
 }
+
+/// A plain browser form (no htmx) uploading far over `--max-upload` gets
+/// the whole 413 page, not a connection reset: the server reads the rest
+/// of the body (and throws it away) before it answers and closes. The
+/// client here writes its whole body before reading, as a browser does.
+#[tokio::test]
+async fn a_form_upload_over_the_limit_gets_the_whole_413_page() {
+    let app = TestApp::spawn_with(|c| c.max_upload = 64 * 1024).await;
+    let alice = app.user("alice").await;
+    let cookie = alice.cookie_header();
+    let csrf = alice.csrf.clone().unwrap();
+    let mut body = Vec::new();
+    body.extend(
+        format!("--XB\r\nContent-Disposition: form-data; name=\"_csrf\"\r\n\r\n{csrf}\r\n")
+            .as_bytes(),
+    );
+    body.extend(b"--XB\r\nContent-Disposition: form-data; name=\"path\"\r\n\r\nparts/big.bin\r\n");
+    body.extend(b"--XB\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n");
+    body.extend(vec![b'x'; 32 << 20]);
+    body.extend(b"\r\n--XB--\r\n");
+    let head = format!(
+        "POST /files HTTP/1.1\r\nHost: {addr}\r\nOrigin: http://{addr}\r\nCookie: {cookie}\r\nAccept: text/html\r\nContent-Type: multipart/form-data; boundary=XB\r\nContent-Length: {}\r\n\r\n",
+        body.len(),
+        addr = app.addr,
+    );
+    let mut sock = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let sent = async {
+        sock.write_all(head.as_bytes()).await?;
+        sock.write_all(&body).await?;
+        let mut answer = Vec::new();
+        sock.read_to_end(&mut answer).await?;
+        Ok::<_, std::io::Error>(answer)
+    };
+    let answer = tokio::time::timeout(Duration::from_secs(30), sent)
+        .await
+        .expect("an answer within 30 s")
+        .expect("the whole body sent and the whole answer read, no reset");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(
+        answer.contains("larger than the limit of 64 KiB; nothing was saved")
+            && answer.contains(r#"href="/""#)
+            && answer.trim_end().ends_with("</html>"),
+        "the whole page: {answer}"
+    );
+    let spool = app.data_dir.join("spool");
+    let left: Vec<_> = std::fs::read_dir(&spool)
+        .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "nothing is left in the spool: {left:?}");
+    assert_eq!(alice.files().await.len(), 0, "nothing was added");
+}

@@ -1241,14 +1241,20 @@ async fn an_upload_over_the_limit_is_refused_with_413_and_leaves_nothing_behind(
         "the spool directory is empty"
     );
 
-    // A plain HTML form upload over the limit: refused, told, nothing kept.
+    // A plain HTML form upload over the limit: refused with its own 413
+    // page (issue 12), told, nothing kept.
     let browser = Browser::sign_in(&app, "alice", USER_PASSWORD).await;
     let form = upload_form(
         &[("_csrf", &browser.csrf), ("path", "parts/html-big.mcam")],
         Some(&[3u8; 2048]),
     );
     let resp = browser.post_multipart("/files", form).await;
-    assert_flash(&browser, resp, "larger than the limit", true).await;
+    assert_eq!(resp.status(), 413);
+    let page = resp.text().await.unwrap();
+    assert!(
+        page.contains("larger than the limit") && page.contains(r#"href="/""#),
+        "{page}"
+    );
     assert_eq!(snapshot(&app, &admin).await, before);
 }
 

@@ -160,8 +160,14 @@ fn html_error(req: &Request, err: AppError) -> Response {
         return said(Surface::Htmx, &err);
     }
     // A client told to wait must see the status and Retry-After, not a
-    // redirect that hides both.
-    if req.method() != Method::POST || matches!(err, AppError::TooManyRequests { .. }) {
+    // redirect that hides both; an upload over the limit is answered 413
+    // with its page (issue 12), which says what was refused and links back.
+    if req.method() != Method::POST
+        || matches!(
+            err,
+            AppError::TooManyRequests { .. } | AppError::TooLarge(_)
+        )
+    {
         return said(Surface::Page, &err);
     }
     err.log();
