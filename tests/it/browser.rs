@@ -880,22 +880,7 @@ async fn make_readme_screenshot() {
     let app = TestApp::spawn().await;
     let dana = app.user("dana").await;
     let marco = app.user("marco").await;
-    let upload = |c: &common::Client, path: &'static str, desc: &'static str, size: usize| {
-        let c = c.clone();
-        async move {
-            let content: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
-            let form = reqwest::multipart::Form::new()
-                .text("path", path)
-                .text("description", desc)
-                .part(
-                    "file",
-                    reqwest::multipart::Part::bytes(content).file_name("f.bin"),
-                );
-            let resp = c.post_form("/api/files", form).await;
-            assert_eq!(resp.status(), 201, "upload {path}");
-            resp.json::<Value>().await.unwrap()["id"].as_u64().unwrap()
-        }
-    };
+    let upload = sized_upload;
     let housing = upload(
         &marco,
         "fixtures/pump-housing-op1.mcam",
@@ -1860,22 +1845,7 @@ async fn make_change_set_screenshot() {
     let app = TestApp::spawn().await;
     let dana = app.user("dana").await;
     let marco = app.user("marco").await;
-    let upload = |c: &common::Client, path: &'static str, desc: &'static str, size: usize| {
-        let c = c.clone();
-        async move {
-            let content: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
-            let form = reqwest::multipart::Form::new()
-                .text("path", path)
-                .text("description", desc)
-                .part(
-                    "file",
-                    reqwest::multipart::Part::bytes(content).file_name("f.bin"),
-                );
-            let resp = c.post_form("/api/files", form).await;
-            assert_eq!(resp.status(), 201, "upload {path}");
-            resp.json::<Value>().await.unwrap()["id"].as_u64().unwrap()
-        }
-    };
+    let upload = sized_upload;
     let base = upload(
         &dana,
         "fixtures/vise-6in/base-plate.nc",
@@ -2477,4 +2447,25 @@ async fn an_upload_over_the_limit_without_javascript_gets_latchs_page() {
     // Nothing was saved either.
     let files = app.admin().await.get_json("/api/files").await;
     assert!(!files.to_string().contains("huge.mcam"), "{files}");
+}
+
+/// Uploads `size` bytes of patterned content as `path` with `desc` (the
+/// README screenshots' fixtures); returns the new file's id.
+async fn sized_upload(
+    c: &common::Client,
+    path: &'static str,
+    desc: &'static str,
+    size: usize,
+) -> u64 {
+    let content: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
+    let form = reqwest::multipart::Form::new()
+        .text("path", path)
+        .text("description", desc)
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(content).file_name("f.bin"),
+        );
+    let resp = c.post_form("/api/files", form).await;
+    assert_eq!(resp.status(), 201, "upload {path}");
+    resp.json::<Value>().await.unwrap()["id"].as_u64().unwrap()
 }
