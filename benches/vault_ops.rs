@@ -4,9 +4,12 @@
 //! seeing inside files: a 200 MiB preview, a diff of two 50 MiB versions
 //! (refused from their size), a 1 GiB folder streamed as a `.zip`; and a
 //! change set of 10 files × 1 MiB against ten single check-ins, and one
-//! with a 200 MiB file in it (peak RSS).
+//! with a 200 MiB file in it (peak RSS); and the dashboard page as a
+//! person gets it at 500 and 5,000 files: HTML bytes, the server's time to
+//! answer, and (when chromedriver and Chromium are installed) Chromium's
+//! time to interactive from the Performance API.
 //!
-//! Run with `cargo bench --bench vault_ops [-- render|checkout|checkin|content|set]`
+//! Run with `cargo bench --bench vault_ops [-- render|checkout|checkin|content|set|page]`
 //! (no name: all). The server runs as the real
 //! release binary in a child process, so its memory is measured alone.
 //! `LATCH_BENCH_QUICK=1` shrinks every size for a smoke run.
@@ -751,4 +754,194 @@ async fn main() {
         )
         .await;
     }
+    if run("page") {
+        for n in if quick {
+            vec![100, 500]
+        } else {
+            vec![500, 5_000]
+        } {
+            bench_page(n).await;
+        }
+    }
+}
+
+/// Fills a vault with `n` small files in bulk uploads of 200 (every tenth
+/// checked out), then measures the dashboard as a browser gets it.
+async fn bench_page(n: usize) {
+    let server = Server::start().await;
+    let token = server.token().await;
+    let http = reqwest::Client::new();
+    let mut ids = Vec::new();
+    for chunk in 0..n.div_ceil(200) {
+        let mut form = reqwest::multipart::Form::new()
+            .text("folder", format!("cell-{:02}", chunk % 25))
+            .text("revision", "1.0");
+        for i in chunk * 200..((chunk + 1) * 200).min(n) {
+            form = form.part(
+                "file",
+                reqwest::multipart::Part::bytes(format!("G0 X{i}\nM30\n").into_bytes())
+                    .file_name(format!("op-{i:05}.nc")),
+            );
+        }
+        let resp: serde_json::Value = http
+            .post(format!("{}/api/files/bulk", server.base))
+            .bearer_auth(&token)
+            .multipart(form)
+            .send()
+            .await
+            .expect("bulk upload")
+            .json()
+            .await
+            .expect("bulk json");
+        let files = resp["files"].as_array().cloned().unwrap_or_default();
+        assert!(!files.is_empty(), "bulk upload refused: {}", resp["error"]);
+        ids.extend(files.iter().filter_map(|f| f["id"].as_u64()));
+    }
+    let held: Vec<u64> = ids.iter().copied().step_by(10).take(200).collect();
+    let resp = http
+        .post(format!("{}/api/checkout", server.base))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"ids": held, "comment": "on the machine"}))
+        .send()
+        .await
+        .expect("checkout");
+    assert!(resp.status().is_success(), "check-out refused");
+
+    // The page over HTTP, as a signed-in browser asks for it.
+    let browser_like = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .expect("client");
+    let signed_in = browser_like
+        .post(format!("{}/login", server.base))
+        .header("Origin", &server.base)
+        .form(&[("username", "admin"), ("password", ADMIN_PASSWORD)])
+        .send()
+        .await
+        .expect("sign in");
+    assert!(signed_in.status().is_success() || signed_in.status().is_redirection());
+    let mut times = Vec::new();
+    let mut bytes = 0;
+    for _ in 0..9 {
+        let started = Instant::now();
+        let body = browser_like
+            .get(format!("{}/", server.base))
+            .send()
+            .await
+            .expect("dashboard")
+            .text()
+            .await
+            .expect("dashboard body");
+        times.push(started.elapsed().as_secs_f64() * 1000.0);
+        bytes = body.len();
+        assert!(body.contains("file-list"), "not the dashboard");
+    }
+    let mut line = format!(
+        "dashboard page, {n:>5} files: {:.0} KiB of HTML, answered in median {:.1} ms",
+        bytes as f64 / 1024.0,
+        median(times)
+    );
+    match chromium_timings(&server.base).await {
+        Some((interactive, loaded)) => line.push_str(&format!(
+            "; Chromium: interactive median {interactive:.0} ms, DOMContentLoaded done {loaded:.0} ms"
+        )),
+        None => line.push_str("; Chromium: not measured (install chromium and chromium-driver)"),
+    }
+    println!("{line}");
+}
+
+/// Chromium's `domInteractive` and `domContentLoadedEventEnd` for the
+/// dashboard (medians of 7 loads after one warm-up), through chromedriver.
+async fn chromium_timings(base: &str) -> Option<(f64, f64)> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .ok()?
+        .port();
+    let mut driver = Command::new("chromedriver")
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let result = async {
+        let wd = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::new();
+        for _ in 0..200 {
+            if http.get(format!("{wd}/status")).send().await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        let session: serde_json::Value = http
+            .post(format!("{wd}/session"))
+            .json(&serde_json::json!({"capabilities": {"alwaysMatch": {
+                "browserName": "chrome",
+                "goog:chromeOptions": {"binary": "/usr/bin/chromium", "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1280,900"]}
+            }}}))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        let id = session["value"]["sessionId"].as_str()?.to_string();
+        let s = format!("{wd}/session/{id}");
+        let go = |url: String| {
+            let http = http.clone();
+            let s = s.clone();
+            async move {
+                http.post(format!("{s}/url"))
+                    .json(&serde_json::json!({"url": url}))
+                    .send()
+                    .await
+                    .ok()
+            }
+        };
+        let script = |body: &'static str| {
+            let http = http.clone();
+            let s = s.clone();
+            async move {
+                let v: serde_json::Value = http
+                    .post(format!("{s}/execute/sync"))
+                    .json(&serde_json::json!({"script": body, "args": []}))
+                    .send()
+                    .await
+                    .ok()?
+                    .json()
+                    .await
+                    .ok()?;
+                Some(v["value"].clone())
+            }
+        };
+        go(format!("{base}/login")).await?;
+        script(
+            "document.querySelector('[name=username]').value='admin';\
+             document.querySelector('[name=password]').value='bench-password-1';\
+             document.querySelector('[name=password]').form.submit();",
+        )
+        .await?;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let (mut interactive, mut loaded) = (Vec::new(), Vec::new());
+        for round in 0..8 {
+            go(format!("{base}/")).await?;
+            let t = script(
+                "const n = performance.getEntriesByType('navigation')[0];\
+                 return [n.domInteractive, n.domContentLoadedEventEnd, document.querySelectorAll('.card').length];",
+            )
+            .await?;
+            if t[2].as_u64().unwrap_or(0) == 0 {
+                return None;
+            }
+            if round > 0 {
+                interactive.push(t[0].as_f64()?);
+                loaded.push(t[1].as_f64()?);
+            }
+        }
+        let _ = http.delete(&s).send().await;
+        Some((median(interactive), median(loaded)))
+    }
+    .await;
+    let _ = driver.kill();
+    let _ = driver.wait();
+    result
 }
