@@ -391,6 +391,28 @@ impl Browser {
         .await
     }
 
+    /// Runs `script` as an asynchronous function body: it answers by calling
+    /// the callback WebDriver passes as its last argument (after `args`).
+    pub async fn exec_async(&self, script: &str, args: Value) -> Value {
+        self.must(
+            reqwest::Method::POST,
+            "/execute/async",
+            json!({"script": script, "args": args}),
+        )
+        .await
+    }
+
+    /// How long an asynchronous script may run before WebDriver gives up
+    /// (its default is 30 s: short for axe on a busy 2-core machine).
+    pub async fn script_timeout(&self, limit: Duration) {
+        self.must(
+            reqwest::Method::POST,
+            "/timeouts",
+            json!({"script": limit.as_millis() as u64}),
+        )
+        .await;
+    }
+
     /// Like `exec`, but a failed script (page navigating, say) is `None`.
     pub async fn try_exec(&self, script: &str, args: Value) -> Option<Value> {
         self.cmd(
