@@ -298,3 +298,259 @@ async fn every_page_and_state_passes_axe_with_no_violations() {
         found.join("\n")
     );
 }
+
+/// Pressing keys one at a time: Tab (or Shift+Tab) `n` times.
+async fn tab(b: &Browser, n: usize, shift: bool) {
+    for _ in 0..n {
+        if shift {
+            let actions = json!({"actions": [{"type": "key", "id": "keyboard", "actions": [
+                {"type": "keyDown", "value": "\u{E008}"}, {"type": "keyDown", "value": "\u{E004}"},
+                {"type": "keyUp", "value": "\u{E004}"}, {"type": "keyUp", "value": "\u{E008}"}
+            ]}]});
+            b.actions(actions).await;
+        } else {
+            b.press("\u{E004}").await;
+        }
+    }
+}
+
+/// What has focus: `id`, else tag and text, for a readable failure.
+const FOCUSED: &str = "const a = document.activeElement;
+    return a ? (a.id || (a.tagName + ' ' + (a.getAttribute('href') || a.textContent.trim().slice(0, 40)))) : null;";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_history_drawer_takes_focus_keeps_it_and_gives_it_back_on_escape() {
+    if !browser::browser_available() {
+        return;
+    }
+    let shop = shop().await;
+    let id = shop.bracket;
+    let driver = Driver::start().await;
+    let b = driver.session(Options::default()).await;
+    b.login(&shop.app.base, "dana", USER_PASSWORD).await;
+    b.wait_live().await;
+    let opener = format!("#file-{id} a[href$='/history']");
+    // Reached by keyboard: focus the link, then Enter.
+    b.exec(
+        "document.querySelector(arguments[0]).focus();",
+        json!([opener]),
+    )
+    .await;
+    b.press("\u{E007}").await;
+    b.wait_for_element("#panel .history").await;
+    b.wait_until(
+        "document.activeElement && document.activeElement.id === 'panel-title'",
+        "focus on the drawer's heading",
+    )
+    .await;
+    let dialog = b
+        .exec(
+            "const p = document.getElementById('panel');
+             return [p.getAttribute('role'), p.getAttribute('aria-modal'),
+                     document.getElementById(p.getAttribute('aria-labelledby')).textContent];",
+            json!([]),
+        )
+        .await;
+    assert_eq!(dialog[0], json!("dialog"), "{dialog}");
+    assert_eq!(dialog[1], json!("true"), "{dialog}");
+    assert!(
+        dialog[2].as_str().unwrap_or("").contains("bracket.nc"),
+        "{dialog}"
+    );
+    // Tab stays inside while it is open, both ways round.
+    let stops = b
+        .exec(
+            "return [...document.querySelectorAll('#panel a[href], #panel button')].filter(e => e.getClientRects().length).length",
+            json!([]),
+        )
+        .await
+        .as_u64()
+        .unwrap_or(0) as usize;
+    assert!(stops >= 3, "the drawer has controls: {stops}");
+    for n in 1..=stops + 2 {
+        tab(&b, 1, false).await;
+        let inside = b
+            .exec(
+                "return document.getElementById('panel').contains(document.activeElement)",
+                json!([]),
+            )
+            .await;
+        let at = b.exec(FOCUSED, json!([])).await;
+        assert_eq!(inside, json!(true), "Tab {n} left the drawer for {at}");
+    }
+    for n in 1..=stops + 2 {
+        tab(&b, 1, true).await;
+        let inside = b
+            .exec(
+                "return document.getElementById('panel').contains(document.activeElement)",
+                json!([]),
+            )
+            .await;
+        let at = b.exec(FOCUSED, json!([])).await;
+        assert_eq!(
+            inside,
+            json!(true),
+            "Shift+Tab {n} left the drawer for {at}"
+        );
+    }
+    // A link inside swaps the drawer's content: focus goes to the new heading.
+    b.click("#panel a[href*='/preview?rev=']").await;
+    b.wait_for_element("#panel .preview").await;
+    b.wait_until(
+        "document.activeElement && document.activeElement.id === 'panel-title'",
+        "focus on the preview's heading",
+    )
+    .await;
+    // Esc closes it and focus returns to the History link that opened it.
+    b.press("\u{E00C}").await;
+    b.wait_until(
+        "!document.querySelector('#panel > *')",
+        "the drawer to close",
+    )
+    .await;
+    let back = b
+        .exec(
+            "return document.activeElement === document.querySelector(arguments[0]);",
+            json!([opener]),
+        )
+        .await;
+    let at = b.exec(FOCUSED, json!([])).await;
+    assert_eq!(back, json!(true), "focus after Esc is on {at}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_skip_link_is_the_first_tab_stop_and_moves_focus_to_the_file_list() {
+    if !browser::browser_available() {
+        return;
+    }
+    let shop = shop().await;
+    let driver = Driver::start().await;
+    let b = driver.session(Options::default()).await;
+    b.login(&shop.app.base, "dana", USER_PASSWORD).await;
+    b.wait_live().await;
+    b.exec(
+        "document.activeElement && document.activeElement.blur();",
+        json!([]),
+    )
+    .await;
+    tab(&b, 1, false).await;
+    let first = b
+        .exec(
+            "const a = document.activeElement, r = a.getBoundingClientRect();
+             return [a.className, a.textContent, r.top >= 0 && r.bottom <= innerHeight && r.width > 0];",
+            json!([]),
+        )
+        .await;
+    assert_eq!(first[0], json!("skip-link"), "first Tab: {first}");
+    assert_eq!(first[1], json!("Skip to files"), "{first}");
+    assert_eq!(first[2], json!(true), "visible when focused: {first}");
+    b.press("\u{E007}").await;
+    b.wait_until(
+        "document.activeElement && document.activeElement.id === 'file-list'",
+        "focus on the file list",
+    )
+    .await;
+    // The next Tab is inside the list, not back in the header.
+    tab(&b, 1, false).await;
+    let inside = b
+        .exec(
+            "return document.getElementById('file-list').contains(document.activeElement)",
+            json!([]),
+        )
+        .await;
+    let at = b.exec(FOCUSED, json!([])).await;
+    assert_eq!(inside, json!(true), "Tab after the skip link went to {at}");
+}
+
+/// Whether anything scrolls sideways: the page, or an element inside it
+/// (a table in a scroll box); the offenders, named.
+const SIDEWAYS: &str = "const out = [];
+    const se = document.scrollingElement;
+    if (se.scrollWidth > innerWidth) out.push('page ' + se.scrollWidth + ' > ' + innerWidth);
+    for (const el of document.querySelectorAll(arguments[0])) {
+      if (el.scrollWidth > el.clientWidth + 1) out.push(el.tagName + '.' + el.className + ' ' + el.scrollWidth + ' > ' + el.clientWidth);
+      const r = el.getBoundingClientRect();
+      if (r.right > innerWidth + 1) out.push(el.tagName + '.' + el.className + ' ends at ' + r.right);
+    }
+    for (const b of document.querySelectorAll(arguments[1])) {
+      const r = b.getBoundingClientRect();
+      if (r.width > 0 && (r.right > innerWidth + 1 || r.left < -1)) out.push('off screen: ' + b.textContent.trim() + ' at ' + r.left + '..' + r.right);
+    }
+    return out;";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_and_users_fit_a_phone_without_sideways_scrolling() {
+    if !browser::browser_available() {
+        return;
+    }
+    let shop = shop().await;
+    let app = &shop.app;
+    let id = shop.bracket;
+    // A long display name, to see it wrap between words only.
+    let admin = app.admin().await;
+    admin.create_user("christophermontgomery", "user").await;
+    let driver = Driver::start().await;
+    let phone = Options {
+        width: 390,
+        height: 844,
+        ..Options::default()
+    };
+    let b = driver.session(phone.clone()).await;
+    b.login(&app.base, "dana", USER_PASSWORD).await;
+    b.wait_live().await;
+    let path = b.screenshot("a11y-phone-dashboard").await;
+    if std::env::var("LATCH_WRITE_DOCS").is_ok_and(|v| v == "1") {
+        let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
+        std::fs::create_dir_all(&docs).expect("docs dir");
+        std::fs::copy(&path, docs.join("phone.png")).expect("copy docs/phone.png");
+    }
+    let off = b
+        .exec(SIDEWAYS, json!(["main, .toolbar", "main .btn"]))
+        .await;
+    assert_eq!(off, json!([]), "the dashboard at 390 px");
+    open_history(&b, id).await;
+    b.screenshot("a11y-phone-history-drawer").await;
+    let off = b
+        .exec(SIDEWAYS, json!(["#panel, #panel .table", "#panel .btn"]))
+        .await;
+    assert_eq!(off, json!([]), "the history drawer at 390 px");
+    b.goto(&app.url(&format!("/files/{id}/history"))).await;
+    b.wait_for_element("main .history").await;
+    b.screenshot("a11y-phone-history-page").await;
+    let off = b
+        .exec(SIDEWAYS, json!(["main, main .table", "main .history .btn"]))
+        .await;
+    assert_eq!(off, json!([]), "the history page at 390 px");
+
+    let a = driver.session(phone).await;
+    a.login(&app.base, "admin", common::ADMIN_PASSWORD).await;
+    a.goto(&app.url("/admin/users")).await;
+    a.wait_for_element("main table.users").await;
+    a.screenshot("a11y-phone-users").await;
+    let off = a
+        .exec(
+            SIDEWAYS,
+            json!([
+                "main, main .table",
+                "main .table .btn, main .table select, main .table input"
+            ]),
+        )
+        .await;
+    assert_eq!(off, json!([]), "the users page at 390 px");
+    // Every column is shown, and no name is broken inside a word: each
+    // username's text sits on one line.
+    let hidden = a
+        .exec(
+            "return [...document.querySelectorAll('table.users td')].filter(td => td.getClientRects().length === 0 || td.getBoundingClientRect().width < 1).length",
+            json!([]),
+        )
+        .await;
+    assert_eq!(hidden, json!(0), "hidden cells on the users page");
+    let broken = a
+        .exec(
+            "return [...document.querySelectorAll('table.users td code')].filter(c => c.getClientRects().length > 1).map(c => c.textContent);",
+            json!([]),
+        )
+        .await;
+    assert_eq!(broken, json!([]), "usernames broken across lines");
+}

@@ -333,6 +333,13 @@ impl Browser {
         self.must(reqwest::Method::POST, "/actions", actions).await;
     }
 
+    /// A W3C actions sequence (`{"actions": [...]}`), keys released after.
+    pub async fn actions(&self, actions: Value) {
+        self.must(reqwest::Method::POST, "/actions", actions).await;
+        self.must(reqwest::Method::DELETE, "/actions", Value::Null)
+            .await;
+    }
+
     /// Finds the element (waiting for it to appear) and clicks it.
     pub async fn click(&self, css: &str) {
         let el = self.wait_for_element(css).await;
