@@ -498,12 +498,7 @@ async fn history_and_users_fit_a_phone_without_sideways_scrolling() {
     let b = driver.session(phone.clone()).await;
     b.login(&app.base, "dana", USER_PASSWORD).await;
     b.wait_live().await;
-    let path = b.screenshot("a11y-phone-dashboard").await;
-    if std::env::var("LATCH_WRITE_DOCS").is_ok_and(|v| v == "1") {
-        let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
-        std::fs::create_dir_all(&docs).expect("docs dir");
-        std::fs::copy(&path, docs.join("phone.png")).expect("copy docs/phone.png");
-    }
+    b.screenshot("a11y-phone-dashboard").await;
     let off = b
         .exec(SIDEWAYS, json!(["main, .toolbar", "main .btn"]))
         .await;
