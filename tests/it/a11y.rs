@@ -444,6 +444,15 @@ async fn the_skip_link_is_the_first_tab_stop_and_moves_focus_to_the_file_list() 
     assert_eq!(first[0], json!("skip-link"), "first Tab: {first}");
     assert_eq!(first[1], json!("Skip to files"), "{first}");
     assert_eq!(first[2], json!(true), "visible when focused: {first}");
+    // The header's Live / Reconnecting… indicator is a status region, so
+    // a screen reader announces the change.
+    let live = b
+        .exec(
+            "const s = document.getElementById('live-status'); return [s.getAttribute('role'), s.textContent];",
+            json!([]),
+        )
+        .await;
+    assert_eq!(live, json!(["status", "Live"]));
     b.press("\u{E007}").await;
     b.wait_until(
         "document.activeElement && document.activeElement.id === 'file-list'",
@@ -548,4 +557,51 @@ async fn history_and_users_fit_a_phone_without_sideways_scrolling() {
         )
         .await;
     assert_eq!(broken, json!([]), "usernames broken across lines");
+}
+
+/// The contrast ratio of an element's text on its own background (both
+/// from computed styles; `rgb()` or `color(srgb …)`), as `[ratio, fg, bg]`.
+const CONTRAST: &str = "const el = document.querySelector(arguments[0]);
+    el.getAnimations().forEach(a => a.finish()); // colour transitions: their end state
+    const cs = getComputedStyle(el);
+    const parse = c => { const n = c.match(/[\\d.]+/g).map(Number);
+      return c.startsWith('color(') ? n.slice(0, 3).map(v => v * 255) : n.slice(0, 3); };
+    const lum = c => { const [r, g, b] = parse(c).map(v => { v /= 255;
+      return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); });
+      return 0.2126 * r + 0.7152 * g + 0.0722 * b; };
+    const a = lum(cs.color), b = lum(cs.backgroundColor);
+    return [Math.round((Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05) * 100) / 100, cs.color, cs.backgroundColor];";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_override_button_stays_readable_while_hovered_in_both_schemes() {
+    if !browser::browser_available() {
+        return;
+    }
+    let shop = shop().await;
+    let driver = Driver::start().await;
+    for scheme in ["light", "dark"] {
+        let b = driver
+            .session(Options {
+                color_scheme: scheme,
+                ..Options::default()
+            })
+            .await;
+        b.login(&shop.app.base, "admin", ADMIN_PASSWORD).await;
+        b.wait_live().await;
+        let summary = "details.danger-zone > summary";
+        let el = b.wait_for_element(summary).await;
+        let hover = json!({"actions": [{"type": "pointer", "id": "mouse", "parameters": {"pointerType": "mouse"},
+            "actions": [{"type": "pointerMove", "origin": {"element-6066-11e4-a52e-4f735466cecf": el.id}, "x": 0, "y": 0}]}]});
+        b.actions(hover.clone()).await;
+        let closed = b.exec(CONTRAST, json!([summary])).await;
+        b.click_el(&el).await;
+        b.actions(hover).await;
+        let open = b.exec(CONTRAST, json!([summary])).await;
+        for (state, c) in [("hovered", &closed), ("hovered while open", &open)] {
+            assert!(
+                c[0].as_f64().unwrap_or(0.0) >= 4.5,
+                "{scheme}: Override… {state}: contrast {c}"
+            );
+        }
+    }
 }
