@@ -60,7 +60,8 @@
     if (!el) return;
     el.dataset.state = state;
     if (live.transport) el.dataset.transport = live.transport;
-    el.textContent = LABELS[state];
+    // Only a change: #live-status is a status region, read out on each change.
+    if (el.textContent !== LABELS[state]) el.textContent = LABELS[state];
     el.title = note || (state === 'live' ? 'Live updates over ' + NAMES[live.transport] : LABELS[state]);
     var retry = document.getElementById('live-retry');
     if (retry) retry.hidden = state !== 'reconnecting';
@@ -431,15 +432,81 @@
     if (card) setTimeout(function () { flushCard(card); }, 0);
   });
 
-  /* ---- The side panel (#panel: history): its close button and Esc. ---- */
+  /* ---- The side panel (#panel: history, preview, compare) is a modal
+   * dialog (role and name in the layout): opening it moves focus to its
+   * heading, Tab cycles inside it, Esc or × closes it and focus goes back
+   * to the button that opened it. ---- */
+  // What opened the drawer: the element, and how to find its successor if
+  // a live update replaced the card meanwhile.
+  var opener = null;
+  function panelOpen() {
+    var p = document.getElementById('panel');
+    return !!(p && p.firstElementChild);
+  }
+  function rememberOpener(el) {
+    var card = el.closest && el.closest('article.card');
+    opener = { el: el, card: card && card.id, href: el.getAttribute('href') };
+  }
+  function restoreFocus() {
+    var o = opener, el = null;
+    opener = null;
+    if (o && o.el.isConnected) el = o.el;
+    else if (o && o.card && o.href) {
+      var card = document.getElementById(o.card);
+      el = card && Array.prototype.find.call(card.querySelectorAll('a[href]'), function (a) {
+        return a.getAttribute('href') === o.href;
+      });
+    }
+    if (!el) el = document.getElementById('main');
+    if (el) el.focus();
+  }
   function closePanel() {
     var p = document.getElementById('panel');
     if (!p || !p.firstChild) return false;
     p.replaceChildren();
+    restoreFocus();
     return true;
   }
   document.addEventListener('click', function (e) {
     if (e.target.closest && e.target.closest('[data-close-panel]')) closePanel();
+  });
+  document.addEventListener('htmx:beforeRequest', function (e) {
+    var t = e.detail.target, elt = e.detail.elt;
+    // A link inside the drawer keeps the first opener; one outside (another
+    // card's History while it is open) becomes the new one.
+    if (t && t.id === 'panel' && elt && !t.contains(elt)) rememberOpener(elt);
+  });
+  document.addEventListener('htmx:afterSwap', function (e) {
+    if (!e.detail.target || e.detail.target.id !== 'panel' || !panelOpen()) return;
+    var h = document.getElementById('panel-title');
+    if (h) h.focus();
+  });
+  function focusables(root) {
+    return Array.prototype.filter.call(
+      root.querySelectorAll('a[href], button:not([disabled]), input:not([disabled]):not([type=hidden]), select, textarea, summary, [tabindex="0"]'),
+      function (el) { return el.getClientRects().length > 0; });
+  }
+  document.addEventListener('keydown', function (e) {
+    if (e.key !== 'Tab' || !panelOpen()) return;
+    var p = document.getElementById('panel'), f = focusables(p);
+    if (f.length === 0) return;
+    var first = f[0], last = f[f.length - 1], a = document.activeElement;
+    if (!p.contains(a)) { e.preventDefault(); first.focus(); }
+    else if (e.shiftKey && (a === first || a.id === 'panel-title')) { e.preventDefault(); last.focus(); }
+    else if (!e.shiftKey && a === last) { e.preventDefault(); first.focus(); }
+  });
+
+  /* ---- The skip link: focus lands on its target (a list is not focusable
+   * by itself, so give it tabindex=-1 first). ---- */
+  document.addEventListener('click', function (e) {
+    var a = e.target.closest && e.target.closest('a.skip-link');
+    if (!a) return;
+    var t = document.getElementById(a.getAttribute('href').slice(1)) || document.getElementById('main');
+    if (!t) return;
+    e.preventDefault();
+    if (!t.hasAttribute('tabindex')) t.setAttribute('tabindex', '-1');
+    t.focus();
+    t.scrollIntoView({ block: 'start' });
   });
 
   /* ---- Presence: tell the server whose history this tab shows (the

@@ -986,7 +986,9 @@ async fn make_readme_screenshot() {
         .await;
     phone.login(&app.base, "dana", USER_PASSWORD).await;
     phone.wait_live().await;
-    phone.screenshot("tour-phone").await;
+    let path = phone.screenshot("tour-phone").await;
+    // The README's phone picture (issue 12: a phone-width dashboard).
+    std::fs::copy(&path, docs.join("phone.png")).unwrap();
     phone
         .click(&format!("#file-{bracket} details.checkin > summary"))
         .await;

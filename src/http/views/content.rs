@@ -15,7 +15,9 @@ fn rev_query(rev: Option<&str>) -> String {
 fn panel_head(title: Markup, as_panel: bool) -> Markup {
     html! {
         header.panel-head {
-            h2 { (title) }
+            // In the drawer, the dialog's name (`aria-labelledby` on #panel);
+            // on a page of its own, the page's one level-one heading.
+            @if as_panel { h2 #panel-title tabindex="-1" { (title) } } @else { h1 { (title) } }
             @if as_panel { button.btn.close type="button" data-close-panel aria-label="Close" { "×" } }
         }
     }

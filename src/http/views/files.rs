@@ -546,7 +546,7 @@ pub fn history(
     html! {
         section.history data-viewing-file=[as_panel.then_some(f.id)] {
             header.panel-head {
-                @if as_panel { h2 { "History of " (f.path) } } @else { h1 { "History of " (f.path) } }
+                @if as_panel { h2 #panel-title tabindex="-1" { "History of " (f.path) } } @else { h1 { "History of " (f.path) } }
                 (watch_toggle(f, watches, viewer))
                 @if as_panel { button.btn.close type="button" data-close-panel aria-label="Close" { "×" } }
             }
@@ -559,21 +559,22 @@ pub fn history(
                         @for (i, v) in versions.iter().enumerate() {
                             @let base = format!("/files/{}", f.id);
                             @let preview = format!("{base}/preview?rev={}", v.commit);
+                            // data-label: a phone shows each row as a block of labelled lines.
                             tr {
-                                td { b { (v.revision) } }
-                                td { (v.author) }
-                                td { (time_ago(v.at)) }
-                                td.message { (v.message) }
+                                td data-label="Revision" { b { (v.revision) } }
+                                td data-label="Author" { (v.author) }
+                                td data-label="When" { (time_ago(v.at)) }
+                                td.message data-label="Message" { (v.message) }
                                 td.actions { div.row-actions {
                                     a.btn href=(preview) hx-get=(preview) hx-target="#panel" hx-swap="innerHTML" aria-label=(format!("Preview {}", v.revision)) { "Preview" }
                                     " "
                                     // The version before it in content: a move changes none.
                                     @if let Some(prev) = versions[i + 1..].iter().find(|p| p.action != "move").filter(|_| v.action != "move") {
                                         @let diff = format!("{base}/diff?from={}&to={}", prev.commit, v.commit);
-                                        a.btn href=(diff) hx-get=(diff) hx-target="#panel" hx-swap="innerHTML" aria-label=(format!("Compare {} with previous ({})", v.revision, prev.revision)) { "Compare with previous" }
+                                        a.btn href=(diff) hx-get=(diff) hx-target="#panel" hx-swap="innerHTML" aria-label=(format!("Compare with previous: {} against {}", v.revision, prev.revision)) { "Compare with previous" }
                                         " "
                                     }
-                                    a.btn href=(format!("{base}/download?rev={}", v.commit)) download { "Download" }
+                                    a.btn href=(format!("{base}/download?rev={}", v.commit)) download aria-label=(format!("Download {}", v.revision)) { "Download" }
                                 } }
                             }
                         }

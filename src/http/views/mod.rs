@@ -172,6 +172,9 @@ pub struct Page<'a> {
     pub live_seq: Option<u64>,
     /// Who is online, for the header (pages that show it).
     pub presence: Option<&'a crate::presence::Snapshot>,
+    /// The skip link goes to the file list (the dashboard) rather than
+    /// the top of `main`.
+    pub skip_to_files: bool,
 }
 
 impl<'a> Page<'a> {
@@ -184,6 +187,7 @@ impl<'a> Page<'a> {
             flash: None,
             live_seq: None,
             presence: None,
+            skip_to_files: false,
         }
     }
 }
@@ -218,6 +222,12 @@ pub fn layout(page: Page<'_>, content: Markup) -> Markup {
                 data-live=(if page.live_seq.is_some() { "on" } else { "off" })
                 data-user=[page.session.map(|s| s.user.username.as_str())]
                 data-role=[page.session.map(|s| s.user.role.as_str())] {
+                // First in tab order: past the header to what the page is for.
+                @if page.skip_to_files {
+                    a.skip-link href="#file-list" { "Skip to files" }
+                } @else {
+                    a.skip-link href="#main" { "Skip to content" }
+                }
                 header.topbar {
                     a.brand href="/" { span.brand-mark aria-hidden="true" { "◆" } " Latch" }
                     @if let Some(session) = page.session {
@@ -230,7 +240,8 @@ pub fn layout(page: Page<'_>, content: Markup) -> Markup {
                             }
                         }
                         @if page.live_seq.is_some() {
-                            span #live-status .live-status data-state="connecting" title="Live updates" { "Connecting…" }
+                            // A status region: "Reconnecting…" and "Live" are read out as they change.
+                            span #live-status .live-status role="status" data-state="connecting" title="Live updates" { "Connecting…" }
                         }
                         @if let Some(p) = page.presence { (presence_header(p, false)) }
                         (bell(session.unread, false))
@@ -247,13 +258,15 @@ pub fn layout(page: Page<'_>, content: Markup) -> Markup {
                 @if let Some(seq) = page.live_seq {
                     div #live-seq data-seq=(seq) hidden {}
                 }
-                main.container {
+                main #main .container tabindex="-1" {
                     @if let Some(flash) = &page.flash {
                         p class=(if flash.error { "error" } else { "notice" }) role="status" { (flash.text) }
                     }
                     (content)
                 }
-                div #panel .panel {}
+                // The drawer (history, preview, compare): a modal dialog named
+                // by its heading, whose focus live.js manages. Hidden while empty.
+                div #panel .panel role="dialog" aria-modal="true" aria-labelledby="panel-title" {}
                 div #toasts .toasts aria-live="polite" {}
                 // Filled by a person's live messages; live.js shows it on the desktop.
                 div #desktop-notify hidden {}

@@ -89,16 +89,17 @@ pub fn users_page(users: &[UserRecord], viewer: &Viewer, draft: Option<&UserDraf
     html! {
         section {
             h1 { "Users" }
-            table.table {
+            table.table.users {
                 thead { tr { th { "Username" } th { "Name" } th { "Role" } th { "Status" } th { "Change" } } }
                 tbody {
                     @for u in users {
+                        // data-label: a phone shows each row as a block of labelled lines.
                         tr {
-                            td { code { (u.username) } }
-                            td { (u.display_name) }
-                            td { (u.role.as_str()) }
-                            td { @if u.disabled { span.badge.state.locked { "disabled" } } @else { span.badge.state.available { "active" } } }
-                            td {
+                            td data-label="Username" { code { (u.username) } }
+                            td data-label="Name" { (u.display_name) }
+                            td data-label="Role" { (u.role.as_str()) }
+                            td data-label="Status" { @if u.disabled { span.badge.state.locked { "disabled" } } @else { span.badge.state.available { "active" } } }
+                            td data-label="Change" {
                                 form.inline method="post" action=(format!("/admin/users/{}", u.username)) {
                                     (csrf_field(viewer))
                                     select name="role" aria-label="Role" {

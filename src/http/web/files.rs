@@ -55,6 +55,7 @@ pub(super) async fn dashboard(
         let mut page = page("Files", &session, "files", flash);
         page.live_seq = Some(board.seq);
         page.presence = Some(&presence);
+        page.skip_to_files = true;
         set_html_body(&mut resp, views::layout(page, content));
         Ok(resp)
     })

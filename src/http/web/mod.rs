@@ -295,6 +295,7 @@ fn page<'a>(title: &'a str, session: &'a Session, nav: &'a str, flash: Option<Fl
         flash,
         live_seq: None,
         presence: None,
+        skip_to_files: false,
     }
 }
 

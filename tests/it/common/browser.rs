@@ -333,6 +333,13 @@ impl Browser {
         self.must(reqwest::Method::POST, "/actions", actions).await;
     }
 
+    /// A W3C actions sequence (`{"actions": [...]}`), keys released after.
+    pub async fn actions(&self, actions: Value) {
+        self.must(reqwest::Method::POST, "/actions", actions).await;
+        self.must(reqwest::Method::DELETE, "/actions", Value::Null)
+            .await;
+    }
+
     /// Finds the element (waiting for it to appear) and clicks it.
     pub async fn click(&self, css: &str) {
         let el = self.wait_for_element(css).await;
@@ -389,6 +396,28 @@ impl Browser {
             json!({"script": script, "args": args}),
         )
         .await
+    }
+
+    /// Runs `script` as an asynchronous function body: it answers by calling
+    /// the callback WebDriver passes as its last argument (after `args`).
+    pub async fn exec_async(&self, script: &str, args: Value) -> Value {
+        self.must(
+            reqwest::Method::POST,
+            "/execute/async",
+            json!({"script": script, "args": args}),
+        )
+        .await
+    }
+
+    /// How long an asynchronous script may run before WebDriver gives up
+    /// (its default is 30 s: short for axe on a busy 2-core machine).
+    pub async fn script_timeout(&self, limit: Duration) {
+        self.must(
+            reqwest::Method::POST,
+            "/timeouts",
+            json!({"script": limit.as_millis() as u64}),
+        )
+        .await;
     }
 
     /// Like `exec`, but a failed script (page navigating, say) is `None`.
