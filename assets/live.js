@@ -596,6 +596,12 @@
     if (d.open) set.delete(s.dataset.folder); else set.add(s.dataset.folder);
     try { localStorage.setItem(COLLAPSED, JSON.stringify(Array.from(set))); } catch (_) { /* storage off: this page only */ }
   }, true);
+  document.addEventListener('click', function (e) {
+    var b = e.target.closest && e.target.closest('[data-folders]');
+    if (!b) return;
+    var open = b.dataset.folders === 'open';
+    document.querySelectorAll('details.folder-box').forEach(function (d) { d.open = open; });
+  });
   function listChanged() {
     var list = document.getElementById('file-list');
     if (!list) return;

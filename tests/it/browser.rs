@@ -2635,6 +2635,28 @@ async fn a_collapsed_folder_stays_collapsed_through_a_live_insert_and_a_reload()
         .await;
     alice.wait_until(open, "open again").await;
     assert!(line_height(alice, t.id).await > 0.0);
+    // All at once: a vault of 500 files in 20 folders is 20 lines.
+    t.bob.upload_ok("fixtures/vise.mcam", b"v").await;
+    alice
+        .wait_until(
+            "document.querySelectorAll('details.folder-box').length === 2",
+            "a second folder",
+        )
+        .await;
+    alice.click("[data-folders=close]").await;
+    alice
+        .wait_until(
+            "[...document.querySelectorAll('details.folder-box')].every(d => !d.open)",
+            "every folder collapsed",
+        )
+        .await;
+    alice.click("[data-folders=open]").await;
+    alice
+        .wait_until(
+            "[...document.querySelectorAll('details.folder-box')].every(d => d.open)",
+            "every folder open",
+        )
+        .await;
     assert_clean_console(alice, "collapsed folders", &[]).await;
 }
 

@@ -218,6 +218,12 @@ fn list_markup(
                     "Showing the first " (MAX_CARDS) " of " (matching) " matching files. Search or filter to find the rest."
                 }
             }
+            @if groups.len() > 1 {
+                div.list-tools.js-only {
+                    button.btn.quiet type="button" data-folders="close" { "Collapse all folders" }
+                    button.btn.quiet type="button" data-folders="open" { "Expand all" }
+                }
+            }
             @if table && !shown.is_empty() {
                 // The column names over the lines; each line is an article
                 // that names its own parts to a screen reader.
