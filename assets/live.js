@@ -646,6 +646,72 @@
     if (t && t.matches && t.matches('article.card') && isFiltered()) refreshList();
   });
 
+  /* ---- The list's views. Cards | Table is remembered by the server; here
+   * the switch and the filter form only follow the list that arrived.
+   * Folders collapse and stay so (this browser remembers which), live
+   * inserts still land inside a closed one. "My check-outs" keeps its
+   * count. A flat list sorted by last change moves a card that changed to
+   * the top; other sorts keep a changed card in place until a reload. ---- */
+  var COLLAPSED = 'latch.collapsedFolders';
+  function collapsedSet() {
+    try { return new Set(JSON.parse(localStorage.getItem(COLLAPSED) || '[]')); } catch (_) { return new Set(); }
+  }
+  document.addEventListener('toggle', function (e) {
+    var d = e.target, s = d.matches && d.matches('details.folder-box') && d.closest('section.folder');
+    if (!s) return;
+    var set = collapsedSet();
+    if (d.open) set.delete(s.dataset.folder); else set.add(s.dataset.folder);
+    try { localStorage.setItem(COLLAPSED, JSON.stringify(Array.from(set))); } catch (_) { /* storage off: this page only */ }
+  }, true);
+  document.addEventListener('click', function (e) {
+    var b = e.target.closest && e.target.closest('[data-folders]');
+    if (!b) return;
+    var open = b.dataset.folders === 'open';
+    document.querySelectorAll('details.folder-box').forEach(function (d) { d.open = open; });
+  });
+  function listChanged() {
+    var list = document.getElementById('file-list');
+    if (!list) return;
+    // A full list from the live stream after a gap has no filters: fetch
+    // it again with the page's own.
+    if (list.dataset.resync) { delete list.dataset.resync; refreshList(); }
+    var fresh = list.querySelectorAll('details.folder-box:not([data-seen])');
+    if (fresh.length) {
+      var set = collapsedSet();
+      fresh.forEach(function (d) {
+        d.dataset.seen = '1';
+        if (set.has(d.closest('section.folder').dataset.folder)) d.open = false;
+      });
+    }
+    list.querySelectorAll('section.folder').forEach(function (s) {
+      var n = s.querySelectorAll('article.card').length;
+      setText(s.querySelector('.folder-count'), n + (n === 1 ? ' file' : ' files'));
+    });
+    var view = list.dataset.view, field = document.getElementById('view-field');
+    if (field && view && field.value !== view) field.value = view;
+    document.querySelectorAll('#view-switch button[name=set_view]').forEach(function (b) {
+      var on = String(b.value === view);
+      if (b.getAttribute('aria-pressed') !== on) b.setAttribute('aria-pressed', on);
+    });
+    // The server counted all I hold; cards on the page that turned mine
+    // (or stopped being) since it did move the count.
+    var me = document.body.dataset.user;
+    var mine = me ? list.querySelectorAll('article.card[data-locked-by="' + CSS.escape(me) + '"]').length : 0;
+    if (list.dataset.heldShown === undefined) list.dataset.heldShown = String(mine);
+    var held = (parseInt(list.dataset.held, 10) || 0) + mine - parseInt(list.dataset.heldShown, 10);
+    setText(document.querySelector('#my-checkouts .my-count'), String(Math.max(0, held)));
+  }
+  // Before the focus keeper below: moving the card after it refocused
+  // would take the focus away again.
+  document.addEventListener('htmx:oobAfterSwap', function (e) {
+    var t = e.detail && e.detail.target, list = document.getElementById('file-list');
+    if (!t || !t.id || !list || list.dataset.sort !== 'modified') return;
+    var card = document.getElementById(t.id), box = document.getElementById('all-files');
+    if (!card || !box || card.parentNode !== box) return;
+    var first = box.firstElementChild;
+    if (first && first !== card && Number(card.dataset.modified) > Number(first.dataset.modified)) box.insertBefore(card, first);
+  });
+
 
   /* ---- Selection: the cards' checkboxes belong to the toolbar's
    * #selection form (form="selection"), so without JavaScript they post
@@ -769,7 +835,7 @@
   function queueSelection() {
     if (selectionQueued) return;
     selectionQueued = true;
-    Promise.resolve().then(function () { selectionQueued = false; showSelection(); });
+    Promise.resolve().then(function () { selectionQueued = false; showSelection(); listChanged(); });
   }
 
   /* ---- Progress of uploads. A multipart htmx form (upload, check-in)
@@ -988,6 +1054,7 @@
     }
     document.body.dataset.js = 'on';
     showSelection();
+    listChanged();
     // A folder whose last card left (a live delete) goes with it.
     if (document.getElementById('file-list')) new MutationObserver(function (ms) {
       queueSelection();

@@ -74,6 +74,40 @@ pub struct UserRecord {
     pub email: Option<EmailAddress>,
     #[serde(default, skip_serializing_if = "crate::mail::Choices::is_default")]
     pub mail: crate::mail::Choices,
+    /// How the dashboard lists files for them; left out while the default.
+    #[serde(default, skip_serializing_if = "ListView::is_default")]
+    pub view: ListView,
+}
+
+/// The dashboard's two ways of showing the same cards: a grid of cards, or
+/// one line per file (a CSS layout of the same markup).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ListView {
+    #[default]
+    Cards,
+    Table,
+}
+
+impl ListView {
+    pub fn parse(raw: &str) -> Option<ListView> {
+        match raw {
+            "cards" => Some(ListView::Cards),
+            "table" => Some(ListView::Table),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ListView::Cards => "cards",
+            ListView::Table => "table",
+        }
+    }
+
+    fn is_default(&self) -> bool {
+        *self == ListView::Cards
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

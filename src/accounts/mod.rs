@@ -198,6 +198,18 @@ impl Accounts {
             .await
     }
 
+    /// Remembers how `username` likes the dashboard listed (cards or table).
+    pub async fn set_view(
+        &self,
+        username: &str,
+        view: crate::store::ListView,
+    ) -> AppResult<UserRecord> {
+        let who = username.to_string();
+        self.store
+            .blocking(move |store| records::set_view(store, &who, view))
+            .await
+    }
+
     /// Changes a signed-in user's own password after checking the current
     /// one (counted like a sign-in). Every session of theirs ends; the
     /// returned one replaces the caller's.

@@ -11,7 +11,8 @@ use crate::files::Actor;
 use crate::mail::MailPatch;
 use crate::secret::{hex, random_bytes, random_hex, sha256};
 use crate::store::{
-    self, SESSIONS, SessionRecord, Store, TOKEN_HASHES, TOKENS, TokenRecord, USERS, UserRecord, now,
+    self, ListView, SESSIONS, SessionRecord, Store, TOKEN_HASHES, TOKENS, TokenRecord, USERS,
+    UserRecord, now,
 };
 
 /// For `latch user add` with the server stopped: creates a user; 409 when
@@ -41,6 +42,7 @@ pub(super) fn insert_user(
         created_at: now(),
         email: None,
         mail: Default::default(),
+        view: Default::default(),
     };
     store.write(|tx| {
         if only_if_none && tx.txn.open_table(USERS)?.len()? > 0 {
@@ -117,6 +119,19 @@ pub(super) fn set_mail(store: &Store, username: &str, patch: MailPatch) -> AppRe
             rec.mail.set(kind, on);
         }
         store::put_user(&tx.txn, &rec)?;
+        Ok(rec)
+    })
+}
+
+/// Blocking; see [`Accounts::set_view`].
+pub(super) fn set_view(store: &Store, username: &str, view: ListView) -> AppResult<UserRecord> {
+    store.write(|tx| {
+        let mut rec = store::get_user(&tx.txn.open_table(USERS)?, username)?
+            .ok_or_else(|| AppError::NotFound(format!("There is no user {username}.")))?;
+        if rec.view != view {
+            rec.view = view;
+            store::put_user(&tx.txn, &rec)?;
+        }
         Ok(rec)
     })
 }

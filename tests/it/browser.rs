@@ -2471,3 +2471,414 @@ async fn sized_upload(
     assert_eq!(resp.status(), 201, "upload {path}");
     resp.json::<Value>().await.unwrap()["id"].as_u64().unwrap()
 }
+
+/// The list's class and the height of card `id`: a table line is one line.
+async fn line_height(b: &Browser, id: u64) -> f64 {
+    b.exec(
+        "return document.getElementById('file-' + arguments[0]).getBoundingClientRect().height",
+        json!([id]),
+    )
+    .await
+    .as_f64()
+    .unwrap_or(f64::MAX)
+}
+
+/// Cards | Table: the switch swaps the list, pushes an address that reloads
+/// as the full page, and is remembered for the person (a bare `/` shows the
+/// table again). In the table a line is the same card element: another
+/// person's change swaps it live, ticks and focus survive, and the
+/// selection's action works on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_table_view_is_remembered_and_its_lines_stay_live() {
+    if !browser::browser_available() {
+        return;
+    }
+    let app = TestApp::spawn().await;
+    app.create_user("alice", "user").await;
+    let bob = app.user("bob").await;
+    let a = bob.upload_ok("jig/a.nc", b"a").await;
+    let b = bob.upload_ok("jig/b.nc", b"b").await;
+    let c = bob.upload_ok("other/c.nc", b"c").await;
+    let driver = Driver::start().await;
+    let alice = driver.session(Options::default()).await;
+    alice.login(&app.base, "alice", USER_PASSWORD).await;
+    alice.wait_live().await;
+    assert!(line_height(&alice, a).await > 100.0, "a card first");
+
+    alice.click("#view-switch button[value=table]").await;
+    alice
+        .wait_until(
+            "document.getElementById('file-list').classList.contains('table-view')
+             && document.querySelector('#view-switch button[value=table]').getAttribute('aria-pressed') === 'true'
+             && document.getElementById('view-field').value === 'table'",
+            "the table view",
+        )
+        .await;
+    assert!(alice.current_url().await.contains("view=table"));
+    alice.screenshot("table-01-switched").await;
+    let h = line_height(&alice, a).await;
+    assert!(h < 60.0, "one line per file: {h} px");
+
+    // Remembered: the bare dashboard shows the table again.
+    alice.goto(&app.url("/")).await;
+    alice.wait_live().await;
+    assert!(
+        line_height(&alice, a).await < 60.0,
+        "the table after a reload"
+    );
+    // An address with a view and a sort is a full page.
+    alice.goto(&app.url("/?view=table&sort=path")).await;
+    alice.wait_live().await;
+    assert!(alice.try_find("#filters").await.is_some());
+    assert!(
+        alice
+            .try_find(".file-list.table-view .list-head")
+            .await
+            .is_some()
+    );
+
+    // Tick b, focus a's Download; Bob checks out both: both lines swap live.
+    alice.click_el(&tick_box(&alice, b).await).await;
+    alice
+        .exec(
+            "document.querySelector('#file-' + arguments[0] + ' a[href$=\"/download\"]').focus();",
+            json!([a]),
+        )
+        .await;
+    assert_eq!(bob.checkout(a, "").await.status(), 200);
+    assert_eq!(bob.checkout(b, "").await.status(), 200);
+    wait_card(&alice, a, "locked", Some("bob"), "Bob's check-out of a").await;
+    wait_card(&alice, b, "locked", Some("bob"), "Bob's check-out of b").await;
+    alice
+        .wait_until(
+            &format!("document.activeElement === document.querySelector('#file-{a} a[href$=\"/download\"]')"),
+            "focus kept on a's Download through the live swap",
+        )
+        .await;
+    assert_eq!(
+        alice
+            .exec(
+                "return [...document.querySelectorAll('input[name=ids]:checked')].map(b => +b.value)",
+                json!([])
+            )
+            .await,
+        json!([b]),
+        "b's tick survives its swap"
+    );
+    assert!(
+        line_height(&alice, b).await < 60.0,
+        "a swapped line is a line"
+    );
+    // Bob lets b go; Alice checks out what she ticked, from the bar.
+    assert_eq!(bob.cancel(b).await.status(), 200);
+    wait_card(&alice, b, "available", None, "Bob's cancel").await;
+    alice.click_el(&tick_box(&alice, c).await).await;
+    alice
+        .wait_until(
+            "document.querySelector('#selection .selection-count').textContent === '2 selected'",
+            "two ticked",
+        )
+        .await;
+    alice.click("#selection button.primary[type=submit]").await;
+    wait_card(&alice, b, "locked", Some("alice"), "Alice's check-out of b").await;
+    wait_card(&alice, c, "locked", Some("alice"), "Alice's check-out of c").await;
+    alice
+        .wait_until(
+            "document.querySelector('#my-checkouts .my-count').textContent === '2'",
+            "My check-outs counts them",
+        )
+        .await;
+    alice.screenshot("table-02-live").await;
+    assert_clean_console(&alice, "the table view", &[]).await;
+}
+
+/// A folder collapses, stays collapsed when a colleague's new file lands in
+/// it live (the card is there, hidden) and across a reload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collapsed_folder_stays_collapsed_through_a_live_insert_and_a_reload() {
+    let Some(t) = alice_watches_bob().await else {
+        return;
+    };
+    let alice = &t.alice;
+    alice.wait_live().await;
+    let open = "document.querySelector(\"section.folder[data-folder='parts'] details\").open";
+    alice
+        .click("section.folder[data-folder='parts'] summary")
+        .await;
+    alice
+        .wait_until(&format!("!{open}"), "parts/ collapsed")
+        .await;
+    let new = t.bob.upload_ok("parts/new.mcam", b"n").await;
+    alice
+        .wait_until(
+            &format!(
+                "!!document.querySelector(\"section.folder[data-folder='parts'] #file-{new}\")"
+            ),
+            "the new file lands in the collapsed folder",
+        )
+        .await;
+    assert_eq!(
+        alice.exec(&format!("return {open}"), json!([])).await,
+        false
+    );
+    assert_eq!(
+        alice
+            .text("section.folder[data-folder='parts'] .folder-count")
+            .await,
+        "2 files"
+    );
+    alice.goto(&t.app.url("/")).await;
+    alice.wait_live().await;
+    alice
+        .wait_until(&format!("!{open}"), "still collapsed after a reload")
+        .await;
+    alice
+        .click("section.folder[data-folder='parts'] summary")
+        .await;
+    alice.wait_until(open, "open again").await;
+    assert!(line_height(alice, t.id).await > 0.0);
+    // All at once: a vault of 500 files in 20 folders is 20 lines.
+    t.bob.upload_ok("fixtures/vise.mcam", b"v").await;
+    alice
+        .wait_until(
+            "document.querySelectorAll('details.folder-box').length === 2",
+            "a second folder",
+        )
+        .await;
+    alice.click("[data-folders=close]").await;
+    alice
+        .wait_until(
+            "[...document.querySelectorAll('details.folder-box')].every(d => !d.open)",
+            "every folder collapsed",
+        )
+        .await;
+    alice.click("[data-folders=open]").await;
+    alice
+        .wait_until(
+            "[...document.querySelectorAll('details.folder-box')].every(d => d.open)",
+            "every folder open",
+        )
+        .await;
+    assert_clean_console(alice, "collapsed folders", &[]).await;
+}
+
+/// Sorting by last change is one list across folders, newest first; a
+/// check-in moves its file to the top live, a new file in a new folder
+/// joins the list. "My check-outs" is one click, a full page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sorting_by_last_change_lists_all_folders_newest_first_and_stays_live() {
+    let Some(t) = alice_watches_bob().await else {
+        return;
+    };
+    let alice = &t.alice;
+    let old = t.id; // parts/bracket.mcam, the oldest
+    let mid = t.bob.upload_ok("fixtures/vise.mcam", b"v").await;
+    let new = t.bob.upload_ok("parts/plate.mcam", b"p").await;
+    // Timestamps are whole seconds: make the order unambiguous.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    alice.goto(&t.app.url("/?sort=modified&view=table")).await;
+    alice.wait_live().await;
+    let order =
+        "return [...document.querySelectorAll('#file-list article.card')].map(c => +c.id.slice(5))";
+    assert!(
+        alice
+            .try_find("#file-list[data-flat] #all-files")
+            .await
+            .is_some()
+    );
+    assert!(alice.try_find("section.folder").await.is_none());
+    let first = alice.exec(order, json!([])).await;
+    assert_eq!(first[2], json!(old), "the oldest last: {first}");
+    assert!(
+        alice
+            .text(&format!("#file-{old} .card-path"))
+            .await
+            .contains("parts/"),
+        "each line shows its folder"
+    );
+    // Bob checks in the oldest: it goes to the top.
+    assert_eq!(t.bob.checkout(old, "").await.status(), 200);
+    assert_eq!(t.bob.checkin(old, b"v2", "v2", "minor").await.status(), 200);
+    alice
+        .wait_until(
+            &format!("document.querySelector('#all-files article.card').id === 'file-{old}'"),
+            "the checked-in file on top",
+        )
+        .await;
+    let _ = (mid, new);
+    // A new file in a new folder joins the flat list.
+    let newest = t.bob.upload_ok("brand/new.nc", b"x").await;
+    alice
+        .wait_until(
+            &format!("!!document.querySelector('#all-files #file-{newest}')"),
+            "a new file in the flat list",
+        )
+        .await;
+    alice.screenshot("table-03-by-last-change").await;
+
+    // My check-outs.
+    assert_eq!(alice.text("#my-checkouts .my-count").await, "0");
+    let alice_api = t.app.login("alice", USER_PASSWORD).await;
+    assert_eq!(alice_api.checkout(mid, "").await.status(), 200);
+    alice
+        .wait_until(
+            "document.querySelector('#my-checkouts .my-count').textContent === '1'",
+            "the count follows a live check-out",
+        )
+        .await;
+    alice.click("#my-checkouts").await;
+    alice
+        .wait_until(
+            "location.search.includes('state=mine') && document.querySelectorAll('#file-list article.card').length === 1",
+            "only what Alice holds",
+        )
+        .await;
+    assert!(alice.try_find(&format!("#file-{mid}")).await.is_some());
+    assert_clean_console(alice, "the flat list", &[]).await;
+}
+
+/// Makes `docs/table-view.png` for the README and looks at the dashboard
+/// with 500 files in both views (screenshots in target/screenshots/, the
+/// page's size and load time printed):
+/// `cargo test --test it -- --ignored browser::make_table_view_screenshot`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn make_table_view_screenshot() {
+    if !browser::browser_available() {
+        return;
+    }
+    let app = TestApp::spawn().await;
+    let dana = app.user("dana").await;
+    let marco = app.user("marco").await;
+    let files = [
+        (
+            "fixtures/pump-housing-op1.mcam",
+            "Pump housing, first op",
+            2_400_000,
+        ),
+        (
+            "fixtures/pump-housing-op2.mcam",
+            "Pump housing, second op",
+            2_150_000,
+        ),
+        (
+            "fixtures/soft-jaws-6in.mcam",
+            "Soft jaws for the 6\" vise",
+            310_000,
+        ),
+        ("fixtures/vise-stop.mcam", "Vise stop", 96_000),
+        (
+            "parts/bracket-5axis.mcam",
+            "Bracket for the 5-axis trunnion",
+            1_150_000,
+        ),
+        ("parts/base-plate.mcam", "Base plate, 12 mm 6061", 842_000),
+        (
+            "parts/manifold-block.mcam",
+            "Hydraulic manifold, four ports",
+            3_700_000,
+        ),
+        ("parts/cover-plate.mcam", "Cover plate", 420_000),
+        ("parts/shaft-collar.mcam", "Shaft collar", 130_000),
+        (
+            "programs/bracket-5axis.nc",
+            "Posted for the Haas UMC",
+            640_000,
+        ),
+        ("programs/manifold-op1.nc", "Posted for the DMG", 1_020_000),
+        ("programs/plate.nc", "Posted for the VF-2", 210_000),
+    ];
+    let mut ids = Vec::new();
+    for (i, (path, desc, size)) in files.iter().enumerate() {
+        let who = if i % 2 == 0 { &dana } else { &marco };
+        ids.push(sized_upload(who, path, desc, *size).await);
+    }
+    assert_eq!(
+        marco
+            .checkout(ids[0], "Tightening the bore tolerance")
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(dana.checkout(ids[4], "Adding chamfers").await.status(), 200);
+    assert_eq!(dana.checkout(ids[10], "").await.status(), 200);
+    assert_eq!(marco.checkout(ids[6], "").await.status(), 200);
+    assert_eq!(
+        marco
+            .checkin(ids[6], &vec![7u8; 3_650_000], "Port 3 moved 2 mm", "minor")
+            .await
+            .status(),
+        200
+    );
+    let driver = Driver::start().await;
+    let b = driver
+        .session(Options {
+            width: 1280,
+            height: 800,
+            ..Options::default()
+        })
+        .await;
+    b.login(&app.base, "dana", USER_PASSWORD).await;
+    b.wait_live().await;
+    b.click("#view-switch button[value=table]").await;
+    b.wait_for_element(".file-list.table-view").await;
+    b.settle().await;
+    let path = b.screenshot("readme-table").await;
+    let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
+    std::fs::copy(&path, docs.join("table-view.png")).unwrap();
+    b.goto(&app.url("/?sort=modified")).await;
+    b.wait_live().await;
+    b.screenshot("table-by-last-change").await;
+    let phone = driver
+        .session(Options {
+            width: 390,
+            height: 844,
+            ..Options::default()
+        })
+        .await;
+    phone.login(&app.base, "dana", USER_PASSWORD).await;
+    phone.wait_live().await;
+    phone.screenshot("table-phone").await;
+
+    // 500 files: the page in both views.
+    for i in 0..(500 - files.len()) {
+        let who = if i % 2 == 0 { &dana } else { &marco };
+        who.upload_ok(&format!("bulk/f{:02}/part-{i:04}.nc", i / 50), b"x")
+            .await;
+    }
+    // Each view twice, alternated: the first load of a page pays for cold caches.
+    for (view, name) in [
+        ("table", "at-500-table"),
+        ("cards", "at-500-cards"),
+        ("table", "at-500-table"),
+        ("cards", "at-500-cards"),
+    ] {
+        let url = app.url(&format!("/?view={view}"));
+        let html = dana
+            .get(&format!("/?view={view}"))
+            .await
+            .text()
+            .await
+            .unwrap();
+        b.goto(&url).await;
+        b.wait_live().await;
+        let timing = b
+            .exec(
+                "const n = performance.getEntriesByType('navigation')[0];
+                 return [n.responseEnd - n.requestStart, n.domInteractive, n.domContentLoadedEventEnd,
+                         document.querySelectorAll('article.card').length, document.documentElement.scrollHeight];",
+                json!([]),
+            )
+            .await;
+        std::fs::write(
+            browser::screenshot_dir().join(format!("{name}.html")),
+            &html,
+        )
+        .unwrap();
+        println!(
+            "{view} at 500 files: {} bytes of HTML; [response ms, DOM interactive ms, DOMContentLoaded ms, cards, page height px] = {timing}",
+            html.len()
+        );
+        b.screenshot(name).await;
+    }
+}

@@ -1851,3 +1851,117 @@ async fn pages_have_a_first_heading_and_no_empty_table_header() {
         );
     }
 }
+
+/// The dashboard's views without JavaScript: Cards | Table is a plain form
+/// that remembers the choice for the person (any browser they sign in on)
+/// and comes back to the dashboard's address with the filters; an address's
+/// own `view` shows that view without changing the setting. Sorting by
+/// last change lists across folders; by name, by folder (each collapsible).
+/// "My check-outs" is a link with the count.
+#[tokio::test]
+async fn the_view_switch_works_as_a_plain_form_and_is_remembered_per_person() {
+    let app = TestApp::spawn().await;
+    let alice_api = app.user("alice").await;
+    let a = alice_api.upload_ok("jig/a.nc", b"a").await;
+    alice_api.upload_ok("other/b.nc", b"b").await;
+    assert_eq!(alice_api.checkout(a, "").await.status(), 200);
+    let alice = Browser::sign_in(&app, "alice", USER_PASSWORD).await;
+
+    let page = alice.page("/").await;
+    assert!(!page.contains("table-view"), "cards first");
+    assert!(page.contains(r#"id="view-switch""#) && page.contains(r#"action="/view""#));
+    assert!(
+        page.contains(r#"href="/?state=mine""#),
+        "My check-outs is a link"
+    );
+    assert!(
+        page.contains(r#"<span class="my-count">1</span>"#),
+        "with the count of what Alice holds"
+    );
+    assert!(
+        page.contains(r#"<details class="folder-box" open>"#),
+        "folders are sections that collapse"
+    );
+
+    let resp = alice
+        .post(
+            "/view",
+            &[
+                ("_csrf", alice.csrf.as_str()),
+                ("set_view", "table"),
+                ("q", "nc"),
+                ("state", "all"),
+                ("sort", "size"),
+            ],
+        )
+        .await;
+    assert_eq!(resp.status(), 303);
+    assert_eq!(
+        header(&resp, "location"),
+        "/?q=nc&state=all&sort=size&view=table"
+    );
+    let page = alice.page("/").await;
+    assert!(page.contains("file-list table-view"), "remembered: {page}");
+    assert!(page.contains(r#"class="list-head""#), "with column names");
+    // The same person in another browser gets it too.
+    let elsewhere = Browser::sign_in(&app, "alice", USER_PASSWORD).await;
+    assert!(elsewhere.page("/").await.contains("file-list table-view"));
+    // An address's view wins for that page, and leaves the setting alone.
+    assert!(!alice.page("/?view=cards").await.contains("table-view"));
+    assert!(alice.page("/").await.contains("table-view"));
+
+    // Across folders: one flat list, no folder sections.
+    let page = alice.page("/?sort=modified").await;
+    assert!(page.contains(r#"data-flat="true""#) && page.contains(r#"id="all-files""#));
+    assert!(!page.contains(r#"class="folder""#), "no folder sections");
+    let page = alice.page("/?sort=path").await;
+    assert!(!page.contains("data-flat") && page.contains(r#"data-folder="jig""#));
+
+    // Unknown choices are refused with a sentence; a missing token too.
+    let resp = alice
+        .post(
+            "/view",
+            &[("_csrf", alice.csrf.as_str()), ("set_view", "grid")],
+        )
+        .await;
+    assert_flash(&alice, resp, "Choose a view", true).await;
+    let resp = alice
+        .http
+        .post(alice.url("/view"))
+        .form(&[("set_view", "cards")])
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(
+        header(&resp, "location"),
+        "/?view=cards",
+        "no CSRF token, no change"
+    );
+    assert!(alice.page("/").await.contains("table-view"));
+
+    // With htmx: the list, and the dashboard's address to push.
+    let resp = alice
+        .http
+        .post(alice.url("/view"))
+        .header("HX-Request", "true")
+        .form(&[
+            ("set_view", "cards"),
+            ("_csrf", alice.csrf.as_str()),
+            ("q", ""),
+            ("state", "all"),
+            ("sort", "path"),
+            ("view", "table"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        header(&resp, "hx-push-url"),
+        "/?state=all&sort=path&view=cards"
+    );
+    let body = resp.text().await.unwrap();
+    assert!(body.contains(r#"id="file-list""#) && !body.contains("<html"));
+    assert!(!body.contains("table-view"), "{body}");
+    assert!(!alice.page("/").await.contains("table-view"));
+}

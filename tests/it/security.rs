@@ -436,6 +436,15 @@ fn matrix() -> Vec<Row> {
             [401, 303, 303, 303, 401],
         ),
         row(
+            ("http/web/mod.rs", "POST", "/view"),
+            "POST",
+            "/view",
+            V::Browser,
+            N::Nothing,
+            P::Form("set_view=table"),
+            SIGNED_IN,
+        ),
+        row(
             ("http/web/mod.rs", "POST", "/watches"),
             "POST",
             "/watches",

@@ -8,8 +8,8 @@ use maud::{Markup, html};
 use super::inbox::{nudge_form, watch_toggle};
 use super::sets::{bulk_upload_form, checkin_set_popover, edit_popovers, selection_bar};
 use super::{
-    DASHBOARD_ACTIVITY, Filters, Viewer, action_form, csrf_field, folder_dom_id, iso_time,
-    time_ago, toast, viewing_line,
+    DASHBOARD_ACTIVITY, Filters, ListView, Viewer, action_form, csrf_field, folder_dom_id,
+    iso_time, time_ago, toast, viewing_line,
 };
 use crate::domain::human_size;
 use crate::files::Version;
@@ -43,12 +43,22 @@ pub struct Dashboard<'a> {
 }
 
 pub fn dashboard(d: Dashboard<'_>) -> Markup {
+    let held = held_by(d.files, d.viewer);
     html! {
         h1.sr-only { "Files" }
         section.toolbar {
             (counters(Counters::of(d.files), false))
+            // What I hold, one click away: a plain link, so it reloads and
+            // shares as the page it shows. live.js keeps the count current.
+            a #my-checkouts .btn.quiet.my-checkouts href="/?state=mine"
+                aria-current=[(d.filters.state == "mine").then_some("page")] {
+                "My check-outs " span.my-count { (held) }
+            }
             form #filters .filters method="get" action="/" hx-get="/files" hx-target="#file-list" hx-swap="outerHTML"
                 hx-trigger="input changed delay:250ms from:input[name=q], change from:select" hx-push-url="true" {
+                // The view shown, so a search keeps it (live.js updates it
+                // when Cards | Table switches).
+                input #view-field type="hidden" name="view" value=(d.filters.view.as_str());
                 label.sr-only for="q" { "Search" }
                 input #q type="search" name="q" value=(d.filters.q) placeholder="Search files, descriptions, holders…" autocomplete="off";
                 label.sr-only for="state" { "State" }
@@ -65,6 +75,7 @@ pub fn dashboard(d: Dashboard<'_>) -> Markup {
                 }
                 noscript { button.btn type="submit" { "Filter" } }
             }
+            (view_switch(d.viewer, d.filters))
             (checkin_set_popover(d.viewer))
             (upload_popover(d.viewer, d.max_upload))
             (selection_bar(d.viewer))
@@ -81,6 +92,38 @@ pub fn dashboard(d: Dashboard<'_>) -> Markup {
                     @for event in d.recent { (activity_line(event)) }
                 }
                 p { a href="/activity" { "All activity →" } }
+            }
+        }
+    }
+}
+
+/// How many files `viewer` holds.
+fn held_by(files: &[FileRecord], viewer: &Viewer) -> usize {
+    files
+        .iter()
+        .filter(|f| f.locked_by() == Some(viewer.username.as_str()))
+        .count()
+}
+
+/// Cards | Table. A form post (the choice is remembered for the person);
+/// with htmx it swaps the list and pushes the dashboard's address, with the
+/// filters of the form beside it.
+fn view_switch(viewer: &Viewer, filters: &Filters) -> Markup {
+    html! {
+        form #view-switch .view-switch method="post" action="/view" hx-post="/view" hx-include="#filters"
+            hx-target="#file-list" hx-swap="outerHTML" role="group" aria-label="List files as" {
+            (csrf_field(viewer))
+            // Without JavaScript the filters ride along here; with it,
+            // hx-include takes them from the filter form (noscript content
+            // is not part of the form then).
+            noscript {
+                input type="hidden" name="q" value=(filters.q);
+                input type="hidden" name="state" value=(filters.state);
+                input type="hidden" name="sort" value=(filters.sort);
+            }
+            @for (value, label) in [(ListView::Cards, "Cards"), (ListView::Table, "Table")] {
+                button.btn type="submit" name="set_view" value=(value.as_str())
+                    aria-pressed=(if filters.view == value { "true" } else { "false" }) { (label) }
             }
         }
     }
@@ -131,17 +174,43 @@ pub fn file_list_seen(
     stale_after: Duration,
     presence: &Snapshot,
 ) -> Markup {
+    list_markup(files, viewer, filters, stale_after, presence, false)
+}
+
+/// The list: by folder (name order; each folder can be collapsed), or one
+/// flat list across folders for the other sorts, where each card shows its
+/// folder. The table view is the same cards laid out as lines (app.css).
+/// `resync` marks a list the live stream sent after a gap, rendered with
+/// no filters: live.js fetches it again with the page's own.
+fn list_markup(
+    files: &[FileRecord],
+    viewer: &Viewer,
+    filters: &Filters,
+    stale_after: Duration,
+    presence: &Snapshot,
+    resync: bool,
+) -> Markup {
     let mut shown: Vec<&FileRecord> = files
         .iter()
         .filter(|f| filters.matches(f, viewer, stale_after))
         .collect();
     let matching = shown.len();
-    let groups = filters.arrange(&mut shown, MAX_CARDS);
+    let flat = filters.flat();
+    let groups = if flat {
+        filters.sort(&mut shown, MAX_CARDS);
+        Vec::new()
+    } else {
+        filters.arrange(&mut shown, MAX_CARDS)
+    };
+    let table = filters.view == ListView::Table;
+    let sort = if flat { filters.sort.as_str() } else { "path" };
     html! {
-        div #file-list .file-list {
+        div #file-list .file-list.table-view[table] data-view=(filters.view.as_str()) data-sort=(sort)
+            data-flat=[flat.then_some("true")] data-held=(held_by(files, viewer))
+            data-resync=[resync.then_some("true")] {
             @if files.is_empty() {
                 p.empty { "No files yet. Upload the first one with " b { "Upload file" } "." }
-            } @else if groups.is_empty() {
+            } @else if shown.is_empty() {
                 p.empty { "No file matches these filters." }
             }
             @if matching > MAX_CARDS {
@@ -149,17 +218,57 @@ pub fn file_list_seen(
                     "Showing the first " (MAX_CARDS) " of " (matching) " matching files. Search or filter to find the rest."
                 }
             }
+            @if groups.len() > 1 {
+                div.list-tools.js-only {
+                    button.btn.quiet type="button" data-folders="close" { "Collapse all folders" }
+                    button.btn.quiet type="button" data-folders="open" { "Expand all" }
+                }
+            }
+            @if table && !shown.is_empty() {
+                // The column names over the lines; each line is an article
+                // that names its own parts to a screen reader.
+                div.list-head aria-hidden="true" {
+                    span {} span { "Name" } span { "Revision" } span { "State" } span { "Last change" } span { "Size" } span { "Actions" }
+                }
+            }
+            @if flat {
+                section.flat-list {
+                    h2.sr-only { "All folders, by " (sort_words(sort)) }
+                    div.cards #all-files {
+                        @for f in &shown { (card_seen(f, viewer, false, stale_after, presence.viewers(f.id))) }
+                    }
+                }
+            }
             @for (folder, files) in &groups {
+                @let shown_name = if folder.is_empty() { "/".to_string() } else { format!("{folder}/") };
                 section.folder data-folder=(folder) {
-                    h2.folder-name { @if folder.is_empty() { "/" } @else { (folder) "/" } " " a.folder-zip href=(folder_zip_url(folder)) download { "Download folder (.zip)" } }
-                    button.btn.quiet.select-folder.js-only type="button" data-select-folder=(folder)
-                        aria-label=(format!("Select all in {}/", folder)) { "Select all" }
-                    div.cards id=(folder_dom_id(folder)) {
-                        @for f in files { (card_seen(f, viewer, false, stale_after, presence.viewers(f.id))) }
+                    // Collapsed or not: live.js remembers it per folder.
+                    details.folder-box open {
+                        summary.folder-summary {
+                            h2.folder-name { (shown_name) }
+                            span.folder-count { (files.len()) (if files.len() == 1 { " file" } else { " files" }) }
+                        }
+                        div.cards id=(folder_dom_id(folder)) {
+                            @for f in files { (card_seen(f, viewer, false, stale_after, presence.viewers(f.id))) }
+                        }
+                    }
+                    div.folder-tools {
+                        a.folder-zip href=(folder_zip_url(folder)) download { "Download folder (.zip)" span.sr-only { " " (shown_name) } }
+                        button.btn.quiet.select-folder.js-only type="button" data-select-folder=(folder)
+                            aria-label=(format!("Select all in {}/", folder)) { "Select all" }
                     }
                 }
             }
         }
+    }
+}
+
+fn sort_words(sort: &str) -> &'static str {
+    match sort {
+        "modified" => "last change",
+        "revision" => "revision",
+        "size" => "size",
+        _ => "name",
     }
 }
 
@@ -206,6 +315,7 @@ pub fn card_seen(
     let base = format!("/files/{}", f.id);
     html! {
         article.card.mine[mine] id=(format!("file-{}", f.id)) data-state=(state) data-locked-by=[holder]
+            data-modified=(f.modified_at)
             data-stale=[stale_since.map(|_| "true")] data-path=(f.path) hx-swap-oob=[oob.then_some("true")] {
             header.card-head {
                 // In the toolbar's selection form wherever the card is.
@@ -527,7 +637,14 @@ pub fn resync_fragment(
     seq: u64,
     stale_after: Duration,
 ) -> String {
-    let list = file_list(files, viewer, &Filters::default(), stale_after);
+    let list = list_markup(
+        files,
+        viewer,
+        &Filters::default(),
+        stale_after,
+        &Snapshot::default(),
+        true,
+    );
     html! {
         div hx-swap-oob="outerHTML:#file-list" { (list) }
         (counters(Counters::of(files), true))

@@ -29,6 +29,7 @@ use crate::accounts::Session;
 use crate::domain::Role;
 use crate::http::guards::CSRF_FIELD;
 pub use crate::live::{Counters, Viewer};
+pub use crate::store::ListView;
 use crate::store::{Event, FileRecord, now};
 
 #[derive(Debug, Clone, Default)]
@@ -36,6 +37,8 @@ pub struct Filters {
     pub q: String,
     pub state: String,
     pub sort: String,
+    /// Cards or table: the address's `view`, else the person's setting.
+    pub view: ListView,
 }
 
 impl Filters {
@@ -62,13 +65,14 @@ impl Filters {
             || f.locked_by().is_some_and(|o| o.contains(&q))
     }
 
-    /// Sorts in place and returns files grouped by folder, folders in name order.
-    /// Sorts, keeps the first `limit`, and groups by folder in name order.
-    pub fn arrange<'a>(
-        &self,
-        files: &mut Vec<&'a FileRecord>,
-        limit: usize,
-    ) -> Vec<(String, Vec<&'a FileRecord>)> {
+    /// Whether the list is one across folders: "recently changed", "largest"
+    /// mean the whole vault, not each folder. Sorting by name keeps folders.
+    pub fn flat(&self) -> bool {
+        matches!(self.sort.as_str(), "modified" | "revision" | "size")
+    }
+
+    /// Sorts in place and keeps the first `limit`.
+    pub fn sort(&self, files: &mut Vec<&FileRecord>, limit: usize) {
         match self.sort.as_str() {
             "modified" => {
                 files.sort_by(|a, b| b.modified_at.cmp(&a.modified_at).then(a.path.cmp(&b.path)))
@@ -80,6 +84,15 @@ impl Filters {
             _ => files.sort_by(|a, b| a.path.cmp(&b.path)),
         }
         files.truncate(limit);
+    }
+
+    /// Sorts, keeps the first `limit`, and groups by folder in name order.
+    pub fn arrange<'a>(
+        &self,
+        files: &mut Vec<&'a FileRecord>,
+        limit: usize,
+    ) -> Vec<(String, Vec<&'a FileRecord>)> {
+        self.sort(files, limit);
         let mut groups: std::collections::BTreeMap<String, Vec<&FileRecord>> = Default::default();
         for f in files.iter() {
             groups
@@ -88,6 +101,22 @@ impl Filters {
                 .push(f);
         }
         groups.into_iter().collect()
+    }
+
+    /// The dashboard's address for these filters (what a reload shows).
+    pub fn url(&self) -> String {
+        let mut pairs = url::form_urlencoded::Serializer::new(String::new());
+        for (k, v) in [
+            ("q", self.q.as_str()),
+            ("state", self.state.as_str()),
+            ("sort", self.sort.as_str()),
+        ] {
+            if !v.is_empty() {
+                pairs.append_pair(k, v);
+            }
+        }
+        pairs.append_pair("view", self.view.as_str());
+        format!("/?{}", pairs.finish())
     }
 }
 

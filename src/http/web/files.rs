@@ -14,6 +14,7 @@ use super::{
     redirect, respond, set_html_body, take_flash,
 };
 use crate::domain::{LockComment, NudgeMessage};
+use crate::error::AppError;
 use crate::files::Files;
 use crate::http::downloads::download_response;
 use crate::http::error::html;
@@ -39,7 +40,7 @@ pub(super) async fn dashboard(
         };
         let viewer = Viewer::of(&session);
         let board = files.board(views::DASHBOARD_ACTIVITY).await?;
-        let filters = filters_from(&query);
+        let filters = filters_from(&query, session.user.view);
         let mut resp = Response::default();
         let flash = take_flash(req, &mut resp);
         let presence = hub.presence().snapshot();
@@ -84,11 +85,51 @@ pub(super) async fn file_list(
         let markup = views::file_list(
             &list,
             &Viewer::of(&session),
-            &filters_from(&query),
+            &filters_from(&query, session.user.view),
             files.stale_after(),
         );
         let mut resp = html(StatusCode::OK, markup);
         if let Ok(url) = HeaderValue::from_str(&page) {
+            resp.headers_mut().insert("HX-Push-Url", url);
+        }
+        Ok(resp)
+    })
+    .await
+}
+
+/// The toolbar's Cards | Table: remembers the choice for the person (it
+/// follows them to any browser) and shows the list that way, with the
+/// filters the form carried. Plain form: back to the dashboard's address;
+/// htmx: the list, and that address to push.
+#[handler]
+pub(super) async fn set_view(
+    req: &Request,
+    guard: Guard<'_>,
+    Data(files): Data<&Files>,
+    body: Body,
+) -> Response {
+    respond(req, async {
+        let fields = read_form(body).await?;
+        let session = guard.writer(Some(&fields)).await?;
+        let view = views::ListView::parse(fields.text("set_view"))
+            .ok_or_else(|| AppError::BadRequest("Choose a view: cards or table.".to_string()))?;
+        guard
+            .accounts
+            .set_view(&session.user.username, view)
+            .await?;
+        let query: HashMap<String, String> = ["q", "state", "sort"]
+            .into_iter()
+            .filter_map(|k| fields.get(k).map(|v| (k.to_string(), v.to_string())))
+            .collect();
+        let filters = filters_from(&query, view);
+        let url = filters.url();
+        if !is_htmx(req) {
+            return Ok(redirect(&url));
+        }
+        let list = files.list().await?;
+        let markup = views::file_list(&list, &Viewer::of(&session), &filters, files.stale_after());
+        let mut resp = html(StatusCode::OK, markup);
+        if let Ok(url) = HeaderValue::from_str(&url) {
             resp.headers_mut().insert("HX-Push-Url", url);
         }
         Ok(resp)

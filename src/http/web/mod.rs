@@ -26,7 +26,7 @@ use crate::http::forms::{self, Fields};
 use crate::http::guards;
 use crate::http::live::{sse_endpoint, viewing, ws_endpoint};
 use crate::http::serve;
-use crate::http::views::{self, Filters, Flash, Page, Viewer};
+use crate::http::views::{self, Filters, Flash, ListView, Page, Viewer};
 use crate::secret;
 use crate::store::FileRecord;
 
@@ -40,6 +40,7 @@ pub fn routes() -> Route {
         .at("/setup", get(sign_in::setup_form).post(sign_in::setup_submit))
         .at("/signup", post(sign_in::signup))
         .at("/files", get(files::file_list).post(files::upload))
+        .at("/view", post(files::set_view))
         .at("/files/checkout", post(sets::checkout_set))
         .at("/files/cancel", post(sets::cancel_set))
         .at("/files/checkin", post(sets::checkin_set))
@@ -299,7 +300,9 @@ fn page<'a>(title: &'a str, session: &'a Session, nav: &'a str, flash: Option<Fl
     }
 }
 
-fn filters_from(query: &HashMap<String, String>) -> Filters {
+/// The filters an address (or form) names; `view` falls back to `usual`,
+/// the person's own setting, when absent or not one Latch knows.
+fn filters_from(query: &HashMap<String, String>, usual: ListView) -> Filters {
     let pick = |k: &str| {
         query
             .get(k)
@@ -310,6 +313,10 @@ fn filters_from(query: &HashMap<String, String>) -> Filters {
         q: pick("q"),
         state: pick("state"),
         sort: pick("sort"),
+        view: query
+            .get("view")
+            .and_then(|v| ListView::parse(v))
+            .unwrap_or(usual),
     }
 }
 
