@@ -19,7 +19,7 @@ use crate::error::{AppError, AppResult};
 use crate::store::META;
 
 /// The schema this Latch writes and reads.
-pub const CURRENT: u32 = 3;
+pub const CURRENT: u32 = 4;
 
 const VERSION_KEY: &str = "schema_version";
 
@@ -48,6 +48,11 @@ pub const MIGRATIONS: &[Migration] = &[
         to: 3,
         what: "each person's inbox (notifications and an unread count), what they watch, and when they last asked a holder to release a file; user records may carry an e-mail address and which notifications to mail, and mail owed waits in an outbox; an older Latch must not open it and leave people's notifications behind",
         run: crate::inbox::create_tables,
+    },
+    Migration {
+        to: 4,
+        what: "user records may carry how the person likes the dashboard listed (cards or table); existing records read as cards, and an older Latch must not rewrite them and drop the choice",
+        run: |_| Ok(()),
     },
 ];
 

@@ -111,7 +111,7 @@ fn held_by(files: &[FileRecord], viewer: &Viewer) -> usize {
 fn view_switch(viewer: &Viewer, filters: &Filters) -> Markup {
     html! {
         form #view-switch .view-switch method="post" action="/view" hx-post="/view" hx-include="#filters"
-            hx-target="#file-list" hx-swap="outerHTML" role="group" aria-label="List files as" {
+            hx-target="#file-list" hx-swap="outerHTML" {
             (csrf_field(viewer))
             // Without JavaScript the filters ride along here; with it,
             // hx-include takes them from the filter form (noscript content
@@ -121,9 +121,12 @@ fn view_switch(viewer: &Viewer, filters: &Filters) -> Markup {
                 input type="hidden" name="state" value=(filters.state);
                 input type="hidden" name="sort" value=(filters.sort);
             }
-            @for (value, label) in [(ListView::Cards, "Cards"), (ListView::Table, "Table")] {
-                button.btn type="submit" name="set_view" value=(value.as_str())
-                    aria-pressed=(if filters.view == value { "true" } else { "false" }) { (label) }
+            // The group is inside the form: a form may not be a group.
+            div.view-switch-buttons role="group" aria-label="List files as" {
+                @for (value, label) in [(ListView::Cards, "Cards"), (ListView::Table, "Table")] {
+                    button.btn type="submit" name="set_view" value=(value.as_str())
+                        aria-pressed=(if filters.view == value { "true" } else { "false" }) { (label) }
+                }
             }
         }
     }

@@ -340,10 +340,22 @@ impl Browser {
             .await;
     }
 
-    /// Finds the element (waiting for it to appear) and clicks it.
+    /// Finds the element (waiting for it to appear) and clicks it. An
+    /// element swapped out between finding and clicking (htmx replaced it)
+    /// is found again, as a person would click the new one.
     pub async fn click(&self, css: &str) {
-        let el = self.wait_for_element(css).await;
-        self.click_el(&el).await;
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let el = self.wait_for_element(css).await;
+            let path = format!("/element/{}/click", el.id);
+            match self.cmd(reqwest::Method::POST, &path, json!({})).await {
+                Ok(_) => return,
+                Err(e) if e.error == "stale element reference" && Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("WebDriver {path}: {}: {}", e.error, e.message),
+            }
+        }
     }
 
     pub async fn send_keys_el(&self, el: &Element, text: &str) {
