@@ -11,6 +11,7 @@ use super::{
     DASHBOARD_ACTIVITY, Filters, Viewer, action_form, csrf_field, folder_dom_id, iso_time,
     time_ago, toast, viewing_line,
 };
+use crate::accounts::Names;
 use crate::domain::human_size;
 use crate::files::Version;
 use crate::live::Counters;
@@ -40,6 +41,8 @@ pub struct Dashboard<'a> {
     pub stale_after: Duration,
     /// Who views which file, for the cards' "carol is viewing" lines.
     pub presence: &'a Snapshot,
+    /// Display names for the cards.
+    pub names: &'a Names,
 }
 
 pub fn dashboard(d: Dashboard<'_>) -> Markup {
@@ -72,7 +75,7 @@ pub fn dashboard(d: Dashboard<'_>) -> Markup {
             div #uploads .uploads aria-live="polite" {}
         }
         div.layout {
-            (file_list_seen(d.files, d.viewer, d.filters, d.stale_after, d.presence))
+            (file_list_seen(d.files, d.viewer, d.filters, d.stale_after, d.presence, d.names))
             aside.side {
                 h2 { "Recent activity" }
                 // live.js trims the list to data-max as events arrive, so a
@@ -118,8 +121,16 @@ pub fn file_list(
     viewer: &Viewer,
     filters: &Filters,
     stale_after: Duration,
+    names: &Names,
 ) -> Markup {
-    file_list_seen(files, viewer, filters, stale_after, &Snapshot::default())
+    file_list_seen(
+        files,
+        viewer,
+        filters,
+        stale_after,
+        &Snapshot::default(),
+        names,
+    )
 }
 
 /// The list with the viewing lines `presence` gives (a page render; live
@@ -130,10 +141,11 @@ pub fn file_list_seen(
     filters: &Filters,
     stale_after: Duration,
     presence: &Snapshot,
+    names: &Names,
 ) -> Markup {
     let mut shown: Vec<&FileRecord> = files
         .iter()
-        .filter(|f| filters.matches(f, viewer, stale_after))
+        .filter(|f| filters.matches(f, viewer, stale_after, names))
         .collect();
     let matching = shown.len();
     let groups = filters.arrange(&mut shown, MAX_CARDS);
@@ -155,7 +167,7 @@ pub fn file_list_seen(
                     button.btn.quiet.select-folder.js-only type="button" data-select-folder=(folder)
                         aria-label=(format!("Select all in {}/", folder)) { "Select all" }
                     div.cards id=(folder_dom_id(folder)) {
-                        @for f in files { (card_seen(f, viewer, false, stale_after, presence.viewers(f.id))) }
+                        @for f in files { (card_seen(f, viewer, false, stale_after, presence.viewers(f.id), names)) }
                     }
                 }
             }
@@ -166,8 +178,22 @@ pub fn file_list_seen(
 /// How many of a file's line its card names; the rest are counted.
 const SHOWN_IN_LINE: usize = 10;
 
-pub fn card(f: &FileRecord, viewer: &Viewer, oob: bool, stale_after: Duration) -> Markup {
-    card_seen(f, viewer, oob, stale_after, &[])
+pub fn card(
+    f: &FileRecord,
+    viewer: &Viewer,
+    oob: bool,
+    stale_after: Duration,
+    names: &Names,
+) -> Markup {
+    card_seen(f, viewer, oob, stale_after, &[], names)
+}
+
+/// A person as a card names them: the display name (as the header and
+/// history do); the element around it carries the username as its title.
+/// Read from `names`, not the database: the hub renders a card per viewer
+/// class for every event.
+fn person(names: &Names, username: &str) -> String {
+    names.of(username)
 }
 
 /// A file's card, with its "… is viewing" line naming `viewers`. A lock
@@ -179,8 +205,10 @@ pub fn card_seen(
     oob: bool,
     stale_after: Duration,
     viewers: &[String],
+    names: &Names,
 ) -> Markup {
     let holder = f.locked_by();
+    let viewers: Vec<String> = viewers.iter().map(|v| names.of(v)).collect();
     let mine = holder == Some(viewer.username.as_str());
     let at = now();
     let stale_since = f
@@ -218,11 +246,11 @@ pub fn card_seen(
                 @if mine {
                     span.badge.state.mine { "Checked out by you" }
                 } @else if let Some(h) = holder {
-                    span.badge.state.locked { "Checked out by " (h) }
+                    span.badge.state.locked title=(h) { "Checked out by " (person(names, h)) }
                 } @else if reserved_for_me {
                     span.badge.state.mine { "Reserved for you" }
                 } @else if let Some(r) = reserved {
-                    span.badge.state.locked { "Reserved for " (r.username) }
+                    span.badge.state.locked title=(r.username) { "Reserved for " (person(names, &r.username)) }
                 } @else {
                     span.badge.state.available { "Available" }
                 }
@@ -236,17 +264,17 @@ pub fn card_seen(
             @if !f.description.is_empty() { p.card-desc { (f.description) } }
             dl.card-meta {
                 div { dt { "Size" } dd { (human_size(f.size)) } }
-                div { dt { "Last change" } dd { (time_ago(f.modified_at)) " by " (f.modified_by) } }
+                div { dt { "Last change" } dd { (time_ago(f.modified_at)) " by " span title=(f.modified_by) { (person(names, &f.modified_by)) } } }
             }
             @if let Some(lock) = &f.lock {
                 div.lock-info {
-                    "Checked out by " b { @if mine { "you" } @else { (lock.owner) } } " " (time_ago(lock.locked_at))
+                    "Checked out by " b title=[(!mine).then_some(&lock.owner)] { @if mine { "you" } @else { (person(names, &lock.owner)) } } " " (time_ago(lock.locked_at))
                     @if let Some(c) = &lock.comment { " — " q.lock-comment { (c) } }
                 }
             }
             @if let Some(r) = reserved {
                 div.lock-info.reserve-info {
-                    "Reserved for " b { @if reserved_for_me { "you" } @else { (r.username) } }
+                    "Reserved for " b title=[(!reserved_for_me).then_some(&r.username)] { @if reserved_for_me { "you" } @else { (person(names, &r.username)) } }
                     " until " time datetime=(iso_time(r.until)) { (clock_utc(r.until)) }
                     @if reserved_for_me { ": check it out, or decline to pass it on." }
                 }
@@ -258,7 +286,7 @@ pub fn card_seen(
                         // The same for everyone in line: the live card is
                         // rendered once for all of them, however long the line.
                         @for who in f.queue.iter().take(SHOWN_IN_LINE) {
-                            li { (who) }
+                            li title=(who) { (person(names, who)) }
                         }
                         @if f.queue.len() > SHOWN_IN_LINE {
                             li.more { "and " (f.queue.len() - SHOWN_IN_LINE) " more" }
@@ -266,7 +294,7 @@ pub fn card_seen(
                     }
                 }
             }
-            (viewing_line(f.id, viewers, false))
+            (viewing_line(f.id, &viewers, false))
             div.card-actions {
                 @if mine {
                     details.popover.checkin {
@@ -315,13 +343,13 @@ pub fn card_seen(
                     }))
                 }
                 @if let Some(h) = holder.filter(|_| !mine) {
-                    (nudge_form(f, h, viewer))
+                    (nudge_form(f, &names.of(h), viewer))
                 }
                 @if viewer.admin && holder.is_some() && !mine {
                     details.popover.danger-zone {
                         summary.btn.danger { "Override…" }
                         div.popover-body {
-                            p { "Take the lock away from " b { (holder.unwrap_or_default()) } "? Their unsaved work stays on their machine; they will be told." }
+                            p { "Take the lock away from " b title=(holder.unwrap_or_default()) { (person(names, holder.unwrap_or_default())) } "? Their unsaved work stays on their machine; they will be told." }
                             (action_form(viewer, &format!("{base}/override"), "override", html! {
                                 // The holder this dialog named: if the file changed hands
                                 // since, the override is refused instead of breaking theirs.
@@ -467,7 +495,13 @@ pub fn override_toast(e: &Event) -> String {
 }
 
 /// The live fragment for one event, for one class of viewer.
-pub fn event_fragment(e: &Event, viewer: &Viewer, c: Counters, stale_after: Duration) -> String {
+pub fn event_fragment(
+    e: &Event,
+    viewer: &Viewer,
+    c: Counters,
+    stale_after: Duration,
+    names: &Names,
+) -> String {
     let toast_kind = match e.kind {
         EventKind::Overridden | EventKind::Deleted | EventKind::Expired => "info",
         _ if e.actor == viewer.username => "success",
@@ -476,14 +510,14 @@ pub fn event_fragment(e: &Event, viewer: &Viewer, c: Counters, stale_after: Dura
     let markup = html! {
         @match &e.file {
             Some(f) if e.kind == EventKind::Created => {
-                div.card-insert hx-swap-oob=(format!("beforeend:#{}", folder_dom_id(f.path.folder()))) { (card(f, viewer, false, stale_after)) }
+                div.card-insert hx-swap-oob=(format!("beforeend:#{}", folder_dom_id(f.path.folder()))) { (card(f, viewer, false, stale_after, names)) }
             }
             Some(f) if e.kind == EventKind::Moved => {
                 // Out of its old folder, into its new one.
                 article id=(format!("file-{}", e.file_id)) hx-swap-oob="delete" {}
-                div.card-insert hx-swap-oob=(format!("beforeend:#{}", folder_dom_id(f.path.folder()))) { (card(f, viewer, false, stale_after)) }
+                div.card-insert hx-swap-oob=(format!("beforeend:#{}", folder_dom_id(f.path.folder()))) { (card(f, viewer, false, stale_after, names)) }
             }
-            Some(f) => { (card(f, viewer, true, stale_after)) }
+            Some(f) => { (card(f, viewer, true, stale_after, names)) }
             None => { article id=(format!("file-{}", e.file_id)) hx-swap-oob="delete" {} }
         }
         @match reserved_for_viewer(e, viewer) {
@@ -526,8 +560,9 @@ pub fn resync_fragment(
     viewer: &Viewer,
     seq: u64,
     stale_after: Duration,
+    names: &Names,
 ) -> String {
-    let list = file_list(files, viewer, &Filters::default(), stale_after);
+    let list = file_list(files, viewer, &Filters::default(), stale_after, names);
     html! {
         div hx-swap-oob="outerHTML:#file-list" { (list) }
         (counters(Counters::of(files), true))

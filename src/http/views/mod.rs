@@ -40,7 +40,13 @@ pub struct Filters {
 
 impl Filters {
     /// Whether `f` passes the filters; a lock older than `stale_after` is stale.
-    pub fn matches(&self, f: &FileRecord, viewer: &Viewer, stale_after: Duration) -> bool {
+    pub fn matches(
+        &self,
+        f: &FileRecord,
+        viewer: &Viewer,
+        stale_after: Duration,
+        names: &crate::accounts::Names,
+    ) -> bool {
         let at = now();
         let reserved = f.reserved_for(at).is_some();
         let state_ok = match self.state.as_str() {
@@ -59,7 +65,8 @@ impl Filters {
         q.is_empty()
             || f.path.as_str().to_lowercase().contains(&q)
             || f.description.to_lowercase().contains(&q)
-            || f.locked_by().is_some_and(|o| o.contains(&q))
+            || f.locked_by()
+                .is_some_and(|o| o.contains(&q) || names.display_contains(o, &q))
     }
 
     /// Sorts in place and returns files grouped by folder, folders in name order.
@@ -285,11 +292,13 @@ pub fn error_page(status: u16, text: &str) -> Markup {
 pub struct Fragments {
     /// A lock older than this is shown as stale (`--stale-after`).
     pub stale_after: Duration,
+    /// Display names for cards; `Accounts` keeps it current.
+    pub names: crate::accounts::Names,
 }
 
 impl crate::live::Render for Fragments {
     fn event(&self, event: &Event, viewer: &Viewer, counters: Counters) -> String {
-        event_fragment(event, viewer, counters, self.stale_after)
+        event_fragment(event, viewer, counters, self.stale_after, &self.names)
     }
 
     fn override_toast(&self, event: &Event) -> String {
@@ -301,11 +310,11 @@ impl crate::live::Render for Fragments {
     }
 
     fn resync(&self, files: &[FileRecord], viewer: &Viewer, seq: u64) -> String {
-        resync_fragment(files, viewer, seq, self.stale_after)
+        resync_fragment(files, viewer, seq, self.stale_after, &self.names)
     }
 
     fn refresh(&self, file: &FileRecord, viewer: &Viewer) -> String {
-        card(file, viewer, true, self.stale_after).into_string()
+        card(file, viewer, true, self.stale_after, &self.names).into_string()
     }
 
     fn inbox(&self, change: &crate::inbox::InboxChange) -> String {

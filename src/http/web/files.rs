@@ -51,6 +51,7 @@ pub(super) async fn dashboard(
             max_upload: guard.config.max_upload,
             stale_after: files.stale_after(),
             presence: &presence,
+            names: guard.accounts.names(),
         });
         let mut page = page("Files", &session, "files", flash);
         page.live_seq = Some(board.seq);
@@ -85,6 +86,7 @@ pub(super) async fn file_list(
             &Viewer::of(&session),
             &filters_from(&query),
             files.stale_after(),
+            guard.accounts.names(),
         );
         let mut resp = html(StatusCode::OK, markup);
         if let Ok(url) = HeaderValue::from_str(&page) {
@@ -107,7 +109,13 @@ pub(super) async fn file_card(
         let file = files.get(parse_id(&id)?).await?;
         Ok(html(
             StatusCode::OK,
-            views::card(&file, &Viewer::of(&session), false, files.stale_after()),
+            views::card(
+                &file,
+                &Viewer::of(&session),
+                false,
+                files.stale_after(),
+                guard.accounts.names(),
+            ),
         ))
     })
     .await

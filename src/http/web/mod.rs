@@ -334,12 +334,19 @@ fn action_done(
     if is_htmx(req) {
         let viewer = Viewer::of(session);
         let markup = html! {
-            @if let Some(f) = file { (views::card(f, &viewer, true, stale_after)) }
+            @if let Some(f) = file { (views::card(f, &viewer, true, stale_after, &names_of(req))) }
             (views::toast("success", &message))
         };
         return html(StatusCode::OK, markup);
     }
     notice(back, message)
+}
+
+/// The display names cards show (usernames, should the service be missing).
+pub(super) fn names_of(req: &Request) -> crate::accounts::Names {
+    req.data::<crate::accounts::Accounts>()
+        .map(|a| a.names().clone())
+        .unwrap_or_default()
 }
 
 /// Where a plain form goes back to: the page it names (`back`), if known.
