@@ -113,7 +113,10 @@ pub fn open(config: Config) -> Result<App, StartError> {
         store.clone(),
         Arc::new(http::views::Fragments {
             stale_after: config.stale_after,
-            names: names.clone(),
+            cards: http::views::Cards {
+                names: names.clone(),
+                max_upload: config.max_upload,
+            },
         }),
     )?;
     let applied = files.reconcile()?;

@@ -51,7 +51,7 @@ pub(super) async fn dashboard(
             max_upload: guard.config.max_upload,
             stale_after: files.stale_after(),
             presence: &presence,
-            names: guard.accounts.names(),
+            cards: &super::cards_of(req),
         });
         let mut page = page("Files", &session, "files", flash);
         page.live_seq = Some(board.seq);
@@ -86,7 +86,7 @@ pub(super) async fn file_list(
             &Viewer::of(&session),
             &filters_from(&query),
             files.stale_after(),
-            guard.accounts.names(),
+            &super::cards_of(req),
         );
         let mut resp = html(StatusCode::OK, markup);
         if let Ok(url) = HeaderValue::from_str(&page) {
@@ -114,7 +114,7 @@ pub(super) async fn file_card(
                 &Viewer::of(&session),
                 false,
                 files.stale_after(),
-                guard.accounts.names(),
+                &super::cards_of(req),
             ),
         ))
     })
@@ -388,6 +388,9 @@ pub(super) async fn activity(
             crate::store::EVENT_RETENTION as usize
         };
         let events = files.recent_events(scanned).await?;
+        // The page is live from the newest event it read: anything after
+        // is replayed when it connects.
+        let seq = events.first().map_or(0, |e| e.seq);
         let scanned = events.len();
         let shown: Vec<_> = events
             .into_iter()
@@ -395,10 +398,12 @@ pub(super) async fn activity(
             .take(SHOWN_EVENTS)
             .collect();
         let present = files.list().await?.iter().map(|f| f.id).collect();
+        let mut page = page("Activity", &session, "activity", None);
+        page.live_seq = Some(seq);
         Ok(html(
             StatusCode::OK,
             views::layout(
-                page("Activity", &session, "activity", None),
+                page,
                 views::activity_page(&shown, scanned, &filter, &present),
             ),
         ))
