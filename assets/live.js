@@ -979,6 +979,9 @@
     var q = form.querySelector('.type-confirm');
     if (q) q.remove();
   }
+  // After the click has bubbled: a target already gone from the page
+  // looks like a click outside the popover, which closes it.
+  function clearTypeQuestionSoon(form) { setTimeout(function () { clearTypeQuestion(form); }, 0); }
   function askType(form, text, submitter) {
     clearTypeQuestion(form);
     var box = document.createElement('div'), p = document.createElement('p');
@@ -995,12 +998,14 @@
     yes.addEventListener('click', function () {
       var f = input && input.files && input.files[0];
       if (f) form.dataset.typeOk = f.name;
-      clearTypeQuestion(form);
+      clearTypeQuestionSoon(form);
       if (submitter && submitter.isConnected) form.requestSubmit(submitter); else form.requestSubmit();
     });
     no.addEventListener('click', function () {
-      clearTypeQuestion(form);
-      if (input) { input.value = ''; input.dispatchEvent(new Event('change', { bubbles: true })); input.focus(); }
+      clearTypeQuestionSoon(form);
+      // No change event: its handler would take the question away at once.
+      delete form.dataset.typeOk;
+      if (input) { input.value = ''; checkSize(form); input.focus(); }
     });
     var at = form.querySelector('button[type=submit]');
     if (at) form.insertBefore(box, at); else form.appendChild(box);
@@ -1058,12 +1063,23 @@
       if (v) field.value = v;
     });
   }
-  function dropDrafts(e) {
+  // Keys taken as the request leaves, dropped when its answer is a success:
+  // by then the reply may have swapped the form out, and a detached
+  // form's events reach no listener here.
+  function dropDraftsOnSuccess(e) {
     var form = e.target, x = e.detail && e.detail.xhr;
-    if (!form || form.tagName !== 'FORM' || !x || x.status < 200 || x.status >= 300) return;
+    if (!form || form.tagName !== 'FORM' || !x) return;
+    var keys = [];
     form.querySelectorAll(DRAFT_FIELDS).forEach(function (field) {
       var key = draftKey(field);
-      try { if (key) sessionStorage.removeItem(key); } catch (err) { /* storage off */ }
+      if (key) keys.push(key);
+    });
+    if (keys.length === 0) return;
+    x.addEventListener('load', function () {
+      if (x.status < 200 || x.status >= 300) return;
+      keys.forEach(function (key) {
+        try { sessionStorage.removeItem(key); } catch (err) { /* storage off */ }
+      });
     });
   }
 
@@ -1091,7 +1107,7 @@
   document.addEventListener('submit', guardSubmit, true);
   document.addEventListener('change', fileFieldChanged);
   document.addEventListener('input', saveDraft);
-  document.addEventListener('htmx:afterRequest', dropDrafts);
+  document.addEventListener('htmx:beforeRequest', dropDraftsOnSuccess);
   document.addEventListener('htmx:afterSwap', function (e) { restoreDrafts(e.detail && e.detail.target); });
   document.addEventListener('htmx:oobAfterSwap', function (e) { restoreDrafts(e.detail && e.detail.target); activityLineAdded(e); });
   document.addEventListener('htmx:oobBeforeSwap', activityLineFilter);
