@@ -951,9 +951,10 @@
     });
     return !over;
   }
-  // A drop on the list (no form): measured against the dashboard's limit.
+  // A drop on the list: measured as the bulk upload form measures (its
+  // files count together), with that form's sentence.
   function dropTooLarge(list) {
-    var limit = sizeLimitOf(document), total = 0;
+    var limit = sizeLimitOf(document.querySelector('form[data-bulk]') || document), total = 0;
     list.forEach(function (f) { total += f.file.size; });
     return limit && total > limit.max ? limit.sentence : null;
   }
