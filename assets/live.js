@@ -145,7 +145,13 @@
     }).catch(function () { /* offline: keep backing off */ });
   }
 
-  function goLogin() { stop(); location.assign('/login'); }
+  // Says why, and comes back here after signing in (the server checks
+  // `next` is a page of its own), with any typed drafts still kept.
+  function goLogin() {
+    stop();
+    var here = location.pathname + location.search;
+    location.assign('/login?ended=1' + (here === '/' ? '' : '&next=' + encodeURIComponent(here)));
+  }
   function stop() { stopped = true; clearTimeout(retryTimer); teardown(); }
 
   // Listeners added here fire before the extension's onclose/onerror.

@@ -2723,6 +2723,10 @@ async fn a_typed_comment_survives_signing_in_again() {
         )
         .await;
     alice.wait_for_path("/login").await;
+    assert!(
+        has_text(&alice, "main", "session").await,
+        "the sign-in page says the session ended"
+    );
     alice.type_into("input[name=username]", "alice").await;
     alice.type_into("input[name=password]", new_password).await;
     alice
