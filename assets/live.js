@@ -146,7 +146,13 @@
     }).catch(function () { /* offline: keep backing off */ });
   }
 
-  function goLogin() { stop(); location.assign('/login'); }
+  // Says why, and comes back here after signing in (the server checks
+  // `next` is a page of its own), with any typed drafts still kept.
+  function goLogin() {
+    stop();
+    var here = location.pathname + location.search;
+    location.assign('/login?ended=1' + (here === '/' ? '' : '&next=' + encodeURIComponent(here)));
+  }
   function stop() { stopped = true; clearTimeout(retryTimer); teardown(); }
 
   // Listeners added here fire before the extension's onclose/onerror.
@@ -898,6 +904,8 @@
   function uploadFiles(list, folder) {
     var box = document.getElementById('uploads');
     if (!box || list.length === 0) return;
+    var tooLarge = dropTooLarge(list); // issue 12: not sent over the limit
+    if (tooLarge) { toast(tooLarge); return; }
     var where = folder ? folder + '/' : 'the top';
     var what = list.length === 1 ? list[0].path : list.length + ' files';
     var p = progressLine(box, 'Uploading ' + what + ' to ' + where);
@@ -1043,6 +1051,208 @@
     });
   });
 
+  /* ==== Issue 12, small things: the size check before sending, the
+   * file-type question on check-in, drafts that survive a sign-in, and the
+   * live Activity page. Each in its own functions; wired up below. ==== */
+
+  /* ---- Size check: every upload / check-in form carries its limit from
+   * the server (.size-limit[data-max-upload], with the server's sentence in
+   * data-too-large). What is picked or dropped is measured at once; over
+   * the limit the sentence shows under the field and the form is not sent.
+   * The files of one form count together, as the server counts them. ---- */
+  function sizeLimitOf(form) {
+    var el = form && form.querySelector && form.querySelector('.size-limit[data-max-upload]');
+    var max = el ? parseInt(el.dataset.maxUpload, 10) : NaN;
+    return max > 0 ? { max: max, sentence: el.dataset.tooLarge || '', el: el } : null;
+  }
+  function pickedBytes(form) {
+    var total = 0;
+    form.querySelectorAll('input[type=file]').forEach(function (input) {
+      Array.prototype.forEach.call(input.files || [], function (f) { total += f.size; });
+    });
+    return total;
+  }
+  // True when what is picked fits (or the form states no limit).
+  function checkSize(form) {
+    var limit = sizeLimitOf(form);
+    if (!limit) return true;
+    var over = pickedBytes(form) > limit.max;
+    var note = form.querySelector('.size-error');
+    if (over && !note) {
+      note = document.createElement('p');
+      note.className = 'size-error error';
+      note.setAttribute('role', 'alert');
+      limit.el.insertAdjacentElement('afterend', note);
+    }
+    if (note) { note.hidden = !over; note.textContent = over ? limit.sentence : ''; }
+    form.querySelectorAll('input[type=file]').forEach(function (input) {
+      if (over) input.setAttribute('aria-invalid', 'true'); else input.removeAttribute('aria-invalid');
+    });
+    return !over;
+  }
+  // A drop on the list: measured as the bulk upload form measures (its
+  // files count together), with that form's sentence.
+  function dropTooLarge(list) {
+    var limit = sizeLimitOf(document.querySelector('form[data-bulk]') || document), total = 0;
+    list.forEach(function (f) { total += f.file.size; });
+    return limit && total > limit.max ? limit.sentence : null;
+  }
+
+  /* ---- File type on check-in: picking bracket.sldprt for fixture.mcam
+   * asks first, inline: "This is a .sldprt file; fixture.mcam is a .mcam.
+   * Check it in anyway?" [Check in anyway] [Choose another]. The form
+   * carries data-name / data-ext; the server and the API do not ask. ---- */
+  function extOf(name) {
+    var i = name.lastIndexOf('.');
+    return i > 0 && i < name.length - 1 ? name.slice(i + 1).toLowerCase() : '';
+  }
+  function typeQuestion(form) {
+    var want = form.dataset.ext, input = form.querySelector('input[type=file]');
+    var file = input && input.files && input.files[0];
+    if (!want || !file) return null;
+    var got = extOf(file.name);
+    if (got === want || form.dataset.typeOk === file.name) return null;
+    return (got ? 'This is a .' + got + ' file' : 'This file has no type') +
+      '; ' + form.dataset.name + ' is a .' + want + '. Check it in anyway?';
+  }
+  function clearTypeQuestion(form) {
+    var q = form.querySelector('.type-confirm');
+    if (q) q.remove();
+  }
+  // After the click has bubbled: a target already gone from the page
+  // looks like a click outside the popover, which closes it.
+  function clearTypeQuestionSoon(form) { setTimeout(function () { clearTypeQuestion(form); }, 0); }
+  function askType(form, text, submitter) {
+    clearTypeQuestion(form);
+    var box = document.createElement('div'), p = document.createElement('p');
+    var yes = document.createElement('button'), no = document.createElement('button');
+    box.className = 'type-confirm';
+    box.setAttribute('role', 'group');
+    box.setAttribute('aria-label', 'Different file type');
+    p.textContent = text;
+    p.setAttribute('role', 'alert');
+    yes.type = 'button'; yes.className = 'btn primary'; yes.textContent = 'Check in anyway';
+    no.type = 'button'; no.className = 'btn'; no.textContent = 'Choose another';
+    box.appendChild(p); box.appendChild(yes); box.appendChild(no);
+    var input = form.querySelector('input[type=file]');
+    yes.addEventListener('click', function () {
+      var f = input && input.files && input.files[0];
+      if (f) form.dataset.typeOk = f.name;
+      clearTypeQuestionSoon(form);
+      if (submitter && submitter.isConnected) form.requestSubmit(submitter); else form.requestSubmit();
+    });
+    no.addEventListener('click', function () {
+      clearTypeQuestionSoon(form);
+      // No change event: its handler would take the question away at once.
+      delete form.dataset.typeOk;
+      if (input) { input.value = ''; checkSize(form); input.focus(); }
+    });
+    var at = form.querySelector('button[type=submit]');
+    if (at) form.insertBefore(box, at); else form.appendChild(box);
+    yes.focus();
+  }
+  // Capture: runs before htmx's own submit listener on the form (and the
+  // bulk form's), so a refused form is never sent.
+  function guardSubmit(e) {
+    var form = e.target;
+    if (!form || form.tagName !== 'FORM') return;
+    var stop = function () { e.preventDefault(); e.stopPropagation(); };
+    if (!checkSize(form)) {
+      stop();
+      var input = form.querySelector('input[type=file]');
+      if (input) input.focus();
+      return;
+    }
+    var q = typeQuestion(form);
+    if (q) { stop(); askType(form, q, e.submitter); }
+  }
+  function fileFieldChanged(e) {
+    var input = e.target, form = input && input.form;
+    if (!form || !input.matches('input[type=file]')) return;
+    delete form.dataset.typeOk;
+    clearTypeQuestion(form);
+    checkSize(form);
+  }
+
+  /* ---- Drafts: what a person types into a comment or message survives a
+   * session that ended under them (the action lands on the sign-in page,
+   * which comes back here). Kept per tab in sessionStorage, by form action
+   * and field name; restored into an empty field on load and after a swap;
+   * dropped once that form's request succeeds. ---- */
+  var DRAFT = 'latch-draft:';
+  var DRAFT_FIELDS = 'textarea[name=message], input[name=comment], input[name=message]';
+  function draftKey(field) {
+    var form = field.form, action = form && form.getAttribute('action');
+    return action ? DRAFT + action + '|' + field.name : null;
+  }
+  function saveDraft(e) {
+    var field = e.target;
+    if (!field.matches || !field.matches(DRAFT_FIELDS)) return;
+    var key = draftKey(field);
+    if (!key) return;
+    try {
+      if (field.value) sessionStorage.setItem(key, field.value); else sessionStorage.removeItem(key);
+    } catch (err) { /* storage off or full: nothing kept */ }
+  }
+  function restoreDrafts(root) {
+    if (!root || !root.querySelectorAll) return;
+    root.querySelectorAll(DRAFT_FIELDS).forEach(function (field) {
+      var key = draftKey(field), v = null;
+      if (!key || field.value) return;
+      try { v = sessionStorage.getItem(key); } catch (err) { /* storage off */ }
+      if (v) field.value = v;
+    });
+  }
+  // Keys taken as the request leaves, dropped when its answer is a success:
+  // by then the reply may have swapped the form out, and a detached
+  // form's events reach no listener here.
+  function dropDraftsOnSuccess(e) {
+    var form = e.target, x = e.detail && e.detail.xhr;
+    if (!form || form.tagName !== 'FORM' || !x) return;
+    var keys = [];
+    form.querySelectorAll(DRAFT_FIELDS).forEach(function (field) {
+      var key = draftKey(field);
+      if (key) keys.push(key);
+    });
+    if (keys.length === 0) return;
+    x.addEventListener('load', function () {
+      if (x.status < 200 || x.status >= 300) return;
+      keys.forEach(function (key) {
+        try { sessionStorage.removeItem(key); } catch (err) { /* storage off */ }
+      });
+    });
+  }
+
+  /* ---- The live Activity page: it shares #activity-list with the
+   * dashboard's feed, so each event's fragment puts its line at the top.
+   * When the page is filtered (kind / who / file, in the list's data
+   * attributes, matched as the server matches them), a line that does not
+   * match is dropped before it is swapped in. ---- */
+  function activityLineFilter(e) {
+    var d = e.detail, t = d && d.target, f = d && d.fragment;
+    if (!t || t.id !== 'activity-list' || !f || !f.querySelectorAll) return;
+    var kind = t.dataset.kind || '', who = t.dataset.who || '', q = (t.dataset.q || '').toLowerCase();
+    f.querySelectorAll('li.activity-line').forEach(function (line) {
+      var ok = (!kind || line.dataset.kind === kind) && (!who || line.dataset.actor === who) &&
+        (!q || (line.dataset.path || '').toLowerCase().indexOf(q) >= 0) &&
+        !t.querySelector('li[data-seq="' + line.dataset.seq + '"]');
+      if (!ok) line.remove();
+    });
+  }
+  function activityLineAdded(e) {
+    var t = e.detail && e.detail.target, empty = document.querySelector('.activity-empty');
+    if (t && t.id === 'activity-list' && empty && t.querySelector('li')) empty.remove();
+  }
+
+  document.addEventListener('submit', guardSubmit, true);
+  document.addEventListener('change', fileFieldChanged);
+  document.addEventListener('input', saveDraft);
+  document.addEventListener('htmx:beforeRequest', dropDraftsOnSuccess);
+  document.addEventListener('htmx:afterSwap', function (e) { restoreDrafts(e.detail && e.detail.target); });
+  document.addEventListener('htmx:oobAfterSwap', function (e) { restoreDrafts(e.detail && e.detail.target); activityLineAdded(e); });
+  document.addEventListener('htmx:oobBeforeSwap', activityLineFilter);
+  /* ==== end of issue 12, small things ==== */
+
   function init() {
     showDesktop();
     var box = document.getElementById('toasts');
@@ -1053,6 +1263,7 @@
       }).observe(box, { childList: true });
     }
     document.body.dataset.js = 'on';
+    restoreDrafts(document); // issue 12: drafts kept across a sign-in
     showSelection();
     listChanged();
     // A folder whose last card left (a live delete) goes with it.

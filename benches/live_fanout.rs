@@ -222,6 +222,7 @@ fn print_render_cost() {
         std::hint::black_box(latch::live::Hub::render(
             &latch::http::views::Fragments {
                 stale_after: Duration::from_secs(7 * 86_400),
+                cards: Default::default(),
             },
             &event,
             counters,

@@ -173,6 +173,7 @@ fn bench_render(n: usize) {
             max_upload: 512 << 20,
             stale_after: std::time::Duration::from_secs(7 * 86_400),
             presence: &Default::default(),
+            cards: &Default::default(),
         })
         .into_string();
         times.push(started.elapsed().as_secs_f64() * 1000.0);

@@ -107,10 +107,16 @@ pub fn open(config: Config) -> Result<App, StartError> {
         config.handoff_window,
         files::LockAging::of(&config),
     )?;
+    // Filled by `Accounts::open` below, before anything is served.
+    let names = accounts::Names::default();
     let hub = live::Hub::start(
         store.clone(),
         Arc::new(http::views::Fragments {
             stale_after: config.stale_after,
+            cards: http::views::Cards {
+                names: names.clone(),
+                max_upload: config.max_upload,
+            },
         }),
     )?;
     let applied = files.reconcile()?;
@@ -139,6 +145,7 @@ pub fn open(config: Config) -> Result<App, StartError> {
         hub.clone(),
         policy,
         config.admin_password.as_deref(),
+        names,
     )
     .map_err(|e| StartError(e.to_string()))?;
     Ok(App {

@@ -7,6 +7,7 @@
 //! Who is asking, as HTTP sees it (cookies, Basic, CSRF, Origin), is the
 //! edge's business: `http::guards`.
 
+mod names;
 mod password;
 mod records;
 mod throttle;
@@ -15,6 +16,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+pub use self::names::Names;
 pub use self::records::add_user_offline;
 use self::records::{
     create_token, end_session, insert_user, list_tokens, revoke_token, start_session, token_owner,
@@ -56,6 +58,8 @@ pub struct Accounts {
     policy: SessionPolicy,
     /// While no user exists: the token of the one-time `/setup` link.
     setup_token: Arc<Mutex<Option<String>>>,
+    /// Display names for templates, kept in step with every add and rename.
+    names: Names,
 }
 
 impl Accounts {
@@ -66,6 +70,7 @@ impl Accounts {
         hub: Hub,
         policy: SessionPolicy,
         admin_password: Option<&str>,
+        names: Names,
     ) -> AppResult<Accounts> {
         let mut setup_token = None;
         if store.user_count()? == 0 {
@@ -84,13 +89,20 @@ impl Accounts {
                 None => setup_token = Some(random_hex(16)),
             }
         }
+        names.fill(&store.all_users()?);
         Ok(Accounts {
             store,
             hub,
             throttle: Arc::new(Throttle::default()),
             policy,
             setup_token: Arc::new(Mutex::new(setup_token)),
+            names,
         })
+    }
+
+    /// Username → display name, for templates.
+    pub fn names(&self) -> &Names {
+        &self.names
     }
 
     pub fn policy(&self) -> SessionPolicy {
@@ -123,9 +135,12 @@ impl Accounts {
 
     /// Creates a user; 409 when the name is taken.
     pub async fn create_user(&self, new: NewUser) -> AppResult<UserRecord> {
-        self.store
+        let user = self
+            .store
             .blocking(move |store| insert_user(store, new, false))
-            .await
+            .await?;
+        self.names.set(&user);
+        Ok(user)
     }
 
     /// The first admin, through the one-time setup link: 403 for a wrong
@@ -137,6 +152,7 @@ impl Accounts {
             .store
             .blocking(move |store| insert_user(store, new, true))
             .await?;
+        self.names.set(&user);
         *self.setup_token.lock().unwrap_or_else(|p| p.into_inner()) = None;
         self.start_session(&user).await
     }
@@ -180,6 +196,7 @@ impl Accounts {
             .store
             .blocking(move |store| update_user(store, &username, patch))
             .await?;
+        self.names.set(&user);
         if ended {
             self.hub.end_user(&user.username);
         }

@@ -2882,3 +2882,332 @@ async fn make_table_view_screenshot() {
         b.screenshot(name).await;
     }
 }
+
+/// Alice in a browser holding `parts/fixture.mcam` (checked out through
+/// the API as her); `None` (skip) without a browser.
+async fn alice_holds_fixture(
+    max_upload: u64,
+) -> Option<(TestApp, common::Client, u64, Driver, Browser)> {
+    if !browser::browser_available() {
+        return None;
+    }
+    let app = TestApp::spawn_with(|c| c.max_upload = max_upload).await;
+    let api = app.user("alice").await;
+    let id = api.upload_ok("parts/fixture.mcam", b"v1").await;
+    assert_eq!(api.checkout(id, "").await.status(), 200);
+    let driver = Driver::start().await;
+    let b = driver.session(Options::default()).await;
+    b.login(&app.base, "alice", USER_PASSWORD).await;
+    b.wait_live().await;
+    Some((app, api, id, driver, b))
+}
+
+/// The requests this page sent to a path ending in `suffix` (Resource
+/// Timing records every fetch and XHR).
+async fn requests_to(b: &Browser, suffix: &str) -> u64 {
+    b.exec(
+        "return performance.getEntriesByType('resource')
+            .filter(e => new URL(e.name).pathname.endsWith(arguments[0])).length;",
+        json!([suffix]),
+    )
+    .await
+    .as_u64()
+    .unwrap_or(u64::MAX)
+}
+
+/// How many requests htmx began since the test started counting.
+async fn sent(b: &Browser) -> u64 {
+    b.exec("return window.__sent", json!([]))
+        .await
+        .as_u64()
+        .unwrap_or(u64::MAX)
+}
+
+/// Picking a file over `--max-upload` shows Latch's sentence under the
+/// field at once, and the form is not sent: the server sees no check-in.
+/// Two files that fit alone but not together are refused the same way by
+/// the multi-file form.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_over_the_limit_is_refused_before_it_is_sent() {
+    let Some((app, api, id, _driver, b)) = alice_holds_fixture(64 * 1024).await else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let big = disk_file(&tmp, "fixture.mcam", &vec![b'x'; 100 * 1024]);
+    let form = format!("#file-{id} details.checkin form");
+    assert!(
+        has_text(&b, &form, "Up to 64 KiB").await,
+        "the limit is stated"
+    );
+    open_popover(&b, &format!("#file-{id} details.checkin")).await;
+    b.type_into(&format!("{form} input[type=file]"), big.to_str().unwrap())
+        .await;
+    b.wait_until(
+        &format!(
+            "(() => {{ const e = document.querySelector('{form} .size-error');
+                return !!e && !e.hidden && e.textContent; }})()"
+        ),
+        "the sentence under the field, before sending",
+    )
+    .await;
+    assert!(
+        has_text(
+            &b,
+            &format!("{form} .size-error"),
+            "larger than the limit of 64 KiB"
+        )
+        .await
+    );
+    b.type_into(&format!("{form} textarea[name=message]"), "too big")
+        .await;
+    b.exec(
+        "window.__sent = 0;
+         document.addEventListener('htmx:beforeRequest', () => { window.__sent += 1; });",
+        json!([]),
+    )
+    .await;
+    b.click(&format!("{form} button[type=submit]")).await;
+    // A later request from the same page marks the moment the click was
+    // handled; the check-in must not have gone before it.
+    // The submit event is dispatched within the click, and htmx sends
+    // within its submit handler: had it been let through, it went already.
+    assert_eq!(sent(&b).await, 0, "htmx was not asked to send");
+    assert_eq!(requests_to(&b, "/checkin").await, 0, "nothing was sent");
+    assert!(api.events_of("checked_in").await.is_empty());
+    assert_eq!(api.file(id).await["revision"], "1.0");
+    assert!(
+        has_text(&b, &format!("{form} .size-error"), "64 KiB").await,
+        "the sentence stays"
+    );
+
+    // Several files count together: 40 KiB + 40 KiB over 64 KiB.
+    let a = disk_file(&tmp, "a.mcam", &vec![b'a'; 40 * 1024]);
+    let c = disk_file(&tmp, "c.mcam", &vec![b'c'; 40 * 1024]);
+    b.press("\u{E00C}").await;
+    open_popover(&b, "details.checkin-set").await;
+    b.type_into(
+        "details.checkin-set input[type=file]",
+        &format!("{}\n{}", a.to_str().unwrap(), c.to_str().unwrap()),
+    )
+    .await;
+    b.wait_until(
+        "(() => { const e = document.querySelector('details.checkin-set .size-error');
+            return !!e && !e.hidden && e.textContent.includes('together'); })()",
+        "the multi-file form's sentence",
+    )
+    .await;
+    b.type_into("details.checkin-set textarea[name=message]", "both")
+        .await;
+    b.click("details.checkin-set button[type=submit]").await;
+    assert_eq!(sent(&b).await, 0, "htmx was not asked to send");
+    assert_eq!(requests_to(&b, "/files/checkin").await, 0);
+    assert!(api.events_of("checked_in").await.is_empty());
+    assert_clean_console(&b, "the size check", &[]).await;
+    drop(app);
+}
+
+/// Checking in a file of another type (bracket.sldprt onto fixture.mcam)
+/// asks first, inline; "Choose another" sends nothing, "Check in anyway"
+/// sends it. The same type in other case does not ask, and the picker is
+/// offered the file's own type first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_check_in_of_another_file_type_asks_first() {
+    let Some((_app, api, id, _driver, b)) = alice_holds_fixture(1 << 20).await else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let same = disk_file(&tmp, "Fixture-v2.MCAM", b"v2");
+    let other = disk_file(&tmp, "bracket.sldprt", b"solid");
+    let form = format!("#file-{id} details.checkin form");
+    assert_eq!(
+        b.exec(
+            "return document.querySelector(arguments[0] + ' input[type=file]').accept",
+            json!([form])
+        )
+        .await,
+        json!(".mcam")
+    );
+
+    // The same type, other case: no question, and kept checked out.
+    open_popover(&b, &format!("#file-{id} details.checkin")).await;
+    b.type_into(&format!("{form} input[type=file]"), same.to_str().unwrap())
+        .await;
+    b.type_into(&format!("{form} textarea[name=message]"), "v2")
+        .await;
+    b.exec(
+        "document.querySelector(arguments[0]).checked = true",
+        json!([format!("{form} input[name=keep]")]),
+    )
+    .await;
+    b.click(&format!("{form} button[type=submit]")).await;
+    b.wait_until(
+        &format!("document.querySelector('#file-{id} .badge.rev').textContent.includes('1.1')"),
+        "the check-in of the same type",
+    )
+    .await;
+
+    // Another type: asked, and nothing sent until answered.
+    open_popover(&b, &format!("#file-{id} details.checkin")).await;
+    b.type_into(&format!("{form} input[type=file]"), other.to_str().unwrap())
+        .await;
+    b.type_into(&format!("{form} textarea[name=message]"), "wrong file?")
+        .await;
+    b.click(&format!("{form} button[type=submit]")).await;
+    let asked = b
+        .wait_until(
+            &format!("document.querySelector('{form} .type-confirm')?.innerText"),
+            "the question",
+        )
+        .await;
+    let asked = asked.as_str().unwrap_or_default();
+    assert!(
+        asked.contains("This is a .sldprt file; fixture.mcam is a .mcam. Check it in anyway?"),
+        "{asked}"
+    );
+    assert!(
+        asked.contains("Check in anyway") && asked.contains("Choose another"),
+        "{asked}"
+    );
+    assert_eq!(
+        api.file(id).await["revision"],
+        "1.1",
+        "not sent while asked"
+    );
+    // Choose another: the question goes, the field is empty, nothing sent.
+    b.click(&format!("{form} .type-confirm button.btn:not(.primary)"))
+        .await;
+    b.wait_until(
+        &format!(
+            "!document.querySelector('{form} .type-confirm') &&
+             document.querySelector('{form} input[type=file]').files.length === 0"
+        ),
+        "the question gone and the field emptied",
+    )
+    .await;
+    assert_eq!(api.events_of("checked_in").await.len(), 1);
+    // Again, and this time check it in anyway.
+    b.type_into(&format!("{form} input[type=file]"), other.to_str().unwrap())
+        .await;
+    b.click(&format!("{form} button[type=submit]")).await;
+    b.wait_for_element(&format!("{form} .type-confirm button.primary"))
+        .await;
+    b.click(&format!("{form} .type-confirm button.primary"))
+        .await;
+    wait_card(&b, id, "available", None, "the check-in anyway").await;
+    assert_eq!(api.file(id).await["revision"], "1.2");
+    assert_eq!(api.content(id, None).await, b"solid");
+    assert_clean_console(&b, "the type question", &[]).await;
+}
+
+/// A comment typed into a check-out form survives the session ending
+/// under it: the person signs in again, lands back on the page, and finds
+/// the comment still there; checking out with it clears the draft.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_typed_comment_survives_signing_in_again() {
+    let Some(AliceWatchesBob {
+        app,
+        id,
+        alice,
+        _driver,
+        ..
+    }) = alice_watches_bob().await
+    else {
+        return;
+    };
+    alice.wait_live().await;
+    let field = format!("#comment-{id}");
+    alice.type_into(&field, "deepening the pocket").await;
+    // The session ends (a new password ends every session of hers).
+    let new_password = "another-long-password-9";
+    let resp = app
+        .admin()
+        .await
+        .patch_json("/api/users/alice", &json!({"password": new_password}))
+        .await;
+    assert_eq!(resp.status(), 200);
+    // Whether the live connection or the next click notices first, she
+    // lands on the sign-in page.
+    alice
+        .try_exec(
+            "document.querySelector(arguments[0])?.click()",
+            json!([format!(
+                "#file-{id} form.checkout button[type=submit]:not([name])"
+            )]),
+        )
+        .await;
+    alice.wait_for_path("/login").await;
+    assert!(
+        has_text(&alice, "main", "session").await,
+        "the sign-in page says the session ended"
+    );
+    alice.type_into("input[name=username]", "alice").await;
+    alice.type_into("input[name=password]", new_password).await;
+    alice
+        .click("form[action='/login'] button[type=submit]")
+        .await;
+    alice.wait_for_path("/").await;
+    let kept = alice
+        .wait_until(
+            &format!("document.querySelector('{field}')?.value"),
+            "the comment restored",
+        )
+        .await;
+    assert_eq!(kept, json!("deepening the pocket"));
+    alice
+        .click(&format!(
+            "#file-{id} form.checkout button[type=submit]:not([name])"
+        ))
+        .await;
+    wait_card(&alice, id, "locked", Some("alice"), "her check-out").await;
+    assert!(has_text(&alice, &format!("#file-{id}"), "deepening the pocket").await);
+    let left = alice
+        .exec(
+            "return Object.keys(sessionStorage).filter(k => k.startsWith('latch-draft:')).length",
+            json!([]),
+        )
+        .await;
+    assert_eq!(left, json!(0), "the draft is dropped once sent");
+}
+
+/// The Activity page is live: a line from another session appears at its
+/// top (WebSocket); filtered (SSE), only lines that match are added.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_activity_page_receives_lines_live() {
+    let Some(AliceWatchesBob {
+        app,
+        bob,
+        alice,
+        _driver,
+        ..
+    }) = alice_watches_bob().await
+    else {
+        return;
+    };
+    alice.goto(&app.url("/activity?transport=ws")).await;
+    assert_eq!(alice.wait_live().await, "ws");
+    bob.upload_ok("parts/live-one.mcam", b"1").await;
+    alice
+        .wait_until(
+            "document.querySelector('#activity-list > li')?.textContent.includes('bob uploaded parts/live-one.mcam')",
+            "the new line at the top",
+        )
+        .await;
+
+    alice
+        .goto(&app.url("/activity?kind=locked&transport=sse"))
+        .await;
+    assert_eq!(alice.wait_live().await, "sse");
+    let two = bob.upload_ok("parts/live-two.mcam", b"2").await;
+    assert_eq!(bob.checkout(two, "").await.status(), 200);
+    alice
+        .wait_until(
+            "document.querySelector('#activity-list > li')?.textContent.includes('bob checked out parts/live-two.mcam')",
+            "the matching line",
+        )
+        .await;
+    assert!(
+        !has_text(&alice, "#activity-list", "uploaded parts/live-two.mcam").await,
+        "a line the filter leaves out is not added"
+    );
+    assert_clean_console(&alice, "the live Activity page", &[]).await;
+}

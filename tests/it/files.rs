@@ -1965,3 +1965,101 @@ async fn the_view_switch_works_as_a_plain_form_and_is_remembered_per_person() {
     assert!(!body.contains("table-view"), "{body}");
     assert!(!alice.page("/").await.contains("table-view"));
 }
+
+/// Creates `username` shown as `display` and signs them in.
+async fn named_user(app: &TestApp, username: &str, display: &str) -> Client {
+    let admin = app.admin().await;
+    let resp = admin
+        .post_json(
+            "/api/users",
+            &json!({"username": username, "password": USER_PASSWORD, "role": "user", "display_name": display}),
+        )
+        .await;
+    assert_eq!(resp.status(), 201, "create {username}");
+    app.login(username, USER_PASSWORD).await
+}
+
+/// The dashboard's card of file `id`, from its opening tag to the next card.
+fn card_html(page: &str, id: u64) -> String {
+    let start = page
+        .find(&format!("id=\"file-{id}\""))
+        .unwrap_or_else(|| panic!("no card {id} in {page}"));
+    let rest = &page[start..];
+    let end = rest[1..].find("<article").map_or(rest.len(), |e| e + 1);
+    rest[..end].to_string()
+}
+
+#[tokio::test]
+async fn cards_name_people_by_display_name_on_the_page_and_live() {
+    let app = TestApp::spawn().await;
+    let alice = named_user(&app, "alice", "Alice Smith").await;
+    let bob = named_user(&app, "bob", "Bob Jones & Co").await;
+    let id = alice.upload_ok("parts/fixture.mcam", b"G0").await;
+    assert_eq!(alice.checkout(id, "fixing").await.status(), 200);
+    assert_eq!(
+        bob.post_empty(&format!("/api/files/{id}/queue"))
+            .await
+            .status(),
+        200
+    );
+
+    let carol = app.user("carol").await;
+    let page = carol.get("/").await.text().await.unwrap();
+    let card = card_html(&page, id);
+    assert!(card.contains("Checked out by Alice Smith"), "{card}");
+    assert!(
+        card.contains("title=\"alice\""),
+        "the username on hover: {card}"
+    );
+    assert!(card.contains("by Alice Smith"), "last change by: {card}");
+    // The line, escaped by maud like every other name.
+    assert!(card.contains("Bob Jones &amp; Co"), "{card}");
+    assert!(!card.contains(">alice<"), "no bare username: {card}");
+
+    // Renamed: the next live card says the new name.
+    let mut ws = common::live::ws_connect(&app.base, &carol, "").await;
+    let admin = app.admin().await;
+    let resp = admin
+        .patch_json("/api/users/alice", &json!({"display_name": "Alice Dunn"}))
+        .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(alice.cancel(id).await.status(), 200);
+    assert_eq!(bob.checkout(id, "").await.status(), 200);
+    let live = ws
+        .text_containing("Checked out by Bob Jones &amp; Co", common::live::WAIT)
+        .await
+        .expect("bob's check-out reaches carol live");
+    assert!(card_html(&live, id).contains("title=\"bob\""), "{live}");
+    assert_eq!(
+        alice
+            .post_empty(&format!("/api/files/{id}/queue"))
+            .await
+            .status(),
+        200
+    );
+    let live = ws
+        .text_containing("Alice Dunn", common::live::WAIT)
+        .await
+        .expect("the renamed alice, waiting in line, reaches carol live");
+    let card = card_html(&live, id);
+    assert!(
+        card.contains("<li title=\"alice\">Alice Dunn</li>"),
+        "{card}"
+    );
+}
+
+#[tokio::test]
+async fn the_dashboard_search_finds_a_file_by_its_holders_display_name() {
+    let app = TestApp::spawn().await;
+    let alice = named_user(&app, "alice", "Alice Smith").await;
+    let held = alice.upload_ok("parts/held.mcam", b"G0").await;
+    let free = alice.upload_ok("parts/free.mcam", b"G1").await;
+    assert_eq!(alice.checkout(held, "").await.status(), 200);
+    let bob = app.user("bob").await;
+    let page = bob.get("/?q=Smith").await.text().await.unwrap();
+    assert!(page.contains(&format!("id=\"file-{held}\"")), "{page}");
+    assert!(!page.contains(&format!("id=\"file-{free}\"")), "{page}");
+    // The username still finds it.
+    let page = bob.get("/?q=alice").await.text().await.unwrap();
+    assert!(page.contains(&format!("id=\"file-{held}\"")), "{page}");
+}

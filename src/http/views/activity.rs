@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use maud::{Markup, html};
 
-use super::{event_sentence, time_ago};
+use super::activity_line_linked;
 use crate::store::{Event, EventKind};
 
 /// Every kind of event, as the filter offers them.
@@ -79,33 +79,24 @@ pub fn activity_page(
                 @if !filter.is_empty() { a.btn href="/activity" { "Show everything" } }
             }
             @if events.is_empty() {
-                p.empty {
+                p.empty.activity-empty {
                     @if filter.is_empty() { "Nothing has happened yet." }
                     @else { "Nothing in the newest " (scanned) " events matches these filters." }
                 }
-            } @else {
-                @if !filter.is_empty() {
-                    p.muted { (events.len()) " of the newest " (scanned) " events match." }
-                }
-                table.table {
-                    thead { tr { th { "#" } th { "When" } th { "Who" } th { "What" } } }
-                    tbody {
-                        @for e in events {
-                            tr data-kind=(e.kind.as_str()) {
-                                td.muted { (e.seq) }
-                                td { (time_ago(e.at)) }
-                                td { (e.actor) }
-                                td {
-                                    (event_sentence(e))
-                                    @if present.contains(&e.file_id) {
-                                        " " a href=(format!("/files/{}/history", e.file_id)) aria-label=(format!("History of {}", e.path)) { "History" }
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
+            } @else if !filter.is_empty() {
+                p.muted { (events.len()) " of the newest " (scanned) " events match." }
+            }
+            // Always there, empty or not: each live event's fragment puts its
+            // line at the top (`activity_line`, the dashboard's feed, the same
+            // target id). live.js adds only lines that pass the filters, read
+            // from these data attributes, and keeps at most data-max.
+            ol #activity-list .activity.activity-log data-max=(LIVE_LINES)
+                data-kind=(filter.kind) data-who=(filter.who) data-q=(filter.q) {
+                @for e in events { (activity_line_linked(e, present.contains(&e.file_id))) }
             }
         }
     }
 }
+
+/// Most lines the page keeps as live ones arrive: as many as it shows.
+const LIVE_LINES: usize = 500;

@@ -8,9 +8,10 @@ use maud::{Markup, html};
 use super::inbox::{nudge_form, watch_toggle};
 use super::sets::{bulk_upload_form, checkin_set_popover, edit_popovers, selection_bar};
 use super::{
-    DASHBOARD_ACTIVITY, Filters, ListView, Viewer, action_form, csrf_field, folder_dom_id,
-    iso_time, time_ago, toast, viewing_line,
+    Cards, DASHBOARD_ACTIVITY, Filters, ListView, Viewer, action_form, csrf_field, folder_dom_id,
+    iso_time, size_limit, time_ago, toast, viewing_line,
 };
+use crate::accounts::Names;
 use crate::domain::human_size;
 use crate::files::Version;
 use crate::live::Counters;
@@ -40,6 +41,8 @@ pub struct Dashboard<'a> {
     pub stale_after: Duration,
     /// Who views which file, for the cards' "carol is viewing" lines.
     pub presence: &'a Snapshot,
+    /// Display names and the upload limit, for the cards.
+    pub cards: &'a Cards,
 }
 
 pub fn dashboard(d: Dashboard<'_>) -> Markup {
@@ -76,14 +79,14 @@ pub fn dashboard(d: Dashboard<'_>) -> Markup {
                 noscript { button.btn type="submit" { "Filter" } }
             }
             (view_switch(d.viewer, d.filters))
-            (checkin_set_popover(d.viewer))
+            (checkin_set_popover(d.viewer, d.max_upload))
             (upload_popover(d.viewer, d.max_upload))
             (selection_bar(d.viewer))
             // live.js lists each upload here with its progress.
             div #uploads .uploads aria-live="polite" {}
         }
         div.layout {
-            (file_list_seen(d.files, d.viewer, d.filters, d.stale_after, d.presence))
+            (file_list_seen(d.files, d.viewer, d.filters, d.stale_after, d.presence, d.cards))
             aside.side {
                 h2 { "Recent activity" }
                 // live.js trims the list to data-max as events arrive, so a
@@ -146,10 +149,10 @@ fn upload_popover(viewer: &Viewer, max_upload: u64) -> Markup {
                     }
                     label { "Description" input type="text" name="description" maxlength="2000"; }
                     label { "Initial revision" input type="text" name="revision" value="1.0" pattern="[0-9]+\\.[0-9]+" title="A revision is two numbers with a dot, such as 1.0 or 2.3 (MAJOR.MINOR)" required; }
-                    p.muted { "Up to " (human_size(max_upload)) "." }
+                    (size_limit(max_upload, false))
                     button.btn.primary type="submit" { "Upload" }
                 }
-                (bulk_upload_form(viewer))
+                (bulk_upload_form(viewer, max_upload))
             }
         }
     }
@@ -164,8 +167,16 @@ pub fn file_list(
     viewer: &Viewer,
     filters: &Filters,
     stale_after: Duration,
+    cards: &Cards,
 ) -> Markup {
-    file_list_seen(files, viewer, filters, stale_after, &Snapshot::default())
+    file_list_seen(
+        files,
+        viewer,
+        filters,
+        stale_after,
+        &Snapshot::default(),
+        cards,
+    )
 }
 
 /// The list with the viewing lines `presence` gives (a page render; live
@@ -176,8 +187,9 @@ pub fn file_list_seen(
     filters: &Filters,
     stale_after: Duration,
     presence: &Snapshot,
+    cards: &Cards,
 ) -> Markup {
-    list_markup(files, viewer, filters, stale_after, presence, false)
+    list_markup(files, viewer, filters, stale_after, presence, false, cards)
 }
 
 /// The list: by folder (name order; each folder can be collapsed), or one
@@ -192,10 +204,11 @@ fn list_markup(
     stale_after: Duration,
     presence: &Snapshot,
     resync: bool,
+    cards: &Cards,
 ) -> Markup {
     let mut shown: Vec<&FileRecord> = files
         .iter()
-        .filter(|f| filters.matches(f, viewer, stale_after))
+        .filter(|f| filters.matches(f, viewer, stale_after, &cards.names))
         .collect();
     let matching = shown.len();
     let flat = filters.flat();
@@ -238,7 +251,7 @@ fn list_markup(
                 section.flat-list {
                     h2.sr-only { "All folders, by " (sort_words(sort)) }
                     div.cards #all-files {
-                        @for f in &shown { (card_seen(f, viewer, false, stale_after, presence.viewers(f.id))) }
+                        @for f in &shown { (card_seen(f, viewer, false, stale_after, presence.viewers(f.id), cards)) }
                     }
                 }
             }
@@ -252,7 +265,7 @@ fn list_markup(
                             span.folder-count { (files.len()) (if files.len() == 1 { " file" } else { " files" }) }
                         }
                         div.cards id=(folder_dom_id(folder)) {
-                            @for f in files { (card_seen(f, viewer, false, stale_after, presence.viewers(f.id))) }
+                            @for f in files { (card_seen(f, viewer, false, stale_after, presence.viewers(f.id), cards)) }
                         }
                     }
                     div.folder-tools {
@@ -275,11 +288,34 @@ fn sort_words(sort: &str) -> &'static str {
     }
 }
 
+/// A file name's type as the check-in compares it: what follows its last
+/// dot, lowercase; none for `Makefile` or `.profile`.
+fn extension(name: &str) -> Option<String> {
+    match name.rsplit_once('.') {
+        Some((stem, ext)) if !stem.is_empty() && !ext.is_empty() => Some(ext.to_lowercase()),
+        _ => None,
+    }
+}
+
 /// How many of a file's line its card names; the rest are counted.
 const SHOWN_IN_LINE: usize = 10;
 
-pub fn card(f: &FileRecord, viewer: &Viewer, oob: bool, stale_after: Duration) -> Markup {
-    card_seen(f, viewer, oob, stale_after, &[])
+pub fn card(
+    f: &FileRecord,
+    viewer: &Viewer,
+    oob: bool,
+    stale_after: Duration,
+    cards: &Cards,
+) -> Markup {
+    card_seen(f, viewer, oob, stale_after, &[], cards)
+}
+
+/// A person as a card names them: the display name (as the header and
+/// history do); the element around it carries the username as its title.
+/// Read from `names`, not the database: the hub renders a card per viewer
+/// class for every event.
+fn person(names: &Names, username: &str) -> String {
+    names.of(username)
 }
 
 /// A file's card, with its "… is viewing" line naming `viewers`. A lock
@@ -291,8 +327,10 @@ pub fn card_seen(
     oob: bool,
     stale_after: Duration,
     viewers: &[String],
+    cards: &Cards,
 ) -> Markup {
     let holder = f.locked_by();
+    let viewers: Vec<String> = viewers.iter().map(|v| cards.names.of(v)).collect();
     let mine = holder == Some(viewer.username.as_str());
     let at = now();
     let stale_since = f
@@ -315,6 +353,7 @@ pub fn card_seen(
         folder => format!("{folder}/"),
     };
     let name = f.path.file_name();
+    let ext = extension(name);
     let base = format!("/files/{}", f.id);
     html! {
         article.card.mine[mine] id=(format!("file-{}", f.id)) data-state=(state) data-locked-by=[holder]
@@ -331,11 +370,11 @@ pub fn card_seen(
                 @if mine {
                     span.badge.state.mine { "Checked out by you" }
                 } @else if let Some(h) = holder {
-                    span.badge.state.locked { "Checked out by " (h) }
+                    span.badge.state.locked title=(h) { "Checked out by " (person(&cards.names, h)) }
                 } @else if reserved_for_me {
                     span.badge.state.mine { "Reserved for you" }
                 } @else if let Some(r) = reserved {
-                    span.badge.state.locked { "Reserved for " (r.username) }
+                    span.badge.state.locked title=(r.username) { "Reserved for " (person(&cards.names, &r.username)) }
                 } @else {
                     span.badge.state.available { "Available" }
                 }
@@ -349,17 +388,17 @@ pub fn card_seen(
             @if !f.description.is_empty() { p.card-desc { (f.description) } }
             dl.card-meta {
                 div { dt { "Size" } dd { (human_size(f.size)) } }
-                div { dt { "Last change" } dd { (time_ago(f.modified_at)) " by " (f.modified_by) } }
+                div { dt { "Last change" } dd { (time_ago(f.modified_at)) " by " span title=(f.modified_by) { (person(&cards.names, &f.modified_by)) } } }
             }
             @if let Some(lock) = &f.lock {
                 div.lock-info {
-                    "Checked out by " b { @if mine { "you" } @else { (lock.owner) } } " " (time_ago(lock.locked_at))
+                    "Checked out by " b title=[(!mine).then_some(&lock.owner)] { @if mine { "you" } @else { (person(&cards.names, &lock.owner)) } } " " (time_ago(lock.locked_at))
                     @if let Some(c) = &lock.comment { " — " q.lock-comment { (c) } }
                 }
             }
             @if let Some(r) = reserved {
                 div.lock-info.reserve-info {
-                    "Reserved for " b { @if reserved_for_me { "you" } @else { (r.username) } }
+                    "Reserved for " b title=[(!reserved_for_me).then_some(&r.username)] { @if reserved_for_me { "you" } @else { (person(&cards.names, &r.username)) } }
                     " until " time datetime=(iso_time(r.until)) { (clock_utc(r.until)) }
                     @if reserved_for_me { ": check it out, or decline to pass it on." }
                 }
@@ -371,7 +410,7 @@ pub fn card_seen(
                         // The same for everyone in line: the live card is
                         // rendered once for all of them, however long the line.
                         @for who in f.queue.iter().take(SHOWN_IN_LINE) {
-                            li { (who) }
+                            li title=(who) { (person(&cards.names, who)) }
                         }
                         @if f.queue.len() > SHOWN_IN_LINE {
                             li.more { "and " (f.queue.len() - SHOWN_IN_LINE) " more" }
@@ -379,16 +418,21 @@ pub fn card_seen(
                     }
                 }
             }
-            (viewing_line(f.id, viewers, false))
+            (viewing_line(f.id, &viewers, false))
             div.card-actions {
                 @if mine {
                     details.popover.checkin {
                         summary.btn.primary { "Check in…" }
                         div.popover-body {
+                            // data-name / data-ext: live.js asks before checking in a
+                            // file of another type (issue 12); `accept` has the picker
+                            // offer this type first.
                             form.stack method="post" action=(format!("{base}/checkin")) enctype="multipart/form-data"
-                                hx-post=(format!("{base}/checkin")) hx-encoding="multipart/form-data" hx-swap="none" {
+                                hx-post=(format!("{base}/checkin")) hx-encoding="multipart/form-data" hx-swap="none"
+                                data-name=(name) data-ext=[ext.as_deref()] {
                                 (csrf_field(viewer))
-                                label { "New version" input type="file" name="file" required; }
+                                label { "New version" input type="file" name="file" accept=[ext.as_ref().map(|e| format!(".{e}"))] required; }
+                                (size_limit(cards.max_upload, false))
                                 label { "What changed" textarea name="message" rows="3" required maxlength="5000" {} }
                                 fieldset.bump {
                                     legend { "Revision" }
@@ -428,13 +472,13 @@ pub fn card_seen(
                     }))
                 }
                 @if let Some(h) = holder.filter(|_| !mine) {
-                    (nudge_form(f, h, viewer))
+                    (nudge_form(f, &cards.names.of(h), viewer))
                 }
                 @if viewer.admin && holder.is_some() && !mine {
                     details.popover.danger-zone {
                         summary.btn.danger { "Override…" }
                         div.popover-body {
-                            p { "Take the lock away from " b { (holder.unwrap_or_default()) } "? Their unsaved work stays on their machine; they will be told." }
+                            p { "Take the lock away from " b title=(holder.unwrap_or_default()) { (person(&cards.names, holder.unwrap_or_default())) } "? Their unsaved work stays on their machine; they will be told." }
                             (action_form(viewer, &format!("{base}/override"), "override", html! {
                                 // The holder this dialog named: if the file changed hands
                                 // since, the override is refused instead of breaking theirs.
@@ -555,11 +599,18 @@ pub fn span_words(d: Duration) -> String {
 }
 
 pub fn activity_line(e: &Event) -> Markup {
+    activity_line_linked(e, e.file.is_some())
+}
+
+/// A line of the dashboard's feed and of the Activity page, linking to its
+/// file's history when `linked` (the file is still there). `data-*` carry
+/// what the Activity page's filters match, for its live lines.
+pub fn activity_line_linked(e: &Event, linked: bool) -> Markup {
     html! {
-        li.activity-line data-seq=(e.seq) data-kind=(e.kind.as_str()) {
+        li.activity-line data-seq=(e.seq) data-kind=(e.kind.as_str()) data-actor=(e.actor) data-path=(e.path) {
             (time_ago(e.at)) " "
             span { (event_sentence(e)) }
-            @if e.file.is_some() { " " a href=(format!("/files/{}/history", e.file_id)) aria-label="History" { "↗" } }
+            @if linked { " " a href=(format!("/files/{}/history", e.file_id)) aria-label=(format!("History of {}", e.path)) { "↗" } }
         }
     }
 }
@@ -580,7 +631,13 @@ pub fn override_toast(e: &Event) -> String {
 }
 
 /// The live fragment for one event, for one class of viewer.
-pub fn event_fragment(e: &Event, viewer: &Viewer, c: Counters, stale_after: Duration) -> String {
+pub fn event_fragment(
+    e: &Event,
+    viewer: &Viewer,
+    c: Counters,
+    stale_after: Duration,
+    cards: &Cards,
+) -> String {
     let toast_kind = match e.kind {
         EventKind::Overridden | EventKind::Deleted | EventKind::Expired => "info",
         _ if e.actor == viewer.username => "success",
@@ -589,14 +646,14 @@ pub fn event_fragment(e: &Event, viewer: &Viewer, c: Counters, stale_after: Dura
     let markup = html! {
         @match &e.file {
             Some(f) if e.kind == EventKind::Created => {
-                div.card-insert hx-swap-oob=(format!("beforeend:#{}", folder_dom_id(f.path.folder()))) { (card(f, viewer, false, stale_after)) }
+                div.card-insert hx-swap-oob=(format!("beforeend:#{}", folder_dom_id(f.path.folder()))) { (card(f, viewer, false, stale_after, cards)) }
             }
             Some(f) if e.kind == EventKind::Moved => {
                 // Out of its old folder, into its new one.
                 article id=(format!("file-{}", e.file_id)) hx-swap-oob="delete" {}
-                div.card-insert hx-swap-oob=(format!("beforeend:#{}", folder_dom_id(f.path.folder()))) { (card(f, viewer, false, stale_after)) }
+                div.card-insert hx-swap-oob=(format!("beforeend:#{}", folder_dom_id(f.path.folder()))) { (card(f, viewer, false, stale_after, cards)) }
             }
-            Some(f) => { (card(f, viewer, true, stale_after)) }
+            Some(f) => { (card(f, viewer, true, stale_after, cards)) }
             None => { article id=(format!("file-{}", e.file_id)) hx-swap-oob="delete" {} }
         }
         @match reserved_for_viewer(e, viewer) {
@@ -639,6 +696,7 @@ pub fn resync_fragment(
     viewer: &Viewer,
     seq: u64,
     stale_after: Duration,
+    cards: &Cards,
 ) -> String {
     let list = list_markup(
         files,
@@ -647,6 +705,7 @@ pub fn resync_fragment(
         stale_after,
         &Snapshot::default(),
         true,
+        cards,
     );
     html! {
         div hx-swap-oob="outerHTML:#file-list" { (list) }

@@ -43,7 +43,13 @@ pub struct Filters {
 
 impl Filters {
     /// Whether `f` passes the filters; a lock older than `stale_after` is stale.
-    pub fn matches(&self, f: &FileRecord, viewer: &Viewer, stale_after: Duration) -> bool {
+    pub fn matches(
+        &self,
+        f: &FileRecord,
+        viewer: &Viewer,
+        stale_after: Duration,
+        names: &crate::accounts::Names,
+    ) -> bool {
         let at = now();
         let reserved = f.reserved_for(at).is_some();
         let state_ok = match self.state.as_str() {
@@ -62,7 +68,8 @@ impl Filters {
         q.is_empty()
             || f.path.as_str().to_lowercase().contains(&q)
             || f.description.to_lowercase().contains(&q)
-            || f.locked_by().is_some_and(|o| o.contains(&q))
+            || f.locked_by()
+                .is_some_and(|o| o.contains(&q) || names.display_contains(o, &q))
     }
 
     /// Whether the list is one across folders: "recently changed", "largest"
@@ -170,6 +177,27 @@ pub fn exact_time(at: i64) -> String {
 /// as of the page's load, the exact time on hover either way.
 fn time_ago(at: i64) -> Markup {
     html! { time datetime=(iso_time(at)) title=(exact_time(at)) data-relative { (ago(at)) } }
+}
+
+/// The upload limit under a form's file field. live.js checks what is
+/// picked against `data-max-upload` before sending and, over it, shows
+/// `data-too-large` (the server's own words) instead; without JavaScript
+/// the server answers 413 with the same limit. `several`: the files of one
+/// upload count together, as the server counts them.
+fn size_limit(max_upload: u64, several: bool) -> Markup {
+    let size = crate::domain::human_size(max_upload);
+    let too_large = if several {
+        format!(
+            "These files are larger than the limit of {size} together; the files of one upload count together. Nothing was sent."
+        )
+    } else {
+        format!("The file is larger than the limit of {size}; nothing was sent.")
+    };
+    html! {
+        p.muted.size-limit data-max-upload=(max_upload) data-too-large=(too_large) {
+            "Up to " (size) @if several { " in all" } "."
+        }
+    }
 }
 
 fn csrf_field(viewer: &Viewer) -> Markup {
@@ -327,11 +355,22 @@ pub fn error_page(status: u16, text: &str) -> Markup {
 pub struct Fragments {
     /// A lock older than this is shown as stale (`--stale-after`).
     pub stale_after: Duration,
+    /// Display names and the upload limit, for cards.
+    pub cards: Cards,
+}
+
+/// What every card needs beyond its file and viewer, the same for all:
+/// display names (`Accounts` keeps them current) and the upload limit the
+/// check-in form states and live.js checks before sending.
+#[derive(Debug, Clone, Default)]
+pub struct Cards {
+    pub names: crate::accounts::Names,
+    pub max_upload: u64,
 }
 
 impl crate::live::Render for Fragments {
     fn event(&self, event: &Event, viewer: &Viewer, counters: Counters) -> String {
-        event_fragment(event, viewer, counters, self.stale_after)
+        event_fragment(event, viewer, counters, self.stale_after, &self.cards)
     }
 
     fn override_toast(&self, event: &Event) -> String {
@@ -343,11 +382,11 @@ impl crate::live::Render for Fragments {
     }
 
     fn resync(&self, files: &[FileRecord], viewer: &Viewer, seq: u64) -> String {
-        resync_fragment(files, viewer, seq, self.stale_after)
+        resync_fragment(files, viewer, seq, self.stale_after, &self.cards)
     }
 
     fn refresh(&self, file: &FileRecord, viewer: &Viewer) -> String {
-        card(file, viewer, true, self.stale_after).into_string()
+        card(file, viewer, true, self.stale_after, &self.cards).into_string()
     }
 
     fn inbox(&self, change: &crate::inbox::InboxChange) -> String {

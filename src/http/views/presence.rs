@@ -40,6 +40,19 @@ pub fn presence_header(s: &Snapshot, oob: bool) -> Markup {
     }
 }
 
+/// `usernames` as the header names them: everyone viewing is online.
+fn display_names(s: &Snapshot, usernames: &[String]) -> Vec<String> {
+    usernames
+        .iter()
+        .map(|u| {
+            s.online
+                .iter()
+                .find(|o| &o.username == u)
+                .map_or_else(|| u.clone(), |o| o.display_name.clone())
+        })
+        .collect()
+}
+
 /// "carol is viewing", "carol and dave are viewing", "carol, dave and 3
 /// others are viewing".
 fn viewing_text(who: &[String]) -> String {
@@ -71,7 +84,7 @@ pub fn viewing_line(id: u64, who: &[String], oob: bool) -> Markup {
 pub fn presence_fragment(s: &Snapshot, files: &[u64]) -> String {
     html! {
         (presence_header(s, true))
-        @for id in files { (viewing_line(*id, s.viewers(*id), true)) }
+        @for id in files { (viewing_line(*id, &display_names(s, s.viewers(*id)), true)) }
     }
     .into_string()
 }

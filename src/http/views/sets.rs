@@ -5,12 +5,12 @@
 
 use maud::{Markup, html};
 
-use super::{Viewer, csrf_field};
+use super::{Viewer, csrf_field, size_limit};
 use crate::store::FileRecord;
 
 /// New versions of several held files in one commit: each file is
 /// matched by its name (the server says which it could not place).
-pub(super) fn checkin_set_popover(viewer: &Viewer) -> Markup {
+pub(super) fn checkin_set_popover(viewer: &Viewer, max_upload: u64) -> Markup {
     html! {
         details.popover.checkin-set {
             summary.btn { "Check in several…" }
@@ -22,6 +22,7 @@ pub(super) fn checkin_set_popover(viewer: &Viewer) -> Markup {
                         input type="file" name="file" multiple required;
                     }
                     p.muted.hint { "Pick or drop the files you have checked out; each is matched by its name. One commit for all." }
+                    (size_limit(max_upload, true))
                     label { "What changed" textarea name="message" rows="3" required maxlength="5000" {} }
                     fieldset.bump {
                         legend { "Revision" }
@@ -57,7 +58,7 @@ pub(super) fn selection_bar(viewer: &Viewer) -> Markup {
 }
 
 /// The bulk upload, folded inside the upload popover.
-pub(super) fn bulk_upload_form(viewer: &Viewer) -> Markup {
+pub(super) fn bulk_upload_form(viewer: &Viewer, max_upload: u64) -> Markup {
     html! {
         // Folded away: most uploads are one file. Without JavaScript a
         // plain multipart post; with it, live.js sends each file under
@@ -73,6 +74,7 @@ pub(super) fn bulk_upload_form(viewer: &Viewer) -> Markup {
                 }
                 label { "Initial revision" input type="text" name="revision" value="1.0" pattern="[0-9]+\\.[0-9]+" title="A revision is two numbers with a dot, such as 1.0 or 2.3 (MAJOR.MINOR)" required; }
                 p.muted { "One commit for all of them. You can also drop files or a folder anywhere on the list." }
+                (size_limit(max_upload, true))
                 button.btn.primary type="submit" { "Upload all" }
             }
         }

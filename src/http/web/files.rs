@@ -52,6 +52,7 @@ pub(super) async fn dashboard(
             max_upload: guard.config.max_upload,
             stale_after: files.stale_after(),
             presence: &presence,
+            cards: &super::cards_of(req),
         });
         let mut page = page("Files", &session, "files", flash);
         page.live_seq = Some(board.seq);
@@ -87,6 +88,7 @@ pub(super) async fn file_list(
             &Viewer::of(&session),
             &filters_from(&query, session.user.view),
             files.stale_after(),
+            &super::cards_of(req),
         );
         let mut resp = html(StatusCode::OK, markup);
         if let Ok(url) = HeaderValue::from_str(&page) {
@@ -127,7 +129,13 @@ pub(super) async fn set_view(
             return Ok(redirect(&url));
         }
         let list = files.list().await?;
-        let markup = views::file_list(&list, &Viewer::of(&session), &filters, files.stale_after());
+        let markup = views::file_list(
+            &list,
+            &Viewer::of(&session),
+            &filters,
+            files.stale_after(),
+            &super::cards_of(req),
+        );
         let mut resp = html(StatusCode::OK, markup);
         if let Ok(url) = HeaderValue::from_str(&url) {
             resp.headers_mut().insert("HX-Push-Url", url);
@@ -149,7 +157,13 @@ pub(super) async fn file_card(
         let file = files.get(parse_id(&id)?).await?;
         Ok(html(
             StatusCode::OK,
-            views::card(&file, &Viewer::of(&session), false, files.stale_after()),
+            views::card(
+                &file,
+                &Viewer::of(&session),
+                false,
+                files.stale_after(),
+                &super::cards_of(req),
+            ),
         ))
     })
     .await
@@ -422,6 +436,9 @@ pub(super) async fn activity(
             crate::store::EVENT_RETENTION as usize
         };
         let events = files.recent_events(scanned).await?;
+        // The page is live from the newest event it read: anything after
+        // is replayed when it connects.
+        let seq = events.first().map_or(0, |e| e.seq);
         let scanned = events.len();
         let shown: Vec<_> = events
             .into_iter()
@@ -429,10 +446,12 @@ pub(super) async fn activity(
             .take(SHOWN_EVENTS)
             .collect();
         let present = files.list().await?.iter().map(|f| f.id).collect();
+        let mut page = page("Activity", &session, "activity", None);
+        page.live_seq = Some(seq);
         Ok(html(
             StatusCode::OK,
             views::layout(
-                page("Activity", &session, "activity", None),
+                page,
                 views::activity_page(&shown, scanned, &filter, &present),
             ),
         ))

@@ -342,12 +342,26 @@ fn action_done(
     if is_htmx(req) {
         let viewer = Viewer::of(session);
         let markup = html! {
-            @if let Some(f) = file { (views::card(f, &viewer, true, stale_after)) }
+            @if let Some(f) = file { (views::card(f, &viewer, true, stale_after, &cards_of(req))) }
             (views::toast("success", &message))
         };
         return html(StatusCode::OK, markup);
     }
     notice(back, message)
+}
+
+/// What cards show besides the file: display names (usernames, should the
+/// service be missing) and the upload limit.
+pub(super) fn cards_of(req: &Request) -> views::Cards {
+    views::Cards {
+        names: req
+            .data::<crate::accounts::Accounts>()
+            .map(|a| a.names().clone())
+            .unwrap_or_default(),
+        max_upload: req
+            .data::<std::sync::Arc<crate::config::Config>>()
+            .map_or(0, |c| c.max_upload),
+    }
 }
 
 /// Where a plain form goes back to: the page it names (`back`), if known.

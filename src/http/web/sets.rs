@@ -68,8 +68,9 @@ fn set_done(
 ) -> Response {
     if is_htmx(req) {
         let viewer = Viewer::of(session);
+        let cards = super::cards_of(req);
         let markup = html! {
-            @for f in files { (views::card(f, &viewer, true, stale_after)) }
+            @for f in files { (views::card(f, &viewer, true, stale_after, &cards)) }
             (views::toast("success", &message))
         };
         return html(StatusCode::OK, markup);

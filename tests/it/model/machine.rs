@@ -2545,9 +2545,9 @@ struct Card {
     state: String,
     /// `data-locked-by`
     locked_by: Option<String>,
-    /// "Reserved for <b>…</b>": the name, or "you".
+    /// "Reserved for <b title=…>…</b>": the username, or "you".
     reserved_for: Option<String>,
-    /// The names in the card's line, in order.
+    /// The usernames in the card's line (their `title`), in order.
     queue: Vec<String>,
 }
 
@@ -2557,6 +2557,20 @@ fn inner<'a>(html: &'a str, open: &str, close: &str) -> Option<&'a str> {
     let start = at + html[at..].find('>')? + 1;
     let end = start + html[start..].find(close)?;
     Some(&html[start..end])
+}
+
+/// A person a card names: the username in the tag's `title` (cards show
+/// display names, the username on hover), else the text ("you").
+fn person_in<'a>(html: &'a str, open: &str, close: &str) -> Option<&'a str> {
+    let at = html.find(open)?;
+    let tag = &html[at..at + html[at..].find('>')?];
+    match tag.find(" title=\"") {
+        Some(t) => {
+            let start = t + " title=\"".len();
+            Some(&tag[start..start + tag[start..].find('"')?])
+        }
+        None => inner(html, open, close),
+    }
 }
 
 /// The file cards of the dashboard: `<article id="file-N" data-state=… data-locked-by=…>`,
@@ -2581,11 +2595,11 @@ fn cards(page: &str) -> Result<Vec<Card>, Fail> {
         let body = &body[..body.find("</article>").ok_or("an unclosed <article>")?];
         let reserved_for = body
             .find("reserve-info")
-            .and_then(|at| inner(&body[at..], "<b", "</b>").map(|b| b.trim().to_string()));
+            .and_then(|at| person_in(&body[at..], "<b", "</b>").map(|b| b.trim().to_string()));
         let mut queue = Vec::new();
         if let Some(list) = inner(body, "<ol class=\"queue\"", "</ol>") {
             let mut rest = list;
-            while let Some(name) = inner(rest, "<li", "</li>") {
+            while let Some(name) = person_in(rest, "<li", "</li>") {
                 queue.push(name.trim().to_string());
                 let next = rest.find("</li>").map_or(rest.len(), |e| e + "</li>".len());
                 rest = &rest[next..];
