@@ -1,11 +1,12 @@
 //! Maud templates. Here: the page layout, toasts, the error page and the
-//! small pieces every page uses; [`files`] has the dashboard, cards, live
-//! fragments, history and activity; [`people`] the sign-in, set-up, users
+//! small pieces every page uses; [`files`] has the dashboard, live
+//! fragments, history and activity; [`card`] a file's card; [`people`] the sign-in, set-up, users
 //! and account pages; [`locks`] the admins' stale locks; [`sets`] the
 //! controls for several files at once. Every user-supplied string goes
 //! through maud's escaping.
 
 mod activity;
+mod card;
 mod content;
 mod files;
 mod inbox;
@@ -19,6 +20,7 @@ use std::time::Duration;
 use maud::{DOCTYPE, Markup, html};
 
 pub use self::activity::*;
+pub use self::card::*;
 pub use self::content::*;
 pub use self::files::*;
 pub use self::inbox::*;
