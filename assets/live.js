@@ -1181,10 +1181,27 @@
    * dropped once that form's request succeeds. ---- */
   var DRAFT = 'latch-draft:';
   var DRAFT_FIELDS = 'textarea[name=message], input[name=comment], input[name=message]';
+  // Drafts are one person's: keyed by username, so on a shared PC the next
+  // person signing in to this tab never gets them (a page with nobody
+  // signed in keeps none).
   function draftKey(field) {
-    var form = field.form, action = form && form.getAttribute('action');
-    return action ? DRAFT + action + '|' + field.name : null;
+    var form = field.form, action = form && form.getAttribute('action'), me = document.body.dataset.user;
+    return action && me ? DRAFT + me + ':' + action + '|' + field.name : null;
   }
+  // Drops the drafts of everyone but `keep` (nobody's when empty).
+  function dropOthersDrafts(keep) {
+    var mine = keep ? DRAFT + keep + ':' : null;
+    try {
+      Object.keys(sessionStorage).forEach(function (k) {
+        if (k.indexOf(DRAFT) === 0 && (!mine || k.indexOf(mine) !== 0)) sessionStorage.removeItem(k);
+      });
+    } catch (err) { /* storage off */ }
+  }
+  // Logging out is leaving the PC: nothing typed stays behind.
+  document.addEventListener('submit', function (e) {
+    var f = e.target;
+    if (f && f.getAttribute && f.getAttribute('action') === '/logout') dropOthersDrafts('');
+  }, true);
   function saveDraft(e) {
     var field = e.target;
     if (!field.matches || !field.matches(DRAFT_FIELDS)) return;
@@ -1263,6 +1280,8 @@
       }).observe(box, { childList: true });
     }
     document.body.dataset.js = 'on';
+    // Someone else signed in to this tab: the last person's drafts go.
+    if (document.body.dataset.user) dropOthersDrafts(document.body.dataset.user);
     restoreDrafts(document); // issue 12: drafts kept across a sign-in
     showSelection();
     listChanged();

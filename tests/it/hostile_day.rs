@@ -1,0 +1,236 @@
+//! Issue 12 ("A day at the shop") attacked as an ordinary user would: names
+//! that clash on cards, drafts left behind on a shared shop-floor PC, the
+//! Cards | Table setting across a restart, and how many requests one
+//! person's burst makes every open browser send.
+
+use crate::common::browser::{self, Driver, Options};
+use crate::common::{TestApp, USER_PASSWORD, hidden_csrf};
+use serde_json::json;
+
+/// The markup of the card of file `id` in a dashboard page.
+fn card_html(page: &str, id: u64) -> &str {
+    let start = page
+        .find(&format!(r#"id="file-{id}""#))
+        .expect("the card is on the page");
+    let rest = &page[start..];
+    &rest[..rest.find("</article>").unwrap_or(rest.len())]
+}
+
+/// Two people may share a display name (two Alices in one shop), and one
+/// may pick another's username as theirs. A card then names the holder by
+/// display name *and* username, so nobody can be taken for the other; a
+/// display name no one else uses stays alone.
+#[tokio::test]
+async fn a_card_never_lets_a_shared_display_name_pass_for_someone_else() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    for (user, display) in [
+        ("alice", "Alice"),
+        ("mallory", "alice"),
+        ("alice2", "ALICE "),
+        ("bob", "Bob Builder"),
+    ] {
+        let resp = admin
+            .post_json(
+                "/api/users",
+                &json!({"username": user, "password": USER_PASSWORD, "role": "user", "display_name": display}),
+            )
+            .await;
+        assert_eq!(resp.status(), 201, "create {user}");
+    }
+    let alice = app.login("alice", USER_PASSWORD).await;
+    let mallory = app.login("mallory", USER_PASSWORD).await;
+    let bob = app.login("bob", USER_PASSWORD).await;
+    let a = alice.upload_ok("cell/a.mcam", b"a").await;
+    let m = mallory.upload_ok("cell/m.mcam", b"m").await;
+    let b = bob.upload_ok("cell/b.mcam", b"b").await;
+    assert_eq!(alice.checkout(a, "").await.status(), 200);
+    assert_eq!(mallory.checkout(m, "").await.status(), 200);
+    assert_eq!(bob.checkout(b, "").await.status(), 200);
+
+    let viewer = app.user("carol").await;
+    let page = viewer.get("/").await.text().await.expect("page");
+    let card_a = card_html(&page, a);
+    let card_m = card_html(&page, m);
+    assert!(
+        card_a.contains("Checked out by Alice (alice)"),
+        "alice's card names her username beside the shared name: {card_a}"
+    );
+    assert!(
+        card_m.contains("Checked out by alice (mallory)"),
+        "mallory's display name is alice's username; her card says who she is: {card_m}"
+    );
+    assert!(
+        card_html(&page, b).contains("Checked out by Bob Builder<"),
+        "a display name nobody shares stays alone"
+    );
+
+    // A rename takes effect on the next render, both ways.
+    let resp = admin
+        .patch_json("/api/users/mallory", &json!({"display_name": "Mallory"}))
+        .await;
+    assert_eq!(resp.status(), 200);
+    let page = viewer.get("/").await.text().await.expect("page");
+    assert!(card_html(&page, m).contains("Checked out by Mallory<"));
+    // alice2 is still "ALICE ": alice stays disambiguated.
+    assert!(card_html(&page, a).contains("Checked out by Alice (alice)"));
+}
+
+/// The Cards | Table choice survives a restart, `?view=` shows a view
+/// without changing it, and a forged or wrong request changes nothing.
+#[tokio::test]
+async fn the_view_setting_survives_a_restart_and_refuses_forgeries() {
+    let mut app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+    let page = alice.get("/").await.text().await.expect("page");
+    let csrf = hidden_csrf(&page);
+    // No CSRF token: refused, setting unchanged.
+    let resp = alice
+        .http
+        .post(alice.url("/view"))
+        .header("HX-Request", "true")
+        .form(&[("set_view", "table")])
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(resp.status(), 403);
+    // A GET never changes it.
+    assert_eq!(alice.get("/view?set_view=table").await.status(), 405);
+    let long = "t".repeat(100_000);
+    for bad in ["TABLE", "grid", "", long.as_str()] {
+        let resp = alice
+            .http
+            .post(alice.url("/view"))
+            .header("HX-Request", "true")
+            .form(&[("_csrf", csrf.as_str()), ("set_view", bad)])
+            .send()
+            .await
+            .expect("POST");
+        let status = resp.status().as_u16();
+        assert!(
+            status == 400 || status == 413,
+            "bad view {:.20}: {status}",
+            bad
+        );
+    }
+    let page = alice.get("/").await.text().await.expect("page");
+    assert!(page.contains(r#"data-view="cards""#), "still cards");
+
+    let resp = alice
+        .post_plain_form("/view", &[("_csrf", csrf.as_str()), ("set_view", "table")])
+        .await;
+    assert!(resp.status().is_success() || resp.status().is_redirection());
+    // An address's view shows that view once without changing the setting.
+    let once = alice.get("/?view=cards").await.text().await.expect("page");
+    assert!(once.contains(r#"data-view="cards""#));
+    app.restart().await;
+    let alice = app.login("alice", USER_PASSWORD).await;
+    let page = alice.get("/").await.text().await.expect("page");
+    assert!(
+        page.contains(r#"data-view="table""#),
+        "table after a restart"
+    );
+    let me = alice.get_json("/api/me").await;
+    assert_eq!(me["username"], "alice");
+    // An unknown value in the address falls back to the setting.
+    let page = alice
+        .get("/?view=%3Cscript%3E")
+        .await
+        .text()
+        .await
+        .expect("page");
+    assert!(page.contains(r#"data-view="table""#) && !page.contains("<script>"));
+}
+
+/// Signs `who` in through the login form of the browser's current tab
+/// (the sign-in page it is on), as the next person at a shared PC does.
+async fn sign_in_here(b: &browser::Browser, who: &str, password: &str) {
+    b.type_into("input[name=username]", who).await;
+    b.type_into("input[name=password]", password).await;
+    b.click("form[action='/login'] button[type=submit]").await;
+}
+
+/// A shared shop-floor PC: what alice typed into a comment must not show up
+/// for bob who signs in next in the same tab — not after she logs out, and
+/// not after her session ended under her (which keeps drafts for *her*).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_draft_typed_by_one_person_never_reaches_the_next_at_the_same_pc() {
+    if !browser::browser_available() {
+        return;
+    }
+    let app = TestApp::spawn().await;
+    app.create_user("alice", "user").await;
+    let bob_api = app.user("bob").await;
+    let id = bob_api.upload_ok("parts/bracket.mcam", b"v1").await;
+    let driver = Driver::start().await;
+    let b = driver.session(Options::default()).await;
+    b.login(&app.base, "alice", USER_PASSWORD).await;
+    b.wait_live().await;
+    let field = format!("#comment-{id}");
+    let secret = "salary talk: do not share";
+
+    // 1. Her session ends under her; bob signs in at the sign-in page.
+    b.type_into(&field, secret).await;
+    let new_password = "another-long-password-9";
+    let resp = app
+        .admin()
+        .await
+        .patch_json("/api/users/alice", &json!({"password": new_password}))
+        .await;
+    assert_eq!(resp.status(), 200);
+    b.try_exec(
+        "document.querySelector(arguments[0])?.click()",
+        json!([format!(
+            "#file-{id} form.checkout button[type=submit]:not([name])"
+        )]),
+    )
+    .await;
+    b.wait_for_path("/login").await;
+    sign_in_here(&b, "bob", USER_PASSWORD).await;
+    b.wait_for_path("/").await;
+    b.wait_until(
+        "document.body.dataset.js === 'on' && !!document.querySelector('form[action=\"/logout\"]')",
+        "the dashboard's script",
+    )
+    .await;
+    b.wait_for_element(&field).await;
+    let seen = b
+        .exec(
+            "return [document.querySelector(arguments[0]).value,
+                     Object.keys(sessionStorage).map(k => sessionStorage.getItem(k)).join('|')];",
+            json!([field]),
+        )
+        .await;
+    assert_eq!(seen[0], json!(""), "bob's field is empty");
+    assert!(
+        !seen[1].as_str().unwrap_or_default().contains(secret),
+        "alice's text is gone from the tab's storage once bob is in: {seen}"
+    );
+
+    // 2. Bob types, then logs out; alice signs in next.
+    b.type_into(&field, "bob's own note").await;
+    b.click("form[action='/logout'] button[type=submit]").await;
+    b.wait_for_path("/login").await;
+    let left = b
+        .exec(
+            "return Object.keys(sessionStorage).filter(k => k.startsWith('latch-draft')).length",
+            json!([]),
+        )
+        .await;
+    assert_eq!(left, json!(0), "logging out leaves no drafts behind");
+    sign_in_here(&b, "alice", new_password).await;
+    b.wait_for_path("/").await;
+    b.wait_until(
+        "document.body.dataset.js === 'on' && !!document.querySelector('form[action=\"/logout\"]')",
+        "the dashboard's script",
+    )
+    .await;
+    b.wait_for_element(&field).await;
+    let value = b
+        .exec(
+            "return document.querySelector(arguments[0]).value",
+            json!([field]),
+        )
+        .await;
+    assert_eq!(value, json!(""), "alice does not see bob's note");
+}
