@@ -619,20 +619,36 @@
   /* ---- An OOB card or folder with no target (a new file in a folder the
    * list does not show yet, a card hidden by the filters): re-fetch the list
    * once per burst, with the current filters. ---- */
-  var refreshTimer = 0;
+  // One person's burst (a script uploading file after file, many moves)
+  // must not make every open browser re-render the whole list per event:
+  // at most one re-fetch in flight, and one per REFRESH_GAP_MS; what
+  // arrives meanwhile is covered by one more at the end.
+  var REFRESH_GAP_MS = 1000;
+  var refreshTimer = 0, refreshBusy = false, refreshAgain = false, lastRefresh = -Infinity;
+  live.refreshGap = REFRESH_GAP_MS;
   function isFiltered() {
     var form = document.getElementById('filters');
     return !!form && ((form.elements.q && form.elements.q.value.trim() !== '') ||
       (form.elements.state && ['', 'all'].indexOf(form.elements.state.value) < 0));
   }
   function refreshList() {
-    if (refreshTimer || !document.getElementById('file-list')) return;
+    if (!document.getElementById('file-list')) return;
+    if (refreshBusy) { refreshAgain = true; return; }
+    if (refreshTimer) return;
     refreshTimer = setTimeout(function () {
       refreshTimer = 0;
+      if (!document.getElementById('file-list')) return;
+      refreshBusy = true;
+      lastRefresh = performance.now();
       var f = document.getElementById('filters');
       var q = f ? new URLSearchParams(new FormData(f)).toString() : '';
-      htmx.ajax('GET', '/files?' + q, { target: '#file-list', swap: 'outerHTML' });
-    }, 50);
+      var done = function () {
+        refreshBusy = false;
+        if (refreshAgain) { refreshAgain = false; refreshList(); }
+      };
+      var p = htmx.ajax('GET', '/files?' + q, { target: '#file-list', swap: 'outerHTML' });
+      if (p && p.then) p.then(done, done); else done();
+    }, Math.max(50, lastRefresh + REFRESH_GAP_MS - performance.now()));
   }
   document.addEventListener('htmx:oobErrorNoTarget', function (e) {
     var el = e.detail.content;

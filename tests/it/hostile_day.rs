@@ -234,3 +234,58 @@ async fn a_draft_typed_by_one_person_never_reaches_the_next_at_the_same_pc() {
         .await;
     assert_eq!(value, json!(""), "alice does not see bob's note");
 }
+
+/// One person uploading file after file (a script, a bulk drop sent one
+/// by one) must not make every open browser re-fetch the whole list for
+/// each file: a viewer on a cross-folder sort (where every new card means
+/// a re-fetch) asks at most once per `refreshGap` (live.js), plus the one
+/// that brings the burst's end, and ends up with every file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_uploads_costs_each_viewer_a_bounded_number_of_list_fetches() {
+    if !browser::browser_available() {
+        return;
+    }
+    let app = TestApp::spawn().await;
+    app.create_user("alice", "user").await;
+    let bob = app.user("bob").await;
+    bob.upload_ok("seed/first.nc", b"0").await;
+    let driver = Driver::start().await;
+    let b = driver.session(Options::default()).await;
+    b.login(&app.base, "alice", USER_PASSWORD).await;
+    b.goto(&format!("{}/?sort=modified", app.base)).await;
+    b.wait_live().await;
+    b.exec("performance.clearResourceTimings(); return 0;", json!([]))
+        .await;
+    const BURST: usize = 40;
+    for i in 0..BURST {
+        bob.upload_ok(&format!("bulk{}/part-{i:02}.nc", i % 7), b"x")
+            .await;
+    }
+    b.wait_until(
+        &format!(
+            "document.querySelectorAll('#file-list article.card').length === {}",
+            BURST + 1
+        ),
+        "every file of the burst on the page",
+    )
+    .await;
+    let seen = b
+        .exec(
+            "const f = performance.getEntriesByType('resource').filter(e => /\\/files\\?/.test(e.name));
+             return [f.length, f.length ? f[f.length - 1].startTime - f[0].startTime : 0,
+                     (window.latchLive && window.latchLive.refreshGap) || 0];",
+            json!([]),
+        )
+        .await;
+    let fetches = seen[0].as_u64().unwrap_or(0);
+    let spread = seen[1].as_f64().unwrap_or(0.0);
+    // Before the cap existed there was no gap: count against the one the
+    // cap promises (1 s), whatever live.js says.
+    let gap = seen[2].as_f64().filter(|g| *g > 0.0).unwrap_or(1000.0);
+    let cap = (spread / gap).floor() as u64 + 2;
+    assert!(
+        fetches <= cap,
+        "{fetches} list fetches over {spread:.0} ms for {BURST} uploads (at most {cap})"
+    );
+    assert!(fetches >= 1, "the new files came by a re-fetch");
+}
