@@ -289,3 +289,65 @@ async fn a_burst_of_uploads_costs_each_viewer_a_bounded_number_of_list_fetches()
     );
     assert!(fetches >= 1, "the new files came by a re-fetch");
 }
+
+/// The size check live.js makes before sending is a courtesy: a client
+/// that skips it (a script, JavaScript off, a tampered page) meets the
+/// server's limit on every route that takes a file, and nothing changes.
+#[tokio::test]
+async fn every_route_that_takes_a_file_refuses_one_over_the_limit() {
+    let app = TestApp::spawn_with(|c| c.max_upload = 10_000).await;
+    let alice = app.user("alice").await;
+    let id = alice.upload_ok("cell/fixture.mcam", b"v1").await;
+    assert_eq!(alice.checkout(id, "").await.status(), 200);
+    let big = vec![b'x'; 20_000];
+    let id_s = id.to_string();
+    let cases: Vec<(String, Vec<(&str, &str)>)> = vec![
+        ("/files".into(), vec![("path", "cell/big.nc")]),
+        (
+            format!("/files/{id}/checkin"),
+            vec![("message", "m"), ("bump", "minor")],
+        ),
+        (
+            "/files/checkin".into(),
+            vec![("id", id_s.as_str()), ("message", "m")],
+        ),
+        ("/files/bulk".into(), vec![("folder", "cell")]),
+        ("/api/files".into(), vec![("path", "cell/big2.nc")]),
+        (
+            format!("/api/files/{id}/checkin"),
+            vec![("message", "m"), ("bump", "minor")],
+        ),
+        (
+            "/api/checkin".into(),
+            vec![("id", id_s.as_str()), ("message", "m")],
+        ),
+    ];
+    for (path, fields) in cases {
+        for htmx in [false, true] {
+            // A set's check-in names each part by the file it replaces.
+            let mut form = reqwest::multipart::Form::new();
+            for (k, v) in &fields {
+                form = form.text(k.to_string(), v.to_string());
+            }
+            let part = reqwest::multipart::Part::bytes(big.clone()).file_name("fixture.mcam");
+            let form = form.part("file", part);
+            let mut rb = alice.http.post(alice.url(&path)).multipart(form);
+            if let Some(t) = &alice.csrf {
+                rb = rb.header("X-CSRF-Token", t);
+            }
+            if htmx {
+                rb = rb.header("HX-Request", "true");
+            }
+            let resp = rb.send().await.expect("POST");
+            let status = resp.status().as_u16();
+            assert!(
+                status == 413,
+                "{path} (htmx {htmx}): {status} {}",
+                resp.text().await.unwrap_or_default()
+            );
+        }
+    }
+    let file = alice.file(id).await;
+    assert_eq!(file["revision"], "1.0", "no check-in went through");
+    assert_eq!(alice.files().await.len(), 1, "no upload went through");
+}
