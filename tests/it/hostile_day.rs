@@ -351,3 +351,43 @@ async fn every_route_that_takes_a_file_refuses_one_over_the_limit() {
     assert_eq!(file["revision"], "1.0", "no check-in went through");
     assert_eq!(alice.files().await.len(), 1, "no upload went through");
 }
+
+/// The Activity page echoes its filters into the attributes live.js reads:
+/// markup and quotes stay text, a huge value is cut, and the page answers.
+#[tokio::test]
+async fn activity_filters_with_markup_stay_text_in_the_page() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+    alice.upload_ok("cell/a.nc", b"a").await;
+    let nasty = r#""><img src=x onerror=alert(1)>' data-x="#;
+    let long = "q".repeat(5_000);
+    for (k, v) in [
+        ("kind", nasty),
+        ("who", nasty),
+        ("q", nasty),
+        ("q", long.as_str()),
+    ] {
+        let url = format!(
+            "/activity?{}",
+            url::form_urlencoded::Serializer::new(String::new())
+                .append_pair(k, v)
+                .finish()
+        );
+        let resp = alice.get(&url).await;
+        assert_eq!(resp.status(), 200, "{k}");
+        let page = resp.text().await.expect("page");
+        assert!(!page.contains("<img src=x"), "{k}: markup stays text");
+        assert!(!page.contains(&long), "a huge value is cut");
+        let list = &page[page.find(r#"id="activity-list""#).expect("the list")..];
+        let head = &list[..list.find('>').unwrap_or(list.len())];
+        if v == nasty {
+            assert!(
+                head.contains("&quot;&gt;&lt;img src=x"),
+                "{k}: the quote cannot close the attribute: {head}"
+            );
+        }
+    }
+    // Anonymous: no activity at all.
+    let resp = app.anonymous().get("/activity?q=a").await;
+    assert!(resp.status().is_redirection() || resp.status() == 401);
+}
