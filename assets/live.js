@@ -619,20 +619,36 @@
   /* ---- An OOB card or folder with no target (a new file in a folder the
    * list does not show yet, a card hidden by the filters): re-fetch the list
    * once per burst, with the current filters. ---- */
-  var refreshTimer = 0;
+  // One person's burst (a script uploading file after file, many moves)
+  // must not make every open browser re-render the whole list per event:
+  // at most one re-fetch in flight, and one per REFRESH_GAP_MS; what
+  // arrives meanwhile is covered by one more at the end.
+  var REFRESH_GAP_MS = 1000;
+  var refreshTimer = 0, refreshBusy = false, refreshAgain = false, lastRefresh = -Infinity;
+  live.refreshGap = REFRESH_GAP_MS;
   function isFiltered() {
     var form = document.getElementById('filters');
     return !!form && ((form.elements.q && form.elements.q.value.trim() !== '') ||
       (form.elements.state && ['', 'all'].indexOf(form.elements.state.value) < 0));
   }
   function refreshList() {
-    if (refreshTimer || !document.getElementById('file-list')) return;
+    if (!document.getElementById('file-list')) return;
+    if (refreshBusy) { refreshAgain = true; return; }
+    if (refreshTimer) return;
     refreshTimer = setTimeout(function () {
       refreshTimer = 0;
+      if (!document.getElementById('file-list')) return;
+      refreshBusy = true;
+      lastRefresh = performance.now();
       var f = document.getElementById('filters');
       var q = f ? new URLSearchParams(new FormData(f)).toString() : '';
-      htmx.ajax('GET', '/files?' + q, { target: '#file-list', swap: 'outerHTML' });
-    }, 50);
+      var done = function () {
+        refreshBusy = false;
+        if (refreshAgain) { refreshAgain = false; refreshList(); }
+      };
+      var p = htmx.ajax('GET', '/files?' + q, { target: '#file-list', swap: 'outerHTML' });
+      if (p && p.then) p.then(done, done); else done();
+    }, Math.max(50, lastRefresh + REFRESH_GAP_MS - performance.now()));
   }
   document.addEventListener('htmx:oobErrorNoTarget', function (e) {
     var el = e.detail.content;
@@ -1181,10 +1197,27 @@
    * dropped once that form's request succeeds. ---- */
   var DRAFT = 'latch-draft:';
   var DRAFT_FIELDS = 'textarea[name=message], input[name=comment], input[name=message]';
+  // Drafts are one person's: keyed by username, so on a shared PC the next
+  // person signing in to this tab never gets them (a page with nobody
+  // signed in keeps none).
   function draftKey(field) {
-    var form = field.form, action = form && form.getAttribute('action');
-    return action ? DRAFT + action + '|' + field.name : null;
+    var form = field.form, action = form && form.getAttribute('action'), me = document.body.dataset.user;
+    return action && me ? DRAFT + me + ':' + action + '|' + field.name : null;
   }
+  // Drops the drafts of everyone but `keep` (nobody's when empty).
+  function dropOthersDrafts(keep) {
+    var mine = keep ? DRAFT + keep + ':' : null;
+    try {
+      Object.keys(sessionStorage).forEach(function (k) {
+        if (k.indexOf(DRAFT) === 0 && (!mine || k.indexOf(mine) !== 0)) sessionStorage.removeItem(k);
+      });
+    } catch (err) { /* storage off */ }
+  }
+  // Logging out is leaving the PC: nothing typed stays behind.
+  document.addEventListener('submit', function (e) {
+    var f = e.target;
+    if (f && f.getAttribute && f.getAttribute('action') === '/logout') dropOthersDrafts('');
+  }, true);
   function saveDraft(e) {
     var field = e.target;
     if (!field.matches || !field.matches(DRAFT_FIELDS)) return;
@@ -1263,6 +1296,8 @@
       }).observe(box, { childList: true });
     }
     document.body.dataset.js = 'on';
+    // Someone else signed in to this tab: the last person's drafts go.
+    if (document.body.dataset.user) dropOthersDrafts(document.body.dataset.user);
     restoreDrafts(document); // issue 12: drafts kept across a sign-in
     showSelection();
     listChanged();
