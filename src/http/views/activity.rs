@@ -28,8 +28,8 @@ const KINDS: [(EventKind, &str); 13] = [
 /// What the Activity page is narrowed to; empty fields narrow nothing.
 #[derive(Debug, Default, Clone)]
 pub struct ActivityFilter {
-    /// An event kind (`checked_in`), or empty for all.
-    pub kind: String,
+    /// One kind of event, or none for all.
+    pub kind: Option<EventKind>,
     /// A username, exactly.
     pub who: String,
     /// Part of a file's path, any case.
@@ -37,8 +37,23 @@ pub struct ActivityFilter {
 }
 
 impl ActivityFilter {
+    /// The kind the filter's `kind` value names (`checked_in`): empty is
+    /// every kind; anything else is refused with the list's own words.
+    pub fn kind_named(value: &str) -> Result<Option<EventKind>, String> {
+        if value.is_empty() {
+            return Ok(None);
+        }
+        KINDS
+            .iter()
+            .find(|(k, _)| k.as_str() == value)
+            .map(|(k, _)| Some(*k))
+            .ok_or_else(|| {
+                "There is no such kind of event to filter by; choose one from the list.".to_string()
+            })
+    }
+
     pub fn matches(&self, e: &Event) -> bool {
-        (self.kind.is_empty() || e.kind.as_str() == self.kind)
+        self.kind.is_none_or(|k| e.kind == k)
             && (self.who.is_empty() || e.actor == self.who)
             && (self.q.is_empty()
                 || e.path
@@ -48,7 +63,7 @@ impl ActivityFilter {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.kind.is_empty() && self.who.is_empty() && self.q.is_empty()
+        self.kind.is_none() && self.who.is_empty() && self.q.is_empty()
     }
 }
 
@@ -66,9 +81,9 @@ pub fn activity_page(
             form.inline.filters method="get" action="/activity" {
                 label.sr-only for="activity-kind" { "What happened" }
                 select #activity-kind name="kind" {
-                    option value="" selected[filter.kind.is_empty()] { "Everything" }
+                    option value="" selected[filter.kind.is_none()] { "Everything" }
                     @for (kind, label) in KINDS {
-                        option value=(kind.as_str()) selected[filter.kind == kind.as_str()] { (label) }
+                        option value=(kind.as_str()) selected[filter.kind == Some(kind)] { (label) }
                     }
                 }
                 label.sr-only for="activity-who" { "Who (username)" }
@@ -91,7 +106,7 @@ pub fn activity_page(
             // target id). live.js adds only lines that pass the filters, read
             // from these data attributes, and keeps at most data-max.
             ol #activity-list .activity.activity-log data-max=(LIVE_LINES)
-                data-kind=(filter.kind) data-who=(filter.who) data-q=(filter.q) {
+                data-kind=(filter.kind.map(EventKind::as_str).unwrap_or_default()) data-who=(filter.who) data-q=(filter.q) {
                 @for e in events { (activity_line_linked(e, present.contains(&e.file_id))) }
             }
         }

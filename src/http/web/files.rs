@@ -424,7 +424,7 @@ pub(super) async fn activity(
                 .unwrap_or_default()
         };
         let filter = views::ActivityFilter {
-            kind: pick("kind"),
+            kind: views::ActivityFilter::kind_named(&pick("kind")).map_err(AppError::BadRequest)?,
             who: pick("who").to_lowercase(),
             q: pick("q"),
         };
