@@ -605,3 +605,85 @@ async fn the_override_button_stays_readable_while_hovered_in_both_schemes() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cards_actions_are_one_tab_stop_and_the_arrow_keys_move_among_them() {
+    if !browser::browser_available() {
+        return;
+    }
+    let shop = shop().await;
+    let driver = Driver::start().await;
+    let b = driver.session(Options::default()).await;
+    b.login(&shop.app.base, "dana", USER_PASSWORD).await;
+    b.wait_live().await;
+    // From a free card's tick box, Tab until focus leaves the card.
+    let card = b
+        .exec(
+            "const c = document.querySelector('article.card[data-state=available]');
+             c.querySelector('input[name=ids]').focus(); return c.id;",
+            json!([]),
+        )
+        .await;
+    let card = card.as_str().expect("a free card").to_string();
+    let inside =
+        format!("return document.getElementById('{card}').contains(document.activeElement)");
+    let mut stops = vec![b.exec(FOCUSED, json!([])).await];
+    loop {
+        tab(&b, 1, false).await;
+        if b.exec(&inside, json!([])).await != json!(true) {
+            break;
+        }
+        stops.push(b.exec(FOCUSED, json!([])).await);
+        assert!(stops.len() < 10, "Tab never leaves the card: {stops:?}");
+    }
+    assert_eq!(
+        stops.len(),
+        3,
+        "tick box, comment, the actions as one stop: {stops:?}"
+    );
+    let toolbar = b
+        .exec(
+            "const a = document.activeElement; return [a.tagName, a.textContent.trim(),
+               a.closest('.card-actions') && a.closest('.card-actions').getAttribute('role')];",
+            json!([]),
+        )
+        .await;
+    // Tab went on to the next card; come back to the actions.
+    tab(&b, 1, true).await;
+    let at = b.exec(FOCUSED, json!([])).await;
+    assert_eq!(at, json!("BUTTON Check out"), "{toolbar} then back: {at}");
+    let bar_role = b
+        .exec(
+            "return [document.activeElement.closest('.card-actions').getAttribute('role'),
+                     document.activeElement.closest('.card-actions').getAttribute('aria-label')]",
+            json!([]),
+        )
+        .await;
+    assert_eq!(bar_role[0], json!("toolbar"), "{bar_role}");
+    assert!(
+        bar_role[1]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("Actions for "),
+        "{bar_role}"
+    );
+    b.press("\u{E014}").await; // ArrowRight
+    assert_eq!(
+        b.exec(FOCUSED, json!([])).await,
+        json!("BUTTON Check out & download")
+    );
+    b.press("\u{E010}").await; // End
+    let last = b.exec(FOCUSED, json!([])).await;
+    assert!(
+        last.as_str().unwrap_or("").contains("/history"),
+        "End goes to the last action: {last}"
+    );
+    b.press("\u{E014}").await; // ArrowRight wraps to the first
+    assert_eq!(b.exec(FOCUSED, json!([])).await, json!("BUTTON Check out"));
+    b.press("\u{E012}").await; // ArrowLeft wraps to the last
+    assert_eq!(b.exec(FOCUSED, json!([])).await, last);
+    // Leaving and coming back lands on the action last used.
+    tab(&b, 1, false).await;
+    tab(&b, 1, true).await;
+    assert_eq!(b.exec(FOCUSED, json!([])).await, last);
+}
