@@ -22,6 +22,7 @@ mod lfs;
 mod live;
 mod mail;
 mod model;
+mod newcomer_day;
 mod openapi;
 mod ops;
 mod presence;
