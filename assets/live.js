@@ -829,10 +829,10 @@
   });
   document.addEventListener('htmx:afterSwap', function (e) {
     var t = e.detail && e.detail.target;
-    if (refocus && t && (t.id === 'file-list' || !t.isConnected)) restoreFocus();
+    if (refocus && t && (t.id === 'file-list' || !t.isConnected)) refocusCard();
   });
-  document.addEventListener('htmx:oobAfterSwap', restoreFocus);
-  function restoreFocus() {
+  document.addEventListener('htmx:oobAfterSwap', refocusCard);
+  function refocusCard() {
     if (!refocus) return;
     var r = refocus, a = document.activeElement;
     if (a && a !== document.body && a.isConnected) { refocus = null; return; }
