@@ -119,6 +119,54 @@ async fn a_long_holder_name_in_the_table_ends_in_an_ellipsis_and_shows_whole_on_
     }
 }
 
+/// A folder of files picked with "Or a whole folder" and "Into the folder"
+/// left empty lands under the folder's own name; the toast said "They are
+/// under the top of the vault", sending her to look for them in the wrong
+/// place. It names where they are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_picked_folder_is_reported_where_it_landed() {
+    if !browser::browser_available() {
+        return;
+    }
+    let app = TestApp::spawn().await;
+    app.create_user("alice", "user").await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("cam");
+    std::fs::create_dir(&dir).unwrap();
+    for i in 0..3 {
+        std::fs::write(dir.join(format!("op{i}.nc")), format!("O{i}")).unwrap();
+    }
+    let driver = Driver::start().await;
+    let b = driver.session(Options::default()).await;
+    b.login(&app.base, "alice", USER_PASSWORD).await;
+    b.wait_live().await;
+    b.exec(
+        "document.querySelector('details.upload').open = true; \
+         document.querySelector('details.bulk-more').open = true",
+        json!([]),
+    )
+    .await;
+    b.type_into("form.bulk input[webkitdirectory]", dir.to_str().unwrap())
+        .await;
+    b.click("form.bulk button[type=submit]").await;
+    let toast = b
+        .wait_until(
+            "[...document.querySelectorAll('#uploads *, #toasts *')].map(t => t.textContent.trim()).find(t => t.startsWith('Uploaded') && t.endsWith('.'))",
+            "the upload's toast",
+        )
+        .await;
+    assert_eq!(
+        toast,
+        json!("Uploaded 3 files in one commit. They are in cam/."),
+        "the toast names where the files are"
+    );
+    b.wait_until(
+        "document.querySelectorAll('section.folder[data-folder=cam] [id^=file-]').length === 3",
+        "the three lines in cam/",
+    )
+    .await;
+}
+
 async fn shot(b: &Browser, name: &str) {
     b.screenshot(&format!("newcomer-{name}")).await;
 }
