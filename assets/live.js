@@ -282,7 +282,7 @@
     into.textContent = '';
     var head = document.createElement('strong'), last = document.createElement('span');
     head.className = 'toast-count';
-    head.textContent = count + ' changes by ' + actor;
+    head.textContent = count + ' changes by ' + (t.dataset.actorName || actor);
     last.className = 'toast-latest';
     last.textContent = 'Latest: ' + latest;
     into.appendChild(head); into.appendChild(last);

@@ -167,6 +167,59 @@ async fn a_picked_folder_is_reported_where_it_landed() {
     .await;
 }
 
+/// Marco's account shows "Marco Antonio Bellavista-Rodríguez" on the cards
+/// and in the header, but the Recent activity list, the toasts and the
+/// Activity page said "marco": a newcomer could not tell the two were the
+/// same person. Every line names him as the cards do, live and after a
+/// reload; the Activity page's "Who" filter still takes the username.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn activity_lines_and_toasts_name_people_as_the_cards_do() {
+    if !browser::browser_available() {
+        return;
+    }
+    let app = TestApp::spawn().await;
+    app.create_user("alice", "user").await;
+    let name = "Marco Antonio Bellavista-Rodríguez";
+    let r = app
+        .admin()
+        .await
+        .post_json(
+            "/api/users",
+            &json!({"username": "marco", "password": USER_PASSWORD, "role": "user", "display_name": name}),
+        )
+        .await;
+    assert!(r.status().is_success(), "{}", r.status());
+    let marco = app.login("marco", USER_PASSWORD).await;
+    let id = marco.upload_ok("cam/op10.nc", b"a").await;
+    let driver = Driver::start().await;
+    let b = driver.session(Options::default()).await;
+    b.login(&app.base, "alice", USER_PASSWORD).await;
+    b.wait_live().await;
+    let act = driver.session(Options::default()).await;
+    act.login(&app.base, "alice", USER_PASSWORD).await;
+    act.goto(&app.url("/activity?who=marco")).await;
+    act.wait_live().await;
+    assert_eq!(marco.checkout(id, "feeds").await.status(), 200);
+    let want = format!("{name} checked out cam/op10.nc — feeds");
+    for (page, what) in [(&b, "the dashboard"), (&act, "the Activity page")] {
+        page.wait_until(
+            "[...document.querySelectorAll('#activity-list li')].some(l => l.textContent.includes(arguments[0]))"
+                .replace("arguments[0]", &serde_json::to_string(&want).unwrap())
+                .as_str(),
+            &format!("the live line on {what}"),
+        )
+        .await;
+    }
+    b.wait_until(
+        "[...document.querySelectorAll('#toasts .toast')].some(t => t.textContent.includes('Marco Antonio'))",
+        "the toast naming Marco as the cards do",
+    )
+    .await;
+    b.goto(&app.url("/")).await;
+    let line = b.text("#activity-list li").await;
+    assert!(line.contains(&want), "after a reload: {line}");
+}
+
 async fn shot(b: &Browser, name: &str) {
     b.screenshot(&format!("newcomer-{name}")).await;
 }

@@ -59,6 +59,7 @@ pub fn activity_page(
     scanned: usize,
     filter: &ActivityFilter,
     present: &HashSet<u64>,
+    names: &crate::accounts::Names,
 ) -> Markup {
     html! {
         section {
@@ -92,7 +93,7 @@ pub fn activity_page(
             // from these data attributes, and keeps at most data-max.
             ol #activity-list .activity.activity-log data-max=(LIVE_LINES)
                 data-kind=(filter.kind) data-who=(filter.who) data-q=(filter.q) {
-                @for e in events { (activity_line_linked(e, present.contains(&e.file_id))) }
+                @for e in events { (activity_line_linked(e, present.contains(&e.file_id), names)) }
             }
         }
     }
