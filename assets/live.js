@@ -282,7 +282,7 @@
     into.textContent = '';
     var head = document.createElement('strong'), last = document.createElement('span');
     head.className = 'toast-count';
-    head.textContent = count + ' changes by ' + actor;
+    head.textContent = count + ' changes by ' + (t.dataset.actorName || actor);
     last.className = 'toast-latest';
     last.textContent = 'Latest: ' + latest;
     into.appendChild(head); into.appendChild(last);
@@ -835,7 +835,20 @@
     if (d.shouldSwap === false || !t || !t.matches || !t.matches('article.card') || !a || !t.contains(a)) return;
     refocus = { id: t.id, key: focusKey(a) };
   });
-  document.addEventListener('htmx:oobAfterSwap', function () {
+  // A refetched list (a colleague's move into a folder not shown yet, a
+  // filter) replaces every card at once: the same keeper, by the card's id.
+  document.addEventListener('htmx:beforeSwap', function (e) {
+    var t = e.detail && e.detail.target, a = document.activeElement;
+    if (!t || t.id !== 'file-list' || !a || !t.contains(a)) return;
+    var card = a.closest('[id^="file-"]');
+    if (card) refocus = { id: card.id, key: focusKey(a) };
+  });
+  document.addEventListener('htmx:afterSwap', function (e) {
+    var t = e.detail && e.detail.target;
+    if (refocus && t && (t.id === 'file-list' || !t.isConnected)) refocusCard();
+  });
+  document.addEventListener('htmx:oobAfterSwap', refocusCard);
+  function refocusCard() {
     if (!refocus) return;
     var r = refocus, a = document.activeElement;
     if (a && a !== document.body && a.isConnected) { refocus = null; return; }
@@ -851,7 +864,7 @@
     if (closed && closed.querySelector('summary') !== same) same = closed.querySelector('summary');
     var to = same || card.querySelector('input[name=ids]');
     if (to) to.focus();
-  });
+  }
   // Any swap (a live card, a refreshed list, a card that waited) re-applies the ticks.
   var selectionQueued = false;
   function queueSelection() {

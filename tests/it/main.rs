@@ -23,6 +23,7 @@ mod lfs;
 mod live;
 mod mail;
 mod model;
+mod newcomer_day;
 mod openapi;
 mod ops;
 mod presence;

@@ -74,6 +74,7 @@ pub fn activity_page(
     scanned: usize,
     filter: &ActivityFilter,
     present: &HashSet<u64>,
+    names: &crate::accounts::Names,
 ) -> Markup {
     html! {
         section {
@@ -107,7 +108,7 @@ pub fn activity_page(
             // from these data attributes, and keeps at most data-max.
             ol #activity-list .activity.activity-log data-max=(LIVE_LINES)
                 data-kind=(filter.kind.map(EventKind::as_str).unwrap_or_default()) data-who=(filter.who) data-q=(filter.q) {
-                @for e in events { (activity_line_linked(e, present.contains(&e.file_id))) }
+                @for e in events { (activity_line_linked(e, present.contains(&e.file_id), names)) }
             }
         }
     }

@@ -96,11 +96,16 @@ pub fn card_seen(
                 @if mine {
                     span.badge.state.mine { "Checked out by you" }
                 } @else if let Some(h) = holder {
-                    span.badge.state.locked title=(h) { "Checked out by " (person(&cards.names, h)) }
+                    // A table's narrow State column cuts a long name short
+                    // (an ellipsis on the inner span); the whole of it, and
+                    // the username, on hover.
+                    @let who = person(&cards.names, h);
+                    span.badge.state.locked title=(format!("Checked out by {who} ({h})")) { span.badge-text { "Checked out by " (who) } }
                 } @else if reserved_for_me {
                     span.badge.state.mine { "Reserved for you" }
                 } @else if let Some(r) = reserved {
-                    span.badge.state.locked title=(r.username) { "Reserved for " (person(&cards.names, &r.username)) }
+                    @let who = person(&cards.names, &r.username);
+                    span.badge.state.locked title=(format!("Reserved for {who} ({})", r.username)) { span.badge-text { "Reserved for " (who) } }
                 } @else {
                     span.badge.state.available { "Available" }
                 }

@@ -13,6 +13,7 @@ use super::{
     Cards, DASHBOARD_ACTIVITY, Filters, ListView, Viewer, csrf_field, folder_dom_id, size_limit,
     time_ago, toast,
 };
+use crate::accounts::Names;
 use crate::files::Version;
 use crate::live::Counters;
 use crate::presence::Snapshot;
@@ -92,7 +93,7 @@ pub fn dashboard(d: Dashboard<'_>) -> Markup {
                 // live.js trims the list to data-max as events arrive, so a
                 // dashboard left open for weeks stays small.
                 ol #activity-list .activity data-max=(DASHBOARD_ACTIVITY) {
-                    @for event in d.recent { (activity_line(event)) }
+                    @for event in d.recent { (activity_line(event, &d.cards.names)) }
                 }
                 p { a href="/activity" { "All activity →" } }
             }
@@ -288,55 +289,62 @@ fn sort_words(sort: &str) -> &'static str {
     }
 }
 
-pub fn event_sentence(e: &Event) -> String {
+/// What happened, in words, naming people by their display names (as
+/// cards and the header do; the username is in the line's `data-actor`).
+pub fn event_sentence(e: &Event, names: &Names) -> String {
+    let actor = names.of(&e.actor);
     let note = e.note.as_deref().filter(|n| !n.is_empty());
     let rev = e.revision.map(|r| r.to_string()).unwrap_or_default();
     match e.kind {
-        EventKind::Created => format!("{} uploaded {} (rev {rev})", e.actor, e.path),
+        EventKind::Created => format!("{} uploaded {} (rev {rev})", actor, e.path),
         EventKind::Locked => match note {
-            Some(n) => format!("{} checked out {} — {n}", e.actor, e.path),
-            None => format!("{} checked out {}", e.actor, e.path),
+            Some(n) => format!("{} checked out {} — {n}", actor, e.path),
+            None => format!("{} checked out {}", actor, e.path),
         },
-        EventKind::Unlocked => format!("{} cancelled the check-out of {}", e.actor, e.path),
+        EventKind::Unlocked => format!("{} cancelled the check-out of {}", actor, e.path),
         EventKind::CheckedIn => match note {
             Some(n) => format!(
                 "{} checked in {} rev {rev} — {}",
-                e.actor,
+                actor,
                 e.path,
                 n.lines().next().unwrap_or("")
             ),
-            None => format!("{} checked in {} rev {rev}", e.actor, e.path),
+            None => format!("{} checked in {} rev {rev}", actor, e.path),
         },
         EventKind::Overridden => format!(
             "{} overrode {}'s check-out of {}",
-            e.actor,
-            e.previous_holder.as_deref().unwrap_or("someone"),
+            actor,
+            e.previous_holder
+                .as_deref()
+                .map_or("someone".to_string(), |h| names.of(h)),
             e.path
         ),
-        EventKind::Deleted => format!("{} deleted {}", e.actor, e.path),
-        EventKind::Queued => format!("{} is waiting for {}", e.actor, e.path),
-        EventKind::Dequeued => format!("{} stopped waiting for {}", e.actor, e.path),
+        EventKind::Deleted => format!("{} deleted {}", actor, e.path),
+        EventKind::Queued => format!("{} is waiting for {}", actor, e.path),
+        EventKind::Dequeued => format!("{} stopped waiting for {}", actor, e.path),
         EventKind::Reserved => match e.file.as_ref().and_then(|f| f.reserved.as_ref()) {
-            Some(r) => format!("{} is reserved for {}", e.path, r.username),
+            Some(r) => format!("{} is reserved for {}", e.path, names.of(&r.username)),
             None => format!("{} is reserved", e.path),
         },
         EventKind::Released => format!("{} is available again", e.path),
         EventKind::Expired => format!(
             "{}'s check-out of {} expired; Latch released it",
-            e.previous_holder.as_deref().unwrap_or("someone"),
+            e.previous_holder
+                .as_deref()
+                .map_or("someone".to_string(), |h| names.of(h)),
             e.path
         ),
         EventKind::Moved => match note {
-            Some(from) => format!("{} moved {from} to {}", e.actor, e.path),
-            None => format!("{} moved {}", e.actor, e.path),
+            Some(from) => format!("{} moved {from} to {}", actor, e.path),
+            None => format!("{} moved {}", actor, e.path),
         },
-        EventKind::Edited => format!("{} edited the description of {}", e.actor, e.path),
+        EventKind::Edited => format!("{} edited the description of {}", actor, e.path),
     }
 }
 
 /// The one toast of a change of several files: what was done, to how many,
 /// and (for a check-in) the message.
-pub fn together_toast(events: &[std::sync::Arc<Event>]) -> String {
+pub fn together_toast(events: &[std::sync::Arc<Event>], names: &Names) -> String {
     let Some(first) = events.first() else {
         return String::new();
     };
@@ -348,7 +356,7 @@ pub fn together_toast(events: &[std::sync::Arc<Event>]) -> String {
         EventKind::Unlocked => "cancelled the check-out of",
         EventKind::CheckedIn => "checked in",
         EventKind::Created => "uploaded",
-        _ => return live_toast(first, "info").into_string(),
+        _ => return live_toast(first, "info", names).into_string(),
     };
     let note = first
         .note
@@ -356,12 +364,12 @@ pub fn together_toast(events: &[std::sync::Arc<Event>]) -> String {
         .and_then(|n| n.lines().next())
         .filter(|n| !n.is_empty());
     let text = match note {
-        Some(n) => format!("{} {what} {count} files — {n}", first.actor),
-        None => format!("{} {what} {count} files", first.actor),
+        Some(n) => format!("{} {what} {count} files — {n}", names.of(&first.actor)),
+        None => format!("{} {what} {count} files", names.of(&first.actor)),
     };
     html! {
         div hx-swap-oob="beforeend:#toasts" {
-            div.toast.toast-info role="status" data-actor=(first.actor) { (text) }
+            div.toast.toast-info role="status" data-actor=(first.actor) data-actor-name=(names.of(&first.actor)) { (text) }
         }
     }
     .into_string()
@@ -379,18 +387,18 @@ pub fn span_words(d: Duration) -> String {
     format!("{n} {unit}")
 }
 
-pub fn activity_line(e: &Event) -> Markup {
-    activity_line_linked(e, e.file.is_some())
+pub fn activity_line(e: &Event, names: &Names) -> Markup {
+    activity_line_linked(e, e.file.is_some(), names)
 }
 
 /// A line of the dashboard's feed and of the Activity page, linking to its
 /// file's history when `linked` (the file is still there). `data-*` carry
 /// what the Activity page's filters match, for its live lines.
-pub fn activity_line_linked(e: &Event, linked: bool) -> Markup {
+pub fn activity_line_linked(e: &Event, linked: bool, names: &Names) -> Markup {
     html! {
         li.activity-line data-seq=(e.seq) data-kind=(e.kind.as_str()) data-actor=(e.actor) data-path=(e.path) {
             (time_ago(e.at)) " "
-            span { (event_sentence(e)) }
+            span { (event_sentence(e, names)) }
             @if linked { " " a href=(format!("/files/{}/history", e.file_id)) aria-label=(format!("History of {}", e.path)) { "↗" } }
         }
     }
@@ -398,17 +406,17 @@ pub fn activity_line_linked(e: &Event, linked: bool) -> Markup {
 
 /// The toast a live event brings. The actor's own tab already has the
 /// action's reply as a toast; live.js drops this one there (`data-actor`).
-fn live_toast(e: &Event, kind: &str) -> Markup {
+fn live_toast(e: &Event, kind: &str, names: &Names) -> Markup {
     html! {
         div hx-swap-oob="beforeend:#toasts" {
-            div class=(format!("toast toast-{kind}")) role="status" data-actor=(e.actor) { (event_sentence(e)) }
+            div class=(format!("toast toast-{kind}")) role="status" data-actor=(e.actor) data-actor-name=(names.of(&e.actor)) { (event_sentence(e, names)) }
         }
     }
 }
 
 /// The toast everyone but the previous holder gets for an override.
-pub fn override_toast(e: &Event) -> String {
-    live_toast(e, "info").into_string()
+pub fn override_toast(e: &Event, names: &Names) -> String {
+    live_toast(e, "info", names).into_string()
 }
 
 /// The live fragment for one event, for one class of viewer.
@@ -447,9 +455,9 @@ pub fn event_fragment(
             }
             // A change of several files has one toast for all (`together_toast`).
             None if e.grouped => {}
-            None => { (live_toast(e, toast_kind)) }
+            None => { (live_toast(e, toast_kind, &cards.names)) }
         }
-        ol hx-swap-oob="afterbegin:#activity-list" { (activity_line(e)) }
+        ol hx-swap-oob="afterbegin:#activity-list" { (activity_line(e, &cards.names)) }
         (counters(c, true))
         div #live-seq data-seq=(e.seq) hidden hx-swap-oob="true" {}
     };
@@ -463,10 +471,11 @@ fn reserved_for_viewer(e: &Event, viewer: &Viewer) -> Option<i64> {
 }
 
 /// The toast the holder of an overridden lock gets on top of the general fragment.
-pub fn override_notice(e: &Event) -> String {
+pub fn override_notice(e: &Event, names: &Names) -> String {
     let text = format!(
         "{} overrode your check-out of {}. Your lock is gone; check it out again before checking in.",
-        e.actor, e.path
+        names.of(&e.actor),
+        e.path
     );
     html! { (toast("error", &text)) }.into_string()
 }

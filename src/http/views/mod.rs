@@ -376,11 +376,11 @@ impl crate::live::Render for Fragments {
     }
 
     fn override_toast(&self, event: &Event) -> String {
-        override_toast(event)
+        override_toast(event, &self.cards.names)
     }
 
     fn override_notice(&self, event: &Event) -> String {
-        override_notice(event)
+        override_notice(event, &self.cards.names)
     }
 
     fn resync(&self, files: &[FileRecord], viewer: &Viewer, seq: u64) -> String {
@@ -400,6 +400,6 @@ impl crate::live::Render for Fragments {
     }
 
     fn together_toast(&self, events: &[std::sync::Arc<Event>]) -> String {
-        files::together_toast(events)
+        files::together_toast(events, &self.cards.names)
     }
 }

@@ -452,7 +452,13 @@ pub(super) async fn activity(
             StatusCode::OK,
             views::layout(
                 page,
-                views::activity_page(&shown, scanned, &filter, &present),
+                views::activity_page(
+                    &shown,
+                    scanned,
+                    &filter,
+                    &present,
+                    &super::cards_of(req).names,
+                ),
             ),
         ))
     })

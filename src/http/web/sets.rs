@@ -158,14 +158,16 @@ pub(super) async fn bulk_upload(
         let message = match recs.as_slice() {
             [one] => format!("Uploaded {}.", one.path),
             _ => {
-                let folder = fields.text("folder").trim().trim_matches('/');
-                let place = if folder.is_empty() {
+                // Where they landed, not what was typed: a picked folder
+                // keeps its own name ("cam/…") under an empty "Into".
+                let common = common_folder(recs.iter().map(|r| r.path.folder()));
+                let place = if common.is_empty() {
                     "the top of the vault".to_string()
                 } else {
-                    format!("{folder}/")
+                    format!("{common}/")
                 };
                 format!(
-                    "Uploaded {} in one commit. They are under {place}.",
+                    "Uploaded {} in one commit. They are in {place}.",
                     count(recs.len())
                 )
             }
@@ -207,4 +209,36 @@ pub(super) async fn describe(
         Ok((Some(f), "Description saved.".to_string()))
     })
     .await
+}
+
+/// The deepest folder that holds every one of `folders` (`""`: the top).
+fn common_folder<'a>(mut folders: impl Iterator<Item = &'a str>) -> &'a str {
+    let Some(first) = folders.next() else {
+        return "";
+    };
+    folders.fold(first, |common, f| {
+        let mut end = 0;
+        for (a, b) in common.split('/').zip(f.split('/')) {
+            if a != b {
+                break;
+            }
+            end += a.len() + 1;
+        }
+        &common[..end.saturating_sub(1).min(common.len())]
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::common_folder;
+
+    #[test]
+    fn the_common_folder_is_the_deepest_one_holding_all() {
+        assert_eq!(common_folder(["cam", "cam"].into_iter()), "cam");
+        assert_eq!(common_folder(["cam/a", "cam/b"].into_iter()), "cam");
+        assert_eq!(common_folder(["cam/a/x", "cam/a"].into_iter()), "cam/a");
+        assert_eq!(common_folder(["cam", "camber"].into_iter()), "");
+        assert_eq!(common_folder(["", "cam"].into_iter()), "");
+        assert_eq!(common_folder(std::iter::empty()), "");
+    }
 }
