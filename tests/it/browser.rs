@@ -2267,7 +2267,7 @@ const TOAST_OVERLAPS: &str = "(() => {
     const hit = (a, b) => a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
     const toasts = [...document.querySelectorAll('#toasts .toast')].map(t => t.getBoundingClientRect());
     const sel = document.getElementById('selection');
-    const targets = [...document.querySelectorAll('.card-actions > form button, .card-actions > details > summary')]
+    const targets = [...document.querySelectorAll('.card-actions > form button, .card-actions > details > summary, .card-actions > a[href], input[name=ids]')]
         .concat(sel ? [sel] : [])
         .filter(e => e.offsetParent !== null)
         .map(e => [e.textContent.trim().slice(0, 30), e.getBoundingClientRect()]);
@@ -2385,6 +2385,48 @@ async fn a_burst_from_a_colleague_is_one_counted_toast_that_covers_no_buttons() 
         json!([]),
         "toasts cover buttons on a phone: {seen}"
     );
+    // The table view: each line's actions are its right-hand column (or,
+    // narrower, a row of their own), and the lines fill a short window.
+    alice
+        .cdp(
+            "Emulation.setDeviceMetricsOverride",
+            json!({ "width": 1280, "height": 520, "deviceScaleFactor": 1, "mobile": false }),
+        )
+        .await;
+    alice.click("#view-switch button[value=table]").await;
+    alice
+        .wait_until(
+            "document.getElementById('file-list').classList.contains('table-view')",
+            "the table view",
+        )
+        .await;
+    alice
+        .exec(
+            "const box = document.getElementById('toasts');
+             for (const w of ['Third refusal.', 'Fourth refusal.'])
+               box.insertAdjacentHTML('beforeend', '<div class=\"toast toast-error\" role=\"alert\">' + w + '</div>');",
+            json!([]),
+        )
+        .await;
+    for width in [1280, 1024, 900, 700] {
+        alice
+            .cdp(
+                "Emulation.setDeviceMetricsOverride",
+                json!({ "width": width, "height": 520, "deviceScaleFactor": 1, "mobile": false }),
+            )
+            .await;
+        alice.settle().await;
+        alice.screenshot(&format!("toasts-table-{width}")).await;
+        let seen = alice
+            .exec(&format!("return {TOAST_OVERLAPS};"), json!([]))
+            .await;
+        assert!(seen["toasts"].as_u64().is_some_and(|n| n >= 2), "{seen}");
+        assert_eq!(
+            seen["bad"],
+            json!([]),
+            "toasts cover buttons in the table view at {width} px: {seen}"
+        );
+    }
     assert_clean_console(alice, "a burst of toasts", &[]).await;
 }
 

@@ -29,7 +29,7 @@ pub fn login_page(
             h1 { "Sign in to Latch" }
             @if back.ended && error.is_none() {
                 p.notice role="status" {
-                    "Your session ended (it timed out, or you were signed out elsewhere), so that last action was not made. Sign in again"
+                    "Your session ended (it timed out, or you were signed out elsewhere): nothing you did after that was made. Sign in again"
                     @if back.next.is_some() { " and you will be taken back to where you were" }
                     "."
                 }
