@@ -237,37 +237,23 @@ async fn every_page_and_state_passes_axe_with_no_violations() {
     found.extend(violations(&b, "413 page").await);
 
     // Dark, and a phone.
-    let dark = axe_session(
-        &driver,
-        &axe,
-        Options {
-            color_scheme: "dark",
-            ..Options::default()
-        },
-    )
-    .await;
-    dark.login(&app.base, "dana", USER_PASSWORD).await;
-    dark.wait_live().await;
-    found.extend(violations(&dark, "dashboard, dark").await);
-    open_history(&dark, id).await;
-    found.extend(violations(&dark, "history drawer, dark").await);
-    drop(dark);
-    let phone = axe_session(
-        &driver,
-        &axe,
-        Options {
-            width: 390,
-            height: 844,
-            ..Options::default()
-        },
-    )
-    .await;
-    phone.login(&app.base, "dana", USER_PASSWORD).await;
-    phone.wait_live().await;
-    found.extend(violations(&phone, "dashboard, phone").await);
-    open_history(&phone, id).await;
-    found.extend(violations(&phone, "history drawer, phone").await);
-    drop(phone);
+    let dark = Options {
+        color_scheme: "dark",
+        ..Options::default()
+    };
+    let phone = Options {
+        width: 390,
+        height: 844,
+        ..Options::default()
+    };
+    for (options, how) in [(dark, "dark"), (phone, "phone")] {
+        let b = axe_session(&driver, &axe, options).await;
+        b.login(&app.base, "dana", USER_PASSWORD).await;
+        b.wait_live().await;
+        found.extend(violations(&b, &format!("dashboard, {how}")).await);
+        open_history(&b, id).await;
+        found.extend(violations(&b, &format!("history drawer, {how}")).await);
+    }
 
     // The admin's pages.
     let admin = axe_session(&driver, &axe, Options::default()).await;

@@ -1966,19 +1966,6 @@ async fn the_view_switch_works_as_a_plain_form_and_is_remembered_per_person() {
     assert!(!alice.page("/").await.contains("table-view"));
 }
 
-/// Creates `username` shown as `display` and signs them in.
-async fn named_user(app: &TestApp, username: &str, display: &str) -> Client {
-    let admin = app.admin().await;
-    let resp = admin
-        .post_json(
-            "/api/users",
-            &json!({"username": username, "password": USER_PASSWORD, "role": "user", "display_name": display}),
-        )
-        .await;
-    assert_eq!(resp.status(), 201, "create {username}");
-    app.login(username, USER_PASSWORD).await
-}
-
 /// The dashboard's card of file `id`, from its opening tag to the next card.
 fn card_html(page: &str, id: u64) -> String {
     let start = page
@@ -1992,8 +1979,8 @@ fn card_html(page: &str, id: u64) -> String {
 #[tokio::test]
 async fn cards_name_people_by_display_name_on_the_page_and_live() {
     let app = TestApp::spawn().await;
-    let alice = named_user(&app, "alice", "Alice Smith").await;
-    let bob = named_user(&app, "bob", "Bob Jones & Co").await;
+    let alice = app.named_user("alice", "Alice Smith").await;
+    let bob = app.named_user("bob", "Bob Jones & Co").await;
     let id = alice.upload_ok("parts/fixture.mcam", b"G0").await;
     assert_eq!(alice.checkout(id, "fixing").await.status(), 200);
     assert_eq!(
@@ -2051,7 +2038,7 @@ async fn cards_name_people_by_display_name_on_the_page_and_live() {
 #[tokio::test]
 async fn the_dashboard_search_finds_a_file_by_its_holders_display_name() {
     let app = TestApp::spawn().await;
-    let alice = named_user(&app, "alice", "Alice Smith").await;
+    let alice = app.named_user("alice", "Alice Smith").await;
     let held = alice.upload_ok("parts/held.mcam", b"G0").await;
     let free = alice.upload_ok("parts/free.mcam", b"G1").await;
     assert_eq!(alice.checkout(held, "").await.status(), 200);

@@ -23,24 +23,10 @@ fn card_html(page: &str, id: u64) -> &str {
 #[tokio::test]
 async fn a_card_never_lets_a_shared_display_name_pass_for_someone_else() {
     let app = TestApp::spawn().await;
-    let admin = app.admin().await;
-    for (user, display) in [
-        ("alice", "Alice"),
-        ("mallory", "alice"),
-        ("alice2", "ALICE "),
-        ("bob", "Bob Builder"),
-    ] {
-        let resp = admin
-            .post_json(
-                "/api/users",
-                &json!({"username": user, "password": USER_PASSWORD, "role": "user", "display_name": display}),
-            )
-            .await;
-        assert_eq!(resp.status(), 201, "create {user}");
-    }
-    let alice = app.login("alice", USER_PASSWORD).await;
-    let mallory = app.login("mallory", USER_PASSWORD).await;
-    let bob = app.login("bob", USER_PASSWORD).await;
+    let alice = app.named_user("alice", "Alice").await;
+    let mallory = app.named_user("mallory", "alice").await;
+    app.named_user("alice2", "ALICE ").await;
+    let bob = app.named_user("bob", "Bob Builder").await;
     let a = alice.upload_ok("cell/a.mcam", b"a").await;
     let m = mallory.upload_ok("cell/m.mcam", b"m").await;
     let b = bob.upload_ok("cell/b.mcam", b"b").await;
@@ -66,7 +52,9 @@ async fn a_card_never_lets_a_shared_display_name_pass_for_someone_else() {
     );
 
     // A rename takes effect on the next render, both ways.
-    let resp = admin
+    let resp = app
+        .admin()
+        .await
         .patch_json("/api/users/mallory", &json!({"display_name": "Mallory"}))
         .await;
     assert_eq!(resp.status(), 200);

@@ -74,16 +74,7 @@ async fn a_long_holder_name_in_the_table_ends_in_an_ellipsis_and_shows_whole_on_
     let app = TestApp::spawn().await;
     app.create_user("alice", "user").await;
     let name = "Marco Antonio Bellavista-Rodríguez";
-    let r = app
-        .admin()
-        .await
-        .post_json(
-            "/api/users",
-            &json!({"username": "marco", "password": USER_PASSWORD, "role": "user", "display_name": name}),
-        )
-        .await;
-    assert!(r.status().is_success(), "{}", r.status());
-    let marco = app.login("marco", USER_PASSWORD).await;
+    let marco = app.named_user("marco", name).await;
     let id = marco.upload_ok("cam/op10.nc", b"a").await;
     assert_eq!(marco.checkout(id, "").await.status(), 200);
     let driver = Driver::start().await;
@@ -180,16 +171,7 @@ async fn activity_lines_and_toasts_name_people_as_the_cards_do() {
     let app = TestApp::spawn().await;
     app.create_user("alice", "user").await;
     let name = "Marco Antonio Bellavista-Rodríguez";
-    let r = app
-        .admin()
-        .await
-        .post_json(
-            "/api/users",
-            &json!({"username": "marco", "password": USER_PASSWORD, "role": "user", "display_name": name}),
-        )
-        .await;
-    assert!(r.status().is_success(), "{}", r.status());
-    let marco = app.login("marco", USER_PASSWORD).await;
+    let marco = app.named_user("marco", name).await;
     let id = marco.upload_ok("cam/op10.nc", b"a").await;
     let driver = Driver::start().await;
     let b = driver.session(Options::default()).await;

@@ -150,6 +150,20 @@ impl TestApp {
         self.admin().await.create_user(username, role).await;
     }
 
+    /// Creates a user shown as `display` (as admin) and signs them in.
+    pub async fn named_user(&self, username: &str, display: &str) -> Client {
+        let resp = self
+            .admin()
+            .await
+            .post_json(
+                "/api/users",
+                &json!({"username": username, "password": USER_PASSWORD, "role": "user", "display_name": display}),
+            )
+            .await;
+        assert_eq!(resp.status(), 201, "create {username} shown as {display}");
+        self.login(username, USER_PASSWORD).await
+    }
+
     /// A client with no credentials that does not follow redirects.
     pub fn anonymous(&self) -> Client {
         Client {
