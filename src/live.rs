@@ -1019,7 +1019,7 @@ impl Hub {
                 Resume::After(_) | Resume::Unreadable => (Vec::new(), false),
             };
             if !complete || events.len() > REPLAY_LIMIT {
-                let files = store.all_files()?;
+                let files = store.files_now()?;
                 // The list is read after `last`: it may already show later
                 // events, which then arrive again as harmless re-renders.
                 let html = render.resync(&files, &viewer.viewer(), last);
@@ -1032,7 +1032,7 @@ impl Hub {
                     last,
                 ));
             }
-            let counters = Counters::of(&store.all_files()?);
+            let counters = Counters::of(&store.files_now()?);
             let mut newest = last;
             let out = events
                 .iter()

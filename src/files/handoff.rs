@@ -319,7 +319,7 @@ impl Files {
     /// deadline, or a lock turning stale after `seen`, due a warning, or
     /// expiring. Blocking.
     fn next_deadline(&self, seen: i64) -> AppResult<Option<i64>> {
-        let files = self.shared.store.all_files()?;
+        let files = self.shared.store.files_now()?;
         let reservation = files
             .iter()
             .filter_map(|f| f.reserved.as_ref().map(|r| r.until))

@@ -32,16 +32,17 @@ pub struct Download {
 
 /// The dashboard's reading of the vault.
 pub struct Board {
-    pub files: Vec<FileRecord>,
+    pub files: std::sync::Arc<Vec<FileRecord>>,
     pub recent: Vec<Event>,
     /// The newest event the reading includes.
     pub seq: u64,
 }
 
 impl Files {
-    pub async fn list(&self) -> AppResult<Vec<FileRecord>> {
+    /// Every file, in id order (shared: see `Store::files_now`).
+    pub async fn list(&self) -> AppResult<std::sync::Arc<Vec<FileRecord>>> {
         let store = self.shared.store.clone();
-        blocking(move || store.all_files()).await
+        blocking(move || store.files_now()).await
     }
 
     /// Up to `limit` files with an id of `from` or more, in id order: a
@@ -98,7 +99,7 @@ impl Files {
         blocking(move || {
             let seq = store.last_seq()?;
             Ok(Board {
-                files: store.all_files()?,
+                files: store.files_now()?,
                 recent: store.recent_events(recent)?,
                 seq,
             })

@@ -80,3 +80,64 @@ async fn the_file_list_crosses_pages_with_every_file_once_as_it_is() {
     let watched = listed.iter().filter(|f| f["watching"] == true).count();
     assert_eq!(watched, 200);
 }
+
+/// The dashboard keeps the list it read until a write changes a file: each
+/// kind of change shows on the next page, read between them.
+#[tokio::test]
+async fn the_dashboard_shows_each_change_to_a_file_on_the_next_page() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let page = |query: &'static str| {
+        let admin = admin.clone();
+        async move { admin.get(&format!("/{query}")).await.text().await.unwrap() }
+    };
+    let a = admin.upload_ok("cell/alpha-part.nc", b"a").await;
+    let b = admin.upload_ok("cell/beta-part.nc", b"b").await;
+    let first = page("").await;
+    assert!(card(&first, a).is_some() && card(&first, b).is_some());
+    assert!(card(&page("?state=locked").await, a).is_none());
+
+    assert_eq!(admin.checkout(a, "on the machine").await.status(), 200);
+    assert!(card(&page("?state=locked").await, a).is_some());
+    assert_eq!(admin.cancel(a).await.status(), 200);
+    assert!(card(&page("?state=locked").await, a).is_none());
+
+    assert_eq!(admin.delete(&format!("/api/files/{b}")).await.status(), 204);
+    assert!(card(&page("").await, b).is_none());
+    let c = admin.upload_ok("cell/gamma-part.nc", b"c").await;
+    assert!(card(&page("").await, c).is_some());
+
+    let moved = admin
+        .post_json(
+            &format!("/api/files/{a}/move"),
+            &json!({"path": "cell/delta-part.nc"}),
+        )
+        .await;
+    assert_eq!(moved.status(), 200);
+    let after = page("").await;
+    let shown = card(&after, a).expect("the moved file's card");
+    assert!(
+        shown.contains("data-path=\"cell/delta-part.nc\""),
+        "{shown}"
+    );
+    let edited = admin
+        .patch_json(
+            &format!("/api/files/{a}"),
+            &json!({"description": "Fixture plate seventeen"}),
+        )
+        .await;
+    assert_eq!(edited.status(), 200);
+    let after = page("").await;
+    assert!(
+        card(&after, a)
+            .expect("card")
+            .contains("Fixture plate seventeen")
+    );
+}
+
+/// The card of file `id` on a page, if the page lists it.
+fn card(page: &str, id: u64) -> Option<&str> {
+    let start = page.find(&format!("id=\"file-{id}\""))?;
+    let end = page[start..].find("</article>")?;
+    Some(&page[start..start + end])
+}
