@@ -567,7 +567,8 @@ impl Hub {
     /// Starts the hub: the store hands it every committed event, in order.
     pub fn start(store: Store, render: Arc<dyn Render>) -> AppResult<Hub> {
         let (frames, _) = broadcast::channel(QUEUE_DEPTH);
-        let files = store.all_files()?;
+        // Read once at start and kept: the dashboard's list, and the clock's.
+        let files = store.files_now()?;
         let counted = files.iter().map(|f| (f.id, Counted::of(f))).collect();
         let (shutdown, _) = watch::channel(false);
         let hub = Hub {
