@@ -1141,14 +1141,18 @@ async fn bench_scale(quick: bool) {
     for _ in 0..3 {
         for action in ["checkout", "cancel"] {
             let resp = http
-                .post(format!("{}/api/files/1/{action}", server.base))
+                .post(format!("{}/api/files/2/{action}", server.base))
                 .bearer_auth(&token)
                 .json(&serde_json::json!({}))
                 .send()
                 .await
                 .expect("change");
             assert!(resp.status().is_success(), "{action}: {}", resp.status());
-            after_change.push(timed_gets(&browser, &format!("{}/", server.base), 1).await.0);
+            after_change.push(
+                timed_gets(&browser, &format!("{}/", server.base), 1)
+                    .await
+                    .0,
+            );
         }
     }
     println!(
