@@ -1050,6 +1050,9 @@ async fn timed_gets(client: &reqwest::Client, url: &str, reps: usize) -> (f64, u
 /// Stops the server as an operator does (SIGTERM: redb closes cleanly, so
 /// the next start has nothing to repair).
 fn stop_gently(server: &mut Server) {
+    if !matches!(server.child.try_wait(), Ok(None)) {
+        return;
+    }
     let _ = Command::new("kill")
         .args(["-TERM", &server.child.id().to_string()])
         .status();
