@@ -9,7 +9,10 @@
 //! answer, and (when chromedriver and Chromium are installed) Chromium's
 //! time to interactive from the Performance API.
 //!
-//! Run with `cargo bench --bench vault_ops [-- render|checkout|checkin|content|set|page]`
+//! And a vault at scale (100,000 files, 1,000,000 events): start-up, idle
+//! memory, the dashboard, `/api/files`, activity and LFS lock pages.
+//!
+//! Run with `cargo bench --bench vault_ops [-- render|checkout|checkin|content|set|page|scale]`
 //! (no name: all). The server runs as the real
 //! release binary in a child process, so its memory is measured alone.
 //! `LATCH_BENCH_QUICK=1` shrinks every size for a smoke run.
@@ -764,6 +767,9 @@ async fn main() {
             bench_page(n).await;
         }
     }
+    if run("scale") {
+        bench_scale(quick).await;
+    }
 }
 
 /// Fills a vault with `n` small files in bulk uploads of 200 (every tenth
@@ -945,4 +951,291 @@ async fn chromium_timings(base: &str) -> Option<(f64, f64)> {
     let _ = driver.kill();
     let _ = driver.wait();
     result
+}
+
+// ---------------------------------------------------------------- scale
+
+/// Files in bulk uploads of 200 over HTTP (each with its `created` event
+/// and Git commit), every 100th checked out; then, with the server
+/// stopped, the rest of the events written through the store's own
+/// `Tx::record` in transactions of 10,000 (a check-out/cancel pair per
+/// event over HTTP would take hours). The log keeps its newest
+/// `EVENT_RETENTION` as it does in service.
+async fn scale_vault(server: &Server, token: &str, files: usize) -> Vec<u64> {
+    let http = reqwest::Client::new();
+    let mut ids = Vec::with_capacity(files);
+    for chunk in 0..files.div_ceil(200) {
+        let mut form = reqwest::multipart::Form::new()
+            .text("folder", format!("cell-{:03}", chunk % 100))
+            .text("revision", "1.0");
+        for i in chunk * 200..((chunk + 1) * 200).min(files) {
+            form = form.part(
+                "file",
+                reqwest::multipart::Part::bytes(format!("G0 X{i}\nM30\n").into_bytes())
+                    .file_name(format!("part-{i:06}.nc")),
+            );
+        }
+        let resp: serde_json::Value = http
+            .post(format!("{}/api/files/bulk", server.base))
+            .bearer_auth(token)
+            .multipart(form)
+            .send()
+            .await
+            .expect("bulk upload")
+            .json()
+            .await
+            .expect("bulk json");
+        let got = resp["files"].as_array().cloned().unwrap_or_default();
+        assert!(!got.is_empty(), "bulk upload refused: {}", resp["error"]);
+        ids.extend(got.iter().filter_map(|f| f["id"].as_u64()));
+    }
+    let held: Vec<u64> = ids.iter().copied().step_by(100).collect();
+    for chunk in held.chunks(100) {
+        let resp = http
+            .post(format!("{}/api/checkout", server.base))
+            .bearer_auth(token)
+            .json(&serde_json::json!({"ids": chunk, "comment": "on the machine"}))
+            .send()
+            .await
+            .expect("checkout");
+        assert!(resp.status().is_success(), "check-out refused");
+    }
+    ids
+}
+
+/// Writes events until the log's sequence reaches `events`.
+fn scale_events(db: &std::path::Path, ids: &[u64], events: u64) {
+    use latch::store::{EventDraft, EventKind, FileSnapshot, Store};
+    let Ok(store) = Store::open(db) else {
+        panic!("open {}", db.display());
+    };
+    let sample = store.file(ids[0]).expect("read").expect("a file");
+    let mut seq = store.last_seq().expect("seq");
+    while seq < events {
+        let batch = (events - seq).min(10_000);
+        store
+            .write(|tx| {
+                for i in 0..batch {
+                    let mut rec = sample.clone();
+                    rec.id = ids[(seq + i) as usize % ids.len()];
+                    tx.record(EventDraft {
+                        kind: EventKind::Edited,
+                        actor: "admin".into(),
+                        note: None,
+                        previous_holder: None,
+                        file: FileSnapshot::Present(Box::new(rec)),
+                    })?;
+                }
+                Ok(())
+            })
+            .expect("write events");
+        seq += batch;
+    }
+}
+
+/// Median of `reps` GETs: milliseconds and the body's bytes.
+async fn timed_gets(client: &reqwest::Client, url: &str, reps: usize) -> (f64, usize) {
+    let mut times = Vec::new();
+    let mut bytes = 0;
+    for _ in 0..reps {
+        let started = Instant::now();
+        let resp = client.get(url).send().await.expect("get");
+        assert!(resp.status().is_success(), "{url}: {}", resp.status());
+        bytes = resp.bytes().await.expect("body").len();
+        times.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    (median(times), bytes)
+}
+
+/// Stops the server as an operator does (SIGTERM: redb closes cleanly, so
+/// the next start has nothing to repair).
+fn stop_gently(server: &mut Server) {
+    if !matches!(server.child.try_wait(), Ok(None)) {
+        return;
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status();
+    let _ = server.child.wait();
+}
+
+/// `LATCH_BENCH_SCALE_DIR=/some/dir` keeps the vault there and measures it
+/// again on the next run without building it (15 minutes at full size).
+async fn bench_scale(quick: bool) {
+    let (files, events) = if quick {
+        (2_000, 20_000)
+    } else {
+        (100_000, 1_000_000)
+    };
+    let kept = std::env::var_os("LATCH_BENCH_SCALE_DIR").map(std::path::PathBuf::from);
+    let temp = tempfile::tempdir().expect("temp dir");
+    let root = kept.unwrap_or_else(|| temp.path().to_path_buf());
+    let (child, base) = Server::spawn(&root).await;
+    let mut server = Server {
+        child,
+        base,
+        _dir: temp,
+    };
+    let token = server.token().await;
+    let db = root.join("data").join("latch.redb");
+    let built = std::fs::metadata(root.join("data").join("built")).is_ok();
+    if !built {
+        let started = Instant::now();
+        let ids = scale_vault(&server, &token, files).await;
+        let uploaded = started.elapsed();
+        stop_gently(&mut server);
+        let started = Instant::now();
+        let db = db.clone();
+        tokio::task::spawn_blocking(move || scale_events(&db, &ids, events))
+            .await
+            .expect("events");
+        let _ = std::fs::write(root.join("data").join("built"), b"");
+        println!(
+            "scale vault: {files} files in {:.0} s over HTTP, events to {events} in {:.0} s through the store",
+            uploaded.as_secs_f64(),
+            started.elapsed().as_secs_f64()
+        );
+    } else {
+        println!("scale vault: as built in {}", root.display());
+    }
+    // Start-up, open + reconcile with nothing to reconcile: spawn to the
+    // first answer from /healthz, best of three.
+    let mut starts = Vec::new();
+    for _ in 0..3 {
+        stop_gently(&mut server);
+        let t = Instant::now();
+        let (child, base) = Server::spawn(&root).await;
+        starts.push(t.elapsed().as_secs_f64() * 1000.0);
+        server.child = child;
+        server.base = base;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idle = server.status_kib("VmRSS:");
+    println!(
+        "scale start-up to /healthz: best {:.0} ms (goal ≤ 1000); idle RSS {:.1} MiB (goal ≤ 128)",
+        starts.iter().copied().fold(f64::MAX, f64::min),
+        idle as f64 / 1024.0
+    );
+    let browser = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .expect("client");
+    let signed_in = browser
+        .post(format!("{}/login", server.base))
+        .header("Origin", &server.base)
+        .form(&[("username", "admin"), ("password", ADMIN_PASSWORD)])
+        .send()
+        .await
+        .expect("sign in");
+    assert!(signed_in.status().is_success() || signed_in.status().is_redirection());
+    let (ms, bytes) = timed_gets(&browser, &format!("{}/", server.base), 9).await;
+    println!(
+        "scale dashboard first page: median {ms:.1} ms, {:.0} KiB (goal ≤ 20 ms)",
+        bytes as f64 / 1024.0
+    );
+    let (ms, bytes) = timed_gets(&browser, &format!("{}/?q=part-0123", server.base), 9).await;
+    println!(
+        "scale dashboard search ?q=part-0123: median {ms:.1} ms, {:.0} KiB (goal ≤ 20 ms)",
+        bytes as f64 / 1024.0
+    );
+    // The first page after a change: the list is read again once.
+    let http = reqwest::Client::new();
+    let mut after_change = Vec::new();
+    for _ in 0..3 {
+        for action in ["checkout", "cancel"] {
+            let resp = http
+                .post(format!("{}/api/files/2/{action}", server.base))
+                .bearer_auth(&token)
+                .json(&serde_json::json!({}))
+                .send()
+                .await
+                .expect("change");
+            assert!(resp.status().is_success(), "{action}: {}", resp.status());
+            after_change.push(
+                timed_gets(&browser, &format!("{}/", server.base), 1)
+                    .await
+                    .0,
+            );
+        }
+    }
+    println!(
+        "scale dashboard first page right after a change: median {:.1} ms",
+        median(after_change)
+    );
+    let api = reqwest::Client::builder()
+        .default_headers(
+            [(
+                reqwest::header::AUTHORIZATION,
+                format!("Bearer {token}").parse().expect("header"),
+            )]
+            .into_iter()
+            .collect(),
+        )
+        .build()
+        .expect("client");
+    let idle = server.status_kib("VmRSS:");
+    server.reset_peak();
+    let (ms, bytes) = timed_gets(&api, &format!("{}/api/files", server.base), 3).await;
+    println!(
+        "scale GET /api/files: median {ms:.0} ms, {:.1} MiB; server peak RSS +{:.1} MiB over idle",
+        bytes as f64 / (1 << 20) as f64,
+        server.status_kib("VmHWM:").saturating_sub(idle) as f64 / 1024.0
+    );
+    let last: u64 = api
+        .get(format!("{}/api/activity", server.base))
+        .send()
+        .await
+        .expect("activity")
+        .json::<serde_json::Value>()
+        .await
+        .expect("activity json")["last_seq"]
+        .as_u64()
+        .expect("last_seq");
+    let since = last.saturating_sub(5_000);
+    let (ms, bytes) = timed_gets(
+        &api,
+        &format!("{}/api/activity?since={since}", server.base),
+        9,
+    )
+    .await;
+    println!(
+        "scale GET /api/activity?since=last-5000 (last {last}): median {ms:.1} ms, {:.0} KiB",
+        bytes as f64 / 1024.0
+    );
+    let lfs = reqwest::Client::new();
+    let mut times = Vec::new();
+    let mut pages = 0;
+    let mut cursor = String::new();
+    let mut locks = 0;
+    loop {
+        let started = Instant::now();
+        let body: serde_json::Value = lfs
+            .get(format!(
+                "{}/vault.git/info/lfs/locks?limit=100{cursor}",
+                server.base
+            ))
+            .basic_auth("admin", Some(&token))
+            .header("Accept", "application/vnd.git-lfs+json")
+            .send()
+            .await
+            .expect("locks")
+            .json()
+            .await
+            .expect("locks json");
+        times.push(started.elapsed().as_secs_f64() * 1000.0);
+        pages += 1;
+        locks += body["locks"].as_array().map_or(0, Vec::len);
+        match body["next_cursor"].as_str() {
+            Some(next) => cursor = format!("&cursor={next}"),
+            None => break,
+        }
+    }
+    println!(
+        "scale LFS locks, pages of 100: {locks} locks in {pages} pages, median {:.1} ms a page",
+        median(times)
+    );
+    println!(
+        "scale idle RSS after the above: {:.1} MiB",
+        server.status_kib("VmRSS:") as f64 / 1024.0
+    );
 }

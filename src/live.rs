@@ -567,7 +567,8 @@ impl Hub {
     /// Starts the hub: the store hands it every committed event, in order.
     pub fn start(store: Store, render: Arc<dyn Render>) -> AppResult<Hub> {
         let (frames, _) = broadcast::channel(QUEUE_DEPTH);
-        let files = store.all_files()?;
+        // Read once at start and kept: the dashboard's list, and the clock's.
+        let files = store.files_now()?;
         let counted = files.iter().map(|f| (f.id, Counted::of(f))).collect();
         let (shutdown, _) = watch::channel(false);
         let hub = Hub {
@@ -1019,7 +1020,7 @@ impl Hub {
                 Resume::After(_) | Resume::Unreadable => (Vec::new(), false),
             };
             if !complete || events.len() > REPLAY_LIMIT {
-                let files = store.all_files()?;
+                let files = store.files_now()?;
                 // The list is read after `last`: it may already show later
                 // events, which then arrive again as harmless re-renders.
                 let html = render.resync(&files, &viewer.viewer(), last);
@@ -1032,7 +1033,7 @@ impl Hub {
                     last,
                 ));
             }
-            let counters = Counters::of(&store.all_files()?);
+            let counters = Counters::of(&store.files_now()?);
             let mut newest = last;
             let out = events
                 .iter()

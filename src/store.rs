@@ -42,6 +42,9 @@ pub const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
 const NEXT_FILE_ID: &str = "next_file_id";
 const NEXT_TOKEN_ID: &str = "next_token_id";
 const NEXT_SEQ: &str = "next_seq";
+/// Counts changes to the file records, so a reader of the whole list knows
+/// whether the one it read before is still true (`Store::files_now`).
+const FILES_GEN: &str = "files_gen";
 /// The `main` commit the file records reflect; reconciliation starts after it.
 pub const RECORDED_HEAD: &str = "recorded_head";
 
@@ -413,7 +416,14 @@ pub fn get_user(
     table.get(name)?.map(|v| decode(v.value())).transpose()
 }
 
+/// Marks the file records changed in `txn`; every write to `FILES` calls it
+/// (`put_file` does), or `Store::files_now` would answer an older list.
+pub fn files_changed(txn: &WriteTransaction) -> AppResult<()> {
+    next_counter(txn, FILES_GEN).map(|_| ())
+}
+
 pub fn put_file(txn: &WriteTransaction, rec: &FileRecord) -> AppResult<()> {
+    files_changed(txn)?;
     txn.open_table(FILES)?
         .insert(rec.id, encode(rec)?.as_slice())?;
     txn.open_table(PATHS)?.insert(rec.path.as_str(), rec.id)?;
@@ -449,6 +459,10 @@ struct Shared {
     sink: Mutex<Option<mpsc::UnboundedSender<Committed>>>,
     /// Set when this server sends mail: wakes the mailer (see `mail`).
     mail: std::sync::OnceLock<Arc<tokio::sync::Notify>>,
+    /// Every file record as of a `FILES_GEN`: the dashboard reads the
+    /// whole list on each request, and decoding 100,000 records each time
+    /// would cost it hundreds of milliseconds.
+    files: Mutex<Option<(u64, Arc<Vec<FileRecord>>)>>,
 }
 
 pub enum OpenError {
@@ -509,6 +523,7 @@ impl Store {
                 commit_order: Mutex::new(()),
                 sink: Mutex::new(None),
                 mail: std::sync::OnceLock::new(),
+                files: Mutex::new(None),
             }),
         };
         if migrate {
@@ -679,6 +694,35 @@ impl Store {
             }
             Ok(files)
         })
+    }
+
+    /// Every file record, in id order, as of one moment: read again from
+    /// the database only when a write changed one since the last reading.
+    /// Blocking.
+    pub fn files_now(&self) -> AppResult<Arc<Vec<FileRecord>>> {
+        let txn = self.shared.db.begin_read()?;
+        let generation = txn
+            .open_table(COUNTERS)?
+            .get(FILES_GEN)?
+            .map_or(0, |v| v.value());
+        if let Ok(cached) = self.shared.files.lock()
+            && let Some((seen, files)) = cached.as_ref()
+            && *seen == generation
+        {
+            return Ok(files.clone());
+        }
+        let table = txn.open_table(FILES)?;
+        let mut files = Vec::new();
+        for row in table.iter()? {
+            files.push(decode(row?.1.value())?);
+        }
+        let files = Arc::new(files);
+        if let Ok(mut cached) = self.shared.files.lock()
+            && cached.as_ref().is_none_or(|(seen, _)| *seen < generation)
+        {
+            *cached = Some((generation, files.clone()));
+        }
+        Ok(files)
     }
 
     pub fn user(&self, name: &str) -> AppResult<Option<UserRecord>> {

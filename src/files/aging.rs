@@ -149,6 +149,21 @@ impl Files {
             return Ok(0);
         }
         let window = self.shared.handoff_window;
+        let due_at = |lock: &LockRecord, at: i64| {
+            aging.expires_at(lock).is_some_and(|e| e <= at)
+                || (lock.warned_at.is_none() && aging.warn_at(lock).is_some_and(|w| w <= at))
+        };
+        // As in `pass_lapsed`: nothing due, nothing written.
+        let at = now();
+        if !self
+            .shared
+            .store
+            .files_now()?
+            .iter()
+            .any(|f| f.lock.as_ref().is_some_and(|l| due_at(l, at)))
+        {
+            return Ok(0);
+        }
         self.shared.store.write(|tx| {
             let at = now();
             let mut due = Vec::new();
@@ -157,11 +172,7 @@ impl Files {
                 for row in redb::ReadableTable::iter(&files)? {
                     let (_, value) = row?;
                     let rec: FileRecord = crate::store::decode(value.value())?;
-                    if let Some(lock) = &rec.lock
-                        && (aging.expires_at(lock).is_some_and(|e| e <= at)
-                            || (lock.warned_at.is_none()
-                                && aging.warn_at(lock).is_some_and(|w| w <= at)))
-                    {
+                    if rec.lock.as_ref().is_some_and(|l| due_at(l, at)) {
                         due.push(rec);
                     }
                 }

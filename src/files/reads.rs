@@ -4,7 +4,7 @@
 use super::{Files, blocking, not_found};
 use crate::domain::RepoPath;
 use crate::error::{AppError, AppResult};
-use crate::store::{Event, FileRecord, PATHS};
+use crate::store::{Event, FILES, FileRecord, PATHS, decode};
 use crate::vault::{Action, CommitId, CommitInfo};
 
 /// One version of a file as history lists it.
@@ -32,16 +32,64 @@ pub struct Download {
 
 /// The dashboard's reading of the vault.
 pub struct Board {
-    pub files: Vec<FileRecord>,
+    pub files: std::sync::Arc<Vec<FileRecord>>,
     pub recent: Vec<Event>,
     /// The newest event the reading includes.
     pub seq: u64,
 }
 
 impl Files {
-    pub async fn list(&self) -> AppResult<Vec<FileRecord>> {
+    /// Every file, in id order (shared: see `Store::files_now`).
+    pub async fn list(&self) -> AppResult<std::sync::Arc<Vec<FileRecord>>> {
         let store = self.shared.store.clone();
-        blocking(move || store.all_files()).await
+        blocking(move || store.files_now()).await
+    }
+
+    /// Up to `limit` files with an id of `from` or more, in id order: a
+    /// list read a page at a time, so a long one is never held whole.
+    pub async fn page_from(&self, from: u64, limit: usize) -> AppResult<Vec<FileRecord>> {
+        let store = self.shared.store.clone();
+        blocking(move || {
+            store.read(|txn| {
+                let table = txn.open_table(FILES)?;
+                let mut page = Vec::with_capacity(limit.min(1024));
+                for row in table.range(from..)?.take(limit) {
+                    page.push(decode(row?.1.value())?);
+                }
+                Ok(page)
+            })
+        })
+        .await
+    }
+
+    /// Checked-out files `keep` picks with an id of `from` or more, in id
+    /// order, at most `limit`; and the id the next page starts at, if any.
+    /// Stops reading at the first lock past the page.
+    pub async fn locked_from(
+        &self,
+        from: u64,
+        limit: usize,
+        keep: impl Fn(&FileRecord) -> bool + Send + 'static,
+    ) -> AppResult<(Vec<FileRecord>, Option<u64>)> {
+        let store = self.shared.store.clone();
+        blocking(move || {
+            store.read(|txn| {
+                let table = txn.open_table(FILES)?;
+                let mut locked = Vec::new();
+                for row in table.range(from..)? {
+                    let rec: FileRecord = decode(row?.1.value())?;
+                    if rec.lock.is_none() || !keep(&rec) {
+                        continue;
+                    }
+                    if locked.len() == limit {
+                        return Ok((locked, Some(rec.id)));
+                    }
+                    locked.push(rec);
+                }
+                Ok((locked, None))
+            })
+        })
+        .await
     }
 
     /// What the dashboard shows, read together. The sequence is read
@@ -51,7 +99,7 @@ impl Files {
         blocking(move || {
             let seq = store.last_seq()?;
             Ok(Board {
-                files: store.all_files()?,
+                files: store.files_now()?,
                 recent: store.recent_events(recent)?,
                 seq,
             })

@@ -176,18 +176,10 @@ async fn locked_files(
     files: &Files,
     cursor: u64,
     limit: usize,
-    keep: impl Fn(&FileRecord) -> bool,
+    keep: impl Fn(&FileRecord) -> bool + Send + 'static,
 ) -> AppResult<(Vec<FileRecord>, Option<String>)> {
-    let mut locked: Vec<FileRecord> = files
-        .list()
-        .await?
-        .into_iter()
-        .filter(|f| f.lock.is_some() && f.id >= cursor && keep(f))
-        .collect();
-    locked.sort_by_key(|f| f.id);
-    let next = locked.get(limit).map(|f| f.id.to_string());
-    locked.truncate(limit);
-    Ok((locked, next))
+    let (locked, next) = files.locked_from(cursor, limit, keep).await?;
+    Ok((locked, next.map(|id| id.to_string())))
 }
 
 /// `GET /locks` lists.
@@ -233,7 +225,7 @@ async fn list_locks(guard: Guard<'_>, files: &Files) -> AppResult<Response> {
         .as_deref()
         .filter(|i| !i.trim().is_empty())
         .map(|i| i.trim().parse::<u64>().ok());
-    let (locked, next) = locked_files(files, cursor, page_size(limit), |f| {
+    let (locked, next) = locked_files(files, cursor, page_size(limit), move |f| {
         path.as_ref().is_none_or(|p| p.as_ref() == Some(&f.path))
             && id.is_none_or(|i| i == Some(f.id))
     })

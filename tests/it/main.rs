@@ -29,6 +29,7 @@ mod ops;
 mod presence;
 mod proxy;
 mod races;
+mod scale;
 mod security;
 mod sets;
 mod stale;

@@ -244,8 +244,13 @@ impl Files {
     /// The current version of every file under `folder`, read as one
     /// snapshot now; 404 when there is none.
     pub async fn folder_zip(&self, folder: &Folder) -> AppResult<FolderZip> {
-        let mut files = self.list().await?;
-        files.retain(|f| folder.contains(&f.path));
+        let mut files: Vec<_> = self
+            .list()
+            .await?
+            .iter()
+            .filter(|f| folder.contains(&f.path))
+            .cloned()
+            .collect();
         if files.is_empty() {
             let name = match folder.as_str() {
                 "" => "The vault".to_string(),

@@ -17,6 +17,7 @@ mod json;
 mod me;
 mod sets;
 mod spec;
+mod stream;
 pub(crate) mod wire;
 
 use std::time::Duration;
@@ -243,22 +244,15 @@ impl Api {
         Ok(NoContent::Done)
     }
 
-    /// All files.
+    /// All files, in id order.
     #[oai(path = "/files", method = "get", operation_id = "listFiles")]
     async fn list_files(
         &self,
         Data(files): Data<&Files>,
         caller: Caller,
-    ) -> Answer<Json<FileList>, READ> {
+    ) -> Answer<stream::JsonStream<FileList>, READ> {
         let watches = files.watches(&caller.actor().username).await?;
-        let stale_after = files.stale_after();
-        let files = files.list().await?;
-        Ok(Json(FileList {
-            files: files
-                .iter()
-                .map(|f| watched(f, &watches, stale_after))
-                .collect(),
-        }))
+        Ok(stream::JsonStream::new(files_json(files.clone(), watches)))
     }
 
     /// Upload a new file.
@@ -714,6 +708,51 @@ async fn file_json(
 }
 
 /// A file's JSON with `watching` for the caller who watches `watches`.
+/// Files read per page of `/api/files`: what the server holds of the list.
+const FILES_PAGE: usize = 1000;
+
+/// `{"files": [...]}` as `Json<FileList>` writes it, read and sent a page
+/// at a time as the client takes it, so a vault of any size costs one page
+/// of memory. A failed read past the first byte ends the body short (the
+/// status has left): the client sees JSON cut off, never a wrong list.
+fn files_json(files: Files, watches: Watches) -> poem::Body {
+    use poem_openapi::types::ToJSON;
+    let stale_after = files.stale_after();
+    let pages = async_stream::stream! {
+        yield Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"{\"files\":["));
+        let mut from = 0u64;
+        let mut first = true;
+        loop {
+            let page = match files.page_from(from, FILES_PAGE).await {
+                Ok(page) => page,
+                Err(e) => {
+                    tracing::warn!(error = %e, "listing files stopped part way");
+                    yield Err(std::io::Error::other(e.to_string()));
+                    return;
+                }
+            };
+            let mut out = Vec::with_capacity(page.len() * 512);
+            for f in &page {
+                if !first {
+                    out.push(b',');
+                }
+                first = false;
+                if let Err(e) = serde_json::to_writer(&mut out, &watched(f, &watches, stale_after).to_json()) {
+                    yield Err(std::io::Error::other(e));
+                    return;
+                }
+            }
+            yield Ok(bytes::Bytes::from(out));
+            match page.last().and_then(|f| f.id.checked_add(1)) {
+                Some(next) if page.len() == FILES_PAGE => from = next,
+                _ => break,
+            }
+        }
+        yield Ok(bytes::Bytes::from_static(b"]}"));
+    };
+    poem::Body::from_bytes_stream(pages)
+}
+
 fn watched(f: &crate::store::FileRecord, watches: &Watches, stale_after: Duration) -> FileJson {
     FileJson {
         watching: Some(watches.covers(f)),

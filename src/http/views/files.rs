@@ -207,9 +207,10 @@ fn list_markup(
     resync: bool,
     cards: &Cards,
 ) -> Markup {
+    let at = crate::store::now();
     let mut shown: Vec<&FileRecord> = files
         .iter()
-        .filter(|f| filters.matches(f, viewer, stale_after, &cards.names))
+        .filter(|f| filters.matches_at(f, viewer, stale_after, &cards.names, at))
         .collect();
     let matching = shown.len();
     let flat = filters.flat();

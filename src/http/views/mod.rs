@@ -52,7 +52,19 @@ impl Filters {
         stale_after: Duration,
         names: &crate::accounts::Names,
     ) -> bool {
-        let at = now();
+        self.matches_at(f, viewer, stale_after, names, now())
+    }
+
+    /// [`Filters::matches`] at the unix second `at`: one clock reading for
+    /// a whole list.
+    pub fn matches_at(
+        &self,
+        f: &FileRecord,
+        viewer: &Viewer,
+        stale_after: Duration,
+        names: &crate::accounts::Names,
+        at: i64,
+    ) -> bool {
         let reserved = f.reserved_for(at).is_some();
         let state_ok = match self.state.as_str() {
             "available" => f.lock.is_none() && !reserved,
@@ -68,8 +80,8 @@ impl Filters {
         }
         let q = self.q.trim().to_lowercase();
         q.is_empty()
-            || f.path.as_str().to_lowercase().contains(&q)
-            || f.description.to_lowercase().contains(&q)
+            || contains_folded(f.path.as_str(), &q)
+            || contains_folded(&f.description, &q)
             || f.locked_by()
                 .is_some_and(|o| o.contains(&q) || names.display_contains(o, &q))
     }
@@ -80,19 +92,22 @@ impl Filters {
         matches!(self.sort.as_str(), "modified" | "revision" | "size")
     }
 
-    /// Sorts in place and keeps the first `limit`.
+    /// Sorts in place and keeps the first `limit`: the first `limit` are
+    /// picked out before they are sorted, so a list of 100,000 costs about
+    /// one pass, not a sort of the whole (the order breaks every tie by
+    /// path, so the page is the same either way).
     pub fn sort(&self, files: &mut Vec<&FileRecord>, limit: usize) {
-        match self.sort.as_str() {
-            "modified" => {
-                files.sort_by(|a, b| b.modified_at.cmp(&a.modified_at).then(a.path.cmp(&b.path)))
-            }
-            "revision" => {
-                files.sort_by(|a, b| b.revision.cmp(&a.revision).then(a.path.cmp(&b.path)))
-            }
-            "size" => files.sort_by(|a, b| b.size.cmp(&a.size).then(a.path.cmp(&b.path))),
-            _ => files.sort_by(|a, b| a.path.cmp(&b.path)),
+        let order = |a: &&FileRecord, b: &&FileRecord| match self.sort.as_str() {
+            "modified" => b.modified_at.cmp(&a.modified_at).then(a.path.cmp(&b.path)),
+            "revision" => b.revision.cmp(&a.revision).then(a.path.cmp(&b.path)),
+            "size" => b.size.cmp(&a.size).then(a.path.cmp(&b.path)),
+            _ => a.path.cmp(&b.path),
+        };
+        if files.len() > limit {
+            files.select_nth_unstable_by(limit, order);
+            files.truncate(limit);
         }
-        files.truncate(limit);
+        files.sort_by(order);
     }
 
     /// Sorts, keeps the first `limit`, and groups by folder in name order.
@@ -126,6 +141,19 @@ impl Filters {
         }
         pairs.append_pair("view", self.view.as_str());
         format!("/?{}", pairs.finish())
+    }
+}
+
+/// Whether `hay` in lower case contains `q` (already in lower case):
+/// without the copy when both are ASCII (nearly every path and
+/// description), where lower case is ASCII lower case; a search runs this
+/// on every file.
+fn contains_folded(hay: &str, q: &str) -> bool {
+    if hay.is_ascii() && q.is_ascii() {
+        let (hay, q) = (hay.as_bytes(), q.as_bytes());
+        q.is_empty() || hay.windows(q.len()).any(|w| w.eq_ignore_ascii_case(q))
+    } else {
+        hay.to_lowercase().contains(q)
     }
 }
 
@@ -401,5 +429,99 @@ impl crate::live::Render for Fragments {
 
     fn together_toast(&self, events: &[std::sync::Arc<Event>]) -> String {
         files::together_toast(events, &self.cards.names)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Filters;
+    use crate::domain::{RepoPath, Revision};
+    use crate::store::FileRecord;
+    use crate::vault::{BlobId, CommitId};
+
+    fn file(i: u64) -> FileRecord {
+        FileRecord {
+            id: i + 1,
+            // Not in id order, and with many ties in every other key.
+            path: RepoPath::from_stored(format!(
+                "cell-{:02}/op-{:05}.nc",
+                i % 13,
+                (i * 7919) % 10_007
+            )),
+            description: String::new(),
+            revision: Revision {
+                major: 1,
+                minor: (i % 4) as u32,
+            },
+            created_by: "alice".into(),
+            created_at: 0,
+            size: i % 17,
+            head: CommitId::from_hex(&"0".repeat(40)).unwrap(),
+            blob: BlobId::from_hex(&"0".repeat(40)).unwrap(),
+            modified_at: (i % 29) as i64,
+            modified_by: "bob".into(),
+            lock: None,
+            queue: Vec::new(),
+            reserved: None,
+        }
+    }
+
+    /// The search without copies finds what the one with them does.
+    #[test]
+    fn folded_search_is_lowercase_contains() {
+        let hays = [
+            "Part-0123.NC",
+            "fixture PLATE",
+            "Straße",
+            "KELVIN \u{212A}",
+            "",
+            "ab",
+        ];
+        let qs = [
+            "",
+            "part-0123",
+            "plate",
+            "straße",
+            "k",
+            "kelvin k",
+            "abc",
+            "ß",
+        ];
+        for hay in hays {
+            for q in qs {
+                assert_eq!(
+                    super::contains_folded(hay, q),
+                    hay.to_lowercase().contains(q),
+                    "{hay:?} / {q:?}"
+                );
+            }
+        }
+    }
+
+    /// The first page picked out before sorting is the page a sort of the
+    /// whole list gives, for every order and at either side of the limit.
+    #[test]
+    fn the_first_page_is_the_first_of_the_whole_list_sorted() {
+        let files: Vec<FileRecord> = (0..2_000).map(file).collect();
+        for sort in ["path", "modified", "revision", "size", ""] {
+            let filters = Filters {
+                sort: sort.into(),
+                ..Filters::default()
+            };
+            for limit in [0, 1, 500, 1_999, 2_000, 5_000] {
+                let mut page: Vec<&FileRecord> = files.iter().collect();
+                filters.sort(&mut page, limit);
+                let mut whole: Vec<&FileRecord> = files.iter().collect();
+                whole.sort_by(|a, b| match sort {
+                    "modified" => b.modified_at.cmp(&a.modified_at).then(a.path.cmp(&b.path)),
+                    "revision" => b.revision.cmp(&a.revision).then(a.path.cmp(&b.path)),
+                    "size" => b.size.cmp(&a.size).then(a.path.cmp(&b.path)),
+                    _ => a.path.cmp(&b.path),
+                });
+                whole.truncate(limit);
+                let ids = |v: &[&FileRecord]| v.iter().map(|f| f.id).collect::<Vec<_>>();
+                assert_eq!(ids(&page), ids(&whole), "sort {sort:?}, limit {limit}");
+            }
+        }
     }
 }

@@ -29,8 +29,13 @@ pub(super) async fn notifications(
         let who = &session.user.username;
         let inbox = files.inbox(who, false).await?;
         let watches = files.watches(who).await?;
-        let mut watched = files.list().await?;
-        watched.retain(|f| watches.files.contains(&f.id));
+        let watched: Vec<_> = files
+            .list()
+            .await?
+            .iter()
+            .filter(|f| watches.files.contains(&f.id))
+            .cloned()
+            .collect();
         let mut resp = Response::default();
         let flash = take_flash(req, &mut resp);
         // The bell shows the count as read with the page, not a stale one.
