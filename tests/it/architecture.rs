@@ -84,3 +84,73 @@ fn no_source_file_is_long_without_saying_why() {
         long.join("\n")
     );
 }
+
+#[test]
+fn every_write_to_the_file_records_marks_them_changed() {
+    // The dashboard keeps the decoded file list until the generation that
+    // `store::files_changed` bumps moves on: a write to `FILES` that does
+    // not bump it would leave every dashboard showing an older list. A
+    // table opened for writing (`let mut`, or `.insert`/`.remove` on it)
+    // must have `files_changed` within the few lines before it.
+    const WRITES: [&str; 5] = [
+        ".insert(",
+        ".remove(",
+        ".retain(",
+        ".pop_first(",
+        ".pop_last(",
+    ];
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut unmarked = Vec::new();
+    let mut writes = 0;
+    for path in crate::common::rust_files(&src) {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        let marked = |at: usize| {
+            lines[at.saturating_sub(4)..=at]
+                .iter()
+                .any(|l| l.contains("files_changed("))
+        };
+        for (i, line) in lines.iter().enumerate() {
+            let Some(at) = line.find("open_table(FILES)") else {
+                continue;
+            };
+            let next = lines.get(i + 1).copied().unwrap_or("");
+            // Written at once: `open_table(FILES)?.insert(…)`.
+            if WRITES
+                .iter()
+                .any(|w| line[at..].contains(w) || next.trim_start().starts_with(w))
+            {
+                writes += 1;
+                if !marked(i) {
+                    unmarked.push(format!("{}:{}: {}", path.display(), i + 1, line.trim()));
+                }
+            }
+            // Bound for writing: each write through the binding, in the
+            // lines after it.
+            let Some(name) = line
+                .trim_start()
+                .strip_prefix("let mut ")
+                .and_then(|rest| rest.split([' ', ':']).next())
+            else {
+                continue;
+            };
+            for (j, later) in lines.iter().enumerate().skip(i + 1).take(80) {
+                if WRITES.iter().any(|w| later.contains(&format!("{name}{w}"))) {
+                    writes += 1;
+                    if !marked(j) {
+                        unmarked.push(format!("{}:{}: {}", path.display(), j + 1, later.trim()));
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        writes >= 3,
+        "the check found only {writes} writes: it no longer reads the source right"
+    );
+    assert!(
+        unmarked.is_empty(),
+        "writes to FILES without store::files_changed just before:\n{}",
+        unmarked.join("\n")
+    );
+}
