@@ -2,7 +2,8 @@
 //! not by walking all of `main`, and the index always equals the walk:
 //! after a random mix of uploads, check-ins, moves, change sets and
 //! deletes, after a restart, after a crash that left commits only in Git,
-//! and after a database rebuilt from Git alone.
+//! after a database rebuilt from Git alone, and after the migration that
+//! adds the index to a data directory written before it.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -224,6 +225,26 @@ async fn indexed_history_equals_the_walk_after_a_random_mix_a_restart_and_a_rebu
     let before = assert_index_equals_walk(&data, &ids).await;
     std::fs::remove_file(data.join("latch.redb")).unwrap();
     assert_eq!(assert_index_equals_walk(&data, &ids).await, before);
+
+    // A data directory from before schema 5 (no index): the migration
+    // and the start-up reconciliation build it from Git.
+    {
+        let db = redb::Database::create(data.join("latch.redb")).unwrap();
+        let w = db.begin_write().unwrap();
+        assert!(w.delete_table(latch::store::VERSIONS).unwrap());
+        let mut meta = w.open_table(latch::store::META).unwrap();
+        meta.insert("schema_version", "4").unwrap();
+        meta.remove(latch::files::versions::INDEXED).unwrap();
+        drop(meta);
+        w.commit().unwrap();
+    }
+    assert_eq!(assert_index_equals_walk(&data, &ids).await, before);
+    let db = redb::Database::create(data.join("latch.redb")).unwrap();
+    assert_eq!(
+        latch::schema::version(&db).unwrap(),
+        Some(latch::schema::CURRENT)
+    );
+    drop(db);
 
     // And served as before, old versions included.
     let mut app = TestApp::start(&data, |_| {}).await;
