@@ -10,9 +10,12 @@
 //! time to interactive from the Performance API.
 //!
 //! And a vault at scale (100,000 files, 1,000,000 events): start-up, idle
-//! memory, the dashboard, `/api/files`, activity and LFS lock pages.
+//! memory, the dashboard, `/api/files`, activity and LFS lock pages; and a
+//! file's history against the vault's age: the history request's median
+//! time (the index, and the Git walk it replaced) at 1,000 to 100,000
+//! commits on `main`.
 //!
-//! Run with `cargo bench --bench vault_ops [-- render|checkout|checkin|content|set|page|scale]`
+//! Run with `cargo bench --bench vault_ops [-- render|checkout|checkin|content|set|page|scale|history]`
 //! (no name: all). The server runs as the real
 //! release binary in a child process, so its memory is measured alone.
 //! `LATCH_BENCH_QUICK=1` shrinks every size for a smoke run.
@@ -758,6 +761,14 @@ async fn main() {
         )
         .await;
     }
+    if run("history") {
+        let counts = if quick {
+            vec![1_000, 5_000]
+        } else {
+            vec![1_000, 10_000, 100_000]
+        };
+        bench_history(&counts).await;
+    }
     if run("page") {
         for n in if quick {
             vec![100, 500]
@@ -1237,5 +1248,190 @@ async fn bench_scale(quick: bool) {
     println!(
         "scale idle RSS after the above: {:.1} MiB",
         server.status_kib("VmRSS:") as f64 / 1024.0
+    );
+}
+
+// ---------------------------------------------------------------- history
+
+/// Files the history vault spreads its commits over.
+const HISTORY_FILES: u64 = 1_000;
+
+/// Grows one vault through `counts` commits on `main` (written straight
+/// into Git with trailers, as a crashed Latch would leave them, so the
+/// database is rebuilt by reconciliation: quick to make, and the rebuild
+/// is timed too), and at each count times file 1's history: through the
+/// library (index and walk) and as a real server answers `GET history`.
+/// File 1 gets 10 versions whatever the count; the others share the rest.
+async fn bench_history(counts: &[u64]) {
+    use latch::files::{Files, LockAging};
+    use latch::vault::{Action, Author, Change, Trailers, Vault};
+    println!("\n## History against the vault's commits (goal: <= 5 ms at 100,000)");
+    println!(
+        "| commits on main | versions of the file | reconcile (s) | history, index (ms) | history, Git walk (ms) | GET history (ms) |"
+    );
+    println!("|---|---|---|---|---|---|");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).expect("data dir");
+    let config = latch::config::Config::new(&data);
+    let vault = Vault::open_or_init(&config.vault_path()).expect("vault");
+    let author = Author {
+        username: "admin",
+        display_name: "Administrator",
+    };
+    let last = counts.last().copied().unwrap_or(0);
+    let mut versions = vec![0u64; HISTORY_FILES as usize + 1];
+    let mut made = 0u64;
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    for &count in counts {
+        let started = Instant::now();
+        while made < count {
+            // The first commits create the files; file 1 is checked in
+            // again at ten points spread over the largest count.
+            let id = if made < HISTORY_FILES {
+                made + 1
+            } else if made.is_multiple_of((last / 10).max(1)) && versions[1] < 10 {
+                1
+            } else {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                2 + rng % (HISTORY_FILES - 1)
+            };
+            let n = versions[id as usize];
+            versions[id as usize] += 1;
+            let path = RepoPath::parse(&format!("parts/{}/p{id}.nc", id % 20)).expect("path");
+            let content = format!("file {id} version {n} commit {made}");
+            let blob = vault
+                .write_blob(&mut content.as_bytes(), content.len() as u64)
+                .expect("blob");
+            vault
+                .commit(
+                    &[Change::Put { path: &path, blob }],
+                    &author,
+                    &format!("Version {n} of p{id}"),
+                    &[Trailers {
+                        action: if n == 0 {
+                            Action::Create
+                        } else {
+                            Action::CheckIn
+                        },
+                        file_id: id,
+                        path: path.clone(),
+                        from: None,
+                        revision: Some(format!("{}.{}", 1 + n / 100, n % 100)),
+                        user: "admin".into(),
+                    }],
+                )
+                .expect("commit");
+            made += 1;
+        }
+        let wrote = started.elapsed();
+        let store = match latch::store::Store::open(&config.db_path()) {
+            Ok(store) => store,
+            Err(e) => panic!("open the database: {e}"),
+        };
+        let files = Files::new(
+            store,
+            vault.clone(),
+            config.spool_dir(),
+            config.max_upload,
+            config.handoff_window,
+            LockAging::of(&config),
+        )
+        .expect("files");
+        let started = Instant::now();
+        files.reconcile().expect("reconcile");
+        let reconciled = started.elapsed().as_secs_f64();
+        let (_, indexed) = files.history(1).await.expect("history");
+        let walked = files.history_walked(1).await.expect("walk");
+        assert_eq!(indexed, walked, "the index equals the walk");
+        let mut index_ms = Vec::new();
+        for _ in 0..200 {
+            let t = Instant::now();
+            files.history(1).await.expect("history");
+            index_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        let mut walk_ms = Vec::new();
+        for _ in 0..3 {
+            let t = Instant::now();
+            files.history_walked(1).await.expect("walk");
+            walk_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        drop(files);
+        // The same request as a person's browser makes it, to the real server.
+        let (mut child, base) = Server::spawn(dir.path()).await;
+        let client = reqwest::Client::new();
+        // A token: a password would be hashed on every request.
+        let token: serde_json::Value = client
+            .post(format!("{base}/api/tokens"))
+            .basic_auth("admin", Some(ADMIN_PASSWORD))
+            .json(&serde_json::json!({"name": "bench"}))
+            .send()
+            .await
+            .expect("token")
+            .json()
+            .await
+            .expect("token json");
+        let token = token["token"].as_str().expect("token").to_string();
+        let mut get_ms = Vec::new();
+        for _ in 0..100 {
+            let t = Instant::now();
+            let resp = client
+                .get(format!("{base}/api/files/1/history"))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .expect("history");
+            assert_eq!(resp.status(), 200);
+            resp.bytes().await.expect("body");
+            get_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        println!(
+            "| {count} | {} | {reconciled:.2} | {:.3} | {:.1} | {:.2} |",
+            indexed.len(),
+            median(index_ms),
+            median(walk_ms),
+            median(get_ms),
+        );
+        eprintln!(
+            "(wrote the commits up to {count} in {:.1} s)",
+            wrote.as_secs_f64()
+        );
+    }
+    // An upgrade from schema 4 at the largest count: the index alone is
+    // built, by walking `main` once.
+    {
+        let db = redb::Database::create(config.db_path()).expect("database");
+        let w = db.begin_write().expect("write");
+        w.delete_table(latch::store::VERSIONS)
+            .expect("drop the index");
+        let mut meta = w.open_table(latch::store::META).expect("meta");
+        meta.insert("schema_version", "4").expect("schema 4");
+        meta.remove(latch::files::versions::INDEXED)
+            .expect("marker");
+        drop(meta);
+        w.commit().expect("commit");
+    }
+    let started = Instant::now();
+    let store = match latch::store::Store::open(&config.db_path()) {
+        Ok(store) => store,
+        Err(e) => panic!("open the database: {e}"),
+    };
+    let files = Files::new(
+        store,
+        vault.clone(),
+        config.spool_dir(),
+        config.max_upload,
+        config.handoff_window,
+        LockAging::of(&config),
+    )
+    .expect("files");
+    files.reconcile().expect("reconcile");
+    println!(
+        "\nUpgrade from schema 4 at {last} commits (migration, then the index built from Git): {:.2} s",
+        started.elapsed().as_secs_f64()
     );
 }

@@ -31,7 +31,7 @@ use redb::{
 use crate::error::{AppError, AppResult};
 use crate::store::{
     self, COUNTERS, EVENTS, FILES, META, PATHS, RECORDED_HEAD, SESSIONS, Store, TOKEN_HASHES,
-    TOKENS, USERS,
+    TOKENS, USERS, VERSIONS,
 };
 
 /// What a backup holds.
@@ -173,7 +173,7 @@ fn prepare_target(dir: &Path, data_dir: &Path) -> AppResult<bool> {
 }
 
 /// The tables the backup copies: every table of `store`.
-fn table_names() -> [&'static str; 14] {
+fn table_names() -> [&'static str; 15] {
     [
         USERS.name(),
         SESSIONS.name(),
@@ -184,6 +184,7 @@ fn table_names() -> [&'static str; 14] {
         EVENTS.name(),
         COUNTERS.name(),
         META.name(),
+        VERSIONS.name(),
         NOTIFICATIONS.name(),
         UNREAD.name(),
         WATCHES.name(),
@@ -247,6 +248,7 @@ fn copy_database(txn: &ReadTransaction, path: &Path) -> AppResult<u64> {
     rows += copy_table(txn, &w, EVENTS)?;
     rows += copy_table(txn, &w, COUNTERS)?;
     rows += copy_table(txn, &w, META)?;
+    rows += copy_table(txn, &w, VERSIONS)?;
     rows += copy_table(txn, &w, NOTIFICATIONS)?;
     rows += copy_table(txn, &w, UNREAD)?;
     rows += copy_table(txn, &w, WATCHES)?;

@@ -19,7 +19,7 @@ use crate::error::{AppError, AppResult};
 use crate::store::META;
 
 /// The schema this Latch writes and reads.
-pub const CURRENT: u32 = 4;
+pub const CURRENT: u32 = 5;
 
 const VERSION_KEY: &str = "schema_version";
 
@@ -53,6 +53,11 @@ pub const MIGRATIONS: &[Migration] = &[
         to: 4,
         what: "user records may carry how the person likes the dashboard listed (cards or table); existing records read as cards, and an older Latch must not rewrite them and drop the choice",
         run: |_| Ok(()),
+    },
+    Migration {
+        to: 5,
+        what: "each file's versions are indexed (the versions table), so history no longer walks all of main; the table is created here and filled from Git by the reconciliation that runs at every start, which walks main once (an older Latch must not commit without indexing)",
+        run: crate::files::versions::create_for_rebuild,
     },
 ];
 

@@ -38,6 +38,9 @@ pub const PATHS: TableDefinition<&str, u64> = TableDefinition::new("paths");
 pub const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
 pub const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
 pub const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
+/// (file id, the version's number for that file, from 1) → one version as
+/// history shows it (schema 5; see `files::versions`).
+pub const VERSIONS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("versions");
 
 const NEXT_FILE_ID: &str = "next_file_id";
 const NEXT_TOKEN_ID: &str = "next_token_id";
@@ -545,6 +548,7 @@ impl Store {
         txn.open_table(EVENTS)?;
         txn.open_table(COUNTERS)?;
         txn.open_table(META)?;
+        txn.open_table(VERSIONS)?;
         crate::inbox::create_tables(&txn)?;
         txn.commit()?;
         Ok(())

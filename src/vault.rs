@@ -114,7 +114,7 @@ impl Action {
         }
     }
 
-    fn parse(raw: &str) -> Option<Self> {
+    pub fn parse(raw: &str) -> Option<Self> {
         match raw {
             "create" => Some(Action::Create),
             "checkin" => Some(Action::CheckIn),

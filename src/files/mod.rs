@@ -49,6 +49,7 @@ mod reconcile;
 mod rules;
 mod sets;
 mod spool;
+pub mod versions;
 
 pub use aging::{LockAging, SYSTEM_ACTOR};
 pub use content::{Comparison, FolderZip, PREVIEW_BYTES, Preview, Shown, human_size};
@@ -570,6 +571,12 @@ impl Files {
             .vault
             .commit(changes, &actor.author(), message, trailers)?;
         set_recorded_head(tx, commit)?;
+        // Read back as history will show it (the commit's own time and
+        // author), and indexed in the transaction that records the commit.
+        let info = self.shared.vault.commit_info(commit)?.ok_or_else(|| {
+            AppError::Internal(format!("the commit {commit} just made cannot be read"))
+        })?;
+        versions::index_commit(&tx.txn, &info)?;
         Ok(commit)
     }
 

@@ -4,11 +4,11 @@
 use super::{Files, blocking, not_found};
 use crate::domain::RepoPath;
 use crate::error::{AppError, AppResult};
-use crate::store::{Event, FILES, FileRecord, PATHS, decode};
+use crate::store::{Event, FILES, FileRecord, PATHS, decode, get_file};
 use crate::vault::{Action, CommitId, CommitInfo};
 
 /// One version of a file as history lists it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Version {
     pub commit: CommitId,
     /// What the commit did to the file: `create`, `checkin`, `move`
@@ -19,6 +19,8 @@ pub struct Version {
     pub username: String,
     pub at: i64,
     pub message: String,
+    /// The file's path after the commit (a move changes it).
+    pub path: RepoPath,
 }
 
 /// A version opened for download.
@@ -152,15 +154,26 @@ impl Files {
         blocking(move || store.file(id)?.ok_or_else(|| not_found(id))).await
     }
 
-    /// The file's versions from Git, newest first.
+    /// The file's newest 10,000 versions, newest first, from the index
+    /// (`versions`): O(the file's versions), whatever the vault's age.
     pub async fn history(&self, id: u64) -> AppResult<(FileRecord, Vec<Version>)> {
-        let rec = self.get(id).await?;
+        let store = self.shared.store.clone();
+        blocking(move || {
+            store.read(|txn| {
+                let rec = get_file(&txn.open_table(FILES)?, id)?.ok_or_else(|| not_found(id))?;
+                Ok((rec, super::versions::read(txn, id, HISTORY_LIMIT)?))
+            })
+        })
+        .await
+    }
+
+    /// The same history read by walking every commit on `main`, as Latch
+    /// did before the index: what the index must always equal (tests and
+    /// the `vault_ops` bench compare them).
+    pub async fn history_walked(&self, id: u64) -> AppResult<Vec<Version>> {
         let vault = self.shared.vault.clone();
-        let commits = blocking(move || vault.log(None, Some(id), 10_000)).await?;
-        Ok((
-            rec,
-            commits.into_iter().map(|c| version_of(c, id)).collect(),
-        ))
+        let commits = blocking(move || vault.log(None, Some(id), HISTORY_LIMIT)).await?;
+        Ok(commits.into_iter().map(|c| version_of(c, id)).collect())
     }
 
     /// Opens the current version, or the one written by commit `rev`.
@@ -199,15 +212,18 @@ impl Files {
     }
 }
 
+/// History lists at most this many versions, the newest.
+const HISTORY_LIMIT: usize = 10_000;
+
 /// Commit `c` as a version of file `id`.
 fn version_of(c: CommitInfo, id: u64) -> Version {
-    let (action, revision, username) = c
+    let (action, revision, username, path) = c
         .of_file(id)
         .map(|t| {
             let revision = t.revision.clone().unwrap_or_default();
-            (t.action.as_str(), revision, t.user.clone())
+            (t.action.as_str(), revision, t.user.clone(), t.path.clone())
         })
-        .unwrap_or_default();
+        .unwrap_or_else(|| ("", String::new(), String::new(), RepoPath::from_stored("")));
     Version {
         commit: c.id,
         action,
@@ -216,6 +232,7 @@ fn version_of(c: CommitInfo, id: u64) -> Version {
         username,
         at: c.at,
         message: c.message,
+        path,
     }
 }
 

@@ -3,7 +3,7 @@
 //! ordering in `files`). Each commit's trailers say what it did, so the
 //! records are rebuilt from Git alone, and a lock stays as it was.
 
-use super::{Files, set_recorded_head};
+use super::{Files, set_recorded_head, versions};
 use crate::domain::Revision;
 use crate::error::{AppError, AppResult};
 use crate::store::{
@@ -20,6 +20,12 @@ impl Files {
     }
 
     pub(super) fn reconcile_in(&self, tx: &mut Tx) -> AppResult<usize> {
+        // An index missing (or never finished) is rebuilt from all of
+        // `main`, which already holds the commits applied below.
+        let rebuilt = !versions::is_complete(&tx.txn)?;
+        if rebuilt {
+            versions::rebuild(&tx.txn, &self.shared.vault)?;
+        }
         let head = self.shared.vault.head()?;
         let recorded = store::meta_get(&tx.txn.open_table(META)?, RECORDED_HEAD)?;
         let recorded = recorded.as_deref().map(stored_commit).transpose()?;
@@ -30,6 +36,9 @@ impl Files {
         missed.reverse();
         for commit in &missed {
             self.apply_commit(tx, commit)?;
+            if !rebuilt {
+                versions::index_commit(&tx.txn, commit)?;
+            }
         }
         if let Some(head) = head {
             set_recorded_head(tx, head)?;
