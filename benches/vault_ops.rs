@@ -128,7 +128,7 @@ fn median(mut xs: Vec<f64>) -> f64 {
 }
 
 fn synthetic_files(n: usize) -> Vec<FileRecord> {
-    (0..n)
+    let mut files = (0..n)
         .map(|i| FileRecord {
             id: i as u64 + 1,
             path: RepoPath::from_stored(format!("machine-{:02}/part-{i:06}.mcam", i % 40)),
@@ -157,7 +157,10 @@ fn synthetic_files(n: usize) -> Vec<FileRecord> {
             queue: Vec::new(),
             reserved: None,
         })
-        .collect()
+        .collect::<Vec<_>>();
+    // As `Store::files_now` keeps them.
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    files
 }
 
 fn bench_render(n: usize) {
@@ -729,7 +732,7 @@ async fn main() {
         for n in if quick {
             vec![100, 1_000]
         } else {
-            vec![1_000, 10_000]
+            vec![1_000, 10_000, 100_000]
         } {
             bench_render(n);
         }

@@ -30,8 +30,8 @@ use redb::{
 
 use crate::error::{AppError, AppResult};
 use crate::store::{
-    self, COUNTERS, EVENTS, FILES, META, PATHS, RECORDED_HEAD, SESSIONS, Store, TOKEN_HASHES,
-    TOKENS, USERS, VERSIONS,
+    self, COUNTERS, EVENTS, FILES, FILES_LOG, META, PATHS, RECORDED_HEAD, SESSIONS, Store,
+    TOKEN_HASHES, TOKENS, USERS, VERSIONS,
 };
 
 /// What a backup holds.
@@ -173,7 +173,7 @@ fn prepare_target(dir: &Path, data_dir: &Path) -> AppResult<bool> {
 }
 
 /// The tables the backup copies: every table of `store`.
-fn table_names() -> [&'static str; 15] {
+fn table_names() -> [&'static str; 16] {
     [
         USERS.name(),
         SESSIONS.name(),
@@ -185,6 +185,7 @@ fn table_names() -> [&'static str; 15] {
         COUNTERS.name(),
         META.name(),
         VERSIONS.name(),
+        FILES_LOG.name(),
         NOTIFICATIONS.name(),
         UNREAD.name(),
         WATCHES.name(),
@@ -249,6 +250,7 @@ fn copy_database(txn: &ReadTransaction, path: &Path) -> AppResult<u64> {
     rows += copy_table(txn, &w, COUNTERS)?;
     rows += copy_table(txn, &w, META)?;
     rows += copy_table(txn, &w, VERSIONS)?;
+    rows += copy_table(txn, &w, FILES_LOG)?;
     rows += copy_table(txn, &w, NOTIFICATIONS)?;
     rows += copy_table(txn, &w, UNREAD)?;
     rows += copy_table(txn, &w, WATCHES)?;

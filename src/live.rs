@@ -95,9 +95,14 @@ enum Counted {
 
 impl Counted {
     fn of(f: &FileRecord) -> Counted {
+        Counted::at(f, crate::store::now())
+    }
+
+    /// At the unix second `at`: one clock reading for a whole list.
+    fn at(f: &FileRecord, at: i64) -> Counted {
         if f.lock.is_some() {
             Counted::Locked
-        } else if f.reserved_for(crate::store::now()).is_some() {
+        } else if f.reserved_for(at).is_some() {
             Counted::Reserved
         } else {
             Counted::Available
@@ -107,7 +112,8 @@ impl Counted {
 
 impl Counters {
     pub fn of(files: &[FileRecord]) -> Counters {
-        Counters::count(files.iter().map(Counted::of))
+        let at = crate::store::now();
+        Counters::count(files.iter().map(|f| Counted::at(f, at)))
     }
 
     fn count(states: impl Iterator<Item = Counted>) -> Counters {

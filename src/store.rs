@@ -41,6 +41,11 @@ pub const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
 /// (file id, the version's number for that file, from 1) → one version as
 /// history shows it (schema 5; see `files::versions`).
 pub const VERSIONS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("versions");
+/// `FILES_GEN` value → the id of the file that change touched: lets a
+/// reader of the whole list catch up by re-reading only what changed
+/// (`Store::files_now`). Only the newest [`FILES_LOG_KEPT`] are kept; a
+/// reader further behind reads the whole list again.
+pub const FILES_LOG: TableDefinition<u64, u64> = TableDefinition::new("files_log");
 
 const NEXT_FILE_ID: &str = "next_file_id";
 const NEXT_TOKEN_ID: &str = "next_token_id";
@@ -48,8 +53,17 @@ const NEXT_SEQ: &str = "next_seq";
 /// Counts changes to the file records, so a reader of the whole list knows
 /// whether the one it read before is still true (`Store::files_now`).
 const FILES_GEN: &str = "files_gen";
+/// Changes kept in `FILES_LOG`, and how often the older ones are trimmed.
+const FILES_LOG_KEPT: u64 = 4096;
+const FILES_LOG_TRIM_EVERY: u64 = 512;
 /// The `main` commit the file records reflect; reconciliation starts after it.
 pub const RECORDED_HEAD: &str = "recorded_head";
+
+/// redb's page cache. Its default (1 GiB) lets a server that once read a
+/// big vault's records and event log whole (a `/api/files`, a long
+/// activity page) keep all of it resident; the hot pages of 100,000 files
+/// fit in this, and Latch keeps the decoded list itself (`files_now`).
+const DB_CACHE: usize = 48 << 20;
 
 /// The event log keeps at least this many of the newest events.
 pub const EVENT_RETENTION: u64 = 10_000;
@@ -419,18 +433,71 @@ pub fn get_user(
     table.get(name)?.map(|v| decode(v.value())).transpose()
 }
 
-/// Marks the file records changed in `txn`; every write to `FILES` calls it
-/// (`put_file` does), or `Store::files_now` would answer an older list.
-pub fn files_changed(txn: &WriteTransaction) -> AppResult<()> {
-    next_counter(txn, FILES_GEN).map(|_| ())
+/// Marks file `id`'s record changed in `txn`; every write to `FILES` calls
+/// it (`put_file` does), or `Store::files_now` would answer an older list.
+pub fn files_changed(txn: &WriteTransaction, id: u64) -> AppResult<()> {
+    let generation = next_counter(txn, FILES_GEN)?;
+    let mut log = txn.open_table(FILES_LOG)?;
+    log.insert(generation, id)?;
+    if generation % FILES_LOG_TRIM_EVERY == 0 {
+        let cut = generation.saturating_sub(FILES_LOG_KEPT);
+        log.retain_in(..cut, |_, _| false)?;
+    }
+    Ok(())
 }
 
 pub fn put_file(txn: &WriteTransaction, rec: &FileRecord) -> AppResult<()> {
-    files_changed(txn)?;
+    files_changed(txn, rec.id)?;
     txn.open_table(FILES)?
         .insert(rec.id, encode(rec)?.as_slice())?;
     txn.open_table(PATHS)?.insert(rec.path.as_str(), rec.id)?;
     Ok(())
+}
+
+/// Brings `list` (in path order) up to date: `changed` are the ids
+/// written since, `fresh` their records now (an id without one was
+/// deleted). A record still at its path is replaced where it stands (a
+/// check-out, a check-in: the common case, no shifting); the rest are
+/// taken out in one pass and put back in order.
+fn patch_in_path_order(
+    list: &mut Vec<FileRecord>,
+    mut changed: std::collections::BTreeSet<u64>,
+    fresh: Vec<FileRecord>,
+) {
+    let mut moved = Vec::new();
+    for rec in fresh {
+        match list.binary_search_by(|f| f.path.cmp(&rec.path)) {
+            Ok(at) if list[at].id == rec.id => {
+                changed.remove(&rec.id);
+                list[at] = rec;
+            }
+            _ => moved.push(rec),
+        }
+    }
+    if !changed.is_empty() {
+        list.retain(|f| !changed.contains(&f.id));
+    }
+    if moved.len() <= 16 {
+        for rec in moved {
+            let at = list.partition_point(|f| f.path < rec.path);
+            list.insert(at, rec);
+        }
+    } else {
+        moved.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+        let old = std::mem::take(list);
+        list.reserve(old.len() + moved.len());
+        let mut old = old.into_iter().peekable();
+        let mut moved = moved.into_iter().peekable();
+        loop {
+            let take_old = match (old.peek(), moved.peek()) {
+                (Some(a), Some(b)) => a.path < b.path,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (None, None) => break,
+            };
+            list.extend(if take_old { old.next() } else { moved.next() });
+        }
+    }
 }
 
 pub fn put_user(txn: &WriteTransaction, rec: &UserRecord) -> AppResult<()> {
@@ -497,15 +564,18 @@ impl Store {
     }
 
     fn open_with(path: &Path, migrate: bool) -> Result<Store, OpenError> {
-        let db = Database::create(path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => OpenError::InUse,
-            redb::DatabaseError::Storage(redb::StorageError::Io(io))
-                if io.kind() == std::io::ErrorKind::WouldBlock =>
-            {
-                OpenError::InUse
-            }
-            other => OpenError::Other(format!("cannot open {}: {other}", path.display())),
-        })?;
+        let db = Database::builder()
+            .set_cache_size(DB_CACHE)
+            .create(path)
+            .map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => OpenError::InUse,
+                redb::DatabaseError::Storage(redb::StorageError::Io(io))
+                    if io.kind() == std::io::ErrorKind::WouldBlock =>
+                {
+                    OpenError::InUse
+                }
+                other => OpenError::Other(format!("cannot open {}: {other}", path.display())),
+            })?;
         // Before any table is touched, so a newer Latch's database is left as it was.
         let refused =
             |e: crate::schema::SchemaError| OpenError::Other(format!("{}: {e}", path.display()));
@@ -549,6 +619,7 @@ impl Store {
         txn.open_table(COUNTERS)?;
         txn.open_table(META)?;
         txn.open_table(VERSIONS)?;
+        txn.open_table(FILES_LOG)?;
         crate::inbox::create_tables(&txn)?;
         txn.commit()?;
         Ok(())
@@ -700,32 +771,78 @@ impl Store {
         })
     }
 
-    /// Every file record, in id order, as of one moment: read again from
-    /// the database only when a write changed one since the last reading.
-    /// Blocking.
+    /// Every file record, in path order, as of one moment. Kept between
+    /// calls: when writes changed records since the last reading, only
+    /// those are read again (from `FILES_LOG`), so a change costs the next
+    /// reader its own records, not the whole list; and the dashboard's
+    /// first page in name order is its first matching records, with no
+    /// sort of 100,000 paths. Blocking.
     pub fn files_now(&self) -> AppResult<Arc<Vec<FileRecord>>> {
         let txn = self.shared.db.begin_read()?;
         let generation = txn
             .open_table(COUNTERS)?
             .get(FILES_GEN)?
             .map_or(0, |v| v.value());
-        if let Ok(cached) = self.shared.files.lock()
-            && let Some((seen, files)) = cached.as_ref()
-            && *seen == generation
-        {
-            return Ok(files.clone());
+        let mut cache = self.shared.files.lock().unwrap_or_else(|p| p.into_inner());
+        let files = match cache.take() {
+            Some((seen, files)) if seen == generation => files,
+            // A reader that began after this one updated it first: a
+            // newer list is as good (callers read it after their moment).
+            Some((seen, files)) if seen > generation => {
+                *cache = Some((seen, files.clone()));
+                return Ok(files);
+            }
+            Some((seen, mut files)) => match Self::changed_since(&txn, seen, generation)? {
+                Some(ids) => {
+                    let table = txn.open_table(FILES)?;
+                    let mut fresh = Vec::with_capacity(ids.len());
+                    for &id in &ids {
+                        fresh.extend(get_file(&table, id)?);
+                    }
+                    patch_in_path_order(Arc::make_mut(&mut files), ids, fresh);
+                    files
+                }
+                None => Arc::new(Self::read_all_files(&txn)?),
+            },
+            None => Arc::new(Self::read_all_files(&txn)?),
+        };
+        *cache = Some((generation, files.clone()));
+        Ok(files)
+    }
+
+    /// The ids changed after generation `seen` up to `now`, each once, if
+    /// the log still holds them all.
+    fn changed_since(
+        txn: &ReadTransaction,
+        seen: u64,
+        now: u64,
+    ) -> AppResult<Option<std::collections::BTreeSet<u64>>> {
+        let log = match txn.open_table(FILES_LOG) {
+            Ok(log) => log,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let mut ids = std::collections::BTreeSet::new();
+        let mut expected = seen + 1;
+        for row in log.range(seen + 1..=now)? {
+            let (generation, id) = row?;
+            if generation.value() != expected {
+                return Ok(None);
+            }
+            expected += 1;
+            ids.insert(id.value());
         }
+        Ok((expected == now + 1).then_some(ids))
+    }
+
+    /// Every record, in path order.
+    fn read_all_files(txn: &ReadTransaction) -> AppResult<Vec<FileRecord>> {
         let table = txn.open_table(FILES)?;
-        let mut files = Vec::new();
+        let mut files: Vec<FileRecord> = Vec::new();
         for row in table.iter()? {
             files.push(decode(row?.1.value())?);
         }
-        let files = Arc::new(files);
-        if let Ok(mut cached) = self.shared.files.lock()
-            && cached.as_ref().is_none_or(|(seen, _)| *seen < generation)
-        {
-            *cached = Some((generation, files.clone()));
-        }
+        files.sort_unstable_by(|a, b| a.path.cmp(&b.path));
         Ok(files)
     }
 
@@ -830,6 +947,66 @@ mod tests {
         for stored in [present.as_str(), deleted] {
             let event: Event = decode(stored.as_bytes()).unwrap();
             assert_eq!(String::from_utf8(encode(&event).unwrap()).unwrap(), stored);
+        }
+    }
+}
+
+#[cfg(test)]
+mod list_cache {
+    use proptest::prelude::*;
+
+    use super::{FILES, FileRecord, Store, decode, files_changed, put_file};
+
+    fn record(id: u64, n: u32) -> FileRecord {
+        let json = format!(
+            r#"{{"id":{id},"path":"p{}/f{id}.nc","description":"d{n}","revision":"1.{n}","created_by":"a","created_at":1,"size":{n},"head":"4b825dc642cb6eb9a060e54bf8d69288fbee4904","blob":"e69de29bb2d1d6434b8b29ae775ad8c2e48c5391","modified_at":{n},"modified_by":"b","lock":null}}"#,
+            n % 3
+        );
+        decode(json.as_bytes()).unwrap()
+    }
+
+    /// A write: put (a new, changed or moved record) or remove, by id.
+    fn change() -> impl Strategy<Value = (u64, Option<u32>)> {
+        (1u64..=40, proptest::option::weighted(0.8, 0u32..50))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// The kept list, caught up from the change log (or read whole when
+        /// the log no longer reaches back), always equals the table.
+        #[test]
+        fn the_kept_list_equals_the_table_after_any_writes(
+            rounds in proptest::collection::vec(proptest::collection::vec(change(), 0..40), 1..12),
+            trim in proptest::collection::vec(any::<bool>(), 12),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let Ok(store) = Store::open(&dir.path().join("t.redb")) else { panic!("open") };
+            for (round, writes) in rounds.iter().enumerate() {
+                store.write(|tx| {
+                    for &(id, n) in writes {
+                        match n {
+                            Some(n) => put_file(&tx.txn, &record(id, n))?,
+                            None => {
+                                files_changed(&tx.txn, id)?;
+                                tx.txn.open_table(FILES)?.remove(id)?;
+                            }
+                        }
+                    }
+                    // Some rounds lose the log, as trimming does to a
+                    // reader far behind.
+                    if trim[round] {
+                        tx.txn.open_table(super::FILES_LOG)?.retain(|_, _| false)?;
+                    }
+                    Ok(())
+                }).unwrap();
+                let kept: Vec<String> = store.files_now().unwrap().iter()
+                    .map(|f| serde_json::to_string(f).unwrap()).collect();
+                let mut table = store.all_files().unwrap();
+                table.sort_by(|a, b| a.path.cmp(&b.path));
+                let table: Vec<String> = table.iter()
+                    .map(|f| serde_json::to_string(f).unwrap()).collect();
+                prop_assert_eq!(kept, table);
+            }
         }
     }
 }

@@ -540,7 +540,7 @@ impl Files {
                     user: actor.username.clone(),
                 }],
             )?;
-            store::files_changed(&tx.txn)?;
+            store::files_changed(&tx.txn, id)?;
             tx.txn.open_table(FILES)?.remove(id)?;
             tx.txn.open_table(PATHS)?.remove(rec.path.as_str())?;
             tx.record(EventDraft {

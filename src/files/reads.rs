@@ -41,7 +41,7 @@ pub struct Board {
 }
 
 impl Files {
-    /// Every file, in id order (shared: see `Store::files_now`).
+    /// Every file, in path order (shared: see `Store::files_now`).
     pub async fn list(&self) -> AppResult<std::sync::Arc<Vec<FileRecord>>> {
         let store = self.shared.store.clone();
         blocking(move || store.files_now()).await

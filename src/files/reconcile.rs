@@ -63,7 +63,7 @@ impl Files {
         let existing = get_file(&files, t.file_id)?;
         let (kind, snapshot) = match t.action {
             Action::Delete => {
-                store::files_changed(&tx.txn)?;
+                store::files_changed(&tx.txn, t.file_id)?;
                 files.remove(t.file_id)?;
                 drop(files);
                 tx.txn.open_table(PATHS)?.remove(t.path.as_str())?;

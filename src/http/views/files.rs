@@ -197,7 +197,8 @@ pub fn file_list_seen(
 /// flat list across folders for the other sorts, where each card shows its
 /// folder. The table view is the same cards laid out as lines (app.css).
 /// `resync` marks a list the live stream sent after a gap, rendered with
-/// no filters: live.js fetches it again with the page's own.
+/// no filters: live.js fetches it again with the page's own. `files` are
+/// in path order, as `Store::files_now` keeps them.
 fn list_markup(
     files: &[FileRecord],
     viewer: &Viewer,
@@ -207,13 +208,24 @@ fn list_markup(
     resync: bool,
     cards: &Cards,
 ) -> Markup {
-    let at = crate::store::now();
-    let mut shown: Vec<&FileRecord> = files
-        .iter()
-        .filter(|f| filters.matches_at(f, viewer, stale_after, &cards.names, at))
-        .collect();
-    let matching = shown.len();
+    // One pass over what may be 100,000 records. In name order the page is
+    // the first matching records of a list kept in name order
+    // (`Store::files_now`); other orders pick theirs from every match.
     let flat = filters.flat();
+    let matches = filters.matcher(viewer, stale_after, &cards.names, crate::store::now());
+    let mut shown: Vec<&FileRecord> = Vec::new();
+    let (mut matching, mut held) = (0, 0);
+    for f in files {
+        if f.locked_by() == Some(viewer.username.as_str()) {
+            held += 1;
+        }
+        if matches(f) {
+            matching += 1;
+            if flat || shown.len() < MAX_CARDS {
+                shown.push(f);
+            }
+        }
+    }
     let groups = if flat {
         filters.sort(&mut shown, MAX_CARDS);
         Vec::new()
@@ -224,7 +236,7 @@ fn list_markup(
     let sort = if flat { filters.sort.as_str() } else { "path" };
     html! {
         div #file-list .file-list.table-view[table] data-view=(filters.view.as_str()) data-sort=(sort)
-            data-flat=[flat.then_some("true")] data-held=(held_by(files, viewer))
+            data-flat=[flat.then_some("true")] data-held=(held)
             data-resync=[resync.then_some("true")] {
             @if files.is_empty() {
                 p.empty { "No files yet. Upload the first one with " b { "Upload file" } "." }

@@ -55,8 +55,7 @@ impl Filters {
         self.matches_at(f, viewer, stale_after, names, now())
     }
 
-    /// [`Filters::matches`] at the unix second `at`: one clock reading for
-    /// a whole list.
+    /// [`Filters::matches`] at the unix second `at`.
     pub fn matches_at(
         &self,
         f: &FileRecord,
@@ -65,25 +64,36 @@ impl Filters {
         names: &crate::accounts::Names,
         at: i64,
     ) -> bool {
-        let reserved = f.reserved_for(at).is_some();
-        let state_ok = match self.state.as_str() {
-            "available" => f.lock.is_none() && !reserved,
-            "locked" => f.lock.is_some(),
-            "stale" => f.lock.as_ref().is_some_and(|l| l.is_stale(stale_after, at)),
-            "reserved" => f.lock.is_none() && reserved,
-            "waiting" => f.is_queued(&viewer.username),
-            "mine" => f.locked_by() == Some(viewer.username.as_str()),
-            _ => true,
-        };
-        if !state_ok {
-            return false;
-        }
+        self.matcher(viewer, stale_after, names, at)(f)
+    }
+
+    /// [`Filters::matches`] for a whole list: one clock reading (`at`) and
+    /// the search folded once, not per file.
+    pub fn matcher<'a>(
+        &'a self,
+        viewer: &'a Viewer,
+        stale_after: Duration,
+        names: &'a crate::accounts::Names,
+        at: i64,
+    ) -> impl Fn(&FileRecord) -> bool + 'a {
         let q = self.q.trim().to_lowercase();
-        q.is_empty()
-            || contains_folded(f.path.as_str(), &q)
-            || contains_folded(&f.description, &q)
-            || f.locked_by()
-                .is_some_and(|o| o.contains(&q) || names.display_contains(o, &q))
+        move |f| {
+            let state_ok = match self.state.as_str() {
+                "available" => f.lock.is_none() && f.reserved_for(at).is_none(),
+                "locked" => f.lock.is_some(),
+                "stale" => f.lock.as_ref().is_some_and(|l| l.is_stale(stale_after, at)),
+                "reserved" => f.lock.is_none() && f.reserved_for(at).is_some(),
+                "waiting" => f.is_queued(&viewer.username),
+                "mine" => f.locked_by() == Some(viewer.username.as_str()),
+                _ => true,
+            };
+            state_ok
+                && (q.is_empty()
+                    || contains_folded(f.path.as_str(), &q)
+                    || contains_folded(&f.description, &q)
+                    || f.locked_by()
+                        .is_some_and(|o| o.contains(&q) || names.display_contains(o, &q)))
+        }
     }
 
     /// Whether the list is one across folders: "recently changed", "largest"
