@@ -15,7 +15,11 @@
 //! time (the index, and the Git walk it replaced) at 1,000 to 100,000
 //! commits on `main`.
 //!
-//! Run with `cargo bench --bench vault_ops [-- render|checkout|checkin|content|set|page|scale|history]`
+//! And a clone of 300 files x 1,000 commits over the smart protocol
+//! against `git clone file://`, `--depth 1`, a fetch of 10 new check-ins
+//! (and its HTTP requests), and the dumb protocol for the record.
+//!
+//! Run with `cargo bench --bench vault_ops [-- render|checkout|checkin|content|set|page|scale|history|clone]`
 //! (no name: all). The server runs as the real
 //! release binary in a child process, so its memory is measured alone.
 //! `LATCH_BENCH_QUICK=1` shrinks every size for a smoke run.
@@ -784,6 +788,13 @@ async fn main() {
     if run("scale") {
         bench_scale(quick).await;
     }
+    if run("clone") {
+        if quick {
+            bench_clone(30, 100, 2).await;
+        } else {
+            bench_clone(300, 1_000, 7).await;
+        }
+    }
 }
 
 /// Fills a vault with `n` small files in bulk uploads of 200 (every tenth
@@ -1436,5 +1447,227 @@ async fn bench_history(counts: &[u64]) {
     println!(
         "\nUpgrade from schema 4 at {last} commits (migration, then the index built from Git): {:.2} s",
         started.elapsed().as_secs_f64()
+    );
+}
+
+/// `git` with no user or system configuration, in `dir`; its time and output.
+fn timed_git(
+    home: &std::path::Path,
+    dir: &std::path::Path,
+    args: &[&str],
+    trace: bool,
+) -> (f64, std::process::Output) {
+    let mut cmd = Command::new("git");
+    cmd.arg("-C").arg(dir).args(args);
+    cmd.env("HOME", home)
+        .env("XDG_CONFIG_HOME", home.join(".config"))
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env_remove("GIT_DIR");
+    if trace {
+        cmd.env("GIT_TRACE_CURL", "1")
+            .env("GIT_TRACE_CURL_NO_DATA", "1");
+    }
+    let t = Instant::now();
+    let out = cmd.output().expect("run git");
+    let took = t.elapsed().as_secs_f64();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .filter(|l| !l.contains("header"))
+            .take(20)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    (took, out)
+}
+
+/// HTTP requests in a `GIT_TRACE_CURL` trace.
+fn curl_requests(stderr: &[u8]) -> usize {
+    String::from_utf8_lossy(stderr)
+        .lines()
+        .filter(|l| l.contains("=> Send header: GET ") || l.contains("=> Send header: POST "))
+        .count()
+}
+
+/// A clone of a vault of `files` files and `commits` commits: over the
+/// smart protocol against `git clone file://` of the vault's own folder
+/// (alternating, medians), `--depth 1`, a fetch of 10 new check-ins and
+/// its request count, and the dumb protocol for the record.
+async fn bench_clone(files: u64, commits: u64, runs: usize) {
+    use latch::vault::{Action, Author, Change, Trailers, Vault};
+    println!(
+        "\n## Clone: {files} files x {commits} commits (goal: smart <= 1.5x file://; fetch of 10 commits <= 5 requests)"
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).expect("data dir");
+    let config = latch::config::Config::new(&data);
+    let vault = Vault::open_or_init(&config.vault_path()).expect("vault");
+    let author = Author {
+        username: "admin",
+        display_name: "Administrator",
+    };
+    let mut versions = vec![0u64; files as usize + 1];
+    let mut rng = 0x2545_f491_4f6c_dd1du64;
+    for made in 0..commits {
+        let id = if made < files {
+            made + 1
+        } else {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            1 + rng % files
+        };
+        let n = versions[id as usize];
+        versions[id as usize] += 1;
+        let path = RepoPath::parse(&format!("parts/{}/p{id}.nc", id % 20)).expect("path");
+        let content = program(4096 + (id as usize % 8) * 1024, 100 + (made % 900) as u32);
+        let blob = vault
+            .write_blob(&mut content.as_slice(), content.len() as u64)
+            .expect("blob");
+        vault
+            .commit(
+                &[Change::Put { path: &path, blob }],
+                &author,
+                &format!("Version {n} of p{id}"),
+                &[Trailers {
+                    action: if n == 0 {
+                        Action::Create
+                    } else {
+                        Action::CheckIn
+                    },
+                    file_id: id,
+                    path: path.clone(),
+                    from: None,
+                    revision: Some(format!("{}.{}", 1 + n / 100, n % 100)),
+                    user: "admin".into(),
+                }],
+            )
+            .expect("commit");
+    }
+    drop(vault);
+    let (mut child, base) = Server::spawn(dir.path()).await;
+    let client = reqwest::Client::new();
+    let token: serde_json::Value = client
+        .post(format!("{base}/api/tokens"))
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
+        .json(&serde_json::json!({"name": "bench"}))
+        .send()
+        .await
+        .expect("token")
+        .json()
+        .await
+        .expect("token json");
+    let token = token["token"].as_str().expect("token").to_string();
+    let url = format!(
+        "http://admin:{token}@{}/vault.git",
+        base.trim_start_matches("http://")
+    );
+    let file_url = format!("file://{}", config.vault_path().display());
+    let scratch = tempfile::tempdir().expect("scratch");
+    let home = scratch.path().join("home");
+    std::fs::create_dir_all(&home).expect("home");
+    let here = scratch.path();
+    let mut k = 0;
+    let mut clone = |source: &str, extra: &[&str]| {
+        k += 1;
+        let target = here.join(format!("c{k}"));
+        let args = [
+            &["clone", "-q"][..],
+            extra,
+            &[source, target.to_str().expect("utf-8")],
+        ]
+        .concat();
+        let (took, out) = timed_git(&home, here, &args, true);
+        let _ = std::fs::remove_dir_all(&target);
+        (took * 1000.0, curl_requests(&out.stderr))
+    };
+    let (mut smart, mut local, mut shallow) = (Vec::new(), Vec::new(), Vec::new());
+    let mut smart_requests = 0;
+    // A warm-up of each, then alternating runs.
+    clone(&url, &[]);
+    clone(&file_url, &[]);
+    for _ in 0..runs {
+        let (t, n) = clone(&url, &[]);
+        smart.push(t);
+        smart_requests = n;
+        local.push(clone(&file_url, &[]).0);
+        shallow.push(clone(&url, &["--depth", "1"]).0);
+    }
+    let mut dumb = Vec::new();
+    let mut dumb_requests = 0;
+    for _ in 0..runs.min(3) {
+        let (t, n) = clone(&url, &["-c", "protocol.version=0"]);
+        dumb.push(t);
+        dumb_requests = n;
+    }
+    // Fetches of 10 new check-ins into one clone.
+    let target = here.join("fetcher");
+    timed_git(
+        &home,
+        here,
+        &["clone", "-q", &url, target.to_str().expect("utf-8")],
+        false,
+    );
+    let mut fetch_ms = Vec::new();
+    let mut fetch_requests = Vec::new();
+    for round in 0..runs {
+        for i in 0..10u64 {
+            let id = 1 + (round as u64 * 10 + i) % files;
+            let resp = client
+                .post(format!("{base}/api/files/{id}/checkout"))
+                .bearer_auth(&token)
+                .json(&serde_json::json!({}))
+                .send()
+                .await
+                .expect("checkout");
+            assert_eq!(resp.status(), 200, "checkout");
+            let form = reqwest::multipart::Form::new()
+                .text("message", format!("fetch round {round}"))
+                .text("bump", "minor")
+                .part(
+                    "file",
+                    reqwest::multipart::Part::bytes(program(
+                        4096,
+                        5000 + round as u32 * 10 + i as u32,
+                    ))
+                    .file_name("x"),
+                );
+            let resp = client
+                .post(format!("{base}/api/files/{id}/checkin"))
+                .bearer_auth(&token)
+                .multipart(form)
+                .send()
+                .await
+                .expect("checkin");
+            assert_eq!(resp.status(), 200, "checkin");
+        }
+        let (took, out) = timed_git(&home, &target, &["fetch", "-q"], true);
+        fetch_ms.push(took * 1000.0);
+        fetch_requests.push(curl_requests(&out.stderr));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let (smart, local) = (median(smart), median(local));
+    println!("| what | median (ms) | HTTP requests |");
+    println!("|---|---|---|");
+    println!("| `git clone` over HTTP, smart protocol v2 | {smart:.0} | {smart_requests} |");
+    println!("| `git clone file://` of the vault | {local:.0} | - |");
+    println!("| ratio smart / file:// | {:.2} | |", smart / local);
+    println!(
+        "| `git clone --depth 1` over HTTP | {:.0} | |",
+        median(shallow)
+    );
+    println!(
+        "| `git fetch` of 10 new check-ins | {:.0} | {} (most) |",
+        median(fetch_ms),
+        fetch_requests.iter().max().copied().unwrap_or(0)
+    );
+    println!(
+        "| `git clone` over HTTP, dumb protocol (v0 client) | {:.0} | {dumb_requests} |",
+        median(dumb)
     );
 }

@@ -11,8 +11,14 @@
 //! the database's single write transaction, and `commit_as` refuses a stale
 //! parent besides.
 //!
-//! Long because every use of gix lives here, so the rest of Latch never
-//! sees a Git type it could misuse (and a gix upgrade touches one file).
+//! Long because every use of gix lives here (and in [`pack`], what a
+//! clone or fetch over the smart protocol is sent), so the rest of Latch
+//! never sees a Git type it could misuse (and a gix upgrade touches one
+//! place).
+
+mod pack;
+
+pub use pack::{FetchInput, FetchPlan};
 
 use std::collections::BTreeMap;
 use std::io::{BufReader, Read};

@@ -5,9 +5,12 @@
 //!   releasing one calls `cancel` (or `override_lock` when an admin forces it),
 //!   so the same rules apply and the same events reach every browser. A lock's
 //!   id is its file's id;
-//! - a read-only clone over Git's "dumb" HTTP protocol: generated `info/refs`
-//!   and `objects/info/packs`, `HEAD`, loose objects and packs. Pushing is
-//!   refused (403): content changes only by check-in.
+//! - a read-only clone over Git's smart HTTP protocol v2 (in
+//!   [`git`](crate::http::git): `info/refs` asked with `Git-Protocol:
+//!   version=2`, and `git-upload-pack`), and for older clients the "dumb"
+//!   protocol: generated `info/refs` and `objects/info/packs`, `HEAD`,
+//!   loose objects and packs. Pushing is refused (403): content changes
+//!   only by check-in.
 //!
 //! Every request is authenticated like the JSON API (HTTP Basic with a
 //! password or an API token, a bearer token, or a session); a 401 carries
@@ -45,6 +48,7 @@ pub fn routes() -> Route {
         .at("/info/lfs/locks", get(list).post(create))
         .at("/info/lfs/locks/verify", post(verify))
         .at("/info/lfs/locks/:id/unlock", post(unlock))
+        .at("/git-upload-pack", post(crate::http::git::upload_pack))
         .at("/", repository)
         .at("/*path", repository)
 }
@@ -414,6 +418,15 @@ async fn repository(
         return refuse_write(guard, path);
     }
     let err = match actor(guard).await {
+        // A client speaking protocol v2 gets the smart protocol; others
+        // (v0, v1) read the repository file by file as before.
+        Ok(_)
+            if path == "info/refs"
+                && service.as_deref() == Some("git-upload-pack")
+                && crate::http::git::wants_v2(req) =>
+        {
+            return crate::http::git::advertisement();
+        }
         Ok(_) => match serve(files, path).await {
             Ok(resp) => return resp,
             Err(e) => e,

@@ -1,5 +1,6 @@
 //! Everything HTTP: the routes of each surface (HTML pages in [`web`], the
-//! JSON API in [`api`], Git and Git LFS in [`lfs`], live updates in
+//! JSON API in [`api`], Git and Git LFS in [`lfs`] (the smart protocol in
+//! [`git`]), live updates in
 //! [`live`], [`metrics`]), and what they share — [`guards`] (who is
 //! asking), [`forms`] (bodies read at the edge), [`error`] (the one way an
 //! error becomes a response), [`views`] (the templates), [`middleware`]
@@ -14,6 +15,7 @@ pub mod api;
 pub mod downloads;
 pub mod error;
 pub mod forms;
+pub mod git;
 pub mod guards;
 pub mod lfs;
 pub mod live;

@@ -641,7 +641,7 @@ async fn only_repository_data_is_served_and_writes_are_refused() {
             .to_str()
             .unwrap()
             .starts_with("text/plain"),
-        "dumb, not smart"
+        "dumb, not smart, without Git-Protocol: version=2 (git_smart:: has the smart side)"
     );
     let refs = refs.text().await.unwrap();
     let head = alice.files().await[0]["head"].as_str().unwrap().to_string();
@@ -686,7 +686,6 @@ async fn only_repository_data_is_served_and_writes_are_refused() {
             "/vault.git/info/refs?service=git-receive-pack",
         ),
         (reqwest::Method::POST, "/vault.git/git-receive-pack"),
-        (reqwest::Method::POST, "/vault.git/git-upload-pack"),
         (
             reqwest::Method::PUT,
             "/vault.git/objects/00/0000000000000000000000000000000000000000",

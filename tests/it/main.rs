@@ -16,6 +16,7 @@ mod edge_http;
 mod edge_state;
 mod edge_vault;
 mod files;
+mod git_smart;
 mod history_index;
 mod hostile_day;
 mod hostile_sets;

@@ -974,6 +974,7 @@ async fn a_known_path_with_another_method_answers_405_with_allow() {
         ("PUT", "/vault.git/info/lfs/locks", "GET, POST, HEAD"),
         ("PATCH", "/vault.git/info/lfs/locks", "GET, POST, HEAD"),
         ("GET", "/vault.git/info/lfs/locks/verify", "POST"),
+        ("GET", "/vault.git/git-upload-pack", "POST"),
         ("DELETE", "/vault.git/info/lfs/locks/1/unlock", "POST"),
     ] {
         let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();

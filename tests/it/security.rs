@@ -244,6 +244,8 @@ enum Payload {
     Checkin,
     /// `{"path": <the locked file's path>}` with the LFS content type.
     LfsPath,
+    /// `command=ls-refs` of Git's protocol v2, as `git-upload-pack` takes it.
+    GitLsRefs,
     /// A url-encoded form, `{id}` and `{n}` filled in.
     FormWith(&'static str),
     /// A JSON body, `{id}` and `{n}` filled in.
@@ -1249,6 +1251,15 @@ fn matrix() -> Vec<Row> {
             [401, 403, 200, 200, 401],
         ),
         row(
+            ("http/lfs.rs", "POST", "/git-upload-pack"),
+            "POST",
+            "/vault.git/git-upload-pack",
+            V::GitBasic,
+            N::Nothing,
+            P::GitLsRefs,
+            SIGNED_IN,
+        ),
+        row(
             ("http/lfs.rs", "ANY", "/"),
             "GET",
             "/vault.git/",
@@ -1440,6 +1451,10 @@ async fn call(fx: &Fixture, r: &Row, role: usize) -> u16 {
         P::LfsPath => rb
             .header("Content-Type", "application/vnd.git-lfs+json")
             .body(json!({ "path": path }).to_string()),
+        P::GitLsRefs => rb
+            .header("Content-Type", "application/x-git-upload-pack-request")
+            .header("Git-Protocol", "version=2")
+            .body("0014command=ls-refs\n0000"),
     };
     let resp = rb.send().await.unwrap();
     let status = resp.status().as_u16();
@@ -1724,6 +1739,10 @@ async fn forged(
         P::LfsPath => rb
             .header("Content-Type", "application/vnd.git-lfs+json")
             .body(json!({ "path": path }).to_string()),
+        P::GitLsRefs => rb
+            .header("Content-Type", "application/x-git-upload-pack-request")
+            .header("Git-Protocol", "version=2")
+            .body("0014command=ls-refs\n0000"),
     };
     let resp = rb.send().await.unwrap();
     let status = resp.status().as_u16();

@@ -89,6 +89,20 @@ impl GitHome {
     /// Runs `git args…` in `dir` off the async runtime (the server under
     /// test shares the runtime, so a blocking wait would starve it).
     pub async fn git<S: AsRef<str>>(&self, dir: &Path, args: &[S]) -> Output {
+        self.git_env(dir, args, &[]).await
+    }
+
+    /// Like [`git`](Self::git), with `env` set as well (`GIT_TRACE_CURL`…).
+    pub async fn git_env<S: AsRef<str>>(
+        &self,
+        dir: &Path,
+        args: &[S],
+        env: &[(&str, &str)],
+    ) -> Output {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let home = self.home();
         let dir = dir.to_path_buf();
         let args: Vec<String> = args.iter().map(|a| a.as_ref().to_string()).collect();
@@ -107,6 +121,7 @@ impl GitHome {
                 .env_remove("HTTP_PROXY")
                 .env_remove("HTTPS_PROXY")
                 .env_remove("GIT_DIR");
+            cmd.envs(env);
             cmd.output().expect("run git")
         })
         .await
