@@ -12,7 +12,9 @@
 //!   stalled (default 560: about 3.5 MiB per subscriber, past what the
 //!   kernel buffers for one socket, so stalled sockets really block);
 //! - `LATCH_BENCH_ONLY` `fanout` or `watch` runs one scenario only
-//!   (default both).
+//!   (default both);
+//! - `LATCH_BENCH_SERVER` the server binary to measure (default the
+//!   `latch` this bench was built with), to alternate before and after.
 //!
 //! The watch scenario (issue 10) is a server of its own with the
 //! subscribers spread over 50 users: the same paced check-out / cancel
@@ -767,7 +769,11 @@ impl Latch {
     async fn start() -> Latch {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_latch"))
+        // `LATCH_BENCH_SERVER` runs another build of the server (a saved
+        // "before" binary), so before and after can be alternated.
+        let server = std::env::var("LATCH_BENCH_SERVER")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_latch").to_string());
+        let mut child = Command::new(server)
             .args([
                 "--data",
                 dir.path().join("data").to_str().expect("utf-8 path"),
@@ -1083,7 +1089,7 @@ impl std::fmt::Display for Summary {
         )?;
         writeln!(
             f,
-            "   server memory per idle connection: WebSocket {:.1} KiB, SSE {:.1} KiB, floor {:.1} KiB (goal ≤ 24 KiB)",
+            "   server memory per idle connection: WebSocket {:.1} KiB, SSE {:.1} KiB (goal ≤ 12 KiB), floor {:.1} KiB",
             self.mem_ws, self.mem_sse, self.mem_floor
         )?;
         writeln!(
@@ -1093,14 +1099,15 @@ impl std::fmt::Display for Summary {
             self.cpu_floor,
             self.cpu_latch / self.cpu_floor
         )?;
+        writeln!(
+            f,
+            "   causing request p50/p99: {:.2}/{:.2} ms with {} subscribers vs {:.2}/{:.2} ms with none",
+            self.req_busy.0, self.req_busy.1, self.n, self.req_idle.0, self.req_idle.1,
+        )?;
         write!(
             f,
-            "   causing request p50/p99: {:.2}/{:.2} ms with {} subscribers vs {:.2}/{:.2} ms with none ({:.2}× at p50)",
-            self.req_busy.0,
-            self.req_busy.1,
+            "   causing request p50 with {} subscribers / idle = {:.2}× (goal ≤ 1.2×)",
             self.n,
-            self.req_idle.0,
-            self.req_idle.1,
             self.req_busy.0 / self.req_idle.0
         )
     }

@@ -31,11 +31,13 @@
 //! which move their deadline on. No connection reads the database for this.
 //!
 //! Stalled readers are dropped at two levels. The WebSocket loop times out
-//! its own sends. An SSE body is only polled by hyper while hyper's buffer
-//! has room, so a stalled SSE reader can only be seen at the socket:
-//! `http::serve` wraps each connection so that a write which makes no
-//! progress for [`WRITE_STALL`] fails and hyper drops the connection (it also
-//! turns Nagle off, so back-to-back events are not held for a delayed ACK).
+//! its own sends. An SSE body is only polled while the socket takes its
+//! chunks (once its head is sent, `http::serve` takes the stream out of
+//! hyper and writes it itself), so a stalled SSE reader can only be seen at
+//! the socket: `http::serve` wraps each connection so that a write which
+//! makes no progress for [`WRITE_STALL`] fails and the connection is dropped
+//! (it also turns Nagle off, so back-to-back events are not held for a
+//! delayed ACK).
 //!
 //! Long because the hub and what a connection needs from it (its class,
 //! its backlog, when its session ends) share the invariants above; split,

@@ -22,6 +22,9 @@
 //! in every phase: it is what drops an event stream hyper stopped polling.
 //! Proven by tests/it/edge.rs.
 //!
+//! An event stream leaves hyper once its head is sent ([`Handoff`]): hyper
+//! would hold 8 KiB read and write buffers for as long as it streams.
+//!
 //! Long because the limits are one mechanism: the connection's phase, the
 //! I/O wrapper that times reads and writes by it, and the body guard that
 //! counts bytes and multipart part heads all read one shared state.
@@ -35,7 +38,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker, ready};
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use http_body_util::BodyExt;
 use http_body_util::combinators::BoxBody;
@@ -182,12 +185,19 @@ where
     let state = Arc::new(Mutex::new(State {
         phase: Phase::Head(Instant::now()),
         reader: None,
+        handoff: None,
+        head_queued: false,
+        head_sent: false,
     }));
     let io = EdgeIo::new(tcp, state.clone(), limits);
     let remote = RemoteAddr(remote.into());
+    let shared = state.clone();
     let service = hyper::service::service_fn(move |req: http::Request<Incoming>| {
         let ep = ep.clone();
+        let state = state.clone();
         let busy = Busy::begin(state.clone());
+        let may_hand_off =
+            req.method() == http::Method::GET && req.version() == http::Version::HTTP_11;
         let req = Request::from((req, local.clone(), remote.clone(), Scheme::HTTP));
         async move {
             let resp = ep.get_response(req).await;
@@ -195,29 +205,56 @@ where
                 busy.upgraded();
             }
             let resp: http::Response<BoxBody<Bytes, io::Error>> = resp.into();
-            Ok::<_, Infallible>(resp.map(|inner| Tracked { inner, _busy: busy }))
+            if may_hand_off && is_event_stream(&resp) {
+                let (mut head, body) = resp.into_parts();
+                // hyper frames a body of unknown length as chunks, which
+                // `stream_events` goes on writing.
+                head.headers.remove(http::header::CONTENT_LENGTH);
+                lock(&state).handoff = Some(Handoff { body, busy });
+                let waiting = BoxBody::new(AwaitHandoff(state));
+                return Ok(http::Response::from_parts(
+                    head,
+                    Tracked {
+                        inner: waiting,
+                        _busy: None,
+                    },
+                ));
+            }
+            Ok::<_, Infallible>(resp.map(|inner| Tracked {
+                inner,
+                _busy: Some(busy),
+            }))
         }
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder.max_header_size(MAX_HEAD);
-    let conn = builder
+    let mut conn = builder
         .serve_connection(TokioIo::new(io), service)
         .with_upgrades();
-    tokio::pin!(conn);
-    tokio::select! {
+    let streaming = tokio::select! {
         result = &mut conn => match result {
             Ok(()) => return,
             // hyper stops at a read error, such as a client that closed its
             // side after sending its request, yet can still answer the
             // request it has: polled again below, it does (as under poem's
             // server), and it ends at once if there is nothing to answer.
-            Err(e) => tracing::debug!(error = %e, "connection read ended"),
+            Err(e) => {
+                tracing::debug!(error = %e, "connection read ended");
+                false
+            }
         },
-        _ = stop.wait_for(|stop| *stop) => {}
+        _ = stop.wait_for(|stop| *stop) => false,
+        _ = head_sent(&shared) => true,
+    };
+    if streaming {
+        if let Some(parts) = conn.into_parts() {
+            stream_events(parts.io.into_inner(), &shared, kill).await;
+        }
+        return;
     }
     // Shutting down (or the reading side ended): no new request on this
     // connection; the one in flight finishes, within the grace period.
-    conn.as_mut().graceful_shutdown();
+    Pin::new(&mut conn).graceful_shutdown();
     tokio::select! {
         _ = conn => {}
         _ = kill.wait_for(|kill| *kill) => {}
@@ -245,6 +282,12 @@ struct State {
     /// the connection turns idle, so the idle timer starts even though
     /// hyper has no reason of its own to read again.
     reader: Option<Waker>,
+    /// An event stream's body, waiting for hyper to send its head.
+    handoff: Option<Handoff>,
+    /// hyper has the stream's head in its buffer ([`AwaitHandoff`] was polled)…
+    head_queued: bool,
+    /// …and has written it out: the connection is the stream's alone.
+    head_sent: bool,
 }
 
 type Shared = Arc<Mutex<State>>;
@@ -284,10 +327,103 @@ impl Drop for Busy {
     }
 }
 
-/// A response body that keeps its connection busy while hyper sends it.
+/// A response body that keeps its connection busy while hyper sends it
+/// (an event stream's is kept by its [`Handoff`] instead).
 struct Tracked {
     inner: BoxBody<Bytes, io::Error>,
-    _busy: Busy,
+    _busy: Option<Busy>,
+}
+
+/// An event stream (`/events`) leaves hyper once its head is sent, as a
+/// WebSocket does at its upgrade: hyper keeps a read and a write buffer of
+/// 8 KiB each for as long as a response streams, which made an idle SSE
+/// connection cost ~20 KiB against a WebSocket's ~6. The connection then
+/// carries the stream's chunks alone ([`stream_events`]), holds it busy
+/// until the stream ends, and closes after it.
+struct Handoff {
+    body: BoxBody<Bytes, io::Error>,
+    busy: Busy,
+}
+
+/// What hyper is given as an event stream's body: nothing, ever. Its first
+/// poll means hyper has the head in its buffer.
+struct AwaitHandoff(Shared);
+
+impl HttpBody for AwaitHandoff {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        lock(&self.0).head_queued = true;
+        Poll::Pending
+    }
+}
+
+fn is_event_stream(resp: &http::Response<BoxBody<Bytes, io::Error>>) -> bool {
+    resp.status() == StatusCode::OK
+        && resp.version() == http::Version::HTTP_11
+        && resp
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/event-stream"))
+}
+
+/// Resolves once hyper has written an event stream's head (the task is
+/// woken by [`EdgeIo::poll_flush`], which sees it happen).
+fn head_sent(state: &Shared) -> impl Future<Output = ()> + '_ {
+    std::future::poll_fn(move |_| {
+        if lock(state).head_sent {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+}
+
+/// Writes an event stream's frames as HTTP/1.1 chunks, after the head
+/// hyper sent, until the stream ends (then the last chunk, and the
+/// connection closes), the peer goes (a read sees its end), a write stalls
+/// (`EdgeIo`'s limit), or the server's grace period is over.
+async fn stream_events(mut io: EdgeIo, state: &Shared, mut kill: watch::Receiver<bool>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Some(Handoff { mut body, busy }) = lock(state).handoff.take() else {
+        return;
+    };
+    let mut probe = [0u8; 64];
+    loop {
+        tokio::select! {
+            frame = body.frame() => match frame {
+                Some(Ok(frame)) => {
+                    let Ok(data) = frame.into_data() else { continue };
+                    if data.is_empty() {
+                        continue;
+                    }
+                    let size = Bytes::from(format!("{:x}\r\n", data.len()));
+                    let mut chunk = size.chain(data).chain(&b"\r\n"[..]);
+                    if io.write_all_buf(&mut chunk).await.is_err() {
+                        return;
+                    }
+                }
+                // As hyper does with a body that fails: the connection ends.
+                Some(Err(_)) => return,
+                None => break,
+            },
+            // Browsers send nothing on an event stream's connection: a read
+            // ends only when the peer has gone.
+            read = io.read(&mut probe) => if matches!(read, Ok(0) | Err(_)) {
+                return;
+            },
+            _ = async { let _ = kill.wait_for(|kill| *kill).await; } => return,
+        }
+    }
+    if io.write_all(b"0\r\n\r\n").await.is_ok() {
+        drop(busy);
+        let _ = io.shutdown().await;
+    }
 }
 
 impl HttpBody for Tracked {
@@ -492,7 +628,17 @@ impl AsyncWrite for EdgeIo {
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let poll = Pin::new(&mut self.inner).poll_flush(cx);
-        self.watch_write(cx, poll)
+        let poll = self.watch_write(cx, poll);
+        // hyper flushes the socket only once its own buffer is written out:
+        // an event stream's head, queued, is now sent (see `Handoff`).
+        if matches!(poll, Poll::Ready(Ok(()))) {
+            let mut state = lock(&self.state);
+            if state.head_queued && !state.head_sent {
+                state.head_sent = true;
+                cx.waker().wake_by_ref();
+            }
+        }
+        poll
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
