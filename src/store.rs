@@ -533,6 +533,8 @@ struct Shared {
     /// whole list on each request, and decoding 100,000 records each time
     /// would cost it hundreds of milliseconds.
     files: Mutex<Option<(u64, Arc<Vec<FileRecord>>)>>,
+    /// How often `files` was read whole rather than caught up.
+    whole_list_reads: std::sync::atomic::AtomicU64,
 }
 
 pub enum OpenError {
@@ -597,6 +599,7 @@ impl Store {
                 sink: Mutex::new(None),
                 mail: std::sync::OnceLock::new(),
                 files: Mutex::new(None),
+                whole_list_reads: Default::default(),
             }),
         };
         if migrate {
@@ -779,10 +782,12 @@ impl Store {
     /// sort of 100,000 paths. Blocking.
     pub fn files_now(&self) -> AppResult<Arc<Vec<FileRecord>>> {
         let txn = self.shared.db.begin_read()?;
+        // The counter holds the next generation to hand out: changes since
+        // a reading at `seen` are those logged at `seen..generation`.
         let generation = txn
             .open_table(COUNTERS)?
             .get(FILES_GEN)?
-            .map_or(0, |v| v.value());
+            .map_or(1, |v| v.value());
         let mut cache = self.shared.files.lock().unwrap_or_else(|p| p.into_inner());
         let files = match cache.take() {
             Some((seen, files)) if seen == generation => files,
@@ -802,16 +807,24 @@ impl Store {
                     patch_in_path_order(Arc::make_mut(&mut files), ids, fresh);
                     files
                 }
-                None => Arc::new(Self::read_all_files(&txn)?),
+                None => Arc::new(self.read_all_files(&txn)?),
             },
-            None => Arc::new(Self::read_all_files(&txn)?),
+            None => Arc::new(self.read_all_files(&txn)?),
         };
         *cache = Some((generation, files.clone()));
         Ok(files)
     }
 
-    /// The ids changed after generation `seen` up to `now`, each once, if
-    /// the log still holds them all.
+    /// How many times the kept list was read whole (at start, or when the
+    /// change log no longer reached back far enough).
+    pub fn whole_list_reads(&self) -> u64 {
+        self.shared
+            .whole_list_reads
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The ids changed at generations `seen..now`, each once, if the log
+    /// still holds them all.
     fn changed_since(
         txn: &ReadTransaction,
         seen: u64,
@@ -823,8 +836,8 @@ impl Store {
             Err(e) => return Err(e.into()),
         };
         let mut ids = std::collections::BTreeSet::new();
-        let mut expected = seen + 1;
-        for row in log.range(seen + 1..=now)? {
+        let mut expected = seen;
+        for row in log.range(seen..now)? {
             let (generation, id) = row?;
             if generation.value() != expected {
                 return Ok(None);
@@ -832,11 +845,14 @@ impl Store {
             expected += 1;
             ids.insert(id.value());
         }
-        Ok((expected == now + 1).then_some(ids))
+        Ok((expected == now).then_some(ids))
     }
 
     /// Every record, in path order.
-    fn read_all_files(txn: &ReadTransaction) -> AppResult<Vec<FileRecord>> {
+    fn read_all_files(&self, txn: &ReadTransaction) -> AppResult<Vec<FileRecord>> {
+        self.shared
+            .whole_list_reads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let table = txn.open_table(FILES)?;
         let mut files: Vec<FileRecord> = Vec::new();
         for row in table.iter()? {
@@ -999,6 +1015,7 @@ mod list_cache {
                     }
                     Ok(())
                 }).unwrap();
+                let whole_before = store.whole_list_reads();
                 let kept: Vec<String> = store.files_now().unwrap().iter()
                     .map(|f| serde_json::to_string(f).unwrap()).collect();
                 let mut table = store.all_files().unwrap();
@@ -1006,6 +1023,10 @@ mod list_cache {
                 let table: Vec<String> = table.iter()
                     .map(|f| serde_json::to_string(f).unwrap()).collect();
                 prop_assert_eq!(kept, table);
+                // Caught up from the log unless it was lost (or this is
+                // the first reading).
+                let whole = store.whole_list_reads() - whole_before;
+                prop_assert_eq!(whole, u64::from(round == 0 || (trim[round] && !writes.is_empty())));
             }
         }
     }
