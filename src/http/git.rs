@@ -75,8 +75,11 @@ fn packets(body: &[u8]) -> Result<Vec<Packet<'_>>, String> {
     let mut out = Vec::new();
     let mut rest = body;
     while !rest.is_empty() {
+        // Four hex digits exactly: `from_str_radix` alone also takes a
+        // leading `+` ("+014").
         let Some(len) = rest
             .get(..4)
+            .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
             .and_then(|h| std::str::from_utf8(h).ok())
             .and_then(|h| usize::from_str_radix(h, 16).ok())
         else {
@@ -575,6 +578,11 @@ fn gunzip(data: &[u8], limit: usize) -> Result<Vec<u8>, Gunzip> {
             return Err(Gunzip::TooLarge);
         }
         match status {
+            // One member, and nothing after it: a second member or stray
+            // bytes would be a part of the request left unread.
+            zlib_rs::Status::StreamEnd if !input.is_empty() => {
+                return Err(Gunzip::Broken("it goes on after its end".into()));
+            }
             zlib_rs::Status::StreamEnd => return Ok(out),
             _ if consumed == 0 && produced == 0 => {
                 return Err(Gunzip::Broken("it ends before its end".into()));
@@ -740,5 +748,8 @@ mod tests {
         assert!(matches!(gunzip(gz, 3), Err(Gunzip::TooLarge)));
         assert!(matches!(gunzip(&gz[..12], 100), Err(Gunzip::Broken(_))));
         assert!(matches!(gunzip(b"not gzip", 100), Err(Gunzip::Broken(_))));
+        let twice = [gz, gz].concat();
+        assert!(matches!(gunzip(&twice, 100), Err(Gunzip::Broken(_))));
+        assert!(packets(b"+0040000").is_err());
     }
 }

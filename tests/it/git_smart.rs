@@ -552,3 +552,127 @@ fn gzip(data: &[u8]) -> Vec<u8> {
     writer.join().unwrap().unwrap();
     out.stdout
 }
+
+/// Hand-made bodies an ordinary client could send: each is refused with a
+/// sentence (nothing of the request ignored, nothing served), or, when it
+/// is a fair request, answered as Git expects.
+#[tokio::test]
+async fn hand_made_bodies_are_refused_whole_or_answered() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+    let a = alice.upload_ok("a.mcam", b"a").await;
+    assert_eq!(alice.checkout(a, "").await.status(), 200);
+    assert_eq!(alice.checkin(a, b"a2", "Two", "minor").await.status(), 200);
+    let head = alice.file(a).await["head"].as_str().unwrap().to_string();
+    let vault = app.vault_path();
+    let tree = git_ok(&vault, &["rev-parse", "main^{tree}"])
+        .trim()
+        .to_string();
+    let absent = "0123456789abcdef0123456789abcdef01234567";
+    let want = format!("want {head}");
+    let refusals: Vec<(Vec<u8>, &str)> = vec![
+        // A length with a sign is not four hex digits.
+        (
+            b"+014command=ls-refs\n0000".to_vec(),
+            "not a sequence of pkt-lines",
+        ),
+        (
+            format!("{}0001{}0000", pkt("command=fetch"), pkt("want x")).into_bytes(),
+            "object id",
+        ),
+        (
+            fetch_body(&[format!("want {tree}"), "done".into()]).into_bytes(),
+            "not a commit on main",
+        ),
+        (
+            fetch_body(&[want.clone(), "deepen -1".into()]).into_bytes(),
+            "depth of 1 or more",
+        ),
+        (
+            fetch_body(&[want.clone(), "deepen 99999999999".into()]).into_bytes(),
+            "depth of 1 or more",
+        ),
+        (
+            format!("{}0001{}0004{}", pkt("command=fetch"), pkt(&want), "0000").into_bytes(),
+            "is not a fetch argument",
+        ),
+        (
+            format!("{}0001{}ffff{}", pkt("command=fetch"), pkt(&want), "0000").into_bytes(),
+            "longer than what remains",
+        ),
+        (
+            format!("{}0000{}0000", pkt("command=fetch"), pkt(&want)).into_bytes(),
+            "goes on after its final flush",
+        ),
+        (
+            format!(
+                "{}0001{}0001{}0000",
+                pkt("command=fetch"),
+                pkt(&want),
+                pkt("done")
+            )
+            .into_bytes(),
+            "second delimiter",
+        ),
+    ];
+    for (body, says) in refusals {
+        let said = refused(post(&app, body.clone(), true).await, 400).await;
+        assert!(
+            said.contains(says),
+            "{}: {said}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+    // gzip: a body with anything after its end is refused, not read in part.
+    let good = fetch_body(&[want.clone(), "done".into()]);
+    let gz_post = |body: Vec<u8>| {
+        reqwest::Client::new()
+            .post(app.url("/vault.git/git-upload-pack"))
+            .header("Content-Type", REQUEST)
+            .header("Content-Encoding", "gzip")
+            .basic_auth("alice", Some(USER_PASSWORD))
+            .body(body)
+            .send()
+    };
+    let gz = gzip(good.as_bytes());
+    let mut bad_len = gz.clone();
+    let n = bad_len.len();
+    bad_len[n - 4] ^= 1;
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (bad_len, "gzip body is broken"),
+        (gz[..gz.len() - 6].to_vec(), "gzip body is broken"),
+        ([gz.clone(), gz.clone()].concat(), "after its end"),
+        ([gz.clone(), b"0000".to_vec()].concat(), "after its end"),
+    ];
+    for (body, says) in cases {
+        let said = refused(gz_post(body).await.unwrap(), 400).await;
+        assert!(said.contains(says), "{said}");
+    }
+    // Fair requests: a shallow line naming an object the server lacks, a
+    // huge depth, thousands of unknown haves (gzipped, as Git sends them).
+    let fair = [
+        fetch_body(&[
+            want.clone(),
+            format!("shallow {absent}"),
+            "deepen 1".into(),
+            "done".into(),
+        ]),
+        fetch_body(&[want.clone(), "deepen 4294967295".into(), "done".into()]),
+    ];
+    for body in fair {
+        let ok = post(&app, body.clone(), true).await;
+        assert_eq!(ok.status(), 200, "{body}");
+        let bytes = ok.bytes().await.unwrap();
+        assert!(bytes.windows(4).any(|w| w == b"PACK"), "{body}");
+        assert!(bytes.ends_with(b"0000"), "{body}");
+    }
+    let haves = fetch_body(
+        &std::iter::once(want.clone())
+            .chain((0..4000u32).map(|i| format!("have {i:040x}")))
+            .collect::<Vec<_>>(),
+    );
+    let ok = gz_post(gzip(haves.as_bytes())).await.unwrap();
+    assert_eq!(ok.status(), 200);
+    let said = text(&ok.bytes().await.unwrap());
+    assert!(said.contains("NAK") && !said.contains("PACK"), "{said}");
+}

@@ -19,6 +19,7 @@ mod files;
 mod git_smart;
 mod history_index;
 mod hostile_day;
+mod hostile_scale;
 mod hostile_sets;
 mod inbox;
 mod lfs;
