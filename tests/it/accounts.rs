@@ -59,12 +59,11 @@ async fn latch_cli(args: &[&str], stdin: &str) -> Output {
             .stderr(Stdio::piped())
             .spawn()
             .expect("run latch");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
+        // A command that refuses at once (the data is in use) exits
+        // without reading its input: a broken pipe here is that answer.
+        if let Err(e) = child.stdin.take().unwrap().write_all(stdin.as_bytes()) {
+            assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "{e}");
+        }
         child.wait_with_output().unwrap()
     })
     .await

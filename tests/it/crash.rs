@@ -511,6 +511,13 @@ async fn several(
             })
             .collect::<Vec<_>>()
     };
+    // As for one file: taking them ends this client's wait for each, even
+    // when a SIGKILL takes the answer (the set may have committed); only a
+    // refusal leaves the waits.
+    let was_queued: Vec<(u64, bool)> = ids
+        .iter()
+        .filter_map(|id| me.queued.remove(id).map(|fresh| (*id, fresh)))
+        .collect();
     let (status, body) = send(
         http.post(format!("{base}/api/checkout"))
             .bearer_auth(&me.token)
@@ -524,13 +531,13 @@ async fn several(
         }) =>
         {
             for (id, h) in held {
-                me.queued.remove(&id);
                 me.held.insert(id, h);
                 m.hot.insert(id);
             }
             m.ack("checkout set");
         }
         409 if body["conflicts"].as_array().is_some_and(|c| !c.is_empty()) => {
+            me.queued.extend(was_queued);
             m.ack("checkout set conflict")
         }
         _ => m
