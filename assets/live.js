@@ -1146,10 +1146,22 @@
     return total;
   }
   // True when what is picked fits (or the form states no limit).
+  function pickedCount(form) {
+    var n = 0;
+    form.querySelectorAll('input[type=file]').forEach(function (input) { n += (input.files || []).length; });
+    return n;
+  }
   function checkSize(form) {
     var limit = sizeLimitOf(form);
     if (!limit) return true;
-    var over = pickedBytes(form) > limit.max;
+    // Too many files is told as too large is: a folder of 600 was sent
+    // whole, then refused.
+    var most = parseInt(limit.el.dataset.maxFiles, 10), n = pickedCount(form);
+    var sentence = limit.sentence, over = pickedBytes(form) > limit.max;
+    if (!over && most > 0 && n > most) {
+      over = true;
+      sentence = (limit.el.dataset.tooMany || '').replace('{n}', String(n));
+    }
     var note = form.querySelector('.size-error');
     if (over && !note) {
       note = document.createElement('p');
@@ -1157,7 +1169,7 @@
       note.setAttribute('role', 'alert');
       limit.el.insertAdjacentElement('afterend', note);
     }
-    if (note) { note.hidden = !over; note.textContent = over ? limit.sentence : ''; }
+    if (note) { note.hidden = !over; note.textContent = over ? sentence : ''; }
     form.querySelectorAll('input[type=file]').forEach(function (input) {
       if (over) input.setAttribute('aria-invalid', 'true'); else input.removeAttribute('aria-invalid');
     });
@@ -1168,7 +1180,10 @@
   function dropTooLarge(list) {
     var limit = sizeLimitOf(document.querySelector('form[data-bulk]') || document), total = 0;
     list.forEach(function (f) { total += f.file.size; });
-    return limit && total > limit.max ? limit.sentence : null;
+    if (!limit) return null;
+    if (total > limit.max) return limit.sentence;
+    var most = parseInt(limit.el.dataset.maxFiles, 10);
+    return most > 0 && list.length > most ? (limit.el.dataset.tooMany || '').replace('{n}', String(list.length)) : null;
   }
 
   /* ---- File type on check-in: picking bracket.sldprt for fixture.mcam

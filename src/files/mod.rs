@@ -58,7 +58,7 @@ pub use notices::{InboxView, Watches};
 pub use reads::{Board, Download, Version, download_name};
 pub use rules::require_admin;
 use rules::{Needs, require_active, require_holder};
-pub use sets::{MAX_SET, SetPart, set_of};
+pub use sets::{MAX_SET, MAX_UPLOAD_FILES, SetPart, set_of};
 
 /// The signed-in person an operation acts for.
 #[derive(Debug, Clone)]

@@ -8,7 +8,7 @@ use tokio::io::AsyncReadExt;
 
 use crate::domain::{Bump, CommitMessage, Description, RepoPath, Revision};
 use crate::error::{AppError, AppResult};
-use crate::files::{Actor, Files, MAX_SET, NewFile, NewVersion, SetPart};
+use crate::files::{Actor, Files, MAX_SET, MAX_UPLOAD_FILES, NewFile, NewVersion, SetPart};
 use crate::vault::Spool;
 
 /// Text fields by name; a name given twice is refused, since which one
@@ -184,7 +184,7 @@ pub async fn read_bulk(
     files: &Files,
     multipart: Multipart,
 ) -> AppResult<(Fields, Vec<SetPart>, Revision)> {
-    let (fields, parts) = read_parts(files, multipart, MAX_SET, |name| {
+    let (fields, parts) = read_parts(files, multipart, MAX_UPLOAD_FILES, |name| {
         let checked = RepoPath::parse(name.trim().trim_start_matches('/'))
             .map(|_| name)
             .map_err(AppError::from);

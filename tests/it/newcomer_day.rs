@@ -205,3 +205,84 @@ async fn activity_lines_and_toasts_name_people_as_the_cards_do() {
 async fn shot(b: &Browser, name: &str) {
     b.screenshot(&format!("newcomer-{name}")).await;
 }
+
+/// Picks a folder of `n` small programs under a fresh temporary directory.
+fn folder_of(n: usize) -> (tempfile::TempDir, std::path::PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("fixtures");
+    std::fs::create_dir(&dir).unwrap();
+    for i in 0..n {
+        std::fs::write(dir.join(format!("plate_{i:03}.nc")), format!("O{i}\nM30\n")).unwrap();
+    }
+    (tmp, dir)
+}
+
+/// A shop's fixtures folder of 300 programs, picked in *Upload several*,
+/// lands in one commit and shows on a colleague's page live (it was sent
+/// whole, then refused with "At most 200 files can be sent at once." —
+/// a limit README never mentioned). A folder over the documented limit
+/// is refused before anything is sent, with the limit in the sentence.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_folder_of_300_files_uploads_and_one_over_the_limit_is_told_before_sending() {
+    if !browser::browser_available() {
+        return;
+    }
+    let app = TestApp::spawn().await;
+    app.create_user("alice", "user").await;
+    app.create_user("bob", "user").await;
+    let (_tmp, dir) = folder_of(300);
+    let driver = Driver::start().await;
+    let watcher = driver.session(Options::default()).await;
+    watcher.login(&app.base, "bob", USER_PASSWORD).await;
+    watcher.wait_live().await;
+    let b = driver.session(Options::default()).await;
+    b.login(&app.base, "alice", USER_PASSWORD).await;
+    b.wait_live().await;
+    let open_bulk = "document.querySelector('details.upload').open = true; \
+                     document.querySelector('details.bulk-more').open = true";
+    b.exec(open_bulk, json!([])).await;
+    b.type_into("form.bulk input[webkitdirectory]", dir.to_str().unwrap())
+        .await;
+    b.click("form.bulk button[type=submit]").await;
+    let toast = b
+        .wait_until(
+            "[...document.querySelectorAll('#uploads *, #toasts *, .flash')].map(t => t.textContent.trim()).find(t => (t.startsWith('Uploaded') || t.includes('At most')) && t.endsWith('.'))",
+            "the upload's toast",
+        )
+        .await;
+    assert_eq!(
+        toast,
+        json!("Uploaded 300 files in one commit. They are in fixtures/.")
+    );
+    assert_eq!(app.admin().await.files().await.len(), 300);
+    watcher
+        .wait_until(
+            "document.querySelectorAll('section.folder[data-folder=fixtures] [id^=file-]').length === 300",
+            "the colleague's 300 cards, live",
+        )
+        .await;
+
+    // One file over the limit: told in the form, nothing sent.
+    let limit = latch::files::MAX_UPLOAD_FILES;
+    let (_tmp2, big) = folder_of(limit + 1);
+    b.goto(&app.url("/")).await;
+    b.wait_live().await;
+    b.exec(open_bulk, json!([])).await;
+    b.type_into("form.bulk input[webkitdirectory]", big.to_str().unwrap())
+        .await;
+    b.click("form.bulk button[type=submit]").await;
+    let note = b
+        .wait_until(
+            "(t => t && !t.hidden && t.textContent)(document.querySelector('form.bulk .size-error'))",
+            "the form's sentence",
+        )
+        .await;
+    assert_eq!(
+        note,
+        json!(format!(
+            "These are {} files; one upload takes at most {limit}. Nothing was sent.",
+            limit + 1
+        ))
+    );
+    assert_eq!(app.admin().await.files().await.len(), 300, "nothing sent");
+}

@@ -149,7 +149,7 @@ impl SetsApi {
         Ok(Json(files_json(files, &caller, &recs).await?))
     }
 
-    /// Upload several files (a folder's worth) in one commit: all or none.
+    /// Upload several files (a folder's worth, at most 500) in one commit: all or none.
     #[oai(path = "/files/bulk", method = "post", operation_id = "uploadFiles")]
     async fn bulk_upload(
         &self,

@@ -163,7 +163,7 @@ pub fn card_seen(
                                 data-name=(name) data-ext=[ext.as_deref()] {
                                 (csrf_field(viewer))
                                 label { "New version" input type="file" name="file" accept=[ext.as_ref().map(|e| format!(".{e}"))] required; }
-                                (size_limit(cards.max_upload, false))
+                                (size_limit(cards.max_upload, None))
                                 label { "What changed" textarea name="message" rows="3" required maxlength="5000" {} }
                                 fieldset.bump {
                                     legend { "Revision" }

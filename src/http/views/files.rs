@@ -150,7 +150,7 @@ fn upload_popover(viewer: &Viewer, max_upload: u64) -> Markup {
                     }
                     label { "Description" input type="text" name="description" maxlength="2000"; }
                     label { "Initial revision" input type="text" name="revision" value="1.0" pattern="[0-9]+\\.[0-9]+" title="A revision is two numbers with a dot, such as 1.0 or 2.3 (MAJOR.MINOR)" required; }
-                    (size_limit(max_upload, false))
+                    (size_limit(max_upload, None))
                     button.btn.primary type="submit" { "Upload" }
                 }
                 (bulk_upload_form(viewer, max_upload))

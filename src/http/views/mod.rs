@@ -222,20 +222,26 @@ fn time_ago(at: i64) -> Markup {
 /// The upload limit under a form's file field. live.js checks what is
 /// picked against `data-max-upload` before sending and, over it, shows
 /// `data-too-large` (the server's own words) instead; without JavaScript
-/// the server answers 413 with the same limit. `several`: the files of one
-/// upload count together, as the server counts them.
-fn size_limit(max_upload: u64, several: bool) -> Markup {
+/// the server answers 413 with the same limit. `several`: the most files
+/// the form takes (`None`: one); they count together, as the server counts
+/// them, and more files than that are refused in the form too
+/// (`data-max-files`; `data-too-many` has `{n}` for how many were picked).
+fn size_limit(max_upload: u64, several: Option<usize>) -> Markup {
     let size = crate::domain::human_size(max_upload);
-    let too_large = if several {
+    let too_large = if several.is_some() {
         format!(
             "These files are larger than the limit of {size} together; the files of one upload count together. Nothing was sent."
         )
     } else {
         format!("The file is larger than the limit of {size}; nothing was sent.")
     };
+    let too_many = several.map(|max| {
+        format!("These are {{n}} files; one upload takes at most {max}. Nothing was sent.")
+    });
     html! {
-        p.muted.size-limit data-max-upload=(max_upload) data-too-large=(too_large) {
-            "Up to " (size) @if several { " in all" } "."
+        p.muted.size-limit data-max-upload=(max_upload) data-too-large=(too_large)
+            data-max-files=[several] data-too-many=[too_many] {
+            "Up to " (size) @if let Some(max) = several { " in all, " (max) " files at most" } "."
         }
     }
 }

@@ -22,7 +22,7 @@ pub(super) fn checkin_set_popover(viewer: &Viewer, max_upload: u64) -> Markup {
                         input type="file" name="file" multiple required;
                     }
                     p.muted.hint { "Pick or drop the files you have checked out; each is matched by its name. One commit for all." }
-                    (size_limit(max_upload, true))
+                    (size_limit(max_upload, Some(crate::files::MAX_SET)))
                     label { "What changed" textarea name="message" rows="3" required maxlength="5000" {} }
                     fieldset.bump {
                         legend { "Revision" }
@@ -74,7 +74,7 @@ pub(super) fn bulk_upload_form(viewer: &Viewer, max_upload: u64) -> Markup {
                 }
                 label { "Initial revision" input type="text" name="revision" value="1.0" pattern="[0-9]+\\.[0-9]+" title="A revision is two numbers with a dot, such as 1.0 or 2.3 (MAJOR.MINOR)" required; }
                 p.muted { "One commit for all of them. You can also drop files or a folder anywhere on the list." }
-                (size_limit(max_upload, true))
+                (size_limit(max_upload, Some(crate::files::MAX_UPLOAD_FILES)))
                 button.btn.primary type="submit" { "Upload all" }
             }
         }

@@ -13,6 +13,8 @@ use super::{
 
 /// Most files one change set may name (`files::MAX_SET`).
 const MAX_SET: usize = 200;
+/// Most files one bulk upload may hold (`files::MAX_UPLOAD_FILES`).
+const MAX_UPLOAD_FILES: usize = 500;
 
 /// `ids` without repeats, in the order given (the server's `set_of`).
 fn set_of(ids: &[u64]) -> Vec<u64> {
@@ -266,7 +268,7 @@ pub(super) fn bulk(
         return same(m, 422);
     };
     if parts.is_empty()
-        || parts.len() > MAX_SET
+        || parts.len() > MAX_UPLOAD_FILES
         || parts.iter().any(|(_, p, c)| p.is_none() || c.is_empty())
     {
         return same(m, 422);
