@@ -977,6 +977,10 @@ async fn with_no_users_every_page_leads_to_setup_which_needs_the_one_time_token(
             "the form says why: {page}"
         );
         assert!(page.contains(r#"action="/setup""#), "and is shown again");
+        assert!(
+            !page.contains(r#"name="username" value="#),
+            "the username is not pre-filled (a name typed after it became `adminmaria`)"
+        );
     }
     expect_error(
         api_login(&app.base, "mallory", "mallory-password").await,

@@ -64,7 +64,8 @@ pub fn setup_page(token: &str, error: Option<&str>) -> Markup {
             @if let Some(e) = error { p.error role="alert" { (e) } }
             form.stack method="post" action="/setup" {
                 input type="hidden" name="token" value=(token);
-                label { "Username" input type="text" name="username" value="admin" autocomplete="username" required; }
+                // Not pre-filled: a name typed after a value there became `adminmaria`.
+                label { "Username" input type="text" name="username" autocomplete="username" autofocus required; }
                 label { "Display name" input type="text" name="display_name"; }
                 label { "Password" input type="password" name="password" autocomplete="new-password" minlength="8" required; }
                 button.btn.primary type="submit" { "Create admin" }
