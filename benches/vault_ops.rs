@@ -111,24 +111,63 @@ impl Server {
     }
 
     async fn token(&self) -> String {
-        let client = reqwest::Client::new();
-        let resp: serde_json::Value = client
-            .post(format!("{}/api/tokens", self.base))
-            .basic_auth("admin", Some(ADMIN_PASSWORD))
-            .json(&serde_json::json!({"name": "bench"}))
-            .send()
-            .await
-            .expect("token")
-            .json()
-            .await
-            .expect("token json");
-        resp["token"].as_str().expect("token").to_string()
+        admin_token(&self.base).await
     }
+}
+
+/// A new API token of the admin's (a password would be hashed on every request).
+async fn admin_token(base: &str) -> String {
+    let resp: serde_json::Value = reqwest::Client::new()
+        .post(format!("{base}/api/tokens"))
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
+        .json(&serde_json::json!({"name": "bench"}))
+        .send()
+        .await
+        .expect("token")
+        .json()
+        .await
+        .expect("token json");
+    resp["token"].as_str().expect("token").to_string()
 }
 
 fn median(mut xs: Vec<f64>) -> f64 {
     xs.sort_by(|a, b| a.total_cmp(b));
     xs[xs.len() / 2]
+}
+
+/// Commits version `n` (from 0) of file `id` straight to the vault, with
+/// the trailers a check-in writes, at `parts/<id % 20>/p<id>.nc`.
+fn commit_version(
+    vault: &latch::vault::Vault,
+    author: &latch::vault::Author<'_>,
+    id: u64,
+    n: u64,
+    content: &[u8],
+) {
+    use latch::vault::{Action, Change, Trailers};
+    let path = RepoPath::parse(&format!("parts/{}/p{id}.nc", id % 20)).expect("path");
+    let blob = vault
+        .write_blob(&mut &content[..], content.len() as u64)
+        .expect("blob");
+    vault
+        .commit(
+            &[Change::Put { path: &path, blob }],
+            author,
+            &format!("Version {n} of p{id}"),
+            &[Trailers {
+                action: if n == 0 {
+                    Action::Create
+                } else {
+                    Action::CheckIn
+                },
+                file_id: id,
+                path: path.clone(),
+                from: None,
+                revision: Some(format!("{}.{}", 1 + n / 100, n % 100)),
+                user: "admin".into(),
+            }],
+        )
+        .expect("commit");
 }
 
 fn synthetic_files(n: usize) -> Vec<FileRecord> {
@@ -1278,7 +1317,7 @@ const HISTORY_FILES: u64 = 1_000;
 /// File 1 gets 10 versions whatever the count; the others share the rest.
 async fn bench_history(counts: &[u64]) {
     use latch::files::{Files, LockAging};
-    use latch::vault::{Action, Author, Change, Trailers, Vault};
+    use latch::vault::{Author, Vault};
     println!("\n## History against the vault's commits (goal: <= 5 ms at 100,000)");
     println!(
         "| commits on main | versions of the file | reconcile (s) | history, index (ms) | history, Git walk (ms) | GET history (ms) |"
@@ -1314,30 +1353,8 @@ async fn bench_history(counts: &[u64]) {
             };
             let n = versions[id as usize];
             versions[id as usize] += 1;
-            let path = RepoPath::parse(&format!("parts/{}/p{id}.nc", id % 20)).expect("path");
             let content = format!("file {id} version {n} commit {made}");
-            let blob = vault
-                .write_blob(&mut content.as_bytes(), content.len() as u64)
-                .expect("blob");
-            vault
-                .commit(
-                    &[Change::Put { path: &path, blob }],
-                    &author,
-                    &format!("Version {n} of p{id}"),
-                    &[Trailers {
-                        action: if n == 0 {
-                            Action::Create
-                        } else {
-                            Action::CheckIn
-                        },
-                        file_id: id,
-                        path: path.clone(),
-                        from: None,
-                        revision: Some(format!("{}.{}", 1 + n / 100, n % 100)),
-                        user: "admin".into(),
-                    }],
-                )
-                .expect("commit");
+            commit_version(&vault, &author, id, n, content.as_bytes());
             made += 1;
         }
         let wrote = started.elapsed();
@@ -1376,18 +1393,7 @@ async fn bench_history(counts: &[u64]) {
         // The same request as a person's browser makes it, to the real server.
         let (mut child, base) = Server::spawn(dir.path()).await;
         let client = reqwest::Client::new();
-        // A token: a password would be hashed on every request.
-        let token: serde_json::Value = client
-            .post(format!("{base}/api/tokens"))
-            .basic_auth("admin", Some(ADMIN_PASSWORD))
-            .json(&serde_json::json!({"name": "bench"}))
-            .send()
-            .await
-            .expect("token")
-            .json()
-            .await
-            .expect("token json");
-        let token = token["token"].as_str().expect("token").to_string();
+        let token = admin_token(&base).await;
         let mut get_ms = Vec::new();
         for _ in 0..100 {
             let t = Instant::now();
@@ -1497,7 +1503,7 @@ fn curl_requests(stderr: &[u8]) -> usize {
 /// (alternating, medians), `--depth 1`, a fetch of 10 new check-ins and
 /// its request count, and the dumb protocol for the record.
 async fn bench_clone(files: u64, commits: u64, runs: usize) {
-    use latch::vault::{Action, Author, Change, Trailers, Vault};
+    use latch::vault::{Author, Vault};
     println!(
         "\n## Clone: {files} files x {commits} commits (goal: smart <= 1.5x file://; fetch of 10 commits <= 5 requests)"
     );
@@ -1523,45 +1529,13 @@ async fn bench_clone(files: u64, commits: u64, runs: usize) {
         };
         let n = versions[id as usize];
         versions[id as usize] += 1;
-        let path = RepoPath::parse(&format!("parts/{}/p{id}.nc", id % 20)).expect("path");
         let content = program(4096 + (id as usize % 8) * 1024, 100 + (made % 900) as u32);
-        let blob = vault
-            .write_blob(&mut content.as_slice(), content.len() as u64)
-            .expect("blob");
-        vault
-            .commit(
-                &[Change::Put { path: &path, blob }],
-                &author,
-                &format!("Version {n} of p{id}"),
-                &[Trailers {
-                    action: if n == 0 {
-                        Action::Create
-                    } else {
-                        Action::CheckIn
-                    },
-                    file_id: id,
-                    path: path.clone(),
-                    from: None,
-                    revision: Some(format!("{}.{}", 1 + n / 100, n % 100)),
-                    user: "admin".into(),
-                }],
-            )
-            .expect("commit");
+        commit_version(&vault, &author, id, n, &content);
     }
     drop(vault);
     let (mut child, base) = Server::spawn(dir.path()).await;
     let client = reqwest::Client::new();
-    let token: serde_json::Value = client
-        .post(format!("{base}/api/tokens"))
-        .basic_auth("admin", Some(ADMIN_PASSWORD))
-        .json(&serde_json::json!({"name": "bench"}))
-        .send()
-        .await
-        .expect("token")
-        .json()
-        .await
-        .expect("token json");
-    let token = token["token"].as_str().expect("token").to_string();
+    let token = admin_token(&base).await;
     let url = format!(
         "http://admin:{token}@{}/vault.git",
         base.trim_start_matches("http://")

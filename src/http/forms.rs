@@ -292,6 +292,16 @@ pub fn parse_token_name(raw: &str) -> AppResult<String> {
 
 /// A `Content-Type`'s media type, without parameters, in lower case
 /// (`Application/JSON; charset=utf-8` → `application/json`).
+/// The media type a request's `Content-Type` names (`""` without one).
+pub fn request_media_type(req: &poem::Request) -> String {
+    media_type(
+        req.headers()
+            .get(poem::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or(""),
+    )
+}
+
 pub fn media_type(content_type: &str) -> String {
     content_type
         .split(';')

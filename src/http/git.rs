@@ -322,12 +322,8 @@ pub async fn upload_pack(guard: Guard<'_>, Data(files): Data<&Files>, body: Body
         return said(Surface::Git, &e);
     }
     let req = guard.req;
-    let content_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if crate::http::forms::media_type(content_type) != REQUEST_TYPE {
+    let content_type = crate::http::forms::request_media_type(req);
+    if content_type != REQUEST_TYPE {
         return git_refusal(
             StatusCode::BAD_REQUEST,
             &format!("Send the request as {REQUEST_TYPE} (got '{content_type}')."),

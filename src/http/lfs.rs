@@ -131,12 +131,8 @@ async fn read_json<T: serde::de::DeserializeOwned + Default>(
 ) -> AppResult<T> {
     guard.same_origin()?;
     let req = guard.req;
-    let content_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let essence = crate::http::forms::media_type(content_type);
+    let content_type = crate::http::forms::request_media_type(req);
+    let essence = content_type.as_str();
     if essence != LFS_JSON && essence != "application/json" {
         return Err(AppError::BadRequest(format!(
             "Send the request as {LFS_JSON} (got '{content_type}')."

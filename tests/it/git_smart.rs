@@ -277,19 +277,7 @@ async fn an_old_client_still_clones_over_the_dumb_protocol_and_pushes_are_refuse
     assert!(n > 10, "object by object: {n} requests");
 
     std::fs::write(v0.join("parts/a.mcam"), b"pushed").unwrap();
-    ws.git_ok(
-        &v0,
-        &[
-            "-c",
-            "user.name=A",
-            "-c",
-            "user.email=a@x",
-            "commit",
-            "-qam",
-            "try",
-        ],
-    )
-    .await;
+    ws.commit_all(&v0, "try").await;
     for version in ["2", "0"] {
         let refused = ws
             .git_fails(

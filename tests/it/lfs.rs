@@ -289,19 +289,7 @@ async fn a_clone_over_http_is_the_vault_and_pushing_is_refused() {
     ws.git_ok(&clone, &["fsck", "--strict"]).await;
 
     std::fs::write(clone.join("b.bin"), b"pushed").unwrap();
-    ws.git_ok(
-        &clone,
-        &[
-            "-c",
-            "user.name=A",
-            "-c",
-            "user.email=a@x",
-            "commit",
-            "-qam",
-            "try",
-        ],
-    )
-    .await;
+    ws.commit_all(&clone, "try").await;
     let refused = ws.git_fails(&clone, &["push", "origin", "main"]).await;
     assert!(refused.contains("changes go through check-in"), "{refused}");
     assert!(refused.contains("403"), "{refused}");

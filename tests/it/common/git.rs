@@ -149,6 +149,24 @@ impl GitHome {
         said
     }
 
+    /// Commits every tracked change in `dir` (as a local author), for a
+    /// push the server must refuse.
+    pub async fn commit_all(&self, dir: &Path, message: &str) {
+        self.git_ok(
+            dir,
+            &[
+                "-c",
+                "user.name=A",
+                "-c",
+                "user.email=a@x",
+                "commit",
+                "-qam",
+                message,
+            ],
+        )
+        .await;
+    }
+
     /// Clones the vault over HTTP as `user`, credentials in the URL.
     pub async fn clone_as(&self, app: &TestApp, user: &str, secret: &str) -> PathBuf {
         let target = self.path(&format!("clone-{user}"));
