@@ -586,8 +586,34 @@ impl Browser {
             "DELETE /{path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
         );
         if s.write_all(req.as_bytes()).is_ok() {
-            let mut sink = Vec::new();
-            let _ = s.read_to_end(&mut sink);
+            read_one_response(&mut s);
+        }
+    }
+}
+
+/// Reads one HTTP/1.1 response whose body has a `Content-Length`, and no
+/// more: chromedriver keeps the connection open despite `Connection: close`,
+/// so reading to the end would wait out the read timeout (10 s a browser).
+fn read_one_response(s: &mut std::net::TcpStream) {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Some(head_end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&got[..head_end]).to_ascii_lowercase();
+            let Some(length) = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok())
+            else {
+                return;
+            };
+            if got.len() >= head_end + 4 + length {
+                return;
+            }
+        }
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
         }
     }
 }
