@@ -842,32 +842,7 @@ async fn bench_page(n: usize) {
     let server = Server::start().await;
     let token = server.token().await;
     let http = reqwest::Client::new();
-    let mut ids = Vec::new();
-    for chunk in 0..n.div_ceil(200) {
-        let mut form = reqwest::multipart::Form::new()
-            .text("folder", format!("cell-{:02}", chunk % 25))
-            .text("revision", "1.0");
-        for i in chunk * 200..((chunk + 1) * 200).min(n) {
-            form = form.part(
-                "file",
-                reqwest::multipart::Part::bytes(format!("G0 X{i}\nM30\n").into_bytes())
-                    .file_name(format!("op-{i:05}.nc")),
-            );
-        }
-        let resp: serde_json::Value = http
-            .post(format!("{}/api/files/bulk", server.base))
-            .bearer_auth(&token)
-            .multipart(form)
-            .send()
-            .await
-            .expect("bulk upload")
-            .json()
-            .await
-            .expect("bulk json");
-        let files = resp["files"].as_array().cloned().unwrap_or_default();
-        assert!(!files.is_empty(), "bulk upload refused: {}", resp["error"]);
-        ids.extend(files.iter().filter_map(|f| f["id"].as_u64()));
-    }
+    let ids = bulk_fill(&server, &token, n, 25, "op-").await;
     let held: Vec<u64> = ids.iter().copied().step_by(10).take(200).collect();
     let resp = http
         .post(format!("{}/api/checkout", server.base))
@@ -1019,24 +994,27 @@ async fn chromium_timings(base: &str) -> Option<(f64, f64)> {
 
 // ---------------------------------------------------------------- scale
 
-/// Files in bulk uploads of 200 over HTTP (each with its `created` event
-/// and Git commit), every 100th checked out; then, with the server
-/// stopped, the rest of the events written through the store's own
-/// `Tx::record` in transactions of 10,000 (a check-out/cancel pair per
-/// event over HTTP would take hours). The log keeps its newest
-/// `EVENT_RETENTION` as it does in service.
-async fn scale_vault(server: &Server, token: &str, files: usize) -> Vec<u64> {
+/// Uploads `files` small G-code files over HTTP in bulk uploads of 200
+/// (each one commit and its `created` events), spread over `folders`
+/// folders `cell-NNN`, named `{prefix}NNNNNN.nc`; their ids in upload order.
+async fn bulk_fill(
+    server: &Server,
+    token: &str,
+    files: usize,
+    folders: usize,
+    prefix: &str,
+) -> Vec<u64> {
     let http = reqwest::Client::new();
     let mut ids = Vec::with_capacity(files);
     for chunk in 0..files.div_ceil(200) {
         let mut form = reqwest::multipart::Form::new()
-            .text("folder", format!("cell-{:03}", chunk % 100))
+            .text("folder", format!("cell-{:03}", chunk % folders))
             .text("revision", "1.0");
         for i in chunk * 200..((chunk + 1) * 200).min(files) {
             form = form.part(
                 "file",
                 reqwest::multipart::Part::bytes(format!("G0 X{i}\nM30\n").into_bytes())
-                    .file_name(format!("part-{i:06}.nc")),
+                    .file_name(format!("{prefix}{i:06}.nc")),
             );
         }
         let resp: serde_json::Value = http
@@ -1053,6 +1031,18 @@ async fn scale_vault(server: &Server, token: &str, files: usize) -> Vec<u64> {
         assert!(!got.is_empty(), "bulk upload refused: {}", resp["error"]);
         ids.extend(got.iter().filter_map(|f| f["id"].as_u64()));
     }
+    ids
+}
+
+/// Files in bulk uploads of 200 over HTTP (each with its `created` event
+/// and Git commit), every 100th checked out; then, with the server
+/// stopped, the rest of the events written through the store's own
+/// `Tx::record` in transactions of 10,000 (a check-out/cancel pair per
+/// event over HTTP would take hours). The log keeps its newest
+/// `EVENT_RETENTION` as it does in service.
+async fn scale_vault(server: &Server, token: &str, files: usize) -> Vec<u64> {
+    let http = reqwest::Client::new();
+    let ids = bulk_fill(server, token, files, 100, "part-").await;
     let held: Vec<u64> = ids.iter().copied().step_by(100).collect();
     for chunk in held.chunks(100) {
         let resp = http

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use crate::config::Config;
 use crate::error::AppResult;
-use crate::store::{EventKind, FILES, FileRecord, LockRecord, Tx, now, put_file};
+use crate::store::{EventKind, FileRecord, LockRecord, Tx, put_file};
 
 use super::{Actor, Files, handoff};
 
@@ -153,60 +153,40 @@ impl Files {
             aging.expires_at(lock).is_some_and(|e| e <= at)
                 || (lock.warned_at.is_none() && aging.warn_at(lock).is_some_and(|w| w <= at))
         };
-        // As in `pass_lapsed`: nothing due, nothing written.
-        let at = now();
-        if !self
-            .shared
-            .store
-            .files_now()?
-            .iter()
-            .any(|f| f.lock.as_ref().is_some_and(|l| due_at(l, at)))
-        {
-            return Ok(0);
-        }
-        self.shared.store.write(|tx| {
-            let at = now();
-            let mut due = Vec::new();
-            {
-                let files = tx.txn.open_table(FILES)?;
-                for row in redb::ReadableTable::iter(&files)? {
-                    let (_, value) = row?;
-                    let rec: FileRecord = crate::store::decode(value.value())?;
-                    if rec.lock.as_ref().is_some_and(|l| due_at(l, at)) {
-                        due.push(rec);
+        self.shared.store.write_due(
+            |f, at| f.lock.as_ref().is_some_and(|l| due_at(l, at)),
+            |tx, due, at| {
+                let mut released = 0;
+                for mut rec in due {
+                    let Some(lock) = rec.lock.as_mut() else {
+                        continue;
+                    };
+                    let Some(expires_at) = aging.expires_at(lock) else {
+                        continue;
+                    };
+                    if expires_at <= at {
+                        let owner = lock.owner.clone();
+                        let comment = lock.comment.clone();
+                        handoff::end_lock(
+                            tx,
+                            rec,
+                            EventKind::Expired,
+                            &system_actor(),
+                            comment,
+                            Some(owner),
+                            window,
+                        )?;
+                        released += 1;
+                    } else {
+                        lock.warned_at = Some(at);
+                        // Bookkeeping, not a change anyone sees: no event.
+                        put_file(&tx.txn, &rec)?;
+                        self.warn_expiring(tx, &rec, expires_at)?;
                     }
                 }
-            }
-            let mut released = 0;
-            for mut rec in due {
-                let Some(lock) = rec.lock.as_mut() else {
-                    continue;
-                };
-                let Some(expires_at) = aging.expires_at(lock) else {
-                    continue;
-                };
-                if expires_at <= at {
-                    let owner = lock.owner.clone();
-                    let comment = lock.comment.clone();
-                    handoff::end_lock(
-                        tx,
-                        rec,
-                        EventKind::Expired,
-                        &system_actor(),
-                        comment,
-                        Some(owner),
-                        window,
-                    )?;
-                    released += 1;
-                } else {
-                    lock.warned_at = Some(at);
-                    // Bookkeeping, not a change anyone sees: no event.
-                    put_file(&tx.txn, &rec)?;
-                    self.warn_expiring(tx, &rec, expires_at)?;
-                }
-            }
-            Ok(released)
-        })
+                Ok(released)
+            },
+        )
     }
 
     /// Has the hub re-render the cards of locks that turned stale after

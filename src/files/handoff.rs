@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use crate::error::{AppError, AppResult};
 use crate::store::{
-    EventDraft, EventKind, FILES, FileRecord, FileSnapshot, Reservation, Tx, USERS, clock_utc,
-    get_user, now, put_file,
+    EventDraft, EventKind, FileRecord, FileSnapshot, Reservation, Tx, USERS, clock_utc, get_user,
+    now, put_file,
 };
 
 use super::rules::Needs;
@@ -294,38 +294,16 @@ impl Files {
     /// the hand-off clock fires. Blocking. Returns how many files changed.
     pub fn pass_lapsed(&self) -> AppResult<usize> {
         let window = self.shared.handoff_window;
-        // The shared list says whether there is anything to do, so a start
-        // or a clock tick with nothing lapsed writes nothing (and, with
-        // 100,000 files, decodes nothing).
-        let at = now();
-        if !self
-            .shared
-            .store
-            .files_now()?
-            .iter()
-            .any(|f| f.reserved.as_ref().is_some_and(|r| r.until <= at))
-        {
-            return Ok(0);
-        }
-        self.shared.store.write(|tx| {
-            let at = now();
-            let mut lapsed = Vec::new();
-            {
-                let files = tx.txn.open_table(FILES)?;
-                for row in redb::ReadableTable::iter(&files)? {
-                    let (_, value) = row?;
-                    let rec: FileRecord = crate::store::decode(value.value())?;
-                    if rec.reserved.as_ref().is_some_and(|r| r.until <= at) {
-                        lapsed.push(rec);
-                    }
+        self.shared.store.write_due(
+            |f, at| f.reserved.as_ref().is_some_and(|r| r.until <= at),
+            |tx, lapsed, at| {
+                let count = lapsed.len();
+                for mut rec in lapsed {
+                    settle(tx, &mut rec, at, window)?;
                 }
-            }
-            let count = lapsed.len();
-            for mut rec in lapsed {
-                settle(tx, &mut rec, at, window)?;
-            }
-            Ok(count)
-        })
+                Ok(count)
+            },
+        )
     }
 
     /// When the clock must look next: the earliest running reservation
