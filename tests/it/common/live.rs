@@ -118,18 +118,29 @@ impl Ws {
 
     /// The next message, presence updates included.
     pub async fn next_any(&mut self, within: Duration) -> WsNext {
+        let next = self.next_until_bell(within, false).await;
+        next.unwrap_or(WsNext::Timeout)
+    }
+
+    /// The next message (bells set aside), or None as soon as a bell is set
+    /// aside when `until_bell`: a test waiting for a bell must not wait out
+    /// its whole deadline after the bell came.
+    async fn next_until_bell(&mut self, within: Duration, until_bell: bool) -> Option<WsNext> {
         let deadline = tokio::time::Instant::now() + within;
         loop {
             match tokio::time::timeout_at(deadline, self.stream.next()).await {
-                Err(_) => return WsNext::Timeout,
-                Ok(None) => return WsNext::Closed(None),
-                Ok(Some(Err(_))) => return WsNext::Closed(None),
+                Err(_) => return Some(WsNext::Timeout),
+                Ok(None) => return Some(WsNext::Closed(None)),
+                Ok(Some(Err(_))) => return Some(WsNext::Closed(None)),
                 Ok(Some(Ok(Message::Text(t)))) if t.starts_with(BELL_PREFIX) => {
                     self.bells.push_back(t.to_string());
+                    if until_bell {
+                        return None;
+                    }
                 }
-                Ok(Some(Ok(Message::Text(t)))) => return WsNext::Text(t.to_string()),
+                Ok(Some(Ok(Message::Text(t)))) => return Some(WsNext::Text(t.to_string())),
                 Ok(Some(Ok(Message::Close(frame)))) => {
-                    return WsNext::Closed(frame.map(|f| u16::from(f.code)));
+                    return Some(WsNext::Closed(frame.map(|f| u16::from(f.code))));
                 }
                 Ok(Some(Ok(_))) => {} // pings are answered by tungstenite
             }
@@ -145,10 +156,10 @@ impl Ws {
                 return Some(b);
             }
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            match self.next(left).await {
-                WsNext::Text(_) => {}
-                _ => return self.bells.pop_front(),
+            if let Some(WsNext::Text(_)) = self.next_until_bell(left, true).await {
+                continue;
             }
+            return self.bells.pop_front();
         }
     }
 
@@ -343,20 +354,29 @@ impl Sse {
 
     /// The next event, presence updates included.
     pub async fn next_any(&mut self, within: Duration) -> SseNext {
+        let next = self.next_until_bell(within, false).await;
+        next.unwrap_or(SseNext::Timeout)
+    }
+
+    /// As `Ws::next_until_bell`.
+    async fn next_until_bell(&mut self, within: Duration, until_bell: bool) -> Option<SseNext> {
         let deadline = tokio::time::Instant::now() + within;
         loop {
             if let Some(ev) = self.take_event() {
                 if ev.event.as_deref() == Some("inbox") {
                     self.bells.push_back(ev);
+                    if until_bell {
+                        return None;
+                    }
                     continue;
                 }
-                return SseNext::Event(ev);
+                return Some(SseNext::Event(ev));
             }
             if self.ended {
-                return SseNext::Ended;
+                return Some(SseNext::Ended);
             }
             match tokio::time::timeout_at(deadline, self.body.next()).await {
-                Err(_) => return SseNext::Timeout,
+                Err(_) => return Some(SseNext::Timeout),
                 Ok(None) | Ok(Some(Err(_))) => self.ended = true,
                 Ok(Some(Ok(chunk))) => {
                     assert!(
@@ -377,10 +397,10 @@ impl Sse {
                 return Some(b);
             }
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            match self.next(left).await {
-                SseNext::Event(_) => {}
-                _ => return self.bells.pop_front(),
+            if let Some(SseNext::Event(_)) = self.next_until_bell(left, true).await {
+                continue;
             }
+            return self.bells.pop_front();
         }
     }
 
