@@ -196,6 +196,7 @@ fn synthetic_files(n: usize) -> Vec<FileRecord> {
                 locked_at: 1_700_000_000,
                 comment: Some("fixing the post".into()),
                 warned_at: None,
+                draft: None,
             }),
             queue: Vec::new(),
             reserved: None,

@@ -1,0 +1,735 @@
+//! The vault as a WebDAV file system, for one caller: folders come from
+//! file paths (and folders kept by `MKCOL`), a file reads from Git (or,
+//! for its holder, from their draft), and every change is the operation
+//! the browser would call — upload, draft, move, copy (an upload), delete.
+
+use std::io::{Read, SeekFrom};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::{Buf, Bytes};
+use dav_server::davpath::DavPath;
+use dav_server::fs::{
+    DavDirEntry, DavFile, DavFileSystem, DavMetaData, FsError, FsFuture, FsStream, OpenOptions,
+    ReadDirMeta,
+};
+use futures_util::FutureExt;
+
+use super::Caller;
+use crate::domain::{Description, RepoPath, Revision};
+use crate::error::{AppError, AppResult};
+use crate::files::{Files, NewFile, SpoolWriter};
+use crate::store::FileRecord;
+use crate::vault::BlobId;
+
+/// The caller's view of the vault.
+#[derive(Clone)]
+pub struct LatchFs {
+    pub files: Files,
+    pub caller: Arc<Caller>,
+}
+
+/// What a path names.
+enum Node {
+    File(Box<FileRecord>),
+    Folder { modified: i64 },
+}
+
+/// The vault-relative path of a WebDAV path: no leading or trailing `/`.
+pub fn rel(path: &DavPath) -> Result<String, FsError> {
+    let raw = std::str::from_utf8(path.as_bytes()).map_err(|_| FsError::NotFound)?;
+    Ok(raw.trim_matches('/').to_string())
+}
+
+#[derive(Debug, Clone)]
+pub struct Meta {
+    len: u64,
+    modified: i64,
+    dir: bool,
+    etag: Option<String>,
+}
+
+impl DavMetaData for Meta {
+    fn len(&self) -> u64 {
+        self.len
+    }
+    fn modified(&self) -> Result<SystemTime, FsError> {
+        Ok(UNIX_EPOCH + Duration::from_secs(self.modified.max(0) as u64))
+    }
+    fn is_dir(&self) -> bool {
+        self.dir
+    }
+    fn etag(&self) -> Option<String> {
+        self.etag.clone()
+    }
+}
+
+impl LatchFs {
+    fn refuse(&self, err: AppError) -> FsError {
+        let fs_err = match &err {
+            AppError::NotFound(_) => FsError::NotFound,
+            AppError::Forbidden(_) | AppError::Unauthenticated(_) => FsError::Forbidden,
+            AppError::Conflict(_) | AppError::Held { .. } => FsError::Exists,
+            AppError::TooLarge(_) => FsError::TooLarge,
+            AppError::Internal(_) => FsError::GeneralFailure,
+            _ => FsError::Forbidden,
+        };
+        self.caller.refused(err);
+        fs_err
+    }
+
+    fn meta_of(&self, rec: &FileRecord) -> Meta {
+        // The holder sees their draft: its size, time and tag.
+        if let Some(lock) = rec
+            .lock
+            .as_ref()
+            .filter(|l| l.owner == self.caller.actor.username)
+            && let Some(draft) = &lock.draft
+        {
+            return Meta {
+                len: draft.size,
+                modified: draft.saved_at,
+                dir: false,
+                etag: Some(format!("draft-{}", draft.file)),
+            };
+        }
+        Meta {
+            len: rec.size,
+            modified: rec.modified_at,
+            dir: false,
+            etag: Some(rec.blob.to_string()),
+        }
+    }
+
+    async fn node(&self, rel: &str) -> Result<Node, FsError> {
+        let list = self.files.list().await.map_err(|e| self.refuse(e))?;
+        if rel.is_empty() {
+            let modified = list.iter().map(|f| f.modified_at).max().unwrap_or(0);
+            return Ok(Node::Folder { modified });
+        }
+        if let Some(rec) = list.iter().find(|f| f.path.as_str() == rel) {
+            return Ok(Node::File(Box::new(rec.clone())));
+        }
+        let under = format!("{rel}/");
+        let inside: Vec<&FileRecord> = list
+            .iter()
+            .filter(|f| f.path.as_str().starts_with(&under))
+            .collect();
+        if !inside.is_empty() {
+            let modified = inside.iter().map(|f| f.modified_at).max().unwrap_or(0);
+            return Ok(Node::Folder { modified });
+        }
+        let kept = self
+            .files
+            .kept_folders()
+            .await
+            .map_err(|e| self.refuse(e))?;
+        if kept.iter().any(|k| k == rel || k.starts_with(&under)) {
+            return Ok(Node::Folder { modified: 0 });
+        }
+        Err(FsError::NotFound)
+    }
+
+    async fn file_at(&self, rel: &str) -> Result<Box<FileRecord>, FsError> {
+        match self.node(rel).await? {
+            Node::File(rec) => Ok(rec),
+            Node::Folder { .. } => Err(FsError::Forbidden),
+        }
+    }
+
+    /// A new name, parsed as every new path is.
+    fn new_path(&self, rel: &str) -> Result<RepoPath, FsError> {
+        RepoPath::parse(rel).map_err(|e| self.refuse(e.into()))
+    }
+
+    /// Refuses (409) a new file or folder whose parent folder is not there,
+    /// as WebDAV asks: clients make folders first.
+    async fn require_parent(&self, path: &RepoPath) -> Result<(), FsError> {
+        let parent = path.folder();
+        match self.node(parent).await {
+            Ok(Node::Folder { .. }) => Ok(()),
+            _ => {
+                self.caller.refused(AppError::Conflict(format!(
+                    "The folder {parent} does not exist; make it first."
+                )));
+                Err(FsError::NotFound)
+            }
+        }
+    }
+
+    /// Spools a copy of `source`, read in chunks off the async workers.
+    async fn copy_to_spool(&self, source: Source) -> AppResult<crate::vault::Spool> {
+        let mut out = self.files.spool_writer().await?;
+        let files = self.files.clone();
+        let mut reader = Some(tokio::task::spawn_blocking(move || source.open(&files)).await??);
+        while let Some(mut r) = reader.take() {
+            let (r, chunk) = tokio::task::spawn_blocking(move || {
+                let mut chunk = vec![0u8; 256 * 1024];
+                let n = r.read(&mut chunk)?;
+                chunk.truncate(n);
+                Ok::<_, std::io::Error>((r, chunk))
+            })
+            .await??;
+            if !chunk.is_empty() {
+                out.write(&chunk).await?;
+                reader = Some(r);
+            }
+        }
+        out.finish().await
+    }
+
+    async fn upload(&self, path: RepoPath, spool: crate::vault::Spool) -> AppResult<FileRecord> {
+        let new = NewFile {
+            path,
+            description: Description::parse("")?,
+            revision: Revision::parse("1.0")?,
+        };
+        self.files.upload(&self.caller.actor, new, spool).await
+    }
+}
+
+impl DavFileSystem for LatchFs {
+    fn open<'a>(
+        &'a self,
+        path: &'a DavPath,
+        options: OpenOptions,
+    ) -> FsFuture<'a, Box<dyn DavFile>> {
+        async move {
+            let rel = rel(path)?;
+            if !options.write {
+                let rec = self.file_at(&rel).await?;
+                let source = match self.files.draft_of(&self.caller.actor, &rec) {
+                    Some((draft, _)) => Source::Draft(draft),
+                    None => Source::Blob(rec.blob),
+                };
+                let meta = self.meta_of(&rec);
+                return Ok(Box::new(Reader {
+                    files: self.files.clone(),
+                    source,
+                    meta,
+                    state: Mutex::new(None),
+                    pos: 0,
+                }) as Box<dyn DavFile>);
+            }
+            let target = match self.node(&rel).await {
+                Ok(Node::File(rec)) => {
+                    if options.create_new {
+                        return Err(FsError::Exists);
+                    }
+                    // Only the holder saves over a file, and that is a draft.
+                    match rec.locked_by() {
+                        Some(holder) if holder == self.caller.actor.username => {}
+                        Some(holder) => {
+                            self.caller.locked(format!(
+                                "{} is checked out by {holder}; it opens read-only until they check it in.",
+                                rec.path
+                            ));
+                            return Err(FsError::Forbidden);
+                        }
+                        None => {
+                            self.caller.locked(format!(
+                                "Check {} out first (open it for editing, or lock it) to save over it.",
+                                rec.path
+                            ));
+                            return Err(FsError::Forbidden);
+                        }
+                    }
+                    Target::Draft(rec)
+                }
+                Ok(Node::Folder { .. }) => return Err(FsError::Forbidden),
+                Err(FsError::NotFound) => {
+                    if !options.create {
+                        return Err(FsError::NotFound);
+                    }
+                    let path = self.new_path(&rel)?;
+                    self.require_parent(&path).await?;
+                    Target::New(path)
+                }
+                Err(e) => return Err(e),
+            };
+            let spool = self
+                .files
+                .spool_writer()
+                .await
+                .map_err(|e| self.refuse(e))?;
+            Ok(Box::new(Writer {
+                fs: self.clone(),
+                target,
+                expected: options.size,
+                spool: Some(spool),
+                done: None,
+            }) as Box<dyn DavFile>)
+        }
+        .boxed()
+    }
+
+    fn read_dir<'a>(
+        &'a self,
+        path: &'a DavPath,
+        _meta: ReadDirMeta,
+    ) -> FsFuture<'a, FsStream<Box<dyn DavDirEntry>>> {
+        async move {
+            let rel = rel(path)?;
+            match self.node(&rel).await? {
+                Node::File(_) => return Err(FsError::Forbidden),
+                Node::Folder { .. } => {}
+            }
+            let prefix = if rel.is_empty() {
+                String::new()
+            } else {
+                format!("{rel}/")
+            };
+            let list = self.files.list().await.map_err(|e| self.refuse(e))?;
+            let kept = self
+                .files
+                .kept_folders()
+                .await
+                .map_err(|e| self.refuse(e))?;
+            let mut entries: std::collections::BTreeMap<String, Meta> = Default::default();
+            for rec in list.iter() {
+                let Some(rest) = rec.path.as_str().strip_prefix(&prefix) else {
+                    continue;
+                };
+                match rest.split_once('/') {
+                    None => {
+                        entries.insert(rest.to_string(), self.meta_of(rec));
+                    }
+                    Some((folder, _)) => {
+                        let e = entries.entry(folder.to_string()).or_insert(Meta {
+                            len: 0,
+                            modified: 0,
+                            dir: true,
+                            etag: None,
+                        });
+                        e.modified = e.modified.max(rec.modified_at);
+                    }
+                }
+            }
+            for k in &kept {
+                if let Some(rest) = k.strip_prefix(&prefix) {
+                    let name = rest.split('/').next().unwrap_or(rest);
+                    entries.entry(name.to_string()).or_insert(Meta {
+                        len: 0,
+                        modified: 0,
+                        dir: true,
+                        etag: None,
+                    });
+                }
+            }
+            let items: Vec<Result<Box<dyn DavDirEntry>, FsError>> = entries
+                .into_iter()
+                .map(|(name, meta)| Ok(Box::new(Entry { name, meta }) as Box<dyn DavDirEntry>))
+                .collect();
+            Ok(Box::pin(futures_util::stream::iter(items)) as FsStream<Box<dyn DavDirEntry>>)
+        }
+        .boxed()
+    }
+
+    fn metadata<'a>(&'a self, path: &'a DavPath) -> FsFuture<'a, Box<dyn DavMetaData>> {
+        async move {
+            let rel = rel(path)?;
+            Ok(match self.node(&rel).await? {
+                Node::File(rec) => Box::new(self.meta_of(&rec)) as Box<dyn DavMetaData>,
+                Node::Folder { modified } => Box::new(Meta {
+                    len: 0,
+                    modified,
+                    dir: true,
+                    etag: None,
+                }),
+            })
+        }
+        .boxed()
+    }
+
+    fn create_dir<'a>(&'a self, path: &'a DavPath) -> FsFuture<'a, ()> {
+        async move {
+            let rel = rel(path)?;
+            if self.node(&rel).await.is_ok() {
+                return Err(FsError::Exists);
+            }
+            let path = self.new_path(&rel)?;
+            self.require_parent(&path).await?;
+            self.files
+                .keep_folder(&self.caller.actor, path)
+                .await
+                .map_err(|e| self.refuse(e))
+        }
+        .boxed()
+    }
+
+    fn remove_dir<'a>(&'a self, path: &'a DavPath) -> FsFuture<'a, ()> {
+        async move {
+            let rel = rel(path)?;
+            if rel.is_empty() {
+                return Err(self.refuse(AppError::Forbidden(
+                    "The top of the vault cannot be removed.".into(),
+                )));
+            }
+            let under = format!("{rel}/");
+            let list = self.files.list().await.map_err(|e| self.refuse(e))?;
+            if let Some(f) = list.iter().find(|f| f.path.as_str().starts_with(&under)) {
+                return Err(self.refuse(AppError::Conflict(format!(
+                    "{rel} still holds {}; it goes once its files are deleted.",
+                    f.path
+                ))));
+            }
+            self.files
+                .drop_folder(&self.caller.actor, rel)
+                .await
+                .map_err(|e| self.refuse(e))?;
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn remove_file<'a>(&'a self, path: &'a DavPath) -> FsFuture<'a, ()> {
+        async move {
+            let rec = self.file_at(&rel(path)?).await?;
+            self.files
+                .delete(&self.caller.actor, rec.id)
+                .await
+                .map_err(|e| self.refuse(e))?;
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn rename<'a>(&'a self, from: &'a DavPath, to: &'a DavPath) -> FsFuture<'a, ()> {
+        async move {
+            let (from, to) = (rel(from)?, rel(to)?);
+            let dest = self.new_path(&to)?;
+            self.require_parent(&dest).await?;
+            match self.node(&from).await? {
+                Node::File(rec) => {
+                    self.files
+                        .move_file(&self.caller.actor, rec.id, dest)
+                        .await
+                        .map_err(|e| self.refuse(e))?;
+                }
+                Node::Folder { .. } => {
+                    // Each file, as its own move; all are checked first so a
+                    // refusal for one (held by someone else) moves none.
+                    let under = format!("{from}/");
+                    let list = self.files.list().await.map_err(|e| self.refuse(e))?;
+                    let inside: Vec<FileRecord> = list
+                        .iter()
+                        .filter(|f| f.path.as_str().starts_with(&under))
+                        .cloned()
+                        .collect();
+                    let me = &self.caller.actor;
+                    for f in &inside {
+                        let ok = match f.locked_by() {
+                            Some(h) => h == me.username,
+                            None => me.is_admin(),
+                        };
+                        if !ok {
+                            return Err(self.refuse(AppError::Forbidden(format!(
+                                "{from} cannot move: {} needs its holder, or an admin while nobody holds it; nothing was moved.",
+                                f.path
+                            ))));
+                        }
+                    }
+                    for f in inside {
+                        let rest = &f.path.as_str()[under.len()..];
+                        let target = self.new_path(&format!("{to}/{rest}"))?;
+                        self.files
+                            .move_file(me, f.id, target)
+                            .await
+                            .map_err(|e| self.refuse(e))?;
+                    }
+                    self.files
+                        .drop_folder(me, from)
+                        .await
+                        .map_err(|e| self.refuse(e))?;
+                }
+            }
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn copy<'a>(&'a self, from: &'a DavPath, to: &'a DavPath) -> FsFuture<'a, ()> {
+        async move {
+            let rec = self.file_at(&rel(from)?).await?;
+            let dest = self.new_path(&rel(to)?)?;
+            self.require_parent(&dest).await?;
+            // The copy is an upload of the version the caller reads.
+            let source = match self.files.draft_of(&self.caller.actor, &rec) {
+                Some((draft, _)) => Source::Draft(draft),
+                None => Source::Blob(rec.blob),
+            };
+            let spool = self
+                .copy_to_spool(source)
+                .await
+                .map_err(|e| self.refuse(e))?;
+            self.upload(dest, spool).await.map_err(|e| self.refuse(e))?;
+            Ok(())
+        }
+        .boxed()
+    }
+}
+
+/// Where a read comes from.
+#[derive(Debug, Clone)]
+enum Source {
+    Blob(BlobId),
+    Draft(PathBuf),
+}
+
+impl Source {
+    /// Blocking.
+    fn open(&self, files: &Files) -> AppResult<Box<dyn Read + Send>> {
+        Ok(match self {
+            Source::Blob(id) => files.vault().open_blob(*id)?.1,
+            Source::Draft(path) => Box::new(std::fs::File::open(path)?),
+        })
+    }
+}
+
+/// A version being read: Git blobs stream through zlib, so a seek forward
+/// reads on and a seek back opens the blob again; a draft is a plain file.
+struct Reader {
+    files: Files,
+    source: Source,
+    meta: Meta,
+    state: Mutex<Option<Box<dyn Read + Send>>>,
+    pos: u64,
+}
+
+impl std::fmt::Debug for Reader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reader")
+            .field("source", &self.source)
+            .finish()
+    }
+}
+
+impl Reader {
+    /// Runs `f` on the open reader off the async workers (Git and the disk block).
+    async fn with_reader<T: Send + 'static>(
+        &mut self,
+        f: impl FnOnce(&mut Box<dyn Read + Send>) -> std::io::Result<T> + Send + 'static,
+    ) -> Result<T, FsError> {
+        let taken = self.state.lock().map(|mut s| s.take()).unwrap_or(None);
+        let files = self.files.clone();
+        let source = self.source.clone();
+        let (reader, out) = tokio::task::spawn_blocking(move || {
+            let mut reader = match taken {
+                Some(r) => r,
+                None => source.open(&files).map_err(|_| FsError::GeneralFailure)?,
+            };
+            let out = f(&mut reader).map_err(|_| FsError::GeneralFailure)?;
+            Ok::<_, FsError>((reader, out))
+        })
+        .await
+        .map_err(|_| FsError::GeneralFailure)??;
+        if let Ok(mut s) = self.state.lock() {
+            *s = Some(reader);
+        }
+        Ok(out)
+    }
+}
+
+impl DavFile for Reader {
+    fn metadata(&mut self) -> FsFuture<'_, Box<dyn DavMetaData>> {
+        let meta = self.meta.clone();
+        async move { Ok(Box::new(meta) as Box<dyn DavMetaData>) }.boxed()
+    }
+
+    fn write_buf(&mut self, _buf: Box<dyn Buf + Send>) -> FsFuture<'_, ()> {
+        async { Err(FsError::Forbidden) }.boxed()
+    }
+
+    fn write_bytes(&mut self, _buf: Bytes) -> FsFuture<'_, ()> {
+        async { Err(FsError::Forbidden) }.boxed()
+    }
+
+    fn read_bytes(&mut self, count: usize) -> FsFuture<'_, Bytes> {
+        async move {
+            let want = count.min(256 * 1024);
+            let data = self
+                .with_reader(move |r| {
+                    let mut buf = vec![0u8; want];
+                    let mut filled = 0;
+                    while filled < want {
+                        match r.read(&mut buf[filled..])? {
+                            0 => break,
+                            n => filled += n,
+                        }
+                    }
+                    buf.truncate(filled);
+                    Ok(buf)
+                })
+                .await?;
+            self.pos += data.len() as u64;
+            Ok(Bytes::from(data))
+        }
+        .boxed()
+    }
+
+    fn seek(&mut self, pos: SeekFrom) -> FsFuture<'_, u64> {
+        async move {
+            let len = self.meta.len as i128;
+            let target = match pos {
+                SeekFrom::Start(n) => n as i128,
+                SeekFrom::End(n) => len + n as i128,
+                SeekFrom::Current(n) => self.pos as i128 + n as i128,
+            };
+            if target < 0 {
+                return Err(FsError::GeneralFailure);
+            }
+            let target = target as u64;
+            if target < self.pos {
+                // Back: start the stream again.
+                if let Ok(mut s) = self.state.lock() {
+                    *s = None;
+                }
+                self.pos = 0;
+            }
+            let skip = target - self.pos;
+            if skip > 0 {
+                self.with_reader(move |r| std::io::copy(&mut r.take(skip), &mut std::io::sink()))
+                    .await?;
+            }
+            self.pos = target;
+            Ok(target)
+        }
+        .boxed()
+    }
+
+    fn flush(&mut self) -> FsFuture<'_, ()> {
+        async { Ok(()) }.boxed()
+    }
+}
+
+/// What a `PUT` becomes once its body is in.
+#[derive(Debug)]
+enum Target {
+    New(RepoPath),
+    Draft(Box<FileRecord>),
+}
+
+/// A `PUT` body on its way to the spool; [`DavFile::flush`] (called once
+/// the body is in) makes it the upload or the draft.
+struct Writer {
+    fs: LatchFs,
+    target: Target,
+    expected: Option<u64>,
+    spool: Option<SpoolWriter>,
+    done: Option<Meta>,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer")
+            .field("target", &self.target)
+            .finish()
+    }
+}
+
+impl Writer {
+    async fn write(&mut self, chunk: &[u8]) -> Result<(), FsError> {
+        let Some(spool) = self.spool.as_mut() else {
+            return Err(FsError::GeneralFailure);
+        };
+        if let Err(e) = spool.write(chunk).await {
+            self.spool = None;
+            return Err(self.fs.refuse(e));
+        }
+        Ok(())
+    }
+}
+
+impl DavFile for Writer {
+    fn metadata(&mut self) -> FsFuture<'_, Box<dyn DavMetaData>> {
+        async move {
+            match &self.done {
+                Some(meta) => Ok(Box::new(meta.clone()) as Box<dyn DavMetaData>),
+                None => Err(FsError::NotFound),
+            }
+        }
+        .boxed()
+    }
+
+    fn write_buf(&mut self, mut buf: Box<dyn Buf + Send>) -> FsFuture<'_, ()> {
+        async move {
+            while buf.has_remaining() {
+                let chunk = buf.chunk().to_vec();
+                buf.advance(chunk.len());
+                self.write(&chunk).await?;
+            }
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn write_bytes(&mut self, buf: Bytes) -> FsFuture<'_, ()> {
+        async move { self.write(&buf).await }.boxed()
+    }
+
+    fn read_bytes(&mut self, _count: usize) -> FsFuture<'_, Bytes> {
+        async { Err(FsError::Forbidden) }.boxed()
+    }
+
+    fn seek(&mut self, _pos: SeekFrom) -> FsFuture<'_, u64> {
+        // Partial writes (Content-Range) are not a version of anything.
+        async { Err(FsError::NotImplemented) }.boxed()
+    }
+
+    fn flush(&mut self) -> FsFuture<'_, ()> {
+        async move {
+            let Some(spool) = self.spool.take() else {
+                return Err(FsError::GeneralFailure);
+            };
+            if let Some(expected) = self.expected
+                && spool.size() != expected
+            {
+                // Cut off: nothing is kept.
+                return Err(self.fs.refuse(AppError::BadRequest(format!(
+                    "The body ended after {} of {expected} bytes; nothing was saved.",
+                    spool.size()
+                ))));
+            }
+            let spool = spool.finish().await.map_err(|e| self.fs.refuse(e))?;
+            let actor = &self.fs.caller.actor;
+            let rec = match &self.target {
+                Target::New(path) => {
+                    let rec = self
+                        .fs
+                        .upload(path.clone(), spool)
+                        .await
+                        .map_err(|e| self.fs.refuse(e))?;
+                    self.fs.caller.created(&rec).await;
+                    rec
+                }
+                Target::Draft(rec) => self
+                    .fs
+                    .files
+                    .save_draft(actor, rec.id, spool)
+                    .await
+                    .map_err(|e| self.fs.refuse(e))?,
+            };
+            self.done = Some(self.fs.meta_of(&rec));
+            Ok(())
+        }
+        .boxed()
+    }
+}
+
+/// One name in a folder listing.
+struct Entry {
+    name: String,
+    meta: Meta,
+}
+
+impl DavDirEntry for Entry {
+    fn name(&self) -> Vec<u8> {
+        self.name.as_bytes().to_vec()
+    }
+
+    fn metadata(&self) -> FsFuture<'_, Box<dyn DavMetaData>> {
+        let meta = self.meta.clone();
+        async move { Ok(Box::new(meta) as Box<dyn DavMetaData>) }.boxed()
+    }
+}

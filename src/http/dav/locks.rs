@@ -1,0 +1,420 @@
+//! WebDAV locks as Latch check-outs, for one caller: `LOCK` on a file
+//! checks it out ("opened in <client>"), `UNLOCK` checks the holder's draft
+//! in (or cancels when there is none). Tokens are kept in redb with the
+//! check-out they stand for; a client's timeout ends only the token, never
+//! Latch's lock. A file someone else holds is shown, and refused, as
+//! locked by them.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use dav_server::davpath::DavPath;
+use dav_server::ls::{DavLock, DavLockSystem, LsFuture};
+use futures_util::FutureExt;
+use xmltree::{Element, XMLNode};
+
+use super::Caller;
+use super::fs::rel;
+use crate::domain::{CommitMessage, LockComment, RepoPath};
+use crate::error::AppError;
+use crate::files::{DavLockRecord, Files};
+use crate::store::{FileRecord, now};
+
+#[derive(Clone)]
+pub struct LatchLocks {
+    pub files: Files,
+    pub caller: Arc<Caller>,
+}
+
+impl std::fmt::Debug for LatchLocks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LatchLocks")
+            .field("user", &self.caller.actor.username)
+            .finish()
+    }
+}
+
+/// A lock as WebDAV shows it.
+fn dav_lock(path: &DavPath, token: &str, rec: &DavLockRecord) -> DavLock {
+    let owner = rec
+        .owner_xml
+        .as_deref()
+        .and_then(|x| Element::parse(x.as_bytes()).ok())
+        .unwrap_or_else(|| owner_named(&rec.username));
+    let timeout_at = rec
+        .timeout_at
+        .map(|t| UNIX_EPOCH + Duration::from_secs(t.max(0) as u64));
+    DavLock {
+        token: token.to_string(),
+        path: Box::new(path.clone()),
+        principal: Some(rec.username.clone()),
+        owner: Some(Box::new(owner)),
+        timeout_at,
+        timeout: rec
+            .timeout_at
+            .map(|t| Duration::from_secs((t - now()).max(0) as u64)),
+        shared: false,
+        deep: false,
+    }
+}
+
+fn owner_named(who: &str) -> Element {
+    let mut e = Element::new("owner");
+    e.prefix = Some("D".into());
+    e.children.push(XMLNode::Text(who.to_string()));
+    e
+}
+
+/// A file checked out in Latch (the web, the API, Git LFS) without a
+/// WebDAV token: shown with its holder, never matched by a client's token.
+fn held_in_latch(path: &DavPath, rec: &FileRecord, holder: &str) -> DavLock {
+    let comment = rec
+        .lock
+        .as_ref()
+        .and_then(|l| l.comment.clone())
+        .map(|c| format!(" ({c})"))
+        .unwrap_or_default();
+    DavLock {
+        token: format!("urn:latch:checked-out:{}", rec.id),
+        path: Box::new(path.clone()),
+        principal: Some(holder.to_string()),
+        owner: Some(Box::new(owner_named(&format!(
+            "checked out by {holder}{comment}"
+        )))),
+        timeout_at: None,
+        timeout: None,
+        shared: false,
+        deep: false,
+    }
+}
+
+impl LatchLocks {
+    /// Tokens still in force (a client's timeout ends a token, not the lock).
+    async fn tokens(&self) -> Vec<(String, DavLockRecord)> {
+        let at = now();
+        let all = self.files.dav_locks().await.unwrap_or_default();
+        let mut live = Vec::new();
+        for (token, rec) in all {
+            if rec.timeout_at.is_some_and(|t| t <= at) {
+                let _ = self.files.remove_dav_lock(token).await;
+            } else {
+                live.push((token, rec));
+            }
+        }
+        live
+    }
+
+    async fn record_at(&self, rel: &str) -> Option<FileRecord> {
+        let list = self.files.list().await.ok()?;
+        list.iter().find(|f| f.path.as_str() == rel).cloned()
+    }
+
+    fn owner_xml(owner: Option<&Element>) -> Option<String> {
+        let mut out = Vec::new();
+        owner?.write(&mut out).ok()?;
+        let text = String::from_utf8(out).ok()?;
+        // Stored as the client sent it, within reason.
+        (text.len() <= 4096).then_some(text)
+    }
+
+    fn timeout_at(timeout: Option<Duration>) -> Option<i64> {
+        // A client asking for "Infinite" gets a day; it refreshes.
+        let secs = timeout
+            .map(|t| t.as_secs())
+            .unwrap_or(86_400)
+            .min(86_400 * 7);
+        Some(now() + secs as i64)
+    }
+}
+
+/// Whether `a` is `b` or lies under it (vault-relative paths).
+fn within(a: &str, b: &str) -> bool {
+    b.is_empty() || a == b || a.starts_with(&format!("{b}/"))
+}
+
+impl DavLockSystem for LatchLocks {
+    fn lock(
+        &self,
+        path: &DavPath,
+        _principal: Option<&str>,
+        owner: Option<&Element>,
+        timeout: Option<Duration>,
+        shared: bool,
+        deep: bool,
+    ) -> LsFuture<'_, Result<DavLock, DavLock>> {
+        let path = path.clone();
+        let owner = Self::owner_xml(owner);
+        async move {
+            let me = self.caller.actor.clone();
+            let Ok(rel) = rel(&path) else {
+                return Err(held_nowhere(&path));
+            };
+            let tokens = self.tokens().await;
+            // One exclusive lock per name, and none inside a locked folder.
+            if let Some((token, rec)) = tokens.iter().find(|(_, r)| {
+                r.path.as_str() == rel
+                    || within(&rel, r.path.as_str()) && r.file_id == 0
+                    || deep && within(r.path.as_str(), &rel)
+            }) {
+                self.caller.locked(format!(
+                    "{rel} is already locked by {} (WebDAV).",
+                    rec.username
+                ));
+                return Err(dav_lock(&path, token, rec));
+            }
+            if shared {
+                self.caller.locked(
+                    "Latch checks files out to one person at a time; ask for an exclusive lock."
+                        .to_string(),
+                );
+                return Err(held_nowhere(&path));
+            }
+            let file = self.record_at(&rel).await;
+            let file_id = match &file {
+                Some(rec) => match rec.locked_by() {
+                    Some(holder) if holder != me.username => {
+                        self.caller.locked(format!(
+                            "{} is checked out by {holder}; it opens read-only until they check it in.",
+                            rec.path
+                        ));
+                        return Err(held_in_latch(&path, rec, holder));
+                    }
+                    // Already the caller's (from the web): the token joins it.
+                    Some(_) => rec.id,
+                    None => {
+                        let comment = LockComment::parse(&format!(
+                            "opened in {}",
+                            self.caller.client
+                        ))
+                        .ok()
+                        .flatten();
+                        match self.files.checkout(&me, rec.id, comment).await {
+                            Ok(rec) => rec.id,
+                            Err(e) => {
+                                // Lost a race, reserved for someone else…: said as it is.
+                                self.caller.refused(e);
+                                return Err(held_nowhere(&path));
+                            }
+                        }
+                    }
+                },
+                // A folder, or a name with nothing yet (the file a client is
+                // about to save): the lock is WebDAV's alone until a file lands.
+                None => 0,
+            };
+            let token = format!("opaquelocktoken:{}", uuid_like());
+            let rec = DavLockRecord {
+                file_id,
+                path: RepoPath::from_stored(rel),
+                username: me.username.clone(),
+                owner_xml: owner,
+                locked_at: now(),
+                timeout_at: Self::timeout_at(timeout),
+            };
+            if let Err(e) = self.files.put_dav_lock(token.clone(), rec.clone()).await {
+                self.caller.refused(e);
+                return Err(held_nowhere(&path));
+            }
+            let mut lock = dav_lock(&path, &token, &rec);
+            lock.deep = deep;
+            Ok(lock)
+        }
+        .boxed()
+    }
+
+    fn unlock(&self, path: &DavPath, token: &str) -> LsFuture<'_, Result<(), ()>> {
+        let token = token.to_string();
+        let path = path.clone();
+        async move {
+            let me = self.caller.actor.clone();
+            let Some((_, rec)) = self.tokens().await.into_iter().find(|(t, _)| *t == token) else {
+                self.caller.refused(AppError::Conflict(
+                    "That lock token is not in force here (it ended or was never given).".into(),
+                ));
+                return Err(());
+            };
+            let rel = rel(&path).unwrap_or_default();
+            if rec.username != me.username || rec.path.as_str() != rel {
+                self.caller.refused(AppError::Forbidden(
+                    "That lock token is someone else's, or another file's.".into(),
+                ));
+                return Err(());
+            }
+            if rec.file_id != 0
+                && let Ok(file) = self.files.get(rec.file_id).await
+                && file.locked_by() == Some(me.username.as_str())
+            {
+                // Closing the file: a draft becomes the next minor revision;
+                // without one (or one that changed nothing) the check-out ends.
+                let message = CommitMessage::parse(&format!("Saved from {}", self.caller.client));
+                let checked_in = match message {
+                    Ok(m) => self.files.checkin_draft(&me, file.id, m).await,
+                    Err(e) => Err(e.into()),
+                };
+                match checked_in {
+                    Ok(Some(_)) => {}
+                    Ok(None) | Err(AppError::Invalid(_)) => {
+                        if let Err(e) = self.files.cancel(&me, file.id).await {
+                            self.caller.refused(e);
+                            return Err(());
+                        }
+                    }
+                    Err(e) => {
+                        self.caller.refused(e);
+                        return Err(());
+                    }
+                }
+            }
+            if let Err(e) = self.files.remove_dav_lock(token).await {
+                self.caller.refused(e);
+                return Err(());
+            }
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn refresh(
+        &self,
+        path: &DavPath,
+        token: &str,
+        timeout: Option<Duration>,
+    ) -> LsFuture<'_, Result<DavLock, ()>> {
+        let token = token.to_string();
+        let path = path.clone();
+        async move {
+            let Some((_, mut rec)) = self.tokens().await.into_iter().find(|(t, _)| *t == token)
+            else {
+                return Err(());
+            };
+            if rec.username != self.caller.actor.username {
+                return Err(());
+            }
+            rec.timeout_at = Self::timeout_at(timeout);
+            self.files
+                .put_dav_lock(token.clone(), rec.clone())
+                .await
+                .map_err(|_| ())?;
+            Ok(dav_lock(&path, &token, &rec))
+        }
+        .boxed()
+    }
+
+    fn check(
+        &self,
+        path: &DavPath,
+        _principal: Option<&str>,
+        _ignore_principal: bool,
+        deep: bool,
+        submitted: &[String],
+    ) -> LsFuture<'_, Result<(), DavLock>> {
+        let path = path.clone();
+        let submitted = submitted.to_vec();
+        async move {
+            let me = self.caller.actor.username.clone();
+            let Ok(rel) = rel(&path) else {
+                return Ok(());
+            };
+            // Latch's own locks: someone else's file is theirs alone.
+            if let Ok(list) = self.files.list().await {
+                for f in list.iter() {
+                    let hit = f.path.as_str() == rel || deep && within(f.path.as_str(), &rel);
+                    if let Some(holder) = f.locked_by().filter(|h| *h != me)
+                        && hit
+                    {
+                        self.caller.locked(format!(
+                            "{} is checked out by {holder}; it opens read-only until they check it in.",
+                            f.path
+                        ));
+                        return Err(held_in_latch(&path, f, holder));
+                    }
+                }
+            }
+            // WebDAV tokens: a change under one needs it submitted, even by
+            // its owner (another program of theirs must not save over it).
+            for (token, rec) in self.tokens().await {
+                let covers = within(&rel, rec.path.as_str())
+                    && (rec.path.as_str() == rel || rec.file_id == 0)
+                    || deep && within(rec.path.as_str(), &rel);
+                if covers && !submitted.contains(&token) {
+                    self.caller.locked(format!(
+                        "{} is locked by {} (WebDAV); send its lock token.",
+                        rec.path, rec.username
+                    ));
+                    return Err(dav_lock(&path, &token, &rec));
+                }
+            }
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn discover(&self, path: &DavPath) -> LsFuture<'_, Vec<DavLock>> {
+        let path = path.clone();
+        async move {
+            let Ok(rel) = rel(&path) else {
+                return Vec::new();
+            };
+            let mut found: Vec<DavLock> = self
+                .tokens()
+                .await
+                .iter()
+                .filter(|(_, r)| {
+                    r.path.as_str() == rel || r.file_id == 0 && within(&rel, r.path.as_str())
+                })
+                .map(|(t, r)| dav_lock(&path, t, r))
+                .collect();
+            if found.is_empty()
+                && let Some(rec) = self.record_at(&rel).await
+                && let Some(holder) = rec.locked_by()
+            {
+                found.push(held_in_latch(&path, &rec, holder));
+            }
+            found
+        }
+        .boxed()
+    }
+
+    fn delete(&self, path: &DavPath) -> LsFuture<'_, Result<(), ()>> {
+        let path = path.clone();
+        async move {
+            let Ok(rel) = rel(&path) else {
+                return Ok(());
+            };
+            for (token, rec) in self.tokens().await {
+                if within(rec.path.as_str(), &rel) {
+                    let _ = self.files.remove_dav_lock(token).await;
+                }
+            }
+            Ok(())
+        }
+        .boxed()
+    }
+}
+
+/// A refusal with no holder to name (the sentence says why).
+fn held_nowhere(path: &DavPath) -> DavLock {
+    DavLock {
+        token: String::new(),
+        path: Box::new(path.clone()),
+        principal: None,
+        owner: None,
+        timeout_at: Some(SystemTime::now()),
+        timeout: None,
+        shared: false,
+        deep: false,
+    }
+}
+
+/// A random token body in the UUID layout clients expect.
+fn uuid_like() -> String {
+    let h = crate::secret::random_hex(16);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
