@@ -52,6 +52,9 @@ pub const KEPT_FOLDERS: TableDefinition<&str, &[u8]> = TableDefinition::new("kep
 /// A WebDAV lock token → the check-out it stands for (schema 6), so a
 /// client's `UNLOCK` after a restart still finds its check-out.
 pub const DAV_LOCKS: TableDefinition<&str, &[u8]> = TableDefinition::new("dav_locks");
+/// `file:<id>` or `folder:<path>` → the properties a WebDAV client set on
+/// it (`PROPPATCH`, schema 6): a file's follow it by id through moves.
+pub const DEAD_PROPS: TableDefinition<&str, &[u8]> = TableDefinition::new("dead_props");
 
 const NEXT_FILE_ID: &str = "next_file_id";
 const NEXT_TOKEN_ID: &str = "next_token_id";
@@ -643,6 +646,9 @@ impl Store {
         txn.open_table(META)?;
         txn.open_table(VERSIONS)?;
         txn.open_table(FILES_LOG)?;
+        txn.open_table(KEPT_FOLDERS)?;
+        txn.open_table(DAV_LOCKS)?;
+        txn.open_table(DEAD_PROPS)?;
         crate::inbox::create_tables(&txn)?;
         txn.commit()?;
         Ok(())

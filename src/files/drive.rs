@@ -20,7 +20,8 @@ use super::{Actor, Files, NewVersion, not_found};
 use crate::domain::{Bump, CommitMessage, RepoPath};
 use crate::error::{AppError, AppResult};
 use crate::store::{
-    self, DAV_LOCKS, Draft, FILES, FileRecord, KEPT_FOLDERS, PATHS, get_file, now, put_file,
+    self, DAV_LOCKS, DEAD_PROPS, Draft, FILES, FileRecord, KEPT_FOLDERS, PATHS, get_file, now,
+    put_file,
 };
 use crate::vault::Spool;
 
@@ -38,6 +39,13 @@ pub struct DavLockRecord {
     pub locked_at: i64,
     /// Unix seconds; `None` for a lock without a timeout.
     pub timeout_at: Option<i64>,
+    /// A shared lock: the holder's own programs may each take one.
+    #[serde(default)]
+    pub shared: bool,
+    /// A folder's lock: the files it checked out (and those saved into
+    /// the folder since), resolved with it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<u64>,
 }
 
 /// A folder kept empty by `MKCOL`.
@@ -51,8 +59,30 @@ struct KeptFolder {
 pub fn create_tables(txn: &redb::WriteTransaction) -> AppResult<()> {
     txn.open_table(KEPT_FOLDERS)?;
     txn.open_table(DAV_LOCKS)?;
+    txn.open_table(DEAD_PROPS)?;
     Ok(())
 }
+
+/// A property a WebDAV client set (a "dead" property: kept, not read).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeadProp {
+    pub name: String,
+    pub prefix: Option<String>,
+    pub namespace: Option<String>,
+    /// The whole element, as the client sent it.
+    pub xml: Option<String>,
+}
+
+impl DeadProp {
+    fn key(&self) -> (Option<&str>, &str) {
+        (self.namespace.as_deref(), self.name.as_str())
+    }
+}
+
+/// At most this many properties per file or folder, and this many bytes
+/// of them in all: metadata, not a second store for content.
+pub const MAX_DEAD_PROPS: usize = 64;
+pub const MAX_DEAD_PROP_BYTES: usize = 64 * 1024;
 
 /// Drops kept folders a new file at `path` lands in: they need no keeping.
 /// Refuses (409) a file named as a kept folder, or as one's ancestor.
@@ -312,6 +342,82 @@ impl Files {
             })
         })
         .await
+    }
+
+    // ------------------------------------------------------- dead properties
+
+    pub async fn dead_props(&self, key: String) -> AppResult<Vec<DeadProp>> {
+        self.shared
+            .store
+            .blocking(move |store| {
+                store.read(|txn| {
+                    let table = txn.open_table(DEAD_PROPS)?;
+                    let found = table.get(key.as_str())?;
+                    found.map(|v| store::decode(v.value())).transpose()
+                })
+            })
+            .await
+            .map(Option::unwrap_or_default)
+    }
+
+    /// Sets (`true`) and removes (`false`) properties of `key`, all or none.
+    pub async fn patch_dead_props(
+        &self,
+        actor: &Actor,
+        key: String,
+        patch: Vec<(bool, DeadProp)>,
+    ) -> AppResult<()> {
+        let actor = actor.clone();
+        self.shared
+            .store
+            .blocking(move |store| {
+                store.write(|tx| {
+                    require_active(tx, &actor, Needs::Account, "set properties")?;
+                    let mut table = tx.txn.open_table(DEAD_PROPS)?;
+                    let mut props: Vec<DeadProp> = match table.get(key.as_str())? {
+                        Some(v) => store::decode(v.value())?,
+                        None => Vec::new(),
+                    };
+                    for (set, prop) in patch {
+                        props.retain(|p| p.key() != prop.key());
+                        if set {
+                            props.push(prop);
+                        }
+                    }
+                    let bytes = store::encode(&props)?;
+                    if props.len() > MAX_DEAD_PROPS || bytes.len() > MAX_DEAD_PROP_BYTES {
+                        return Err(AppError::TooLarge(format!(
+                            "At most {MAX_DEAD_PROPS} properties of {} in all are kept per file or folder.",
+                            crate::domain::human_size(MAX_DEAD_PROP_BYTES as u64)
+                        )));
+                    }
+                    if props.is_empty() {
+                        table.remove(key.as_str())?;
+                    } else {
+                        table.insert(key.as_str(), bytes.as_slice())?;
+                    }
+                    Ok(())
+                })
+            })
+            .await
+    }
+
+    /// Forgets the properties of `key` (a deleted file or folder), and
+    /// with `moved_to`, gives them to another key (a moved folder).
+    pub async fn move_dead_props(&self, key: String, moved_to: Option<String>) -> AppResult<()> {
+        self.shared
+            .store
+            .blocking(move |store| {
+                store.write(|tx| {
+                    let mut table = tx.txn.open_table(DEAD_PROPS)?;
+                    let old = table.remove(key.as_str())?.map(|v| v.value().to_vec());
+                    if let (Some(old), Some(to)) = (old, moved_to) {
+                        table.insert(to.as_str(), old.as_slice())?;
+                    }
+                    Ok(())
+                })
+            })
+            .await
     }
 
     // ---------------------------------------------------- WebDAV lock tokens

@@ -54,7 +54,7 @@ pub mod versions;
 
 pub use aging::{LockAging, SYSTEM_ACTOR};
 pub use content::{Comparison, FolderZip, PREVIEW_BYTES, Preview, Shown, human_size};
-pub use drive::{DavLockRecord, create_tables as create_drive_tables};
+pub use drive::{DavLockRecord, DeadProp, create_tables as create_drive_tables};
 use names::check_name_free;
 pub use notices::{InboxView, Watches};
 pub use reads::{Board, Download, Version, download_name};

@@ -11,15 +11,16 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::{Buf, Bytes};
 use dav_server::davpath::DavPath;
 use dav_server::fs::{
-    DavDirEntry, DavFile, DavFileSystem, DavMetaData, FsError, FsFuture, FsStream, OpenOptions,
-    ReadDirMeta,
+    DavDirEntry, DavFile, DavFileSystem, DavMetaData, DavProp, FsError, FsFuture, FsStream,
+    OpenOptions, ReadDirMeta,
 };
 use futures_util::FutureExt;
+use poem::http::StatusCode;
 
 use super::Caller;
 use crate::domain::{Description, RepoPath, Revision};
 use crate::error::{AppError, AppResult};
-use crate::files::{Files, NewFile, SpoolWriter};
+use crate::files::{DeadProp, Files, NewFile, SpoolWriter};
 use crate::store::FileRecord;
 use crate::vault::BlobId;
 
@@ -154,6 +155,33 @@ impl LatchFs {
                     "The folder {parent} does not exist; make it first."
                 )));
                 Err(FsError::NotFound)
+            }
+        }
+    }
+
+    /// Where a path's dead properties are kept: a file's by its id (they
+    /// follow it through moves), a folder's by its path.
+    async fn props_key(&self, path: &DavPath) -> Result<String, FsError> {
+        let rel = rel(path)?;
+        Ok(match self.node(&rel).await? {
+            Node::File(rec) => format!("file:{}", rec.id),
+            Node::Folder { .. } => format!("folder:{rel}"),
+        })
+    }
+
+    /// Keeps the folders `old` was in when it was their last file: on a
+    /// drive, emptying a folder does not remove it.
+    async fn keep_emptied(&self, old: &str) {
+        let folder = RepoPath::from_stored(old).folder().to_string();
+        let mut upto = String::new();
+        for part in folder.split('/').filter(|p| !p.is_empty()) {
+            if !upto.is_empty() {
+                upto.push('/');
+            }
+            upto.push_str(part);
+            if let Err(FsError::NotFound) = self.node(&upto).await {
+                let path = RepoPath::from_stored(upto.clone());
+                let _ = self.files.keep_folder(&self.caller.actor, path).await;
             }
         }
     }
@@ -375,9 +403,14 @@ impl DavFileSystem for LatchFs {
                 ))));
             }
             self.files
-                .drop_folder(&self.caller.actor, rel)
+                .drop_folder(&self.caller.actor, rel.clone())
                 .await
                 .map_err(|e| self.refuse(e))?;
+            let _ = self
+                .files
+                .move_dead_props(format!("folder:{rel}"), None)
+                .await;
+            self.keep_emptied(&rel).await;
             Ok(())
         }
         .boxed()
@@ -390,6 +423,11 @@ impl DavFileSystem for LatchFs {
                 .delete(&self.caller.actor, rec.id)
                 .await
                 .map_err(|e| self.refuse(e))?;
+            let _ = self
+                .files
+                .move_dead_props(format!("file:{}", rec.id), None)
+                .await;
+            self.keep_emptied(rec.path.as_str()).await;
             Ok(())
         }
         .boxed()
@@ -406,6 +444,7 @@ impl DavFileSystem for LatchFs {
                         .move_file(&self.caller.actor, rec.id, dest)
                         .await
                         .map_err(|e| self.refuse(e))?;
+                    self.keep_emptied(rec.path.as_str()).await;
                 }
                 Node::Folder { .. } => {
                     // Each file, as its own move; all are checked first so a
@@ -438,13 +477,118 @@ impl DavFileSystem for LatchFs {
                             .await
                             .map_err(|e| self.refuse(e))?;
                     }
+                    // Empty folders inside go along: kept at the new place.
+                    let mut kept = self.files.kept_folders().await.map_err(|e| self.refuse(e))?;
+                    kept.retain(|k| k.starts_with(&under));
+                    kept.sort();
+                    for folder in std::iter::once(to.clone())
+                        .chain(kept.iter().map(|k| format!("{to}/{}", &k[under.len()..])))
+                    {
+                        if let Err(FsError::NotFound) = self.node(&folder).await {
+                            let path = self.new_path(&folder)?;
+                            let _ = self.files.keep_folder(me, path).await;
+                        }
+                    }
                     self.files
-                        .drop_folder(me, from)
+                        .drop_folder(me, from.clone())
                         .await
                         .map_err(|e| self.refuse(e))?;
+                    let _ = self
+                        .files
+                        .move_dead_props(format!("folder:{from}"), Some(format!("folder:{to}")))
+                        .await;
+                    self.keep_emptied(&from).await;
                 }
             }
             Ok(())
+        }
+        .boxed()
+    }
+
+    fn have_props<'a>(
+        &'a self,
+        _path: &'a DavPath,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send + 'a>> {
+        async { true }.boxed()
+    }
+
+    fn get_props<'a>(&'a self, path: &'a DavPath, do_content: bool) -> FsFuture<'a, Vec<DavProp>> {
+        async move {
+            let key = self.props_key(path).await?;
+            let props = self
+                .files
+                .dead_props(key)
+                .await
+                .map_err(|e| self.refuse(e))?;
+            Ok(props
+                .into_iter()
+                .map(|p| DavProp {
+                    name: p.name,
+                    prefix: p.prefix,
+                    namespace: p.namespace,
+                    xml: p.xml.filter(|_| do_content).map(String::into_bytes),
+                })
+                .collect())
+        }
+        .boxed()
+    }
+
+    fn get_prop<'a>(&'a self, path: &'a DavPath, prop: DavProp) -> FsFuture<'a, Vec<u8>> {
+        async move {
+            let key = self.props_key(path).await?;
+            let props = self
+                .files
+                .dead_props(key)
+                .await
+                .map_err(|e| self.refuse(e))?;
+            props
+                .into_iter()
+                .find(|p| p.name == prop.name && p.namespace == prop.namespace)
+                .and_then(|p| p.xml)
+                .map(String::into_bytes)
+                .ok_or(FsError::NotFound)
+        }
+        .boxed()
+    }
+
+    fn patch_props<'a>(
+        &'a self,
+        path: &'a DavPath,
+        patch: Vec<(bool, DavProp)>,
+    ) -> FsFuture<'a, Vec<(StatusCode, DavProp)>> {
+        async move {
+            let key = self.props_key(path).await?;
+            let stored = patch
+                .iter()
+                .map(|(set, p)| {
+                    let prop = DeadProp {
+                        name: p.name.clone(),
+                        prefix: p.prefix.clone(),
+                        namespace: p.namespace.clone(),
+                        xml: p
+                            .xml
+                            .as_ref()
+                            .map(|x| String::from_utf8_lossy(x).into_owned()),
+                    };
+                    (*set, prop)
+                })
+                .collect();
+            let status = match self
+                .files
+                .patch_dead_props(&self.caller.actor, key, stored)
+                .await
+            {
+                Ok(()) => StatusCode::OK,
+                Err(AppError::TooLarge(_)) => StatusCode::INSUFFICIENT_STORAGE,
+                Err(e) => return Err(self.refuse(e)),
+            };
+            Ok(patch
+                .into_iter()
+                .map(|(_, p)| {
+                    let shown = DavProp { xml: None, ..p };
+                    (status, shown)
+                })
+                .collect())
         }
         .boxed()
     }

@@ -34,13 +34,15 @@ impl std::fmt::Debug for LatchLocks {
     }
 }
 
-/// A lock as WebDAV shows it.
-fn dav_lock(path: &DavPath, token: &str, rec: &DavLockRecord) -> DavLock {
+/// A lock as WebDAV shows it to `viewer`: its owner sees the owner element
+/// their client sent, everyone else the Latch holder's name.
+fn dav_lock(path: &DavPath, token: &str, rec: &DavLockRecord, viewer: &str) -> DavLock {
     let owner = rec
         .owner_xml
         .as_deref()
+        .filter(|_| viewer == rec.username)
         .and_then(|x| Element::parse(x.as_bytes()).ok())
-        .unwrap_or_else(|| owner_named(&rec.username));
+        .unwrap_or_else(|| owner_named(&format!("checked out by {}", rec.username)));
     let timeout_at = rec
         .timeout_at
         .map(|t| UNIX_EPOCH + Duration::from_secs(t.max(0) as u64));
@@ -53,8 +55,8 @@ fn dav_lock(path: &DavPath, token: &str, rec: &DavLockRecord) -> DavLock {
         timeout: rec
             .timeout_at
             .map(|t| Duration::from_secs((t - now()).max(0) as u64)),
-        shared: false,
-        deep: false,
+        shared: rec.shared,
+        deep: rec.file_id == 0,
     }
 }
 
@@ -89,6 +91,26 @@ fn held_in_latch(path: &DavPath, rec: &FileRecord, holder: &str) -> DavLock {
 }
 
 impl LatchLocks {
+    /// Ends the caller's check-out of file `id` as closing it does: a draft
+    /// becomes the next minor revision; without one (or one that changed
+    /// nothing) the check-out is cancelled. Someone else's (an override
+    /// came between) is left alone.
+    async fn resolve(&self, id: u64) -> Result<(), AppError> {
+        let me = &self.caller.actor;
+        let Ok(file) = self.files.get(id).await else {
+            return Ok(());
+        };
+        if file.locked_by() != Some(me.username.as_str()) {
+            return Ok(());
+        }
+        let message = CommitMessage::parse(&format!("Saved from {}", self.caller.client))?;
+        match self.files.checkin_draft(me, id, message).await {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) | Err(AppError::Invalid(_)) => self.files.cancel(me, id).await.map(|_| ()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Tokens still in force (a client's timeout ends a token, not the lock).
     async fn tokens(&self) -> Vec<(String, DavLockRecord)> {
         let at = now();
@@ -150,26 +172,32 @@ impl DavLockSystem for LatchLocks {
                 return Err(held_nowhere(&path));
             };
             let tokens = self.tokens().await;
-            // One exclusive lock per name, and none inside a locked folder.
+            // One exclusive lock per name and none inside a locked folder;
+            // shared ones only among the holder's own programs.
             if let Some((token, rec)) = tokens.iter().find(|(_, r)| {
-                r.path.as_str() == rel
+                let overlaps = r.path.as_str() == rel
                     || within(&rel, r.path.as_str()) && r.file_id == 0
-                    || deep && within(r.path.as_str(), &rel)
+                    || deep && within(r.path.as_str(), &rel);
+                overlaps && !(shared && r.shared && r.username == me.username)
             }) {
                 self.caller.locked(format!(
-                    "{rel} is already locked by {} (WebDAV).",
-                    rec.username
+                    "{} is checked out by {}, and open in their WebDAV client.",
+                    rec.path, rec.username
                 ));
-                return Err(dav_lock(&path, token, rec));
+                return Err(dav_lock(&path, token, rec, &me.username));
             }
-            if shared {
-                self.caller.locked(
-                    "Latch checks files out to one person at a time; ask for an exclusive lock."
-                        .to_string(),
-                );
-                return Err(held_nowhere(&path));
-            }
-            let file = self.record_at(&rel).await;
+            let list = match self.files.list().await {
+                Ok(list) => list,
+                Err(e) => {
+                    self.caller.refused(e);
+                    return Err(held_nowhere(&path));
+                }
+            };
+            let comment = LockComment::parse(&format!("opened in {}", self.caller.client))
+                .ok()
+                .flatten();
+            let file = list.iter().find(|f| f.path.as_str() == rel).cloned();
+            let mut files = Vec::new();
             let file_id = match &file {
                 Some(rec) => match rec.locked_by() {
                     Some(holder) if holder != me.username => {
@@ -181,26 +209,41 @@ impl DavLockSystem for LatchLocks {
                     }
                     // Already the caller's (from the web): the token joins it.
                     Some(_) => rec.id,
-                    None => {
-                        let comment = LockComment::parse(&format!(
-                            "opened in {}",
-                            self.caller.client
-                        ))
-                        .ok()
-                        .flatten();
-                        match self.files.checkout(&me, rec.id, comment).await {
-                            Ok(rec) => rec.id,
+                    None => match self.files.checkout(&me, rec.id, comment).await {
+                        Ok(rec) => rec.id,
+                        Err(e) => {
+                            // Lost a race, reserved for someone else…: said as it is.
+                            self.caller.refused(e);
+                            return Err(held_nowhere(&path));
+                        }
+                    },
+                },
+                // A folder: every file in it is checked out, all or none.
+                // A name with nothing yet (a file about to be saved): the
+                // lock is WebDAV's alone until a file lands there.
+                None => {
+                    let under = format!("{rel}/");
+                    let ids: Vec<u64> = list
+                        .iter()
+                        .filter(|f| rel.is_empty() || f.path.as_str().starts_with(&under))
+                        .filter(|f| f.locked_by() != Some(me.username.as_str()))
+                        .map(|f| f.id)
+                        .collect();
+                    if !ids.is_empty() {
+                        match self.files.checkout_set(&me, &ids, comment).await {
+                            Ok(_) => files = ids,
+                            Err(AppError::Held { message, .. }) => {
+                                self.caller.locked(message);
+                                return Err(held_nowhere(&path));
+                            }
                             Err(e) => {
-                                // Lost a race, reserved for someone else…: said as it is.
                                 self.caller.refused(e);
                                 return Err(held_nowhere(&path));
                             }
                         }
                     }
-                },
-                // A folder, or a name with nothing yet (the file a client is
-                // about to save): the lock is WebDAV's alone until a file lands.
-                None => 0,
+                    0
+                }
             };
             let token = format!("opaquelocktoken:{}", uuid_like());
             let rec = DavLockRecord {
@@ -210,13 +253,16 @@ impl DavLockSystem for LatchLocks {
                 owner_xml: owner,
                 locked_at: now(),
                 timeout_at: Self::timeout_at(timeout),
+                shared,
+                files,
             };
             if let Err(e) = self.files.put_dav_lock(token.clone(), rec.clone()).await {
                 self.caller.refused(e);
                 return Err(held_nowhere(&path));
             }
-            let mut lock = dav_lock(&path, &token, &rec);
+            let mut lock = dav_lock(&path, &token, &rec, &self.caller.actor.username);
             lock.deep = deep;
+            lock.shared = shared;
             Ok(lock)
         }
         .boxed()
@@ -240,29 +286,29 @@ impl DavLockSystem for LatchLocks {
                 ));
                 return Err(());
             }
-            if rec.file_id != 0
-                && let Ok(file) = self.files.get(rec.file_id).await
-                && file.locked_by() == Some(me.username.as_str())
-            {
-                // Closing the file: a draft becomes the next minor revision;
-                // without one (or one that changed nothing) the check-out ends.
-                let message = CommitMessage::parse(&format!("Saved from {}", self.caller.client));
-                let checked_in = match message {
-                    Ok(m) => self.files.checkin_draft(&me, file.id, m).await,
-                    Err(e) => Err(e.into()),
-                };
-                match checked_in {
-                    Ok(Some(_)) => {}
-                    Ok(None) | Err(AppError::Invalid(_)) => {
-                        if let Err(e) = self.files.cancel(&me, file.id).await {
-                            self.caller.refused(e);
-                            return Err(());
-                        }
-                    }
-                    Err(e) => {
-                        self.caller.refused(e);
-                        return Err(());
-                    }
+            // Closing the file (or folder): each file it checked out is
+            // resolved once no other token of the caller still holds it.
+            let others: Vec<DavLockRecord> = self
+                .tokens()
+                .await
+                .into_iter()
+                .filter(|(t, _)| *t != token)
+                .map(|(_, r)| r)
+                .collect();
+            let ids = (rec.file_id != 0)
+                .then_some(rec.file_id)
+                .into_iter()
+                .chain(rec.files.iter().copied());
+            for id in ids.collect::<Vec<_>>() {
+                if others
+                    .iter()
+                    .any(|o| o.file_id == id || o.files.contains(&id))
+                {
+                    continue;
+                }
+                if let Err(e) = self.resolve(id).await {
+                    self.caller.refused(e);
+                    return Err(());
                 }
             }
             if let Err(e) = self.files.remove_dav_lock(token).await {
@@ -295,7 +341,7 @@ impl DavLockSystem for LatchLocks {
                 .put_dav_lock(token.clone(), rec.clone())
                 .await
                 .map_err(|_| ())?;
-            Ok(dav_lock(&path, &token, &rec))
+            Ok(dav_lock(&path, &token, &rec, &self.caller.actor.username))
         }
         .boxed()
     }
@@ -338,10 +384,10 @@ impl DavLockSystem for LatchLocks {
                     || deep && within(rec.path.as_str(), &rel);
                 if covers && !submitted.contains(&token) {
                     self.caller.locked(format!(
-                        "{} is locked by {} (WebDAV); send its lock token.",
+                        "{} is checked out by {} and open in a WebDAV client; only a request with its lock token may change it.",
                         rec.path, rec.username
                     ));
-                    return Err(dav_lock(&path, &token, &rec));
+                    return Err(dav_lock(&path, &token, &rec, &self.caller.actor.username));
                 }
             }
             Ok(())
@@ -362,7 +408,7 @@ impl DavLockSystem for LatchLocks {
                 .filter(|(_, r)| {
                     r.path.as_str() == rel || r.file_id == 0 && within(&rel, r.path.as_str())
                 })
-                .map(|(t, r)| dav_lock(&path, t, r))
+                .map(|(t, r)| dav_lock(&path, t, r, &self.caller.actor.username))
                 .collect();
             if found.is_empty()
                 && let Some(rec) = self.record_at(&rel).await

@@ -20,7 +20,7 @@ use poem::web::headers::{Authorization, HeaderMapExt, authorization::Basic};
 use poem::{Body, Endpoint, Request, Response};
 
 use crate::error::AppError;
-use crate::files::{Actor, DavLockRecord, Files};
+use crate::files::{Actor, Files};
 use crate::http::error::{Surface, said};
 use crate::http::guards::Guard;
 use crate::store::FileRecord;
@@ -60,30 +60,32 @@ impl Caller {
         let Ok(tokens) = self.files.dav_locks().await else {
             return;
         };
-        for (token, lock) in tokens {
-            if lock.file_id == 0 && lock.path == rec.path && lock.username == self.actor.username {
-                let comment =
-                    crate::domain::LockComment::parse(&format!("opened in {}", self.client))
-                        .ok()
-                        .flatten();
-                if self
-                    .files
-                    .checkout(&self.actor, rec.id, comment)
-                    .await
-                    .is_ok()
-                {
-                    let _ = self
-                        .files
-                        .put_dav_lock(
-                            token,
-                            DavLockRecord {
-                                file_id: rec.id,
-                                ..lock
-                            },
-                        )
-                        .await;
-                }
+        for (token, mut lock) in tokens {
+            let mine = lock.username == self.actor.username;
+            let exact = lock.file_id == 0 && lock.path == rec.path;
+            let in_folder = lock.file_id == 0
+                && (lock.path.as_str().is_empty()
+                    || rec.path.as_str().starts_with(&format!("{}/", lock.path)));
+            if !mine || !(exact || in_folder) {
+                continue;
             }
+            let comment = crate::domain::LockComment::parse(&format!("opened in {}", self.client))
+                .ok()
+                .flatten();
+            if self
+                .files
+                .checkout(&self.actor, rec.id, comment)
+                .await
+                .is_ok()
+            {
+                if exact {
+                    lock.file_id = rec.id;
+                } else {
+                    lock.files.push(rec.id);
+                }
+                let _ = self.files.put_dav_lock(token, lock).await;
+            }
+            return;
         }
     }
 }
