@@ -107,6 +107,16 @@ pub fn landed(txn: &redb::WriteTransaction, path: &RepoPath) -> AppResult<()> {
     Ok(())
 }
 
+/// `<data>/drafts`, beside the spool; made if missing.
+pub(super) fn drafts_dir_beside(spool_dir: &Path) -> AppResult<PathBuf> {
+    let dir = spool_dir
+        .parent()
+        .map(|data| data.join("drafts"))
+        .unwrap_or_else(|| PathBuf::from("drafts"));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
 fn draft_prefix(id: u64) -> String {
     format!("draft-{id}-")
 }

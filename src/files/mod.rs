@@ -150,11 +150,7 @@ impl Files {
             }
         }
         vault.clear_quarantine()?;
-        let drafts_dir = spool_dir
-            .parent()
-            .map(|data| data.join("drafts"))
-            .unwrap_or_else(|| PathBuf::from("drafts"));
-        std::fs::create_dir_all(&drafts_dir)?;
+        let drafts_dir = drive::drafts_dir_beside(&spool_dir)?;
         Ok(Files {
             shared: Arc::new(Shared {
                 store,

@@ -9,6 +9,7 @@
 //! cross-site request. Bodies stream both ways; a `PUT` is spooled with the
 //! upload limit like any upload.
 
+mod file;
 mod fs;
 mod locks;
 
