@@ -172,21 +172,14 @@ impl Files {
         Some((self.shared.drafts_dir.join(&draft.file), draft.size))
     }
 
-    /// Checks the holder's draft in as the next minor revision. `None`
-    /// when there is no draft to check in.
-    pub async fn checkin_draft(
-        &self,
-        actor: &Actor,
-        id: u64,
-        message: CommitMessage,
-    ) -> AppResult<Option<FileRecord>> {
+    /// A spool of the draft `actor` holds of file `id` (a second name for
+    /// it: the check-in's spool is removed when it is done, the draft only
+    /// once the lock is gone), or `None` without one.
+    pub async fn draft_spool(&self, actor: &Actor, id: u64) -> AppResult<Option<Spool>> {
         let rec = self.get(id).await?;
-        require_holder(&rec, actor, "check it in")?;
         let Some((draft, size)) = self.draft_of(actor, &rec) else {
             return Ok(None);
         };
-        // A second name for the draft: the check-in's spool is removed when
-        // it is done, the draft only once the lock is gone.
         let spool = Spool {
             path: self
                 .shared
@@ -197,6 +190,22 @@ impl Files {
         std::fs::hard_link(&draft, &spool.path).map_err(|e| {
             AppError::Internal(format!("the draft {} cannot be read: {e}", draft.display()))
         })?;
+        Ok(Some(spool))
+    }
+
+    /// Checks the holder's draft in as the next minor revision. `None`
+    /// when there is no draft to check in.
+    pub async fn checkin_draft(
+        &self,
+        actor: &Actor,
+        id: u64,
+        message: CommitMessage,
+    ) -> AppResult<Option<FileRecord>> {
+        let rec = self.get(id).await?;
+        require_holder(&rec, actor, "check it in")?;
+        let Some(spool) = self.draft_spool(actor, id).await? else {
+            return Ok(None);
+        };
         let version = NewVersion {
             message,
             bump: Bump::Minor,

@@ -439,8 +439,9 @@ async fn an_override_drops_the_holders_draft() {
         async move { std::fs::read_dir(&drafts).unwrap().count() == 0 }
     })
     .await;
-    // Bob's program closing the file later changes nothing.
-    assert_eq!(bob.unlock("part.mcam", &token).await, 204);
+    // Bob's program closing the file later changes nothing: its token
+    // ended with the check-out.
+    assert_eq!(bob.unlock("part.mcam", &token).await, 409);
     assert_eq!(versions(&app, id).await.len(), 1);
 }
 
@@ -565,4 +566,50 @@ async fn litmus_passes_basic_copymove_props_locks_and_http() {
             "litmus ran {suite}:\n{text}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_web_check_in_takes_the_draft_unless_a_file_is_uploaded() {
+    let (app, _admin, bob, _carol) = setup().await;
+    let id = app.admin().await.upload_ok("part.mcam", b"v1").await;
+    let web_bob = app.login("bob", USER_PASSWORD).await;
+    let token = bob.lock("part.mcam").await.expect("lock");
+    assert_eq!(
+        bob.put("part.mcam", b"from the drive", Some(&token))
+            .await
+            .0,
+        204
+    );
+    // No file in the form: the draft is the new version.
+    let form = reqwest::multipart::Form::new().text("message", "done at my desk");
+    let resp = web_bob
+        .post_form(&format!("/api/files/{id}/checkin"), form)
+        .await;
+    assert_eq!(
+        resp.status(),
+        200,
+        "{}",
+        resp.text().await.unwrap_or_default()
+    );
+    assert_eq!(app.admin().await.content(id, None).await, b"from the drive");
+    assert_eq!(versions(&app, id).await[0]["message"], "done at my desk");
+    let drafts = app.data_dir.join("drafts");
+    assert_eq!(std::fs::read_dir(&drafts).unwrap().count(), 0, "draft gone");
+
+    // An uploaded file wins over a draft.
+    let token = bob.lock("part.mcam").await.expect("lock again");
+    assert_eq!(
+        bob.put("part.mcam", b"draft two", Some(&token)).await.0,
+        204
+    );
+    let resp = web_bob
+        .checkin(id, b"uploaded", "uploaded instead", "minor")
+        .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(app.admin().await.content(id, None).await, b"uploaded");
+    assert_eq!(
+        std::fs::read_dir(&drafts).unwrap().count(),
+        0,
+        "draft dropped"
+    );
 }

@@ -111,13 +111,24 @@ impl LatchLocks {
         }
     }
 
-    /// Tokens still in force (a client's timeout ends a token, not the lock).
+    /// Tokens still in force: a client's timeout ends a token (not the
+    /// lock), and so does the end of the check-out it stands for (a web
+    /// check-in, an override, an expiry).
     async fn tokens(&self) -> Vec<(String, DavLockRecord)> {
         let at = now();
         let all = self.files.dav_locks().await.unwrap_or_default();
+        let list = self.files.list().await.ok();
+        let ended = |rec: &DavLockRecord| {
+            rec.file_id != 0
+                && list.as_ref().is_some_and(|l| {
+                    !l.iter().any(|f| {
+                        f.id == rec.file_id && f.locked_by() == Some(rec.username.as_str())
+                    })
+                })
+        };
         let mut live = Vec::new();
         for (token, rec) in all {
-            if rec.timeout_at.is_some_and(|t| t <= at) {
+            if rec.timeout_at.is_some_and(|t| t <= at) || ended(&rec) {
                 let _ = self.files.remove_dav_lock(token).await;
             } else {
                 live.push((token, rec));
@@ -275,7 +286,7 @@ impl DavLockSystem for LatchLocks {
             let me = self.caller.actor.clone();
             let Some((_, rec)) = self.tokens().await.into_iter().find(|(t, _)| *t == token) else {
                 self.caller.refused(AppError::Conflict(
-                    "That lock token is not in force here (it ended or was never given).".into(),
+                    "That lock token is not in force: it timed out, its check-out ended (checked in, cancelled or overridden), or it was never given.".into(),
                 ));
                 return Err(());
             };
