@@ -424,7 +424,10 @@ async fn bench_dav(size: usize, label: &str) {
         .await
         .expect("LOCK");
     assert_eq!(resp.status(), 200, "LOCK");
-    let lock = resp.headers()["lock-token"].to_str().expect("token").to_string();
+    let lock = resp.headers()["lock-token"]
+        .to_str()
+        .expect("token")
+        .to_string();
     server.reset_peak();
     let started = Instant::now();
     let resp = dav("PUT", "big/drive.bin")
@@ -443,7 +446,10 @@ async fn bench_dav(size: usize, label: &str) {
         .await
         .expect("UNLOCK");
     assert_eq!(resp.status(), 204, "UNLOCK");
-    report("UNLOCK (check-in of the draft)", started.elapsed().as_secs_f64());
+    report(
+        "UNLOCK (check-in of the draft)",
+        started.elapsed().as_secs_f64(),
+    );
 
     server.reset_peak();
     let started = Instant::now();

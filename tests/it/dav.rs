@@ -613,3 +613,144 @@ async fn a_web_check_in_takes_the_draft_unless_a_file_is_uploaded() {
         "draft dropped"
     );
 }
+
+/// A davfs2 mount of the drive as one user, unmounted when dropped.
+struct Mount {
+    dir: std::path::PathBuf,
+    mounted: bool,
+}
+
+impl Mount {
+    /// Mounts `url` as `user` under `root`; `None` (with the reason printed)
+    /// when this machine cannot mount FUSE file systems.
+    fn new(root: &std::path::Path, url: &str, user: &str, password: &str) -> Option<Mount> {
+        use std::os::unix::fs::PermissionsExt;
+        let conf = root.join("davfs2");
+        let cache = root.join("cache");
+        let dir = root.join("mnt");
+        for d in [&conf, &cache, &dir] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        // davfs2 drops to its own user: the cache must be writable by it.
+        std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        let secrets = conf.join("secrets");
+        std::fs::write(&secrets, format!("{url} {user} {password}\n")).unwrap();
+        std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let config = conf.join("davfs2.conf");
+        std::fs::write(
+            &config,
+            format!(
+                "use_locks 1\ndelay_upload 0\ncache_dir {}\nsecrets {}\n",
+                cache.display(),
+                secrets.display()
+            ),
+        )
+        .unwrap();
+        let out = std::process::Command::new("mount.davfs")
+            .arg("-o")
+            .arg(format!("conf={}", config.display()))
+            .arg(url)
+            .arg(&dir)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run mount.davfs");
+        if !out.status.success() {
+            let why = String::from_utf8_lossy(&out.stderr).into_owned();
+            if crate::common::require_all() {
+                panic!("mount.davfs failed (LATCH_REQUIRE_ALL=1): {why}");
+            }
+            eprintln!("SKIPPED: mount.davfs could not mount here: {why}");
+            return None;
+        }
+        Some(Mount { dir, mounted: true })
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        if self.mounted {
+            let _ = std::process::Command::new("umount").arg(&self.dir).output();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_davfs2_session_opens_saves_twice_and_closes_into_one_revision() {
+    if !have_tool("mount.davfs", "davfs2") {
+        return;
+    }
+    let (app, _admin, _bob, carol) = setup().await;
+    let id = app
+        .admin()
+        .await
+        .upload_ok("parts/bracket.mcam", b"v1")
+        .await;
+    let watcher = app.user("wendy").await;
+    let mut sse = sse_open(&app.base, &watcher, "", &[]).await;
+    let scratch = tempfile::tempdir().unwrap();
+    let url = format!("{}/dav/", app.base);
+    let Some(mount) = Mount::new(scratch.path(), &url, "bob", USER_PASSWORD) else {
+        return;
+    };
+    let file = mount.dir.join("parts/bracket.mcam");
+
+    // Opening it for writing locks it: checked out by bob, live.
+    let opened = tokio::task::spawn_blocking(move || {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&file)
+            .expect("open on the drive")
+    })
+    .await
+    .unwrap();
+    loop {
+        match sse.next(WAIT).await {
+            SseNext::Event(e) if e.kind() == "locked" => {
+                assert!(e.html().contains("opened in davfs2"), "{}", e.html());
+                break;
+            }
+            SseNext::Event(_) => continue,
+            other => panic!("waiting for the check-out: {other:?}"),
+        }
+    }
+    let f = app.admin().await.file(id).await;
+    assert_eq!(f["lock"]["owner"], "bob");
+    // A second client is refused while it is open, told who has it.
+    let (status, text) = carol.lock("parts/bracket.mcam").await.expect_err("refused");
+    assert_eq!(status, 423);
+    assert!(text.contains("bob"), "{text}");
+
+    // Two saves, then close.
+    tokio::task::spawn_blocking(move || {
+        use std::io::{Seek, Write};
+        let mut f = opened;
+        f.set_len(0).unwrap();
+        f.write_all(b"first save").unwrap();
+        f.sync_all().unwrap();
+        f.set_len(0).unwrap();
+        f.seek(std::io::SeekFrom::Start(0)).unwrap();
+        f.write_all(b"second save, the last").unwrap();
+        f.sync_all().unwrap();
+        drop(f);
+    })
+    .await
+    .unwrap();
+    loop {
+        match sse.next(WAIT).await {
+            SseNext::Event(e) if e.kind() == "checked_in" => break,
+            SseNext::Event(_) => continue,
+            other => panic!("waiting for the check-in: {other:?}"),
+        }
+    }
+    let history = versions(&app, id).await;
+    assert_eq!(history.len(), 2, "one new revision: {history:?}");
+    assert_eq!(history[0]["revision"], "1.1");
+    assert_eq!(history[0]["message"], "Saved from davfs2");
+    assert_eq!(
+        app.admin().await.content(id, None).await,
+        b"second save, the last"
+    );
+    assert!(app.admin().await.file(id).await["lock"].is_null());
+    drop(mount);
+}

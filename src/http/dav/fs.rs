@@ -62,6 +62,14 @@ impl DavMetaData for Meta {
     fn etag(&self) -> Option<String> {
         self.etag.clone()
     }
+    // Git keeps no creation time; the version's time stands for it, so
+    // clients that ask (davfs2, Windows) get an answer, not an omission.
+    fn created(&self) -> Result<SystemTime, FsError> {
+        self.modified()
+    }
+    fn executable(&self) -> Result<bool, FsError> {
+        Ok(false)
+    }
 }
 
 impl LatchFs {
