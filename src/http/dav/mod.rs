@@ -167,6 +167,9 @@ async fn serve(req: Request) -> Result<Response, AppError> {
             caller: caller.clone(),
         }))
         .principal(user.username.clone())
+        // Each read is one trip to a blocking thread (Git inflates there):
+        // large enough that a 200 MiB download is ~800 of them.
+        .read_buf_size(256 * 1024)
         .build_handler();
     let http_req: poem::http::Request<_> = req.into();
     let resp = handler.handle(http_req).await;
