@@ -754,3 +754,29 @@ async fn a_davfs2_session_opens_saves_twice_and_closes_into_one_revision() {
     assert!(app.admin().await.file(id).await["lock"].is_null());
     drop(mount);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_timeout_ends_the_token_never_the_check_out() {
+    let (app, _admin, bob, carol) = setup().await;
+    let id = app.admin().await.upload_ok("part.mcam", b"v1").await;
+    let resp = bob
+        .req("LOCK", "part.mcam")
+        .header("Timeout", "Second-1")
+        .body(LOCKINFO)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    // Past the client's timeout (a wait, not a measurement).
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let f = app.admin().await.file(id).await;
+    assert_eq!(f["lock"]["owner"], "bob", "Latch's lock stays");
+    assert_eq!(carol.lock("part.mcam").await.expect_err("refused").0, 423);
+    // Bob's token is gone: his saves need none, as for a web check-out.
+    assert_eq!(
+        bob.put("part.mcam", b"after the timeout", None).await.0,
+        204
+    );
+    assert_eq!(bob.get("part.mcam").await.1, b"after the timeout");
+    assert_eq!(versions(&app, id).await.len(), 1, "a draft, not a version");
+}
