@@ -780,3 +780,49 @@ async fn a_lock_timeout_ends_the_token_never_the_check_out() {
     assert_eq!(bob.get("part.mcam").await.1, b"after the timeout");
     assert_eq!(versions(&app, id).await.len(), 1, "a draft, not a version");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_folder_copy_is_one_upload_of_every_file_in_it() {
+    let (app, admin, bob, _carol) = setup().await;
+    let web = app.admin().await;
+    web.upload_ok("jobs/a.nc", b"alpha").await;
+    web.upload_ok("jobs/sub/b.nc", b"beta").await;
+    assert_eq!(bob.simple("MKCOL", "jobs/empty").await.0, 201);
+
+    assert_eq!(bob.to("COPY", "jobs/", "copied/").await.0, 201);
+    let a = file_at(&app, "copied/a.nc").await;
+    let b = file_at(&app, "copied/sub/b.nc").await;
+    assert_eq!(a["head"], b["head"], "one commit for the whole folder");
+    assert_eq!(bob.get("copied/sub/b.nc").await.1, b"beta");
+    assert_eq!(
+        bob.propfind("copied/empty/", "0").await.0,
+        207,
+        "empty folders too"
+    );
+    assert_eq!(app.admin().await.events_of("created").await.len(), 4);
+
+    // Not over an existing folder unless asked; replacing it is deleting
+    // its files, which only an admin may.
+    assert_eq!(bob.to("COPY", "jobs/", "copied/").await.0, 412);
+    let resp = bob
+        .req("COPY", "jobs/")
+        .header("Destination", format!("{}/dav/copied/", app.base))
+        .header("Overwrite", "T")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 409, "{}", resp.text().await.unwrap());
+    let resp = admin
+        .req("COPY", "jobs/")
+        .header("Destination", format!("{}/dav/copied/", app.base))
+        .header("Overwrite", "T")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    assert_ne!(
+        file_at(&app, "copied/a.nc").await["id"],
+        a["id"],
+        "replaced"
+    );
+}

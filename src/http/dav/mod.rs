@@ -49,6 +49,12 @@ impl Caller {
         self.say(StatusCode::LOCKED, sentence);
     }
 
+    /// A refusal with a status of WebDAV's own (412 for a copy that may
+    /// not overwrite).
+    pub fn say_status(&self, status: StatusCode, sentence: String) {
+        self.say(status, sentence);
+    }
+
     fn say(&self, status: StatusCode, sentence: String) {
         if let Ok(mut slot) = self.refusal.lock() {
             *slot = Some((status, sentence));
@@ -156,12 +162,16 @@ async fn serve(req: Request) -> Result<Response, AppError> {
         files: files.clone(),
         refusal: Mutex::new(None),
     });
+    let fs = fs::LatchFs {
+        files: files.clone(),
+        caller: caller.clone(),
+    };
+    if let Some(copied) = copy_of_a_folder(&req, &fs).await {
+        return Ok(copied.unwrap_or_else(|| refused(&caller, StatusCode::FORBIDDEN)));
+    }
     let handler = DavHandler::builder()
         .strip_prefix("/dav")
-        .filesystem(Box::new(fs::LatchFs {
-            files: files.clone(),
-            caller: caller.clone(),
-        }))
+        .filesystem(Box::new(fs))
         .locksystem(Box::new(locks::LatchLocks {
             files,
             caller: caller.clone(),
@@ -174,28 +184,8 @@ async fn serve(req: Request) -> Result<Response, AppError> {
     let http_req: poem::http::Request<_> = req.into();
     let resp = handler.handle(http_req).await;
     let (parts, body) = resp.into_parts();
-    let refusal = caller.refusal.lock().ok().and_then(|mut s| s.take());
     if parts.status.is_client_error() || parts.status.is_server_error() {
-        // dav-server answers an error with a bare status; say why.
-        let (status, sentence) = refusal.unwrap_or_else(|| {
-            (
-                parts.status,
-                parts
-                    .status
-                    .canonical_reason()
-                    .unwrap_or("Refused")
-                    .to_string(),
-            )
-        });
-        let status = if parts.status == StatusCode::LOCKED {
-            parts.status
-        } else {
-            status
-        };
-        let mut resp = Response::builder()
-            .status(status)
-            .content_type("text/plain; charset=utf-8")
-            .body(format!("{sentence}\n"));
+        let mut resp = refused(&caller, parts.status);
         for (name, value) in parts.headers.iter() {
             if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
                 resp.headers_mut().insert(name.clone(), value.clone());
@@ -208,4 +198,82 @@ async fn serve(req: Request) -> Result<Response, AppError> {
         .body(Body::from_bytes_stream(body));
     *resp.headers_mut() = parts.headers;
     Ok(resp)
+}
+
+/// dav-server answers an error with a bare status; this says why, with the
+/// status of the refusal the caller's operation made (a 423 stays 423).
+fn refused(caller: &Caller, status: StatusCode) -> Response {
+    let refusal = caller.refusal.lock().ok().and_then(|mut s| s.take());
+    let (said, sentence) = refusal.unwrap_or_else(|| {
+        let reason = status.canonical_reason().unwrap_or("Refused").to_string();
+        (status, reason)
+    });
+    let status = if status == StatusCode::LOCKED {
+        status
+    } else {
+        said
+    };
+    Response::builder()
+        .status(status)
+        .content_type("text/plain; charset=utf-8")
+        .body(format!("{sentence}\n"))
+}
+
+/// `COPY` of a folder with files in it: one upload of all of them (one
+/// commit, all or none), which dav-server would make file by file.
+/// `None` for any other request; `Some(None)` when refused (the refusal
+/// is the caller's).
+async fn copy_of_a_folder(req: &Request, fs: &fs::LatchFs) -> Option<Option<Response>> {
+    if req.method().as_str() != "COPY"
+        || req.headers().get("depth").and_then(|d| d.to_str().ok()) == Some("0")
+    {
+        return None;
+    }
+    let from = vault_path(req.uri().path())?;
+    if !fs.is_folder_of_files(&from).await {
+        return None;
+    }
+    let Some(to) = req
+        .headers()
+        .get("destination")
+        .and_then(|d| d.to_str().ok())
+        .and_then(|d| {
+            let path = url::Url::parse(d).map(|u| u.path().to_string());
+            vault_path(&path.unwrap_or_else(|_| d.to_string()))
+        })
+    else {
+        return Some(Some(
+            Response::builder()
+                .status(StatusCode::BAD_REQUEST)
+                .content_type("text/plain; charset=utf-8")
+                .body("A COPY needs a Destination under /dav/.\n"),
+        ));
+    };
+    let overwrite = req
+        .headers()
+        .get("overwrite")
+        .and_then(|o| o.to_str().ok())
+        .is_none_or(|o| !o.eq_ignore_ascii_case("F"));
+    Some(match fs.copy_folder(&from, &to, overwrite).await {
+        Ok(created) => Some(
+            Response::builder()
+                .status(if created {
+                    StatusCode::CREATED
+                } else {
+                    StatusCode::NO_CONTENT
+                })
+                .finish(),
+        ),
+        Err(_) => None,
+    })
+}
+
+/// The vault path of a `/dav/…` address, %-decoded, without slashes at
+/// either end; `None` outside `/dav` or when not UTF-8.
+fn vault_path(path: &str) -> Option<String> {
+    let rest = path.strip_prefix("/dav")?;
+    let decoded = percent_encoding::percent_decode_str(rest)
+        .decode_utf8()
+        .ok()?;
+    Some(decoded.trim_matches('/').to_string())
 }
