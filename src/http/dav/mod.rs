@@ -10,6 +10,7 @@
 //! upload limit like any upload.
 
 mod file;
+mod folders;
 mod fs;
 mod locks;
 
