@@ -195,6 +195,7 @@ fn print_render_cost() {
             locked_at: 1_700_000_000,
             comment: Some("fixing the post".into()),
             warned_at: None,
+            draft: None,
         }),
         queue: Vec::new(),
         reserved: None,

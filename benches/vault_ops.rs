@@ -19,7 +19,10 @@
 //! against `git clone file://`, `--depth 1`, a fetch of 10 new check-ins
 //! (and its HTTP requests), and the dumb protocol for the record.
 //!
-//! Run with `cargo bench --bench vault_ops [-- render|checkout|checkin|content|set|page|scale|history|clone]`
+//! And the network drive: a 200 MiB `PUT` (upload and draft), the
+//! `UNLOCK` that checks the draft in, and a `GET` (time and peak RSS).
+//!
+//! Run with `cargo bench --bench vault_ops [-- render|checkout|checkin|content|dav|set|page|scale|history|clone]`
 //! (no name: all). The server runs as the real
 //! release binary in a child process, so its memory is measured alone.
 //! `LATCH_BENCH_QUICK=1` shrinks every size for a smoke run.
@@ -196,6 +199,7 @@ fn synthetic_files(n: usize) -> Vec<FileRecord> {
                 locked_at: 1_700_000_000,
                 comment: Some("fixing the post".into()),
                 warned_at: None,
+                draft: None,
             }),
             queue: Vec::new(),
             reserved: None,
@@ -374,6 +378,88 @@ async fn bench_checkin(size: usize, label: &str) {
         started.elapsed().as_secs_f64(),
         server.status_kib("VmHWM:").saturating_sub(idle) as f64 / 1024.0
     );
+}
+
+/// The network drive with a file of `size`: a `PUT` to a new path (an
+/// upload), a `LOCK` and a `PUT` over it (a draft), the `UNLOCK` that checks
+/// the draft in, and a `GET`: time and the server's peak RSS for each.
+async fn bench_dav(size: usize, label: &str) {
+    let server = Server::start().await;
+    let token = server.token().await;
+    let http = reqwest::Client::new();
+    let dav = |verb: &str, path: &str| {
+        http.request(
+            reqwest::Method::from_bytes(verb.as_bytes()).expect("method"),
+            format!("{}/dav/{path}", server.base),
+        )
+        .basic_auth("admin", Some(&token))
+    };
+    let status = dav("MKCOL", "big").send().await.expect("MKCOL").status();
+    assert_eq!(status, 201, "MKCOL");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let idle = server.status_kib("VmRSS:");
+    let report = |what: &str, secs: f64| {
+        println!(
+            "drive {what} of {label}: {:.2} s ({:.0} MiB/s); server RSS idle {:.1} MiB, peak +{:.1} MiB",
+            secs,
+            size as f64 / (1 << 20) as f64 / secs,
+            idle as f64 / 1024.0,
+            server.status_kib("VmHWM:").saturating_sub(idle) as f64 / 1024.0
+        );
+    };
+
+    server.reset_peak();
+    let started = Instant::now();
+    let resp = dav("PUT", "big/drive.bin")
+        .body(noise(size, 1))
+        .send()
+        .await
+        .expect("PUT");
+    assert_eq!(resp.status(), 201, "PUT new");
+    report("PUT (upload)", started.elapsed().as_secs_f64());
+
+    let resp = dav("LOCK", "big/drive.bin")
+        .body(r#"<?xml version="1.0"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype></D:lockinfo>"#)
+        .send()
+        .await
+        .expect("LOCK");
+    assert_eq!(resp.status(), 200, "LOCK");
+    let lock = resp.headers()["lock-token"]
+        .to_str()
+        .expect("token")
+        .to_string();
+    server.reset_peak();
+    let started = Instant::now();
+    let resp = dav("PUT", "big/drive.bin")
+        .header("If", format!("({lock})"))
+        .body(noise(size, 2))
+        .send()
+        .await
+        .expect("PUT");
+    assert_eq!(resp.status(), 204, "PUT draft");
+    report("PUT (draft)", started.elapsed().as_secs_f64());
+    server.reset_peak();
+    let started = Instant::now();
+    let resp = dav("UNLOCK", "big/drive.bin")
+        .header("Lock-Token", lock)
+        .send()
+        .await
+        .expect("UNLOCK");
+    assert_eq!(resp.status(), 204, "UNLOCK");
+    report(
+        "UNLOCK (check-in of the draft)",
+        started.elapsed().as_secs_f64(),
+    );
+
+    server.reset_peak();
+    let started = Instant::now();
+    let mut resp = dav("GET", "big/drive.bin").send().await.expect("GET");
+    let mut got = 0usize;
+    while let Some(chunk) = resp.chunk().await.expect("chunk") {
+        got += chunk.len();
+    }
+    assert_eq!(got, size);
+    report("GET", started.elapsed().as_secs_f64());
 }
 
 /// Pseudo-random bytes that do not compress, like real CAD/CAM data.
@@ -797,6 +883,13 @@ async fn main() {
     }
     if run("content") {
         bench_content(quick).await;
+    }
+    if run("dav") {
+        bench_dav(
+            if quick { 20 << 20 } else { 200 << 20 },
+            if quick { "20 MiB" } else { "200 MiB" },
+        )
+        .await;
     }
     if run("set") {
         bench_change_set(

@@ -30,8 +30,8 @@ use redb::{
 
 use crate::error::{AppError, AppResult};
 use crate::store::{
-    self, COUNTERS, EVENTS, FILES, FILES_LOG, META, PATHS, RECORDED_HEAD, SESSIONS, Store,
-    TOKEN_HASHES, TOKENS, USERS, VERSIONS,
+    self, COUNTERS, DAV_LOCKS, DEAD_PROPS, EVENTS, FILES, FILES_LOG, FileRecord, KEPT_FOLDERS,
+    META, PATHS, RECORDED_HEAD, SESSIONS, Store, TOKEN_HASHES, TOKENS, USERS, VERSIONS,
 };
 
 /// What a backup holds.
@@ -61,6 +61,7 @@ pub fn write(store: &Store, data_dir: &Path, vault: &Path, dir: &Path) -> AppRes
         let refs = Refs::read(vault)?;
         let rows = copy_database(txn, &dir.join("latch.redb"))?;
         let (objects, bytes) = copy_vault(vault, &dir.join("vault.git"), &refs)?;
+        copy_drafts(txn, &data_dir.join("drafts"), &dir.join("drafts"))?;
         let head = store::meta_get(&txn.open_table(META)?, RECORDED_HEAD)?;
         let next_seq = txn
             .open_table(COUNTERS)?
@@ -160,6 +161,7 @@ fn prepare_target(dir: &Path, data_dir: &Path) -> AppResult<bool> {
     if target == data
         || target.starts_with(data.join("vault.git"))
         || target.starts_with(data.join("spool"))
+        || target.starts_with(data.join("drafts"))
     {
         return Err(AppError::Invalid(format!(
             "{shown} is part of the data directory itself; choose a directory outside it (or a new folder beside vault.git)."
@@ -173,7 +175,7 @@ fn prepare_target(dir: &Path, data_dir: &Path) -> AppResult<bool> {
 }
 
 /// The tables the backup copies: every table of `store`.
-fn table_names() -> [&'static str; 16] {
+fn table_names() -> [&'static str; 19] {
     [
         USERS.name(),
         SESSIONS.name(),
@@ -191,7 +193,28 @@ fn table_names() -> [&'static str; 16] {
         WATCHES.name(),
         NUDGES.name(),
         OUTBOX.name(),
+        KEPT_FOLDERS.name(),
+        DAV_LOCKS.name(),
+        DEAD_PROPS.name(),
     ]
+}
+
+/// Copies the drafts the copied records name. One replaced since the
+/// snapshot is gone already; the copy's start drops its record then.
+fn copy_drafts(txn: &ReadTransaction, from: &Path, to: &Path) -> AppResult<()> {
+    fs::create_dir_all(to)?;
+    for row in txn.open_table(FILES)?.iter()? {
+        let (_, value) = row?;
+        let rec: FileRecord = store::decode(value.value())?;
+        if let Some(draft) = rec.lock.and_then(|l| l.draft) {
+            match copy_file(&from.join(&draft.file), &to.join(&draft.file)) {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Refuses to make a backup that would silently leave a table out: a table
@@ -256,6 +279,9 @@ fn copy_database(txn: &ReadTransaction, path: &Path) -> AppResult<u64> {
     rows += copy_table(txn, &w, WATCHES)?;
     rows += copy_table(txn, &w, NUDGES)?;
     rows += copy_table(txn, &w, OUTBOX)?;
+    rows += copy_table(txn, &w, KEPT_FOLDERS)?;
+    rows += copy_table(txn, &w, DAV_LOCKS)?;
+    rows += copy_table(txn, &w, DEAD_PROPS)?;
     w.commit()?;
     Ok(rows)
 }

@@ -120,6 +120,14 @@ pub fn open(config: Config) -> Result<App, StartError> {
         }),
     )?;
     let applied = files.reconcile()?;
+    let (orphans, dropped) = files.reconcile_drafts()?;
+    if orphans + dropped > 0 {
+        tracing::warn!(
+            orphans,
+            dropped,
+            "removed draft files no record named, and records of drafts whose file was gone"
+        );
+    }
     if applied > 0 {
         tracing::warn!(
             applied,

@@ -19,7 +19,7 @@ use crate::error::{AppError, AppResult};
 use crate::store::META;
 
 /// The schema this Latch writes and reads.
-pub const CURRENT: u32 = 5;
+pub const CURRENT: u32 = 6;
 
 const VERSION_KEY: &str = "schema_version";
 
@@ -58,6 +58,11 @@ pub const MIGRATIONS: &[Migration] = &[
         to: 5,
         what: "each file's versions are indexed (the versions table), so history no longer walks all of main; the table is created here and filled from Git by the reconciliation that runs at every start, which walks main once (an older Latch must not commit without indexing)",
         run: crate::files::versions::create_for_rebuild,
+    },
+    Migration {
+        to: 6,
+        what: "the network drive (WebDAV): a lock may carry its holder's draft, folders made empty are kept, and WebDAV lock tokens are kept with the check-out they stand for; an older Latch must not check in or cancel and leave a draft behind",
+        run: crate::files::create_drive_tables,
     },
 ];
 

@@ -46,6 +46,15 @@ pub const VERSIONS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("v
 /// (`Store::files_now`). Only the newest [`FILES_LOG_KEPT`] are kept; a
 /// reader further behind reads the whole list again.
 pub const FILES_LOG: TableDefinition<u64, u64> = TableDefinition::new("files_log");
+/// A folder made empty through the network drive (`MKCOL`) → who made it
+/// and when (schema 6), kept until a file lands in it or it is removed.
+pub const KEPT_FOLDERS: TableDefinition<&str, &[u8]> = TableDefinition::new("kept_folders");
+/// A WebDAV lock token → the check-out it stands for (schema 6), so a
+/// client's `UNLOCK` after a restart still finds its check-out.
+pub const DAV_LOCKS: TableDefinition<&str, &[u8]> = TableDefinition::new("dav_locks");
+/// `file:<id>` or `folder:<path>` → the properties a WebDAV client set on
+/// it (`PROPPATCH`, schema 6): a file's follow it by id through moves.
+pub const DEAD_PROPS: TableDefinition<&str, &[u8]> = TableDefinition::new("dead_props");
 
 const NEXT_FILE_ID: &str = "next_file_id";
 const NEXT_TOKEN_ID: &str = "next_token_id";
@@ -158,6 +167,20 @@ pub struct LockRecord {
     /// record without one is stored as earlier versions wrote it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warned_at: Option<i64>,
+    /// The holder's newest save through the network drive, not yet a
+    /// version (schema 6; see `files::drive`). It belongs to this lock:
+    /// whatever ends the lock drops it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub draft: Option<Draft>,
+}
+
+/// A save kept beside the vault (`<data>/drafts/<file>`), not committed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Draft {
+    /// Its file's name in the drafts folder (`draft-<id>-<random>`).
+    pub file: String,
+    pub size: u64,
+    pub saved_at: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -623,6 +646,9 @@ impl Store {
         txn.open_table(META)?;
         txn.open_table(VERSIONS)?;
         txn.open_table(FILES_LOG)?;
+        txn.open_table(KEPT_FOLDERS)?;
+        txn.open_table(DAV_LOCKS)?;
+        txn.open_table(DEAD_PROPS)?;
         crate::inbox::create_tables(&txn)?;
         txn.commit()?;
         Ok(())

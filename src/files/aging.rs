@@ -212,6 +212,7 @@ mod tests {
             locked_at: at,
             comment: None,
             warned_at: None,
+            draft: None,
         }
     }
 

@@ -62,6 +62,7 @@ impl Files {
                     paths.remove(from.as_str())?;
                     super::check_name_free(&paths, &to)?;
                 }
+                super::drive::landed(&tx.txn, &to)?;
                 let commit_message = format!("Move {from} to {to}");
                 let commit = this.commit_in(
                     tx,

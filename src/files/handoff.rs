@@ -272,6 +272,7 @@ impl Files {
     /// otherwise wake too late for it. Only then: a check-out need not
     /// cost the clock a look at every file.
     pub(super) fn noticed(&self, rec: &FileRecord) {
+        self.forget_draft_if_unheld(rec);
         let at = now();
         let due = rec
             .reserved

@@ -40,6 +40,7 @@ use crate::vault::{Action, Author, Change, CommitId, Spool, Trailers, Vault};
 
 mod aging;
 mod content;
+mod drive;
 mod edits;
 mod handoff;
 mod names;
@@ -53,12 +54,14 @@ pub mod versions;
 
 pub use aging::{LockAging, SYSTEM_ACTOR};
 pub use content::{Comparison, FolderZip, PREVIEW_BYTES, Preview, Shown, human_size};
+pub use drive::{DavLockRecord, DeadProp, create_tables as create_drive_tables};
 use names::check_name_free;
 pub use notices::{InboxView, Watches};
 pub use reads::{Board, Download, Version, download_name};
 pub use rules::require_admin;
 use rules::{Needs, require_active, require_holder};
 pub use sets::{MAX_SET, MAX_UPLOAD_FILES, SetPart, set_of};
+pub use spool::SpoolWriter;
 
 /// The signed-in person an operation acts for.
 #[derive(Debug, Clone)]
@@ -106,6 +109,8 @@ struct Shared {
     store: Store,
     vault: Vault,
     spool_dir: PathBuf,
+    /// Holders' drafts saved through the network drive (`drive`).
+    drafts_dir: PathBuf,
     max_upload: u64,
     /// How long a file stays reserved for the first in line.
     handoff_window: Duration,
@@ -145,11 +150,13 @@ impl Files {
             }
         }
         vault.clear_quarantine()?;
+        let drafts_dir = drive::drafts_dir_beside(&spool_dir)?;
         Ok(Files {
             shared: Arc::new(Shared {
                 store,
                 vault,
                 spool_dir,
+                drafts_dir,
                 max_upload,
                 handoff_window,
                 reservations_changed: tokio::sync::Notify::new(),
@@ -265,6 +272,7 @@ impl Files {
                 // ...and where it counts: inside the transaction that adds it.
                 check_name_free(&tx.txn.open_table(PATHS)?, &path)?;
                 let blob = this.shared.vault.publish(&quarantined)?;
+                drive::landed(&tx.txn, &path)?;
                 let id = store::next_file_id(&tx.txn)?;
                 let description = new.description.into_inner();
                 let subject = if description.is_empty() {
@@ -350,6 +358,7 @@ impl Files {
                     locked_at: at,
                     comment: comment.clone(),
                     warned_at: None,
+                    draft: None,
                 });
                 save_and_record(tx, rec, EventKind::Locked, &actor, comment, None)
             },

@@ -144,6 +144,7 @@ impl Files {
                         locked_at: at,
                         comment: comment.clone(),
                         warned_at: None,
+                        draft: None,
                     });
                     out.push(save_and_record(
                         tx,
@@ -449,6 +450,7 @@ impl Files {
                     // this upload (already in PATHS: the transaction sees them).
                     let mut paths = tx.txn.open_table(PATHS)?;
                     super::check_name_free(&paths, &p.path)?;
+                    super::drive::landed(&tx.txn, &p.path)?;
                     let id = store::next_file_id(&tx.txn)?;
                     paths.insert(p.path.as_str(), id)?;
                     added.push((id, p, blob.id()));

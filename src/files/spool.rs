@@ -46,3 +46,51 @@ pub(super) fn too_large(max: u64) -> AppError {
         crate::domain::human_size(max)
     ))
 }
+
+/// An upload spooled as its chunks arrive, for callers handed a body piece
+/// by piece (the WebDAV `PUT`): the same folder, limit and clean-up as
+/// [`Files::spool`]. Dropped before [`SpoolWriter::finish`], nothing stays.
+pub struct SpoolWriter {
+    spool: Spool,
+    out: tokio::fs::File,
+    max: u64,
+}
+
+impl Files {
+    pub async fn spool_writer(&self) -> AppResult<SpoolWriter> {
+        let path = self
+            .shared
+            .spool_dir
+            .join(format!("upload-{}", crate::secret::random_hex(12)));
+        let spool = Spool { path, size: 0 };
+        let out = tokio::fs::File::create(&spool.path).await?;
+        Ok(SpoolWriter {
+            spool,
+            out,
+            max: self.shared.max_upload,
+        })
+    }
+}
+
+impl SpoolWriter {
+    /// Appends a chunk, refusing the upload once it passes the size limit.
+    pub async fn write(&mut self, chunk: &[u8]) -> AppResult<()> {
+        let size = self.spool.size + chunk.len() as u64;
+        if size > self.max {
+            return Err(too_large(self.max));
+        }
+        self.out.write_all(chunk).await?;
+        self.spool.size = size;
+        Ok(())
+    }
+
+    pub fn size(&self) -> u64 {
+        self.spool.size
+    }
+
+    /// The whole upload, on disk.
+    pub async fn finish(mut self) -> AppResult<Spool> {
+        self.out.flush().await?;
+        Ok(self.spool)
+    }
+}

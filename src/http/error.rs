@@ -39,6 +39,9 @@ pub enum Surface {
     Git,
     /// Plain text: live endpoints.
     Text,
+    /// The network drive (`/dav`): plain text, with the Basic challenge a
+    /// WebDAV client answers with the user's credentials.
+    Dav,
     /// A scraper of `/metrics`: `{"error": …}` with the Basic challenge.
     Scraper,
     /// An htmx request: a toast that swaps nothing else.
@@ -62,7 +65,7 @@ pub fn refusal(surface: Surface, status: StatusCode, text: &str) -> Response {
             .status(status)
             .content_type("text/plain; charset=utf-8")
             .body(format!("{text}\n")),
-        Surface::Text => Response::builder()
+        Surface::Text | Surface::Dav => Response::builder()
             .status(status)
             .content_type("text/plain; charset=utf-8")
             .body(text.to_string()),
@@ -75,7 +78,10 @@ pub fn refusal(surface: Surface, status: StatusCode, text: &str) -> Response {
         Surface::Page => error_page(status, text),
     };
     if status == StatusCode::UNAUTHORIZED
-        && matches!(surface, Surface::Lfs | Surface::Git | Surface::Scraper)
+        && matches!(
+            surface,
+            Surface::Lfs | Surface::Git | Surface::Scraper | Surface::Dav
+        )
     {
         let challenge = HeaderValue::from_static(BASIC_CHALLENGE);
         let h = resp.headers_mut();

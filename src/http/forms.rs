@@ -52,6 +52,23 @@ impl Upload {
             AppError::Invalid("No file was attached; choose a file to upload.".into())
         })
     }
+
+    /// A check-in's content: the file uploaded, or else the holder's draft
+    /// saved through the network drive.
+    pub async fn file_or_draft(
+        &mut self,
+        files: &Files,
+        actor: &crate::files::Actor,
+        id: u64,
+    ) -> AppResult<Spool> {
+        if let Some((_, spool)) = self.file.take() {
+            return Ok(spool);
+        }
+        match files.draft_spool(actor, id).await? {
+            Some(spool) => Ok(spool),
+            None => self.take_file().map(|(_, spool)| spool),
+        }
+    }
 }
 
 /// Largest text field of a multipart form.

@@ -35,7 +35,10 @@ pub fn with_middleware(
         // The query is left out: it may carry the one-time setup token.
         let path = req.uri().path().to_string();
         let surface = surface_of(&path, is_htmx(&req));
-        let multipart = is_multipart(&req);
+        // A file saved to the network drive is an upload: its body is
+        // bounded like one (the spool refuses past `--max-upload`).
+        let dav_put = method == Method::PUT && (path == "/dav" || path.starts_with("/dav/"));
+        let multipart = is_multipart(&req) || dav_put;
         let declared = req
             .headers()
             .get(header::CONTENT_LENGTH)
@@ -209,7 +212,9 @@ fn said_as(
 /// LFS (`message`), plain text for Git, a toast for htmx, a page otherwise.
 fn surface_of(path: &str, htmx: bool) -> Surface {
     let under = |root: &str| path == root || path.starts_with(&format!("{root}/"));
-    if path.starts_with("/vault.git/info/lfs/") {
+    if under("/dav") {
+        Surface::Dav
+    } else if path.starts_with("/vault.git/info/lfs/") {
         Surface::Lfs
     } else if under("/vault.git") {
         Surface::Git

@@ -12,6 +12,7 @@
 
 pub mod allow;
 pub mod api;
+pub mod dav;
 pub mod downloads;
 pub mod error;
 pub mod forms;
@@ -48,6 +49,7 @@ pub fn endpoint(app: App) -> impl Endpoint<Output = poem::Response> + 'static {
         .nest("/api", api::endpoint(api))
         .at("/api/folders/:path<^.+/zip$>", allow::get(api::zip_by_path))
         .nest("/vault.git", lfs::routes())
+        .nest_no_strip("/dav", dav::Dav)
         .at("/metrics", allow::get(metrics::admin_endpoint));
     let limits = serve::Limits::of(&app.config);
     middleware::with_middleware(WithServices { inner: routes, app }, limits)

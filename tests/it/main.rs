@@ -11,6 +11,7 @@ mod browser;
 mod content;
 mod coordination;
 mod crash;
+mod dav;
 mod edge;
 mod edge_http;
 mod edge_state;

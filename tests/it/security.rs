@@ -254,6 +254,8 @@ enum Payload {
     CheckinSet,
     /// A bulk upload of two files into a folder.
     Bulk,
+    /// A body as it is (a WebDAV `PUT`'s content, a `LOCK`'s XML).
+    Raw(&'static str),
 }
 
 /// `text` with the row's file id and a fresh number filled in.
@@ -1296,6 +1298,83 @@ fn matrix() -> Vec<Row> {
             [403; 5],
         ),
         // These end sessions, so they run last, each on a fresh session.
+        // The network drive (src/http/dav/): HTTP Basic only, as a WebDAV
+        // client sends it; a browser's session cookie is refused.
+        row(
+            ("http/mod.rs", "NEST", "/dav"),
+            "PROPFIND",
+            "/dav/{path}",
+            V::GitBasic,
+            N::Unlocked,
+            P::Empty,
+            [401, 207, 207, 207, 401],
+        ),
+        row(
+            ("http/mod.rs", "NEST", "/dav"),
+            "GET",
+            "/dav/{path}",
+            V::GitBasic,
+            N::Unlocked,
+            P::Empty,
+            SIGNED_IN,
+        ),
+        row(
+            ("http/mod.rs", "NEST", "/dav"),
+            "GET",
+            "/dav/{path}",
+            V::Browser,
+            N::Unlocked,
+            P::Empty,
+            [401; 5],
+        ),
+        row(
+            ("http/mod.rs", "NEST", "/dav"),
+            "PUT",
+            "/dav/matrix/dav-new-{n}.bin",
+            V::GitBasic,
+            N::Unlocked,
+            P::Raw("new through the drive"),
+            [401, 201, 201, 201, 401],
+        ),
+        row(
+            ("http/mod.rs", "NEST", "/dav"),
+            "PUT",
+            "/dav/{path}",
+            V::GitBasic,
+            N::Locked,
+            P::Raw("a draft"),
+            // The holder saves a draft; anyone else finds it locked.
+            [401, 423, 204, 423, 401],
+        ),
+        row(
+            ("http/mod.rs", "NEST", "/dav"),
+            "LOCK",
+            "/dav/{path}",
+            V::GitBasic,
+            N::Unlocked,
+            P::Raw(
+                r#"<?xml version="1.0"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype></D:lockinfo>"#,
+            ),
+            [401, 200, 200, 200, 401],
+        ),
+        row(
+            ("http/mod.rs", "NEST", "/dav"),
+            "DELETE",
+            "/dav/{path}",
+            V::GitBasic,
+            N::Unlocked,
+            P::Empty,
+            [401, 403, 403, 204, 401],
+        ),
+        row(
+            ("http/mod.rs", "NEST", "/dav"),
+            "MKCOL",
+            "/dav/matrix/dav-dir-{n}",
+            V::GitBasic,
+            N::Unlocked,
+            P::Empty,
+            [401, 201, 201, 201, 401],
+        ),
         row(
             ("http/web/mod.rs", "POST", "/logout"),
             "POST",
@@ -1375,7 +1454,9 @@ async fn call(fx: &Fixture, r: &Row, role: usize) -> u16 {
         .url
         .replace("{id}", &id.to_string())
         .replace("{token}", &token.to_string())
-        .replace("{head}", &head);
+        .replace("{head}", &head)
+        .replace("{path}", &path)
+        .replace("{n}", &n.to_string());
     if r.via == V::WebSocket {
         // The matrix's one WebSocket route is `/ws`; 101 is "let in".
         assert_eq!(url, "/ws", "a WebSocket row other than /ws");
@@ -1455,6 +1536,7 @@ async fn call(fx: &Fixture, r: &Row, role: usize) -> u16 {
             .header("Content-Type", "application/x-git-upload-pack-request")
             .header("Git-Protocol", "version=2")
             .body("0014command=ls-refs\n0000"),
+        P::Raw(text) => rb.body(text),
     };
     let resp = rb.send().await.unwrap();
     let status = resp.status().as_u16();
@@ -1501,7 +1583,7 @@ fn declared_routes() -> BTreeSet<(String, String, String)> {
         let text = std::fs::read_to_string(&path).unwrap();
         for (i, line) in text.lines().enumerate() {
             let line = line.trim();
-            for call in [".at(\"", ".nest(\""] {
+            for call in [".at(\"", ".nest(\"", ".nest_no_strip(\""] {
                 let Some(rest) = line.find(call).map(|p| &line[p + call.len()..]) else {
                     continue;
                 };
@@ -1515,7 +1597,7 @@ fn declared_routes() -> BTreeSet<(String, String, String)> {
                     }
                 }
                 let mut methods: Vec<&str> = Vec::new();
-                if call == ".nest(\"" {
+                if call != ".at(\"" {
                     methods.push("NEST");
                 } else {
                     for (token, method) in [
@@ -1656,7 +1738,9 @@ async fn prepare(fx: &Fixture, r: &Row) -> (String, String, u64) {
     let url = r
         .url
         .replace("{id}", &id.to_string())
-        .replace("{token}", &token.to_string());
+        .replace("{token}", &token.to_string())
+        .replace("{path}", &path)
+        .replace("{n}", &n.to_string());
     (url, path, id)
 }
 
@@ -1743,6 +1827,7 @@ async fn forged(
             .header("Content-Type", "application/x-git-upload-pack-request")
             .header("Git-Protocol", "version=2")
             .body("0014command=ls-refs\n0000"),
+        P::Raw(text) => rb.body(text),
     };
     let resp = rb.send().await.unwrap();
     let status = resp.status().as_u16();

@@ -324,6 +324,38 @@ async fn dashboard_with_session(api: &Api) -> String {
 }
 
 /// A check-in by the holder of an old lock, after the upgrade.
+/// The network drive (schema 6) opens on an upgraded directory: every
+/// file the old release had is there, and a held one shows its holder.
+async fn check_the_drive_shows_the_files(api: &Api, expected: &Value) {
+    for f in expected["files"].as_array().expect("files") {
+        let path = f["path"].as_str().unwrap();
+        let url: Vec<String> = path
+            .split('/')
+            .map(|p| {
+                percent_encoding::utf8_percent_encode(p, percent_encoding::NON_ALPHANUMERIC)
+                    .to_string()
+            })
+            .collect();
+        let resp = api
+            .http
+            .request(
+                reqwest::Method::from_bytes(b"PROPFIND").unwrap(),
+                format!("{}/dav/{}", api.base, url.join("/")),
+            )
+            .basic_auth("admin", Some(ADMIN_PASSWORD))
+            .header("Depth", "0")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 207, "{path}");
+        let listing = resp.text().await.unwrap();
+        if let Some(owner) = f["lock"]["owner"].as_str() {
+            let shown = format!("checked out by {owner}");
+            assert!(listing.contains(&shown), "{path}: {listing}");
+        }
+    }
+}
+
 async fn check_in_after_upgrade(api: &Api, expected: &Value) -> Value {
     let file = expected["files"]
         .as_array()
@@ -370,6 +402,7 @@ async fn every_fixture_opens_with_everything_in_it() {
         let mut server = Server::start(&data, &log).await;
         let api = Api::new(&server);
         check_everything_is_there(&api, &expected, tmp.path()).await;
+        check_the_drive_shows_the_files(&api, &expected).await;
         let changed = check_in_after_upgrade(&api, &expected).await;
         server.stop().await;
         assert_eq!(schema_version(&data), Some(latch::schema::CURRENT));

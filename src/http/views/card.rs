@@ -125,6 +125,10 @@ pub fn card_seen(
                 div.lock-info {
                     "Checked out by " b title=[(!mine).then_some(&lock.owner)] { @if mine { "you" } @else { (person(&cards.names, &lock.owner)) } } " " (time_ago(lock.locked_at))
                     @if let Some(c) = &lock.comment { " — " q.lock-comment { (c) } }
+                    // Saves through the network drive, not yet a version.
+                    @if let Some(d) = &lock.draft {
+                        span.draft-info data-draft-saved=(d.saved_at) { " · draft saved " (time_ago(d.saved_at)) " (" (human_size(d.size)) ")" }
+                    }
                 }
             }
             @if let Some(r) = reserved {

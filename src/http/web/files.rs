@@ -345,7 +345,7 @@ pub(super) async fn checkin(
         let mut form = forms::read_upload(files, multipart).await?;
         let session = guard.writer(Some(&form.fields)).await?;
         let version = new_version_from(&form.fields)?;
-        let (_, spool) = form.take_file()?;
+        let spool = form.file_or_draft(files, &session.actor(), id).await?;
         let f = files.checkin(&session.actor(), id, version, spool).await?;
         let message = format!("{} checked in as revision {}.", f.path, f.revision);
         Ok(action_done(

@@ -1,0 +1,477 @@
+//! WebDAV locks as Latch check-outs, for one caller: `LOCK` on a file
+//! checks it out ("opened in <client>"), `UNLOCK` checks the holder's draft
+//! in (or cancels when there is none). Tokens are kept in redb with the
+//! check-out they stand for; a client's timeout ends only the token, never
+//! Latch's lock. A file someone else holds is shown, and refused, as
+//! locked by them.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use dav_server::davpath::DavPath;
+use dav_server::ls::{DavLock, DavLockSystem, LsFuture};
+use futures_util::FutureExt;
+use xmltree::{Element, XMLNode};
+
+use super::Caller;
+use super::fs::rel;
+use crate::domain::{CommitMessage, LockComment, RepoPath};
+use crate::error::AppError;
+use crate::files::{DavLockRecord, Files};
+use crate::store::{FileRecord, now};
+
+#[derive(Clone)]
+pub struct LatchLocks {
+    pub files: Files,
+    pub caller: Arc<Caller>,
+}
+
+impl std::fmt::Debug for LatchLocks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LatchLocks")
+            .field("user", &self.caller.actor.username)
+            .finish()
+    }
+}
+
+/// A lock as WebDAV shows it to `viewer`: its owner sees the owner element
+/// their client sent, everyone else the Latch holder's name.
+fn dav_lock(path: &DavPath, token: &str, rec: &DavLockRecord, viewer: &str) -> DavLock {
+    let owner = rec
+        .owner_xml
+        .as_deref()
+        .filter(|_| viewer == rec.username)
+        .and_then(|x| Element::parse(x.as_bytes()).ok())
+        .unwrap_or_else(|| owner_named(&format!("checked out by {}", rec.username)));
+    let timeout_at = rec
+        .timeout_at
+        .map(|t| UNIX_EPOCH + Duration::from_secs(t.max(0) as u64));
+    DavLock {
+        token: token.to_string(),
+        path: Box::new(path.clone()),
+        principal: Some(rec.username.clone()),
+        owner: Some(Box::new(owner)),
+        timeout_at,
+        timeout: rec
+            .timeout_at
+            .map(|t| Duration::from_secs((t - now()).max(0) as u64)),
+        shared: rec.shared,
+        deep: rec.file_id == 0,
+    }
+}
+
+fn owner_named(who: &str) -> Element {
+    let mut e = Element::new("owner");
+    e.prefix = Some("D".into());
+    e.children.push(XMLNode::Text(who.to_string()));
+    e
+}
+
+/// A file checked out in Latch (the web, the API, Git LFS) without a
+/// WebDAV token: shown with its holder, never matched by a client's token.
+fn held_in_latch(path: &DavPath, rec: &FileRecord, holder: &str) -> DavLock {
+    let comment = rec
+        .lock
+        .as_ref()
+        .and_then(|l| l.comment.clone())
+        .map(|c| format!(" ({c})"))
+        .unwrap_or_default();
+    DavLock {
+        token: format!("urn:latch:checked-out:{}", rec.id),
+        path: Box::new(path.clone()),
+        principal: Some(holder.to_string()),
+        owner: Some(Box::new(owner_named(&format!(
+            "checked out by {holder}{comment}"
+        )))),
+        timeout_at: None,
+        timeout: None,
+        shared: false,
+        deep: false,
+    }
+}
+
+impl LatchLocks {
+    /// Ends the caller's check-out of file `id` as closing it does: a draft
+    /// becomes the next minor revision; without one (or one that changed
+    /// nothing) the check-out is cancelled. Someone else's (an override
+    /// came between) is left alone.
+    async fn resolve(&self, id: u64) -> Result<(), AppError> {
+        let me = &self.caller.actor;
+        let Ok(file) = self.files.get(id).await else {
+            return Ok(());
+        };
+        if file.locked_by() != Some(me.username.as_str()) {
+            return Ok(());
+        }
+        let message = CommitMessage::parse(&format!("Saved from {}", self.caller.client))?;
+        match self.files.checkin_draft(me, id, message).await {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) | Err(AppError::Invalid(_)) => self.files.cancel(me, id).await.map(|_| ()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Tokens still in force: a client's timeout ends a token (not the
+    /// lock), and so does the end of the check-out it stands for (a web
+    /// check-in, an override, an expiry).
+    async fn tokens(&self) -> Vec<(String, DavLockRecord)> {
+        let at = now();
+        let all = self.files.dav_locks().await.unwrap_or_default();
+        let list = self.files.list().await.ok();
+        let ended = |rec: &DavLockRecord| {
+            rec.file_id != 0
+                && list.as_ref().is_some_and(|l| {
+                    !l.iter().any(|f| {
+                        f.id == rec.file_id && f.locked_by() == Some(rec.username.as_str())
+                    })
+                })
+        };
+        let mut live = Vec::new();
+        for (token, rec) in all {
+            if rec.timeout_at.is_some_and(|t| t <= at) || ended(&rec) {
+                let _ = self.files.remove_dav_lock(token).await;
+            } else {
+                live.push((token, rec));
+            }
+        }
+        live
+    }
+
+    async fn record_at(&self, rel: &str) -> Option<FileRecord> {
+        let list = self.files.list().await.ok()?;
+        list.iter().find(|f| f.path.as_str() == rel).cloned()
+    }
+
+    fn owner_xml(owner: Option<&Element>) -> Option<String> {
+        let mut out = Vec::new();
+        owner?.write(&mut out).ok()?;
+        let text = String::from_utf8(out).ok()?;
+        // Stored as the client sent it, within reason.
+        (text.len() <= 4096).then_some(text)
+    }
+
+    fn timeout_at(timeout: Option<Duration>) -> Option<i64> {
+        // A client asking for "Infinite" gets a day; it refreshes.
+        let secs = timeout
+            .map(|t| t.as_secs())
+            .unwrap_or(86_400)
+            .min(86_400 * 7);
+        Some(now() + secs as i64)
+    }
+}
+
+/// Whether `a` is `b` or lies under it (vault-relative paths).
+fn within(a: &str, b: &str) -> bool {
+    b.is_empty() || a == b || a.starts_with(&format!("{b}/"))
+}
+
+impl DavLockSystem for LatchLocks {
+    fn lock(
+        &self,
+        path: &DavPath,
+        _principal: Option<&str>,
+        owner: Option<&Element>,
+        timeout: Option<Duration>,
+        shared: bool,
+        deep: bool,
+    ) -> LsFuture<'_, Result<DavLock, DavLock>> {
+        let path = path.clone();
+        let owner = Self::owner_xml(owner);
+        async move {
+            let me = self.caller.actor.clone();
+            let Ok(rel) = rel(&path) else {
+                return Err(held_nowhere(&path));
+            };
+            let tokens = self.tokens().await;
+            // One exclusive lock per name and none inside a locked folder;
+            // shared ones only among the holder's own programs.
+            if let Some((token, rec)) = tokens.iter().find(|(_, r)| {
+                let overlaps = r.path.as_str() == rel
+                    || within(&rel, r.path.as_str()) && r.file_id == 0
+                    || deep && within(r.path.as_str(), &rel);
+                overlaps && !(shared && r.shared && r.username == me.username)
+            }) {
+                self.caller.locked(format!(
+                    "{} is checked out by {}, and open in their WebDAV client.",
+                    rec.path, rec.username
+                ));
+                return Err(dav_lock(&path, token, rec, &me.username));
+            }
+            let list = match self.files.list().await {
+                Ok(list) => list,
+                Err(e) => {
+                    self.caller.refused(e);
+                    return Err(held_nowhere(&path));
+                }
+            };
+            let comment = LockComment::parse(&format!("opened in {}", self.caller.client))
+                .ok()
+                .flatten();
+            let file = list.iter().find(|f| f.path.as_str() == rel).cloned();
+            let mut files = Vec::new();
+            let file_id = match &file {
+                Some(rec) => match rec.locked_by() {
+                    Some(holder) if holder != me.username => {
+                        self.caller.locked(format!(
+                            "{} is checked out by {holder}; it opens read-only until they check it in.",
+                            rec.path
+                        ));
+                        return Err(held_in_latch(&path, rec, holder));
+                    }
+                    // Already the caller's (from the web): the token joins it.
+                    Some(_) => rec.id,
+                    None => match self.files.checkout(&me, rec.id, comment).await {
+                        Ok(rec) => rec.id,
+                        Err(e) => {
+                            // Lost a race, reserved for someone else…: said as it is.
+                            self.caller.refused(e);
+                            return Err(held_nowhere(&path));
+                        }
+                    },
+                },
+                // A folder: every file in it is checked out, all or none.
+                // A name with nothing yet (a file about to be saved): the
+                // lock is WebDAV's alone until a file lands there.
+                None => {
+                    let under = format!("{rel}/");
+                    let ids: Vec<u64> = list
+                        .iter()
+                        .filter(|f| rel.is_empty() || f.path.as_str().starts_with(&under))
+                        .filter(|f| f.locked_by() != Some(me.username.as_str()))
+                        .map(|f| f.id)
+                        .collect();
+                    if !ids.is_empty() {
+                        match self.files.checkout_set(&me, &ids, comment).await {
+                            Ok(_) => files = ids,
+                            Err(AppError::Held { message, .. }) => {
+                                self.caller.locked(message);
+                                return Err(held_nowhere(&path));
+                            }
+                            Err(e) => {
+                                self.caller.refused(e);
+                                return Err(held_nowhere(&path));
+                            }
+                        }
+                    }
+                    0
+                }
+            };
+            let token = format!("opaquelocktoken:{}", uuid_like());
+            let rec = DavLockRecord {
+                file_id,
+                path: RepoPath::from_stored(rel),
+                username: me.username.clone(),
+                owner_xml: owner,
+                locked_at: now(),
+                timeout_at: Self::timeout_at(timeout),
+                shared,
+                files,
+            };
+            if let Err(e) = self.files.put_dav_lock(token.clone(), rec.clone()).await {
+                self.caller.refused(e);
+                return Err(held_nowhere(&path));
+            }
+            let mut lock = dav_lock(&path, &token, &rec, &self.caller.actor.username);
+            lock.deep = deep;
+            lock.shared = shared;
+            Ok(lock)
+        }
+        .boxed()
+    }
+
+    fn unlock(&self, path: &DavPath, token: &str) -> LsFuture<'_, Result<(), ()>> {
+        let token = token.to_string();
+        let path = path.clone();
+        async move {
+            let me = self.caller.actor.clone();
+            let Some((_, rec)) = self.tokens().await.into_iter().find(|(t, _)| *t == token) else {
+                self.caller.refused(AppError::Conflict(
+                    "That lock token is not in force: it timed out, its check-out ended (checked in, cancelled or overridden), or it was never given.".into(),
+                ));
+                return Err(());
+            };
+            let rel = rel(&path).unwrap_or_default();
+            if rec.username != me.username || rec.path.as_str() != rel {
+                self.caller.refused(AppError::Forbidden(
+                    "That lock token is someone else's, or another file's.".into(),
+                ));
+                return Err(());
+            }
+            // Closing the file (or folder): each file it checked out is
+            // resolved once no other token of the caller still holds it.
+            let others: Vec<DavLockRecord> = self
+                .tokens()
+                .await
+                .into_iter()
+                .filter(|(t, _)| *t != token)
+                .map(|(_, r)| r)
+                .collect();
+            let ids = (rec.file_id != 0)
+                .then_some(rec.file_id)
+                .into_iter()
+                .chain(rec.files.iter().copied());
+            for id in ids.collect::<Vec<_>>() {
+                if others
+                    .iter()
+                    .any(|o| o.file_id == id || o.files.contains(&id))
+                {
+                    continue;
+                }
+                if let Err(e) = self.resolve(id).await {
+                    self.caller.refused(e);
+                    return Err(());
+                }
+            }
+            if let Err(e) = self.files.remove_dav_lock(token).await {
+                self.caller.refused(e);
+                return Err(());
+            }
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn refresh(
+        &self,
+        path: &DavPath,
+        token: &str,
+        timeout: Option<Duration>,
+    ) -> LsFuture<'_, Result<DavLock, ()>> {
+        let token = token.to_string();
+        let path = path.clone();
+        async move {
+            let Some((_, mut rec)) = self.tokens().await.into_iter().find(|(t, _)| *t == token)
+            else {
+                return Err(());
+            };
+            if rec.username != self.caller.actor.username {
+                return Err(());
+            }
+            rec.timeout_at = Self::timeout_at(timeout);
+            self.files
+                .put_dav_lock(token.clone(), rec.clone())
+                .await
+                .map_err(|_| ())?;
+            Ok(dav_lock(&path, &token, &rec, &self.caller.actor.username))
+        }
+        .boxed()
+    }
+
+    fn check(
+        &self,
+        path: &DavPath,
+        _principal: Option<&str>,
+        _ignore_principal: bool,
+        deep: bool,
+        submitted: &[String],
+    ) -> LsFuture<'_, Result<(), DavLock>> {
+        let path = path.clone();
+        let submitted = submitted.to_vec();
+        async move {
+            let me = self.caller.actor.username.clone();
+            let Ok(rel) = rel(&path) else {
+                return Ok(());
+            };
+            // Latch's own locks: someone else's file is theirs alone.
+            if let Ok(list) = self.files.list().await {
+                for f in list.iter() {
+                    let hit = f.path.as_str() == rel || deep && within(f.path.as_str(), &rel);
+                    if let Some(holder) = f.locked_by().filter(|h| *h != me)
+                        && hit
+                    {
+                        self.caller.locked(format!(
+                            "{} is checked out by {holder}; it opens read-only until they check it in.",
+                            f.path
+                        ));
+                        return Err(held_in_latch(&path, f, holder));
+                    }
+                }
+            }
+            // WebDAV tokens: a change under one needs it submitted, even by
+            // its owner (another program of theirs must not save over it).
+            for (token, rec) in self.tokens().await {
+                let covers = within(&rel, rec.path.as_str())
+                    && (rec.path.as_str() == rel || rec.file_id == 0)
+                    || deep && within(rec.path.as_str(), &rel);
+                if covers && !submitted.contains(&token) {
+                    self.caller.locked(format!(
+                        "{} is checked out by {} and open in a WebDAV client; only a request with its lock token may change it.",
+                        rec.path, rec.username
+                    ));
+                    return Err(dav_lock(&path, &token, &rec, &self.caller.actor.username));
+                }
+            }
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn discover(&self, path: &DavPath) -> LsFuture<'_, Vec<DavLock>> {
+        let path = path.clone();
+        async move {
+            let Ok(rel) = rel(&path) else {
+                return Vec::new();
+            };
+            let mut found: Vec<DavLock> = self
+                .tokens()
+                .await
+                .iter()
+                .filter(|(_, r)| {
+                    r.path.as_str() == rel || r.file_id == 0 && within(&rel, r.path.as_str())
+                })
+                .map(|(t, r)| dav_lock(&path, t, r, &self.caller.actor.username))
+                .collect();
+            if found.is_empty()
+                && let Some(rec) = self.record_at(&rel).await
+                && let Some(holder) = rec.locked_by()
+            {
+                found.push(held_in_latch(&path, &rec, holder));
+            }
+            found
+        }
+        .boxed()
+    }
+
+    fn delete(&self, path: &DavPath) -> LsFuture<'_, Result<(), ()>> {
+        let path = path.clone();
+        async move {
+            let Ok(rel) = rel(&path) else {
+                return Ok(());
+            };
+            for (token, rec) in self.tokens().await {
+                if within(rec.path.as_str(), &rel) {
+                    let _ = self.files.remove_dav_lock(token).await;
+                }
+            }
+            Ok(())
+        }
+        .boxed()
+    }
+}
+
+/// A refusal with no holder to name (the sentence says why).
+fn held_nowhere(path: &DavPath) -> DavLock {
+    DavLock {
+        token: String::new(),
+        path: Box::new(path.clone()),
+        principal: None,
+        owner: None,
+        timeout_at: Some(SystemTime::now()),
+        timeout: None,
+        shared: false,
+        deep: false,
+    }
+}
+
+/// A random token body in the UUID layout clients expect.
+fn uuid_like() -> String {
+    let h = crate::secret::random_hex(16);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
