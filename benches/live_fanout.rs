@@ -196,6 +196,7 @@ fn print_render_cost() {
             comment: Some("fixing the post".into()),
             warned_at: None,
             draft: None,
+            dav_tokens: Vec::new(),
         }),
         queue: Vec::new(),
         reserved: None,

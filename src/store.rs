@@ -172,6 +172,12 @@ pub struct LockRecord {
     /// whatever ends the lock drops it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub draft: Option<Draft>,
+    /// The WebDAV lock tokens that stand for this check-out (schema 6).
+    /// Kept on the lock so that whatever ends it ends them in the same
+    /// write: a token must never outlive its check-out and come to stand
+    /// for the next one the same person makes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dav_tokens: Vec<String>,
 }
 
 /// A save kept beside the vault (`<data>/drafts/<file>`), not committed.

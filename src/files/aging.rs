@@ -213,6 +213,7 @@ mod tests {
             comment: None,
             warned_at: None,
             draft: None,
+            dav_tokens: Vec::new(),
         }
     }
 

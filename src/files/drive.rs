@@ -46,6 +46,10 @@ pub struct DavLockRecord {
     /// the folder since), resolved with it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<u64>,
+    /// The token joined a check-out made in the browser: closing without
+    /// a save leaves that check-out as it was.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub joined: bool,
 }
 
 /// A folder kept empty by `MKCOL`.
@@ -135,6 +139,11 @@ impl Files {
         let rec = super::blocking(move || {
             let name = format!("{}{}", draft_prefix(id), crate::secret::random_hex(8));
             let path = this.shared.drafts_dir.join(&name);
+            let busy = this
+                .shared
+                .drafts_busy
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
             std::fs::rename(&spool.path, &path)?;
             let size = spool.size;
             drop(spool);
@@ -153,11 +162,12 @@ impl Files {
                 put_file(&tx.txn, &rec)?;
                 Ok(rec)
             });
+            drop(busy);
             if saved.is_err() {
                 let _ = std::fs::remove_file(&path);
             }
             let rec = saved?;
-            this.sweep_drafts_of(id, Some(&name));
+            this.sweep_drafts_of(id);
             this.shared.store.refresh(|r| r.id == id)?;
             Ok(rec)
         })
@@ -212,12 +222,30 @@ impl Files {
             keep: false,
         };
         let rec = self.checkin(actor, id, version, spool).await?;
-        self.sweep_drafts_of(id, None);
+        self.sweep_drafts_of(id);
         Ok(Some(rec))
     }
 
-    /// Removes draft files of file `id` other than `keep`.
-    pub(super) fn sweep_drafts_of(&self, id: u64, keep: Option<&str>) {
+    /// Removes the draft files of file `id` but the one its record names
+    /// (as it is once no save is in flight).
+    pub(super) fn sweep_drafts_of(&self, id: u64) {
+        let _busy = self
+            .shared
+            .drafts_busy
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let keep = match self
+            .shared
+            .store
+            .read(|txn| get_file(&txn.open_table(FILES)?, id))
+        {
+            Ok(rec) => rec
+                .and_then(|r| r.lock)
+                .and_then(|l| l.draft)
+                .map(|d| d.file),
+            // Unreadable now: keep everything; the start-up sweep tidies.
+            Err(_) => return,
+        };
         let prefix = draft_prefix(id);
         let Ok(entries) = std::fs::read_dir(&self.shared.drafts_dir) else {
             return;
@@ -225,7 +253,7 @@ impl Files {
         for entry in entries.flatten() {
             let name = entry.file_name();
             let name = name.to_string_lossy();
-            if name.starts_with(&prefix) && Some(name.as_ref()) != keep {
+            if name.starts_with(&prefix) && keep.as_deref() != Some(name.as_ref()) {
                 let _ = std::fs::remove_file(entry.path());
             }
         }
@@ -235,7 +263,7 @@ impl Files {
     /// check-in not made through the drive).
     pub fn forget_draft_if_unheld(&self, rec: &FileRecord) {
         if rec.lock.as_ref().is_none_or(|l| l.draft.is_none()) {
-            self.sweep_drafts_of(rec.id, None);
+            self.sweep_drafts_of(rec.id);
         }
     }
 
@@ -457,11 +485,31 @@ impl Files {
             .await
     }
 
+    /// Records a WebDAV lock token, and puts it on the check-out(s) it
+    /// stands for in the same write: refused (409) when the caller no
+    /// longer holds one of them (a cancel or an override came between).
     pub async fn put_dav_lock(&self, token: String, rec: DavLockRecord) -> AppResult<()> {
         self.shared
             .store
             .blocking(move |store| {
                 store.write(|tx| {
+                    let ids = (rec.file_id != 0).then_some(rec.file_id);
+                    for id in ids.into_iter().chain(rec.files.iter().copied()) {
+                        let mut file = get_file(&tx.txn.open_table(FILES)?, id)?
+                            .ok_or_else(|| not_found(id))?;
+                        match file.lock.as_mut() {
+                            Some(lock) if lock.owner == rec.username => {
+                                lock.dav_tokens.push(token.clone());
+                            }
+                            _ => {
+                                return Err(AppError::Conflict(format!(
+                                    "{} is no longer checked out to you: it was checked in, cancelled or overridden as it was being opened.",
+                                    file.path
+                                )));
+                            }
+                        }
+                        put_file(&tx.txn, &file)?;
+                    }
                     tx.txn
                         .open_table(DAV_LOCKS)?
                         .insert(token.as_str(), store::encode(&rec)?.as_slice())?;
@@ -471,14 +519,33 @@ impl Files {
             .await
     }
 
+    /// Forgets a WebDAV lock token, on its check-outs too when they still
+    /// carry it.
     pub async fn remove_dav_lock(&self, token: String) -> AppResult<Option<DavLockRecord>> {
         self.shared
             .store
             .blocking(move |store| {
                 store.write(|tx| {
-                    let mut table = tx.txn.open_table(DAV_LOCKS)?;
-                    let old = table.remove(token.as_str())?;
-                    old.map(|v| store::decode(v.value())).transpose()
+                    let rec: DavLockRecord = {
+                        let mut tokens = tx.txn.open_table(DAV_LOCKS)?;
+                        let Some(old) = tokens.remove(token.as_str())? else {
+                            return Ok(None);
+                        };
+                        store::decode(old.value())?
+                    };
+                    let ids = (rec.file_id != 0).then_some(rec.file_id);
+                    for id in ids.into_iter().chain(rec.files.iter().copied()) {
+                        let Some(mut file) = get_file(&tx.txn.open_table(FILES)?, id)? else {
+                            continue;
+                        };
+                        if let Some(lock) = file.lock.as_mut()
+                            && lock.dav_tokens.contains(&token)
+                        {
+                            lock.dav_tokens.retain(|t| *t != token);
+                            put_file(&tx.txn, &file)?;
+                        }
+                    }
+                    Ok(Some(rec))
                 })
             })
             .await

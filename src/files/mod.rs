@@ -111,6 +111,9 @@ struct Shared {
     spool_dir: PathBuf,
     /// Holders' drafts saved through the network drive (`drive`).
     drafts_dir: PathBuf,
+    /// Held while a draft is saved or draft files are swept, so a sweep
+    /// never removes the file a save in flight is about to name.
+    drafts_busy: std::sync::Mutex<()>,
     max_upload: u64,
     /// How long a file stays reserved for the first in line.
     handoff_window: Duration,
@@ -157,6 +160,7 @@ impl Files {
                 vault,
                 spool_dir,
                 drafts_dir,
+                drafts_busy: std::sync::Mutex::new(()),
                 max_upload,
                 handoff_window,
                 reservations_changed: tokio::sync::Notify::new(),
@@ -359,6 +363,7 @@ impl Files {
                     comment: comment.clone(),
                     warned_at: None,
                     draft: None,
+                    dav_tokens: Vec::new(),
                 });
                 save_and_record(tx, rec, EventKind::Locked, &actor, comment, None)
             },

@@ -145,6 +145,7 @@ impl Files {
                         comment: comment.clone(),
                         warned_at: None,
                         draft: None,
+                        dav_tokens: Vec::new(),
                     });
                     out.push(save_and_record(
                         tx,

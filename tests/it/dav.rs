@@ -826,3 +826,44 @@ async fn a_folder_copy_is_one_upload_of_every_file_in_it() {
         "replaced"
     );
 }
+
+/// A token stands for one check-out: after a cancel in the browser and a
+/// new check-out by the same person, the old token opens and closes
+/// nothing; a token that joined a browser check-out leaves it held when
+/// closed without a save, and checks a save in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_stands_for_one_check_out_and_never_ends_a_browser_one_unsaved() {
+    let (app, _admin, bob, _carol) = setup().await;
+    let id = app.admin().await.upload_ok("part.mcam", b"v1").await;
+    let web = app.login("bob", USER_PASSWORD).await;
+
+    let old = bob.lock("part.mcam").await.expect("lock");
+    assert_eq!(web.cancel(id).await.status(), 200);
+    assert_eq!(web.checkout(id, "at the bench").await.status(), 200);
+    assert_eq!(
+        bob.unlock("part.mcam", &old).await,
+        409,
+        "the token ended with its check-out"
+    );
+    let f = app.admin().await.file(id).await;
+    assert_eq!(
+        f["lock"]["owner"], "bob",
+        "the browser's check-out stands: {f}"
+    );
+    assert_eq!(f["lock"]["comment"], "at the bench");
+
+    // Opened and closed in a program without a save: still held.
+    let joined = bob.lock("part.mcam").await.expect("lock joins");
+    assert_eq!(bob.unlock("part.mcam", &joined).await, 204);
+    let f = app.admin().await.file(id).await;
+    assert_eq!(f["lock"]["owner"], "bob", "closing unsaved keeps it: {f}");
+
+    // Opened, saved and closed: the save is checked in.
+    let joined = bob.lock("part.mcam").await.expect("lock joins");
+    assert_eq!(bob.put("part.mcam", b"v2", Some(&joined)).await.0, 204);
+    assert_eq!(bob.unlock("part.mcam", &joined).await, 204);
+    let f = app.admin().await.file(id).await;
+    assert!(f["lock"].is_null(), "{f}");
+    assert_eq!(f["revision"], "1.1");
+    assert_eq!(app.admin().await.content(id, None).await, b"v2");
+}

@@ -95,17 +95,20 @@ impl LatchLocks {
     /// becomes the next minor revision; without one (or one that changed
     /// nothing) the check-out is cancelled. Someone else's (an override
     /// came between) is left alone.
-    async fn resolve(&self, id: u64) -> Result<(), AppError> {
+    /// A token that joined a check-out made in the browser leaves it as
+    /// it was when closed without a save: the drive did not make it.
+    async fn resolve(&self, id: u64, token: &str, joined: bool) -> Result<(), AppError> {
         let me = &self.caller.actor;
         let Ok(file) = self.files.get(id).await else {
             return Ok(());
         };
-        if file.locked_by() != Some(me.username.as_str()) {
+        if !carries(&file, &me.username, token) {
             return Ok(());
         }
         let message = CommitMessage::parse(&format!("Saved from {}", self.caller.client))?;
         match self.files.checkin_draft(me, id, message).await {
             Ok(Some(_)) => Ok(()),
+            Ok(None) | Err(AppError::Invalid(_)) if joined => Ok(()),
             Ok(None) | Err(AppError::Invalid(_)) => self.files.cancel(me, id).await.map(|_| ()),
             Err(e) => Err(e),
         }
@@ -118,17 +121,18 @@ impl LatchLocks {
         let at = now();
         let all = self.files.dav_locks().await.unwrap_or_default();
         let list = self.files.list().await.ok();
-        let ended = |rec: &DavLockRecord| {
+        // A token ends with the check-out that carries it: one made later
+        // by the same person does not carry it.
+        let ended = |token: &str, rec: &DavLockRecord| {
             rec.file_id != 0
                 && list.as_ref().is_some_and(|l| {
-                    !l.iter().any(|f| {
-                        f.id == rec.file_id && f.locked_by() == Some(rec.username.as_str())
-                    })
+                    !l.iter()
+                        .any(|f| f.id == rec.file_id && carries(f, &rec.username, token))
                 })
         };
         let mut live = Vec::new();
         for (token, rec) in all {
-            if rec.timeout_at.is_some_and(|t| t <= at) || ended(&rec) {
+            if rec.timeout_at.is_some_and(|t| t <= at) || ended(&token, &rec) {
                 let _ = self.files.remove_dav_lock(token).await;
             } else {
                 live.push((token, rec));
@@ -209,6 +213,7 @@ impl DavLockSystem for LatchLocks {
                 .flatten();
             let file = list.iter().find(|f| f.path.as_str() == rel).cloned();
             let mut files = Vec::new();
+            let mut joined = false;
             let file_id = match &file {
                 Some(rec) => match rec.locked_by() {
                     Some(holder) if holder != me.username => {
@@ -219,7 +224,10 @@ impl DavLockSystem for LatchLocks {
                         return Err(held_in_latch(&path, rec, holder));
                     }
                     // Already the caller's (from the web): the token joins it.
-                    Some(_) => rec.id,
+                    Some(_) => {
+                        joined = true;
+                        rec.id
+                    }
                     None => match self.files.checkout(&me, rec.id, comment).await {
                         Ok(rec) => rec.id,
                         Err(e) => {
@@ -266,6 +274,7 @@ impl DavLockSystem for LatchLocks {
                 timeout_at: Self::timeout_at(timeout),
                 shared,
                 files,
+                joined,
             };
             if let Err(e) = self.files.put_dav_lock(token.clone(), rec.clone()).await {
                 self.caller.refused(e);
@@ -317,7 +326,7 @@ impl DavLockSystem for LatchLocks {
                 {
                     continue;
                 }
-                if let Err(e) = self.resolve(id).await {
+                if let Err(e) = self.resolve(id, &token, rec.joined && id == rec.file_id).await {
                     self.caller.refused(e);
                     return Err(());
                 }
@@ -450,6 +459,13 @@ impl DavLockSystem for LatchLocks {
 }
 
 /// A refusal with no holder to name (the sentence says why).
+/// Whether `file` is checked out to `who` by the check-out `token` stands for.
+fn carries(file: &FileRecord, who: &str, token: &str) -> bool {
+    file.lock
+        .as_ref()
+        .is_some_and(|l| l.owner == who && l.dav_tokens.iter().any(|t| t == token))
+}
+
 fn held_nowhere(path: &DavPath) -> DavLock {
     DavLock {
         token: String::new(),
