@@ -200,6 +200,7 @@ fn synthetic_files(n: usize) -> Vec<FileRecord> {
                 comment: Some("fixing the post".into()),
                 warned_at: None,
                 draft: None,
+                dav_tokens: Vec::new(),
             }),
             queue: Vec::new(),
             reserved: None,
