@@ -10,11 +10,11 @@ use serde_json::Value;
 use crate::common::live::{SseNext, WAIT, sse_open};
 use crate::common::{ADMIN_PASSWORD, TestApp, USER_PASSWORD, have_tool, wait_until};
 
-const LOCKINFO: &str = r#"<?xml version="1.0" encoding="utf-8"?>
+pub(super) const LOCKINFO: &str = r#"<?xml version="1.0" encoding="utf-8"?>
 <D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype><D:owner>tester</D:owner></D:lockinfo>"#;
 
 /// A WebDAV client for one person: HTTP Basic, as a desktop client sends it.
-struct Dav {
+pub(super) struct Dav {
     http: reqwest::Client,
     base: String,
     user: String,
@@ -26,7 +26,7 @@ fn method(name: &str) -> Method {
 }
 
 impl Dav {
-    fn new(app: &TestApp, user: &str, secret: &str) -> Dav {
+    pub(super) fn new(app: &TestApp, user: &str, secret: &str) -> Dav {
         Dav {
             http: reqwest::Client::builder()
                 .user_agent("LatchTest/1.0")
@@ -38,13 +38,13 @@ impl Dav {
         }
     }
 
-    fn req(&self, verb: &str, path: &str) -> reqwest::RequestBuilder {
+    pub(super) fn req(&self, verb: &str, path: &str) -> reqwest::RequestBuilder {
         self.http
             .request(method(verb), format!("{}/dav/{path}", self.base))
             .basic_auth(&self.user, Some(&self.secret))
     }
 
-    async fn propfind(&self, path: &str, depth: &str) -> (u16, String) {
+    pub(super) async fn propfind(&self, path: &str, depth: &str) -> (u16, String) {
         let resp = self
             .req("PROPFIND", path)
             .header("Depth", depth)
@@ -57,13 +57,13 @@ impl Dav {
         )
     }
 
-    async fn get(&self, path: &str) -> (u16, Vec<u8>) {
+    pub(super) async fn get(&self, path: &str) -> (u16, Vec<u8>) {
         let resp = self.req("GET", path).send().await.expect("GET");
         let status = resp.status().as_u16();
         (status, resp.bytes().await.expect("body").to_vec())
     }
 
-    async fn put(&self, path: &str, body: &[u8], token: Option<&str>) -> (u16, String) {
+    pub(super) async fn put(&self, path: &str, body: &[u8], token: Option<&str>) -> (u16, String) {
         let mut rb = self.req("PUT", path).body(body.to_vec());
         if let Some(t) = token {
             rb = rb.header("If", format!("(<{t}>)"));
@@ -76,7 +76,7 @@ impl Dav {
     }
 
     /// `LOCK`; the token when granted, else the status and sentence.
-    async fn lock(&self, path: &str) -> Result<String, (u16, String)> {
+    pub(super) async fn lock(&self, path: &str) -> Result<String, (u16, String)> {
         let resp = self
             .req("LOCK", path)
             .header("Content-Type", "application/xml")
@@ -98,7 +98,7 @@ impl Dav {
         }
     }
 
-    async fn unlock(&self, path: &str, token: &str) -> u16 {
+    pub(super) async fn unlock(&self, path: &str, token: &str) -> u16 {
         self.req("UNLOCK", path)
             .header("Lock-Token", format!("<{token}>"))
             .send()
@@ -108,7 +108,7 @@ impl Dav {
             .as_u16()
     }
 
-    async fn to(&self, verb: &str, from: &str, to: &str) -> (u16, String) {
+    pub(super) async fn to(&self, verb: &str, from: &str, to: &str) -> (u16, String) {
         let resp = self
             .req(verb, from)
             .header("Destination", format!("{}/dav/{to}", self.base))
@@ -122,7 +122,7 @@ impl Dav {
         )
     }
 
-    async fn simple(&self, verb: &str, path: &str) -> (u16, String) {
+    pub(super) async fn simple(&self, verb: &str, path: &str) -> (u16, String) {
         let resp = self.req(verb, path).send().await.expect(verb);
         (
             resp.status().as_u16(),
@@ -132,7 +132,7 @@ impl Dav {
 }
 
 /// The app, its admin on the drive, and bob and carol (users) on it.
-async fn setup() -> (TestApp, Dav, Dav, Dav) {
+pub(super) async fn setup() -> (TestApp, Dav, Dav, Dav) {
     let app = TestApp::spawn().await;
     app.create_user("bob", "user").await;
     app.create_user("carol", "user").await;
@@ -142,7 +142,7 @@ async fn setup() -> (TestApp, Dav, Dav, Dav) {
     (app, admin, bob, carol)
 }
 
-async fn file_at(app: &TestApp, path: &str) -> Value {
+pub(super) async fn file_at(app: &TestApp, path: &str) -> Value {
     let files = app.admin().await.files().await;
     files
         .into_iter()

@@ -19,6 +19,7 @@ mod edge_vault;
 mod files;
 mod git_smart;
 mod history_index;
+mod hostile_dav;
 mod hostile_day;
 mod hostile_scale;
 mod hostile_sets;

@@ -397,12 +397,15 @@ impl DavLockSystem for LatchLocks {
                 }
             }
             // WebDAV tokens: a change under one needs it submitted, even by
-            // its owner (another program of theirs must not save over it).
+            // its owner (another program of theirs must not save over it),
+            // and by its owner only: every `PROPFIND` shows a lock's token,
+            // so someone else submitting it proves nothing.
             for (token, rec) in self.tokens().await {
                 let covers = within(&rel, rec.path.as_str())
                     && (rec.path.as_str() == rel || rec.file_id == 0)
                     || deep && within(rec.path.as_str(), &rel);
-                if covers && !submitted.contains(&token) {
+                let mine = submitted.contains(&token) && rec.username == me;
+                if covers && !mine {
                     self.caller.locked(format!(
                         "{} is checked out by {} and open in a WebDAV client; only a request with its lock token may change it.",
                         rec.path, rec.username

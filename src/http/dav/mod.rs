@@ -163,6 +163,7 @@ async fn serve(req: Request) -> Result<Response, AppError> {
         files: files.clone(),
         refusal: Mutex::new(None),
     });
+    let req = xml_bounded(req).await?;
     let fs = fs::LatchFs {
         files: files.clone(),
         caller: caller.clone(),
@@ -199,6 +200,63 @@ async fn serve(req: Request) -> Result<Response, AppError> {
         .body(Body::from_bytes_stream(body));
     *resp.headers_mut() = parts.headers;
     Ok(resp)
+}
+
+/// dav-server reads a body of at most this many bytes (and refuses more).
+const MAX_XML_BODY: usize = 64 * 1024;
+/// How deep a WebDAV XML body may nest. Real ones (`propfind`, `lockinfo`,
+/// `propertyupdate` with a property value) are under ten levels deep.
+const MAX_XML_DEPTH: usize = 64;
+
+/// Reads the XML body of a `PROPFIND`, `PROPPATCH` or `LOCK` and refuses
+/// one nested deeper than [`MAX_XML_DEPTH`]: xmltree, which dav-server
+/// parses it with, recurses once per level, and a 64 KiB body of `<a>`s
+/// is ten thousand levels, enough to overflow a worker's stack, which
+/// aborts the whole server. Other methods pass untouched (a `PUT` streams).
+async fn xml_bounded(mut req: Request) -> Result<Request, AppError> {
+    if !matches!(req.method().as_str(), "PROPFIND" | "PROPPATCH" | "LOCK") {
+        return Ok(req);
+    }
+    let body = req
+        .take_body()
+        .into_bytes_limit(MAX_XML_BODY)
+        .await
+        .map_err(|e| match e {
+            poem::error::ReadBodyError::PayloadTooLarge => AppError::TooLarge(format!(
+                "A WebDAV request's XML may be at most {}.",
+                crate::domain::human_size(MAX_XML_BODY as u64)
+            )),
+            _ => AppError::BadRequest("The request body could not be read in full.".into()),
+        })?;
+    if xml_depth_over(&body, MAX_XML_DEPTH) {
+        return Err(AppError::BadRequest(format!(
+            "The request's XML nests deeper than {MAX_XML_DEPTH} levels; WebDAV needs far fewer."
+        )));
+    }
+    req.set_body(Body::from_bytes(body));
+    Ok(req)
+}
+
+/// Whether `body` opens more than `max` elements inside one another,
+/// counted by a streaming (non-recursive) reader. A malformed body stops
+/// the count where it breaks, as it stops dav-server's parse there too.
+fn xml_depth_over(body: &[u8], max: usize) -> bool {
+    use xml::reader::{EventReader, XmlEvent};
+    let mut depth = 0usize;
+    for event in EventReader::new(body) {
+        match event {
+            Ok(XmlEvent::StartElement { .. }) => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            Ok(XmlEvent::EndElement { .. }) => depth = depth.saturating_sub(1),
+            Ok(XmlEvent::EndDocument) | Err(_) => return false,
+            Ok(_) => {}
+        }
+    }
+    false
 }
 
 /// dav-server answers an error with a bare status; this says why, with the

@@ -1,0 +1,213 @@
+//! A hostile but ordinary user against the network drive (`/dav`): XML
+//! that nests deep enough to overflow a parser's stack, someone else's
+//! lock token (every `PROPFIND` shows it) submitted in an `If` header, and
+//! a save racing the close that checks it in.
+
+use crate::common::ADMIN_PASSWORD;
+use crate::common::binary::{Server, log_tail};
+use crate::dav::{file_at, setup};
+
+/// A body of `depth` elements inside one another, inside `wrap`'s element.
+fn nested(open: &str, close: &str, depth: usize) -> String {
+    format!(
+        r#"<?xml version="1.0"?>{open}{}{}{close}"#,
+        "<a>".repeat(depth),
+        "</a>".repeat(depth)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xml_nested_thousands_deep_is_refused_and_the_server_stays_up() {
+    // The real binary: before the fix, one such request overflowed a
+    // worker's stack and aborted the process (every user's server).
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let log = tmp.path().join("latch.log");
+    let server = Server::start(&tmp.path().join("data"), &log).await;
+    let http = reqwest::Client::new();
+    let put = http
+        .put(format!("{}/dav/part.txt", server.base))
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
+        .body("v1")
+        .send()
+        .await
+        .expect("PUT");
+    assert_eq!(put.status(), 201);
+    let bodies = [
+        (
+            "PROPFIND",
+            nested(
+                r#"<D:propfind xmlns:D="DAV:"><D:prop>"#,
+                "</D:prop></D:propfind>",
+                9000,
+            ),
+        ),
+        (
+            "PROPPATCH",
+            nested(
+                r#"<D:propertyupdate xmlns:D="DAV:"><D:set><D:prop><x:q xmlns:x="urn:x">"#,
+                "</x:q></D:prop></D:set></D:propertyupdate>",
+                9000,
+            ),
+        ),
+        (
+            "LOCK",
+            nested(
+                r#"<D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype><D:owner>"#,
+                "</D:owner></D:lockinfo>",
+                9000,
+            ),
+        ),
+    ];
+    for (verb, body) in bodies {
+        assert!(body.len() < 64 * 1024, "within the body limit");
+        let resp = http
+            .request(
+                reqwest::Method::from_bytes(verb.as_bytes()).expect("method"),
+                format!("{}/dav/part.txt", server.base),
+            )
+            .basic_auth("admin", Some(ADMIN_PASSWORD))
+            .header("Depth", "0")
+            .body(body)
+            .send()
+            .await;
+        let resp = resp
+            .unwrap_or_else(|e| panic!("{verb}: the server died ({e}); log:\n{}", log_tail(&log)));
+        assert_eq!(resp.status(), 400, "{verb}");
+        let text = resp.text().await.unwrap_or_default();
+        assert!(text.contains("nests deeper"), "{verb}: {text}");
+    }
+    let health = http
+        .get(format!("{}/healthz", server.base))
+        .send()
+        .await
+        .expect("the server is still up");
+    assert_eq!(health.status(), 200);
+    // Ordinary XML still works, property values with some depth included.
+    let ok = http
+        .request(
+            reqwest::Method::from_bytes(b"PROPPATCH").expect("method"),
+            format!("{}/dav/part.txt", server.base),
+        )
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
+        .body(nested(
+            r#"<D:propertyupdate xmlns:D="DAV:"><D:set><D:prop><x:q xmlns:x="urn:x">"#,
+            "</x:q></D:prop></D:set></D:propertyupdate>",
+            20,
+        ))
+        .send()
+        .await
+        .expect("PROPPATCH");
+    assert_eq!(ok.status(), 207);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn someone_elses_lock_token_opens_nothing_under_their_lock() {
+    let (app, admin, bob, carol) = setup().await;
+    app.admin().await.upload_ok("d/one.txt", b"one").await;
+    // Bob locks folder d (every file in it checked out) and a name with no
+    // file yet; carol reads both tokens from PROPFIND, as anyone can.
+    let folder = bob
+        .req("LOCK", "d")
+        .header("Depth", "infinity")
+        .body(crate::dav::LOCKINFO)
+        .send()
+        .await
+        .expect("LOCK");
+    assert_eq!(folder.status(), 200);
+    let (_, shown) = carol.propfind("d", "0").await;
+    let folder_token = shown
+        .split("<D:href>")
+        .find_map(|s| s.strip_prefix("opaquelocktoken:"))
+        .and_then(|s| s.split('<').next())
+        .map(|t| format!("opaquelocktoken:{t}"))
+        .expect("PROPFIND shows the folder's token");
+    let name_token = bob.lock("plan.dwg").await.expect("bob reserves a name");
+
+    // Carol submits bob's tokens: refused, as without them.
+    let (status, text) = carol.put("d/carol.txt", b"mine", Some(&folder_token)).await;
+    assert_eq!(status, 423, "PUT into bob's folder: {text}");
+    assert!(text.contains("bob"), "{text}");
+    let mkcol = carol
+        .req("MKCOL", "d/sub")
+        .header("If", format!("(<{folder_token}>)"))
+        .send()
+        .await
+        .expect("MKCOL");
+    assert_eq!(mkcol.status(), 423, "MKCOL in bob's folder");
+    let (status, _) = carol.put("plan.dwg", b"carol's", Some(&name_token)).await;
+    assert_eq!(status, 423, "PUT on the name bob locked");
+    // An admin moving a file into bob's folder with his token: refused too.
+    app.admin().await.upload_ok("loose.txt", b"x").await;
+    let moved = admin
+        .req("MOVE", "loose.txt")
+        .header("Destination", format!("{}/dav/d/loose.txt", app.base))
+        .header("If", format!("(<{folder_token}>)"))
+        .send()
+        .await
+        .expect("MOVE");
+    assert_eq!(moved.status(), 423, "MOVE into bob's folder");
+
+    let paths: Vec<String> = app
+        .admin()
+        .await
+        .files()
+        .await
+        .iter()
+        .map(|f| f["path"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert!(
+        !paths
+            .iter()
+            .any(|p| p == "d/carol.txt" || p == "plan.dwg" || p == "d/loose.txt"),
+        "{paths:?}"
+    );
+    // Bob, with his own token, still saves there: the name becomes his file.
+    let (status, text) = bob.put("plan.dwg", b"bob's", Some(&name_token)).await;
+    assert_eq!(status, 201, "{text}");
+    let f = file_at(&app, "plan.dwg").await;
+    assert_eq!(f["lock"]["owner"], "bob");
+}
+
+/// A save that raced the close: the client was told it was saved (2xx),
+/// so its content must be the checked-in version, or still the holder's
+/// draft under a check-out that goes on; never silently dropped.
+///
+/// Fails today: `UNLOCK` reads the draft (`draft_spool`), a `PUT` then
+/// records a newer draft (`save_draft`, still the holder's), and the
+/// check-in commits the older one and ends the lock, dropping the newer
+/// draft with it. Needs the draft save and the draft check-in of one file
+/// serialised, or the check-in to commit only the draft the lock still
+/// names (compare-and-swap in its transaction, retried).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "hole: a PUT racing UNLOCK is answered 204 and its content lost (see the doc comment)"]
+async fn a_save_racing_the_close_is_never_answered_saved_and_lost() {
+    let (app, _admin, bob, _carol) = setup().await;
+    let id = app.admin().await.upload_ok("race.txt", b"v0").await;
+    for round in 0..20 {
+        let token = bob.lock("race.txt").await.expect("lock");
+        let first = format!("first-{round}");
+        assert_eq!(
+            bob.put("race.txt", first.as_bytes(), Some(&token)).await.0,
+            204
+        );
+        let second = format!("second-{round}");
+        let (put, unlock) = tokio::join!(
+            bob.put("race.txt", second.as_bytes(), Some(&token)),
+            bob.unlock("race.txt", &token)
+        );
+        let f = app.admin().await.file(id).await;
+        let (_, now) = bob.get("race.txt").await;
+        if (200..300).contains(&put.0) {
+            assert!(
+                now == second.as_bytes() || !f["lock"].is_null(),
+                "round {round}: PUT {} and UNLOCK {unlock}, yet the vault holds {:?} and no check-out goes on",
+                put.0,
+                String::from_utf8_lossy(&now)
+            );
+        }
+        if !f["lock"].is_null() {
+            // The close lost to the save: close again for the next round.
+            assert_eq!(bob.unlock("race.txt", &token).await, 204, "round {round}");
+        }
+    }
+}
