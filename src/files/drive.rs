@@ -52,6 +52,26 @@ pub struct DavLockRecord {
     pub joined: bool,
 }
 
+/// What keeps draft saves, sweeps and check-ins from crossing.
+pub(super) struct DraftLocks {
+    /// Held while a draft is saved or draft files are swept, so a sweep
+    /// never removes the file a save in flight is about to name.
+    busy: std::sync::Mutex<()>,
+    /// Turns between saving a file's draft and checking its draft in
+    /// (striped by file id): a save that lands between reading the draft
+    /// and the commit that ends the lock would be answered "saved" and lost.
+    turns: [tokio::sync::Mutex<()>; 16],
+}
+
+impl Default for DraftLocks {
+    fn default() -> Self {
+        DraftLocks {
+            busy: std::sync::Mutex::new(()),
+            turns: std::array::from_fn(|_| tokio::sync::Mutex::new(())),
+        }
+    }
+}
+
 /// A folder kept empty by `MKCOL`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct KeptFolder {
@@ -134,6 +154,7 @@ impl Files {
     /// earlier one. Not a version: no commit, no event; the file's card is
     /// re-rendered for everyone ("draft saved …").
     pub async fn save_draft(&self, actor: &Actor, id: u64, spool: Spool) -> AppResult<FileRecord> {
+        let _turn = self.draft_turn(id).await;
         let this = self.clone();
         let actor = actor.clone();
         let rec = super::blocking(move || {
@@ -141,7 +162,8 @@ impl Files {
             let path = this.shared.drafts_dir.join(&name);
             let busy = this
                 .shared
-                .drafts_busy
+                .draft_locks
+                .busy
                 .lock()
                 .unwrap_or_else(|p| p.into_inner());
             std::fs::rename(&spool.path, &path)?;
@@ -203,6 +225,12 @@ impl Files {
         Ok(Some(spool))
     }
 
+    /// This file's turn between draft saves and draft check-ins.
+    async fn draft_turn(&self, id: u64) -> tokio::sync::MutexGuard<'_, ()> {
+        let turns = &self.shared.draft_locks.turns;
+        turns[(id % turns.len() as u64) as usize].lock().await
+    }
+
     /// Checks the holder's draft in as the next minor revision. `None`
     /// when there is no draft to check in.
     pub async fn checkin_draft(
@@ -211,15 +239,32 @@ impl Files {
         id: u64,
         message: CommitMessage,
     ) -> AppResult<Option<FileRecord>> {
-        let rec = self.get(id).await?;
-        require_holder(&rec, actor, "check it in")?;
-        let Some(spool) = self.draft_spool(actor, id).await? else {
-            return Ok(None);
-        };
         let version = NewVersion {
             message,
             bump: Bump::Minor,
             keep: false,
+        };
+        self.checkin_upload_or_draft(actor, id, version, None).await
+    }
+
+    /// Checks in `upload`, or without one the holder's draft, in the
+    /// file's draft turn: no save lands between reading the draft and the
+    /// commit. `None` when there is neither.
+    pub async fn checkin_upload_or_draft(
+        &self,
+        actor: &Actor,
+        id: u64,
+        version: NewVersion,
+        upload: Option<Spool>,
+    ) -> AppResult<Option<FileRecord>> {
+        if let Some(spool) = upload {
+            return self.checkin(actor, id, version, spool).await.map(Some);
+        }
+        let _turn = self.draft_turn(id).await;
+        let rec = self.get(id).await?;
+        require_holder(&rec, actor, "check it in")?;
+        let Some(spool) = self.draft_spool(actor, id).await? else {
+            return Ok(None);
         };
         let rec = self.checkin(actor, id, version, spool).await?;
         self.sweep_drafts_of(id);
@@ -231,7 +276,8 @@ impl Files {
     pub(super) fn sweep_drafts_of(&self, id: u64) {
         let _busy = self
             .shared
-            .drafts_busy
+            .draft_locks
+            .busy
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         let keep = match self

@@ -111,9 +111,8 @@ struct Shared {
     spool_dir: PathBuf,
     /// Holders' drafts saved through the network drive (`drive`).
     drafts_dir: PathBuf,
-    /// Held while a draft is saved or draft files are swept, so a sweep
-    /// never removes the file a save in flight is about to name.
-    drafts_busy: std::sync::Mutex<()>,
+    /// Keeps draft saves, sweeps and check-ins from crossing (`drive`).
+    draft_locks: drive::DraftLocks,
     max_upload: u64,
     /// How long a file stays reserved for the first in line.
     handoff_window: Duration,
@@ -160,7 +159,7 @@ impl Files {
                 vault,
                 spool_dir,
                 drafts_dir,
-                drafts_busy: std::sync::Mutex::new(()),
+                draft_locks: drive::DraftLocks::default(),
                 max_upload,
                 handoff_window,
                 reservations_changed: tokio::sync::Notify::new(),

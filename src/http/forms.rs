@@ -53,22 +53,25 @@ impl Upload {
         })
     }
 
-    /// A check-in's content: the file uploaded, or else the holder's draft
-    /// saved through the network drive.
-    pub async fn file_or_draft(
-        &mut self,
-        files: &Files,
-        actor: &crate::files::Actor,
-        id: u64,
-    ) -> AppResult<Spool> {
-        if let Some((_, spool)) = self.file.take() {
-            return Ok(spool);
-        }
-        match files.draft_spool(actor, id).await? {
-            Some(spool) => Ok(spool),
-            None => self.take_file().map(|(_, spool)| spool),
-        }
+    /// The file uploaded, if one was.
+    pub fn upload(&mut self) -> Option<Spool> {
+        self.file.take().map(|(_, spool)| spool)
     }
+}
+
+/// A check-in's content: the file uploaded, or else the holder's draft
+/// saved through the network drive; refused when there is neither.
+pub async fn checkin_upload_or_draft(
+    files: &Files,
+    actor: &crate::files::Actor,
+    id: u64,
+    version: crate::files::NewVersion,
+    form: &mut Upload,
+) -> AppResult<crate::store::FileRecord> {
+    files
+        .checkin_upload_or_draft(actor, id, version, form.upload())
+        .await?
+        .ok_or_else(|| AppError::Invalid("No file was attached; choose a file to upload.".into()))
 }
 
 /// Largest text field of a multipart form.

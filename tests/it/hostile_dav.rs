@@ -172,14 +172,10 @@ async fn someone_elses_lock_token_opens_nothing_under_their_lock() {
 /// so its content must be the checked-in version, or still the holder's
 /// draft under a check-out that goes on; never silently dropped.
 ///
-/// Fails today: `UNLOCK` reads the draft (`draft_spool`), a `PUT` then
-/// records a newer draft (`save_draft`, still the holder's), and the
-/// check-in commits the older one and ends the lock, dropping the newer
-/// draft with it. Needs the draft save and the draft check-in of one file
-/// serialised, or the check-in to commit only the draft the lock still
-/// names (compare-and-swap in its transaction, retried).
+/// It failed before saving a draft and checking one in took turns per
+/// file: `UNLOCK` read the draft, a `PUT` recorded a newer one, and the
+/// check-in committed the older one and ended the lock, dropping it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "hole: a PUT racing UNLOCK is answered 204 and its content lost (see the doc comment)"]
 async fn a_save_racing_the_close_is_never_answered_saved_and_lost() {
     let (app, _admin, bob, _carol) = setup().await;
     let id = app.admin().await.upload_ok("race.txt", b"v0").await;

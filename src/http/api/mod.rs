@@ -329,8 +329,8 @@ impl Api {
         files.precheck_checkin(&caller.actor(), id).await?;
         let mut form = forms::read_upload(files, form.0).await?;
         let version = new_version_from(&form.fields)?;
-        let spool = form.file_or_draft(files, &caller.actor(), id).await?;
-        let f = files.checkin(&caller.actor(), id, version, spool).await?;
+        let f =
+            forms::checkin_upload_or_draft(files, &caller.actor(), id, version, &mut form).await?;
         Ok(Json(file_json(files, &caller, &f).await?))
     }
 

@@ -345,8 +345,8 @@ pub(super) async fn checkin(
         let mut form = forms::read_upload(files, multipart).await?;
         let session = guard.writer(Some(&form.fields)).await?;
         let version = new_version_from(&form.fields)?;
-        let spool = form.file_or_draft(files, &session.actor(), id).await?;
-        let f = files.checkin(&session.actor(), id, version, spool).await?;
+        let f =
+            forms::checkin_upload_or_draft(files, &session.actor(), id, version, &mut form).await?;
         let message = format!("{} checked in as revision {}.", f.path, f.revision);
         Ok(action_done(
             req,
