@@ -3,6 +3,8 @@
 //! Beside them: who may do what (`rules`), whether a new name is free
 //! (`names`), what is read without a change (`reads`), and reconciliation
 //! after a crash (`reconcile`).
+//! Long because the operations that write both Git and redb keep their
+//! ordering (below) side by side, where a reader can check each against it.
 //!
 //! Ordering that keeps Git (content) and redb (state) consistent:
 //! 1. an upload is spooled to disk, then written as a loose blob into the

@@ -22,6 +22,8 @@ use crate::vault::BlobId;
 pub enum Source {
     Blob(BlobId),
     Draft(PathBuf),
+    /// A name locked before anything was saved there: no bytes yet.
+    Empty,
 }
 
 impl Source {
@@ -30,6 +32,7 @@ impl Source {
         Ok(match self {
             Source::Blob(id) => files.vault().open_blob(*id)?.1,
             Source::Draft(path) => Box::new(std::fs::File::open(path)?),
+            Source::Empty => Box::new(std::io::empty()),
         })
     }
 }

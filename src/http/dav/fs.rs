@@ -2,6 +2,8 @@
 //! file paths (and folders kept by `MKCOL`), a file reads from Git (or,
 //! for its holder, from their draft), and every change is the operation
 //! the browser would call — upload, draft, move, copy (an upload), delete.
+//! Long because dav-server's `DavFileSystem` is implemented here whole,
+//! each method mapping one WebDAV verb onto one Latch operation.
 
 use std::io::Read;
 use std::sync::{Arc, Mutex};
@@ -32,7 +34,32 @@ pub struct LatchFs {
 /// What a path names.
 pub(super) enum Node {
     File(Box<FileRecord>),
-    Folder { modified: i64 },
+    Folder {
+        modified: i64,
+    },
+    /// A name the caller's client locked before saving anything there
+    /// (RFC 4918's "locked empty resource", locked at this time). It must
+    /// be seen as an empty file: davfs2 takes the `201` of that `LOCK` to
+    /// mean the file now exists on the server, and a folder listing
+    /// without it makes davfs2 drop the copy it has not sent yet. It ends
+    /// with its lock (`UNLOCK` with nothing saved leaves no file) or
+    /// becomes an upload at the first `PUT`.
+    Pending {
+        locked_at: i64,
+    },
+}
+
+/// The tag of a pending name's empty content (stable, so a client's
+/// `If-Match` from `HEAD` holds at its `PUT`).
+const PENDING_ETAG: &str = "locked-empty";
+
+fn pending_meta(locked_at: i64) -> Meta {
+    Meta {
+        len: 0,
+        modified: locked_at,
+        dir: false,
+        etag: Some(PENDING_ETAG.to_string()),
+    }
 }
 
 /// Whether `a` is `b` or lies under it (vault-relative paths).
@@ -140,13 +167,34 @@ impl LatchFs {
         if kept.iter().any(|k| k == rel || k.starts_with(&under)) {
             return Ok(Node::Folder { modified: 0 });
         }
-        Err(FsError::NotFound)
+        match self.pending().await.into_iter().find(|(p, _)| p == rel) {
+            Some((_, locked_at)) => Ok(Node::Pending { locked_at }),
+            None => Err(FsError::NotFound),
+        }
+    }
+
+    /// Names locked on the drive with nothing saved there yet (see
+    /// [`Node::Pending`]), with when each was locked; a timed-out lock
+    /// names nothing. A name that is a file or folder is that instead.
+    async fn pending(&self) -> Vec<(String, i64)> {
+        let at = crate::store::now();
+        self.files
+            .dav_locks()
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(_, r)| r.file_id == 0 && r.files.is_empty())
+            .filter(|(_, r)| r.timeout_at.is_none_or(|t| t > at))
+            .map(|(_, r)| (r.path.as_str().to_string(), r.locked_at))
+            .collect()
     }
 
     async fn file_at(&self, rel: &str) -> Result<Box<FileRecord>, FsError> {
         match self.node(rel).await? {
             Node::File(rec) => Ok(rec),
             Node::Folder { .. } => Err(FsError::Forbidden),
+            // Nothing to read, copy or keep properties of yet.
+            Node::Pending { .. } => Err(FsError::NotFound),
         }
     }
 
@@ -177,6 +225,11 @@ impl LatchFs {
         Ok(match self.node(&rel).await? {
             Node::File(rec) => format!("file:{}", rec.id),
             Node::Folder { .. } => format!("folder:{rel}"),
+            Node::Pending { .. } => {
+                return Err(self.refuse(AppError::Conflict(format!(
+                    "{rel} has nothing saved yet; its properties can be set once it has."
+                ))));
+            }
         })
     }
 
@@ -241,6 +294,15 @@ impl DavFileSystem for LatchFs {
         async move {
             let rel = rel(path)?;
             if !options.write {
+                if let Node::Pending { locked_at } = self.node(&rel).await? {
+                    return Ok(Box::new(Reader {
+                        files: self.files.clone(),
+                        source: Source::Empty,
+                        meta: pending_meta(locked_at),
+                        state: Mutex::new(None),
+                        pos: 0,
+                    }) as Box<dyn DavFile>);
+                }
                 let rec = self.file_at(&rel).await?;
                 let source = match self.files.draft_of(&self.caller.actor, &rec) {
                     Some((draft, _)) => Source::Draft(draft),
@@ -281,6 +343,12 @@ impl DavFileSystem for LatchFs {
                     Target::Draft(rec)
                 }
                 Ok(Node::Folder { .. }) => return Err(FsError::Forbidden),
+                // The first save to a name locked empty: an upload.
+                Ok(Node::Pending { .. }) => {
+                    let path = self.new_path(&rel)?;
+                    self.require_parent(&path).await?;
+                    Target::New(path)
+                }
                 Err(FsError::NotFound) => {
                     if !options.create {
                         return Err(FsError::NotFound);
@@ -315,7 +383,7 @@ impl DavFileSystem for LatchFs {
         async move {
             let rel = rel(path)?;
             match self.node(&rel).await? {
-                Node::File(_) => return Err(FsError::Forbidden),
+                Node::File(_) | Node::Pending { .. } => return Err(FsError::Forbidden),
                 Node::Folder { .. } => {}
             }
             let prefix = if rel.is_empty() {
@@ -360,6 +428,15 @@ impl DavFileSystem for LatchFs {
                     });
                 }
             }
+            for (name, locked_at) in self.pending().await {
+                if let Some(rest) = name.strip_prefix(&prefix)
+                    && !rest.contains('/')
+                {
+                    entries
+                        .entry(rest.to_string())
+                        .or_insert(pending_meta(locked_at));
+                }
+            }
             let items: Vec<Result<Box<dyn DavDirEntry>, FsError>> = entries
                 .into_iter()
                 .map(|(name, meta)| Ok(Box::new(Entry { name, meta }) as Box<dyn DavDirEntry>))
@@ -380,6 +457,7 @@ impl DavFileSystem for LatchFs {
                     dir: true,
                     etag: None,
                 }),
+                Node::Pending { locked_at } => Box::new(pending_meta(locked_at)),
             })
         }
         .boxed()
@@ -433,6 +511,10 @@ impl DavFileSystem for LatchFs {
 
     fn remove_file<'a>(&'a self, path: &'a DavPath) -> FsFuture<'a, ()> {
         async move {
+            // Nothing saved there: its lock, dropped after this, is all it is.
+            if let Node::Pending { .. } = self.node(&rel(path)?).await? {
+                return Ok(());
+            }
             let rec = self.file_at(&rel(path)?).await?;
             self.files
                 .delete(&self.caller.actor, rec.id)
@@ -454,6 +536,11 @@ impl DavFileSystem for LatchFs {
             let dest = self.new_path(&to)?;
             self.require_parent(&dest).await?;
             match self.node(&from).await? {
+                Node::Pending { .. } => {
+                    return Err(self.refuse(AppError::Conflict(format!(
+                        "{from} has nothing saved yet: it is uploaded when the program closes it; move it after that."
+                    ))));
+                }
                 Node::File(rec) => {
                     self.files
                         .move_file(&self.caller.actor, rec.id, dest)
@@ -529,6 +616,9 @@ impl DavFileSystem for LatchFs {
 
     fn get_props<'a>(&'a self, path: &'a DavPath, do_content: bool) -> FsFuture<'a, Vec<DavProp>> {
         async move {
+            if let Ok(Node::Pending { .. }) = self.node(&rel(path)?).await {
+                return Ok(Vec::new());
+            }
             let key = self.props_key(path).await?;
             let props = self
                 .files

@@ -187,7 +187,7 @@ pub fn account_page(
             h1 { "Your account" }
             p { "Signed in as " code { (user.username) } " (" (user.role.as_str()) ")." }
             h2 { "API tokens" }
-            p.muted { "For scripts and " code { "git lfs" } ": send " code { "Authorization: Bearer TOKEN" } ", or use the token as the password with HTTP Basic." }
+            p.muted { "For scripts, " code { "git lfs" } " and the network drive (" code { "/dav/" } "): send " code { "Authorization: Bearer TOKEN" } ", or use the token as the password with HTTP Basic (the drive takes only that)." }
             @if let Some(t) = new_token {
                 p.notice { "Your new token — copy it now, it is shown only once: " br; code.token { (t) } }
             }
