@@ -220,6 +220,12 @@ impl LatchFs {
 
     /// Where a path's dead properties are kept: a file's by its id (they
     /// follow it through moves), a folder's by its path.
+    /// The properties a client set on `path`.
+    async fn dead_props_at(&self, path: &DavPath) -> Result<Vec<DeadProp>, FsError> {
+        let key = self.props_key(path).await?;
+        self.files.dead_props(key).await.map_err(|e| self.refuse(e))
+    }
+
     async fn props_key(&self, path: &DavPath) -> Result<String, FsError> {
         let rel = rel(path)?;
         Ok(match self.node(&rel).await? {
@@ -619,12 +625,7 @@ impl DavFileSystem for LatchFs {
             if let Ok(Node::Pending { .. }) = self.node(&rel(path)?).await {
                 return Ok(Vec::new());
             }
-            let key = self.props_key(path).await?;
-            let props = self
-                .files
-                .dead_props(key)
-                .await
-                .map_err(|e| self.refuse(e))?;
+            let props = self.dead_props_at(path).await?;
             Ok(props
                 .into_iter()
                 .map(|p| DavProp {
@@ -640,12 +641,7 @@ impl DavFileSystem for LatchFs {
 
     fn get_prop<'a>(&'a self, path: &'a DavPath, prop: DavProp) -> FsFuture<'a, Vec<u8>> {
         async move {
-            let key = self.props_key(path).await?;
-            let props = self
-                .files
-                .dead_props(key)
-                .await
-                .map_err(|e| self.refuse(e))?;
+            let props = self.dead_props_at(path).await?;
             props
                 .into_iter()
                 .find(|p| p.name == prop.name && p.namespace == prop.namespace)
