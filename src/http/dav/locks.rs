@@ -120,14 +120,26 @@ impl LatchLocks {
     async fn tokens(&self) -> Vec<(String, DavLockRecord)> {
         let at = now();
         let all = self.files.dav_locks().await.unwrap_or_default();
-        let list = self.files.list().await.ok();
+        // The tokens' files, found in one pass over the list (this runs for
+        // every resource a PROPFIND lists): None when the list is unreadable.
+        let wanted: std::collections::HashSet<u64> = all.iter().map(|(_, r)| r.file_id).collect();
+        let held: Option<std::collections::HashMap<u64, FileRecord>> =
+            match all.iter().any(|(_, r)| r.file_id != 0) {
+                false => Some(Default::default()),
+                true => self.files.list().await.ok().map(|l| {
+                    l.iter()
+                        .filter(|f| wanted.contains(&f.id))
+                        .map(|f| (f.id, f.clone()))
+                        .collect()
+                }),
+            };
         // A token ends with the check-out that carries it: one made later
         // by the same person does not carry it.
         let ended = |token: &str, rec: &DavLockRecord| {
             rec.file_id != 0
-                && list.as_ref().is_some_and(|l| {
-                    !l.iter()
-                        .any(|f| f.id == rec.file_id && carries(f, &rec.username, token))
+                && held.as_ref().is_some_and(|h| {
+                    !h.get(&rec.file_id)
+                        .is_some_and(|f| carries(f, &rec.username, token))
                 })
         };
         let mut live = Vec::new();
