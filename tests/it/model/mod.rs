@@ -37,6 +37,16 @@
 //! read, the unread count), their `/api/watches`, the admin's
 //! `?unread=true` list and `watching` in the File JSON must agree with it.
 //!
+//! The network drive too (machine/drive.rs): `LOCK` through `/dav` checks
+//! a file out ("opened in <client>") or joins the caller's own check-out,
+//! refused (423) while someone else holds it, has it open or it is reserved
+//! for them; a holder's `PUT` is a draft, which the holder reads back
+//! through the drive and the card shows; `UNLOCK` checks the draft in as
+//! the next minor revision, or cancels (a joined check-out stays). Tokens
+//! die with the check-out they stand for, however it ends (a web check-in,
+//! an override, a cancel), and an ended or someone else's token is refused
+//! (409, 403). SIGKILLs land inside saves and closes too.
+//!
 //! Lock expiry is not in the model: `--lock-expiry` is an hour at least and
 //! the server's clock is the real one, so no lock expires during a
 //! sequence; and the warning (`expiring`, at once for so short a limit)

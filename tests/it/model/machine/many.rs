@@ -111,6 +111,7 @@ pub(super) fn checkout_set(
         g.lock = Some(MLock {
             owner: by.to_string(),
             comment: comment.map(String::from),
+            ..MLock::default()
         });
         events.push(ev("locked", id, by));
     }
