@@ -20,6 +20,14 @@
 //! being read, ids never repeat or go backwards, the unread count is the
 //! number of unread notifications, and the live client's bell ends at it.
 //!
+//! Clients use the network drive too, as a desktop program does: open a
+//! file (`LOCK` on `/dav`), save it (`PUT`: a draft) and close it
+//! (`UNLOCK`). A file opened is still its opener's after a kill unless an
+//! override may have hit it, and reads for them through the drive as the
+//! last save acknowledged (or a save in flight at the kill); every close
+//! acknowledged with a save is a version with that content by them; no
+//! draft is kept on disk but a held file's.
+//!
 //! `LATCH_CRASH_SEED` replays a run; `LATCH_CRASH_KILLS` sets how many kills.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -115,6 +123,8 @@ struct Model {
     /// Each file's line (the one it is reserved for, then the queue) at the last restart.
     lines: HashMap<u64, Vec<String>>,
     nudges: Vec<Nudge>,
+    /// Closes through the drive acknowledged with a draft, not yet found.
+    draft_checkins: Vec<DraftCheckin>,
     notes: HashMap<u64, Note>,
     /// The newest notification id seen by the last restart's check.
     id_floor: u64,
@@ -190,8 +200,34 @@ struct ClientState {
     queued: HashMap<u64, bool>,
     /// What it watches, by key (`f:<id>`, `d:<folder>`).
     watches: BTreeMap<String, WatchState>,
+    /// Files it has open through the network drive (`/dav`).
+    drive: HashMap<u64, DriveOpen>,
     rng: Rng,
     serial: u64,
+}
+
+/// A file a client opened through the drive (a WebDAV `LOCK`): saves are
+/// drafts, closing checks the last one in.
+#[derive(Debug, Clone)]
+struct DriveOpen {
+    token: String,
+    path: String,
+    held: Held,
+    /// The last save acknowledged (204) since it was opened.
+    saved: Option<Vec<u8>>,
+    /// A save whose answer never came: it may have landed or not.
+    saving: Option<Vec<u8>>,
+    /// A close (`UNLOCK`) whose answer never came.
+    closing: bool,
+}
+
+/// A close through the drive that was acknowledged with a draft to check
+/// in: that content must be a version of the file, by its holder.
+#[derive(Debug, Clone)]
+struct DraftCheckin {
+    file: u64,
+    user: String,
+    content: Vec<u8>,
 }
 
 /// The server went away mid-request: the outcome is unknown.
@@ -270,6 +306,9 @@ async fn step(
     if me.rng.below(100) < 12 {
         return several(http, base, me, model, &known).await;
     }
+    if me.rng.below(100) < 15 {
+        return drive(http, base, me, model, &known).await;
+    }
     if me.rng.below(100) < 35 {
         return coordinate(http, base, me, model, &known).await;
     }
@@ -340,7 +379,7 @@ async fn step(
     } else {
         known[me.rng.below(known.len() as u64) as usize]
     };
-    if me.held.contains_key(&id) {
+    if me.held.contains_key(&id) || me.drive.contains_key(&id) {
         return Ok(());
     }
     let held = {
@@ -378,6 +417,176 @@ async fn step(
         _ => m
             .faults
             .push(format!("checkout of {id} answered {status}: {body}")),
+    }
+    Ok(())
+}
+
+/// The network drive, as a desktop program uses it: open a file (`LOCK`),
+/// save it (`PUT`: a draft) and close it (`UNLOCK`: the last save checked
+/// in, or the check-out cancelled).
+async fn drive(
+    http: &reqwest::Client,
+    base: &str,
+    me: &mut ClientState,
+    model: &Shared,
+    known: &[u64],
+) -> Result<(), Gone> {
+    let dav = |verb: &str, path: &str| {
+        let method = reqwest::Method::from_bytes(verb.as_bytes()).expect("a WebDAV verb");
+        http.request(method, format!("{base}/dav/{path}"))
+            .header("user-agent", "CrashTorture/1.0")
+            .basic_auth(&me.name, Some(&me.token))
+    };
+    let open: Vec<u64> = me.drive.keys().copied().collect();
+    if !open.is_empty() && me.rng.chance(75) {
+        let id = open[me.rng.below(open.len() as u64) as usize];
+        let (token, path) = {
+            let d = &me.drive[&id];
+            (d.token.clone(), d.path.clone())
+        };
+        if me.rng.chance(65) {
+            me.serial += 1;
+            let mut content = format!("{} draft {} of {id}\n", me.name, me.serial).into_bytes();
+            let n = me.rng.below(3000) as usize;
+            content.extend(me.rng.bytes(n));
+            if let Some(d) = me.drive.get_mut(&id) {
+                d.saving = Some(content.clone());
+            }
+            let (status, body) = send(
+                dav("PUT", &path)
+                    .header("if", format!("(<{token}>)"))
+                    .body(content.clone()),
+            )
+            .await?;
+            let mut m = model.lock().unwrap();
+            match status {
+                204 => {
+                    if let Some(d) = me.drive.get_mut(&id) {
+                        d.saved = Some(content);
+                        d.saving = None;
+                    }
+                    m.ack("draft");
+                }
+                // An override ended the check-out meanwhile: 423 if it
+                // came while the save was on its way, 412 if before (the
+                // token no longer names a lock).
+                412 | 423 => {
+                    me.drive.remove(&id);
+                    m.ack("draft refused");
+                }
+                _ => m
+                    .faults
+                    .push(format!("PUT of a draft of {id} answered {status}: {body}")),
+            }
+        } else {
+            if let Some(d) = me.drive.get_mut(&id) {
+                d.closing = true;
+            }
+            let (status, body) =
+                send(dav("UNLOCK", &path).header("lock-token", format!("<{token}>"))).await?;
+            let d = me.drive.remove(&id);
+            let mut m = model.lock().unwrap();
+            match status {
+                204 => {
+                    // An override since it was opened drops the draft (by
+                    // design): only a close no override came near must
+                    // have checked it in.
+                    let untouched = |d: &DriveOpen| {
+                        d.held.clear
+                            && m.overrides_started.get(&id).copied().unwrap_or(0)
+                                == d.held.overrides_before
+                    };
+                    if let Some(content) = d.filter(untouched).and_then(|d| d.saved) {
+                        m.draft_checkins.push(DraftCheckin {
+                            file: id,
+                            user: me.name.clone(),
+                            content,
+                        });
+                        m.hot.remove(&id);
+                    }
+                    m.ack("close");
+                }
+                // The check-out ended meanwhile (an override): so did the token.
+                409 => m.ack("close refused"),
+                _ => m
+                    .faults
+                    .push(format!("UNLOCK of {id} answered {status}: {body}")),
+            }
+        }
+        return Ok(());
+    }
+    let id = known[me.rng.below(known.len() as u64) as usize];
+    if me.held.contains_key(&id) || me.drive.contains_key(&id) {
+        return Ok(());
+    }
+    // Where the file is now (another client may have moved it).
+    let Ok((200, file)) = send(
+        http.get(format!("{base}/api/files/{id}"))
+            .bearer_auth(&me.token),
+    )
+    .await
+    else {
+        return Ok(());
+    };
+    let Some(path) = file["path"].as_str().map(String::from) else {
+        return Ok(());
+    };
+    let held = {
+        let m = model.lock().unwrap();
+        Held {
+            overrides_before: m.overrides_started.get(&id).copied().unwrap_or(0),
+            clear: m.overrides_in_flight.get(&id).copied().unwrap_or(0) == 0,
+            fresh: true,
+        }
+    };
+    let resp = dav("LOCK", &path)
+        .header("depth", "0")
+        .header("timeout", "Second-3600")
+        .header("content-type", "application/xml")
+        .body(crate::dav::LOCKINFO)
+        .send()
+        .await
+        .map_err(|_| Gone)?;
+    let status = resp.status().as_u16();
+    let body = resp.text().await.map_err(|_| Gone)?;
+    let mut m = model.lock().unwrap();
+    match status {
+        200 => {
+            let Some(token) = crate::dav::lock_token_in(&body) else {
+                m.faults
+                    .push(format!("a granted LOCK of {id} without a token: {body}"));
+                return Ok(());
+            };
+            // Taking the file ends this client's wait for it.
+            me.queued.remove(&id);
+            me.drive.insert(
+                id,
+                DriveOpen {
+                    token,
+                    path,
+                    held,
+                    saved: None,
+                    saving: None,
+                    closing: false,
+                },
+            );
+            m.hot.insert(id);
+            m.ack("open");
+        }
+        // Someone holds it, has it open, or it is reserved for someone else.
+        423 => m.ack("open refused"),
+        // Moved or deleted since it was looked up: a name with nothing
+        // there would be a new (empty, locked) name; nothing to keep.
+        201 => {
+            drop(m);
+            if let Some(token) = crate::dav::lock_token_in(&body) {
+                let _ =
+                    send(dav("UNLOCK", &path).header("lock-token", format!("<{token}>"))).await?;
+            }
+        }
+        _ => m
+            .faults
+            .push(format!("LOCK of {id} at {path} answered {status}: {body}")),
     }
     Ok(())
 }
@@ -495,7 +704,10 @@ async fn several(
         .collect();
     ids.sort_unstable();
     ids.dedup();
-    if ids.iter().any(|id| me.held.contains_key(id)) {
+    if ids
+        .iter()
+        .any(|id| me.held.contains_key(id) || me.drive.contains_key(id))
+    {
         return Ok(());
     }
     let held = {
@@ -991,10 +1203,35 @@ async fn verify(
                     );
                 }
             }
+            // Open through the drive: the same, unless a close was in flight.
+            client.drive.retain(|id, open| {
+                let owner = by_id.get(id).and_then(|f| f["lock"]["owner"].as_str());
+                let overrides = m.overrides_started.get(id).copied().unwrap_or(0);
+                if open.closing {
+                    return false;
+                }
+                // An override may have ended it, and the client taken the
+                // file again since (its draft gone): nothing to hold it to.
+                if !open.held.clear || overrides != open.held.overrides_before {
+                    return false;
+                }
+                assert_eq!(
+                    owner,
+                    Some(client.name.as_str()),
+                    "file {id}, opened through the drive by {}, was lost",
+                    client.name
+                );
+                true
+            });
             // Quiet now: what the server says is what this client holds.
             client.held = files
                 .iter()
                 .filter(|f| f["lock"]["owner"] == client.name.as_str())
+                .filter(|f| {
+                    !f["id"]
+                        .as_u64()
+                        .is_some_and(|id| client.drive.contains_key(&id))
+                })
                 .map(|f| {
                     let id = f["id"].as_u64().unwrap();
                     let held = Held {
@@ -1009,6 +1246,9 @@ async fn verify(
         m.overrides_in_flight.clear();
         std::mem::take(&mut m.versions)
     };
+    let drafts = verify_drive(check, data, clients, &files).await;
+    *model.lock().unwrap().checked.entry("draft").or_default() += drafts;
+    let mut draft_checkins = std::mem::take(&mut model.lock().unwrap().draft_checkins);
 
     let ids: BTreeSet<u64> = by_id.keys().copied().collect();
     for id in ids {
@@ -1065,9 +1305,106 @@ async fn verify(
                 v.content_checked = true;
             }
         }
+        // Closes through the drive: each draft acknowledged is a version
+        // ("Saved from …") by its holder.
+        if draft_checkins.iter().any(|c| c.file == id) {
+            for v in history.iter().filter(|v| {
+                v["message"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with("Saved from"))
+            }) {
+                let (status, body) = check
+                    .get(&format!(
+                        "/api/files/{id}/content?rev={}",
+                        v["commit"].as_str().unwrap_or("")
+                    ))
+                    .await;
+                assert_eq!(status, 200, "download of {id} at {}", v["commit"]);
+                let before = draft_checkins.len();
+                draft_checkins.retain(|c| {
+                    !(c.file == id && v["username"] == c.user.as_str() && c.content == body)
+                });
+                let found = (before - draft_checkins.len()) as u64;
+                *model
+                    .lock()
+                    .unwrap()
+                    .checked
+                    .entry("draft checked in")
+                    .or_default() += found;
+            }
+        }
     }
+    assert!(
+        draft_checkins.is_empty(),
+        "closes through the drive were acknowledged, and their drafts are in no file's history: {:?}",
+        draft_checkins
+            .iter()
+            .map(|c| (c.file, &c.user, c.content.len()))
+            .collect::<Vec<_>>()
+    );
     model.lock().unwrap().versions = versions;
     files
+}
+
+/// Each file still open through the drive reads, for its holder, as the
+/// last save acknowledged (or one in flight at the kill), else as the
+/// file; and no draft is kept on disk but a held file's.
+async fn verify_drive(
+    check: &Check<'_>,
+    data: &Path,
+    clients: &mut [ClientState],
+    files: &[Value],
+) -> u64 {
+    let mut drafts = 0;
+    let locked: HashSet<u64> = files
+        .iter()
+        .filter(|f| !f["lock"].is_null())
+        .filter_map(|f| f["id"].as_u64())
+        .collect();
+    for entry in std::fs::read_dir(data.join("drafts"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let id = name
+            .strip_prefix("draft-")
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|n| n.parse::<u64>().ok());
+        assert!(
+            id.is_some_and(|id| locked.contains(&id)),
+            "a draft is left on disk for a file nobody holds: {name}"
+        );
+    }
+    for client in clients.iter_mut() {
+        for (id, open) in client.drive.iter_mut() {
+            let (status, current) = check.get(&format!("/api/files/{id}/content")).await;
+            assert_eq!(status, 200, "download of {id}");
+            let resp = check
+                .http
+                .get(format!("{}/dav/{}", check.base, open.path))
+                .basic_auth(&client.name, Some(&client.token))
+                .send()
+                .await
+                .expect("the restarted server answers");
+            assert_eq!(resp.status().as_u16(), 200, "GET /dav/{}", open.path);
+            let read = resp.bytes().await.expect("body").to_vec();
+            let last = open.saved.clone().unwrap_or(current);
+            let in_flight = open.saving.take();
+            assert!(
+                read == last || in_flight.as_ref() == Some(&read),
+                "{} reads file {id} through the drive as {} bytes, neither its last save acknowledged ({} bytes) nor one in flight",
+                client.name,
+                read.len(),
+                last.len()
+            );
+            if in_flight.as_ref() == Some(&read) {
+                open.saved = in_flight;
+            }
+            drafts += u64::from(open.saved.is_some());
+        }
+    }
+    drafts
 }
 
 /// A file's line: the one it is reserved for, then the queue.
@@ -1416,6 +1753,7 @@ async fn nothing_acknowledged_is_lost_across_twenty_sigkills() {
             held: HashMap::new(),
             queued: HashMap::new(),
             watches: BTreeMap::new(),
+            drive: HashMap::new(),
             rng: Rng::new(rng.next()),
             serial: 0,
         });
@@ -1583,7 +1921,9 @@ async fn nothing_acknowledged_is_lost_across_twenty_sigkills() {
     eprintln!(
         "crash torture summary: {killed} kills; acknowledged and checked after a restart: \
          {} uploads, {} check-ins, {} locks, {} joins, {} watches, {} unwatches, \
-         {} asks to release ({} repeats refused), {} notifications ({} read); lost: 0",
+         {} asks to release ({} repeats refused), {} notifications ({} read); \
+         through the drive: {} opens, {} saves, {} closes, {} drafts held across a kill, \
+         {} drafts found checked in; lost: 0",
         acked("upload"),
         acked("checkin"),
         checked("lock"),
@@ -1594,8 +1934,17 @@ async fn nothing_acknowledged_is_lost_across_twenty_sigkills() {
         checked("nudge repeat refused"),
         checked("notification"),
         checked("read"),
+        acked("open"),
+        acked("draft"),
+        acked("close"),
+        checked("draft"),
+        checked("draft checked in"),
     );
     assert!(acked("checkin") > 0, "no check-in was acknowledged");
+    assert!(
+        acked("draft") > 0,
+        "no save through the drive was acknowledged"
+    );
     assert!(checked("join") > 0, "no acknowledged join was checked");
     assert!(
         checked("nudge") > 0,

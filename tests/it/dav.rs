@@ -13,6 +13,13 @@ use crate::common::{ADMIN_PASSWORD, TestApp, USER_PASSWORD, have_tool, wait_unti
 pub(super) const LOCKINFO: &str = r#"<?xml version="1.0" encoding="utf-8"?>
 <D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype><D:owner>tester</D:owner></D:lockinfo>"#;
 
+/// The token in a granted `LOCK`'s body (`<D:href>opaquelocktoken:…</D:href>`).
+pub(super) fn lock_token_in(body: &str) -> Option<String> {
+    let at = body.find("opaquelocktoken:")?;
+    let end = at + body[at..].find('<')?;
+    Some(body[at..end].trim().to_string())
+}
+
 /// A WebDAV client for one person: HTTP Basic, as a desktop client sends it.
 pub(super) struct Dav {
     http: reqwest::Client,

@@ -145,7 +145,20 @@ async fn someone_elses_lock_token_opens_nothing_under_their_lock() {
         .send()
         .await
         .expect("MOVE");
-    assert_eq!(moved.status(), 423, "MOVE into bob's folder");
+    // 412: his token names no lock on the file moved (RFC 4918 §10.4.8);
+    // without it the destination's lock refuses (423).
+    assert!(
+        matches!(moved.status().as_u16(), 412 | 423),
+        "MOVE into bob's folder: {}",
+        moved.status()
+    );
+    let plain = admin
+        .req("MOVE", "loose.txt")
+        .header("Destination", format!("{}/dav/d/loose.txt", app.base))
+        .send()
+        .await
+        .expect("MOVE");
+    assert_eq!(plain.status(), 423, "MOVE into bob's folder");
 
     let paths: Vec<String> = app
         .admin()
@@ -207,4 +220,89 @@ async fn a_save_racing_the_close_is_never_answered_saved_and_lost() {
             assert_eq!(bob.unlock("race.txt", &token).await, 204, "round {round}");
         }
     }
+}
+
+/// Found by the crash torture: a save whose body was still coming in when
+/// an admin overrode the check-out was answered 409, which WebDAV clients
+/// read as "the folder is missing". It is 423 (the file is no longer
+/// theirs to save over), as it is when the override comes first; nothing
+/// is kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_save_still_arriving_when_the_check_out_is_overridden_is_423_and_kept_nowhere() {
+    use futures_util::StreamExt;
+    let (app, _admin, bob, _carol) = setup().await;
+    let id = app.admin().await.upload_ok("slow.txt", b"v0").await;
+    let token = bob.lock("slow.txt").await.expect("lock");
+    let (feed, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(1);
+    let first = futures_util::stream::once(async { Ok::<_, std::io::Error>(b"half a ".to_vec()) });
+    let rest = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|chunk| (Ok(chunk), rx))
+    });
+    let put = bob
+        .req("PUT", "slow.txt")
+        .header("If", format!("(<{token}>)"))
+        .header("Content-Length", "15")
+        .body(reqwest::Body::wrap_stream(first.chain(rest)));
+    let reply = tokio::spawn(async move {
+        let resp = put.send().await.expect("PUT");
+        let status = resp.status().as_u16();
+        (status, resp.text().await.unwrap_or_default())
+    });
+    // The server has the first half and waits for the rest.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(app.admin().await.override_lock(id).await.status(), 200);
+    feed.send(b"the body".to_vec()).await.expect("feed");
+    drop(feed);
+    let (status, sentence) = reply.await.expect("reply");
+    assert_eq!(status, 423, "{sentence}");
+    assert!(sentence.contains("slow.txt"), "{sentence}");
+    let f = file_at(&app, "slow.txt").await;
+    assert!(f["lock"].is_null(), "{f}");
+    assert_eq!(bob.get("slow.txt").await.1, b"v0");
+    let drafts = std::fs::read_dir(app.data_dir.join("drafts"))
+        .expect("drafts")
+        .count();
+    assert_eq!(drafts, 0, "a draft was kept for a file nobody holds");
+}
+
+/// Found by the crash torture: a save carrying a token that had ended (an
+/// override, then the file moved away by someone else) made a new file
+/// at the old name, because an `If` token counted as "nothing stops a
+/// write here". A token in an `If` header now holds only while it names
+/// a lock in force on the resource (RFC 4918 §10.4.8): 412, nothing made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_save_with_a_token_that_ended_is_412_and_makes_no_file() {
+    let (app, _admin, bob, _carol) = setup().await;
+    let admin = app.admin().await;
+    let id = admin.upload_ok("plan.dwg", b"v0").await;
+    let token = bob.lock("plan.dwg").await.expect("lock");
+    assert_eq!(admin.override_lock(id).await.status(), 200);
+    let moved = admin
+        .post_json(
+            &format!("/api/files/{id}/move"),
+            &serde_json::json!({"path": "old/plan.dwg"}),
+        )
+        .await;
+    assert_eq!(moved.status(), 200);
+    let (status, text) = bob.put("plan.dwg", b"bob's save", Some(&token)).await;
+    assert_eq!(status, 412, "{text}");
+    let (status, text) = bob.put("old/plan.dwg", b"bob's save", Some(&token)).await;
+    assert_eq!(status, 412, "{text}");
+    // A token never given, on a free name: 412 too.
+    let (status, text) = bob
+        .put(
+            "new.dwg",
+            b"x",
+            Some("opaquelocktoken:00000000-0000-0000-0000-000000000000"),
+        )
+        .await;
+    assert_eq!(status, 412, "{text}");
+    let paths: Vec<String> = admin
+        .files()
+        .await
+        .iter()
+        .map(|f| f["path"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(paths, vec!["old/plan.dwg".to_string()]);
+    assert_eq!(bob.get("old/plan.dwg").await.1, b"v0");
 }

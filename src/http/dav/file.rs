@@ -253,12 +253,19 @@ impl DavFile for Writer {
                     self.fs.caller.created(&rec).await;
                     rec
                 }
-                Target::Draft(rec) => self
-                    .fs
-                    .files
-                    .save_draft(actor, rec.id, spool)
-                    .await
-                    .map_err(|e| self.fs.refuse(e))?,
+                Target::Draft(rec) => match self.fs.files.save_draft(actor, rec.id, spool).await {
+                    Ok(rec) => rec,
+                    // The check-out ended (an override, a check-in in the
+                    // browser) while the body came in: the file is no
+                    // longer the caller's to save over, 423 as it would
+                    // have been had it ended first (409 reads to WebDAV
+                    // clients as a missing folder).
+                    Err(AppError::Conflict(sentence) | AppError::Forbidden(sentence)) => {
+                        self.fs.caller.locked(sentence);
+                        return Err(FsError::Forbidden);
+                    }
+                    Err(e) => return Err(self.fs.refuse(e)),
+                },
             };
             self.done = Some(self.fs.meta_of(&rec));
             Ok(())

@@ -77,7 +77,7 @@ fn held_in_latch(path: &DavPath, rec: &FileRecord, holder: &str) -> DavLock {
         .map(|c| format!(" ({c})"))
         .unwrap_or_default();
     DavLock {
-        token: format!("urn:latch:checked-out:{}", rec.id),
+        token: latch_token(rec.id),
         path: Box::new(path.clone()),
         principal: Some(holder.to_string()),
         owner: Some(Box::new(owner_named(&format!(
@@ -151,6 +151,24 @@ impl LatchLocks {
             }
         }
         live
+    }
+
+    /// Whether one of `submitted` names a lock in force on `rel`: a live
+    /// WebDAV token given for it (or for a folder above it), or the token
+    /// a PROPFIND shows for a check-out made elsewhere, when it is the
+    /// caller's.
+    async fn names_a_lock_on(&self, rel: &str, submitted: &[String]) -> bool {
+        let covering = self.tokens().await.into_iter().any(|(token, r)| {
+            submitted.contains(&token)
+                && (r.path.as_str() == rel || r.file_id == 0 && within(rel, r.path.as_str()))
+        });
+        if covering {
+            return true;
+        }
+        self.record_at(rel).await.is_some_and(|rec| {
+            rec.locked_by() == Some(self.caller.actor.username.as_str())
+                && submitted.contains(&latch_token(rec.id))
+        })
     }
 
     async fn record_at(&self, rel: &str) -> Option<FileRecord> {
@@ -382,7 +400,7 @@ impl DavLockSystem for LatchLocks {
         &self,
         path: &DavPath,
         _principal: Option<&str>,
-        _ignore_principal: bool,
+        ignore_principal: bool,
         deep: bool,
         submitted: &[String],
     ) -> LsFuture<'_, Result<(), DavLock>> {
@@ -393,6 +411,18 @@ impl DavLockSystem for LatchLocks {
             let Ok(rel) = rel(&path) else {
                 return Ok(());
             };
+            // dav-server asks this way (and only this way) to evaluate a
+            // lock token in an `If` header. RFC 4918 §10.4.8: it holds only
+            // if the token names a lock in force on this resource. "Nothing
+            // stops a write here" is not that: a token that ended (an
+            // override, a move) would let a save through to whatever the
+            // path holds now, or make a new file there (412 instead).
+            if ignore_principal {
+                return match self.names_a_lock_on(&rel, &submitted).await {
+                    true => Ok(()),
+                    false => Err(held_nowhere(&path)),
+                };
+            }
             // Latch's own locks: someone else's file is theirs alone.
             if let Ok(list) = self.files.list().await {
                 for f in list.iter() {
@@ -473,7 +503,6 @@ impl DavLockSystem for LatchLocks {
     }
 }
 
-/// A refusal with no holder to name (the sentence says why).
 /// Whether `file` is checked out to `who` by the check-out `token` stands for.
 fn carries(file: &FileRecord, who: &str, token: &str) -> bool {
     file.lock
@@ -481,6 +510,13 @@ fn carries(file: &FileRecord, who: &str, token: &str) -> bool {
         .is_some_and(|l| l.owner == who && l.dav_tokens.iter().any(|t| t == token))
 }
 
+/// The token a PROPFIND shows for file `id` checked out in Latch without
+/// a WebDAV token.
+fn latch_token(id: u64) -> String {
+    format!("urn:latch:checked-out:{id}")
+}
+
+/// A refusal with no holder to name (the sentence says why).
 fn held_nowhere(path: &DavPath) -> DavLock {
     DavLock {
         token: String::new(),

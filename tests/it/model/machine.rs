@@ -2272,7 +2272,7 @@ impl Harness {
                     .header("depth", "0")
                     .header("timeout", "Second-3600")
                     .header("content-type", "application/xml")
-                    .body(drive::LOCK_BODY);
+                    .body(crate::dav::LOCKINFO);
             }
             Act::DavPut {
                 by,
@@ -3281,7 +3281,7 @@ async fn do_step(h: &mut Harness, run: &mut Run, m: &Model, step: Step) -> Resul
                 new_user = Some(name.clone());
             }
             if let (Act::DavLock { .. }, 200) = (&act, status) {
-                let token = drive::token_in(&body).ok_or_else(|| {
+                let token = crate::dav::lock_token_in(&body).ok_or_else(|| {
                     format!("a granted LOCK without a token: {}", body_text(&body))
                 })?;
                 h.dav_tokens.push(token);

@@ -57,13 +57,6 @@ pub(super) fn dav_url(base: &str, path: &str) -> String {
     out
 }
 
-/// The token in a granted `LOCK`'s body (`<D:href>opaquelocktoken:…</D:href>`).
-pub(super) fn token_in(body: &str) -> Option<String> {
-    let at = body.find("opaquelocktoken:")?;
-    let end = at + body[at..].find('<')?;
-    Some(body[at..end].trim().to_string())
-}
-
 fn ev(kind: &'static str, file_id: u64, by: &str) -> Ev {
     Ev {
         kind,
@@ -309,7 +302,3 @@ impl Gen {
         }
     }
 }
-
-/// An exclusive write lock, as desktop clients ask for one.
-pub(super) const LOCK_BODY: &str = r#"<?xml version="1.0" encoding="utf-8"?>
-<D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype><D:owner>model</D:owner></D:lockinfo>"#;
