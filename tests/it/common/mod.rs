@@ -34,6 +34,10 @@ pub struct TestApp {
     _tmp: Option<tempfile::TempDir>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<Result<(), latch::StartError>>>,
+    /// The admin's session, signed in once per server: each sign-in is an
+    /// argon2 check (~20 ms of a core), and tests ask for the admin
+    /// hundreds of times (this was a quarter of the suite's CPU time).
+    admin_session: tokio::sync::Mutex<Option<Client>>,
 }
 
 impl TestApp {
@@ -71,6 +75,7 @@ impl TestApp {
             _tmp: None,
             stop: Some(stop),
             task: Some(task),
+            admin_session: tokio::sync::Mutex::new(None),
         };
         wait_healthy(&app.base).await;
         app
@@ -136,8 +141,19 @@ impl TestApp {
         login_at(&self.base, username, password).await
     }
 
+    /// The admin, signed in (the same session each time, per server: a
+    /// test that signs it out or changes its password signs in with
+    /// [`TestApp::login`] instead).
     pub async fn admin(&self) -> Client {
-        self.login("admin", ADMIN_PASSWORD).await
+        let mut cached = self.admin_session.lock().await;
+        match cached.as_ref().filter(|c| c.base == self.base) {
+            Some(client) => client.clone(),
+            None => {
+                let client = self.login("admin", ADMIN_PASSWORD).await;
+                *cached = Some(client.clone());
+                client
+            }
+        }
     }
 
     /// Creates a user (as admin) and returns a client signed in as them.
