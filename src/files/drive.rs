@@ -61,6 +61,11 @@ pub(super) struct DraftLocks {
     /// (striped by file id): a save that lands between reading the draft
     /// and the commit that ends the lock would be answered "saved" and lost.
     turns: [tokio::sync::Mutex<()>; 16],
+    /// Held while a WebDAV lock is granted, from the look for one in the
+    /// way to the token's record: two people locking one free name (or
+    /// an empty folder) at the same instant each found none and were
+    /// each granted an exclusive lock, so neither could save there.
+    granting: tokio::sync::Mutex<()>,
 }
 
 impl Default for DraftLocks {
@@ -68,6 +73,7 @@ impl Default for DraftLocks {
         DraftLocks {
             busy: std::sync::Mutex::new(()),
             turns: std::array::from_fn(|_| tokio::sync::Mutex::new(())),
+            granting: tokio::sync::Mutex::new(()),
         }
     }
 }
@@ -223,6 +229,11 @@ impl Files {
             AppError::Internal(format!("the draft {} cannot be read: {e}", draft.display()))
         })?;
         Ok(Some(spool))
+    }
+
+    /// The turn to grant a WebDAV lock: one at a time (see `granting`).
+    pub async fn dav_lock_turn(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.shared.draft_locks.granting.lock().await
     }
 
     /// This file's turn between draft saves and draft check-ins.

@@ -1,7 +1,9 @@
 //! A hostile but ordinary user against the network drive (`/dav`): XML
 //! that nests deep enough to overflow a parser's stack, someone else's
-//! lock token (every `PROPFIND` shows it) submitted in an `If` header, and
-//! a save racing the close that checks it in.
+//! lock token (every `PROPFIND` shows it) submitted in an `If` header, a
+//! save racing the close that checks it in, a file moved in the browser
+//! while open on the drive, two people locking one name at once, and the
+//! locks of an account that was disabled.
 
 use crate::common::ADMIN_PASSWORD;
 use crate::common::binary::{Server, log_tail};
@@ -305,4 +307,29 @@ async fn a_save_with_a_token_that_ended_is_412_and_makes_no_file() {
         .collect();
     assert_eq!(paths, vec!["old/plan.dwg".to_string()]);
     assert_eq!(bob.get("old/plan.dwg").await.1, b"v0");
+}
+
+/// Found by the second hostile look: two people locking the same free
+/// name (or the same empty folder) at the same instant were both granted
+/// an exclusive lock, and then neither could save there (each one's save
+/// was refused for the other's lock). One of them is now refused (423).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_people_locking_one_free_name_at_once_are_never_both_granted() {
+    let (app, admin, bob, carol) = setup().await;
+    app.admin().await.upload_ok("seed.txt", b"s").await;
+    for round in 0..25 {
+        let name = format!("new-{round}.dwg");
+        let (b, c) = tokio::join!(bob.lock(&name), carol.lock(&name));
+        assert!(
+            b.is_err() || c.is_err(),
+            "round {round}: both were granted an exclusive lock on {name}"
+        );
+        let folder = format!("empty-{round}");
+        assert_eq!(admin.simple("MKCOL", &folder).await.0, 201);
+        let (b, c) = tokio::join!(bob.lock(&folder), carol.lock(&folder));
+        assert!(
+            b.is_err() || c.is_err(),
+            "round {round}: both were granted an exclusive lock on {folder}"
+        );
+    }
 }

@@ -216,6 +216,11 @@ impl DavLockSystem for LatchLocks {
             let Ok(rel) = rel(&path) else {
                 return Err(held_nowhere(&path));
             };
+            // One grant at a time, until the token is recorded: otherwise
+            // two people locking a free name at once both find nothing in
+            // the way (a file's check-out would stop the second, but a
+            // name with no file or an empty folder has none).
+            let _turn = self.files.dav_lock_turn().await;
             let tokens = self.tokens().await;
             // One exclusive lock per name and none inside a locked folder;
             // shared ones only among the holder's own programs.
