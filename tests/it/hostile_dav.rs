@@ -333,3 +333,45 @@ async fn two_people_locking_one_free_name_at_once_are_never_both_granted() {
         );
     }
 }
+
+/// Found by the second hostile look: a file's holder moved it in the
+/// browser while it was open on the drive. The client's next save, to the
+/// old name with its token, made a new file there (201), and its close
+/// then cancelled the moved file's check-out without that save. The token
+/// now follows its file: a save at the old name is 412 (nothing made),
+/// one at the new name is the draft, and the close at either checks it in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_follows_its_file_when_the_holder_moves_it_in_the_browser() {
+    let (app, _admin, bob, _carol) = setup().await;
+    let id = app.admin().await.upload_ok("m/plan.txt", b"v0").await;
+    app.admin().await.upload_ok("m/keep.txt", b"k").await;
+    let token = bob.lock("m/plan.txt").await.expect("lock");
+    assert_eq!(bob.put("m/plan.txt", b"draft", Some(&token)).await.0, 204);
+    let bob_web = app.login("bob", crate::common::USER_PASSWORD).await;
+    let moved = bob_web
+        .post_json(
+            &format!("/api/files/{id}/move"),
+            &serde_json::json!({"path": "m/plan2.txt"}),
+        )
+        .await;
+    assert_eq!(moved.status(), 200);
+    let (status, text) = bob.put("m/plan.txt", b"saved late", Some(&token)).await;
+    assert_eq!(status, 412, "a save at the old name: {text}");
+    let (status, text) = bob.put("m/plan2.txt", b"saved", Some(&token)).await;
+    assert_eq!(status, 204, "a save where the file is now: {text}");
+    // The client closes the name it opened.
+    assert_eq!(bob.unlock("m/plan.txt", &token).await, 204);
+    let paths: Vec<String> = app
+        .admin()
+        .await
+        .files()
+        .await
+        .iter()
+        .map(|f| f["path"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(paths.len(), 2, "no file made at the old name: {paths:?}");
+    let f = app.admin().await.file(id).await;
+    assert!(f["lock"].is_null(), "{f}");
+    assert_eq!(f["revision"], "1.1", "the save was checked in: {f}");
+    assert_eq!(bob.get("m/plan2.txt").await.1, b"saved");
+}
