@@ -20,8 +20,8 @@ use super::{Actor, Files, NewVersion, not_found};
 use crate::domain::{Bump, CommitMessage, RepoPath};
 use crate::error::{AppError, AppResult};
 use crate::store::{
-    self, DAV_LOCKS, DEAD_PROPS, Draft, FILES, FileRecord, KEPT_FOLDERS, PATHS, get_file, now,
-    put_file,
+    self, DAV_LOCKS, DEAD_PROPS, Draft, FILES, FileRecord, KEPT_FOLDERS, PATHS, USERS, get_file,
+    now, put_file,
 };
 use crate::vault::Spool;
 
@@ -526,15 +526,36 @@ impl Files {
 
     // ---------------------------------------------------- WebDAV lock tokens
 
+    /// The WebDAV lock tokens of accounts that can sign in. A disabled
+    /// (or removed) account's tokens hold nothing: it can no longer
+    /// `UNLOCK` them and nobody else may, so a folder or a free name it
+    /// had locked stayed closed to everyone, admins included, until the
+    /// client's timeout (up to a week). Its Latch check-outs stay, as
+    /// disabling leaves them (an admin overrides those); re-enabled, the
+    /// tokens not yet timed out hold again, like those check-outs.
     pub async fn dav_locks(&self) -> AppResult<Vec<(String, DavLockRecord)>> {
         self.shared
             .store
             .blocking(|store| {
                 store.read(|txn| {
+                    let users = txn.open_table(USERS)?;
+                    let mut active: std::collections::HashMap<String, bool> = Default::default();
                     let mut out = Vec::new();
                     for row in txn.open_table(DAV_LOCKS)?.iter()? {
                         let (k, v) = row?;
-                        out.push((k.value().to_string(), store::decode(v.value())?));
+                        let rec: DavLockRecord = store::decode(v.value())?;
+                        let can_sign_in = match active.get(&rec.username) {
+                            Some(known) => *known,
+                            None => {
+                                let user = store::get_user(&users, &rec.username)?;
+                                let ok = user.is_some_and(|u| !u.disabled);
+                                active.insert(rec.username.clone(), ok);
+                                ok
+                            }
+                        };
+                        if can_sign_in {
+                            out.push((k.value().to_string(), rec));
+                        }
                     }
                     Ok(out)
                 })

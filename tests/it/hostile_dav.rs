@@ -375,3 +375,45 @@ async fn a_token_follows_its_file_when_the_holder_moves_it_in_the_browser() {
     assert_eq!(f["revision"], "1.1", "the save was checked in: {f}");
     assert_eq!(bob.get("m/plan2.txt").await.1, b"saved");
 }
+
+/// Found by the second hostile look: a disabled account's WebDAV locks on
+/// a folder and on a free name kept both closed to everyone, admins
+/// included, until the client's timeout (up to a week): its owner can no
+/// longer `UNLOCK` them and nobody else may. They now hold nothing while
+/// the account is disabled; its Latch check-outs stay for an admin to
+/// override, as disabling leaves them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disabled_accounts_drive_locks_hold_nothing() {
+    let (app, admin, bob, carol) = setup().await;
+    let api = app.admin().await;
+    let one = api.upload_ok("d/one.txt", b"one").await;
+    let folder = bob
+        .req("LOCK", "d")
+        .header("Depth", "infinity")
+        .header("Timeout", "Second-600")
+        .body(crate::dav::LOCKINFO)
+        .send()
+        .await
+        .expect("LOCK");
+    assert_eq!(folder.status(), 200);
+    bob.lock("plan.dwg").await.expect("bob reserves a name");
+    let disabled = api
+        .patch_json("/api/users/bob", &serde_json::json!({"disabled": true}))
+        .await;
+    assert_eq!(disabled.status(), 200);
+    // His check-out of d/one.txt stays his, until an admin overrides it.
+    assert_eq!(file_at(&app, "d/one.txt").await["lock"]["owner"], "bob");
+    assert_eq!(api.override_lock(one).await.status(), 200);
+    // The folder and the name are open to others again.
+    let (status, text) = carol.put("d/carol.txt", b"mine", None).await;
+    assert_eq!(status, 201, "a new file in d: {text}");
+    assert_eq!(carol.simple("MKCOL", "d/sub").await.0, 201);
+    let (status, text) = carol.put("plan.dwg", b"carol's", None).await;
+    assert_eq!(status, 201, "the name bob had locked: {text}");
+    carol
+        .lock("d/one.txt")
+        .await
+        .expect("carol opens d/one.txt");
+    let (status, text) = admin.put("d/admin.txt", b"a", None).await;
+    assert_eq!(status, 201, "{text}");
+}
