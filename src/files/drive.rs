@@ -20,8 +20,8 @@ use super::{Actor, Files, NewVersion, not_found};
 use crate::domain::{Bump, CommitMessage, RepoPath};
 use crate::error::{AppError, AppResult};
 use crate::store::{
-    self, DAV_LOCKS, DEAD_PROPS, Draft, FILES, FileRecord, KEPT_FOLDERS, PATHS, get_file, now,
-    put_file,
+    self, DAV_LOCKS, DEAD_PROPS, Draft, FILES, FileRecord, KEPT_FOLDERS, PATHS, USERS, get_file,
+    now, put_file,
 };
 use crate::vault::Spool;
 
@@ -61,6 +61,11 @@ pub(super) struct DraftLocks {
     /// (striped by file id): a save that lands between reading the draft
     /// and the commit that ends the lock would be answered "saved" and lost.
     turns: [tokio::sync::Mutex<()>; 16],
+    /// Held while a WebDAV lock is granted, from the look for one in the
+    /// way to the token's record: two people locking one free name (or
+    /// an empty folder) at the same instant each found none and were
+    /// each granted an exclusive lock, so neither could save there.
+    granting: tokio::sync::Mutex<()>,
 }
 
 impl Default for DraftLocks {
@@ -68,6 +73,7 @@ impl Default for DraftLocks {
         DraftLocks {
             busy: std::sync::Mutex::new(()),
             turns: std::array::from_fn(|_| tokio::sync::Mutex::new(())),
+            granting: tokio::sync::Mutex::new(()),
         }
     }
 }
@@ -223,6 +229,11 @@ impl Files {
             AppError::Internal(format!("the draft {} cannot be read: {e}", draft.display()))
         })?;
         Ok(Some(spool))
+    }
+
+    /// The turn to grant a WebDAV lock: one at a time (see `granting`).
+    pub async fn dav_lock_turn(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.shared.draft_locks.granting.lock().await
     }
 
     /// This file's turn between draft saves and draft check-ins.
@@ -515,15 +526,36 @@ impl Files {
 
     // ---------------------------------------------------- WebDAV lock tokens
 
+    /// The WebDAV lock tokens of accounts that can sign in. A disabled
+    /// (or removed) account's tokens hold nothing: it can no longer
+    /// `UNLOCK` them and nobody else may, so a folder or a free name it
+    /// had locked stayed closed to everyone, admins included, until the
+    /// client's timeout (up to a week). Its Latch check-outs stay, as
+    /// disabling leaves them (an admin overrides those); re-enabled, the
+    /// tokens not yet timed out hold again, like those check-outs.
     pub async fn dav_locks(&self) -> AppResult<Vec<(String, DavLockRecord)>> {
         self.shared
             .store
             .blocking(|store| {
                 store.read(|txn| {
+                    let users = txn.open_table(USERS)?;
+                    let mut active: std::collections::HashMap<String, bool> = Default::default();
                     let mut out = Vec::new();
                     for row in txn.open_table(DAV_LOCKS)?.iter()? {
                         let (k, v) = row?;
-                        out.push((k.value().to_string(), store::decode(v.value())?));
+                        let rec: DavLockRecord = store::decode(v.value())?;
+                        let can_sign_in = match active.get(&rec.username) {
+                            Some(known) => *known,
+                            None => {
+                                let user = store::get_user(&users, &rec.username)?;
+                                let ok = user.is_some_and(|u| !u.disabled);
+                                active.insert(rec.username.clone(), ok);
+                                ok
+                            }
+                        };
+                        if can_sign_in {
+                            out.push((k.value().to_string(), rec));
+                        }
                     }
                     Ok(out)
                 })

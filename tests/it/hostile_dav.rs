@@ -1,7 +1,9 @@
 //! A hostile but ordinary user against the network drive (`/dav`): XML
 //! that nests deep enough to overflow a parser's stack, someone else's
-//! lock token (every `PROPFIND` shows it) submitted in an `If` header, and
-//! a save racing the close that checks it in.
+//! lock token (every `PROPFIND` shows it) submitted in an `If` header, a
+//! save racing the close that checks it in, a file moved in the browser
+//! while open on the drive, two people locking one name at once, and the
+//! locks of an account that was disabled.
 
 use crate::common::ADMIN_PASSWORD;
 use crate::common::binary::{Server, log_tail};
@@ -305,4 +307,113 @@ async fn a_save_with_a_token_that_ended_is_412_and_makes_no_file() {
         .collect();
     assert_eq!(paths, vec!["old/plan.dwg".to_string()]);
     assert_eq!(bob.get("old/plan.dwg").await.1, b"v0");
+}
+
+/// Found by the second hostile look: two people locking the same free
+/// name (or the same empty folder) at the same instant were both granted
+/// an exclusive lock, and then neither could save there (each one's save
+/// was refused for the other's lock). One of them is now refused (423).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_people_locking_one_free_name_at_once_are_never_both_granted() {
+    let (app, admin, bob, carol) = setup().await;
+    app.admin().await.upload_ok("seed.txt", b"s").await;
+    for round in 0..25 {
+        let name = format!("new-{round}.dwg");
+        let (b, c) = tokio::join!(bob.lock(&name), carol.lock(&name));
+        assert!(
+            b.is_err() || c.is_err(),
+            "round {round}: both were granted an exclusive lock on {name}"
+        );
+        let folder = format!("empty-{round}");
+        assert_eq!(admin.simple("MKCOL", &folder).await.0, 201);
+        let (b, c) = tokio::join!(bob.lock(&folder), carol.lock(&folder));
+        assert!(
+            b.is_err() || c.is_err(),
+            "round {round}: both were granted an exclusive lock on {folder}"
+        );
+    }
+}
+
+/// Found by the second hostile look: a file's holder moved it in the
+/// browser while it was open on the drive. The client's next save, to the
+/// old name with its token, made a new file there (201), and its close
+/// then cancelled the moved file's check-out without that save. The token
+/// now follows its file: a save at the old name is 412 (nothing made),
+/// one at the new name is the draft, and the close at either checks it in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_follows_its_file_when_the_holder_moves_it_in_the_browser() {
+    let (app, _admin, bob, _carol) = setup().await;
+    let id = app.admin().await.upload_ok("m/plan.txt", b"v0").await;
+    app.admin().await.upload_ok("m/keep.txt", b"k").await;
+    let token = bob.lock("m/plan.txt").await.expect("lock");
+    assert_eq!(bob.put("m/plan.txt", b"draft", Some(&token)).await.0, 204);
+    let bob_web = app.login("bob", crate::common::USER_PASSWORD).await;
+    let moved = bob_web
+        .post_json(
+            &format!("/api/files/{id}/move"),
+            &serde_json::json!({"path": "m/plan2.txt"}),
+        )
+        .await;
+    assert_eq!(moved.status(), 200);
+    let (status, text) = bob.put("m/plan.txt", b"saved late", Some(&token)).await;
+    assert_eq!(status, 412, "a save at the old name: {text}");
+    let (status, text) = bob.put("m/plan2.txt", b"saved", Some(&token)).await;
+    assert_eq!(status, 204, "a save where the file is now: {text}");
+    // The client closes the name it opened.
+    assert_eq!(bob.unlock("m/plan.txt", &token).await, 204);
+    let paths: Vec<String> = app
+        .admin()
+        .await
+        .files()
+        .await
+        .iter()
+        .map(|f| f["path"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(paths.len(), 2, "no file made at the old name: {paths:?}");
+    let f = app.admin().await.file(id).await;
+    assert!(f["lock"].is_null(), "{f}");
+    assert_eq!(f["revision"], "1.1", "the save was checked in: {f}");
+    assert_eq!(bob.get("m/plan2.txt").await.1, b"saved");
+}
+
+/// Found by the second hostile look: a disabled account's WebDAV locks on
+/// a folder and on a free name kept both closed to everyone, admins
+/// included, until the client's timeout (up to a week): its owner can no
+/// longer `UNLOCK` them and nobody else may. They now hold nothing while
+/// the account is disabled; its Latch check-outs stay for an admin to
+/// override, as disabling leaves them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disabled_accounts_drive_locks_hold_nothing() {
+    let (app, admin, bob, carol) = setup().await;
+    let api = app.admin().await;
+    let one = api.upload_ok("d/one.txt", b"one").await;
+    let folder = bob
+        .req("LOCK", "d")
+        .header("Depth", "infinity")
+        .header("Timeout", "Second-600")
+        .body(crate::dav::LOCKINFO)
+        .send()
+        .await
+        .expect("LOCK");
+    assert_eq!(folder.status(), 200);
+    bob.lock("plan.dwg").await.expect("bob reserves a name");
+    let disabled = api
+        .patch_json("/api/users/bob", &serde_json::json!({"disabled": true}))
+        .await;
+    assert_eq!(disabled.status(), 200);
+    // His check-out of d/one.txt stays his, until an admin overrides it.
+    assert_eq!(file_at(&app, "d/one.txt").await["lock"]["owner"], "bob");
+    assert_eq!(api.override_lock(one).await.status(), 200);
+    // The folder and the name are open to others again.
+    let (status, text) = carol.put("d/carol.txt", b"mine", None).await;
+    assert_eq!(status, 201, "a new file in d: {text}");
+    assert_eq!(carol.simple("MKCOL", "d/sub").await.0, 201);
+    let (status, text) = carol.put("plan.dwg", b"carol's", None).await;
+    assert_eq!(status, 201, "the name bob had locked: {text}");
+    carol
+        .lock("d/one.txt")
+        .await
+        .expect("carol opens d/one.txt");
+    let (status, text) = admin.put("d/admin.txt", b"a", None).await;
+    assert_eq!(status, 201, "{text}");
 }

@@ -143,10 +143,18 @@ impl LatchLocks {
                 })
         };
         let mut live = Vec::new();
-        for (token, rec) in all {
+        for (token, mut rec) in all {
             if rec.timeout_at.is_some_and(|t| t <= at) || ended(&token, &rec) {
                 let _ = self.files.remove_dav_lock(token).await;
             } else {
+                // A file's token is where its file is now: its holder may
+                // move it in the browser while it is open. Left at the old
+                // path, the client's next save there (with the token) made
+                // a new file at the old name, and the close then cancelled
+                // the moved file's check-out without the save.
+                if let Some(file) = held.as_ref().and_then(|h| h.get(&rec.file_id)) {
+                    rec.path = file.path.clone();
+                }
                 live.push((token, rec));
             }
         }
@@ -216,6 +224,11 @@ impl DavLockSystem for LatchLocks {
             let Ok(rel) = rel(&path) else {
                 return Err(held_nowhere(&path));
             };
+            // One grant at a time, until the token is recorded: otherwise
+            // two people locking a free name at once both find nothing in
+            // the way (a file's check-out would stop the second, but a
+            // name with no file or an empty folder has none).
+            let _turn = self.files.dav_lock_turn().await;
             let tokens = self.tokens().await;
             // One exclusive lock per name and none inside a locked folder;
             // shared ones only among the holder's own programs.
@@ -330,7 +343,20 @@ impl DavLockSystem for LatchLocks {
                 return Err(());
             };
             let rel = rel(&path).unwrap_or_default();
-            if rec.username != me.username || rec.path.as_str() != rel {
+            // Closed where the file is now, or where it was opened (the
+            // client does not know its holder moved it in the browser):
+            // either way the close ends the check-out the token stands for.
+            let opened_at = self
+                .files
+                .dav_locks()
+                .await
+                .unwrap_or_default()
+                .into_iter()
+                .find(|(t, _)| *t == token)
+                .map(|(_, r)| r.path);
+            let here = rec.path.as_str() == rel
+                || opened_at.is_some_and(|p| p.as_str() == rel);
+            if rec.username != me.username || !here {
                 self.caller.refused(AppError::Forbidden(
                     "That lock token is someone else's, or another file's.".into(),
                 ));
