@@ -3,8 +3,9 @@
 //! it; a holder's `PUT` as a draft; `UNLOCK` as the draft's check-in (a
 //! minor revision), else a cancel (unless the token joined a check-out made
 //! elsewhere, which it then leaves). Tokens are carried by the check-out
-//! they stand for and die with it, whatever ends it; a token names the path
-//! it was given for, so a file moved from under it is no longer covered.
+//! they stand for and die with it, whatever ends it; a token follows its
+//! file when the holder moves it in the browser (the close may name either
+//! path).
 
 use super::{Act, Ev, Gen, MAX_PART, MLock, Model, Outcome, changed, rev_string, same};
 
@@ -20,7 +21,7 @@ const CLIENT_NAME: &str = "LatchModel";
 pub(super) struct MToken {
     pub user: String,
     pub file_id: u64,
-    /// The path the token was given for.
+    /// The path the token was given for (the file may have moved since).
     pub path: String,
     /// It joined a check-out made elsewhere (the web, the API, Git LFS).
     pub joined: bool,
@@ -34,12 +35,14 @@ impl Model {
             .any(|f| f.lock.as_ref().is_some_and(|l| l.tokens.contains(&slot)))
     }
 
-    /// The live tokens given for `path`.
+    /// The live tokens of the file now at `path`.
     fn tokens_on(&self, path: &str) -> Vec<(usize, &MToken)> {
         self.dav
             .iter()
             .enumerate()
-            .filter(|(slot, t)| t.path == path && self.token_live(*slot))
+            .filter(|(slot, t)| {
+                self.token_live(*slot) && self.file(t.file_id).is_some_and(|f| f.path == path)
+            })
             .collect()
     }
 }
@@ -275,11 +278,13 @@ impl Gen {
         } else {
             self.any_user(m)
         };
-        Some(Act::DavUnlock {
-            by,
-            slot,
-            path: t.path,
-        })
+        // Where the file is now, or where it was opened (a client does not
+        // know the holder moved it in the browser).
+        let path = match m.file(t.file_id) {
+            Some(f) if self.rng.chance(50) => f.path.clone(),
+            _ => t.path,
+        };
+        Some(Act::DavUnlock { by, slot, path })
     }
 
     fn dav_put(&mut self, m: &Model, by: String, id: u64, path: String, current: &[u8]) -> Act {
