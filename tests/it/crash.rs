@@ -137,6 +137,16 @@ impl Model {
         *self.acks.entry(what).or_default() += 1;
     }
 
+    /// A lock about to be asked for on file `id`, against the overrides
+    /// started and in flight so far.
+    fn held_from_now(&self, id: u64) -> Held {
+        Held {
+            overrides_before: self.overrides_started.get(&id).copied().unwrap_or(0),
+            clear: self.overrides_in_flight.get(&id).copied().unwrap_or(0) == 0,
+            fresh: true,
+        }
+    }
+
     /// Records the notifications `user` was shown (newest first); returns
     /// what contradicts what was seen before.
     fn observe(&mut self, user: &str, list: &[Value]) -> Vec<String> {
@@ -382,14 +392,7 @@ async fn step(
     if me.held.contains_key(&id) || me.drive.contains_key(&id) {
         return Ok(());
     }
-    let held = {
-        let m = model.lock().unwrap();
-        Held {
-            overrides_before: m.overrides_started.get(&id).copied().unwrap_or(0),
-            clear: m.overrides_in_flight.get(&id).copied().unwrap_or(0) == 0,
-            fresh: true,
-        }
-    };
+    let held = model.lock().unwrap().held_from_now(id);
     // Taking the file ends this client's wait for it; a refusal leaves it.
     let was_queued = me.queued.remove(&id);
     let (status, body) = send(
@@ -531,14 +534,7 @@ async fn drive(
     let Some(path) = file["path"].as_str().map(String::from) else {
         return Ok(());
     };
-    let held = {
-        let m = model.lock().unwrap();
-        Held {
-            overrides_before: m.overrides_started.get(&id).copied().unwrap_or(0),
-            clear: m.overrides_in_flight.get(&id).copied().unwrap_or(0) == 0,
-            fresh: true,
-        }
-    };
+    let held = model.lock().unwrap().held_from_now(id);
     let resp = dav("LOCK", &path)
         .header("depth", "0")
         .header("timeout", "Second-3600")
@@ -713,14 +709,7 @@ async fn several(
     let held = {
         let m = model.lock().unwrap();
         ids.iter()
-            .map(|id| {
-                let held = Held {
-                    overrides_before: m.overrides_started.get(id).copied().unwrap_or(0),
-                    clear: m.overrides_in_flight.get(id).copied().unwrap_or(0) == 0,
-                    fresh: true,
-                };
-                (*id, held)
-            })
+            .map(|id| (*id, m.held_from_now(*id)))
             .collect::<Vec<_>>()
     };
     // As for one file: taking them ends this client's wait for each, even

@@ -279,12 +279,7 @@ async fn a_save_with_a_token_that_ended_is_412_and_makes_no_file() {
     let id = admin.upload_ok("plan.dwg", b"v0").await;
     let token = bob.lock("plan.dwg").await.expect("lock");
     assert_eq!(admin.override_lock(id).await.status(), 200);
-    let moved = admin
-        .post_json(
-            &format!("/api/files/{id}/move"),
-            &serde_json::json!({"path": "old/plan.dwg"}),
-        )
-        .await;
+    let moved = admin.move_file(id, "old/plan.dwg").await;
     assert_eq!(moved.status(), 200);
     let (status, text) = bob.put("plan.dwg", b"bob's save", Some(&token)).await;
     assert_eq!(status, 412, "{text}");
@@ -348,12 +343,7 @@ async fn a_token_follows_its_file_when_the_holder_moves_it_in_the_browser() {
     let token = bob.lock("m/plan.txt").await.expect("lock");
     assert_eq!(bob.put("m/plan.txt", b"draft", Some(&token)).await.0, 204);
     let bob_web = app.login("bob", crate::common::USER_PASSWORD).await;
-    let moved = bob_web
-        .post_json(
-            &format!("/api/files/{id}/move"),
-            &serde_json::json!({"path": "m/plan2.txt"}),
-        )
-        .await;
+    let moved = bob_web.move_file(id, "m/plan2.txt").await;
     assert_eq!(moved.status(), 200);
     let (status, text) = bob.put("m/plan.txt", b"saved late", Some(&token)).await;
     assert_eq!(status, 412, "a save at the old name: {text}");

@@ -345,6 +345,12 @@ impl Client {
         self.post_empty(&format!("/api/files/{id}/override")).await
     }
 
+    /// Moves or renames file `id` to `path` (`POST /api/files/{id}/move`).
+    pub async fn move_file(&self, id: u64, path: &str) -> reqwest::Response {
+        self.post_json(&format!("/api/files/{id}/move"), &json!({ "path": path }))
+            .await
+    }
+
     pub async fn checkin(
         &self,
         id: u64,

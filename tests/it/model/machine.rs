@@ -186,6 +186,17 @@ struct Ev {
     to: Option<String>,
 }
 
+/// An event of `kind` on file `file_id` by `by`, with no note.
+fn ev(kind: &'static str, file_id: u64, by: &str) -> Ev {
+    Ev {
+        kind,
+        file_id,
+        actor: by.to_string(),
+        previous: None,
+        to: None,
+    }
+}
+
 fn rev_string(r: (u32, u32)) -> String {
     format!("{}.{}", r.0, r.1)
 }

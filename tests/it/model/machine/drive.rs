@@ -7,7 +7,7 @@
 //! file when the holder moves it in the browser (the close may name either
 //! path).
 
-use super::{Act, Ev, Gen, MAX_PART, MLock, Model, Outcome, changed, rev_string, same};
+use super::{Act, Gen, MAX_PART, MLock, Model, Outcome, changed, ev, rev_string, same};
 
 /// The `User-Agent` the model's WebDAV requests send, and the name the
 /// server makes of it for "opened in …".
@@ -58,16 +58,6 @@ pub(super) fn dav_url(base: &str, path: &str) -> String {
         }
     }
     out
-}
-
-fn ev(kind: &'static str, file_id: u64, by: &str) -> Ev {
-    Ev {
-        kind,
-        file_id,
-        actor: by.to_string(),
-        previous: None,
-        to: None,
-    }
 }
 
 /// `LOCK` of file `id` at `path` by `by` (an enabled user).

@@ -7,8 +7,8 @@
 use unicode_normalization::UnicodeNormalization;
 
 use super::{
-    Act, Ev, Gen, MFile, MLock, MUser, MWatch, Model, NEW_ID, Outcome, Step, changed, parse_rev,
-    rev_string, same,
+    Act, Ev, Gen, MFile, MLock, MUser, MWatch, Model, NEW_ID, Outcome, Step, changed, ev,
+    parse_rev, rev_string, same,
 };
 
 /// Most files one change set may name (`files::MAX_SET`).
@@ -25,16 +25,6 @@ fn set_of(ids: &[u64]) -> Vec<u64> {
         }
     }
     out
-}
-
-fn ev(kind: &'static str, file_id: u64, by: &str) -> Ev {
-    Ev {
-        kind,
-        file_id,
-        actor: by.to_string(),
-        previous: None,
-        to: None,
-    }
 }
 
 /// A name as the server compares it for clashes: letter case and Unicode
