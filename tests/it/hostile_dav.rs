@@ -162,14 +162,7 @@ async fn someone_elses_lock_token_opens_nothing_under_their_lock() {
         .expect("MOVE");
     assert_eq!(plain.status(), 423, "MOVE into bob's folder");
 
-    let paths: Vec<String> = app
-        .admin()
-        .await
-        .files()
-        .await
-        .iter()
-        .map(|f| f["path"].as_str().unwrap_or_default().to_string())
-        .collect();
+    let paths = app.admin().await.paths().await;
     assert!(
         !paths
             .iter()
@@ -294,12 +287,7 @@ async fn a_save_with_a_token_that_ended_is_412_and_makes_no_file() {
         )
         .await;
     assert_eq!(status, 412, "{text}");
-    let paths: Vec<String> = admin
-        .files()
-        .await
-        .iter()
-        .map(|f| f["path"].as_str().unwrap_or_default().to_string())
-        .collect();
+    let paths = admin.paths().await;
     assert_eq!(paths, vec!["old/plan.dwg".to_string()]);
     assert_eq!(bob.get("old/plan.dwg").await.1, b"v0");
 }
@@ -351,14 +339,7 @@ async fn a_token_follows_its_file_when_the_holder_moves_it_in_the_browser() {
     assert_eq!(status, 204, "a save where the file is now: {text}");
     // The client closes the name it opened.
     assert_eq!(bob.unlock("m/plan.txt", &token).await, 204);
-    let paths: Vec<String> = app
-        .admin()
-        .await
-        .files()
-        .await
-        .iter()
-        .map(|f| f["path"].as_str().unwrap_or_default().to_string())
-        .collect();
+    let paths = app.admin().await.paths().await;
     assert_eq!(paths.len(), 2, "no file made at the old name: {paths:?}");
     let f = app.admin().await.file(id).await;
     assert!(f["lock"].is_null(), "{f}");

@@ -377,6 +377,15 @@ impl Client {
             .unwrap_or_default()
     }
 
+    /// Every file's path, as `/api/files` lists them.
+    pub async fn paths(&self) -> Vec<String> {
+        self.files()
+            .await
+            .iter()
+            .map(|f| f["path"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+
     pub async fn history(&self, id: u64) -> Vec<Value> {
         self.get_json(&format!("/api/files/{id}/history")).await["versions"]
             .as_array()
