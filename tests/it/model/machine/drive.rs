@@ -28,11 +28,20 @@ pub(super) struct MToken {
 }
 
 impl Model {
-    /// Whether token `slot` is in force: the check-out it stands for goes on.
+    /// Whether token `slot` is in force: the check-out it stands for goes
+    /// on, and its owner's account is enabled (a disabled account's tokens
+    /// hold nothing; its check-outs stay for an admin to override).
     pub(super) fn token_live(&self, slot: usize) -> bool {
-        self.files
-            .iter()
-            .any(|f| f.lock.as_ref().is_some_and(|l| l.tokens.contains(&slot)))
+        let enabled = self
+            .dav
+            .get(slot)
+            .and_then(|t| self.user(&t.user))
+            .is_some_and(|u| !u.disabled);
+        enabled
+            && self
+                .files
+                .iter()
+                .any(|f| f.lock.as_ref().is_some_and(|l| l.tokens.contains(&slot)))
     }
 
     /// The live tokens of the file now at `path`.
