@@ -440,6 +440,8 @@ async fn drive(
             .header("user-agent", "CrashTorture/1.0")
             .basic_auth(&me.name, Some(&me.token))
     };
+    let unlock =
+        |path: &str, token: &str| dav("UNLOCK", path).header("lock-token", format!("<{token}>"));
     let open: Vec<u64> = me.drive.keys().copied().collect();
     if !open.is_empty() && me.rng.chance(75) {
         let id = open[me.rng.below(open.len() as u64) as usize];
@@ -485,8 +487,7 @@ async fn drive(
             if let Some(d) = me.drive.get_mut(&id) {
                 d.closing = true;
             }
-            let (status, body) =
-                send(dav("UNLOCK", &path).header("lock-token", format!("<{token}>"))).await?;
+            let (status, body) = send(unlock(&path, &token)).await?;
             let d = me.drive.remove(&id);
             let mut m = model.lock().unwrap();
             match status {
@@ -567,8 +568,7 @@ async fn drive(
                 return Err(Gone);
             };
             if now["lock"]["owner"] != me.name.as_str() {
-                let _ =
-                    send(dav("UNLOCK", &path).header("lock-token", format!("<{token}>"))).await?;
+                let _ = send(unlock(&path, &token)).await?;
                 model.lock().unwrap().ack("open raced a move");
                 return Ok(());
             }
@@ -596,8 +596,7 @@ async fn drive(
         201 => {
             drop(m);
             if let Some(token) = crate::dav::lock_token_in(&body) {
-                let _ =
-                    send(dav("UNLOCK", &path).header("lock-token", format!("<{token}>"))).await?;
+                let _ = send(unlock(&path, &token)).await?;
             }
         }
         _ => m

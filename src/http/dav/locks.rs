@@ -336,7 +336,10 @@ impl DavLockSystem for LatchLocks {
         let path = path.clone();
         async move {
             let me = self.caller.actor.clone();
-            let Some((_, rec)) = self.tokens().await.into_iter().find(|(t, _)| *t == token) else {
+            // Read once: the token itself, and the caller's others below.
+            let (mine, others): (Vec<_>, Vec<_>) =
+                self.tokens().await.into_iter().partition(|(t, _)| *t == token);
+            let Some((_, rec)) = mine.into_iter().next() else {
                 self.caller.refused(AppError::Conflict(
                     "That lock token is not in force: it timed out, its check-out ended (checked in, cancelled or overridden), or it was never given.".into(),
                 ));
@@ -364,13 +367,6 @@ impl DavLockSystem for LatchLocks {
             }
             // Closing the file (or folder): each file it checked out is
             // resolved once no other token of the caller still holds it.
-            let others: Vec<DavLockRecord> = self
-                .tokens()
-                .await
-                .into_iter()
-                .filter(|(t, _)| *t != token)
-                .map(|(_, r)| r)
-                .collect();
             let ids = (rec.file_id != 0)
                 .then_some(rec.file_id)
                 .into_iter()
@@ -378,7 +374,7 @@ impl DavLockSystem for LatchLocks {
             for id in ids.collect::<Vec<_>>() {
                 if others
                     .iter()
-                    .any(|o| o.file_id == id || o.files.contains(&id))
+                    .any(|(_, o)| o.file_id == id || o.files.contains(&id))
                 {
                     continue;
                 }
